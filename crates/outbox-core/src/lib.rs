@@ -1,0 +1,1 @@
+//! The Outbox engine.
