@@ -217,8 +217,12 @@ fn ensure_wasm_opt() -> Result<PathBuf, String> {
                     .into(),
             );
         }
-        eprintln!("xtask: installing wasm-opt (npm binaryen@{BINARYEN_VERSION}) into {}", prefix.display());
-        std::fs::create_dir_all(&prefix).map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+        eprintln!(
+            "xtask: installing wasm-opt (npm binaryen@{BINARYEN_VERSION}) into {}",
+            prefix.display()
+        );
+        std::fs::create_dir_all(&prefix)
+            .map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
         run(Command::new("npm")
             .current_dir(&prefix)
             .args(["install", "--prefix", ".", "--no-audit", "--no-fund"])
@@ -230,7 +234,8 @@ fn ensure_wasm_opt() -> Result<PathBuf, String> {
 /// Chromium and ChromeDriver: `CHROME`/`CHROMEDRIVER` when set, else
 /// Debian's packages, installed with `apt-get` when missing and possible.
 fn ensure_chromium() -> Result<(PathBuf, PathBuf), String> {
-    let chrome = std::env::var_os("CHROME").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let chrome = std::env::var_os("CHROME")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     let driver = std::env::var_os("CHROMEDRIVER")
         .map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from);
     if chrome.exists() && driver.exists() {
@@ -250,7 +255,13 @@ fn ensure_chromium() -> Result<(PathBuf, PathBuf), String> {
     eprintln!("xtask: installing Debian's chromium and chromium-driver with apt-get");
     run(Command::new("apt-get").arg("update"))?;
     run(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"])
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+        ])
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
     if chrome.exists() && driver.exists() {
         Ok((chrome, driver))

@@ -1,0 +1,647 @@
+//! The store conformance suite: the behaviour every [`Store`] must have.
+//! It runs against [`MemoryStore`](crate::memory::MemoryStore) natively and
+//! against the IndexedDB store in a real browser, page and service worker.
+//!
+//! Each case takes a fresh, empty store and panics (with a message) when
+//! the store misbehaves. [`run_all`] runs every case.
+
+use std::future::Future;
+
+use crate::clock::{Millis, SplitMix64};
+use crate::entry::{Entry, EntryId, EntryState, Head, LastError, StoredRequest};
+use crate::pacer::{PacerConfig, ScheduleState};
+use crate::retry::Action;
+use crate::scheduler::Claim;
+use crate::store::{CancelResult, EnqueueError, QueueLimits, Settlement, Store};
+
+const T0: Millis = 1_700_000_000_000;
+const ORIGIN: &str = "https://api.mypurecloud.ie";
+const OTHER: &str = "http://127.0.0.1:8081";
+
+/// Names of the cases, in the order [`run_all`] runs them.
+pub const CASES: &[&str] = &[
+    "enqueue_round_trips_and_orders",
+    "limits_refuse_without_keeping",
+    "claim_sees_one_head_per_lane",
+    "claim_applies_each_decision",
+    "settle_applies_and_skips_stale",
+    "expired_lease_counts_a_failure",
+    "release_is_per_origin",
+    "revive_discard_cancel",
+    "purge_clears_everything",
+    "stats_and_listings",
+];
+
+/// Runs every case, each on a fresh store from `make(case_name)`.
+pub async fn run_all<S, F, Fut>(mut make: F)
+where
+    S: Store,
+    F: FnMut(&'static str) -> Fut,
+    Fut: Future<Output = S>,
+{
+    enqueue_round_trips_and_orders(make(CASES[0]).await).await;
+    limits_refuse_without_keeping(make(CASES[1]).await).await;
+    claim_sees_one_head_per_lane(make(CASES[2]).await).await;
+    claim_applies_each_decision(make(CASES[3]).await).await;
+    settle_applies_and_skips_stale(make(CASES[4]).await).await;
+    expired_lease_counts_a_failure(make(CASES[5]).await).await;
+    release_is_per_origin(make(CASES[6]).await).await;
+    revive_discard_cancel(make(CASES[7]).await).await;
+    purge_clears_everything(make(CASES[8]).await).await;
+    stats_and_listings(make(CASES[9]).await).await;
+}
+
+/// A test entry on `lane`, to `origin`, with a recognisable body.
+pub fn sample_entry(rng: &mut SplitMix64, lane: &str, origin: &str, body: &[u8]) -> Entry {
+    Entry {
+        id: EntryId::random(rng),
+        seq: 0,
+        lane: lane.to_owned(),
+        route: "agent-send".into(),
+        origin: origin.to_owned(),
+        request: StoredRequest {
+            method: "POST".into(),
+            url: format!("{origin}/api/v2/conversations/messages/{lane}/communications/c/messages"),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("idempotency-key".into(), "k".into()),
+            ],
+            body: body.to_vec(),
+        },
+        idempotency_key: "k".into(),
+        needs_token: true,
+        created_at: T0,
+        attempts: 0,
+        failures: 0,
+        auth_failures: 0,
+        not_before: T0,
+        state: EntryState::Pending,
+        last_error: None,
+    }
+}
+
+async fn put<S: Store>(
+    store: &S,
+    rng: &mut SplitMix64,
+    lane: &str,
+    origin: &str,
+    body: &[u8],
+) -> Entry {
+    match store
+        .enqueue(
+            sample_entry(rng, lane, origin, body),
+            &QueueLimits::default(),
+        )
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => panic!("enqueue failed: {e}"),
+    }
+}
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{what} failed: {e}"),
+    }
+}
+
+/// Claims with a planner that sends every head it is shown, and records them.
+async fn claim_all<S: Store>(store: &S, now: Millis) -> (Vec<Head>, Vec<Entry>) {
+    let mut seen = Vec::new();
+    let claimed = ok(
+        store
+            .claim(now, now + 60_000, &mut |_s, heads| {
+                seen = heads.to_vec();
+                (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None)
+            })
+            .await,
+        "claim",
+    );
+    seen.sort_by_key(|h| h.seq);
+    (seen, claimed.sends)
+}
+
+/// Enqueue assigns increasing `seq`, keeps every byte, and `get`/`lane_busy` see it.
+pub async fn enqueue_round_trips_and_orders<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(1);
+    let weird_body = [0u8, 159, 146, 150, 255, b'{', b'"'];
+    let a = put(&store, &mut rng, "c1", ORIGIN, &weird_body).await;
+    let b = put(&store, &mut rng, "c2", ORIGIN, b"").await;
+    let c = put(&store, &mut rng, "c1", OTHER, "héllo ✓".as_bytes()).await;
+    assert!(
+        a.seq < b.seq && b.seq < c.seq,
+        "seq must increase: {} {} {}",
+        a.seq,
+        b.seq,
+        c.seq
+    );
+    let got = ok(store.get(a.id).await, "get").expect("entry a is stored");
+    assert_eq!(got, a, "an entry must round-trip unchanged");
+    assert_eq!(got.request.body, weird_body);
+    let got = ok(store.get(c.id).await, "get").expect("entry c is stored");
+    assert_eq!(got.request.body, "héllo ✓".as_bytes());
+    assert!(ok(store.lane_busy("c1").await, "lane_busy"));
+    assert!(ok(store.lane_busy("c2").await, "lane_busy"));
+    assert!(!ok(store.lane_busy("c3").await, "lane_busy"));
+    let missing = EntryId::random(&mut rng);
+    assert_eq!(ok(store.get(missing).await, "get"), None);
+}
+
+/// Full, too large and duplicate ids are refused and nothing is kept.
+pub async fn limits_refuse_without_keeping<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(2);
+    let limits = QueueLimits {
+        max_entries: 2,
+        max_entry_bytes: 1_000,
+    };
+    let first = ok(
+        store
+            .enqueue(sample_entry(&mut rng, "a", ORIGIN, b"1"), &limits)
+            .await,
+        "enqueue",
+    );
+    let big = sample_entry(&mut rng, "a", ORIGIN, &[b'x'; 2_000]);
+    assert!(matches!(
+        store.enqueue(big, &limits).await,
+        Err(EnqueueError::TooLarge { max: 1_000, .. })
+    ));
+    let mut dup = sample_entry(&mut rng, "b", ORIGIN, b"2");
+    dup.id = first.id;
+    assert!(matches!(
+        store.enqueue(dup, &limits).await,
+        Err(EnqueueError::Duplicate(_))
+    ));
+    ok(
+        store
+            .enqueue(sample_entry(&mut rng, "a", ORIGIN, b"2"), &limits)
+            .await,
+        "enqueue",
+    );
+    let third = sample_entry(&mut rng, "c", ORIGIN, b"3");
+    let third_id = third.id;
+    assert!(matches!(
+        store.enqueue(third, &limits).await,
+        Err(EnqueueError::Full { max_entries: 2 })
+    ));
+    assert_eq!(
+        ok(store.get(third_id).await, "get"),
+        None,
+        "a refused entry must not be kept"
+    );
+    assert!(!ok(store.lane_busy("c").await, "lane_busy"));
+    let stats = ok(store.stats(T0).await, "stats");
+    assert_eq!(stats.queued(), 2, "nothing dropped, nothing extra");
+}
+
+/// The planner is shown exactly one head per lane: the lane's oldest entry.
+pub async fn claim_sees_one_head_per_lane<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(3);
+    let a1 = put(&store, &mut rng, "a", ORIGIN, b"a1").await;
+    let b1 = put(&store, &mut rng, "b", ORIGIN, b"b1").await;
+    let a2 = put(&store, &mut rng, "a", ORIGIN, b"a2").await;
+    let c1 = put(&store, &mut rng, "c", OTHER, b"c1").await;
+    let (heads, sends) = claim_all(&store, T0).await;
+    let seqs: Vec<_> = heads.iter().map(|h| h.seq).collect();
+    assert_eq!(
+        seqs,
+        vec![a1.seq, b1.seq, c1.seq],
+        "one head per lane, the oldest"
+    );
+    assert_eq!(heads[2].origin, OTHER);
+    assert_eq!(sends.len(), 3);
+    // In flight heads still block their lanes.
+    let (heads, sends) = claim_all(&store, T0 + 1).await;
+    assert_eq!(
+        heads.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        vec![a1.seq, b1.seq, c1.seq]
+    );
+    assert!(
+        sends.is_empty(),
+        "leased entries must not be sent again before the lease ends"
+    );
+    let _ = a2;
+}
+
+/// Send leases (counting the attempt), AwaitToken parks, Expire buries;
+/// the schedule the planner changed is saved; unready entries are not leased.
+pub async fn claim_applies_each_decision<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(4);
+    let a = put(&store, &mut rng, "a", ORIGIN, b"a").await;
+    let b = put(&store, &mut rng, "b", ORIGIN, b"b").await;
+    let c = put(&store, &mut rng, "c", ORIGIN, b"c").await;
+    let mut late = sample_entry(&mut rng, "d", ORIGIN, b"d");
+    late.not_before = T0 + 10_000;
+    let d = ok(
+        store.enqueue(late, &QueueLimits::default()).await,
+        "enqueue",
+    );
+    let error = LastError::new("max-age", "too old");
+    let pacer = PacerConfig::default();
+    let claimed = ok(
+        store
+            .claim(T0, T0 + 5_000, &mut |schedule, _| {
+                schedule.pause(ORIGIN, T0 + 777, &pacer, T0);
+                (
+                    vec![
+                        (a.seq, Claim::Send),
+                        (b.seq, Claim::AwaitToken),
+                        (c.seq, Claim::Expire(error.clone())),
+                        (d.seq, Claim::Send),
+                    ],
+                    Some(T0 + 10_000),
+                )
+            })
+            .await,
+        "claim",
+    );
+    assert_eq!(claimed.next_wake, Some(T0 + 10_000));
+    assert_eq!(
+        claimed.sends.len(),
+        1,
+        "an entry that is not due must not be leased"
+    );
+    assert_eq!(claimed.sends[0].id, a.id);
+    assert_eq!(claimed.sends[0].attempts, 1);
+    assert_eq!(
+        claimed.sends[0].state,
+        EntryState::InFlight {
+            lease_until: T0 + 5_000
+        }
+    );
+    assert_eq!(
+        claimed
+            .awaiting_token
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        vec![b.id]
+    );
+    assert_eq!(
+        claimed.expired.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![c.id]
+    );
+    let stored_a = ok(store.get(a.id).await, "get").expect("a");
+    assert_eq!(
+        stored_a.state,
+        EntryState::InFlight {
+            lease_until: T0 + 5_000
+        }
+    );
+    assert_eq!(stored_a.attempts, 1);
+    assert_eq!(
+        ok(store.get(b.id).await, "get").expect("b").state,
+        EntryState::AwaitingToken
+    );
+    let dead = ok(store.get(c.id).await, "get").expect("an expired entry stays as a dead letter");
+    assert!(matches!(dead.state, EntryState::Dead { .. }));
+    assert_eq!(dead.last_error, Some(error));
+    assert!(
+        !ok(store.lane_busy("c").await, "lane_busy"),
+        "a dead letter leaves its lane"
+    );
+    assert_eq!(
+        ok(store.get(d.id).await, "get").expect("d").state,
+        EntryState::Pending
+    );
+    let schedule = ok(store.schedule().await, "schedule");
+    assert_eq!(
+        schedule.paused_until(ORIGIN, T0),
+        Some(T0 + 777),
+        "the planner's schedule must be saved"
+    );
+}
+
+/// Settlements apply when they match the lease; stale ones are skipped.
+pub async fn settle_applies_and_skips_stale<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(5);
+    let a1 = put(&store, &mut rng, "a", ORIGIN, b"a1").await;
+    let a2 = put(&store, &mut rng, "a", ORIGIN, b"a2").await;
+    let b = put(&store, &mut rng, "b", ORIGIN, b"b").await;
+    let c = put(&store, &mut rng, "c", ORIGIN, b"c").await;
+    let d = put(&store, &mut rng, "d", ORIGIN, b"d").await;
+    let (_, sends) = claim_all(&store, T0).await;
+    assert_eq!(sends.len(), 4);
+    let err = LastError {
+        status: Some(503),
+        code: Some("service.unavailable".into()),
+        message: "down".into(),
+        context_id: Some("ctx".into()),
+    };
+    let settlements = vec![
+        Settlement {
+            seq: a1.seq,
+            attempt: 1,
+            action: Action::Delivered {
+                status: 200,
+                duplicate: false,
+            },
+        },
+        Settlement {
+            seq: b.seq,
+            attempt: 1,
+            action: Action::Retry {
+                not_before: T0 + 3_000,
+                failures: 1,
+                error: err.clone(),
+            },
+        },
+        Settlement {
+            seq: c.seq,
+            attempt: 1,
+            action: Action::AwaitToken {
+                auth_failures: 1,
+                error: err.clone(),
+            },
+        },
+        Settlement {
+            seq: d.seq,
+            attempt: 1,
+            action: Action::Dead { error: err.clone() },
+        },
+        // Stale: wrong attempt number.
+        Settlement {
+            seq: b.seq,
+            attempt: 7,
+            action: Action::Delivered {
+                status: 200,
+                duplicate: false,
+            },
+        },
+        // Stale: not in flight.
+        Settlement {
+            seq: a2.seq,
+            attempt: 0,
+            action: Action::Delivered {
+                status: 200,
+                duplicate: false,
+            },
+        },
+    ];
+    let pacer = PacerConfig::default();
+    let applied = ok(
+        store
+            .settle(T0 + 100, settlements, &mut |s: &mut ScheduleState| {
+                s.pause(OTHER, T0 + 999, &pacer, T0)
+            })
+            .await,
+        "settle",
+    );
+    assert_eq!(
+        applied.len(),
+        4,
+        "exactly the four current settlements apply"
+    );
+    assert_eq!(
+        ok(store.get(a1.id).await, "get"),
+        None,
+        "delivered entries are removed"
+    );
+    let (heads, _) = claim_all(&store, T0 + 200).await;
+    assert!(
+        heads.iter().any(|h| h.seq == a2.seq),
+        "the next entry becomes its lane's head"
+    );
+    let rb = ok(store.get(b.id).await, "get").expect("b");
+    assert_eq!(
+        (rb.state, rb.not_before, rb.failures),
+        (EntryState::Pending, T0 + 3_000, 1)
+    );
+    assert_eq!(rb.last_error.as_ref(), Some(&err));
+    let rc = ok(store.get(c.id).await, "get").expect("c");
+    assert_eq!((rc.state, rc.auth_failures), (EntryState::AwaitingToken, 1));
+    let rd = ok(store.get(d.id).await, "get").expect("d");
+    assert_eq!(rd.state, EntryState::Dead { at: T0 + 100 });
+    assert_eq!(rd.last_error, Some(err));
+    let dead = ok(store.dead_letters(10).await, "dead_letters");
+    assert_eq!(dead.iter().map(|e| e.id).collect::<Vec<_>>(), vec![d.id]);
+    assert_eq!(
+        ok(store.schedule().await, "schedule").paused_until(OTHER, T0),
+        Some(T0 + 999)
+    );
+}
+
+/// A head whose lease ran out is claimable again, and that counts a failure.
+pub async fn expired_lease_counts_a_failure<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(6);
+    let a = put(&store, &mut rng, "a", ORIGIN, b"a").await;
+    let (_, sends) = claim_all(&store, T0).await;
+    assert_eq!(sends.len(), 1);
+    let (_, sends) = claim_all(&store, T0 + 59_999).await;
+    assert!(sends.is_empty(), "not before the lease ends");
+    let (heads, sends) = claim_all(&store, T0 + 60_000).await;
+    assert_eq!(
+        heads[0].state,
+        EntryState::InFlight {
+            lease_until: T0 + 60_000
+        }
+    );
+    assert_eq!(sends.len(), 1);
+    assert_eq!(
+        (sends[0].id, sends[0].attempts, sends[0].failures),
+        (a.id, 2, 1)
+    );
+    // A settlement for the first lease is now stale.
+    let applied = ok(
+        store
+            .settle(
+                T0 + 60_001,
+                vec![Settlement {
+                    seq: a.seq,
+                    attempt: 1,
+                    action: Action::Delivered {
+                        status: 200,
+                        duplicate: false,
+                    },
+                }],
+                &mut |_| {},
+            )
+            .await,
+        "settle",
+    );
+    assert!(applied.is_empty());
+    assert!(ok(store.get(a.id).await, "get").is_some());
+}
+
+/// Releasing tokens wakes only the origin's parked entries.
+pub async fn release_is_per_origin<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(7);
+    let a = put(&store, &mut rng, "a", ORIGIN, b"a").await;
+    let b = put(&store, &mut rng, "b", OTHER, b"b").await;
+    ok(
+        store
+            .claim(T0, T0 + 1, &mut |_, heads| {
+                (
+                    heads.iter().map(|h| (h.seq, Claim::AwaitToken)).collect(),
+                    None,
+                )
+            })
+            .await,
+        "claim",
+    );
+    let released = ok(
+        store.release_awaiting_token(ORIGIN, T0 + 5).await,
+        "release",
+    );
+    assert_eq!(released, vec![a.id]);
+    assert_eq!(
+        ok(store.get(a.id).await, "get").expect("a").state,
+        EntryState::Pending
+    );
+    assert_eq!(
+        ok(store.get(b.id).await, "get").expect("b").state,
+        EntryState::AwaitingToken
+    );
+    assert!(
+        ok(
+            store.release_awaiting_token(ORIGIN, T0 + 6).await,
+            "release"
+        )
+        .is_empty()
+    );
+}
+
+/// Dead letters can be revived (back at their place) or discarded; queued
+/// entries can be cancelled unless in flight.
+pub async fn revive_discard_cancel<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(8);
+    let a1 = put(&store, &mut rng, "a", ORIGIN, b"a1").await;
+    let a2 = put(&store, &mut rng, "a", ORIGIN, b"a2").await;
+    let b = put(&store, &mut rng, "b", ORIGIN, b"b").await;
+    let c = put(&store, &mut rng, "c", ORIGIN, b"c").await;
+    let err = LastError::new("x", "y");
+    ok(
+        store
+            .claim(T0, T0 + 60_000, &mut |_, _| {
+                (
+                    vec![
+                        (a1.seq, Claim::Expire(err.clone())),
+                        (b.seq, Claim::Expire(err.clone())),
+                        (c.seq, Claim::Send),
+                    ],
+                    None,
+                )
+            })
+            .await,
+        "claim",
+    );
+    // a2 is now the head of lane a; reviving a1 puts it back in front.
+    let revived = ok(store.revive(a1.id, T0 + 10).await, "revive").expect("a1 is a dead letter");
+    assert_eq!(
+        (revived.seq, revived.state, revived.attempts),
+        (a1.seq, EntryState::Pending, 0)
+    );
+    let (heads, _) = claim_all(&store, T0 + 10).await;
+    assert!(heads.iter().any(|h| h.seq == a1.seq) && !heads.iter().any(|h| h.seq == a2.seq));
+    assert_eq!(
+        ok(store.revive(a1.id, T0 + 11).await, "revive"),
+        None,
+        "only dead letters revive"
+    );
+    let discarded = ok(store.discard(b.id).await, "discard").expect("b is a dead letter");
+    assert_eq!(discarded.id, b.id);
+    assert_eq!(ok(store.get(b.id).await, "get"), None);
+    assert_eq!(ok(store.discard(b.id).await, "discard"), None);
+    // c is in flight (claimed above, and a1's claim_all re-leased only heads that were due).
+    assert_eq!(
+        ok(store.cancel(c.id).await, "cancel"),
+        CancelResult::InFlight
+    );
+    assert_eq!(
+        ok(store.cancel(a2.id).await, "cancel"),
+        CancelResult::Cancelled
+    );
+    assert_eq!(ok(store.get(a2.id).await, "get"), None);
+    assert_eq!(
+        ok(store.cancel(a2.id).await, "cancel"),
+        CancelResult::NotFound
+    );
+}
+
+/// Purge removes the queue, dead letters and pacing; `seq` keeps increasing.
+pub async fn purge_clears_everything<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(9);
+    let a = put(&store, &mut rng, "a", ORIGIN, b"a").await;
+    put(&store, &mut rng, "b", ORIGIN, b"b").await;
+    let pacer = PacerConfig::default();
+    ok(
+        store
+            .claim(T0, T0 + 1, &mut |s, _| {
+                s.pause(ORIGIN, T0 + 50, &pacer, T0);
+                (vec![(a.seq, Claim::Expire(LastError::new("x", "y")))], None)
+            })
+            .await,
+        "claim",
+    );
+    let purged = ok(store.purge().await, "purge");
+    assert_eq!((purged.queued, purged.dead), (1, 1));
+    let stats = ok(store.stats(T0).await, "stats");
+    assert_eq!((stats.queued(), stats.dead, stats.lanes), (0, 0, 0));
+    assert!(stats.paused.is_empty());
+    assert_eq!(
+        ok(store.schedule().await, "schedule"),
+        ScheduleState::default()
+    );
+    let after = put(&store, &mut rng, "a", ORIGIN, b"again").await;
+    assert!(after.seq > a.seq, "seq is never reused");
+}
+
+/// Stats count each state; listings come in `seq` order and honour limits.
+pub async fn stats_and_listings<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(10);
+    let mut late = sample_entry(&mut rng, "a", ORIGIN, b"12345");
+    late.created_at = T0 - 5_000;
+    let a = ok(
+        store.enqueue(late, &QueueLimits::default()).await,
+        "enqueue",
+    );
+    let b = put(&store, &mut rng, "b", ORIGIN, b"b").await;
+    let c = put(&store, &mut rng, "c", ORIGIN, b"c").await;
+    let d = put(&store, &mut rng, "c", ORIGIN, b"d").await;
+    let pacer = PacerConfig::default();
+    ok(
+        store
+            .claim(T0, T0 + 60_000, &mut |s, _| {
+                s.pause(OTHER, T0 + 30, &pacer, T0);
+                (
+                    vec![
+                        (a.seq, Claim::Send),
+                        (b.seq, Claim::AwaitToken),
+                        (c.seq, Claim::Expire(LastError::new("x", "y"))),
+                    ],
+                    None,
+                )
+            })
+            .await,
+        "claim",
+    );
+    let stats = ok(store.stats(T0).await, "stats");
+    assert_eq!(
+        (
+            stats.pending,
+            stats.in_flight,
+            stats.awaiting_token,
+            stats.dead
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(stats.lanes, 3);
+    assert_eq!(stats.oldest_created_at, Some(T0 - 5_000));
+    assert_eq!(stats.paused, vec![(OTHER.to_owned(), T0 + 30)]);
+    let expected_bytes: usize = [&a, &b, &d].iter().map(|e| e.request.size_bytes()).sum();
+    assert_eq!(stats.bytes, expected_bytes);
+    let queued = ok(store.queued(10).await, "queued");
+    assert_eq!(
+        queued.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![a.id, b.id, d.id]
+    );
+    assert_eq!(ok(store.queued(2).await, "queued").len(), 2);
+    assert_eq!(
+        ok(store.dead_letters(10).await, "dead")
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        vec![c.id]
+    );
+    assert_eq!(ok(store.stats(T0 + 30).await, "stats").paused, vec![]);
+}

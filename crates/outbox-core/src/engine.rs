@@ -1,0 +1,680 @@
+//! The engine: the decisions of the design wired to the store, transport,
+//! clock and token source a driver provides. The browser's service worker
+//! and page, the tests and the simulator all run this same code.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use futures_util::future::join_all;
+
+use crate::classify::{ClassifyConfig, Outcome, Response, TransportError, classify};
+use crate::clock::{Clock, Millis, SplitMix64};
+use crate::entry::{Entry, EntryId, EntryState, LastError};
+use crate::event::{Event, EventSink};
+use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
+use crate::pacer::PacerConfig;
+use crate::retry::{Action, RetryPolicy};
+use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
+use crate::scheduler::{PlanContext, plan};
+use crate::store::{CancelResult, EnqueueError, QueueLimits, Settlement, Stats, Store};
+use crate::token::TokenSource;
+use crate::transport::{OutgoingRequest, Transport};
+
+/// Everything the engine can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What is intercepted, lanes, idempotency carriers.
+    pub routes: RouteTable,
+    /// Backoff and dead-letter limits.
+    pub retry: RetryPolicy,
+    /// Pacing per origin.
+    pub pacer: PacerConfig,
+    /// `Retry-After` fallback and cap.
+    pub classify: ClassifyConfig,
+    /// Queue size limits.
+    pub limits: QueueLimits,
+    /// Most requests sent at once in a flush cycle (default 8; one per lane).
+    pub batch_size: usize,
+    /// Send timeout (default 30 s).
+    pub send_timeout_ms: u64,
+    /// How long a send's lease lasts (default 60 s; longer than the
+    /// timeout, so only a dead sender lets it expire).
+    pub lease_ms: u64,
+    /// Most cycles one [`Engine::flush`] runs before handing back (default
+    /// 64; browsers kill long-running workers, so runs stay short).
+    pub max_cycles_per_flush: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            routes: RouteTable::genesys(),
+            retry: RetryPolicy::default(),
+            pacer: PacerConfig::default(),
+            classify: ClassifyConfig::default(),
+            limits: QueueLimits::default(),
+            batch_size: 8,
+            send_timeout_ms: 30_000,
+            lease_ms: 60_000,
+            max_cycles_per_flush: 64,
+        }
+    }
+}
+
+/// What a flush did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FlushReport {
+    /// Cycles run.
+    pub cycles: usize,
+    /// Requests sent.
+    pub attempts: usize,
+    /// Entries delivered.
+    pub delivered: usize,
+    /// Entries rescheduled.
+    pub retried: usize,
+    /// Entries that became dead letters.
+    pub dead: usize,
+    /// Entries parked for a token.
+    pub awaiting_token: usize,
+    /// When to flush again; `None` when nothing is waiting on time.
+    pub next_wake: Option<Millis>,
+}
+
+/// What became of a forwarded request.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// Hand the server's answer to the caller.
+    PassThrough(Outcome),
+    /// It was queued; answer `202`.
+    Queued(Box<Entry>),
+}
+
+/// Why [`Engine::submit`] refused a request. The caller keeps it.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError<E: std::error::Error + 'static> {
+    /// No configured route matches.
+    #[error("no configured route matches {method} {url}")]
+    NoRoute {
+        /// Method.
+        method: String,
+        /// URL.
+        url: String,
+    },
+    /// A route matches but the request cannot be keyed.
+    #[error("route `{route}` cannot take this request: {reason}")]
+    Unroutable {
+        /// Route.
+        route: String,
+        /// Why.
+        reason: String,
+    },
+    /// The queue refused it.
+    #[error(transparent)]
+    Enqueue(#[from] EnqueueError<E>),
+}
+
+/// The outbox engine.
+pub struct Engine<S, T, C, K, E> {
+    config: Config,
+    store: S,
+    transport: T,
+    clock: C,
+    tokens: K,
+    events: E,
+    rng: RefCell<SplitMix64>,
+}
+
+impl<S, T, C, K, E> Engine<S, T, C, K, E>
+where
+    S: Store,
+    T: Transport,
+    C: Clock,
+    K: TokenSource,
+    E: EventSink,
+{
+    /// An engine over the given parts; `seed` seeds jitter and ids (the
+    /// browser passes `crypto.getRandomValues`).
+    pub fn new(
+        config: Config,
+        store: S,
+        transport: T,
+        clock: C,
+        tokens: K,
+        events: E,
+        seed: u64,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            transport,
+            clock,
+            tokens,
+            events,
+            rng: RefCell::new(SplitMix64::new(seed)),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The token source.
+    pub fn tokens(&self) -> &K {
+        &self.tokens
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    fn new_id(&self) -> EntryId {
+        EntryId::random(&mut *self.rng.borrow_mut())
+    }
+
+    /// Matches a request against the route table and prepares it (fresh id,
+    /// credentials stripped, carriers filled).
+    pub fn route(&self, request: &IncomingRequest) -> Routing {
+        self.config.routes.prepare(request, self.new_id())
+    }
+
+    /// First decision for a matched request: forward it now, or queue it
+    /// (its lane has a backlog, or its origin is paused). A bearer token on
+    /// the request is taken as the latest token for its origin.
+    pub async fn before_forward(&self, prepared: &Prepared) -> Result<BeforeForward, S::Error> {
+        if let Some(token) = &prepared.bearer {
+            self.token_updated(&prepared.origin, Some(token)).await?;
+        }
+        let now = self.clock.now();
+        let busy = self.store.lane_busy(&prepared.lane).await?;
+        let paused = if busy {
+            None
+        } else {
+            self.store
+                .schedule()
+                .await?
+                .paused_until(&prepared.origin, now)
+        };
+        Ok(intercept::before_forward(busy, paused, now))
+    }
+
+    /// Second decision, once the forwarded request answered (or did not):
+    /// pass the answer through, or queue the request.
+    pub async fn after_forward(
+        &self,
+        prepared: Prepared,
+        result: &Result<Response, TransportError>,
+    ) -> Result<Forwarded, EnqueueError<S::Error>> {
+        let now = self.clock.now();
+        let outcome = classify(
+            result,
+            prepared.conflict_is_delivered,
+            now,
+            &self.config.classify,
+        );
+        if let Ok(response) = result {
+            self.note_rate_limits(&prepared.origin, response, &outcome, now)
+                .await
+                .map_err(EnqueueError::Store)?;
+        }
+        match intercept::after_forward(&outcome) {
+            AfterForward::PassThrough => Ok(Forwarded::PassThrough(outcome)),
+            AfterForward::Queue {
+                awaiting_token,
+                error,
+            } => {
+                if let (true, Some(token)) = (awaiting_token, &prepared.bearer) {
+                    self.tokens.rejected(&prepared.origin, token);
+                }
+                let reason = error.to_string();
+                let entry = self
+                    .enqueue(prepared, awaiting_token, Some(error), &reason)
+                    .await?;
+                if awaiting_token {
+                    self.request_token(&entry.origin)
+                        .await
+                        .map_err(EnqueueError::Store)?;
+                }
+                Ok(Forwarded::Queued(Box::new(entry)))
+            }
+        }
+    }
+
+    /// Pauses after a `429` seen outside a flush, and heeds a nearly spent
+    /// server window (writes only when it matters, to keep pass-through
+    /// cheap).
+    async fn note_rate_limits(
+        &self,
+        origin: &str,
+        response: &Response,
+        outcome: &Outcome,
+        now: Millis,
+    ) -> Result<(), S::Error> {
+        let info = response.rate_limit();
+        let pause = match outcome {
+            Outcome::RateLimited { retry_after, .. } => Some(
+                retry_after
+                    .as_ref()
+                    .map_or(self.config.classify.retry_after_fallback_ms, |r| r.delay_ms),
+            ),
+            _ => None,
+        };
+        let low = matches!((info.count, info.allowed), (Some(c), Some(a)) if a.saturating_sub(c) <= u64::from(self.config.pacer.burst));
+        if pause.is_none() && !low {
+            return Ok(());
+        }
+        let pacer = self.config.pacer;
+        let mut paused_until = None;
+        self.store
+            .update_schedule(&mut |s| {
+                if let Some(wait) = pause {
+                    s.pause(origin, now + wait, &pacer, now);
+                    paused_until = Some(now + wait);
+                }
+                if let Some(until) = s.observe(origin, &info, &pacer, now) {
+                    paused_until = Some(paused_until.map_or(until, |p: Millis| p.max(until)));
+                }
+            })
+            .await?;
+        if let Some(until) = paused_until {
+            self.events.emit(&Event::Paused {
+                origin: origin.to_owned(),
+                until,
+                reason: "rate limit".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes a prepared request durable.
+    pub async fn enqueue(
+        &self,
+        prepared: Prepared,
+        awaiting_token: bool,
+        error: Option<LastError>,
+        reason: &str,
+    ) -> Result<Entry, EnqueueError<S::Error>> {
+        let now = self.clock.now();
+        let entry = Entry {
+            id: prepared.id,
+            seq: 0,
+            lane: prepared.lane,
+            route: prepared.route,
+            origin: prepared.origin,
+            request: prepared.request,
+            idempotency_key: prepared.idempotency_key,
+            needs_token: prepared.needs_token,
+            created_at: now,
+            attempts: 0,
+            failures: 0,
+            auth_failures: 0,
+            not_before: now,
+            state: if awaiting_token {
+                EntryState::AwaitingToken
+            } else {
+                EntryState::Pending
+            },
+            last_error: error,
+        };
+        let entry = self.store.enqueue(entry, &self.config.limits).await?;
+        self.events.emit(&Event::Queued {
+            id: entry.id,
+            lane: entry.lane.clone(),
+            reason: reason.to_owned(),
+        });
+        if awaiting_token {
+            self.events.emit(&Event::AwaitingToken {
+                id: entry.id,
+                lane: entry.lane.clone(),
+                origin: entry.origin.clone(),
+            });
+        }
+        Ok(entry)
+    }
+
+    /// The page door: routes a request and makes it durable at once
+    /// ("write-through"); call [`flush`](Self::flush) to deliver.
+    pub async fn submit(&self, request: &IncomingRequest) -> Result<Entry, SubmitError<S::Error>> {
+        match self.route(request) {
+            Routing::Unmatched => Err(SubmitError::NoRoute {
+                method: request.method.clone(),
+                url: request.url.clone(),
+            }),
+            Routing::Unroutable { route, reason } => Err(SubmitError::Unroutable { route, reason }),
+            Routing::Matched(prepared) => {
+                if let Some(token) = &prepared.bearer {
+                    self.token_updated(&prepared.origin, Some(token))
+                        .await
+                        .map_err(|e| SubmitError::Enqueue(EnqueueError::Store(e)))?;
+                }
+                Ok(self
+                    .enqueue(*prepared, false, None, "write-through")
+                    .await?)
+            }
+        }
+    }
+
+    /// A token arrived for `origin` (or, with `None`, may have): entries
+    /// waiting for one become pending again.
+    pub async fn token_updated(
+        &self,
+        origin: &str,
+        token: Option<&str>,
+    ) -> Result<usize, S::Error> {
+        let fresh = token.is_none_or(|t| self.tokens.offer(origin, t));
+        if !fresh {
+            return Ok(0);
+        }
+        let released = self
+            .store
+            .release_awaiting_token(origin, self.clock.now())
+            .await?;
+        for id in &released {
+            if let Some(entry) = self.store.get(*id).await? {
+                self.events.emit(&Event::Queued {
+                    id: *id,
+                    lane: entry.lane,
+                    reason: "token arrived".into(),
+                });
+            }
+        }
+        Ok(released.len())
+    }
+
+    /// Asks for a token; when one comes at once, releases the origin's
+    /// parked entries. Returns whether a token is in hand now.
+    async fn request_token(&self, origin: &str) -> Result<bool, S::Error> {
+        match self.tokens.request(origin).await {
+            Some(token) => {
+                self.token_updated(origin, Some(&token)).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Runs flush cycles — claim ready lane heads, send them concurrently,
+    /// write the results back — until nothing is ready or the cycle budget
+    /// is spent. Returns when to run again.
+    pub async fn flush(&self) -> Result<FlushReport, S::Error> {
+        let mut report = FlushReport::default();
+        while report.cycles < self.config.max_cycles_per_flush {
+            report.cycles += 1;
+            let progressed = self.cycle(&mut report).await?;
+            if !progressed {
+                return Ok(report);
+            }
+        }
+        // Budget spent with work left: ask to be called again at once.
+        report.next_wake = Some(self.clock.now());
+        Ok(report)
+    }
+
+    /// One cycle. Returns whether it did something that may have made more
+    /// work ready.
+    async fn cycle(&self, report: &mut FlushReport) -> Result<bool, S::Error> {
+        let now = self.clock.now();
+        let tokens = &self.tokens;
+        let has_token = |origin: &str| tokens.current(origin).is_some();
+        let ctx = PlanContext {
+            now,
+            batch_size: self.config.batch_size.max(1),
+            policy: &self.config.retry,
+            pacer: &self.config.pacer,
+            has_token: &has_token,
+        };
+        let claimed = self
+            .store
+            .claim(now, now + self.config.lease_ms, &mut |schedule, heads| {
+                let p = plan(heads, schedule, &ctx);
+                (p.claims, p.next_wake)
+            })
+            .await?;
+        report.next_wake = claimed.next_wake;
+        for e in &claimed.expired {
+            report.dead += 1;
+            self.events.emit(&Event::Dead {
+                id: e.id,
+                lane: e.lane.clone(),
+                error: e.last_error.clone().unwrap_or_default(),
+            });
+        }
+        let mut want_token = BTreeSet::new();
+        for e in &claimed.awaiting_token {
+            report.awaiting_token += 1;
+            want_token.insert(e.origin.clone());
+            self.events.emit(&Event::AwaitingToken {
+                id: e.id,
+                lane: e.lane.clone(),
+                origin: e.origin.clone(),
+            });
+        }
+        let mut progressed = !claimed.expired.is_empty();
+        for origin in &want_token {
+            progressed |= self.request_token(origin).await?;
+        }
+        if claimed.sends.is_empty() {
+            return Ok(progressed);
+        }
+
+        // Send, concurrently across lanes.
+        for e in &claimed.sends {
+            self.events.emit(&Event::Sending {
+                id: e.id,
+                lane: e.lane.clone(),
+                attempt: e.attempts,
+            });
+        }
+        let results = join_all(claimed.sends.iter().map(|e| self.send(e))).await;
+        report.attempts += results.len();
+
+        // Decide, then write everything back in one transaction.
+        let now = self.clock.now();
+        let mut settlements = Vec::with_capacity(results.len());
+        let mut pauses: Vec<(String, Millis, String)> = Vec::new();
+        let mut observed = Vec::new();
+        let mut want_token = BTreeSet::new();
+        for (entry, (token, result)) in claimed.sends.iter().zip(results) {
+            let conflict_ok = self
+                .config
+                .routes
+                .route(&entry.route)
+                .is_some_and(|r| r.conflict_is_delivered);
+            let outcome = classify(&result, conflict_ok, now, &self.config.classify);
+            if let Ok(response) = &result {
+                let info = response.rate_limit();
+                if info.is_present() {
+                    observed.push((entry.origin.clone(), info));
+                }
+            }
+            let mut rate_wait = 0;
+            match &outcome {
+                Outcome::RateLimited { retry_after, error } => {
+                    rate_wait = retry_after
+                        .as_ref()
+                        .map_or(self.config.classify.retry_after_fallback_ms, |r| r.delay_ms);
+                    pauses.push((entry.origin.clone(), now + rate_wait, error.message.clone()));
+                }
+                Outcome::Unauthorized { .. } => {
+                    if let Some(token) = &token {
+                        self.tokens.rejected(&entry.origin, token);
+                    }
+                    want_token.insert(entry.origin.clone());
+                }
+                _ => {}
+            }
+            let action = self.config.retry.decide(
+                entry,
+                &outcome,
+                now,
+                rate_wait,
+                &mut *self.rng.borrow_mut(),
+            );
+            settlements.push(Settlement {
+                seq: entry.seq,
+                attempt: entry.attempts,
+                action,
+            });
+        }
+        let pacer = self.config.pacer;
+        let mut window_pauses = Vec::new();
+        let applied = self
+            .store
+            .settle(now, settlements, &mut |schedule| {
+                for (origin, info) in &observed {
+                    if let Some(until) = schedule.observe(origin, info, &pacer, now) {
+                        window_pauses.push((origin.clone(), until));
+                    }
+                }
+                for (origin, until, _) in &pauses {
+                    schedule.pause(origin, *until, &pacer, now);
+                }
+            })
+            .await?;
+        for (origin, until, reason) in pauses {
+            self.events.emit(&Event::Paused {
+                origin,
+                until,
+                reason,
+            });
+        }
+        for (origin, until) in window_pauses {
+            self.events.emit(&Event::Paused {
+                origin,
+                until,
+                reason: "server rate-limit window spent".into(),
+            });
+        }
+        for s in &applied {
+            let Some(entry) = claimed.sends.iter().find(|e| e.seq == s.seq) else {
+                continue;
+            };
+            let (id, lane) = (entry.id, entry.lane.clone());
+            let event = match &s.action {
+                Action::Delivered { status, duplicate } => {
+                    report.delivered += 1;
+                    Event::Sent {
+                        id,
+                        lane,
+                        status: *status,
+                        duplicate: *duplicate,
+                    }
+                }
+                Action::Retry {
+                    not_before, error, ..
+                } => {
+                    report.retried += 1;
+                    Event::Retrying {
+                        id,
+                        lane,
+                        attempt: entry.attempts,
+                        next_attempt_at: *not_before,
+                        error: error.clone(),
+                    }
+                }
+                Action::AwaitToken { .. } => {
+                    report.awaiting_token += 1;
+                    Event::AwaitingToken {
+                        id,
+                        lane,
+                        origin: entry.origin.clone(),
+                    }
+                }
+                Action::Dead { error } => {
+                    report.dead += 1;
+                    Event::Dead {
+                        id,
+                        lane,
+                        error: error.clone(),
+                    }
+                }
+            };
+            self.events.emit(&event);
+        }
+        for origin in &want_token {
+            self.request_token(origin).await?;
+        }
+        Ok(true)
+    }
+
+    /// Sends one leased entry, attaching the token in hand.
+    async fn send(&self, entry: &Entry) -> (Option<String>, Result<Response, TransportError>) {
+        let token = if entry.needs_token {
+            self.tokens.current(&entry.origin)
+        } else {
+            None
+        };
+        let mut headers = entry.request.headers.clone();
+        if let Some(token) = &token {
+            headers.push(("authorization".into(), format!("Bearer {token}")));
+        }
+        let request = OutgoingRequest {
+            method: &entry.request.method,
+            url: &entry.request.url,
+            headers,
+            body: &entry.request.body,
+            timeout_ms: self.config.send_timeout_ms,
+        };
+        let result = self.transport.send(request).await;
+        (token, result)
+    }
+
+    /// Puts a dead letter back in the queue.
+    pub async fn revive(&self, id: EntryId) -> Result<Option<Entry>, S::Error> {
+        let entry = self.store.revive(id, self.clock.now()).await?;
+        if let Some(e) = &entry {
+            self.events.emit(&Event::Revived {
+                id,
+                lane: e.lane.clone(),
+            });
+        }
+        Ok(entry)
+    }
+
+    /// Deletes a dead letter.
+    pub async fn discard(&self, id: EntryId) -> Result<bool, S::Error> {
+        let found = self.store.discard(id).await?.is_some();
+        if found {
+            self.events.emit(&Event::Discarded { id });
+        }
+        Ok(found)
+    }
+
+    /// Removes a queued entry that is not being sent.
+    pub async fn cancel(&self, id: EntryId) -> Result<CancelResult, S::Error> {
+        let result = self.store.cancel(id).await?;
+        if result == CancelResult::Cancelled {
+            self.events.emit(&Event::Cancelled { id });
+        }
+        Ok(result)
+    }
+
+    /// Deletes everything (log-out on a shared device).
+    pub async fn purge(&self) -> Result<crate::store::Purged, S::Error> {
+        let purged = self.store.purge().await?;
+        self.events.emit(&Event::Purged {
+            queued: purged.queued,
+            dead: purged.dead,
+        });
+        Ok(purged)
+    }
+
+    /// Counts and ages.
+    pub async fn stats(&self) -> Result<Stats, S::Error> {
+        self.store.stats(self.clock.now()).await
+    }
+}
+
+/// The reason text of a queue-at-once decision.
+pub fn queue_reason(reason: QueueReason) -> &'static str {
+    match reason {
+        QueueReason::LaneBusy => "lane-busy",
+        QueueReason::OriginPaused { .. } => "origin-paused",
+    }
+}

@@ -1,0 +1,325 @@
+//! The entry: one outbound request made durable.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::clock::{Millis, Random};
+
+/// Global sequence number: the order entries were written in. Assigned by
+/// the store, strictly increasing, never reused.
+pub type Seq = u64;
+
+/// An entry's identity: a UUID v4, also its default idempotency key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId([u8; 16]);
+
+impl EntryId {
+    /// A fresh random UUID v4.
+    pub fn random(rng: &mut dyn Random) -> Self {
+        let mut b = rng.bytes16();
+        b[6] = (b[6] & 0x0f) | 0x40; // version 4
+        b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+        Self(b)
+    }
+
+    /// The raw 16 bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Builds an id from raw bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The text is not a hyphenated UUID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a UUID (expected 8-4-4-4-12 hex digits)")]
+pub struct BadEntryId(pub String);
+
+impl FromStr for EntryId {
+    type Err = BadEntryId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadEntryId(s.chars().take(64).collect());
+        let bytes = s.as_bytes();
+        if bytes.len() != 36 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 16];
+        let mut nibbles = 0;
+        for (i, &c) in bytes.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if c != b'-' {
+                    return Err(bad());
+                }
+                continue;
+            }
+            let v = (c as char).to_digit(16).ok_or_else(bad)? as u8;
+            out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
+            nibbles += 1;
+        }
+        Ok(Self(out))
+    }
+}
+
+/// A request as kept at rest: never a credential header (see
+/// [`crate::headers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Kept headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body, byte for byte.
+    pub body: Vec<u8>,
+}
+
+impl StoredRequest {
+    /// Approximate size at rest, used for the per-entry limit.
+    pub fn size_bytes(&self) -> usize {
+        self.method.len()
+            + self.url.len()
+            + self.body.len()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>()
+    }
+
+    /// The value of header `name` (case-insensitive), if kept.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where an entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// Waiting for its turn (and for `not_before`).
+    Pending,
+    /// Being sent; if the sender dies, the lease runs out and the entry is
+    /// sent again with the same idempotency key.
+    InFlight {
+        /// When the lease expires.
+        lease_until: Millis,
+    },
+    /// The server wanted a fresh token; waiting for one to arrive.
+    AwaitingToken,
+    /// Given up on: a dead letter, kept with its reason until retried or
+    /// discarded.
+    Dead {
+        /// When it died.
+        at: Millis,
+    },
+}
+
+impl EntryState {
+    /// A short stable name (`pending`, `in-flight`, `awaiting-token`, `dead`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EntryState::Pending => "pending",
+            EntryState::InFlight { .. } => "in-flight",
+            EntryState::AwaitingToken => "awaiting-token",
+            EntryState::Dead { .. } => "dead",
+        }
+    }
+}
+
+/// What went wrong on the last attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LastError {
+    /// HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// Genesys `ErrorBody.code` (e.g. `too.many.requests.retry.after`), or
+    /// an Outbox code for failures without an answer (`network`, `timeout`,
+    /// `max-attempts`, `max-age`, `auth-failed`).
+    pub code: Option<String>,
+    /// Human-readable text.
+    pub message: String,
+    /// Genesys `contextId`, for support requests.
+    pub context_id: Option<String>,
+}
+
+impl LastError {
+    /// An error with only a code and a message.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: None,
+            code: Some(code.to_owned()),
+            message: message.into(),
+            context_id: None,
+        }
+    }
+}
+
+impl fmt::Display for LastError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(status) = self.status {
+            write!(f, "HTTP {status} ")?;
+        }
+        if let Some(code) = &self.code {
+            write!(f, "[{code}] ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(ctx) = &self.context_id {
+            write!(f, " (contextId {ctx})")?;
+        }
+        Ok(())
+    }
+}
+
+/// One outbound request made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Identity (UUID v4).
+    pub id: EntryId,
+    /// Global write order; assigned by the store on enqueue.
+    pub seq: Seq,
+    /// Ordering key: entries of one lane are delivered strictly in `seq` order.
+    pub lane: String,
+    /// Name of the route that matched.
+    pub route: String,
+    /// Origin the request goes to (`https://api.mypurecloud.ie`); pacing and
+    /// tokens are per origin.
+    pub origin: String,
+    /// The request itself, credential-free.
+    pub request: StoredRequest,
+    /// The idempotency key this entry carries (in a header or the body, per
+    /// route), usually the id.
+    pub idempotency_key: String,
+    /// Whether a bearer token must be attached when sending.
+    pub needs_token: bool,
+    /// When it was written.
+    pub created_at: Millis,
+    /// Sends started so far.
+    pub attempts: u32,
+    /// Server-side failures (408, 5xx) so far; `max_attempts` counts these.
+    /// Network failures do not count: an offline device is not the
+    /// message's fault (they are bounded by `max_age`).
+    pub failures: u32,
+    /// 401 answers in a row, each with a fresh token.
+    pub auth_failures: u32,
+    /// Not to be sent before this time.
+    pub not_before: Millis,
+    /// Where it stands.
+    pub state: EntryState,
+    /// What went wrong last, if anything.
+    pub last_error: Option<LastError>,
+}
+
+impl Entry {
+    /// Whether the entry can be sent at `now` (pending and due, or in flight
+    /// with an expired lease).
+    pub fn is_ready(&self, now: Millis) -> bool {
+        match self.state {
+            EntryState::Pending => self.not_before <= now,
+            EntryState::InFlight { lease_until } => lease_until <= now,
+            EntryState::AwaitingToken | EntryState::Dead { .. } => false,
+        }
+    }
+
+    /// The entry's view for scheduling (everything but the request).
+    pub fn head(&self) -> Head {
+        Head {
+            seq: self.seq,
+            id: self.id,
+            lane: self.lane.clone(),
+            origin: self.origin.clone(),
+            needs_token: self.needs_token,
+            created_at: self.created_at,
+            attempts: self.attempts,
+            failures: self.failures,
+            not_before: self.not_before,
+            state: self.state,
+        }
+    }
+}
+
+/// What the scheduler needs to know of a lane's first entry: the entry
+/// without its request, so that planning never copies bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// See [`Entry::seq`].
+    pub seq: Seq,
+    /// See [`Entry::id`].
+    pub id: EntryId,
+    /// See [`Entry::lane`].
+    pub lane: String,
+    /// See [`Entry::origin`].
+    pub origin: String,
+    /// See [`Entry::needs_token`].
+    pub needs_token: bool,
+    /// See [`Entry::created_at`].
+    pub created_at: Millis,
+    /// See [`Entry::attempts`].
+    pub attempts: u32,
+    /// See [`Entry::failures`].
+    pub failures: u32,
+    /// See [`Entry::not_before`].
+    pub not_before: Millis,
+    /// See [`Entry::state`].
+    pub state: EntryState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SplitMix64;
+
+    #[test]
+    fn ids_are_v4_and_round_trip_through_text() {
+        let mut rng = SplitMix64::new(1);
+        for _ in 0..100 {
+            let id = EntryId::random(&mut rng);
+            let text = id.to_string();
+            assert_eq!(text.len(), 36);
+            assert_eq!(&text[14..15], "4");
+            assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"));
+            assert_eq!(text.parse::<EntryId>(), Ok(id));
+        }
+    }
+
+    #[test]
+    fn bad_ids_are_refused() {
+        for bad in [
+            "",
+            "xyz",
+            "123e4567-e89b-12d3-a456-42661417400",
+            "123e4567+e89b-12d3-a456-426614174000",
+            "g23e4567-e89b-12d3-a456-426614174000",
+        ] {
+            assert!(bad.parse::<EntryId>().is_err(), "{bad}");
+        }
+        assert!(
+            "123E4567-E89B-12D3-A456-426614174000"
+                .parse::<EntryId>()
+                .is_ok()
+        );
+    }
+}

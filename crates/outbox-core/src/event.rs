@@ -1,0 +1,307 @@
+//! Events: every state change, for the UI and for logs.
+
+use crate::clock::Millis;
+use crate::entry::{EntryId, LastError};
+use crate::json;
+
+/// A state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Made durable.
+    Queued {
+        /// Entry id.
+        id: EntryId,
+        /// Its lane.
+        lane: String,
+        /// Why it was queued rather than sent at once (`lane-busy`,
+        /// `origin-paused`, `network`, `HTTP 503`, `write-through`, …).
+        reason: String,
+    },
+    /// An attempt started.
+    Sending {
+        /// Entry id.
+        id: EntryId,
+        /// Its lane.
+        lane: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// Delivered.
+    Sent {
+        /// Entry id.
+        id: EntryId,
+        /// Its lane.
+        lane: String,
+        /// The server's status.
+        status: u16,
+        /// True when a `409` said the server already had it.
+        duplicate: bool,
+    },
+    /// An attempt failed; another will follow.
+    Retrying {
+        /// Entry id.
+        id: EntryId,
+        /// Its lane.
+        lane: String,
+        /// Attempts so far.
+        attempt: u32,
+        /// Earliest next attempt.
+        next_attempt_at: Millis,
+        /// What went wrong.
+        error: LastError,
+    },
+    /// Parked until a fresh token arrives.
+    AwaitingToken {
+        /// Entry id.
+        id: EntryId,
+        /// Its lane.
+        lane: String,
+        /// The origin that needs a token.
+        origin: String,
+    },
+    /// An origin is paused (rate limit).
+    Paused {
+        /// The origin.
+        origin: String,
+        /// End of the pause.
+        until: Millis,
+        /// Why.
+        reason: String,
+    },
+    /// Became a dead letter.
+    Dead {
+        /// Entry id.
+        id: EntryId,
+        /// Its lane.
+        lane: String,
+        /// Why.
+        error: LastError,
+    },
+    /// A dead letter went back into the queue.
+    Revived {
+        /// Entry id.
+        id: EntryId,
+        /// Its lane.
+        lane: String,
+    },
+    /// A dead letter was deleted.
+    Discarded {
+        /// Entry id.
+        id: EntryId,
+    },
+    /// A queued entry was removed before it was sent.
+    Cancelled {
+        /// Entry id.
+        id: EntryId,
+    },
+    /// Everything was deleted.
+    Purged {
+        /// Queued entries removed.
+        queued: usize,
+        /// Dead letters removed.
+        dead: usize,
+    },
+}
+
+impl Event {
+    /// The event's type name (`queued`, `sending`, `sent`, `retrying`,
+    /// `awaiting-token`, `paused`, `dead`, `revived`, `discarded`,
+    /// `cancelled`, `purged`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Queued { .. } => "queued",
+            Event::Sending { .. } => "sending",
+            Event::Sent { .. } => "sent",
+            Event::Retrying { .. } => "retrying",
+            Event::AwaitingToken { .. } => "awaiting-token",
+            Event::Paused { .. } => "paused",
+            Event::Dead { .. } => "dead",
+            Event::Revived { .. } => "revived",
+            Event::Discarded { .. } => "discarded",
+            Event::Cancelled { .. } => "cancelled",
+            Event::Purged { .. } => "purged",
+        }
+    }
+
+    /// The entry the event is about, if any.
+    pub fn id(&self) -> Option<EntryId> {
+        match self {
+            Event::Queued { id, .. }
+            | Event::Sending { id, .. }
+            | Event::Sent { id, .. }
+            | Event::Retrying { id, .. }
+            | Event::AwaitingToken { id, .. }
+            | Event::Dead { id, .. }
+            | Event::Revived { id, .. }
+            | Event::Discarded { id }
+            | Event::Cancelled { id } => Some(*id),
+            Event::Paused { .. } | Event::Purged { .. } => None,
+        }
+    }
+
+    /// The event as a JSON object with a `type` field and camelCase fields,
+    /// the form pages receive over `BroadcastChannel`.
+    pub fn to_json(&self) -> String {
+        let mut o = Obj::new(self.kind());
+        match self {
+            Event::Queued { id, lane, reason } => {
+                o.id(id).str("lane", lane).str("reason", reason);
+            }
+            Event::Sending { id, lane, attempt } => {
+                o.id(id).str("lane", lane).num("attempt", *attempt as u64);
+            }
+            Event::Sent {
+                id,
+                lane,
+                status,
+                duplicate,
+            } => {
+                o.id(id)
+                    .str("lane", lane)
+                    .num("status", *status as u64)
+                    .raw("duplicate", if *duplicate { "true" } else { "false" });
+            }
+            Event::Retrying {
+                id,
+                lane,
+                attempt,
+                next_attempt_at,
+                error,
+            } => {
+                o.id(id)
+                    .str("lane", lane)
+                    .num("attempt", *attempt as u64)
+                    .num("nextAttemptAt", *next_attempt_at)
+                    .raw("error", &error_json(error));
+            }
+            Event::AwaitingToken { id, lane, origin } => {
+                o.id(id).str("lane", lane).str("origin", origin);
+            }
+            Event::Paused {
+                origin,
+                until,
+                reason,
+            } => {
+                o.str("origin", origin)
+                    .num("until", *until)
+                    .str("reason", reason);
+            }
+            Event::Dead { id, lane, error } => {
+                o.id(id).str("lane", lane).raw("error", &error_json(error));
+            }
+            Event::Revived { id, lane } => {
+                o.id(id).str("lane", lane);
+            }
+            Event::Discarded { id } | Event::Cancelled { id } => {
+                o.id(id);
+            }
+            Event::Purged { queued, dead } => {
+                o.num("queued", *queued as u64).num("dead", *dead as u64);
+            }
+        }
+        o.finish()
+    }
+}
+
+/// A [`LastError`] as a JSON object (`status`, `code`, `message`, `contextId`).
+pub fn error_json(e: &LastError) -> String {
+    let mut o = Obj::bare();
+    if let Some(s) = e.status {
+        o.num("status", s as u64);
+    }
+    if let Some(c) = &e.code {
+        o.str("code", c);
+    }
+    o.str("message", &e.message);
+    if let Some(c) = &e.context_id {
+        o.str("contextId", c);
+    }
+    o.finish()
+}
+
+/// A tiny JSON object writer.
+pub(crate) struct Obj(String);
+
+impl Obj {
+    pub(crate) fn bare() -> Self {
+        Obj(String::from("{"))
+    }
+
+    fn new(kind: &str) -> Self {
+        let mut o = Self::bare();
+        o.str("type", kind);
+        o
+    }
+
+    fn sep(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        json::write_string(&mut self.0, key);
+        self.0.push(':');
+    }
+
+    pub(crate) fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.sep(key);
+        json::write_string(&mut self.0, value);
+        self
+    }
+
+    pub(crate) fn num(&mut self, key: &str, value: u64) -> &mut Self {
+        self.sep(key);
+        self.0.push_str(&value.to_string());
+        self
+    }
+
+    pub(crate) fn raw(&mut self, key: &str, json: &str) -> &mut Self {
+        self.sep(key);
+        self.0.push_str(json);
+        self
+    }
+
+    fn id(&mut self, id: &EntryId) -> &mut Self {
+        self.str("id", &id.to_string())
+    }
+
+    pub(crate) fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+/// Receives events. Implementations must not block (the browser posts them
+/// to a `BroadcastChannel`).
+pub trait EventSink {
+    /// Called for every state change, in order.
+    fn emit(&self, event: &Event);
+}
+
+/// Discards events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _event: &Event) {}
+}
+
+/// Keeps every event, for tests.
+#[derive(Debug, Clone, Default)]
+pub struct EventLog(pub std::rc::Rc<std::cell::RefCell<Vec<Event>>>);
+
+impl EventLog {
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.borrow().clone()
+    }
+
+    /// The kinds of the events so far.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.0.borrow().iter().map(Event::kind).collect()
+    }
+}
+
+impl EventSink for EventLog {
+    fn emit(&self, event: &Event) {
+        self.0.borrow_mut().push(event.clone());
+    }
+}

@@ -1,0 +1,203 @@
+//! The retry policy: exponential backoff with full jitter, and the limits
+//! that turn an entry into a dead letter (never a silent drop).
+
+use crate::classify::Outcome;
+use crate::clock::{Millis, Random};
+use crate::entry::{Entry, LastError};
+
+/// When and how often to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First backoff ceiling (default 2 s).
+    pub base_ms: u64,
+    /// Growth of the ceiling per attempt (default 2).
+    pub factor: u32,
+    /// Largest ceiling (default 60 s).
+    pub cap_ms: u64,
+    /// Server-side failures (`408`, `5xx`, expired leases) after which the
+    /// entry dies (default 25). Network failures without an answer do not
+    /// count: an offline device is not the message's fault.
+    pub max_attempts: u32,
+    /// Age after which an entry dies, whatever happened (default 72 h).
+    pub max_age_ms: u64,
+    /// `401`s in a row, each after a fresh token, after which the entry dies
+    /// (default 3).
+    pub max_auth_failures: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base_ms: 2_000,
+            factor: 2,
+            cap_ms: 60_000,
+            max_attempts: 25,
+            max_age_ms: 72 * 3_600_000,
+            max_auth_failures: 3,
+        }
+    }
+}
+
+/// What to do with an entry after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Delivered: remove it.
+    Delivered {
+        /// HTTP status.
+        status: u16,
+        /// True when a `409` said the server already had it.
+        duplicate: bool,
+    },
+    /// Try again later.
+    Retry {
+        /// Earliest next attempt.
+        not_before: Millis,
+        /// Server failures so far, this one included.
+        failures: u32,
+        /// What went wrong.
+        error: LastError,
+    },
+    /// Wait for a fresh token.
+    AwaitToken {
+        /// `401`s in a row so far.
+        auth_failures: u32,
+        /// What went wrong.
+        error: LastError,
+    },
+    /// Give up: a dead letter.
+    Dead {
+        /// Why.
+        error: LastError,
+    },
+}
+
+impl RetryPolicy {
+    /// The backoff before retry number `attempt` (1-based): uniform in
+    /// `0..=min(cap, base × factor^(attempt-1))` ("full jitter").
+    pub fn backoff_ms(&self, attempt: u32, rng: &mut dyn Random) -> u64 {
+        rng.below_or_eq(self.ceiling_ms(attempt))
+    }
+
+    /// The backoff ceiling for retry number `attempt`.
+    pub fn ceiling_ms(&self, attempt: u32) -> u64 {
+        let growth = (self.factor.max(1) as u64).saturating_pow(attempt.saturating_sub(1).min(64));
+        self.base_ms.saturating_mul(growth).min(self.cap_ms)
+    }
+
+    /// Whether an entry created at `created_at` is too old at `now`.
+    pub fn is_expired(&self, created_at: Millis, now: Millis) -> bool {
+        now.saturating_sub(created_at) >= self.max_age_ms
+    }
+
+    /// The error a dead letter carries when it ran out of age.
+    pub fn max_age_error(&self, last: Option<&LastError>) -> LastError {
+        with_cause(
+            LastError::new(
+                "max-age",
+                format!("not delivered within {} s", self.max_age_ms / 1000),
+            ),
+            last,
+        )
+    }
+
+    /// The error a dead letter carries when it ran out of attempts.
+    pub fn max_attempts_error(&self, last: Option<&LastError>) -> LastError {
+        with_cause(
+            LastError::new(
+                "max-attempts",
+                format!("{} server failures", self.max_attempts),
+            ),
+            last,
+        )
+    }
+
+    /// Decides what follows an attempt on `entry` (as leased: `attempts`
+    /// counts this attempt) that ended in `outcome` at `now`.
+    /// `rate_limit_wait_ms` is how long the origin is paused for a 429.
+    pub fn decide(
+        &self,
+        entry: &Entry,
+        outcome: &Outcome,
+        now: Millis,
+        rate_limit_wait_ms: u64,
+        rng: &mut dyn Random,
+    ) -> Action {
+        match outcome {
+            Outcome::Delivered { status } => Action::Delivered {
+                status: *status,
+                duplicate: false,
+            },
+            Outcome::AlreadyDelivered { status } => Action::Delivered {
+                status: *status,
+                duplicate: true,
+            },
+            Outcome::Permanent { error } => Action::Dead {
+                error: error.clone(),
+            },
+            Outcome::Unauthorized { error } => {
+                let auth_failures = entry.auth_failures + 1;
+                if auth_failures >= self.max_auth_failures {
+                    Action::Dead {
+                        error: with_cause(
+                            LastError::new(
+                                "auth-failed",
+                                format!("{auth_failures} times 401 with fresh tokens"),
+                            ),
+                            Some(error),
+                        ),
+                    }
+                } else {
+                    Action::AwaitToken {
+                        auth_failures,
+                        error: error.clone(),
+                    }
+                }
+            }
+            Outcome::RateLimited { error, .. } => {
+                if self.is_expired(entry.created_at, now) {
+                    return Action::Dead {
+                        error: self.max_age_error(Some(error)),
+                    };
+                }
+                let wait = rate_limit_wait_ms.max(self.backoff_ms(entry.attempts, rng));
+                Action::Retry {
+                    not_before: now.saturating_add(wait),
+                    failures: entry.failures,
+                    error: error.clone(),
+                }
+            }
+            Outcome::Retryable {
+                error,
+                server_failure,
+            } => {
+                let failures = entry.failures + u32::from(*server_failure);
+                if failures >= self.max_attempts {
+                    Action::Dead {
+                        error: self.max_attempts_error(Some(error)),
+                    }
+                } else if self.is_expired(entry.created_at, now) {
+                    Action::Dead {
+                        error: self.max_age_error(Some(error)),
+                    }
+                } else {
+                    Action::Retry {
+                        not_before: now.saturating_add(self.backoff_ms(entry.attempts, rng)),
+                        failures,
+                        error: error.clone(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds the last cause into a summary error, keeping its status and
+/// Genesys details.
+fn with_cause(mut summary: LastError, cause: Option<&LastError>) -> LastError {
+    if let Some(cause) = cause {
+        summary.message = format!("{}; last error: {cause}", summary.message);
+        summary.status = cause.status;
+        summary.context_id = cause.context_id.clone();
+    }
+    summary
+}

@@ -1,0 +1,522 @@
+//! The route table: which requests Outbox takes care of, which lane each
+//! belongs to, and how each carries its idempotency key.
+//!
+//! Only configured origins and routes are touched; everything else passes by
+//! untouched (the drivers never even read its body).
+
+use crate::entry::{EntryId, StoredRequest};
+use crate::{headers, json, url};
+
+/// Every Genesys Cloud region domain (from Genesys's own SDKs).
+pub const GENESYS_REGIONS: &[&str] = &[
+    "mypurecloud.com",
+    "mypurecloud.ie",
+    "mypurecloud.com.au",
+    "mypurecloud.jp",
+    "mypurecloud.de",
+    "usw2.pure.cloud",
+    "cac1.pure.cloud",
+    "apne2.pure.cloud",
+    "apse1.pure.cloud",
+    "euw2.pure.cloud",
+    "aps1.pure.cloud",
+    "use2.us-gov-pure.cloud",
+    "sae1.pure.cloud",
+    "mec1.pure.cloud",
+    "apne3.pure.cloud",
+    "euc2.pure.cloud",
+    "mxc1.pure.cloud",
+    "edee1.eusc-pure.cloud",
+];
+
+/// Names of the default routes.
+pub mod names {
+    /// Agent send: `/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages`.
+    pub const AGENT_SEND: &str = "agent-send";
+    /// Open Messaging inbound: `/api/v2/conversations/messages/{integrationId}/inbound/open/message`.
+    pub const OPEN_INBOUND: &str = "open-inbound";
+    /// Agentless outbound: `/api/v2/conversations/messages/agentless`.
+    pub const AGENTLESS: &str = "agentless";
+    /// The seed tutorials' invented `/api/v2/conversations/messaging/messages`.
+    pub const SEED_TUTORIAL: &str = "seed-tutorial";
+}
+
+/// Where a route finds the lane (ordering key) of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneSource {
+    /// A `{name}` parameter of the path template.
+    PathParam(String),
+    /// A field of the JSON body, by path (`["channel","from","id"]`).
+    BodyField(Vec<String>),
+}
+
+/// Where a route carries the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carrier {
+    /// A request header (e.g. `Idempotency-Key`).
+    Header(String),
+    /// A string field of the JSON body (e.g. `externalId`,
+    /// `channel.messageId`); inserted when absent.
+    BodyField(Vec<String>),
+}
+
+/// One segment of a path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+/// A path template such as `/api/v2/conversations/messages/{conversationId}/…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    segments: Vec<Segment>,
+}
+
+/// A path template is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// Bad template text.
+    #[error("bad path template `{template}`: {why}")]
+    Template {
+        /// The template.
+        template: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// Bad origin.
+    #[error(transparent)]
+    Origin(#[from] url::BadUrl),
+    /// A lane source names a parameter the template lacks.
+    #[error("route `{route}`: lane parameter `{param}` is not in its path")]
+    UnknownParam {
+        /// The route.
+        route: String,
+        /// The parameter.
+        param: String,
+    },
+}
+
+impl PathTemplate {
+    /// Parses `/literal/{param}/…`.
+    pub fn parse(template: &str) -> Result<Self, RouteError> {
+        let bad = |why| RouteError::Template {
+            template: template.to_owned(),
+            why,
+        };
+        let rest = template
+            .strip_prefix('/')
+            .ok_or_else(|| bad("must start with /"))?;
+        let mut segments = Vec::new();
+        for part in rest.split('/') {
+            if part.is_empty() {
+                return Err(bad("empty segment"));
+            }
+            if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if name.is_empty() || name.contains(['{', '}']) {
+                    return Err(bad("bad parameter"));
+                }
+                segments.push(Segment::Param(name.to_owned()));
+            } else if part.contains(['{', '}']) {
+                return Err(bad("braces inside a literal segment"));
+            } else {
+                segments.push(Segment::Literal(part.to_owned()));
+            }
+        }
+        Ok(Self { segments })
+    }
+
+    /// Matches a path, returning the parameters.
+    pub fn matches<'p>(&self, path: &'p str) -> Option<Vec<(&str, &'p str)>> {
+        let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (seg, part) in self.segments.iter().zip(parts) {
+            match seg {
+                Segment::Literal(lit) if lit == part => {}
+                Segment::Param(name) if !part.is_empty() => params.push((name.as_str(), part)),
+                _ => return None,
+            }
+        }
+        Some(params)
+    }
+
+    fn has_param(&self, name: &str) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Param(p) if p == name))
+    }
+}
+
+/// A route: a method and path template, and what Outbox needs to know to
+/// keep its requests in order and idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Stable name (stored with each entry).
+    pub name: String,
+    /// HTTP method (upper case).
+    pub method: String,
+    /// Path template.
+    pub path: PathTemplate,
+    /// Lane sources, tried in order; the first non-empty value wins.
+    pub lane: Vec<LaneSource>,
+    /// Idempotency carriers; empty for none.
+    pub carriers: Vec<Carrier>,
+    /// Whether a `409` answer means "already delivered" (only true where
+    /// the carrier makes the server say so).
+    pub conflict_is_delivered: bool,
+    /// Whether a bearer token is attached when sending.
+    pub needs_token: bool,
+}
+
+impl Route {
+    /// A `POST` route with a lane source, no carrier, needing a token.
+    pub fn post(name: &str, template: &str, lane: Vec<LaneSource>) -> Result<Self, RouteError> {
+        let path = PathTemplate::parse(template)?;
+        for source in &lane {
+            if let LaneSource::PathParam(p) = source
+                && !path.has_param(p)
+            {
+                {
+                    return Err(RouteError::UnknownParam {
+                        route: name.to_owned(),
+                        param: p.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            method: "POST".into(),
+            path,
+            lane,
+            carriers: Vec::new(),
+            conflict_is_delivered: false,
+            needs_token: true,
+        })
+    }
+
+    /// Adds an idempotency carrier.
+    pub fn with_carrier(mut self, carrier: Carrier) -> Self {
+        self.carriers.push(carrier);
+        self
+    }
+
+    /// Marks `409` as "already delivered".
+    pub fn conflict_means_delivered(mut self) -> Self {
+        self.conflict_is_delivered = true;
+        self
+    }
+}
+
+fn field(path: &str) -> LaneSource {
+    LaneSource::BodyField(path.split('.').map(str::to_owned).collect())
+}
+
+/// A request as the app made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// All headers, as sent.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// A matched request, made ready to store and send: credentials removed,
+/// idempotency carriers in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The entry id it will have.
+    pub id: EntryId,
+    /// Route name.
+    pub route: String,
+    /// Target origin.
+    pub origin: String,
+    /// Lane key.
+    pub lane: String,
+    /// What will be stored (no credentials).
+    pub request: StoredRequest,
+    /// The idempotency key the request carries.
+    pub idempotency_key: String,
+    /// Whether sending needs a bearer token.
+    pub needs_token: bool,
+    /// Whether a `409` means "already delivered" on this route.
+    pub conflict_is_delivered: bool,
+    /// The bearer token the app attached, kept in memory only (never
+    /// stored): the worker uses it as its last good token.
+    pub bearer: Option<String>,
+}
+
+/// What the route table says about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// Not ours: pass it by untouched.
+    Unmatched,
+    /// Ours, and ready.
+    Matched(Box<Prepared>),
+    /// A configured route, but the request cannot be keyed (no lane value,
+    /// body not JSON where a body field is needed). It is passed through so
+    /// that the server's own error reaches the caller.
+    Unroutable {
+        /// Route name.
+        route: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A route that matched, the origin, and the path parameters.
+type Found<'a, 'u> = (&'a Route, String, Vec<(&'a str, &'u str)>);
+
+/// The configured routes and origins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTable {
+    origins: Vec<String>,
+    routes: Vec<Route>,
+    kept_headers: Vec<String>,
+}
+
+impl RouteTable {
+    /// An empty table: nothing is intercepted.
+    pub fn empty() -> Self {
+        Self {
+            origins: Vec::new(),
+            routes: Vec::new(),
+            kept_headers: Vec::new(),
+        }
+    }
+
+    /// The four default routes of the design on `https://api.<domain>` for
+    /// every Genesys region.
+    pub fn genesys() -> Self {
+        let mut table = Self::empty();
+        for domain in GENESYS_REGIONS {
+            table.origins.push(format!("https://api.{domain}"));
+        }
+        table.routes = default_routes();
+        table
+    }
+
+    /// Adds an origin (the app's proxy, the emulator) to which the routes
+    /// apply.
+    pub fn add_origin(&mut self, origin: &str) -> Result<(), RouteError> {
+        let origin = url::normalize_origin(origin)?;
+        if !self.origins.contains(&origin) {
+            self.origins.push(origin);
+        }
+        Ok(())
+    }
+
+    /// Adds a route (tried after the existing ones).
+    pub fn add_route(&mut self, route: Route) {
+        self.routes.push(route);
+    }
+
+    /// Keeps an extra (non-credential) header at rest.
+    pub fn keep_header(&mut self, name: &str) {
+        self.kept_headers.push(name.to_ascii_lowercase());
+    }
+
+    /// The configured origins.
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
+    /// The configured routes.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route with this name.
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+
+    /// Whether a request might be ours, from its method and URL alone (so a
+    /// driver can leave other requests' bodies unread).
+    pub fn is_candidate(&self, method: &str, url_text: &str) -> bool {
+        self.find(method, url_text).is_some()
+    }
+
+    fn find<'a, 'u>(&'a self, method: &str, url_text: &'u str) -> Option<Found<'a, 'u>> {
+        let parts = url::parse(url_text).ok()?;
+        if !self.origins.contains(&parts.origin) {
+            return None;
+        }
+        self.routes.iter().find_map(|route| {
+            if !route.method.eq_ignore_ascii_case(method) {
+                return None;
+            }
+            let params = route.path.matches(parts.path)?;
+            Some((route, parts.origin.clone(), params))
+        })
+    }
+
+    /// Matches a request and prepares it for storage: strips credentials
+    /// (keeping a bearer token aside, in memory), takes the lane, and puts
+    /// the idempotency key (`id` unless the request already carries one) in
+    /// every carrier.
+    pub fn prepare(&self, request: &IncomingRequest, id: EntryId) -> Routing {
+        let Some((route, origin, params)) = self.find(&request.method, &request.url) else {
+            return Routing::Unmatched;
+        };
+        let unroutable = |reason: String| Routing::Unroutable {
+            route: route.name.clone(),
+            reason,
+        };
+        let needs_json = route
+            .lane
+            .iter()
+            .any(|l| matches!(l, LaneSource::BodyField(_)))
+            || route
+                .carriers
+                .iter()
+                .any(|c| matches!(c, Carrier::BodyField(_)));
+        if let (true, Err(e)) = (needs_json, json::validate(&request.body)) {
+            return unroutable(format!("body is not JSON: {e}"));
+        }
+        let lane = route.lane.iter().find_map(|source| match source {
+            LaneSource::PathParam(name) => params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| (*v).to_owned()),
+            LaneSource::BodyField(path) => {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                json::find(&request.body, &path)
+                    .and_then(|v| v.as_key().map(|k| k.into_owned()))
+                    .filter(|k| !k.is_empty())
+            }
+        });
+        let Some(lane) = lane else {
+            return unroutable(format!("no lane key ({})", describe_sources(&route.lane)));
+        };
+
+        let bearer = request
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+            .find_map(|(_, v)| headers::bearer_token(v))
+            .map(str::to_owned);
+        let mut extra = self.kept_headers.clone();
+        for carrier in &route.carriers {
+            if let Carrier::Header(name) = carrier {
+                extra.push(name.to_ascii_lowercase());
+            }
+        }
+        let mut stored = StoredRequest {
+            method: request.method.to_ascii_uppercase(),
+            url: request.url.clone(),
+            headers: headers::keep(
+                request
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+                &extra,
+            ),
+            body: request.body.clone(),
+        };
+
+        // The key: what a carrier already holds, else the entry id.
+        let existing = route.carriers.iter().find_map(|c| match c {
+            Carrier::Header(name) => stored.header(name).map(str::to_owned),
+            Carrier::BodyField(path) => {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                json::find(&stored.body, &path).and_then(|v| v.as_str().map(|s| s.into_owned()))
+            }
+        });
+        let key = existing.unwrap_or_else(|| id.to_string());
+        for carrier in &route.carriers {
+            match carrier {
+                Carrier::Header(name) => {
+                    if stored.header(name).is_none() {
+                        stored
+                            .headers
+                            .push((name.to_ascii_lowercase(), key.clone()));
+                    }
+                }
+                Carrier::BodyField(path) => {
+                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    if json::find(&stored.body, &path).is_none() {
+                        let Some((field, parents)) = path.split_last() else {
+                            return unroutable("empty idempotency carrier path".into());
+                        };
+                        match json::insert_string(&stored.body, parents, field, &key) {
+                            Ok(body) => stored.body = body,
+                            Err(e) => {
+                                return unroutable(format!(
+                                    "cannot add idempotency field {}: {e}",
+                                    path.join(".")
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Routing::Matched(Box::new(Prepared {
+            id,
+            route: route.name.clone(),
+            origin,
+            lane,
+            request: stored,
+            idempotency_key: key,
+            needs_token: route.needs_token,
+            conflict_is_delivered: route.conflict_is_delivered,
+            bearer,
+        }))
+    }
+}
+
+fn describe_sources(sources: &[LaneSource]) -> String {
+    sources
+        .iter()
+        .map(|s| match s {
+            LaneSource::PathParam(p) => format!("path {{{p}}}"),
+            LaneSource::BodyField(f) => format!("body field {}", f.join(".")),
+        })
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// The four routes of the design, all `POST`.
+pub fn default_routes() -> Vec<Route> {
+    let routes: Result<Vec<Route>, RouteError> = (|| {
+        Ok(vec![
+            Route::post(
+                names::AGENT_SEND,
+                "/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages",
+                vec![LaneSource::PathParam("conversationId".into())],
+            )?,
+            Route::post(
+                names::OPEN_INBOUND,
+                "/api/v2/conversations/messages/{integrationId}/inbound/open/message",
+                vec![field("channel.from.id")],
+            )?
+            .with_carrier(Carrier::BodyField(vec![
+                "channel".into(),
+                "messageId".into(),
+            ])),
+            Route::post(
+                names::AGENTLESS,
+                "/api/v2/conversations/messages/agentless",
+                vec![field("toAddress")],
+            )?,
+            Route::post(
+                names::SEED_TUTORIAL,
+                "/api/v2/conversations/messaging/messages",
+                vec![field("to.id"), field("conversationId")],
+            )?
+            .with_carrier(Carrier::BodyField(vec!["externalId".into()]))
+            .with_carrier(Carrier::Header("Idempotency-Key".into()))
+            .conflict_means_delivered(),
+        ])
+    })();
+    // The templates above are constants checked by the tests below.
+    routes.unwrap_or_default()
+}

@@ -1,0 +1,228 @@
+//! The storage interface the engine drives, and what it exchanges.
+//!
+//! A store holds the queue (entries by `seq`, grouped in lanes), the dead
+//! letters, and the pacing state. Every method is one atomic step: in
+//! IndexedDB, one transaction that awaits nothing but its own requests.
+//! The engine never sends inside a store call: it claims a batch (one
+//! transaction), sends, then settles the results (another transaction).
+//!
+//! The same conformance suite ([`crate::conformance`]) runs against every
+//! implementation.
+
+use crate::clock::Millis;
+use crate::entry::{Entry, EntryId, Head, Seq};
+use crate::pacer::ScheduleState;
+use crate::retry::Action;
+use crate::scheduler::Claim;
+
+/// Limits on what the queue accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most entries queued at once (default 10 000). Dead letters do not
+    /// count.
+    pub max_entries: usize,
+    /// Largest stored request (default 256 KiB).
+    pub max_entry_bytes: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_entry_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Why an entry was not queued. The caller keeps its request in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError<E: std::error::Error + 'static> {
+    /// The queue holds `max_entries` already.
+    #[error("the outbox is full ({max_entries} entries); nothing was dropped")]
+    Full {
+        /// The limit.
+        max_entries: usize,
+    },
+    /// The request is larger than `max_entry_bytes`.
+    #[error("the request is {size} bytes, more than the {max} bytes an entry may hold")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The browser's storage quota is exhausted.
+    #[error("storage quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// An entry with this id is already queued.
+    #[error("an entry with id {0} already exists")]
+    Duplicate(EntryId),
+    /// The store failed.
+    #[error("store error: {0}")]
+    Store(#[source] E),
+}
+
+/// What a claim did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Claimed {
+    /// Entries leased for sending (their `attempts` already counts this
+    /// send), in `seq` order.
+    pub sends: Vec<Entry>,
+    /// Entries parked until a token arrives.
+    pub awaiting_token: Vec<Entry>,
+    /// Entries made dead letters (too old, too many failures).
+    pub expired: Vec<Entry>,
+    /// When to look again (from the plan).
+    pub next_wake: Option<Millis>,
+}
+
+/// The result of one attempt, to write back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The entry.
+    pub seq: Seq,
+    /// The attempt it was leased for: a settlement for an older lease (the
+    /// entry was re-leased, retried, cancelled or purged meanwhile) is
+    /// ignored.
+    pub attempt: u32,
+    /// What to do.
+    pub action: Action,
+}
+
+/// Counts of a [`Store::purge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Queued entries removed.
+    pub queued: usize,
+    /// Dead letters removed.
+    pub dead: usize,
+}
+
+/// What [`Store::cancel`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelResult {
+    /// Removed before it was sent.
+    Cancelled,
+    /// Being sent right now: too late to cancel.
+    InFlight,
+    /// No queued entry has that id.
+    NotFound,
+}
+
+/// A snapshot of the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Entries waiting their turn.
+    pub pending: usize,
+    /// Entries being sent.
+    pub in_flight: usize,
+    /// Entries waiting for a token.
+    pub awaiting_token: usize,
+    /// Dead letters.
+    pub dead: usize,
+    /// Lanes with queued entries.
+    pub lanes: usize,
+    /// Creation time of the oldest queued entry.
+    pub oldest_created_at: Option<Millis>,
+    /// Bytes of queued requests.
+    pub bytes: usize,
+    /// Origins paused now, with the pause end.
+    pub paused: Vec<(String, Millis)>,
+}
+
+impl Stats {
+    /// Queued entries (everything but dead letters).
+    pub fn queued(&self) -> usize {
+        self.pending + self.in_flight + self.awaiting_token
+    }
+}
+
+/// The planner a claim runs inside its transaction.
+pub type Planner<'a> =
+    dyn FnMut(&mut ScheduleState, &[Head]) -> (Vec<(Seq, Claim)>, Option<Millis>) + 'a;
+
+/// Durable storage for the outbox. Async without `Send` (wasm is
+/// single-threaded); each method is atomic.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// The store's own error.
+    type Error: std::error::Error + 'static;
+
+    /// Adds an entry at the end of its lane, assigning the next `seq` (the
+    /// entry's own `seq` is ignored). Answers only once the entry is
+    /// durable. Refuses, keeping nothing, when full or too large.
+    async fn enqueue(
+        &self,
+        entry: Entry,
+        limits: &QueueLimits,
+    ) -> Result<Entry, EnqueueError<Self::Error>>;
+
+    /// Whether the lane has queued entries (any state but dead).
+    async fn lane_busy(&self, lane: &str) -> Result<bool, Self::Error>;
+
+    /// In one transaction: reads the pacing state and every lane's head,
+    /// asks `planner` what to do, and applies it — leasing sends until
+    /// `lease_until` (counting the attempt; an expired lease also counts a
+    /// failure), parking entries that await a token, moving expired ones to
+    /// the dead letters — and saves the pacing state.
+    async fn claim(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        planner: &mut Planner<'_>,
+    ) -> Result<Claimed, Self::Error>;
+
+    /// In one transaction: applies attempt results (deliveries removed,
+    /// retries rescheduled, dead letters moved) and lets `schedule` update
+    /// the pacing state. Returns the settlements that applied (stale ones
+    /// are skipped).
+    async fn settle(
+        &self,
+        now: Millis,
+        settlements: Vec<Settlement>,
+        schedule: &mut dyn FnMut(&mut ScheduleState),
+    ) -> Result<Vec<Settlement>, Self::Error>;
+
+    /// The pacing state.
+    async fn schedule(&self) -> Result<ScheduleState, Self::Error>;
+
+    /// Updates the pacing state (e.g. a pause after a `429` seen while
+    /// passing a request through).
+    async fn update_schedule(
+        &self,
+        update: &mut dyn FnMut(&mut ScheduleState),
+    ) -> Result<(), Self::Error>;
+
+    /// Makes every entry of `origin` that awaits a token pending again
+    /// (a fresh token arrived). Returns their ids.
+    async fn release_awaiting_token(
+        &self,
+        origin: &str,
+        now: Millis,
+    ) -> Result<Vec<EntryId>, Self::Error>;
+
+    /// The queued entry or dead letter with this id.
+    async fn get(&self, id: EntryId) -> Result<Option<Entry>, Self::Error>;
+
+    /// Queued entries in `seq` order, at most `limit`.
+    async fn queued(&self, limit: usize) -> Result<Vec<Entry>, Self::Error>;
+
+    /// Dead letters in `seq` order, at most `limit`.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<Entry>, Self::Error>;
+
+    /// Moves a dead letter back into the queue, at its original place in its
+    /// lane, with fresh counters, due at `now`.
+    async fn revive(&self, id: EntryId, now: Millis) -> Result<Option<Entry>, Self::Error>;
+
+    /// Deletes a dead letter for good. Returns whether it existed.
+    async fn discard(&self, id: EntryId) -> Result<Option<Entry>, Self::Error>;
+
+    /// Removes a queued entry that is not being sent.
+    async fn cancel(&self, id: EntryId) -> Result<CancelResult, Self::Error>;
+
+    /// Deletes every queued entry and dead letter, and the pacing state.
+    async fn purge(&self) -> Result<Purged, Self::Error>;
+
+    /// Counts and ages.
+    async fn stats(&self, now: Millis) -> Result<Stats, Self::Error>;
+}
