@@ -371,6 +371,11 @@ where
         if !fresh {
             return Ok(0);
         }
+        self.release(origin).await
+    }
+
+    /// Makes the origin's parked entries pending again.
+    async fn release(&self, origin: &str) -> Result<usize, S::Error> {
         let released = self
             .store
             .release_awaiting_token(origin, self.clock.now())
@@ -392,7 +397,8 @@ where
     async fn request_token(&self, origin: &str) -> Result<bool, S::Error> {
         match self.tokens.request(origin).await {
             Some(token) => {
-                self.token_updated(origin, Some(&token)).await?;
+                self.tokens.offer(origin, &token);
+                self.release(origin).await?;
                 Ok(true)
             }
             None => Ok(false),

@@ -1,0 +1,533 @@
+//! Both decision tables of the design (§6): what the service worker does
+//! with an intercepted request, and what each replay answer means — plus
+//! tolerant reading of Genesys error bodies and the retry policy.
+
+use outbox_core::classify::{
+    ClassifyConfig, FailureKind, Outcome, Response, TransportError, classify, error_from_body,
+};
+use outbox_core::clock::SplitMix64;
+use outbox_core::entry::{Entry, EntryId, EntryState, LastError, StoredRequest};
+use outbox_core::intercept::{
+    AfterForward, BeforeForward, QueueReason, after_forward, before_forward,
+};
+use outbox_core::retry::{Action, RetryPolicy};
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn answer(status: u16) -> Result<Response, TransportError> {
+    Ok(Response {
+        status,
+        headers: vec![],
+        body: vec![],
+    })
+}
+
+fn genesys(status: u16, code: &str, message: &str) -> Result<Response, TransportError> {
+    Ok(Response {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: format!(
+            r#"{{"message":"{message}","code":"{code}","status":{status},"messageWithParams":"m","messageParams":{{}},"contextId":"ctx-{status}","details":[],"errors":[]}}"#
+        )
+        .into_bytes(),
+    })
+}
+
+fn failure(kind: FailureKind) -> Result<Response, TransportError> {
+    Err(TransportError {
+        kind,
+        message: "boom".into(),
+    })
+}
+
+fn outcome(result: &Result<Response, TransportError>, conflict_ok: bool) -> Outcome {
+    classify(result, conflict_ok, NOW, &ClassifyConfig::default())
+}
+
+// ---- Intercept (first list of §6) ----
+
+#[test]
+fn intercept_queues_behind_a_busy_lane_or_a_paused_origin() {
+    assert_eq!(
+        before_forward(true, None, NOW),
+        BeforeForward::Queue(QueueReason::LaneBusy)
+    );
+    assert_eq!(
+        before_forward(false, Some(NOW + 5), NOW),
+        BeforeForward::Queue(QueueReason::OriginPaused { until: NOW + 5 })
+    );
+    assert_eq!(
+        before_forward(false, Some(NOW), NOW),
+        BeforeForward::Forward,
+        "a pause that ended"
+    );
+    assert_eq!(before_forward(false, None, NOW), BeforeForward::Forward);
+}
+
+#[test]
+fn intercept_passes_2xx_through() {
+    for status in [200, 201, 202, 204] {
+        assert_eq!(
+            after_forward(&outcome(&answer(status), false)),
+            AfterForward::PassThrough,
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn intercept_queues_transient_failures() {
+    let cases = [
+        failure(FailureKind::Network),
+        failure(FailureKind::Timeout),
+        answer(408),
+        answer(429),
+        answer(500),
+        answer(502),
+        answer(503),
+        answer(504),
+    ];
+    for case in cases {
+        match after_forward(&outcome(&case, false)) {
+            AfterForward::Queue {
+                awaiting_token: false,
+                ..
+            } => {}
+            other => panic!("{case:?} → {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn intercept_queues_401_as_awaiting_token() {
+    match after_forward(&outcome(
+        &genesys(401, "credentials.expired", "expired"),
+        false,
+    )) {
+        AfterForward::Queue {
+            awaiting_token: true,
+            error,
+        } => {
+            assert_eq!(error.code.as_deref(), Some("credentials.expired"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn intercept_passes_other_4xx_through_untouched() {
+    for status in [400, 403, 404, 409, 413, 415, 422] {
+        assert_eq!(
+            after_forward(&outcome(&answer(status), false)),
+            AfterForward::PassThrough,
+            "{status}"
+        );
+    }
+}
+
+// ---- Replay (the table of §6) ----
+
+#[test]
+fn replay_2xx_is_delivered() {
+    for status in [200, 202, 204, 299] {
+        assert_eq!(
+            outcome(&answer(status), false),
+            Outcome::Delivered { status }
+        );
+    }
+}
+
+#[test]
+fn replay_409_is_delivered_only_where_the_carrier_says_so() {
+    assert_eq!(
+        outcome(&answer(409), true),
+        Outcome::AlreadyDelivered { status: 409 }
+    );
+    assert!(matches!(
+        outcome(&answer(409), false),
+        Outcome::Permanent { .. }
+    ));
+}
+
+#[test]
+fn replay_429_reads_retry_after_in_both_forms() {
+    let mut r = genesys(
+        429,
+        "too.many.requests.retry.after",
+        "Rate limit exceeded the maximum. Retry the request in [3] seconds",
+    );
+    r.as_mut()
+        .unwrap()
+        .headers
+        .push(("Retry-After".into(), "3".into()));
+    match outcome(&r, false) {
+        Outcome::RateLimited {
+            retry_after: Some(ra),
+            error,
+        } => {
+            assert_eq!(ra.delay_ms, 3_000);
+            assert_eq!(error.code.as_deref(), Some("too.many.requests.retry.after"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // An HTTP-date 30 s from now.
+    let mut r = answer(429);
+    r.as_mut()
+        .unwrap()
+        .headers
+        .push(("retry-after".into(), "Tue, 14 Nov 2023 22:13:50 GMT".into()));
+    match outcome(&r, false) {
+        Outcome::RateLimited {
+            retry_after: Some(ra),
+            ..
+        } => assert_eq!(ra.delay_ms, 30_000),
+        other => panic!("{other:?}"),
+    }
+    // Absurd: capped, and the reason is in the error.
+    let mut r = answer(429);
+    r.as_mut()
+        .unwrap()
+        .headers
+        .push(("retry-after".into(), "999999".into()));
+    match outcome(&r, false) {
+        Outcome::RateLimited {
+            retry_after: Some(ra),
+            error,
+        } => {
+            assert_eq!(ra.delay_ms, ClassifyConfig::default().retry_after_cap_ms);
+            assert!(error.message.contains("capped"), "{}", error.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Missing header.
+    assert!(matches!(
+        outcome(&answer(429), false),
+        Outcome::RateLimited {
+            retry_after: None,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn replay_401_wants_a_token() {
+    assert!(matches!(
+        outcome(&answer(401), false),
+        Outcome::Unauthorized { .. }
+    ));
+}
+
+#[test]
+fn replay_transient_failures_are_retryable() {
+    for status in [408, 500, 502, 503, 504, 507, 511, 520] {
+        assert!(
+            matches!(
+                outcome(&answer(status), false),
+                Outcome::Retryable {
+                    server_failure: true,
+                    ..
+                }
+            ),
+            "{status}"
+        );
+    }
+    for kind in [FailureKind::Network, FailureKind::Timeout] {
+        assert!(matches!(
+            outcome(&failure(kind), false),
+            Outcome::Retryable {
+                server_failure: false,
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn replay_other_4xx_and_hopeless_5xx_are_dead_letters_with_the_genesys_body() {
+    for (status, code) in [
+        (403, "not.authorized"),
+        (404, "not.found"),
+        (413, "request.entity.too.large"),
+        (400, "bad.request"),
+        (415, "unsupported.media.type"),
+    ] {
+        match outcome(&genesys(status, code, "nope"), false) {
+            Outcome::Permanent { error } => {
+                assert_eq!(error.status, Some(status));
+                assert_eq!(error.code.as_deref(), Some(code));
+                assert_eq!(error.context_id, Some(format!("ctx-{status}")));
+                assert_eq!(error.message, "nope");
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        outcome(&answer(501), false),
+        Outcome::Permanent { .. }
+    ));
+    assert!(matches!(
+        outcome(&answer(302), false),
+        Outcome::Permanent { .. }
+    ));
+}
+
+// ---- Error bodies ----
+
+#[test]
+fn error_bodies_are_read_tolerantly() {
+    let e = error_from_body(502, b"<html><body>Bad gateway</body></html>");
+    assert_eq!((e.status, e.code.as_deref()), (Some(502), None));
+    assert_eq!(e.message, "<html><body>Bad gateway</body></html>");
+    // Truncated JSON: fields that arrived whole are still read.
+    let e = error_from_body(
+        503,
+        br#"{"message":"down","code":"service.unavailable","contextId":"c1","details":[{"errorCo"#,
+    );
+    assert_eq!(
+        (
+            e.code.as_deref(),
+            e.message.as_str(),
+            e.context_id.as_deref()
+        ),
+        (Some("service.unavailable"), "down", Some("c1"))
+    );
+    // Broken JSON without a message: a reason phrase.
+    assert_eq!(error_from_body(404, b"{\"code\":").message, "Not Found");
+    assert_eq!(error_from_body(500, b"").message, "Internal Server Error");
+    // Huge bodies are clipped.
+    let huge = "x".repeat(1_000_000);
+    let e = error_from_body(500, huge.as_bytes());
+    assert!(e.message.chars().count() <= 301, "{}", e.message.len());
+    // OAuth errors use other names.
+    let e = error_from_body(
+        400,
+        br#"{"error":"unauthorized_client","error_description":"bad client"}"#,
+    );
+    assert_eq!(
+        (e.code.as_deref(), e.message.as_str()),
+        (Some("unauthorized_client"), "bad client")
+    );
+    // Invalid UTF-8 does not panic.
+    let e = error_from_body(500, &[0xff, 0xfe, b'a']);
+    assert!(e.message.ends_with('a'));
+}
+
+// ---- Retry policy ----
+
+fn entry() -> Entry {
+    Entry {
+        id: EntryId::random(&mut SplitMix64::new(1)),
+        seq: 1,
+        lane: "l".into(),
+        route: "agent-send".into(),
+        origin: "https://api.mypurecloud.ie".into(),
+        request: StoredRequest {
+            method: "POST".into(),
+            url: "https://api.mypurecloud.ie/x".into(),
+            headers: vec![],
+            body: vec![],
+        },
+        idempotency_key: "k".into(),
+        needs_token: true,
+        created_at: NOW,
+        attempts: 1,
+        failures: 0,
+        auth_failures: 0,
+        not_before: NOW,
+        state: EntryState::InFlight {
+            lease_until: NOW + 60_000,
+        },
+        last_error: None,
+    }
+}
+
+#[test]
+fn backoff_ceiling_doubles_from_2s_to_a_60s_cap() {
+    let p = RetryPolicy::default();
+    let ceilings: Vec<u64> = (1..=8).map(|a| p.ceiling_ms(a)).collect();
+    assert_eq!(
+        ceilings,
+        [2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]
+    );
+    assert_eq!(p.ceiling_ms(u32::MAX), 60_000, "no overflow");
+}
+
+#[test]
+fn backoff_is_full_jitter() {
+    let p = RetryPolicy::default();
+    let mut rng = SplitMix64::new(9);
+    let samples: Vec<u64> = (0..20_000).map(|_| p.backoff_ms(3, &mut rng)).collect();
+    assert!(samples.iter().all(|s| *s <= 8_000));
+    let mean = samples.iter().sum::<u64>() as f64 / samples.len() as f64;
+    assert!(
+        (3_800.0..4_200.0).contains(&mean),
+        "uniform on 0..=8000 has mean 4000, got {mean}"
+    );
+    assert!(
+        samples.iter().any(|s| *s < 400) && samples.iter().any(|s| *s > 7_600),
+        "spread over the whole range"
+    );
+    let mut a = SplitMix64::new(5);
+    let mut b = SplitMix64::new(5);
+    assert_eq!(
+        p.backoff_ms(4, &mut a),
+        p.backoff_ms(4, &mut b),
+        "deterministic for a seed"
+    );
+}
+
+#[test]
+fn decisions_follow_the_table() {
+    let p = RetryPolicy::default();
+    let mut rng = SplitMix64::new(1);
+    let e = entry();
+    assert_eq!(
+        p.decide(&e, &Outcome::Delivered { status: 200 }, NOW, 0, &mut rng),
+        Action::Delivered {
+            status: 200,
+            duplicate: false
+        }
+    );
+    assert_eq!(
+        p.decide(
+            &e,
+            &Outcome::AlreadyDelivered { status: 409 },
+            NOW,
+            0,
+            &mut rng
+        ),
+        Action::Delivered {
+            status: 409,
+            duplicate: true
+        }
+    );
+    let err = LastError::new("x", "y");
+    // 429: at least the Retry-After, and at least the backoff.
+    for _ in 0..100 {
+        match p.decide(
+            &e,
+            &Outcome::RateLimited {
+                retry_after: None,
+                error: err.clone(),
+            },
+            NOW,
+            7_000,
+            &mut rng,
+        ) {
+            Action::Retry {
+                not_before,
+                failures: 0,
+                ..
+            } => assert!(not_before >= NOW + 7_000),
+            other => panic!("{other:?}"),
+        }
+    }
+    // 5xx counts a failure, network does not.
+    match p.decide(
+        &e,
+        &Outcome::Retryable {
+            error: err.clone(),
+            server_failure: true,
+        },
+        NOW,
+        0,
+        &mut rng,
+    ) {
+        Action::Retry {
+            failures: 1,
+            not_before,
+            ..
+        } => assert!(not_before <= NOW + 2_000),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        p.decide(
+            &e,
+            &Outcome::Retryable {
+                error: err.clone(),
+                server_failure: false
+            },
+            NOW,
+            0,
+            &mut rng
+        ),
+        Action::Retry { failures: 0, .. }
+    ));
+    assert_eq!(
+        p.decide(
+            &e,
+            &Outcome::Permanent { error: err.clone() },
+            NOW,
+            0,
+            &mut rng
+        ),
+        Action::Dead { error: err.clone() }
+    );
+}
+
+#[test]
+fn limits_make_dead_letters_never_drops() {
+    let p = RetryPolicy::default();
+    let mut rng = SplitMix64::new(1);
+    let err = LastError {
+        status: Some(503),
+        code: Some("service.unavailable".into()),
+        message: "down".into(),
+        context_id: Some("c".into()),
+    };
+    let mut e = entry();
+    e.failures = p.max_attempts - 1;
+    match p.decide(
+        &e,
+        &Outcome::Retryable {
+            error: err.clone(),
+            server_failure: true,
+        },
+        NOW,
+        0,
+        &mut rng,
+    ) {
+        Action::Dead { error } => {
+            assert_eq!(error.code.as_deref(), Some("max-attempts"));
+            assert_eq!(error.status, Some(503), "the last cause is kept");
+            assert!(error.message.contains("down"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut e = entry();
+    e.created_at = NOW - p.max_age_ms;
+    match p.decide(
+        &e,
+        &Outcome::Retryable {
+            error: err.clone(),
+            server_failure: false,
+        },
+        NOW,
+        0,
+        &mut rng,
+    ) {
+        Action::Dead { error } => assert_eq!(error.code.as_deref(), Some("max-age")),
+        other => panic!("{other:?}"),
+    }
+    // 401: park twice, the third in a row is fatal.
+    let mut e = entry();
+    for expected in 1..p.max_auth_failures {
+        match p.decide(
+            &e,
+            &Outcome::Unauthorized { error: err.clone() },
+            NOW,
+            0,
+            &mut rng,
+        ) {
+            Action::AwaitToken { auth_failures, .. } => {
+                assert_eq!(auth_failures, expected);
+                e.auth_failures = auth_failures;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    match p.decide(&e, &Outcome::Unauthorized { error: err }, NOW, 0, &mut rng) {
+        Action::Dead { error } => assert_eq!(error.code.as_deref(), Some("auth-failed")),
+        other => panic!("{other:?}"),
+    }
+}
