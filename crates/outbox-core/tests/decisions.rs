@@ -2,6 +2,8 @@
 //! with an intercepted request, and what each replay answer means — plus
 //! tolerant reading of Genesys error bodies and the retry policy.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use outbox_core::classify::{
     ClassifyConfig, FailureKind, Outcome, Response, TransportError, classify, error_from_body,
 };

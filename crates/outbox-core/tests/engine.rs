@@ -1,6 +1,8 @@
 //! The engine end to end against the simulated server: the behaviours of
 //! the design, scenario by scenario.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Harness, T0, config};

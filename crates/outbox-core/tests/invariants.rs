@@ -9,6 +9,8 @@
 //! (d) no origin gets more than rate × window + burst requests in any window;
 //! (e) after a 429 with Retry-After t, nothing is sent to that origin before t.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -80,7 +82,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_outbox_invariants_hold((seed, honour, lanes, steps) in scenario()) {
+    fn the_outbox_invariants_hold((seed, honour, _lanes, steps) in scenario()) {
         let mut h = Harness::new(seed);
         h.server.set_faults(SimFaults { honour_idempotency: honour, ..SimFaults::default() });
         let mut submitted: Vec<(String, String, String)> = Vec::new(); // (lane, id, key)

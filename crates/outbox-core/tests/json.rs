@@ -1,5 +1,7 @@
 //! The JSON scanner against `serde_json`, on generated documents.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use outbox_core::json;
 use proptest::prelude::*;
 use serde_json::{Map, Value};

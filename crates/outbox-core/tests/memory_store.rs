@@ -1,5 +1,7 @@
 //! The store conformance suite on the in-memory store.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use outbox_core::conformance;
 use outbox_core::memory::MemoryStore;
 

@@ -1,6 +1,8 @@
 //! The route table: every default route on every region, lane extraction,
 //! idempotency carriers, and header stripping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use outbox_core::clock::SplitMix64;
 use outbox_core::entry::EntryId;
 use outbox_core::route::{
