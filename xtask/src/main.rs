@@ -62,5 +62,13 @@ fn test(_args: &[String]) -> Result<(), String> {
         "warnings",
     ]))?;
     tools::run(tools::cargo().args(["test", "--workspace"]))?;
+    // The engine must stay free of I/O and build for the browser.
+    tools::run(tools::cargo().args([
+        "build",
+        "-p",
+        "outbox-core",
+        "--target",
+        tools::WASM_TARGET,
+    ]))?;
     Ok(())
 }
