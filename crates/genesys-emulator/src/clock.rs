@@ -42,6 +42,13 @@ impl Clock {
     }
 }
 
+/// Whole seconds since the Unix epoch.
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Formats `t` as ISO-8601 UTC with milliseconds: `2024-05-01T12:00:00.123Z`.
 pub(crate) fn iso8601(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();

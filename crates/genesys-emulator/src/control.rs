@@ -150,7 +150,7 @@ impl Control {
 
     /// Makes a guest session expired (its requests then answer 4006).
     pub fn expire_guest_session(&self, token: &str) -> bool {
-        self.shared.guest.expire(&self.shared, token)
+        self.shared.guest.expire(token)
     }
 }
 

@@ -4,8 +4,10 @@
 //! OAuth client credentials, the REST message routes with bearer checks and
 //! Genesys `ErrorBody` errors, per-token rate limits with `Retry-After` and
 //! `inin-ratelimit-*` headers, CORS for a page on another origin, optional
-//! idempotency, fault injection (outage, latency, server errors, lost
-//! acknowledgements, forced 401, daily limit) and an inspection API.
+//! idempotency, the Web Messaging Guest WebSocket (`/v1`) with guest history,
+//! fault injection (outage, latency, server errors, lost acknowledgements,
+//! forced 401, daily limit; dropped, lost, delayed and reordered guest echoes)
+//! and an inspection API.
 //!
 //! It speaks real HTTP on a real socket: tests talk to it over loopback.
 //!
@@ -65,7 +67,7 @@ pub use control::{CONTROL_PREFIX, Control};
 pub use cors::{ALLOWED_HEADERS, ALLOWED_METHODS, EXPOSED_HEADERS};
 pub use errors::{Detail, EmulatorError, ErrorBody, Limit};
 pub use faults::{DEFAULT_ERROR_STATUSES, Faults, FaultsError};
-pub use guest_ws::SessionReport;
+pub use guest_ws::{EchoState, GuestMessageReport, SessionReport};
 pub use inspect::{
     LaneReport, MessagesReport, Outcome, RecordedMessage, RequestLogEntry, RequestsReport,
     RouteKind,

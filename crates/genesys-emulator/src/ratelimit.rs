@@ -78,6 +78,11 @@ impl SlidingWindow {
         }
     }
 
+    /// Forgets one key's window.
+    pub(crate) fn clear_key(&mut self, key: &str) {
+        self.hits.remove(key);
+    }
+
     /// Forgets every window.
     pub(crate) fn clear(&mut self) {
         self.hits.clear();
