@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
 use hyper::Request;
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 
 use crate::clock::iso8601;
 use crate::errors::{ApiError, Limit};
@@ -124,22 +124,8 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
         }
     };
     let r = message(shared, route, req, &correlation, &faults, client.clone()).await;
-    let r = rate
-        .apply(r.with_client(client))
-        .with_correlation(&correlation);
-    match (r.response.is_some(), faults.lost_ack_rate > 0.0) {
-        (true, true) => {
-            // Without keep-alive a browser cannot silently resend a request
-            // whose answer was lost (Chromium resends on a reused connection).
-            let mut r = r;
-            if let Some(resp) = &mut r.response {
-                resp.headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            r
-        }
-        _ => r,
-    }
+    rate.apply(r.with_client(client))
+        .with_correlation(&correlation)
 }
 
 /// The part of the pipeline after authentication and rate limiting.

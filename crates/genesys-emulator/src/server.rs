@@ -5,6 +5,13 @@
 //! cut, and the task drops the connection, closing the socket. A browser then
 //! sees a network error and `fetch` rejects.
 //!
+//! Lost acknowledgements and keep-alive: Chromium silently resends a request
+//! whose *reused* connection closed before any response header. So while
+//! `lostAckRate > 0` every answer (control ones included) carries
+//! `Connection: close`, and idle kept-alive connections are closed when the
+//! fault is switched on: each request then arrives on a fresh connection, and
+//! a lost acknowledgement reaches the page as one network error.
+//!
 //! Outage applies to `/api/…`, `/oauth/…` and `/v1` — on new connections and on
 //! kept-alive ones alike, since every such request is checked when it arrives
 //! (and again after any injected latency). Control endpoints under
@@ -63,6 +70,18 @@ pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
+/// Resolves when the watched flag changes to true after subscription.
+async fn becomes_true(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        if *rx.borrow_and_update() {
+            return;
+        }
+    }
+}
+
 /// Per-connection controls.
 #[derive(Debug, Default)]
 struct ConnCtl {
@@ -99,6 +118,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     let ctl = Arc::new(ConnCtl::default());
     let mut shutdown: watch::Receiver<bool> = shared.shutdown.subscribe();
+    let mut no_keepalive = shared.no_keepalive.subscribe();
     let svc = {
         let ctl = ctl.clone();
         let shared = shared.clone();
@@ -116,13 +136,38 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     tokio::select! {
         _ = conn.as_mut() => {}
         () = ctl.cut.notified() => {}
-        () = until_true(&mut shutdown) => {
-            conn.as_mut().graceful_shutdown();
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = ctl.cut.notified() => {}
-            }
-        }
+        () = until_true(&mut shutdown) => finish(conn, &ctl).await,
+        () = becomes_true(&mut no_keepalive) => finish(conn, &ctl).await,
+    }
+}
+
+/// Ends a connection gracefully: the request in flight (if any) is answered,
+/// an idle connection closes at once.
+async fn finish<C>(mut conn: std::pin::Pin<&mut C>, ctl: &ConnCtl)
+where
+    C: std::future::Future + GracefulShutdown,
+{
+    conn.as_mut().graceful_shutdown_now();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = ctl.cut.notified() => {}
+    }
+}
+
+/// Graceful shutdown of a served connection.
+trait GracefulShutdown {
+    fn graceful_shutdown_now(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> GracefulShutdown for http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown_now(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }
 
@@ -145,6 +190,7 @@ async fn dispatch(shared: Arc<Shared>, ctl: Arc<ConnCtl>, req: Request<Incoming>
             control::handle(&shared, req).await
         };
         cors::decorate(&shared.config.cors, origin.as_deref(), resp.headers_mut());
+        close_if_needed(&shared, &mut resp);
         return resp;
     }
     let reply = answer(&shared, area, req).await;
@@ -165,12 +211,23 @@ async fn dispatch(shared: Arc<Shared>, ctl: Arc<ConnCtl>, req: Request<Incoming>
             if method != Method::OPTIONS {
                 cors::decorate(&shared.config.cors, origin.as_deref(), resp.headers_mut());
             }
+            if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+                close_if_needed(&shared, &mut resp);
+            }
             resp
         }
         None => {
             ctl.cut.notify_one();
             std::future::pending::<Resp>().await
         }
+    }
+}
+
+/// Adds `Connection: close` while lost acknowledgements are on.
+fn close_if_needed(shared: &Shared, resp: &mut Resp) {
+    if shared.keepalive_off() {
+        resp.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
 }
 

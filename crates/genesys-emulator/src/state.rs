@@ -32,6 +32,9 @@ pub(crate) struct Shared {
     pub(crate) guest: GuestState,
     /// `true` while the outage fault is on (guest sockets watch it).
     pub(crate) outage: watch::Sender<bool>,
+    /// `true` while lost acknowledgements are on: no keep-alive, so that a
+    /// lost answer always happens on a fresh connection (see `server`).
+    pub(crate) no_keepalive: watch::Sender<bool>,
     /// Becomes `true` when the emulator shuts down.
     pub(crate) shutdown: watch::Sender<bool>,
 }
@@ -47,6 +50,7 @@ impl Shared {
             idempotency: AtomicBool::new(config.idempotency),
             guest: GuestState::default(),
             outage: watch::channel(false).0,
+            no_keepalive: watch::channel(false).0,
             shutdown: watch::channel(false).0,
             config,
         }
@@ -60,8 +64,20 @@ impl Shared {
     /// Replaces the faults (already validated) and tells guest sockets about an outage.
     pub(crate) fn set_faults(&self, f: Faults) {
         let outage = f.outage;
+        let no_keepalive = f.lost_ack_rate > 0.0;
         lock(&self.faults).faults = f;
         self.outage.send_replace(outage);
+        // Only transitions wake the connections (they close when idle).
+        self.no_keepalive.send_if_modified(|v| {
+            let changed = *v != no_keepalive;
+            *v = no_keepalive;
+            changed
+        });
+    }
+
+    /// Whether answers must close their connection (lost acknowledgements on).
+    pub(crate) fn keepalive_off(&self) -> bool {
+        *self.no_keepalive.borrow()
     }
 
     /// Whether the outage fault is on.

@@ -175,6 +175,54 @@ async fn lost_ack_rate_is_seeded_and_disables_keep_alive() {
 }
 
 #[tokio::test]
+async fn lost_acks_switch_keep_alive_off() {
+    let emu = start().await;
+    let t = emu.control().mint_token(None, None).access_token;
+    let auth = format!("Bearer {t}");
+    let h = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let mut idle = Conn::open(emu.local_addr()).await;
+    let r = idle
+        .send("POST", AGENT_PATH, &h, r#"{"textBody":"1"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.header("connection"), None);
+    // Turned on over HTTP: that answer itself closes its connection...
+    let mut ctl_conn = Conn::open(emu.local_addr()).await;
+    let r = ctl_conn
+        .send(
+            "POST",
+            "/__emulator/faults",
+            &[],
+            r#"{"lostAckRate":1e-12}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.header("connection"), Some("close"));
+    // ...and idle kept-alive connections are closed, so no later request can
+    // be lost on a reused connection (which Chromium would silently resend).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !idle.is_closed() {
+        assert!(Instant::now() < deadline, "idle connection not closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = post_json(&emu, &t, AGENT_PATH, &agent_body("2"))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    emu.control()
+        .update_faults(|f| f.lost_ack_rate = 0.0)
+        .unwrap();
+    let r = post_json(&emu, &t, AGENT_PATH, &agent_body("3"))
+        .await
+        .unwrap();
+    assert_eq!(r.header("connection"), None, "keep-alive is back");
+    assert_eq!(emu.control().messages().total, 3);
+}
+
+#[tokio::test]
 async fn server_errors_have_genesys_codes_and_record_nothing() {
     let emu = start().await;
     let t = emu.control().mint_token(None, None).access_token;
