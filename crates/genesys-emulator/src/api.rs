@@ -88,7 +88,15 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
                 value: u64::from(limit) * 24 * 60,
             },
         );
-        return Reply::error(&err, Outcome::DailyLimited, &correlation).with_client(client);
+        let (count, reset) =
+            lock(&shared.limiter).peek(&bearer.token, shared.config.rate_window, now);
+        let r = Reply::error(&err, Outcome::DailyLimited, &correlation).with_client(client);
+        return RateHeaders {
+            count,
+            allowed: limit,
+            reset,
+        }
+        .apply(r);
     }
     let verdict = lock(&shared.limiter).check(&bearer.token, limit, shared.config.rate_window, now);
     let rate = match verdict {

@@ -78,6 +78,25 @@ impl SlidingWindow {
         }
     }
 
+    /// The window of `key` without admitting anything: (count, seconds until
+    /// the oldest request leaves, ≥ 1).
+    pub(crate) fn peek(&mut self, key: &str, window: Duration, now: Instant) -> (u32, u64) {
+        let Some(q) = self.hits.get_mut(key) else {
+            return (0, ceil_secs(window));
+        };
+        while q
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            q.pop_front();
+        }
+        let reset = q
+            .front()
+            .map(|t| ceil_secs((*t + window).saturating_duration_since(now)))
+            .unwrap_or_else(|| ceil_secs(window));
+        (u32::try_from(q.len()).unwrap_or(u32::MAX), reset)
+    }
+
     /// Forgets one key's window.
     pub(crate) fn clear_key(&mut self, key: &str) {
         self.hits.remove(key);

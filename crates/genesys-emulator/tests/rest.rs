@@ -746,6 +746,12 @@ async fn rate_limit_override_and_daily_limit() {
         .unwrap();
     let v = assert_error(&r, 429, "too.many.requests.retry.after");
     assert_eq!(r.header("retry-after"), Some("14400"));
+    assert_eq!(
+        r.header("inin-ratelimit-count"),
+        Some("1"),
+        "the one admitted request"
+    );
+    assert_eq!(r.header("inin-ratelimit-allowed"), Some("300"));
     assert!(v["message"].as_str().unwrap().contains("[14400]"));
     assert_eq!(emu.control().messages().total, 1);
     assert_eq!(
