@@ -151,6 +151,7 @@ fn poll_slot<T>(slot: &RefCell<Slot<T>>, cx: &mut Context<'_>) -> Poll<T> {
 /// awaited again after `cursor.continue()`.
 pub(crate) struct Request {
     request: IdbRequest,
+    operation: &'static str,
     slot: Rc<RefCell<Slot<Result<JsValue, IdbError>>>>,
     _on_success: Closure<dyn FnMut()>,
     _on_error: Closure<dyn FnMut()>,
@@ -183,6 +184,7 @@ impl Request {
         request.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         Self {
             request,
+            operation,
             slot,
             _on_success: on_success,
             _on_error: on_error,
@@ -202,21 +204,6 @@ impl Request {
     pub(crate) fn next(&self) -> Next<'_> {
         Next(self)
     }
-
-    /// The next cursor position, `None` at the end.
-    pub(crate) async fn next_cursor(&self) -> Result<Option<IdbCursorWithValue>, IdbError> {
-        let v = self.next().await?;
-        if v.is_null() || v.is_undefined() {
-            return Ok(None);
-        }
-        v.dyn_into::<IdbCursorWithValue>()
-            .map(Some)
-            .map_err(|_| IdbError::Dom {
-                operation: "cursor",
-                name: "TypeError".into(),
-                message: "a cursor request gave something other than a cursor".into(),
-            })
-    }
 }
 
 impl Drop for Request {
@@ -235,6 +222,88 @@ impl Future for Next<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         poll_slot(&self.0.slot, cx)
+    }
+}
+
+/// Awaits every request of `requests`, in order: their results, or the
+/// first error. One await point for many requests keeps callers' state
+/// machines (and the wasm) small.
+pub(crate) fn all(requests: Vec<Request>) -> All {
+    All {
+        requests,
+        results: Vec::new(),
+    }
+}
+
+/// The future of [`all`].
+pub(crate) struct All {
+    requests: Vec<Request>,
+    results: Vec<JsValue>,
+}
+
+impl Future for All {
+    type Output = Result<Vec<JsValue>, IdbError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        while let Some(request) = this.requests.get(this.results.len()) {
+            match poll_slot(&request.slot, cx) {
+                Poll::Ready(Ok(v)) => this.results.push(v),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(std::mem::take(&mut this.results)))
+    }
+}
+
+/// Walks the cursor `request` opened to its end, collecting each value.
+pub(crate) fn values(request: Request) -> Values {
+    Values {
+        request,
+        values: Vec::new(),
+    }
+}
+
+/// The future of [`values`].
+pub(crate) struct Values {
+    request: Request,
+    values: Vec<JsValue>,
+}
+
+impl Future for Values {
+    type Output = Result<Vec<JsValue>, IdbError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let operation = this.request.operation;
+        loop {
+            let v = match poll_slot(&this.request.slot, cx) {
+                Poll::Ready(Ok(v)) => v,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            if v.is_null() || v.is_undefined() {
+                return Poll::Ready(Ok(std::mem::take(&mut this.values)));
+            }
+            let Some(cursor) = v.dyn_ref::<IdbCursorWithValue>() else {
+                return Poll::Ready(Err(IdbError::Dom {
+                    operation,
+                    name: "TypeError".into(),
+                    message: "a cursor request gave something other than a cursor".into(),
+                }));
+            };
+            // Both calls run inside the success callback's window (we are
+            // polled from its microtask checkpoint), so the transaction is
+            // active.
+            let step = cursor
+                .value()
+                .map(|value| this.values.push(value))
+                .and_then(|()| cursor.continue_());
+            if let Err(e) = step {
+                return Poll::Ready(Err(dom_error(operation, &e)));
+            }
+        }
     }
 }
 
@@ -469,4 +538,158 @@ pub(crate) async fn delete(name: &str) -> Result<(), IdbError> {
         .next()
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use js_sys::{Function, Promise};
+    use wasm_bindgen_futures::JsFuture;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn v1(db: &IdbDatabase, _: &IdbTransaction) -> Result<(), JsValue> {
+        db.create_object_store("s")?;
+        Ok(())
+    }
+
+    fn v2(_: &IdbDatabase, tx: &IdbTransaction) -> Result<(), JsValue> {
+        tx.object_store("s")?.create_index_with_str("by-x", "x")?;
+        Ok(())
+    }
+
+    fn broken(_: &IdbDatabase, _: &IdbTransaction) -> Result<(), JsValue> {
+        Err(js_sys::Error::new("step failed").into())
+    }
+
+    async fn scratch(name: &str) -> IdbDatabase {
+        delete(name).await.unwrap();
+        open(name, &[v1]).await.unwrap()
+    }
+
+    fn key(i: u32) -> JsValue {
+        JsValue::from_f64(f64::from(i))
+    }
+
+    async fn count(db: &IdbDatabase) -> f64 {
+        let tx = Tx::new(db, "count", &["s"], Mode::Read).unwrap();
+        let r = Request::from("count", tx.store("s").unwrap().count()).unwrap();
+        r.next().await.unwrap().as_f64().unwrap()
+    }
+
+    /// A promise that settles in a later task (a timer), like a `fetch`.
+    async fn next_task() {
+        let promise: Promise = Function::new_no_args("return new Promise(r => setTimeout(r, 0))")
+            .call0(&JsValue::NULL)
+            .unwrap()
+            .unchecked_into();
+        JsFuture::from(promise).await.unwrap();
+    }
+
+    #[wasm_bindgen_test]
+    async fn requests_keep_a_transaction_alive_a_timer_does_not() {
+        let db = scratch("idb-layer-alive").await;
+        let tx = Tx::new(&db, "test", &["s"], Mode::Write).unwrap();
+        let s = tx.store("s").unwrap();
+        for i in 0..50 {
+            let r = Request::from("put", s.put_with_key(&key(i), &key(i))).unwrap();
+            r.next().await.unwrap();
+        }
+        // A promise that settles in a microtask is fine too...
+        JsFuture::from(Promise::resolve(&JsValue::NULL))
+            .await
+            .unwrap();
+        let r = Request::from("put", s.put_with_key(&key(50), &key(50))).unwrap();
+        r.next().await.unwrap();
+        // ...but waiting for another task lets the transaction commit.
+        next_task().await;
+        let thrown = s.put_with_key(&key(51), &key(51)).unwrap_err();
+        assert_eq!(
+            dom_error("put", &thrown).dom_name(),
+            Some("TransactionInactiveError")
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(count(&db).await, 51.0);
+        db.close();
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_dropped_write_transaction_is_aborted() {
+        let db = scratch("idb-layer-drop").await;
+        {
+            let tx = Tx::new(&db, "test", &["s"], Mode::Write).unwrap();
+            let s = tx.store("s").unwrap();
+            let r = Request::from("put", s.put_with_key(&key(1), &key(1))).unwrap();
+            r.next().await.unwrap();
+            let _ = s.put_with_key(&key(2), &key(2)).unwrap();
+            // An early return: `tx` is dropped without commit.
+        }
+        assert_eq!(count(&db).await, 0.0, "nothing of a dropped write commits");
+        db.close();
+    }
+
+    #[wasm_bindgen_test]
+    async fn an_abort_is_the_commit_error() {
+        let db = scratch("idb-layer-abort").await;
+        let tx = Tx::new(&db, "test", &["s"], Mode::WriteStrict).unwrap();
+        let s = tx.store("s").unwrap();
+        let _ = s.add_with_key(&key(1), &key(1)).unwrap();
+        let _ = s.add_with_key(&key(2), &key(2)).unwrap();
+        let _ = s.add_with_key(&key(1), &key(1)).unwrap(); // same key: ConstraintError
+        let err = tx.commit().await.unwrap_err();
+        assert_eq!(err.dom_name(), Some("ConstraintError"), "{err}");
+        assert_eq!(
+            count(&db).await,
+            0.0,
+            "an aborted transaction keeps nothing"
+        );
+        // Strict durability commits like any other.
+        let tx = Tx::new(&db, "test", &["s"], Mode::WriteStrict).unwrap();
+        let _ = tx
+            .store("s")
+            .unwrap()
+            .add_with_key(&key(1), &key(1))
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count(&db).await, 1.0);
+        db.close();
+    }
+
+    #[wasm_bindgen_test]
+    async fn upgrades_keep_data_and_a_failed_step_changes_nothing() {
+        let name = "idb-layer-upgrade";
+        let db = scratch(name).await;
+        let tx = Tx::new(&db, "test", &["s"], Mode::Write).unwrap();
+        let _ = tx
+            .store("s")
+            .unwrap()
+            .put_with_key(&key(7), &key(7))
+            .unwrap();
+        tx.commit().await.unwrap();
+        db.close();
+
+        let err = open(name, &[v1, v2, broken]).await.unwrap_err();
+        assert_eq!(
+            (err.dom_name(), format!("{err}").contains("step failed")),
+            (Some("Error"), true),
+            "{err}"
+        );
+        let db = open(name, &[v1]).await.unwrap();
+        assert_eq!(db.version(), 1.0, "a failed upgrade leaves the old version");
+        assert_eq!(count(&db).await, 1.0);
+        db.close();
+
+        let db = open(name, &[v1, v2]).await.unwrap();
+        assert_eq!(db.version(), 2.0);
+        assert_eq!(count(&db).await, 1.0, "upgrading keeps the data");
+        db.close();
+        let err = open(name, &[v1]).await.unwrap_err();
+        assert_eq!(
+            err,
+            IdbError::NewerVersion {
+                name: name.into(),
+                found: 2,
+                supported: 1
+            }
+        );
+    }
 }

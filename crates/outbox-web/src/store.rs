@@ -2,7 +2,7 @@
 //! described on [`IdbStore`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use outbox_core::clock::Millis;
@@ -24,7 +24,7 @@ use crate::codec::{
     self, Record, decode_body, decode_entry, decode_head, encode_body, encode_entry, seq_key,
 };
 use crate::error::{CodecError, IdbError, enqueue_error};
-use crate::idb::{self, Migration, Mode, Request, Tx, dom_error};
+use crate::idb::{self, Migration, Mode, Request, Tx, all, dom_error, values};
 
 const ENTRIES: &str = "entries";
 const DEAD: &str = "dead";
@@ -160,6 +160,7 @@ fn fire(tx: &Tx, made: Result<IdbRequest, JsValue>) -> Result<(), IdbError> {
     made.map(drop).map_err(|e| dom_error(tx.operation(), &e))
 }
 
+/// Issues a read whose result is awaited (with [`all`] or [`values`]).
 fn watch(tx: &Tx, made: Result<IdbRequest, JsValue>) -> Result<Request, IdbError> {
     Request::from(tx.operation(), made)
 }
@@ -189,6 +190,29 @@ fn decode_schedule(v: &JsValue) -> ScheduleState {
         .unwrap_or_default()
 }
 
+fn get_schedule(tx: &Tx, meta: &IdbObjectStore) -> Result<Request, IdbError> {
+    watch(tx, meta.get(&JsValue::from_str(SCHEDULE)))
+}
+
+/// Writes the pacing state if it changed.
+fn save_schedule(
+    tx: &Tx,
+    meta: &IdbObjectStore,
+    before: &ScheduleState,
+    after: &ScheduleState,
+) -> Result<(), IdbError> {
+    if before == after {
+        return Ok(());
+    }
+    fire(
+        tx,
+        meta.put_with_key(
+            &JsValue::from_str(&after.encode()),
+            &JsValue::from_str(SCHEDULE),
+        ),
+    )
+}
+
 fn put_record(tx: &Tx, store: &IdbObjectStore, record: &Record) -> Result<(), IdbError> {
     fire(tx, store.put(&encode_entry(record)?))
 }
@@ -197,41 +221,54 @@ fn delete_seq(tx: &Tx, store: &IdbObjectStore, seq: Seq) -> Result<(), IdbError>
     fire(tx, store.delete(&seq_key(seq)?))
 }
 
-/// Reads the bodies of `entries` (in one go) and puts them in place.
-async fn attach_bodies(
+/// Adds requests for the bodies of `entries`, in order, to `reads`.
+fn body_reads(
     tx: &Tx,
     bodies: &IdbObjectStore,
-    entries: &mut [Entry],
+    entries: &[Entry],
+    reads: &mut Vec<Request>,
 ) -> Result<(), IdbError> {
-    let mut requests = Vec::with_capacity(entries.len());
-    for e in entries.iter() {
-        requests.push(watch(tx, bodies.get(&seq_key(e.seq)?))?);
-    }
-    for (e, r) in entries.iter_mut().zip(&requests) {
-        e.request.body = decode_body(&r.next().await?)?;
+    for e in entries {
+        reads.push(watch(tx, bodies.get(&seq_key(e.seq)?))?);
     }
     Ok(())
 }
 
-/// Reads the entry records `records` (from `getAll`) with their bodies.
+/// Puts the bodies read by [`body_reads`] in place.
+fn fill_bodies(
+    entries: &mut [Entry],
+    bodies: &mut std::vec::IntoIter<JsValue>,
+) -> Result<(), IdbError> {
+    for e in entries {
+        e.request.body = decode_body(&bodies.next().unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+/// Reads the bodies of `entries` and puts them in place.
 async fn with_bodies(
     tx: &Tx,
     bodies: &IdbObjectStore,
-    records: &JsValue,
-) -> Result<Vec<Entry>, IdbError> {
-    let records: js_sys::Array = records
-        .clone()
-        .dyn_into()
-        .map_err(|_| CodecError::new("entry", "(list)", "getAll gave a non-array"))?;
-    let mut entries = records
-        .iter()
-        .map(|r| decode_entry(&r).map(|r| r.entry))
-        .collect::<Result<Vec<_>, _>>()?;
-    attach_bodies(tx, bodies, &mut entries).await?;
+    entries: &mut [Entry],
+) -> Result<(), IdbError> {
+    let mut reads = Vec::with_capacity(entries.len());
+    body_reads(tx, bodies, entries, &mut reads)?;
+    fill_bodies(entries, &mut all(reads).await?.into_iter())
+}
+
+/// Decodes a `getAll` result.
+fn decode_list(records: &JsValue) -> Result<Vec<Entry>, IdbError> {
+    let records = records
+        .dyn_ref::<js_sys::Array>()
+        .ok_or_else(|| CodecError::new("entry", "(list)", "getAll gave a non-array"))?;
+    let mut entries = Vec::with_capacity(records.length() as usize);
+    for record in records.iter() {
+        entries.push(decode_entry(&record)?.entry);
+    }
     Ok(entries)
 }
 
-/// One entry (by its `id` index) with its body, if there.
+/// One entry of `store` (by its `id` index) with its body, if there.
 async fn find(
     tx: &Tx,
     store: &IdbObjectStore,
@@ -245,9 +282,176 @@ async fn find(
         return Ok(None);
     }
     let mut entry = [decode_entry(&found)?.entry];
-    attach_bodies(tx, bodies, &mut entry).await?;
+    with_bodies(tx, bodies, &mut entry).await?;
     let [entry] = entry;
     Ok(Some(entry))
+}
+
+/// The entry records a transaction reads and changes, as they stand now
+/// (`None`: not, or no longer, in `entries`). A list: it holds one batch.
+type Working = Vec<(Seq, Option<Record>)>;
+
+fn slot(work: &mut Working, seq: Seq) -> Option<&mut Option<Record>> {
+    work.iter_mut().find(|(s, _)| *s == seq).map(|(_, r)| r)
+}
+
+/// Applies a plan's decisions to the working records, issuing the writes.
+/// Runs synchronously, inside the claim's transaction.
+#[allow(clippy::too_many_arguments)]
+fn apply_claims(
+    tx: &Tx,
+    entries: &IdbObjectStore,
+    dead: &IdbObjectStore,
+    now: Millis,
+    lease_until: Millis,
+    claims: Vec<(Seq, Claim)>,
+    work: &mut Working,
+    claimed: &mut Claimed,
+) -> Result<(), IdbError> {
+    for (seq, claim) in claims {
+        let Some(slot) = slot(work, seq) else {
+            continue;
+        };
+        let Some(record) = slot else {
+            continue;
+        };
+        let entry = &mut record.entry;
+        match claim {
+            Claim::Send => {
+                if !entry.is_ready(now) {
+                    continue;
+                }
+                // Stored counters may be anything: never overflow on them.
+                if matches!(entry.state, EntryState::InFlight { .. }) {
+                    entry.failures = entry.failures.saturating_add(1);
+                }
+                entry.attempts = entry.attempts.saturating_add(1);
+                entry.state = EntryState::InFlight { lease_until };
+                put_record(tx, entries, record)?;
+                claimed.sends.push(record.entry.clone());
+            }
+            Claim::AwaitToken => {
+                entry.state = EntryState::AwaitingToken;
+                put_record(tx, entries, record)?;
+                claimed.awaiting_token.push(record.entry.clone());
+            }
+            Claim::Expire(error) => {
+                entry.last_error = Some(error);
+                entry.state = EntryState::Dead { at: now };
+                delete_seq(tx, entries, seq)?;
+                put_record(tx, dead, record)?;
+                if let Some(record) = slot.take() {
+                    claimed.expired.push(record.entry);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies the settlements that match their lease, issuing the writes.
+/// Runs synchronously, inside the settle's transaction.
+fn apply_settlements(
+    tx: &Tx,
+    stores: [&IdbObjectStore; 3],
+    now: Millis,
+    settlements: Vec<Settlement>,
+    work: &mut Working,
+) -> Result<Vec<Settlement>, IdbError> {
+    let [entries, dead, bodies] = stores;
+    let mut applied = Vec::with_capacity(settlements.len());
+    for s in settlements {
+        let Some(slot) = slot(work, s.seq) else {
+            continue;
+        };
+        let Some(record) = slot else {
+            continue;
+        };
+        let entry = &mut record.entry;
+        if entry.attempts != s.attempt || !matches!(entry.state, EntryState::InFlight { .. }) {
+            continue;
+        }
+        match &s.action {
+            Action::Delivered { .. } => {
+                delete_seq(tx, entries, s.seq)?;
+                delete_seq(tx, bodies, s.seq)?;
+                *slot = None;
+            }
+            Action::Retry {
+                not_before,
+                failures,
+                error,
+            } => {
+                entry.state = EntryState::Pending;
+                entry.not_before = *not_before;
+                entry.failures = *failures;
+                entry.auth_failures = 0;
+                entry.last_error = Some(error.clone());
+                put_record(tx, entries, record)?;
+            }
+            Action::AwaitToken {
+                auth_failures,
+                error,
+            } => {
+                entry.state = EntryState::AwaitingToken;
+                entry.auth_failures = *auth_failures;
+                entry.last_error = Some(error.clone());
+                put_record(tx, entries, record)?;
+            }
+            Action::Dead { error } => {
+                entry.last_error = Some(error.clone());
+                entry.state = EntryState::Dead { at: now };
+                delete_seq(tx, entries, s.seq)?;
+                put_record(tx, dead, record)?;
+                *slot = None;
+            }
+        }
+        applied.push(s);
+    }
+    Ok(applied)
+}
+
+/// Counts and ages from every entry record, and the pauses.
+fn compute_stats(
+    records: &JsValue,
+    dead: &JsValue,
+    schedule: &JsValue,
+    now: Millis,
+) -> Result<Stats, IdbError> {
+    let records = records
+        .dyn_ref::<js_sys::Array>()
+        .ok_or_else(|| CodecError::new("entry", "(list)", "getAll gave a non-array"))?;
+    let mut stats = Stats {
+        dead: count(dead)?,
+        ..Stats::default()
+    };
+    let mut lanes = BTreeSet::new();
+    for record in records.iter() {
+        let s = codec::decode_summary(&record)?;
+        match s.state {
+            EntryState::Pending => stats.pending += 1,
+            EntryState::InFlight { .. } => stats.in_flight += 1,
+            EntryState::AwaitingToken => stats.awaiting_token += 1,
+            EntryState::Dead { .. } => {}
+        }
+        stats.bytes = stats
+            .bytes
+            .saturating_add(usize::try_from(s.size).unwrap_or(usize::MAX));
+        stats.oldest_created_at = Some(
+            stats
+                .oldest_created_at
+                .map_or(s.created_at, |o| o.min(s.created_at)),
+        );
+        lanes.insert(s.lane);
+    }
+    stats.lanes = lanes.len();
+    stats.paused = decode_schedule(schedule)
+        .origins
+        .iter()
+        .filter(|(_, p)| p.paused_until > now)
+        .map(|(o, p)| (o.clone(), p.paused_until))
+        .collect();
+    Ok(stats)
 }
 
 impl IdbStore {
@@ -322,12 +526,17 @@ impl IdbStore {
         let dead = tx.store(DEAD)?;
         let meta = tx.store(META)?;
         let id = id_key(entry.id);
-        let queued = watch(&tx, entries.count())?;
-        let queued_id = watch(&tx, index(&tx, &entries, BY_ID)?.get_key(&id))?;
-        let dead_id = watch(&tx, index(&tx, &dead, BY_ID)?.get_key(&id))?;
-        let last_seq = watch(&tx, meta.get(&JsValue::from_str(NEXT_SEQ)))?;
+        let reads = vec![
+            watch(&tx, entries.count())?,
+            watch(&tx, index(&tx, &entries, BY_ID)?.get_key(&id))?,
+            watch(&tx, index(&tx, &dead, BY_ID)?.get_key(&id))?,
+            watch(&tx, meta.get(&JsValue::from_str(NEXT_SEQ)))?,
+        ];
+        let mut results = all(reads).await?.into_iter();
+        let mut next = || results.next().unwrap_or_default();
+        let (queued, queued_id, dead_id, last) = (next(), next(), next(), next());
         // The order of refusals is the memory store's.
-        if count(&queued.next().await?)? >= limits.max_entries {
+        if count(&queued)? >= limits.max_entries {
             return Ok(Err(EnqueueError::Full {
                 max_entries: limits.max_entries,
             }));
@@ -339,10 +548,9 @@ impl IdbStore {
                 max: limits.max_entry_bytes,
             }));
         }
-        if !absent(&queued_id.next().await?) || !absent(&dead_id.next().await?) {
+        if !absent(&queued_id) || !absent(&dead_id) {
             return Ok(Err(EnqueueError::Duplicate(entry.id)));
         }
-        let last = last_seq.next().await?;
         let last = if absent(&last) {
             0
         } else {
@@ -362,32 +570,30 @@ impl IdbStore {
         Ok(Ok(record.entry))
     }
 
-    fn load_schedule(tx: &Tx, meta: &IdbObjectStore) -> Result<Request, IdbError> {
-        watch(tx, meta.get(&JsValue::from_str(SCHEDULE)))
-    }
-
-    fn save_schedule(
-        tx: &Tx,
-        meta: &IdbObjectStore,
-        before: &ScheduleState,
-        after: &ScheduleState,
-    ) -> Result<(), IdbError> {
-        if before == after {
-            return Ok(());
+    /// `queued`/`dead_letters`: the first `limit` records of `store` in
+    /// `seq` order, with bodies.
+    async fn list(
+        &self,
+        operation: &'static str,
+        store: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, IdbError> {
+        if limit == 0 {
+            // `getAll(query, 0)` would mean "no limit".
+            return Ok(Vec::new());
         }
-        fire(
-            tx,
-            meta.put_with_key(
-                &JsValue::from_str(&after.encode()),
-                &JsValue::from_str(SCHEDULE),
-            ),
-        )
+        let tx = self.tx(operation, &[store, BODIES], Mode::Read).await?;
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let read = watch(
+            &tx,
+            tx.store(store)?
+                .get_all_with_key_and_limit(&JsValue::NULL, limit),
+        )?;
+        let mut entries = decode_list(&read.next().await?)?;
+        with_bodies(&tx, &tx.store(BODIES)?, &mut entries).await?;
+        Ok(entries)
     }
 }
-
-/// The entry records a transaction changes, as they stand now
-/// (`None`: removed from `entries`).
-type Working = HashMap<Seq, Option<Record>>;
 
 impl Store for IdbStore {
     type Error = IdbError;
@@ -404,14 +610,9 @@ impl Store for IdbStore {
 
     async fn lane_busy(&self, lane: &str) -> Result<bool, IdbError> {
         let tx = self.tx("lane_busy", &[ENTRIES], Mode::Read).await?;
-        let entries = tx.store(ENTRIES)?;
-        let first = watch(
-            &tx,
-            index(&tx, &entries, BY_LANE)?.get_key(&JsValue::from_str(lane)),
-        )?
-        .next()
-        .await?;
-        Ok(!absent(&first))
+        let lanes = index(&tx, &tx.store(ENTRIES)?, BY_LANE)?;
+        let read = watch(&tx, lanes.get_key(&JsValue::from_str(lane)))?;
+        Ok(!absent(&read.next().await?))
     }
 
     async fn claim(
@@ -426,7 +627,8 @@ impl Store for IdbStore {
         let entries = tx.store(ENTRIES)?;
         let dead = tx.store(DEAD)?;
         let meta = tx.store(META)?;
-        let schedule = Self::load_schedule(&tx, &meta)?;
+        let schedule = get_schedule(&tx, &meta)?;
+        // `nextunique` on the lane index: each lane's lowest `seq`, its head.
         let cursor = watch(
             &tx,
             index(&tx, &entries, BY_LANE)?.open_cursor_with_range_and_direction(
@@ -434,83 +636,68 @@ impl Store for IdbStore {
                 IdbCursorDirection::Nextunique,
             ),
         )?;
-        let before = decode_schedule(&schedule.next().await?);
-        let mut heads: Vec<Head> = Vec::new();
-        let mut records: HashMap<Seq, JsValue> = HashMap::new();
-        while let Some(c) = cursor.next_cursor().await? {
-            let value = c.value().map_err(|e| dom_error("claim", &e))?;
-            let head = decode_head(&value)?;
-            records.insert(head.seq, value);
-            heads.push(head);
-            c.continue_().map_err(|e| dom_error("claim", &e))?;
+        let schedule = schedule.next().await?;
+        let records = values(cursor).await?;
+        let before = decode_schedule(&schedule);
+        let mut heads: Vec<Head> = Vec::with_capacity(records.len());
+        for value in &records {
+            heads.push(decode_head(value)?);
         }
-        drop(cursor);
 
         // The planner runs synchronously, inside the transaction.
         let mut after = before.clone();
         let (claims, next_wake) = planner(&mut after, &heads);
 
+        // Decode in full only what the plan names; a plan names heads, and
+        // anything else it names is read first.
         let mut work = Working::new();
+        let mut others = Vec::new();
+        let mut reads = Vec::new();
+        for (seq, _) in &claims {
+            if slot(&mut work, *seq).is_some() {
+                continue;
+            }
+            match heads.iter().position(|h| h.seq == *seq) {
+                Some(i) => work.push((*seq, Some(decode_entry(&records[i])?))),
+                None => {
+                    others.push(work.len());
+                    work.push((*seq, None));
+                    reads.push(watch(&tx, entries.get(&seq_key(*seq)?))?);
+                }
+            }
+        }
+        if !reads.is_empty() {
+            for (i, value) in others.into_iter().zip(all(reads).await?) {
+                if !absent(&value) {
+                    work[i].1 = Some(decode_entry(&value)?);
+                }
+            }
+        }
+
         let mut claimed = Claimed {
             next_wake,
             ..Claimed::default()
         };
-        for (seq, claim) in claims {
-            let current = match work.get(&seq) {
-                Some(e) => e.clone(),
-                None => match records.get(&seq) {
-                    Some(value) => Some(decode_entry(value)?),
-                    None => {
-                        let value = watch(&tx, entries.get(&seq_key(seq)?))?.next().await?;
-                        if absent(&value) {
-                            None
-                        } else {
-                            Some(decode_entry(&value)?)
-                        }
-                    }
-                },
-            };
-            let Some(mut record) = current else {
-                work.insert(seq, None);
-                continue;
-            };
-            let entry = &mut record.entry;
-            match claim {
-                Claim::Send => {
-                    if !entry.is_ready(now) {
-                        work.insert(seq, Some(record));
-                        continue;
-                    }
-                    if matches!(entry.state, EntryState::InFlight { .. }) {
-                        entry.failures += 1;
-                    }
-                    entry.attempts += 1;
-                    entry.state = EntryState::InFlight { lease_until };
-                    put_record(&tx, &entries, &record)?;
-                    claimed.sends.push(record.entry.clone());
-                    work.insert(seq, Some(record));
-                }
-                Claim::AwaitToken => {
-                    entry.state = EntryState::AwaitingToken;
-                    put_record(&tx, &entries, &record)?;
-                    claimed.awaiting_token.push(record.entry.clone());
-                    work.insert(seq, Some(record));
-                }
-                Claim::Expire(error) => {
-                    delete_seq(&tx, &entries, seq)?;
-                    entry.last_error = Some(error);
-                    entry.state = EntryState::Dead { at: now };
-                    put_record(&tx, &dead, &record)?;
-                    claimed.expired.push(record.entry);
-                    work.insert(seq, None);
-                }
-            }
-        }
-        Self::save_schedule(&tx, &meta, &before, &after)?;
+        apply_claims(
+            &tx,
+            &entries,
+            &dead,
+            now,
+            lease_until,
+            claims,
+            &mut work,
+            &mut claimed,
+        )?;
+        save_schedule(&tx, &meta, &before, &after)?;
         let bodies = tx.store(BODIES)?;
-        attach_bodies(&tx, &bodies, &mut claimed.sends).await?;
-        attach_bodies(&tx, &bodies, &mut claimed.awaiting_token).await?;
-        attach_bodies(&tx, &bodies, &mut claimed.expired).await?;
+        let mut reads = Vec::new();
+        body_reads(&tx, &bodies, &claimed.sends, &mut reads)?;
+        body_reads(&tx, &bodies, &claimed.awaiting_token, &mut reads)?;
+        body_reads(&tx, &bodies, &claimed.expired, &mut reads)?;
+        let mut read = all(reads).await?.into_iter();
+        fill_bodies(&mut claimed.sends, &mut read)?;
+        fill_bodies(&mut claimed.awaiting_token, &mut read)?;
+        fill_bodies(&mut claimed.expired, &mut read)?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -525,88 +712,35 @@ impl Store for IdbStore {
             .tx("settle", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
             .await?;
         let entries = tx.store(ENTRIES)?;
-        let dead = tx.store(DEAD)?;
-        let bodies = tx.store(BODIES)?;
         let meta = tx.store(META)?;
-        let stored_schedule = Self::load_schedule(&tx, &meta)?;
-        let mut reads = Vec::new();
-        let mut seen = BTreeSet::new();
-        for s in &settlements {
-            if seen.insert(s.seq) {
-                reads.push((s.seq, watch(&tx, entries.get(&seq_key(s.seq)?))?));
-            }
-        }
-        let before = decode_schedule(&stored_schedule.next().await?);
         let mut work = Working::new();
-        for (seq, read) in &reads {
-            let value = read.next().await?;
-            let entry = if absent(&value) {
-                None
-            } else {
-                Some(decode_entry(&value)?)
-            };
-            work.insert(*seq, entry);
-        }
-        drop(reads);
-
-        let mut applied = Vec::with_capacity(settlements.len());
-        for s in settlements {
-            let Some(Some(record)) = work.get_mut(&s.seq) else {
-                continue;
-            };
-            let entry = &mut record.entry;
-            if entry.attempts != s.attempt || !matches!(entry.state, EntryState::InFlight { .. }) {
-                continue;
+        let mut reads = vec![get_schedule(&tx, &meta)?];
+        for s in &settlements {
+            if slot(&mut work, s.seq).is_none() {
+                work.push((s.seq, None));
+                reads.push(watch(&tx, entries.get(&seq_key(s.seq)?))?);
             }
-            match &s.action {
-                Action::Delivered { .. } => {
-                    delete_seq(&tx, &entries, s.seq)?;
-                    delete_seq(&tx, &bodies, s.seq)?;
-                    work.insert(s.seq, None);
-                }
-                Action::Retry {
-                    not_before,
-                    failures,
-                    error,
-                } => {
-                    entry.state = EntryState::Pending;
-                    entry.not_before = *not_before;
-                    entry.failures = *failures;
-                    entry.auth_failures = 0;
-                    entry.last_error = Some(error.clone());
-                    put_record(&tx, &entries, record)?;
-                }
-                Action::AwaitToken {
-                    auth_failures,
-                    error,
-                } => {
-                    entry.state = EntryState::AwaitingToken;
-                    entry.auth_failures = *auth_failures;
-                    entry.last_error = Some(error.clone());
-                    put_record(&tx, &entries, record)?;
-                }
-                Action::Dead { error } => {
-                    entry.last_error = Some(error.clone());
-                    entry.state = EntryState::Dead { at: now };
-                    delete_seq(&tx, &entries, s.seq)?;
-                    put_record(&tx, &dead, record)?;
-                    work.insert(s.seq, None);
-                }
-            }
-            applied.push(s);
         }
+        let mut results = all(reads).await?.into_iter();
+        let before = decode_schedule(&results.next().unwrap_or_default());
+        for ((_, record), value) in work.iter_mut().zip(results) {
+            if !absent(&value) {
+                *record = Some(decode_entry(&value)?);
+            }
+        }
+        let stores = [&entries, &tx.store(DEAD)?, &tx.store(BODIES)?];
+        let applied = apply_settlements(&tx, stores, now, settlements, &mut work)?;
         let mut after = before.clone();
         schedule(&mut after);
-        Self::save_schedule(&tx, &meta, &before, &after)?;
+        save_schedule(&tx, &meta, &before, &after)?;
         tx.commit().await?;
         Ok(applied)
     }
 
     async fn schedule(&self) -> Result<ScheduleState, IdbError> {
         let tx = self.tx("schedule", &[META], Mode::Read).await?;
-        let meta = tx.store(META)?;
-        let value = Self::load_schedule(&tx, &meta)?.next().await?;
-        Ok(decode_schedule(&value))
+        let read = get_schedule(&tx, &tx.store(META)?)?;
+        Ok(decode_schedule(&read.next().await?))
     }
 
     async fn update_schedule(
@@ -615,10 +749,10 @@ impl Store for IdbStore {
     ) -> Result<(), IdbError> {
         let tx = self.tx("update_schedule", &[META], Mode::Write).await?;
         let meta = tx.store(META)?;
-        let before = decode_schedule(&Self::load_schedule(&tx, &meta)?.next().await?);
+        let before = decode_schedule(&get_schedule(&tx, &meta)?.next().await?);
         let mut after = before.clone();
         update(&mut after);
-        Self::save_schedule(&tx, &meta, &before, &after)?;
+        save_schedule(&tx, &meta, &before, &after)?;
         tx.commit().await
     }
 
@@ -636,30 +770,43 @@ impl Store for IdbStore {
             index(&tx, &entries, BY_ORIGIN)?.open_cursor_with_range(&JsValue::from_str(origin)),
         )?;
         let mut ids = Vec::new();
-        while let Some(c) = cursor.next_cursor().await? {
-            let value = c.value().map_err(|e| dom_error(tx.operation(), &e))?;
-            if codec::field(&value, "state").as_string().as_deref() == Some("awaiting-token") {
-                let mut record = decode_entry(&value)?;
-                let entry = &mut record.entry;
-                entry.state = EntryState::Pending;
-                entry.not_before = entry.not_before.min(now);
-                ids.push(entry.id);
-                fire(&tx, c.update(&encode_entry(&record)?))?;
+        // Same origin: in `seq` order.
+        for value in values(cursor).await? {
+            if codec::field(&value, "state").as_string().as_deref() != Some("awaiting-token") {
+                continue;
             }
-            c.continue_().map_err(|e| dom_error(tx.operation(), &e))?;
+            let mut record = decode_entry(&value)?;
+            let entry = &mut record.entry;
+            entry.state = EntryState::Pending;
+            entry.not_before = entry.not_before.min(now);
+            ids.push(entry.id);
+            put_record(&tx, &entries, &record)?;
         }
-        drop(cursor);
         tx.commit().await?;
         Ok(ids)
     }
 
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, IdbError> {
         let tx = self.tx("get", &[ENTRIES, DEAD, BODIES], Mode::Read).await?;
-        let bodies = tx.store(BODIES)?;
-        if let Some(e) = find(&tx, &tx.store(ENTRIES)?, &bodies, id).await? {
-            return Ok(Some(e));
+        let key = id_key(id);
+        let reads = vec![
+            watch(&tx, index(&tx, &tx.store(ENTRIES)?, BY_ID)?.get(&key))?,
+            watch(&tx, index(&tx, &tx.store(DEAD)?, BY_ID)?.get(&key))?,
+        ];
+        let mut results = all(reads).await?.into_iter();
+        let queued = results.next().unwrap_or_default();
+        let found = if absent(&queued) {
+            results.next().unwrap_or_default()
+        } else {
+            queued
+        };
+        if absent(&found) {
+            return Ok(None);
         }
-        find(&tx, &tx.store(DEAD)?, &bodies, id).await
+        let mut entry = [decode_entry(&found)?.entry];
+        with_bodies(&tx, &tx.store(BODIES)?, &mut entry).await?;
+        let [entry] = entry;
+        Ok(Some(entry))
     }
 
     async fn queued(&self, limit: usize) -> Result<Vec<Entry>, IdbError> {
@@ -674,10 +821,11 @@ impl Store for IdbStore {
         let tx = self
             .tx("revive", &[ENTRIES, DEAD, BODIES], Mode::Write)
             .await?;
-        let Some(mut entry) = find(&tx, &tx.store(DEAD)?, &tx.store(BODIES)?, id).await? else {
+        let dead = tx.store(DEAD)?;
+        let Some(mut entry) = find(&tx, &dead, &tx.store(BODIES)?, id).await? else {
             return Ok(None);
         };
-        delete_seq(&tx, &tx.store(DEAD)?, entry.seq)?;
+        delete_seq(&tx, &dead, entry.seq)?;
         entry.state = EntryState::Pending;
         entry.not_before = now;
         entry.attempts = 0;
@@ -692,11 +840,12 @@ impl Store for IdbStore {
 
     async fn discard(&self, id: EntryId) -> Result<Option<Entry>, IdbError> {
         let tx = self.tx("discard", &[DEAD, BODIES], Mode::Write).await?;
+        let dead = tx.store(DEAD)?;
         let bodies = tx.store(BODIES)?;
-        let Some(entry) = find(&tx, &tx.store(DEAD)?, &bodies, id).await? else {
+        let Some(entry) = find(&tx, &dead, &bodies, id).await? else {
             return Ok(None);
         };
-        delete_seq(&tx, &tx.store(DEAD)?, entry.seq)?;
+        delete_seq(&tx, &dead, entry.seq)?;
         delete_seq(&tx, &bodies, entry.seq)?;
         tx.commit().await?;
         Ok(Some(entry))
@@ -705,9 +854,8 @@ impl Store for IdbStore {
     async fn cancel(&self, id: EntryId) -> Result<CancelResult, IdbError> {
         let tx = self.tx("cancel", &[ENTRIES, BODIES], Mode::Write).await?;
         let entries = tx.store(ENTRIES)?;
-        let found = watch(&tx, index(&tx, &entries, BY_ID)?.get(&id_key(id)))?
-            .next()
-            .await?;
+        let read = watch(&tx, index(&tx, &entries, BY_ID)?.get(&id_key(id)))?;
+        let found = read.next().await?;
         if absent(&found) {
             return Ok(CancelResult::NotFound);
         }
@@ -727,11 +875,11 @@ impl Store for IdbStore {
             .await?;
         let entries = tx.store(ENTRIES)?;
         let dead = tx.store(DEAD)?;
-        let queued = watch(&tx, entries.count())?;
-        let dead_count = watch(&tx, dead.count())?;
+        let reads = vec![watch(&tx, entries.count())?, watch(&tx, dead.count())?];
+        let mut results = all(reads).await?.into_iter();
         let purged = Purged {
-            queued: count(&queued.next().await?)?,
-            dead: count(&dead_count.next().await?)?,
+            queued: count(&results.next().unwrap_or_default())?,
+            dead: count(&results.next().unwrap_or_default())?,
         };
         fire(&tx, entries.clear())?;
         fire(&tx, dead.clear())?;
@@ -744,71 +892,14 @@ impl Store for IdbStore {
 
     async fn stats(&self, now: Millis) -> Result<Stats, IdbError> {
         let tx = self.tx("stats", &[ENTRIES, DEAD, META], Mode::Read).await?;
-        let all = watch(&tx, tx.store(ENTRIES)?.get_all())?;
-        let dead = watch(&tx, tx.store(DEAD)?.count())?;
-        let schedule = Self::load_schedule(&tx, &tx.store(META)?)?;
-        let all: js_sys::Array = all
-            .next()
-            .await?
-            .dyn_into()
-            .map_err(|_| CodecError::new("entry", "(list)", "getAll gave a non-array"))?;
-        let mut stats = Stats {
-            dead: count(&dead.next().await?)?,
-            ..Stats::default()
-        };
-        let mut lanes = BTreeSet::new();
-        for record in all.iter() {
-            let s = codec::decode_summary(&record)?;
-            match s.state {
-                EntryState::Pending => stats.pending += 1,
-                EntryState::InFlight { .. } => stats.in_flight += 1,
-                EntryState::AwaitingToken => stats.awaiting_token += 1,
-                EntryState::Dead { .. } => {}
-            }
-            stats.bytes = stats
-                .bytes
-                .saturating_add(usize::try_from(s.size).unwrap_or(usize::MAX));
-            stats.oldest_created_at = Some(
-                stats
-                    .oldest_created_at
-                    .map_or(s.created_at, |o| o.min(s.created_at)),
-            );
-            lanes.insert(s.lane);
-        }
-        stats.lanes = lanes.len();
-        let schedule = decode_schedule(&schedule.next().await?);
-        stats.paused = schedule
-            .origins
-            .iter()
-            .filter(|(_, p)| p.paused_until > now)
-            .map(|(o, p)| (o.clone(), p.paused_until))
-            .collect();
-        Ok(stats)
-    }
-}
-
-impl IdbStore {
-    /// `queued`/`dead_letters`: the first `limit` records of `store` in
-    /// `seq` order, with bodies.
-    async fn list(
-        &self,
-        operation: &'static str,
-        store: &str,
-        limit: usize,
-    ) -> Result<Vec<Entry>, IdbError> {
-        if limit == 0 {
-            // `getAll(query, 0)` would mean "no limit".
-            return Ok(Vec::new());
-        }
-        let tx = self.tx(operation, &[store, BODIES], Mode::Read).await?;
-        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        let records = watch(
-            &tx,
-            tx.store(store)?
-                .get_all_with_key_and_limit(&JsValue::NULL, limit),
-        )?
-        .next()
-        .await?;
-        with_bodies(&tx, &tx.store(BODIES)?, &records).await
+        let reads = vec![
+            watch(&tx, tx.store(ENTRIES)?.get_all())?,
+            watch(&tx, tx.store(DEAD)?.count())?,
+            get_schedule(&tx, &tx.store(META)?)?,
+        ];
+        let mut results = all(reads).await?.into_iter();
+        let mut next = || results.next().unwrap_or_default();
+        let (records, dead, schedule) = (next(), next(), next());
+        compute_stats(&records, &dead, &schedule, now)
     }
 }
