@@ -7,13 +7,19 @@
 //! A transaction stays active while one of its requests' `success`
 //! callbacks runs, *and during the microtask checkpoint that follows it*.
 //! [`Request`] stores the result and wakes its task from inside that
-//! callback; `wasm-bindgen-futures` polls woken tasks from a microtask, so
-//! code after `request.next().await` runs while the transaction is still
-//! active and may issue more requests. Awaiting anything else — a `fetch`,
+//! callback; `wasm-bindgen-futures` polls woken tasks from a microtask
+//! (`queueMicrotask`), so code after `request.next().await` (or [`all`],
+//! or [`values`]) runs while the transaction is still active and may
+//! issue more requests. A promise that settles in a microtask is harmless
+//! too. Awaiting anything else — a `fetch`,
 //! a timer, a promise that settles in a later task — lets the transaction
 //! auto-commit, and the next request fails with `TransactionInactiveError`.
 //! Hence the rule: inside a transaction, await only its own requests (and,
-//! last, [`Tx::commit`]).
+//! last, [`Tx::commit`]). The tests below show both sides.
+//!
+//! Issue every request of a step first, then await them together with
+//! [`all`]: the browser runs them back to back, and fewer await points make
+//! smaller wasm.
 //!
 //! A commit only counts when `complete` fires: [`Tx::commit`] waits for it
 //! and reports an `abort` (with the transaction's error, e.g.
@@ -517,8 +523,21 @@ async fn newer_version(factory: &IdbFactory, name: &str, supported: u32) -> IdbE
         Ok(r) => r,
         Err(_) => return newer(0.0),
     };
-    let request = Request::new("open", probe.unchecked_into());
-    match request.next().await {
+    // Should the database have vanished meanwhile, do not create an empty
+    // one: abort the creation.
+    let abort_creation = {
+        let probe = probe.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(tx) = probe.transaction() {
+                let _ = tx.abort();
+            }
+        })
+    };
+    probe.set_onupgradeneeded(Some(abort_creation.as_ref().unchecked_ref()));
+    let request = Request::new("open", probe.clone().unchecked_into());
+    let result = request.next().await;
+    probe.set_onupgradeneeded(None);
+    match result {
         Ok(db) => {
             let db: IdbDatabase = db.unchecked_into();
             let found = db.version();

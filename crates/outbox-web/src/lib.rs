@@ -1,7 +1,7 @@
 //! Outbox in the browser: the durable IndexedDB store.
 //!
 //! This crate holds the browser half of Outbox. For now that is
-//! [`IdbStore`], an implementation of [`outbox_core::store::Store`] on raw
+//! `IdbStore`, an implementation of [`outbox_core::store::Store`] on raw
 //! `web-sys` IndexedDB; the service-worker and page front doors come on top.
 //! It works the same in a page, a dedicated worker and a service worker
 //! (it finds `indexedDB` on the global object).
@@ -17,8 +17,26 @@
 //! * `idb` (wasm only): a small IndexedDB layer — versioned open with
 //!   migrations, request and transaction futures, `strict` durability.
 //! * `codec` (wasm only): entries to and from plain JS objects.
-//! * `store` (wasm only): [`IdbStore`] itself and the schema
+//! * `store` (wasm only): `IdbStore` itself and the schema
 //!   (documented there).
+//!
+//! # Testing
+//!
+//! The store is tested in headless Chromium with `wasm-bindgen-test`: the
+//! codec and IndexedDB-layer unit tests and `tests/idb_page.rs` in a page,
+//! `tests/idb_worker.rs` (the store conformance suite) inside a real
+//! service worker. One command runs all three binaries, one after the
+//! other (from the repository root):
+//!
+//! ```text
+//! PATH=$PWD/.tools/cargo/bin:$PATH CHROMEDRIVER=/usr/bin/chromedriver \
+//!   WASM_BINDGEN_USE_NO_MODULE=1 \
+//!   cargo test -p outbox-web --target wasm32-unknown-unknown
+//! ```
+//!
+//! `webdriver.json` in this crate's folder gives Chromium its flags
+//! (`--no-sandbox` for root, no background networking). Natively, only the
+//! error tests run.
 //!
 //! # Example (wasm)
 //!
@@ -43,7 +61,7 @@ pub use error::{CodecError, IdbError};
 #[cfg(target_arch = "wasm32")]
 pub use store::IdbStore;
 
-/// The database name [`IdbStore`] uses unless told otherwise.
+/// The database name `IdbStore` uses unless told otherwise.
 pub const DEFAULT_DATABASE: &str = "outbox";
 
 /// The schema version this code writes and understands. A database at a

@@ -39,6 +39,7 @@ const SCHEDULE: &str = "schedule";
 /// The upgrade steps; step `i` takes the database from version `i` to
 /// `i + 1`, so the schema version is the list's length. Append only.
 const MIGRATIONS: &[Migration] = &[create_v1];
+const _: () = assert!(MIGRATIONS.len() == crate::SCHEMA_VERSION as usize);
 
 /// Version 1: the four stores and their indexes.
 fn create_v1(db: &IdbDatabase, _tx: &IdbTransaction) -> Result<(), JsValue> {

@@ -343,3 +343,39 @@ async fn malformed_stored_values_are_errors_not_panics() {
     assert!(err.to_string().contains("nextSeq"), "{err}");
     assert!(corrupt(store.get(good.id).await.unwrap_err()));
 }
+
+#[wasm_bindgen_test]
+async fn concurrent_calls_are_atomic_and_share_one_reopened_connection() {
+    let store = fresh("concurrent").await;
+    store.close(); // every call below races to reopen it
+    let mut rng = SplitMix64::new(15);
+    let calls = js_sys::Array::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let entry = sample_entry(&mut rng, &format!("lane-{}", i % 3), ORIGIN, b"x");
+        calls.push(&wasm_bindgen_futures::future_to_promise(async move {
+            let e = store
+                .enqueue(entry, &QueueLimits::default())
+                .await
+                .map_err(|e| JsValue::from_str(&e.to_string()))?;
+            Ok(JsValue::from_f64(e.seq as f64))
+        }));
+    }
+    let seqs = JsFuture::from(Promise::all(&calls)).await.unwrap();
+    let mut seqs: Vec<u64> = js_sys::Array::from(&seqs)
+        .iter()
+        .map(|v| v.as_f64().unwrap() as u64)
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=20).collect::<Vec<u64>>(),
+        "each enqueue took its own seq"
+    );
+    let stats = store.stats(T0).await.unwrap();
+    assert_eq!((stats.pending, stats.lanes), (20, 3));
+    // The losers of the reopening race closed their connections: deleting
+    // the database is not blocked by a stray one.
+    store.close();
+    IdbStore::delete_database("concurrent").await.unwrap();
+}
