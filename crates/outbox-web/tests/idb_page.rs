@@ -248,6 +248,15 @@ async fn the_schedule_round_trips() {
     );
 }
 
+// No quota test here: a quota failure cannot be provoked cheaply. Chromium
+// gives the test profile a share of the free disk (gigabytes), and lowering
+// it takes DevTools (`Storage.overrideQuotaForOrigin`), which
+// wasm-bindgen-test-runner does not expose. The mapping of
+// `QuotaExceededError` (from a request, or the abort at commit) to
+// `EnqueueError::QuotaExceeded` is tested natively in `error.rs`, and the
+// abort-at-commit path itself by `idb::tests::an_abort_is_the_commit_error`.
+// An end-to-end quota test belongs with a DevTools-driven browser suite.
+
 #[wasm_bindgen_test]
 async fn a_claim_over_1000_entries_in_100_lanes_sees_100_heads() {
     let store = fresh("thousand").await;
