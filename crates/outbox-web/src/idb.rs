@@ -11,9 +11,9 @@
 //! (`queueMicrotask`), so code after `request.next().await` (or [`all`],
 //! or [`values`]) runs while the transaction is still active and may
 //! issue more requests. A promise that settles in a microtask is harmless
-//! too. Awaiting anything else — a `fetch`,
-//! a timer, a promise that settles in a later task — lets the transaction
-//! auto-commit, and the next request fails with `TransactionInactiveError`.
+//! too. Awaiting anything else — a `fetch`, a timer, a promise that
+//! settles in a later task — lets the transaction auto-commit, and the next
+//! request fails with `TransactionInactiveError`.
 //! Hence the rule: inside a transaction, await only its own requests (and,
 //! last, [`Tx::commit`]). The tests below show both sides.
 //!
