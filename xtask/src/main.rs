@@ -5,6 +5,7 @@
 //! here (never in a shell history) so that a fresh machine behaves like a
 //! developer's.
 
+mod build;
 mod tools;
 
 use std::process::ExitCode;
@@ -31,7 +32,10 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "test" => test(rest),
         "install" => tools::Tools::ensure(tools::Need::Everything).map(|_| ()),
-        "demo" | "build" | "bench" => Err(format!(
+        "build" => tools::Tools::ensure(tools::Need::Build)
+            .and_then(|t| build::build(&t, None).map(|_| ())),
+        "demo" => demo(rest),
+        "bench" => Err(format!(
             "`cargo xtask {command}` does not exist yet: it arrives with its issue (see `issues`)."
         )),
         "-h" | "--help" | "help" => {
@@ -49,9 +53,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask test`: lint, then every suite.
+/// The crates that only build for the browser.
+const WASM_CRATES: &[&str] = &["outbox-web", "outbox-sw", "outbox-page"];
+
+/// `cargo xtask test`: lint, then every suite — native, wasm in Chromium
+/// (page and service worker), end-to-end.
 fn test(_args: &[String]) -> Result<(), String> {
-    let _tools = tools::Tools::ensure(tools::Need::Everything)?;
+    let tools = tools::Tools::ensure(tools::Need::Everything)?;
+    let chromedriver = tools.chromedriver.clone().unwrap_or_default();
     tools::run(tools::cargo().args(["fmt", "--all", "--check"]))?;
     tools::run(tools::cargo().args([
         "clippy",
@@ -61,7 +70,19 @@ fn test(_args: &[String]) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    tools::run(tools::cargo().args(["test", "--workspace"]))?;
+    let mut wasm_clippy = tools::cargo();
+    wasm_clippy.arg("clippy");
+    for c in WASM_CRATES {
+        wasm_clippy.args(["-p", c]);
+    }
+    tools::run(wasm_clippy.args([
+        "--target",
+        tools::WASM_TARGET,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The engine must stay free of I/O and build for the browser.
     tools::run(tools::cargo().args([
         "build",
@@ -70,5 +91,42 @@ fn test(_args: &[String]) -> Result<(), String> {
         "--target",
         tools::WASM_TARGET,
     ]))?;
+    tools::run(tools::cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
+    // The IndexedDB store in real Chromium: in a page, then in a service worker.
+    for test in ["idb_page", "idb_worker"] {
+        tools::run(
+            tools::cargo()
+                .args([
+                    "test",
+                    "-p",
+                    "outbox-web",
+                    "--target",
+                    tools::WASM_TARGET,
+                    "--test",
+                    test,
+                ])
+                .env("CHROMEDRIVER", &chromedriver)
+                .env("WASM_BINDGEN_USE_NO_MODULE", "1")
+                .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
+        )?;
+    }
+    // End to end: the real bundle, service worker, IndexedDB, emulator.
+    build::build(&tools, None)?;
+    tools::run(
+        tools::cargo()
+            .args(["test", "-p", "e2e", "--", "--test-threads=1"])
+            .env("CHROME", tools.chromium.clone().unwrap_or_default()),
+    )?;
     Ok(())
+}
+
+/// `cargo xtask demo [--port P] [--emulator-port P] [--bind IP] [--region DOMAIN]`.
+fn demo(args: &[String]) -> Result<(), String> {
+    let tools = tools::Tools::ensure(tools::Need::Build)?;
+    let bundle = build::build(&tools, None)?;
+    let mut run = tools::cargo();
+    run.args(["run", "--quiet", "-p", "outbox-demo", "--", "--dist"]);
+    run.arg(&bundle.dist);
+    run.args(args);
+    tools::run(&mut run)
 }

@@ -483,7 +483,11 @@ pub async fn release_is_per_origin<S: Store>(store: S) {
         store.release_awaiting_token(ORIGIN, T0 + 5).await,
         "release",
     );
-    assert_eq!(released, vec![a.id]);
+    let released: Vec<_> = released
+        .iter()
+        .map(|h| (h.id, h.lane.as_str(), h.state))
+        .collect();
+    assert_eq!(released, vec![(a.id, "a", EntryState::Pending)]);
     assert_eq!(
         ok(store.get(a.id).await, "get").expect("a").state,
         EntryState::Pending

@@ -113,6 +113,10 @@ pub enum SubmitError<E: std::error::Error + 'static> {
     Enqueue(#[from] EnqueueError<E>),
 }
 
+/// A boxed local future: large async bodies with several callers are
+/// boxed once instead of being inlined into each caller.
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
+
 /// The outbox engine.
 pub struct Engine<S, T, C, K, E> {
     config: Config,
@@ -300,6 +304,21 @@ where
         error: Option<LastError>,
         reason: &str,
     ) -> Result<Entry, EnqueueError<S::Error>> {
+        let boxed: Boxed<'_, _> =
+            Box::pin(self.enqueue_inner(prepared, awaiting_token, error, reason));
+        boxed.await
+    }
+
+    /// The body of [`enqueue`](Self::enqueue), behind a box so that its
+    /// state machine is compiled once however many callers it has (the
+    /// wasm bundle's size depends on it).
+    async fn enqueue_inner(
+        &self,
+        prepared: Prepared,
+        awaiting_token: bool,
+        error: Option<LastError>,
+        reason: &str,
+    ) -> Result<Entry, EnqueueError<S::Error>> {
         let now = self.clock.now();
         let entry = Entry {
             id: prepared.id,
@@ -375,34 +394,36 @@ where
     }
 
     /// Makes the origin's parked entries pending again.
-    async fn release(&self, origin: &str) -> Result<usize, S::Error> {
-        let released = self
-            .store
-            .release_awaiting_token(origin, self.clock.now())
-            .await?;
-        for id in &released {
-            if let Some(entry) = self.store.get(*id).await? {
+    fn release<'a>(&'a self, origin: &'a str) -> Boxed<'a, Result<usize, S::Error>> {
+        Box::pin(async move {
+            let released = self
+                .store
+                .release_awaiting_token(origin, self.clock.now())
+                .await?;
+            for head in &released {
                 self.events.emit(&Event::Queued {
-                    id: *id,
-                    lane: entry.lane,
+                    id: head.id,
+                    lane: head.lane.clone(),
                     reason: "token arrived".into(),
                 });
             }
-        }
-        Ok(released.len())
+            Ok(released.len())
+        })
     }
 
     /// Asks for a token; when one comes at once, releases the origin's
     /// parked entries. Returns whether a token is in hand now.
-    async fn request_token(&self, origin: &str) -> Result<bool, S::Error> {
-        match self.tokens.request(origin).await {
-            Some(token) => {
-                self.tokens.offer(origin, &token);
-                self.release(origin).await?;
-                Ok(true)
+    fn request_token<'a>(&'a self, origin: &'a str) -> Boxed<'a, Result<bool, S::Error>> {
+        Box::pin(async move {
+            match self.tokens.request(origin).await {
+                Some(token) => {
+                    self.tokens.offer(origin, &token);
+                    self.release(origin).await?;
+                    Ok(true)
+                }
+                None => Ok(false),
             }
-            None => Ok(false),
-        }
+        })
     }
 
     /// Runs flush cycles — claim ready lane heads, send them concurrently,

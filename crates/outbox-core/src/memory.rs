@@ -228,17 +228,17 @@ impl Store for MemoryStore {
         &self,
         origin: &str,
         now: Millis,
-    ) -> Result<Vec<EntryId>, Infallible> {
+    ) -> Result<Vec<Head>, Infallible> {
         let mut inner = self.0.borrow_mut();
-        let mut ids = Vec::new();
+        let mut released = Vec::new();
         for e in inner.queue.values_mut() {
             if e.state == EntryState::AwaitingToken && e.origin == origin {
                 e.state = EntryState::Pending;
                 e.not_before = e.not_before.min(now);
-                ids.push(e.id);
+                released.push(e.head());
             }
         }
-        Ok(ids)
+        Ok(released)
     }
 
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, Infallible> {

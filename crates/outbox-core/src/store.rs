@@ -194,12 +194,12 @@ pub trait Store {
     ) -> Result<(), Self::Error>;
 
     /// Makes every entry of `origin` that awaits a token pending again
-    /// (a fresh token arrived). Returns their ids.
+    /// (a fresh token arrived). Returns them as heads, in `seq` order.
     async fn release_awaiting_token(
         &self,
         origin: &str,
         now: Millis,
-    ) -> Result<Vec<EntryId>, Self::Error>;
+    ) -> Result<Vec<Head>, Self::Error>;
 
     /// The queued entry or dead letter with this id.
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, Self::Error>;

@@ -1,10 +1,14 @@
-//! Outbox in the browser: the durable IndexedDB store.
+//! Outbox in the browser: the drivers the service worker (`outbox-sw`) and
+//! the page API (`outbox-page`) share.
 //!
-//! This crate holds the browser half of Outbox. For now that is
-//! `IdbStore`, an implementation of [`outbox_core::store::Store`] on raw
-//! `web-sys` IndexedDB; the service-worker and page front doors come on top.
-//! It works the same in a page, a dedicated worker and a service worker
-//! (it finds `indexedDB` on the global object).
+//! `IdbStore` implements [`outbox_core::store::Store`] on raw `web-sys`
+//! IndexedDB; `fetch::FetchTransport` sends with `fetch` and a timeout;
+//! `tokens::BrowserTokens` keeps tokens in memory only (token URL or page
+//! protocol); `events::BroadcastEvents` posts events on a
+//! `BroadcastChannel`; `locks` takes the origin-wide flush lock;
+//! `flusher::Flusher` runs the engine's flush with timers; `config` reads
+//! the browser configuration. Everything works the same in a page, a
+//! dedicated worker and a service worker (it uses the global object).
 //!
 //! Everything that touches JavaScript only exists on `wasm32`; on a native
 //! host the crate compiles to the typed errors alone, so that native
@@ -19,6 +23,8 @@
 //! * `codec` (wasm only): entries to and from plain JS objects.
 //! * `store` (wasm only): `IdbStore` itself and the schema
 //!   (documented there).
+//! * `config`, `fetch`, `tokens`, `events`, `locks`, `flusher`, `view`,
+//!   `js` (wasm only): the rest of the browser drivers.
 //!
 //! # Testing
 //!
@@ -57,9 +63,55 @@ mod idb;
 #[cfg(target_arch = "wasm32")]
 mod store;
 
+#[cfg(target_arch = "wasm32")]
+pub mod config;
+#[cfg(target_arch = "wasm32")]
+pub mod events;
+#[cfg(target_arch = "wasm32")]
+pub mod fetch;
+#[cfg(target_arch = "wasm32")]
+pub mod flusher;
+#[cfg(target_arch = "wasm32")]
+pub mod js;
+#[cfg(target_arch = "wasm32")]
+pub mod locks;
+#[cfg(target_arch = "wasm32")]
+pub mod tokens;
+#[cfg(target_arch = "wasm32")]
+pub mod view;
+
 pub use error::{CodecError, IdbError};
 #[cfg(target_arch = "wasm32")]
 pub use store::IdbStore;
+
+/// The engine as the browser runs it.
+#[cfg(target_arch = "wasm32")]
+pub type WebEngine = outbox_core::engine::Engine<
+    IdbStore,
+    fetch::FetchTransport,
+    js::JsClock,
+    tokens::BrowserTokens,
+    events::BroadcastEvents,
+>;
+
+/// Opens the store named in `config` and builds the engine on it.
+#[cfg(target_arch = "wasm32")]
+pub async fn open_engine(
+    config: &config::WebConfig,
+    tokens: tokens::BrowserTokens,
+    events: events::BroadcastEvents,
+) -> Result<WebEngine, IdbError> {
+    let store = IdbStore::open(&config.database).await?;
+    Ok(outbox_core::engine::Engine::new(
+        config.core.clone(),
+        store,
+        fetch::FetchTransport,
+        js::JsClock,
+        tokens,
+        events,
+        js::random_seed(),
+    ))
+}
 
 /// The database name `IdbStore` uses unless told otherwise.
 pub const DEFAULT_DATABASE: &str = "outbox";

@@ -761,7 +761,7 @@ impl Store for IdbStore {
         &self,
         origin: &str,
         now: Millis,
-    ) -> Result<Vec<EntryId>, IdbError> {
+    ) -> Result<Vec<Head>, IdbError> {
         let tx = self
             .tx("release_awaiting_token", &[ENTRIES], Mode::Write)
             .await?;
@@ -780,7 +780,7 @@ impl Store for IdbStore {
             let entry = &mut record.entry;
             entry.state = EntryState::Pending;
             entry.not_before = entry.not_before.min(now);
-            ids.push(entry.id);
+            ids.push(entry.head());
             put_record(&tx, &entries, &record)?;
         }
         tx.commit().await?;

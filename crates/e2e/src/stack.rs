@@ -1,0 +1,112 @@
+//! The servers a test talks to: the emulator (its own origin) and the demo
+//! server (the page's origin, token broker, bundle).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use genesys_emulator::{Config, Emulator, Faults};
+use outbox_demo::{DemoOptions, DemoServer, Upstream};
+
+use crate::cdp::{Browser, CdpError};
+
+/// Emulator + demo server + a browser profile folder.
+pub struct Stack {
+    /// The emulator.
+    pub emulator: Emulator,
+    /// The demo server.
+    pub demo: DemoServer,
+    /// A fresh Chromium profile folder for this test.
+    pub profile: PathBuf,
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where tests leave screenshots and logs.
+pub fn artifacts() -> PathBuf {
+    std::env::var_os("OUTBOX_ARTIFACTS")
+        .map_or_else(|| root().join("target/e2e-artifacts"), PathBuf::from)
+}
+
+impl Stack {
+    /// Starts both servers on ephemeral ports. `configure` adjusts the
+    /// emulator first (idempotency, rate limits…).
+    pub async fn start(name: &str, configure: impl FnOnce(&mut Config)) -> Stack {
+        let dist = root().join("dist");
+        assert!(
+            dist.join("sw.js").is_file() && dist.join("outbox_page.js").is_file(),
+            "the browser bundle is missing: run `cargo xtask build` (cargo xtask test does)"
+        );
+        let mut config = Config::ephemeral();
+        configure(&mut config);
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let upstream = Upstream::emulator(&emulator.base_url(), "demo-client", "demo-secret");
+        let demo = DemoServer::start(DemoOptions::new(
+            "127.0.0.1:0".parse().expect("address"),
+            upstream,
+        ))
+        .await
+        .expect("demo server starts");
+        let profile =
+            std::env::temp_dir().join(format!("outbox-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).expect("profile folder");
+        Stack {
+            emulator,
+            demo,
+            profile,
+        }
+    }
+
+    /// Starts Chromium on this test's profile.
+    pub async fn browser(&self) -> Result<Browser, CdpError> {
+        Browser::launch(&self.profile).await
+    }
+
+    /// The test page URL with an Outbox configuration (JSON).
+    pub fn test_page(&self, config: &serde_json::Value) -> String {
+        let mut config = config.clone();
+        if config.get("origins").is_none() {
+            config["origins"] = serde_json::json!([self.emulator.base_url()]);
+        }
+        if config.get("apiBase").is_none() {
+            config["apiBase"] = serde_json::json!(self.emulator.base_url());
+        }
+        format!(
+            "{}/test/?config={}",
+            self.demo.url(),
+            encode(&config.to_string())
+        )
+    }
+
+    /// Switches the emulator's outage (what a browser sees as offline).
+    pub fn set_outage(&self, on: bool) {
+        self.emulator
+            .control()
+            .update_faults(|f: &mut Faults| f.outage = on)
+            .expect("faults accepted");
+    }
+
+    /// Stops the servers and removes the profile.
+    pub async fn stop(self) {
+        self.demo.shutdown().await;
+        self.emulator.shutdown().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

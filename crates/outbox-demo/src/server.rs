@@ -1,0 +1,229 @@
+//! The HTTP server.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::{Broker, Upstream};
+use crate::files;
+
+/// How to run the demo server.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Address to listen on (port 0 picks one).
+    pub addr: SocketAddr,
+    /// Where tokens and messages come from.
+    pub upstream: Upstream,
+    /// The browser bundle (`cargo xtask build` output).
+    pub dist: PathBuf,
+    /// The `web/` folder (demo page in `web/demo/`, test page in `web/test/`).
+    pub web: PathBuf,
+    /// The Web Messaging deployment the demo's guest chat uses.
+    pub deployment_id: String,
+}
+
+impl DemoOptions {
+    /// Options with the repository's `dist/` and `web/` folders.
+    pub fn new(addr: SocketAddr, upstream: Upstream) -> Self {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        Self {
+            addr,
+            upstream,
+            dist: root.join("dist"),
+            web: root.join("web"),
+            deployment_id: "demo-deployment".into(),
+        }
+    }
+}
+
+/// A running demo server.
+pub struct DemoServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct App {
+    options: DemoOptions,
+    broker: Broker,
+    origin: String,
+}
+
+impl DemoServer {
+    /// Binds and starts serving.
+    pub async fn start(options: DemoOptions) -> std::io::Result<DemoServer> {
+        let listener = TcpListener::bind(options.addr).await?;
+        let addr = listener.local_addr()?;
+        let app = Arc::new(App {
+            broker: Broker::new(options.upstream.clone()),
+            origin: format!("http://{addr}"),
+            options,
+        });
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let app = app.clone();
+                        let mut stop = stopped.clone();
+                        tokio::spawn(async move {
+                            let service = service_fn(move |req| {
+                                let app = app.clone();
+                                async move { Ok::<_, Infallible>(handle(&app, req).await) }
+                            });
+                            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stop.changed() => {}
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        Ok(DemoServer { addr, stop, task })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    respond(status, "application/json", value.to_string())
+}
+
+async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/token") => token(app, &req).await,
+        (&Method::GET, "/demo-config.json") => {
+            let up = app.broker.upstream();
+            let ws = up
+                .emulator
+                .as_ref()
+                .map(|e| format!("{}/v1", e.replacen("http", "ws", 1)))
+                .or_else(|| {
+                    up.region
+                        .as_ref()
+                        .map(|d| format!("wss://webmessaging.{d}/v1"))
+                });
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "apiBase": up.api_base,
+                    "emulator": up.emulator,
+                    "region": up.region,
+                    "deploymentId": app.options.deployment_id,
+                    "guestSocket": ws,
+                }),
+            )
+        }
+        (&Method::GET | &Method::HEAD, _) => static_file(app, &path),
+        _ => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({ "error": "method not allowed" }),
+        ),
+    }
+}
+
+fn static_file(app: &App, path: &str) -> Response<Full<Bytes>> {
+    let o = &app.options;
+    let found = if path == "/" || path == "/index.html" {
+        files::resolve(&o.web.join("demo"), "/index.html")
+    } else if let Some(rest) = path.strip_prefix("/test/") {
+        files::resolve(&o.web.join("test"), &format!("/{rest}"))
+    } else {
+        files::resolve(&o.dist, path).or_else(|| files::resolve(&o.web.join("demo"), path))
+    };
+    let Some(file) = found else {
+        let hint = if path.starts_with("/outbox_") || path == "/sw.js" {
+            " (run `cargo xtask build`)"
+        } else {
+            ""
+        };
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": format!("no file at {path}{hint}") }),
+        );
+    };
+    match std::fs::read(&file) {
+        Ok(bytes) => respond(StatusCode::OK, files::content_type(&file), bytes),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": e.to_string() }),
+        ),
+    }
+}
+
+/// `GET /token`: same-origin pages only; never the secret.
+async fn token(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let same_origin = match (header("sec-fetch-site"), header("origin")) {
+        (Some(site), _) => site == "same-origin",
+        (None, Some(origin)) => origin == app.origin,
+        (None, None) => false,
+    };
+    if !same_origin {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({ "error": "forbidden", "message": "tokens are handed to same-origin pages only" }),
+        );
+    }
+    let broker = app.broker.clone();
+    match tokio::task::spawn_blocking(move || broker.mint()).await {
+        Ok(Ok(grant)) => json(
+            StatusCode::OK,
+            serde_json::json!({ "access_token": grant.access_token, "token_type": "bearer", "expires_in": grant.expires_in }),
+        ),
+        Ok(Err(e)) => json(
+            StatusCode::BAD_GATEWAY,
+            serde_json::json!({ "error": "token-upstream", "message": e.to_string() }),
+        ),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": e.to_string() }),
+        ),
+    }
+}

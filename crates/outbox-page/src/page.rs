@@ -1,0 +1,653 @@
+//! The `Outbox` class.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+
+use outbox_core::entry::EntryId;
+use outbox_core::json;
+use outbox_core::route::IncomingRequest;
+use outbox_core::store::{CancelResult, Store};
+use outbox_web::config::WebConfig;
+use outbox_web::events::BroadcastEvents;
+use outbox_web::flusher::Flusher;
+use outbox_web::tokens::{Asker, BrowserTokens, absolute_url};
+use outbox_web::{WebEngine, js, open_engine, view};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** Configuration of an outbox (every field optional). */
+export interface OutboxConfig {
+  /** Origins the routes apply to, besides every Genesys region's `https://api.<domain>`. */
+  origins?: string[];
+  /** Include the Genesys region origins (default true). */
+  genesysRegions?: boolean;
+  /** Include the four default message routes (default true). */
+  defaultRoutes?: boolean;
+  /** Extra routes. */
+  routes?: OutboxRoute[];
+  /** Extra (non-credential) headers to keep at rest. */
+  keepHeaders?: string[];
+  /** Same-origin URL answering `{access_token, expires_in}` (a token broker). */
+  tokenUrl?: string;
+  /** Called when a fresh token is needed (when there is no tokenUrl). */
+  getToken?: () => Promise<string | { token: string; expiresIn?: number }>;
+  /** Base of the Genesys API for the helpers, e.g. `https://api.mypurecloud.ie`. */
+  apiBase?: string;
+  /** A Genesys region domain, e.g. `mypurecloud.ie` (sets apiBase). */
+  region?: string;
+  /** IndexedDB database name (default "outbox"). */
+  database?: string;
+  /** BroadcastChannel name for events (default "outbox"). */
+  channel?: string;
+  maxEntries?: number;
+  maxEntryBytes?: number;
+  retry?: { baseMs?: number; factor?: number; capMs?: number; maxAttempts?: number; maxAgeMs?: number; maxAuthFailures?: number };
+  pacer?: { ratePerMinute?: number; burst?: number };
+  batchSize?: number;
+  sendTimeoutMs?: number;
+  leaseMs?: number;
+  forwardTimeoutMs?: number;
+  retryAfterCapMs?: number;
+}
+
+export interface OutboxRoute {
+  name: string;
+  /** Path template, e.g. `/chat/{room}/send`. */
+  path: string;
+  method?: string;
+  /** Lane sources: `path:NAME` or `body:a.b`; the first that yields a value wins. */
+  lane: string[];
+  /** Idempotency carriers: `header:NAME` or `body:a.b`. */
+  carriers?: string[];
+  conflictMeansDelivered?: boolean;
+  needsToken?: boolean;
+}
+
+export interface OutboxRequest {
+  url: string;
+  method?: string;
+  headers?: Record<string, string> | [string, string][];
+  /** A string, a Uint8Array, or an object (sent as JSON). */
+  body?: string | Uint8Array | object;
+}
+
+export interface OutboxError { status?: number; code?: string; message: string; contextId?: string }
+
+export type EntryState = "pending" | "in-flight" | "awaiting-token" | "dead";
+
+export interface OutboxEntry {
+  id: string; seq: number; lane: string; route: string; origin: string; state: EntryState;
+  attempts: number; createdAt: number; notBefore: number; leaseUntil?: number; deadAt?: number;
+  method: string; url: string; idempotencyKey: string; body: string; lastError?: OutboxError;
+}
+
+export interface OutboxStats {
+  pending: number; inFlight: number; awaitingToken: number; dead: number; queued: number;
+  lanes: number; oldestCreatedAt: number | null; bytes: number; paused: { origin: string; until: number }[];
+}
+
+export type OutboxEvent =
+  | { type: "queued"; id: string; lane: string; reason: string; at: number }
+  | { type: "sending"; id: string; lane: string; attempt: number; at: number }
+  | { type: "sent"; id: string; lane: string; status: number; duplicate: boolean; at: number }
+  | { type: "retrying"; id: string; lane: string; attempt: number; nextAttemptAt: number; error: OutboxError; at: number }
+  | { type: "awaiting-token"; id: string; lane: string; origin: string; at: number }
+  | { type: "paused"; origin: string; until: number; reason: string; at: number }
+  | { type: "dead"; id: string; lane: string; error: OutboxError; at: number }
+  | { type: "revived"; id: string; lane: string; at: number }
+  | { type: "discarded"; id: string; at: number }
+  | { type: "cancelled"; id: string; at: number }
+  | { type: "purged"; queued: number; dead: number; at: number };
+"#;
+
+/// An event listener this page added: (target, event name, closure).
+type Listener = (JsValue, &'static str, Closure<dyn FnMut(JsValue)>);
+
+struct Inner {
+    config: WebConfig,
+    engine: Rc<WebEngine>,
+    flusher: Flusher,
+    tokens: BrowserTokens,
+    events: BroadcastEvents,
+    get_token: Option<Function>,
+    /// Listeners to remove on `close`: (target, event name, closure).
+    closures: RefCell<Vec<Listener>>,
+}
+
+/// A durable outbox for Genesys Cloud messages, in a page.
+#[wasm_bindgen]
+pub struct Outbox {
+    inner: Rc<Inner>,
+}
+
+fn err(e: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&e.to_string()).into()
+}
+
+fn parse_id(id: &str) -> Result<EntryId, JsValue> {
+    id.parse::<EntryId>().map_err(err)
+}
+
+#[wasm_bindgen]
+impl Outbox {
+    /// Opens the outbox (IndexedDB), starts listening for online events,
+    /// the service worker's token requests and other tabs' events, and
+    /// flushes whatever waits.
+    pub async fn open(
+        #[wasm_bindgen(unchecked_param_type = "OutboxConfig")] config: JsValue,
+    ) -> Result<Outbox, JsValue> {
+        let web = WebConfig::from_js(&config).map_err(err)?;
+        let get_token = js::get(&config, "getToken").and_then(|f| f.dyn_into::<Function>().ok());
+        let events = BroadcastEvents::new(&web.channel);
+        // A token is asked for through the app's callback when there is no token URL.
+        let asker_slot: Rc<RefCell<Option<std::rc::Weak<Inner>>>> = Rc::default();
+        let asker: Asker = {
+            let slot = asker_slot.clone();
+            Rc::new(move |origin: &str| {
+                let inner = slot.borrow().as_ref().and_then(std::rc::Weak::upgrade);
+                if let Some(inner) = inner {
+                    let origin = origin.to_owned();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if let Some((token, expires)) = token_from_app(&inner).await {
+                            inner.tokens.install(&origin, &token, expires);
+                            let _ = inner.engine.token_updated(&origin, None).await;
+                            inner.flusher.kick();
+                        }
+                    });
+                }
+            })
+        };
+        let tokens = BrowserTokens::new(web.token_url.clone(), Some(asker));
+        let engine = Rc::new(
+            open_engine(&web, tokens.clone(), events.clone())
+                .await
+                .map_err(err)?,
+        );
+        let flusher = Flusher::new(engine.clone());
+        let inner = Rc::new(Inner {
+            config: web,
+            engine,
+            flusher,
+            tokens,
+            events,
+            get_token,
+            closures: RefCell::default(),
+        });
+        *asker_slot.borrow_mut() = Some(Rc::downgrade(&inner));
+        listen(&inner);
+        inner.flusher.kick();
+        Ok(Outbox { inner })
+    }
+
+    /// Registers the Outbox service worker at `url` (e.g. `/sw.js`) with
+    /// this outbox's configuration, and resolves with the registration once
+    /// a worker is active.
+    #[wasm_bindgen(js_name = registerServiceWorker)]
+    pub fn register_service_worker(&self, url: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let container = service_worker_container().ok_or_else(|| {
+                err("service workers are not available here (a secure context is needed)")
+            })?;
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let encoded: String = js_sys::encode_uri_component(&inner.config.json).into();
+            let full = format!("{url}{sep}config={encoded}");
+            js::call_async(&container, "register", &[JsValue::from_str(&full)]).await?;
+            let ready = js::get(&container, "ready")
+                .ok_or_else(|| err("navigator.serviceWorker.ready is missing"))?;
+            JsFuture::from(Promise::resolve(&ready)).await
+        })
+    }
+
+    /// Makes a request durable, then delivers it (write-through). Resolves
+    /// once it is in IndexedDB with `{id, lane, seq, state}`; rejects with
+    /// the reason when it cannot be kept (the caller still holds it).
+    pub fn send(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "OutboxRequest")] request: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let incoming = incoming(&request)?;
+            submit(&inner, incoming).await
+        })
+    }
+
+    /// Sends an agent's message: `POST {apiBase}/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages`.
+    #[wasm_bindgen(js_name = sendAgentMessage)]
+    pub fn send_agent_message(
+        &self,
+        conversation_id: String,
+        communication_id: String,
+        text: String,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let base = api_base(&inner)?;
+            let url = format!(
+                "{base}/api/v2/conversations/messages/{}/communications/{}/messages",
+                segment(&conversation_id)?,
+                segment(&communication_id)?
+            );
+            let body = format!(r#"{{"textBody":{}}}"#, json::string(&text));
+            submit(&inner, json_post(url, body)).await
+        })
+    }
+
+    /// Sends an Open Messaging inbound message from `fromId` (idType
+    /// `Opaque` unless `options.idType` says otherwise; `options.nickname`
+    /// optional): `POST {apiBase}/api/v2/conversations/messages/{integrationId}/inbound/open/message`.
+    #[wasm_bindgen(js_name = sendOpenMessage)]
+    pub fn send_open_message(
+        &self,
+        integration_id: String,
+        from_id: String,
+        text: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ idType?: 'Email' | 'Phone' | 'Opaque'; nickname?: string }"
+        )]
+        options: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let base = api_base(&inner)?;
+            let url = format!(
+                "{base}/api/v2/conversations/messages/{}/inbound/open/message",
+                segment(&integration_id)?
+            );
+            let id_type = js::get_str(&options, "idType").unwrap_or_else(|| "Opaque".into());
+            if !matches!(id_type.as_str(), "Email" | "Phone" | "Opaque") {
+                return Err(err(format!(
+                    "idType must be Email, Phone or Opaque, not `{id_type}`"
+                )));
+            }
+            let mut from = format!(
+                r#"{{"id":{},"idType":{}"#,
+                json::string(&from_id),
+                json::string(&id_type)
+            );
+            if let Some(nick) = js::get_str(&options, "nickname") {
+                from.push_str(&format!(r#","nickname":{}"#, json::string(&nick)));
+            }
+            from.push('}');
+            let time: String = js_sys::Date::new_0().to_iso_string().into();
+            let body = format!(
+                r#"{{"channel":{{"from":{from},"time":{}}},"text":{}}}"#,
+                json::string(&time),
+                json::string(&text)
+            );
+            submit(&inner, json_post(url, body)).await
+        })
+    }
+
+    /// Listens to every event of every tab and the worker. Returns a
+    /// function that stops listening.
+    pub fn on(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: OutboxEvent) => void")] listener: Function,
+    ) -> Function {
+        let handle = self.inner.events.listen(listener);
+        let events = self.inner.events.clone();
+        Closure::once_into_js(move || events.unlisten(handle)).unchecked_into()
+    }
+
+    /// Counts per state, lanes, oldest age, pauses.
+    #[wasm_bindgen(unchecked_return_type = "Promise<OutboxStats>")]
+    pub fn stats(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { Ok(view::stats(&inner.engine.stats().await.map_err(err)?)) })
+    }
+
+    /// Queued entries, oldest first (at most `limit`, default 1000).
+    #[wasm_bindgen(unchecked_return_type = "Promise<OutboxEntry[]>")]
+    pub fn queued(&self, limit: Option<u32>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let list = inner
+                .engine
+                .store()
+                .queued(limit.unwrap_or(1000) as usize)
+                .await
+                .map_err(err)?;
+            Ok(view::entries(&list))
+        })
+    }
+
+    /// Dead letters, oldest first, each with its error.
+    #[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "Promise<OutboxEntry[]>")]
+    pub fn dead_letters(&self, limit: Option<u32>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let list = inner
+                .engine
+                .store()
+                .dead_letters(limit.unwrap_or(1000) as usize)
+                .await
+                .map_err(err)?;
+            Ok(view::entries(&list))
+        })
+    }
+
+    /// Puts a dead letter back in its lane and flushes. Resolves `false`
+    /// when no dead letter has that id.
+    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
+    pub fn retry(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let found = inner
+                .engine
+                .revive(parse_id(&id)?)
+                .await
+                .map_err(err)?
+                .is_some();
+            if found {
+                inner.flusher.kick();
+            }
+            Ok(found.into())
+        })
+    }
+
+    /// Deletes a dead letter. Resolves `false` when none has that id.
+    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
+    pub fn discard(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            Ok(inner
+                .engine
+                .discard(parse_id(&id)?)
+                .await
+                .map_err(err)?
+                .into())
+        })
+    }
+
+    /// Removes a queued entry before it is sent: `"cancelled"`,
+    /// `"in-flight"` (too late) or `"not-found"`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<'cancelled' | 'in-flight' | 'not-found'>")]
+    pub fn cancel(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let result = inner.engine.cancel(parse_id(&id)?).await.map_err(err)?;
+            Ok(JsValue::from_str(match result {
+                CancelResult::Cancelled => "cancelled",
+                CancelResult::InFlight => "in-flight",
+                CancelResult::NotFound => "not-found",
+            }))
+        })
+    }
+
+    /// Flushes now (this page, under the origin-wide lock) and asks the
+    /// service worker to flush too. Resolves with `{delivered, attempts}`.
+    #[wasm_bindgen(
+        unchecked_return_type = "Promise<{ delivered: number; attempts: number; nextWake: number | null }>"
+    )]
+    pub fn flush(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            tell_worker(&flush_message());
+            let report = inner.flusher.run().await.map_err(err)?;
+            let out = js::object();
+            js::set(&out, "delivered", report.delivered as f64);
+            js::set(&out, "attempts", report.attempts as f64);
+            js::set(
+                &out,
+                "nextWake",
+                report
+                    .next_wake
+                    .map_or(JsValue::NULL, |t| JsValue::from_f64(t as f64)),
+            );
+            Ok(out)
+        })
+    }
+
+    /// Deletes every queued entry and dead letter (log-out on a shared
+    /// device). Resolves with `{queued, dead}` removed.
+    #[wasm_bindgen(unchecked_return_type = "Promise<{ queued: number; dead: number }>")]
+    pub fn purge(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let purged = inner.engine.purge().await.map_err(err)?;
+            let out = js::object();
+            js::set(&out, "queued", purged.queued as f64);
+            js::set(&out, "dead", purged.dead as f64);
+            Ok(out)
+        })
+    }
+
+    /// Hands the outbox a fresh access token (kept in memory only), for
+    /// `origin` or every configured origin, and passes it to the service
+    /// worker (`TOKEN_UPDATED`).
+    #[wasm_bindgen(js_name = setToken)]
+    pub fn set_token(
+        &self,
+        token: String,
+        expires_in: Option<f64>,
+        origin: Option<String>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            give_token(&inner, &token, expires_in, origin.as_deref()).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Stops listening to events (the database stays as it is).
+    pub fn close(&self) {
+        for (target, name, closure) in self.inner.closures.borrow_mut().drain(..) {
+            let _ = js::call(
+                &target,
+                "removeEventListener",
+                &[JsValue::from_str(name), closure.as_ref().clone()],
+            );
+        }
+    }
+}
+
+fn api_base(inner: &Inner) -> Result<String, JsValue> {
+    inner.config.api_base.clone().ok_or_else(|| {
+        err("set `apiBase` or `region` in the configuration to use the Genesys helpers")
+    })
+}
+
+/// A path segment: non-empty and free of `/`, `?`, `#`.
+fn segment(s: &str) -> Result<String, JsValue> {
+    if s.is_empty() || s.contains(['/', '?', '#']) {
+        return Err(err(format!("`{s}` is not a valid id")));
+    }
+    Ok(js_sys::encode_uri_component(s).into())
+}
+
+fn json_post(url: String, body: String) -> IncomingRequest {
+    IncomingRequest {
+        method: "POST".into(),
+        url,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.into_bytes(),
+    }
+}
+
+fn incoming(request: &JsValue) -> Result<IncomingRequest, JsValue> {
+    let url = js::get_str(request, "url").ok_or_else(|| err("send() needs a `url`"))?;
+    let url = absolute_url(&url);
+    let method = js::get_str(request, "method")
+        .unwrap_or_else(|| "POST".into())
+        .to_ascii_uppercase();
+    let mut headers = Vec::new();
+    if let Some(h) = js::get(request, "headers") {
+        if js_sys::Array::is_array(&h) {
+            for pair in js_sys::Array::from(&h).iter() {
+                let pair = js_sys::Array::from(&pair);
+                if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                    headers.push((n, v));
+                }
+            }
+        } else {
+            for key in js_sys::Object::keys(h.unchecked_ref::<js_sys::Object>()).iter() {
+                if let Some(k) = key.as_string()
+                    && let Some(v) = js::get_str(&h, &k)
+                {
+                    headers.push((k, v));
+                }
+            }
+        }
+    }
+    let body = match js::get(request, "body") {
+        None => Vec::new(),
+        Some(b) if b.is_string() => b.as_string().unwrap_or_default().into_bytes(),
+        Some(b) if b.is_instance_of::<Uint8Array>() => Uint8Array::new(&b).to_vec(),
+        Some(b) => {
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            js_sys::JSON::stringify(&b)
+                .ok()
+                .and_then(|s| s.as_string())
+                .ok_or_else(|| {
+                    err("body must be a string, a Uint8Array or a JSON-serialisable object")
+                })?
+                .into_bytes()
+        }
+    };
+    Ok(IncomingRequest {
+        method,
+        url,
+        headers,
+        body,
+    })
+}
+
+async fn submit(inner: &Rc<Inner>, request: IncomingRequest) -> Result<JsValue, JsValue> {
+    let entry = inner.engine.submit(&request).await.map_err(err)?;
+    inner.flusher.kick();
+    let out = js::object();
+    js::set(&out, "id", entry.id.to_string());
+    js::set(&out, "lane", entry.lane.as_str());
+    js::set(&out, "seq", entry.seq as f64);
+    js::set(&out, "state", entry.state.name());
+    Ok(out)
+}
+
+/// Asks the app for a token: `getToken()` (string or `{token, expiresIn}`),
+/// else the token URL.
+async fn token_from_app(inner: &Inner) -> Option<(String, Option<f64>)> {
+    if let Some(f) = &inner.get_token {
+        let value = f.call0(&JsValue::NULL).ok()?;
+        let value = JsFuture::from(Promise::resolve(&value)).await.ok()?;
+        if let Some(t) = value.as_string() {
+            return Some((t, None));
+        }
+        return js::get_str(&value, "token").map(|t| (t, js::get_f64(&value, "expiresIn")));
+    }
+    inner.tokens.fetch_token().await
+}
+
+async fn give_token(
+    inner: &Inner,
+    token: &str,
+    expires_in: Option<f64>,
+    origin: Option<&str>,
+) -> Result<(), JsValue> {
+    let origins = match origin {
+        Some(o) => vec![o.to_owned()],
+        None => inner.config.core.routes.origins().to_vec(),
+    };
+    for o in &origins {
+        inner.tokens.install(o, token, expires_in);
+        inner.engine.token_updated(o, None).await.map_err(err)?;
+    }
+    let message = js::object();
+    js::set(&message, "type", "TOKEN_UPDATED");
+    js::set(&message, "token", token);
+    if let Some(e) = expires_in {
+        js::set(&message, "expiresIn", e);
+    }
+    if let Some(o) = origin {
+        js::set(&message, "origin", o);
+    }
+    tell_worker(&message);
+    inner.flusher.kick();
+    Ok(())
+}
+
+fn service_worker_container() -> Option<JsValue> {
+    js::get(&js::global(), "navigator").and_then(|n| js::get(&n, "serviceWorker"))
+}
+
+fn flush_message() -> JsValue {
+    let m = js::object();
+    js::set(&m, "type", "flush");
+    m
+}
+
+/// Posts to the controlling service worker, if any.
+fn tell_worker(message: &JsValue) {
+    if let Some(controller) = service_worker_container().and_then(|c| js::get(&c, "controller")) {
+        let _ = js::call(&controller, "postMessage", std::slice::from_ref(message));
+    }
+}
+
+fn listen(inner: &Rc<Inner>) {
+    let mut closures = inner.closures.borrow_mut();
+    let mut add = |target: JsValue, name: &'static str, closure: Closure<dyn FnMut(JsValue)>| {
+        let _ = js::call(
+            &target,
+            "addEventListener",
+            &[JsValue::from_str(name), closure.as_ref().clone()],
+        );
+        closures.push((target, name, closure));
+    };
+    // Pages get `online`; workers do not (Chromium): pass it on.
+    let weak = Rc::downgrade(inner);
+    add(
+        js::global(),
+        "online",
+        Closure::new(move |_e: JsValue| {
+            if let Some(inner) = weak.upgrade() {
+                tell_worker(&flush_message());
+                inner.flusher.kick();
+            }
+        }),
+    );
+    // Other tabs' and the worker's events.
+    if let Some(channel) = inner.events.channel() {
+        let events = inner.events.clone();
+        add(
+            channel.clone().into(),
+            "message",
+            Closure::new(move |e: JsValue| {
+                if let Some(data) = js::get(&e, "data") {
+                    events.deliver_local(&data);
+                }
+            }),
+        );
+    }
+    // The worker's token protocol.
+    if let Some(container) = service_worker_container() {
+        let weak = Rc::downgrade(inner);
+        add(
+            container,
+            "message",
+            Closure::new(move |e: JsValue| {
+                let Some(inner) = weak.upgrade() else { return };
+                let data = js::get(&e, "data").unwrap_or(JsValue::NULL);
+                if js::get_str(&data, "type").as_deref() != Some("TOKEN_REFRESH_REQUIRED") {
+                    return;
+                }
+                let origin = js::get_str(&data, "origin");
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Some((token, expires)) = token_from_app(&inner).await {
+                        let _ = give_token(&inner, &token, expires, origin.as_deref()).await;
+                    }
+                });
+            }),
+        );
+    }
+}

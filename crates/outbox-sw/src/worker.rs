@@ -1,0 +1,368 @@
+//! The worker: intercept, queue, replay, tokens, triggers.
+
+use std::rc::Rc;
+
+use js_sys::{Promise, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+use web_sys::{Request, Response, ResponseInit};
+
+use outbox_core::engine::{Forwarded, queue_reason};
+use outbox_core::intercept::BeforeForward;
+use outbox_core::json;
+use outbox_core::route::{IncomingRequest, Prepared, Routing};
+use outbox_core::store::EnqueueError;
+use outbox_core::token::TokenSource;
+use outbox_web::config::WebConfig;
+use outbox_web::events::BroadcastEvents;
+use outbox_web::fetch::{self, Parts};
+use outbox_web::flusher::Flusher;
+use outbox_web::js;
+use outbox_web::tokens::BrowserTokens;
+use outbox_web::{WebEngine, open_engine};
+
+/// The Background Sync tag the worker registers while entries wait.
+pub const SYNC_TAG: &str = "outbox-flush";
+/// How long one `sync` event keeps flushing before handing back (Chromium
+/// allows about three minutes).
+const SYNC_BUDGET_MS: f64 = 150_000.0;
+
+struct Inner {
+    config: WebConfig,
+    engine: Rc<WebEngine>,
+    flusher: Flusher,
+    tokens: BrowserTokens,
+}
+
+/// The service worker's engine. Create it with [`OutboxWorker::start`].
+#[wasm_bindgen]
+pub struct OutboxWorker {
+    inner: Rc<Inner>,
+}
+
+#[wasm_bindgen]
+impl OutboxWorker {
+    /// Opens the store and starts the engine. `config` is the JSON of the
+    /// configuration (the shim passes the `config` parameter of its own
+    /// URL). Starts a flush: whatever waited while the worker slept goes
+    /// out now.
+    pub async fn start(config: String) -> Result<OutboxWorker, JsValue> {
+        let config =
+            WebConfig::from_json(&config).map_err(|e| JsValue::from_str(&e.to_string()))?;
+        let asker: outbox_web::tokens::Asker = {
+            let queue_id = config.database.clone();
+            Rc::new(move |origin: &str| ask_pages_for_token(&queue_id, origin))
+        };
+        let tokens = BrowserTokens::new(config.token_url.clone(), Some(asker));
+        let engine = Rc::new(
+            open_engine(
+                &config,
+                tokens.clone(),
+                BroadcastEvents::new(&config.channel),
+            )
+            .await
+            .map_err(|e| JsValue::from_str(&e.to_string()))?,
+        );
+        let flusher = Flusher::new(engine.clone());
+        flusher.kick();
+        Ok(OutboxWorker {
+            inner: Rc::new(Inner {
+                config,
+                engine,
+                flusher,
+                tokens,
+            }),
+        })
+    }
+
+    /// Whether a request may be Outbox's, from its method and URL alone.
+    /// Others are left alone entirely (their bodies are never read).
+    #[wasm_bindgen(js_name = isCandidate)]
+    pub fn is_candidate(&self, method: &str, url: &str) -> bool {
+        self.inner.config.core.routes.is_candidate(method, url)
+    }
+
+    /// Answers an intercepted request (for `FetchEvent.respondWith`).
+    pub fn respond(&self, request: Request) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { respond(&inner, request).await.map(JsValue::from) })
+    }
+
+    /// Handles a message from a page: `{type:"TOKEN_UPDATED", token,
+    /// origin?, expiresIn?}`, `{type:"flush"}`. Resolves when done (for
+    /// `ExtendableMessageEvent.waitUntil`).
+    #[wasm_bindgen(js_name = handleMessage)]
+    pub fn handle_message(&self, data: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            match js::get_str(&data, "type").as_deref() {
+                Some("TOKEN_UPDATED") => {
+                    let Some(token) = js::get_str(&data, "token") else {
+                        return Err(JsValue::from_str("TOKEN_UPDATED needs a `token`"));
+                    };
+                    let expires_in = js::get_f64(&data, "expiresIn");
+                    let origins = match js::get_str(&data, "origin") {
+                        Some(o) => vec![o],
+                        None => inner.config.core.routes.origins().to_vec(),
+                    };
+                    for origin in &origins {
+                        inner.tokens.install(origin, &token, expires_in);
+                        inner
+                            .engine
+                            .token_updated(origin, None)
+                            .await
+                            .map_err(|e| JsValue::from_str(&e.to_string()))?;
+                    }
+                    flush(&inner).await
+                }
+                Some("flush") => flush(&inner).await,
+                _ => Ok(JsValue::UNDEFINED),
+            }
+        })
+    }
+
+    /// Handles a Background Sync event: flushes, waiting in between for
+    /// entries that become due, for up to about two and a half minutes.
+    /// Rejects when entries remain (so the browser tries again later),
+    /// unless this is the last chance or they only wait for a token.
+    #[wasm_bindgen(js_name = handleSync)]
+    pub fn handle_sync(&self, tag: String, last_chance: bool) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            if tag != SYNC_TAG {
+                return Ok(JsValue::UNDEFINED);
+            }
+            let started = js_sys::Date::now();
+            loop {
+                let report = inner
+                    .flusher
+                    .run()
+                    .await
+                    .map_err(|e| JsValue::from_str(&e.to_string()))?;
+                let Some(next) = report.next_wake else {
+                    return Ok(JsValue::UNDEFINED);
+                };
+                let wait = (next as f64 - js_sys::Date::now()).max(0.0);
+                if js_sys::Date::now() + wait - started > SYNC_BUDGET_MS {
+                    return if last_chance {
+                        Ok(JsValue::UNDEFINED)
+                    } else {
+                        Err(JsValue::from_str("entries still waiting; sync again later"))
+                    };
+                }
+                js::sleep(wait as u64).await;
+            }
+        })
+    }
+
+    /// Runs a flush now; resolves with a summary object.
+    pub fn flush(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { flush(&inner).await })
+    }
+}
+
+async fn flush(inner: &Inner) -> Result<JsValue, JsValue> {
+    let report = inner
+        .flusher
+        .run()
+        .await
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    if report.next_wake.is_some() {
+        register_sync().await;
+    }
+    let out = js::object();
+    js::set(&out, "delivered", report.delivered as f64);
+    js::set(&out, "attempts", report.attempts as f64);
+    Ok(out)
+}
+
+/// Asks the browser for a `sync` event (Chromium; elsewhere pages and
+/// timers drive the flush).
+async fn register_sync() {
+    let Some(sync) = js::get(&js::global(), "registration").and_then(|r| js::get(&r, "sync"))
+    else {
+        return;
+    };
+    let _ = js::call_async(&sync, "register", &[JsValue::from_str(SYNC_TAG)]).await;
+}
+
+/// Posts `TOKEN_REFRESH_REQUIRED` to every page of the origin.
+fn ask_pages_for_token(queue_id: &str, origin: &str) {
+    let queue_id = queue_id.to_owned();
+    let origin = origin.to_owned();
+    wasm_bindgen_futures::spawn_local(async move {
+        let Some(clients) = js::get(&js::global(), "clients") else {
+            return;
+        };
+        let options = js::object();
+        js::set(&options, "type", "window");
+        js::set(&options, "includeUncontrolled", true);
+        let Ok(list) = js::call_async(&clients, "matchAll", &[options]).await else {
+            return;
+        };
+        let message = js::object();
+        js::set(&message, "type", "TOKEN_REFRESH_REQUIRED");
+        js::set(&message, "queueId", queue_id.as_str());
+        js::set(&message, "origin", origin.as_str());
+        for client in js_sys::Array::from(&list).iter() {
+            let _ = js::call(&client, "postMessage", std::slice::from_ref(&message));
+        }
+    });
+}
+
+async fn respond(inner: &Rc<Inner>, request: Request) -> Result<Response, JsValue> {
+    let method = request.method();
+    let url = request.url();
+    let mut headers = Vec::new();
+    if let Ok(Some(iter)) = js_sys::try_iter(&request.headers()) {
+        for pair in iter.flatten() {
+            let pair = js_sys::Array::from(&pair);
+            if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                headers.push((n, v));
+            }
+        }
+    }
+    // Read a clone: the original stays unread for a plain pass-through.
+    let body = match request.clone() {
+        Ok(copy) => match copy.array_buffer() {
+            Ok(p) => Uint8Array::new(&JsFuture::from(p).await?).to_vec(),
+            Err(_) => Vec::new(),
+        },
+        Err(e) => return Err(e),
+    };
+    let incoming = IncomingRequest {
+        method,
+        url,
+        headers,
+        body,
+    };
+    let prepared = match inner.engine.route(&incoming) {
+        Routing::Matched(p) => *p,
+        Routing::Unmatched | Routing::Unroutable { .. } => return pass_through(request).await,
+    };
+    let decision = match inner.engine.before_forward(&prepared).await {
+        Ok(d) => d,
+        // The store is unusable: we cannot keep it, so do not pretend to.
+        Err(_) => return pass_through(request).await,
+    };
+    match decision {
+        BeforeForward::Queue(reason) => {
+            let result = inner
+                .engine
+                .enqueue(prepared, false, None, queue_reason(reason))
+                .await;
+            let response = queued_answer(result.map(Box::new), queue_reason(reason));
+            inner.flusher.kick();
+            register_sync().await;
+            response
+        }
+        BeforeForward::Forward => forward(inner, &incoming, prepared).await,
+    }
+}
+
+/// The live first attempt: the app's own headers (its token included) plus
+/// the carriers, then the design's decision on the answer.
+async fn forward(
+    inner: &Rc<Inner>,
+    incoming: &IncomingRequest,
+    prepared: Prepared,
+) -> Result<Response, JsValue> {
+    let mut headers: Vec<(String, String)> = incoming
+        .headers
+        .iter()
+        .filter(|(n, _)| prepared.request.header(n).is_none())
+        .cloned()
+        .collect();
+    headers.extend(prepared.request.headers.iter().cloned());
+    let has_auth = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+    if prepared.needs_token
+        && !has_auth
+        && let Some(token) = inner.tokens.current(&prepared.origin)
+    {
+        headers.push(("authorization".into(), format!("Bearer {token}")));
+    }
+    let result = fetch::fetch(
+        Parts {
+            method: &prepared.request.method,
+            url: &prepared.request.url,
+            headers: &headers,
+            body: &prepared.request.body,
+        },
+        inner.config.forward_timeout_ms,
+    )
+    .await;
+    let classified = match &result {
+        Ok(r) => Ok(fetch::read(r, true).await),
+        Err(e) => Err(e.clone()),
+    };
+    match inner.engine.after_forward(prepared, &classified).await {
+        Ok(Forwarded::PassThrough(_)) => match result {
+            Ok(r) => Ok(r),
+            Err(e) => Err(JsValue::from_str(&e.to_string())),
+        },
+        Ok(Forwarded::Queued(entry)) => {
+            inner.flusher.kick();
+            register_sync().await;
+            let reason = entry
+                .last_error
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            queued_answer::<outbox_web::IdbError>(Ok(entry), &reason)
+        }
+        Err(e) => queued_answer(Err(e), ""),
+    }
+}
+
+async fn pass_through(request: Request) -> Result<Response, JsValue> {
+    let response = js::call_async(&js::global(), "fetch", &[request.into()]).await?;
+    response.dyn_into::<Response>()
+}
+
+/// `202 {"queued":true,"id","lane","reason"}`, or the refusal (`507` when
+/// full or over quota, `413` when too large), the caller keeping its request.
+fn queued_answer<E: std::error::Error>(
+    result: Result<Box<outbox_core::entry::Entry>, EnqueueError<E>>,
+    reason: &str,
+) -> Result<Response, JsValue> {
+    match result {
+        Ok(entry) => {
+            let body = format!(
+                r#"{{"queued":true,"id":{},"lane":{},"reason":{}}}"#,
+                json::string(&entry.id.to_string()),
+                json::string(&entry.lane),
+                json::string(reason)
+            );
+            json_response(202, &body)
+        }
+        Err(e) => {
+            let (status, code) = match &e {
+                EnqueueError::Full { .. } => (507, "outbox-full"),
+                EnqueueError::QuotaExceeded(_) => (507, "quota-exceeded"),
+                EnqueueError::TooLarge { .. } => (413, "entry-too-large"),
+                EnqueueError::Duplicate(_) => (409, "duplicate-entry"),
+                EnqueueError::Store(_) => (500, "store-error"),
+            };
+            let body = format!(
+                r#"{{"queued":false,"error":{},"message":{}}}"#,
+                json::string(code),
+                json::string(&e.to_string())
+            );
+            json_response(status, &body)
+        }
+    }
+}
+
+fn json_response(status: u16, body: &str) -> Result<Response, JsValue> {
+    let init = ResponseInit::new();
+    init.set_status(status);
+    let headers = web_sys::Headers::new()?;
+    headers.set("content-type", "application/json")?;
+    headers.set("x-outbox", "1")?;
+    init.set_headers(&headers);
+    Response::new_with_opt_str_and_init(Some(body), &init)
+}

@@ -1,0 +1,148 @@
+//! Sending with `fetch`, with a timeout (`AbortController`), in a window
+//! or a worker alike.
+
+use js_sys::{Promise, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Headers, Request, RequestInit, Response};
+
+use outbox_core::classify::{self, FailureKind, TransportError};
+use outbox_core::transport::{OutgoingRequest, Transport};
+
+use crate::js;
+
+/// Largest error body read back (only error details are looked at).
+const ERROR_BODY_LIMIT: usize = classify::ERROR_BODY_SCAN_LIMIT;
+
+/// A request to send, by parts.
+pub struct Parts<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Absolute URL.
+    pub url: &'a str,
+    /// Headers.
+    pub headers: &'a [(String, String)],
+    /// Body.
+    pub body: &'a [u8],
+}
+
+/// Sends a request, failing with a [`TransportError`] when no answer comes
+/// within `timeout_ms`. Returns the real `Response` (for pass-through).
+pub async fn fetch(parts: Parts<'_>, timeout_ms: u64) -> Result<Response, TransportError> {
+    let network = |message: String| TransportError {
+        kind: FailureKind::Network,
+        message,
+    };
+    let headers = Headers::new().map_err(|e| network(js::error_text(&e)))?;
+    for (name, value) in parts.headers {
+        headers
+            .append(name, value)
+            .map_err(|e| network(format!("header {name}: {}", js::error_text(&e))))?;
+    }
+    let init = RequestInit::new();
+    init.set_method(parts.method);
+    init.set_headers(&headers);
+    init.set_mode(web_sys::RequestMode::Cors);
+    init.set_credentials(web_sys::RequestCredentials::Omit);
+    init.set_cache(web_sys::RequestCache::NoStore);
+    if !parts.body.is_empty() && !matches!(parts.method, "GET" | "HEAD") {
+        let body = Uint8Array::from(parts.body);
+        init.set_body(&body);
+    }
+    let controller = AbortController::new().ok();
+    if let Some(c) = &controller {
+        init.set_signal(Some(&c.signal()));
+    }
+    let request = Request::new_with_str_and_init(parts.url, &init)
+        .map_err(|e| network(js::error_text(&e)))?;
+    let promise = js::call(&js::global(), "fetch", &[request.into()])
+        .map_err(|e| network(js::error_text(&e)))?;
+    let fetch = JsFuture::from(Promise::resolve(&promise));
+    let outcome = with_timeout(fetch, timeout_ms).await;
+    match outcome {
+        None => {
+            if let Some(c) = controller {
+                c.abort();
+            }
+            Err(TransportError {
+                kind: FailureKind::Timeout,
+                message: format!("no answer within {timeout_ms} ms"),
+            })
+        }
+        Some(Err(e)) => Err(network(js::error_text(&e))),
+        Some(Ok(v)) => v
+            .dyn_into::<Response>()
+            .map_err(|_| network("fetch did not return a Response".into())),
+    }
+}
+
+/// Races `future` against a timer; `None` when the timer wins.
+async fn with_timeout<F: std::future::Future>(future: F, ms: u64) -> Option<F::Output> {
+    use futures_util::future::{Either, select};
+    let timer = js::sleep(ms);
+    match select(std::pin::pin!(future), std::pin::pin!(timer)).await {
+        Either::Left((v, _)) => Some(v),
+        Either::Right(_) => None,
+    }
+}
+
+/// Reads a `Response` into the engine's form: status, headers, and the body
+/// when it is an error (up to 64 KiB). The original is left unread when
+/// `clone_first` is set, so it can still be handed to the page.
+pub async fn read(response: &Response, clone_first: bool) -> classify::Response {
+    let mut headers = Vec::new();
+    if let Ok(Some(iter)) = js_sys::try_iter(&response.headers()) {
+        for pair in iter.flatten() {
+            let pair = js_sys::Array::from(&pair);
+            if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                headers.push((n, v));
+            }
+        }
+    }
+    let status = response.status();
+    let mut body = Vec::new();
+    if status >= 300 {
+        // `Response::clone` is the JS clone; `Clone::clone` the same object.
+        let source = if clone_first {
+            response.clone().ok()
+        } else {
+            Some(Clone::clone(response))
+        };
+        if let Some(p) = source.and_then(|r| r.array_buffer().ok())
+            && let Ok(buf) = JsFuture::from(p).await
+        {
+            let array = Uint8Array::new(&buf);
+            let len = (array.length() as usize).min(ERROR_BODY_LIMIT);
+            body = vec![0; len];
+            array.subarray(0, len as u32).copy_to(&mut body);
+        }
+    }
+    classify::Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The engine's transport over `fetch`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchTransport;
+
+impl Transport for FetchTransport {
+    async fn send(
+        &self,
+        request: OutgoingRequest<'_>,
+    ) -> Result<classify::Response, TransportError> {
+        let response = fetch(
+            Parts {
+                method: request.method,
+                url: request.url,
+                headers: &request.headers,
+                body: request.body,
+            },
+            request.timeout_ms,
+        )
+        .await?;
+        Ok(read(&response, false).await)
+    }
+}

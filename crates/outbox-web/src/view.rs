@@ -1,0 +1,83 @@
+//! Entries and stats as plain objects for application code (camelCase,
+//! body as text), shared by the page API and the worker's answers.
+
+use outbox_core::entry::{Entry, EntryState, LastError};
+use outbox_core::event::error_json;
+use outbox_core::store::Stats;
+use wasm_bindgen::JsValue;
+
+use crate::js;
+
+/// `{id, seq, lane, route, origin, state, attempts, createdAt, notBefore,
+/// leaseUntil?, deadAt?, method, url, body, lastError?}`.
+pub fn entry(e: &Entry) -> JsValue {
+    let o = js::object();
+    js::set(&o, "id", e.id.to_string());
+    js::set(&o, "seq", e.seq as f64);
+    js::set(&o, "lane", e.lane.as_str());
+    js::set(&o, "route", e.route.as_str());
+    js::set(&o, "origin", e.origin.as_str());
+    js::set(&o, "state", e.state.name());
+    js::set(&o, "attempts", e.attempts);
+    js::set(&o, "createdAt", e.created_at as f64);
+    js::set(&o, "notBefore", e.not_before as f64);
+    match e.state {
+        EntryState::InFlight { lease_until } => js::set(&o, "leaseUntil", lease_until as f64),
+        EntryState::Dead { at } => js::set(&o, "deadAt", at as f64),
+        _ => {}
+    }
+    js::set(&o, "method", e.request.method.as_str());
+    js::set(&o, "url", e.request.url.as_str());
+    js::set(&o, "idempotencyKey", e.idempotency_key.as_str());
+    js::set(
+        &o,
+        "body",
+        String::from_utf8_lossy(&e.request.body).into_owned(),
+    );
+    if let Some(err) = &e.last_error {
+        js::set(&o, "lastError", error(err));
+    }
+    o
+}
+
+/// `{status?, code?, message, contextId?}`.
+pub fn error(e: &LastError) -> JsValue {
+    js::parse_json(&error_json(e))
+}
+
+/// `{pending, inFlight, awaitingToken, dead, queued, lanes, oldestCreatedAt,
+/// bytes, paused: [{origin, until}]}`.
+pub fn stats(s: &Stats) -> JsValue {
+    let o = js::object();
+    js::set(&o, "pending", s.pending as f64);
+    js::set(&o, "inFlight", s.in_flight as f64);
+    js::set(&o, "awaitingToken", s.awaiting_token as f64);
+    js::set(&o, "dead", s.dead as f64);
+    js::set(&o, "queued", s.queued() as f64);
+    js::set(&o, "lanes", s.lanes as f64);
+    js::set(
+        &o,
+        "oldestCreatedAt",
+        s.oldest_created_at
+            .map_or(JsValue::NULL, |t| JsValue::from_f64(t as f64)),
+    );
+    js::set(&o, "bytes", s.bytes as f64);
+    let paused = js_sys::Array::new();
+    for (origin, until) in &s.paused {
+        let p = js::object();
+        js::set(&p, "origin", origin.as_str());
+        js::set(&p, "until", *until as f64);
+        paused.push(&p);
+    }
+    js::set(&o, "paused", paused);
+    o
+}
+
+/// A list of entries.
+pub fn entries(list: &[Entry]) -> JsValue {
+    let a = js_sys::Array::new();
+    for e in list {
+        a.push(&entry(e));
+    }
+    a.into()
+}
