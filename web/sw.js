@@ -63,6 +63,8 @@ self.addEventListener('activate', (event) => {
 self.addEventListener('fetch', (event) => {
   const request = event.request;
   if (request.method !== 'POST') return;
+  // A page's own Outbox replay (see REPLAY_REFERRER_PATH): never queue it again.
+  if (request.referrer.endsWith('/__outbox_replay__')) return;
   if (started && !started.isCandidate(request.method, request.url)) return;
   const answer = ready().then(
     (w) => (w.isCandidate(request.method, request.url) ? w.respond(request) : fetch(request)),

@@ -361,7 +361,7 @@ impl Page<'_> {
     /// Polls `condition` (a JS expression, may be async) until it is truthy.
     pub async fn wait_for(&self, condition: &str, timeout: Duration) -> Result<(), CdpError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let expr = format!("(async () => !!({condition}))().catch(() => false)");
+        let expr = format!("(async () => !!(await ({condition})))().catch(() => false)");
         loop {
             if let Ok(true) = self.eval::<bool>(&expr).await {
                 return Ok(());

@@ -175,6 +175,11 @@ impl ApiError {
     /// An injected server error with the code Genesys uses for `status`.
     pub(crate) fn server_error(status: u16) -> Self {
         let (code, message) = match status {
+            403 => (
+                "not.authorized",
+                "You are not authorized to perform the requested action.",
+            ),
+            404 => ("not.found", "The requested resource was not found."),
             408 => (
                 "client.timeout",
                 "The client did not produce a request within the server timeout limit.",

@@ -28,7 +28,9 @@ pub struct Faults {
     pub jitter_ms: u64,
     /// Probability (0–1) that an authenticated `/api` request answers a server error.
     pub error_rate: f64,
-    /// Statuses to pick from for `errorRate` (408, 500, 502, 503, 504); empty means 500/502/503/504.
+    /// Statuses to pick from for `errorRate` (403, 404, 408, 500, 502, 503,
+    /// 504 — the 4xx ones stand for a refusal on replay); empty means
+    /// 500/502/503/504.
     pub error_statuses: Vec<u16>,
     /// Probability (0–1) that an accepted message is recorded and then the
     /// connection is cut before the answer.
@@ -97,10 +99,10 @@ impl Faults {
         if let Some(s) = self
             .error_statuses
             .iter()
-            .find(|s| !matches!(s, 408 | 500 | 502 | 503 | 504))
+            .find(|s| !matches!(s, 403 | 404 | 408 | 500 | 502 | 503 | 504))
         {
             return Err(FaultsError::Invalid(format!(
-                "errorStatuses: {s} is not one of 408, 500, 502, 503, 504"
+                "errorStatuses: {s} is not one of 403, 404, 408, 500, 502, 503, 504"
             )));
         }
         if self.rate_limit == Some(0) {

@@ -377,7 +377,7 @@ async fn faults_endpoint_merges_validates_and_clears() {
     for bad in [
         r#"{"errorRate":1.5}"#,
         r#"{"nope":1}"#,
-        r#"{"errorStatuses":[404]}"#,
+        r#"{"errorStatuses":[400]}"#,
         "[1]",
         "{",
     ] {

@@ -12,7 +12,7 @@ use crate::entry::{Entry, EntryId, EntryState, Head, LastError, StoredRequest};
 use crate::pacer::{PacerConfig, ScheduleState};
 use crate::retry::Action;
 use crate::scheduler::Claim;
-use crate::store::{CancelResult, EnqueueError, QueueLimits, Settlement, Store};
+use crate::store::{CancelResult, EnqueueError, LeaseTerms, QueueLimits, Settlement, Store};
 
 const T0: Millis = 1_700_000_000_000;
 const ORIGIN: &str = "https://api.mypurecloud.ie";
@@ -30,6 +30,7 @@ pub const CASES: &[&str] = &[
     "revive_discard_cancel",
     "purge_clears_everything",
     "stats_and_listings",
+    "unanswered_retries_can_be_hurried",
 ];
 
 /// Runs every case, each on a fresh store from `make(case_name)`.
@@ -49,6 +50,53 @@ where
     revive_discard_cancel(make(CASES[7]).await).await;
     purge_clears_everything(make(CASES[8]).await).await;
     stats_and_listings(make(CASES[9]).await).await;
+    unanswered_retries_can_be_hurried(make(CASES[10]).await).await;
+}
+
+/// `retry_unreachable_now` makes due exactly the pending entries whose last
+/// attempt got no answer.
+pub async fn unanswered_retries_can_be_hurried<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(11);
+    let net = put(&store, &mut rng, "a", ORIGIN, b"net").await;
+    let server = put(&store, &mut rng, "b", ORIGIN, b"503").await;
+    let timeout = put(&store, &mut rng, "c", ORIGIN, b"timeout").await;
+    let (_, sends) = claim_all(&store, T0).await;
+    assert_eq!(sends.len(), 3);
+    let retry = |seq, error: LastError| Settlement {
+        seq,
+        attempt: 1,
+        action: Action::Retry {
+            not_before: T0 + 50_000,
+            failures: 0,
+            error,
+        },
+    };
+    let mut http = LastError::new("service.unavailable", "down");
+    http.status = Some(503);
+    ok(
+        store
+            .settle(
+                T0,
+                vec![
+                    retry(net.seq, LastError::new("network", "Failed to fetch")),
+                    retry(server.seq, http),
+                    retry(timeout.seq, LastError::new("timeout", "no answer")),
+                ],
+                &mut |_| {},
+            )
+            .await,
+        "settle",
+    );
+    assert_eq!(ok(store.retry_unreachable_now(T0 + 10).await, "hurry"), 2);
+    let due = |e: Option<Entry>| e.map(|e| e.not_before);
+    assert_eq!(due(ok(store.get(net.id).await, "get")), Some(T0 + 10));
+    assert_eq!(due(ok(store.get(timeout.id).await, "get")), Some(T0 + 10));
+    assert_eq!(
+        due(ok(store.get(server.id).await, "get")),
+        Some(T0 + 50_000),
+        "a server's answer keeps its backoff"
+    );
+    assert_eq!(ok(store.retry_unreachable_now(T0 + 20).await, "hurry"), 0);
 }
 
 /// A test entry on `lane`, to `origin`, with a recognisable body.
@@ -106,12 +154,20 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     }
 }
 
+fn terms(now: Millis, until: Millis) -> LeaseTerms {
+    LeaseTerms {
+        now,
+        until,
+        steal: false,
+    }
+}
+
 /// Claims with a planner that sends every head it is shown, and records them.
 async fn claim_all<S: Store>(store: &S, now: Millis) -> (Vec<Head>, Vec<Entry>) {
     let mut seen = Vec::new();
     let claimed = ok(
         store
-            .claim(now, now + 60_000, &mut |_s, heads| {
+            .claim(terms(now, now + 60_000), &mut |_s, heads| {
                 seen = heads.to_vec();
                 (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None)
             })
@@ -240,7 +296,7 @@ pub async fn claim_applies_each_decision<S: Store>(store: S) {
     let pacer = PacerConfig::default();
     let claimed = ok(
         store
-            .claim(T0, T0 + 5_000, &mut |schedule, _| {
+            .claim(terms(T0, T0 + 5_000), &mut |schedule, _| {
                 schedule.pause(ORIGIN, T0 + 777, &pacer, T0);
                 (
                     vec![
@@ -461,6 +517,32 @@ pub async fn expired_lease_counts_a_failure<S: Store>(store: S) {
     );
     assert!(applied.is_empty());
     assert!(ok(store.get(a.id).await, "get").is_some());
+    // A flusher holding the origin-wide lock takes over a standing lease at once.
+    let stolen = ok(
+        store
+            .claim(
+                LeaseTerms {
+                    now: T0 + 60_001,
+                    until: T0 + 200_000,
+                    steal: true,
+                },
+                &mut |_, heads| (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None),
+            )
+            .await,
+        "claim",
+    );
+    assert_eq!(
+        stolen.sends.len(),
+        1,
+        "an unexpired lease is taken over when stealing"
+    );
+    assert_eq!((stolen.sends[0].attempts, stolen.sends[0].failures), (3, 2));
+    assert_eq!(
+        stolen.sends[0].state,
+        EntryState::InFlight {
+            lease_until: T0 + 200_000
+        }
+    );
 }
 
 /// Releasing tokens wakes only the origin's parked entries.
@@ -470,7 +552,7 @@ pub async fn release_is_per_origin<S: Store>(store: S) {
     let b = put(&store, &mut rng, "b", OTHER, b"b").await;
     ok(
         store
-            .claim(T0, T0 + 1, &mut |_, heads| {
+            .claim(terms(T0, T0 + 1), &mut |_, heads| {
                 (
                     heads.iter().map(|h| (h.seq, Claim::AwaitToken)).collect(),
                     None,
@@ -516,7 +598,7 @@ pub async fn revive_discard_cancel<S: Store>(store: S) {
     let err = LastError::new("x", "y");
     ok(
         store
-            .claim(T0, T0 + 60_000, &mut |_, _| {
+            .claim(terms(T0, T0 + 60_000), &mut |_, _| {
                 (
                     vec![
                         (a1.seq, Claim::Expire(err.clone())),
@@ -570,7 +652,7 @@ pub async fn purge_clears_everything<S: Store>(store: S) {
     let pacer = PacerConfig::default();
     ok(
         store
-            .claim(T0, T0 + 1, &mut |s, _| {
+            .claim(terms(T0, T0 + 1), &mut |s, _| {
                 s.pause(ORIGIN, T0 + 50, &pacer, T0);
                 (vec![(a.seq, Claim::Expire(LastError::new("x", "y")))], None)
             })
@@ -605,7 +687,7 @@ pub async fn stats_and_listings<S: Store>(store: S) {
     let pacer = PacerConfig::default();
     ok(
         store
-            .claim(T0, T0 + 60_000, &mut |s, _| {
+            .claim(terms(T0, T0 + 60_000), &mut |s, _| {
                 s.pause(OTHER, T0 + 30, &pacer, T0);
                 (
                     vec![

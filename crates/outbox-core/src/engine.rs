@@ -16,7 +16,7 @@ use crate::pacer::PacerConfig;
 use crate::retry::{Action, RetryPolicy};
 use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
 use crate::scheduler::{PlanContext, plan};
-use crate::store::{CancelResult, EnqueueError, QueueLimits, Settlement, Stats, Store};
+use crate::store::{CancelResult, EnqueueError, LeaseTerms, QueueLimits, Settlement, Stats, Store};
 use crate::token::TokenSource;
 use crate::transport::{OutgoingRequest, Transport};
 
@@ -428,12 +428,28 @@ where
 
     /// Runs flush cycles — claim ready lane heads, send them concurrently,
     /// write the results back — until nothing is ready or the cycle budget
-    /// is spent. Returns when to run again.
+    /// is spent. Returns when to run again. Entries leased by a sender that
+    /// died are sent again once their lease runs out.
     pub async fn flush(&self) -> Result<FlushReport, S::Error> {
+        self.flush_with(false).await
+    }
+
+    /// Like [`flush`](Self::flush), for a caller that holds the origin-wide
+    /// flush lock: then no other sender can be alive, every lease still
+    /// standing was orphaned by a dead one, and those entries go at once
+    /// instead of after their lease.
+    pub async fn flush_exclusive(&self) -> Result<FlushReport, S::Error> {
+        self.flush_with(true).await
+    }
+
+    async fn flush_with(&self, exclusive: bool) -> Result<FlushReport, S::Error> {
         let mut report = FlushReport::default();
         while report.cycles < self.config.max_cycles_per_flush {
             report.cycles += 1;
-            let progressed = self.cycle(&mut report).await?;
+            // Leases taken by this very flush are settled before its next
+            // cycle, so only the first cycle can meet orphaned ones.
+            let steal = exclusive && report.cycles == 1;
+            let progressed = self.cycle(&mut report, steal).await?;
             if !progressed {
                 return Ok(report);
             }
@@ -445,7 +461,7 @@ where
 
     /// One cycle. Returns whether it did something that may have made more
     /// work ready.
-    async fn cycle(&self, report: &mut FlushReport) -> Result<bool, S::Error> {
+    async fn cycle(&self, report: &mut FlushReport, steal_leases: bool) -> Result<bool, S::Error> {
         let now = self.clock.now();
         let tokens = &self.tokens;
         let has_token = |origin: &str| tokens.current(origin).is_some();
@@ -455,10 +471,16 @@ where
             policy: &self.config.retry,
             pacer: &self.config.pacer,
             has_token: &has_token,
+            steal_leases,
+        };
+        let terms = LeaseTerms {
+            now,
+            until: now + self.config.lease_ms,
+            steal: steal_leases,
         };
         let claimed = self
             .store
-            .claim(now, now + self.config.lease_ms, &mut |schedule, heads| {
+            .claim(terms, &mut |schedule, heads| {
                 let p = plan(heads, schedule, &ctx);
                 (p.claims, p.next_wake)
             })
@@ -650,6 +672,13 @@ where
         };
         let result = self.transport.send(request).await;
         (token, result)
+    }
+
+    /// The device is back online (a page's `online` event): entries that
+    /// were backing off only because no answer came are due now. Returns
+    /// how many; flush afterwards.
+    pub async fn network_back(&self) -> Result<usize, S::Error> {
+        self.store.retry_unreachable_now(self.clock.now()).await
     }
 
     /// Puts a dead letter back in the queue.

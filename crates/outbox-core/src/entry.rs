@@ -244,6 +244,14 @@ impl Entry {
         }
     }
 
+    /// Whether the last attempt got no answer at all (network failure or
+    /// timeout), as opposed to an answer from the server.
+    pub fn last_attempt_unanswered(&self) -> bool {
+        self.last_error.as_ref().is_some_and(|e| {
+            e.status.is_none() && matches!(e.code.as_deref(), Some("network" | "timeout"))
+        })
+    }
+
     /// The entry's view for scheduling (everything but the request).
     pub fn head(&self) -> Head {
         Head {

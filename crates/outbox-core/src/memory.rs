@@ -13,7 +13,8 @@ use crate::pacer::ScheduleState;
 use crate::retry::Action;
 use crate::scheduler::Claim;
 use crate::store::{
-    CancelResult, Claimed, EnqueueError, Planner, Purged, QueueLimits, Settlement, Stats, Store,
+    CancelResult, Claimed, EnqueueError, LeaseTerms, Planner, Purged, QueueLimits, Settlement,
+    Stats, Store,
 };
 
 #[derive(Default)]
@@ -104,10 +105,10 @@ impl Store for MemoryStore {
 
     async fn claim(
         &self,
-        now: Millis,
-        lease_until: Millis,
+        terms: LeaseTerms,
         planner: &mut Planner<'_>,
     ) -> Result<Claimed, Infallible> {
+        let (now, lease_until) = (terms.now, terms.until);
         let mut inner = self.0.borrow_mut();
         let inner = &mut *inner;
         let heads: Vec<Head> = inner
@@ -128,7 +129,7 @@ impl Store for MemoryStore {
                     let Some(entry) = inner.queue.get_mut(&seq) else {
                         continue;
                     };
-                    if !entry.is_ready(now) {
+                    if !terms.allows(entry) {
                         continue;
                     }
                     if matches!(entry.state, EntryState::InFlight { .. }) {
@@ -239,6 +240,18 @@ impl Store for MemoryStore {
             }
         }
         Ok(released)
+    }
+
+    async fn retry_unreachable_now(&self, now: Millis) -> Result<usize, Infallible> {
+        let mut inner = self.0.borrow_mut();
+        let mut n = 0;
+        for e in inner.queue.values_mut() {
+            if e.state == EntryState::Pending && e.not_before > now && e.last_attempt_unanswered() {
+                e.not_before = now;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, Infallible> {

@@ -37,7 +37,12 @@ pub const CREDIT_PER_TOKEN: u64 = 60_000;
 
 impl PacerConfig {
     fn capacity(&self) -> u64 {
-        u64::from(self.burst) * CREDIT_PER_TOKEN
+        u64::from(self.burst.max(1)) * CREDIT_PER_TOKEN
+    }
+
+    /// Credit gained per millisecond (the rate per minute, at least 1).
+    fn rate(&self) -> u64 {
+        u64::from(self.rate_per_minute.max(1))
     }
 }
 
@@ -50,9 +55,6 @@ pub struct OriginPace {
     pub updated_at: Millis,
     /// Nothing is sent before this time (a `429`, or a spent server window).
     pub paused_until: Millis,
-    /// The rate in force, never above the configured one; lowered when the
-    /// server announces a smaller limit.
-    pub rate_per_minute: u32,
 }
 
 /// Pacing state of every origin, persisted with the queue.
@@ -71,12 +73,9 @@ impl ScheduleState {
                 credit: config.capacity(),
                 updated_at: now,
                 paused_until: 0,
-                rate_per_minute: config.rate_per_minute,
             });
-        // Configuration may have changed since the state was saved.
-        pace.rate_per_minute = pace.rate_per_minute.min(config.rate_per_minute).max(1);
         if now > pace.updated_at {
-            let gained = (now - pace.updated_at).saturating_mul(u64::from(pace.rate_per_minute));
+            let gained = (now - pace.updated_at).saturating_mul(config.rate());
             pace.credit = pace.credit.saturating_add(gained);
             pace.updated_at = now;
         }
@@ -109,7 +108,7 @@ impl ScheduleState {
             Ok(())
         } else {
             let missing = CREDIT_PER_TOKEN - pace.credit;
-            let wait = missing.div_ceil(u64::from(pace.rate_per_minute));
+            let wait = missing.div_ceil(config.rate());
             Err(now + wait.max(1))
         }
     }
@@ -120,10 +119,12 @@ impl ScheduleState {
         pace.paused_until = pace.paused_until.max(until);
     }
 
-    /// Adjusts to what the server's `inin-ratelimit-*` headers said: the rate
-    /// never exceeds the announced limit, the bucket never holds more than
-    /// the requests left in the server's window, and a spent window pauses
-    /// the origin until it resets. Returns the pause end when it paused.
+    /// Adjusts to what the server's `inin-ratelimit-*` headers said: the
+    /// bucket never holds more than the requests left in the server's
+    /// window, and a spent window pauses the origin until it resets. (The
+    /// sustained rate is not derived from `allowed`: the window's length is
+    /// not announced, and the window check alone keeps within any length.)
+    /// Returns the pause end when it paused.
     pub fn observe(
         &mut self,
         origin: &str,
@@ -135,10 +136,6 @@ impl ScheduleState {
             return None;
         }
         let pace = self.origin(origin, config, now);
-        if let Some(allowed) = info.allowed {
-            let allowed = u32::try_from(allowed).unwrap_or(u32::MAX);
-            pace.rate_per_minute = config.rate_per_minute.min(allowed).max(1);
-        }
         if let (Some(count), Some(allowed)) = (info.count, info.allowed) {
             let left = allowed.saturating_sub(count);
             pace.credit = pace.credit.min(left.saturating_mul(CREDIT_PER_TOKEN));
@@ -154,13 +151,13 @@ impl ScheduleState {
     }
 
     /// A compact text form for storage: one origin per line,
-    /// `origin credit updated_at paused_until rate` separated by spaces.
+    /// `origin credit updated_at paused_until` separated by spaces.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         for (origin, p) in &self.origins {
             out.push_str(&format!(
-                "{origin} {} {} {} {}\n",
-                p.credit, p.updated_at, p.paused_until, p.rate_per_minute
+                "{origin} {} {} {}\n",
+                p.credit, p.updated_at, p.paused_until
             ));
         }
         out
@@ -172,27 +169,20 @@ impl ScheduleState {
         let mut state = Self::default();
         for line in text.lines() {
             let f: Vec<&str> = line.split(' ').collect();
-            let [origin, credit, updated_at, paused_until, rate] = f.as_slice() else {
+            let [origin, credit, updated_at, paused_until] = f.as_slice() else {
                 continue;
             };
-            let (Ok(credit), Ok(updated_at), Ok(paused_until), Ok(rate)) = (
-                credit.parse(),
-                updated_at.parse(),
-                paused_until.parse(),
-                rate.parse::<u32>(),
-            ) else {
+            let (Ok(credit), Ok(updated_at), Ok(paused_until)) =
+                (credit.parse(), updated_at.parse(), paused_until.parse())
+            else {
                 continue;
             };
-            if rate == 0 {
-                continue;
-            }
             state.origins.insert(
                 (*origin).to_owned(),
                 OriginPace {
                     credit,
                     updated_at,
                     paused_until,
-                    rate_per_minute: rate,
                 },
             );
         }
@@ -239,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn server_headers_lower_rate_and_pause_a_spent_window() {
+    fn server_headers_cap_the_bucket_and_pause_a_spent_window() {
         let cfg = PacerConfig {
             rate_per_minute: 150,
             burst: 10,
@@ -251,22 +241,27 @@ mod tests {
             reset_secs: Some(30),
         };
         assert_eq!(s.observe(O, &info, &cfg, 0), None);
-        assert_eq!(s.origins[O].rate_per_minute, 60);
-        assert_eq!(s.origins[O].credit, 2 * CREDIT_PER_TOKEN);
+        assert_eq!(
+            s.origins[O].credit,
+            2 * CREDIT_PER_TOKEN,
+            "two left in the window"
+        );
         let spent = RateLimitInfo {
             count: Some(60),
             ..info
         };
         assert_eq!(s.observe(O, &spent, &cfg, 10), Some(30_010));
         assert_eq!(s.try_take(O, &cfg, 20), Err(30_010));
-        // Never above the configured rate.
-        let generous = RateLimitInfo {
-            count: Some(0),
-            allowed: Some(10_000),
-            reset_secs: None,
+        // A broken reset cannot stall for more than an hour.
+        let absurd = RateLimitInfo {
+            count: Some(9),
+            allowed: Some(9),
+            reset_secs: Some(u64::MAX),
         };
-        s.observe(O, &generous, &cfg, 40_000);
-        assert_eq!(s.origins[O].rate_per_minute, 150);
+        assert_eq!(
+            s.observe(O, &absurd, &cfg, 40_000),
+            Some(40_000 + 3_600_000)
+        );
     }
 
     #[test]

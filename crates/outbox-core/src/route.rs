@@ -318,6 +318,21 @@ impl RouteTable {
         self.routes.push(route);
     }
 
+    /// Makes every route that carries no key in a header also carry it in
+    /// the header `name` (e.g. `Idempotency-Key`), for servers or proxies
+    /// that accept (and CORS-allow) it.
+    pub fn carry_key_in_header(&mut self, name: &str) {
+        for route in &mut self.routes {
+            if !route
+                .carriers
+                .iter()
+                .any(|c| matches!(c, Carrier::Header(_)))
+            {
+                route.carriers.push(Carrier::Header(name.to_owned()));
+            }
+        }
+    }
+
     /// Keeps an extra (non-credential) header at rest.
     pub fn keep_header(&mut self, name: &str) {
         self.kept_headers.push(name.to_ascii_lowercase());

@@ -56,6 +56,9 @@ pub struct PlanContext<'a> {
     pub pacer: &'a PacerConfig,
     /// Whether a token is in hand for an origin.
     pub has_token: &'a dyn Fn(&str) -> bool,
+    /// Treat every unexpired lease as orphaned (the flusher holds the
+    /// origin-wide lock, so no other sender is alive).
+    pub steal_leases: bool,
 }
 
 /// Plans a cycle from the lane heads (one per lane, any order), taking
@@ -69,7 +72,9 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
         match head.state {
             EntryState::Pending if head.not_before <= now => ready.push(head),
             EntryState::Pending => wake(head.not_before),
-            EntryState::InFlight { lease_until } if lease_until <= now => ready.push(head),
+            EntryState::InFlight { lease_until } if lease_until <= now || ctx.steal_leases => {
+                ready.push(head)
+            }
             EntryState::InFlight { lease_until } => wake(lease_until),
             EntryState::AwaitingToken | EntryState::Dead { .. } => {}
         }
@@ -79,8 +84,9 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
     let mut claims = Vec::new();
     let mut sends = 0;
     for head in ready {
-        // An expired lease means the sender died mid-send: that counts as a
-        // server-side failure, so a poison entry cannot loop forever.
+        // A lease still standing here means its sender died mid-send: that
+        // counts as a server-side failure, so a poison entry cannot loop
+        // forever.
         let lease_lost = matches!(head.state, EntryState::InFlight { .. });
         let failures = head.failures + u32::from(lease_lost);
         if failures >= ctx.policy.max_attempts {

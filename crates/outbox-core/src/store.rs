@@ -137,6 +137,28 @@ impl Stats {
     }
 }
 
+/// How a claim leases the entries it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTerms {
+    /// The time.
+    pub now: Millis,
+    /// When the new leases expire.
+    pub until: Millis,
+    /// Take over unexpired leases too: only for a flusher that holds the
+    /// origin-wide flush lock, for which every lease still standing was
+    /// left by a sender that died.
+    pub steal: bool,
+}
+
+impl LeaseTerms {
+    /// Whether `entry` may be leased under these terms (due, or in flight
+    /// with a lease that ran out or may be stolen).
+    pub fn allows(&self, entry: &Entry) -> bool {
+        entry.is_ready(self.now)
+            || (self.steal && matches!(entry.state, crate::entry::EntryState::InFlight { .. }))
+    }
+}
+
 /// The planner a claim runs inside its transaction.
 pub type Planner<'a> =
     dyn FnMut(&mut ScheduleState, &[Head]) -> (Vec<(Seq, Claim)>, Option<Millis>) + 'a;
@@ -162,13 +184,13 @@ pub trait Store {
 
     /// In one transaction: reads the pacing state and every lane's head,
     /// asks `planner` what to do, and applies it — leasing sends until
-    /// `lease_until` (counting the attempt; an expired lease also counts a
-    /// failure), parking entries that await a token, moving expired ones to
-    /// the dead letters — and saves the pacing state.
+    /// `terms.until` when [`LeaseTerms::allows`] them (counting the
+    /// attempt; taking over a lease also counts a failure), parking entries
+    /// that await a token, moving expired ones to the dead letters — and
+    /// saves the pacing state.
     async fn claim(
         &self,
-        now: Millis,
-        lease_until: Millis,
+        terms: LeaseTerms,
         planner: &mut Planner<'_>,
     ) -> Result<Claimed, Self::Error>;
 
@@ -200,6 +222,11 @@ pub trait Store {
         origin: &str,
         now: Millis,
     ) -> Result<Vec<Head>, Self::Error>;
+
+    /// Makes pending entries whose last attempt got no answer at all
+    /// (network failure, timeout) due at `now`: the device says the network
+    /// is back, so their backoff no longer means anything. Returns how many.
+    async fn retry_unreachable_now(&self, now: Millis) -> Result<usize, Self::Error>;
 
     /// The queued entry or dead letter with this id.
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, Self::Error>;

@@ -411,6 +411,33 @@ fn a_crash_mid_send_is_recovered_by_the_lease() {
 }
 
 #[test]
+fn a_flusher_holding_the_lock_takes_over_orphaned_leases_at_once() {
+    let mut h = Harness::new(17);
+    let a = h.submit("a", "x");
+    h.transport.crash_after(0);
+    assert!(run_until_stalled(h.engine.flush()).is_none());
+    let tokens = outbox_core::sim::SimTokens::new(h.server.clone());
+    h.restart(tokens, 18);
+    assert_eq!(h.flush().attempts, 0, "a plain flush respects the lease");
+    let report = h.flush_exclusive();
+    assert_eq!(
+        (report.attempts, report.delivered),
+        (1, 1),
+        "taken over without waiting"
+    );
+    assert!(
+        run(h.store.get(a.id)).unwrap().is_none(),
+        "delivered and removed"
+    );
+    assert!(
+        h.server
+            .first_deliveries()
+            .iter()
+            .any(|(_, k)| *k == a.idempotency_key)
+    );
+}
+
+#[test]
 fn a_blocked_lane_does_not_block_the_others() {
     let h = Harness::new(13);
     let a1 = h.submit("a", "a1");

@@ -22,11 +22,18 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Step {
-    Submit { lane: usize, count: usize },
+    Submit {
+        lane: usize,
+        count: usize,
+    },
     Flush,
+    /// A flush holding the origin-wide lock: it takes over standing leases.
+    FlushExclusive,
     Advance(u64),
     Faults(SimFaults),
-    Crash { after: u32 },
+    Crash {
+        after: u32,
+    },
     ExpireTokens,
 }
 
@@ -59,7 +66,8 @@ fn faults(honour: bool) -> impl Strategy<Value = SimFaults> {
 fn step(honour: bool, lanes: usize) -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (0..lanes, 1usize..6).prop_map(|(lane, count)| Step::Submit { lane, count }),
-        4 => Just(Step::Flush),
+        3 => Just(Step::Flush),
+        1 => Just(Step::FlushExclusive),
         3 => prop_oneof![0u64..5_000, 5_000u64..120_000, 120_000u64..3_600_000].prop_map(Step::Advance),
         2 => faults(honour).prop_map(Step::Faults),
         1 => (0u32..6).prop_map(|after| Step::Crash { after }),
@@ -99,6 +107,9 @@ proptest! {
                 }
                 Step::Flush => {
                     h.flush();
+                }
+                Step::FlushExclusive => {
+                    h.flush_exclusive();
                 }
                 Step::Advance(ms) => h.clock.advance(*ms),
                 Step::Faults(f) => h.server.set_faults(f.clone()),

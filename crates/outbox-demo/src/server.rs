@@ -1,9 +1,9 @@
 //! The HTTP server.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -51,6 +51,7 @@ impl DemoOptions {
 /// A running demo server.
 pub struct DemoServer {
     addr: SocketAddr,
+    offline: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -72,18 +73,32 @@ impl DemoServer {
             options,
         });
         let (stop, mut stopped) = watch::channel(false);
+        let offline = Arc::new(AtomicBool::new(false));
+        let gate = offline.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stopped.changed() => break,
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        if gate.load(Ordering::SeqCst) {
+                            drop(stream);
+                            continue;
+                        }
                         let app = app.clone();
+                        let gate = gate.clone();
                         let mut stop = stopped.clone();
                         tokio::spawn(async move {
                             let service = service_fn(move |req| {
                                 let app = app.clone();
-                                async move { Ok::<_, Infallible>(handle(&app, req).await) }
+                                let offline = gate.load(Ordering::SeqCst);
+                                async move {
+                                    if offline {
+                                        // Cut the connection without an answer.
+                                        return Err(Offline);
+                                    }
+                                    Ok(handle(&app, req).await)
+                                }
                             });
                             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                             tokio::select! {
@@ -95,7 +110,18 @@ impl DemoServer {
                 }
             }
         });
-        Ok(DemoServer { addr, stop, task })
+        Ok(DemoServer {
+            addr,
+            offline,
+            stop,
+            task,
+        })
+    }
+
+    /// Drops every connection while `true`, as if the network were gone
+    /// (for the offline cold-start test: the worker cannot refetch anything).
+    pub fn set_offline(&self, offline: bool) {
+        self.offline.store(offline, Ordering::SeqCst);
     }
 
     /// The bound address.
@@ -114,6 +140,18 @@ impl DemoServer {
         let _ = self.task.await;
     }
 }
+
+/// The error that makes hyper drop a connection unanswered.
+#[derive(Debug)]
+struct Offline;
+
+impl std::fmt::Display for Offline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("offline")
+    }
+}
+
+impl std::error::Error for Offline {}
 
 fn respond(
     status: StatusCode,

@@ -30,6 +30,8 @@ export interface OutboxConfig {
   defaultRoutes?: boolean;
   /** Extra routes. */
   routes?: OutboxRoute[];
+  /** Also carry the idempotency key in an `Idempotency-Key` header on every route (default false: real CORS may refuse it). */
+  idempotencyHeaders?: boolean;
   /** Extra (non-credential) headers to keep at rest. */
   keepHeaders?: string[];
   /** Same-origin URL answering `{access_token, expires_in}` (a token broker). */
@@ -156,7 +158,7 @@ impl Outbox {
                         if let Some((token, expires)) = token_from_app(&inner).await {
                             inner.tokens.install(&origin, &token, expires);
                             let _ = inner.engine.token_updated(&origin, None).await;
-                            inner.flusher.kick();
+                            deliver(&inner);
                         }
                     });
                 }
@@ -180,7 +182,7 @@ impl Outbox {
         });
         *asker_slot.borrow_mut() = Some(Rc::downgrade(&inner));
         listen(&inner);
-        inner.flusher.kick();
+        deliver(&inner);
         Ok(Outbox { inner })
     }
 
@@ -346,7 +348,7 @@ impl Outbox {
                 .map_err(err)?
                 .is_some();
             if found {
-                inner.flusher.kick();
+                deliver(&inner);
             }
             Ok(found.into())
         })
@@ -381,15 +383,25 @@ impl Outbox {
         })
     }
 
-    /// Flushes now (this page, under the origin-wide lock) and asks the
-    /// service worker to flush too. Resolves with `{delivered, attempts}`.
+    /// Flushes now: asks the controlling service worker to (and resolves
+    /// with `{worker: true}`), or, without one, flushes in this page under
+    /// the origin-wide lock and resolves with `{delivered, attempts,
+    /// nextWake}`.
     #[wasm_bindgen(
         unchecked_return_type = "Promise<{ delivered: number; attempts: number; nextWake: number | null }>"
     )]
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            tell_worker(&flush_message());
+            if tell_worker(&flush_message()) {
+                // The worker sends; this page must not race it.
+                let out = js::object();
+                js::set(&out, "delivered", 0.0);
+                js::set(&out, "attempts", 0.0);
+                js::set(&out, "nextWake", JsValue::NULL);
+                js::set(&out, "worker", true);
+                return Ok(out);
+            }
             let report = inner.flusher.run().await.map_err(err)?;
             let out = js::object();
             js::set(&out, "delivered", report.delivered as f64);
@@ -526,7 +538,7 @@ fn incoming(request: &JsValue) -> Result<IncomingRequest, JsValue> {
 
 async fn submit(inner: &Rc<Inner>, request: IncomingRequest) -> Result<JsValue, JsValue> {
     let entry = inner.engine.submit(&request).await.map_err(err)?;
-    inner.flusher.kick();
+    deliver(inner);
     let out = js::object();
     js::set(&out, "id", entry.id.to_string());
     js::set(&out, "lane", entry.lane.as_str());
@@ -572,8 +584,9 @@ async fn give_token(
     if let Some(o) = origin {
         js::set(&message, "origin", o);
     }
-    tell_worker(&message);
-    inner.flusher.kick();
+    if !tell_worker(&message) {
+        inner.flusher.kick();
+    }
     Ok(())
 }
 
@@ -587,10 +600,24 @@ fn flush_message() -> JsValue {
     m
 }
 
-/// Posts to the controlling service worker, if any.
-fn tell_worker(message: &JsValue) {
-    if let Some(controller) = service_worker_container().and_then(|c| js::get(&c, "controller")) {
-        let _ = js::call(&controller, "postMessage", std::slice::from_ref(message));
+/// Posts to the controlling service worker, if any; returns whether there
+/// is one.
+fn tell_worker(message: &JsValue) -> bool {
+    match service_worker_container().and_then(|c| js::get(&c, "controller")) {
+        Some(controller) => {
+            let _ = js::call(&controller, "postMessage", std::slice::from_ref(message));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Gets queued entries delivered: by the service worker when one controls
+/// this page (it alone sends, so the two never race), else by this page
+/// under the origin-wide flush lock.
+fn deliver(inner: &Inner) {
+    if !tell_worker(&flush_message()) {
+        inner.flusher.kick();
     }
 }
 
@@ -610,9 +637,14 @@ fn listen(inner: &Rc<Inner>) {
         js::global(),
         "online",
         Closure::new(move |_e: JsValue| {
-            if let Some(inner) = weak.upgrade() {
-                tell_worker(&flush_message());
-                inner.flusher.kick();
+            let Some(inner) = weak.upgrade() else { return };
+            let online = js::object();
+            js::set(&online, "type", "online");
+            if !tell_worker(&online) {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = inner.engine.network_back().await;
+                    inner.flusher.kick();
+                });
             }
         }),
     );

@@ -90,7 +90,7 @@ impl OutboxWorker {
     }
 
     /// Handles a message from a page: `{type:"TOKEN_UPDATED", token,
-    /// origin?, expiresIn?}`, `{type:"flush"}`. Resolves when done (for
+    /// origin?, expiresIn?}`, `{type:"flush"}`, `{type:"online"}`. Resolves when done (for
     /// `ExtendableMessageEvent.waitUntil`).
     #[wasm_bindgen(js_name = handleMessage)]
     pub fn handle_message(&self, data: JsValue) -> Promise {
@@ -117,6 +117,16 @@ impl OutboxWorker {
                     flush(&inner).await
                 }
                 Some("flush") => flush(&inner).await,
+                // A page's `online` event (workers get none in Chromium):
+                // what waited only for the network is due now.
+                Some("online") => {
+                    inner
+                        .engine
+                        .network_back()
+                        .await
+                        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+                    flush(&inner).await
+                }
                 _ => Ok(JsValue::UNDEFINED),
             }
         })
@@ -213,6 +223,9 @@ fn ask_pages_for_token(queue_id: &str, origin: &str) {
 }
 
 async fn respond(inner: &Rc<Inner>, request: Request) -> Result<Response, JsValue> {
+    if fetch::is_replay(&request.referrer()) {
+        return pass_through(request).await;
+    }
     let method = request.method();
     let url = request.url();
     let mut headers = Vec::new();

@@ -10,6 +10,7 @@
 //!                "carriers": ["header:Idempotency-Key"], "conflictMeansDelivered": false,
 //!                "needsToken": true }],
 //!   "keepHeaders": ["X-Trace"],
+//!   "idempotencyHeaders": false,
 //!   "tokenUrl": "/token",
 //!   "apiBase": "http://127.0.0.1:8081", "region": "mypurecloud.ie",
 //!   "database": "outbox", "channel": "outbox",
@@ -21,6 +22,8 @@
 //!   "retryAfterCapMs": 21600000
 //! }
 //! ```
+//! `idempotencyHeaders` adds an `Idempotency-Key` header carrier to every
+//! route without one (only for servers whose CORS allows that header).
 //! `genesysRegions` includes `https://api.<domain>` of every Genesys region
 //! as an origin; `defaultRoutes` the four routes of the design. Every
 //! field is optional. A wrong type or value is an error naming the
@@ -132,6 +135,9 @@ impl WebConfig {
             for (i, r) in array.iter().enumerate() {
                 core.routes.add_route(route(&r, i)?);
             }
+        }
+        if bool_field(v, "idempotencyHeaders")? == Some(true) {
+            core.routes.carry_key_in_header("Idempotency-Key");
         }
         for h in string_list(v, "keepHeaders")? {
             if outbox_core::headers::is_credential(&h) {

@@ -11,6 +11,17 @@ use outbox_core::transport::{OutgoingRequest, Transport};
 
 use crate::js;
 
+/// The path of the referrer every Outbox send carries. A service worker
+/// that sees it lets the request go by untouched: a page's own replay must
+/// never be queued again by the worker. Cross-origin servers see only the
+/// origin (`strict-origin-when-cross-origin`), never this path.
+pub const REPLAY_REFERRER_PATH: &str = "/__outbox_replay__";
+
+/// Whether a request's referrer marks it as an Outbox send.
+pub fn is_replay(referrer: &str) -> bool {
+    referrer.ends_with(REPLAY_REFERRER_PATH)
+}
+
 /// Largest error body read back (only error details are looked at).
 const ERROR_BODY_LIMIT: usize = classify::ERROR_BODY_SCAN_LIMIT;
 
@@ -45,6 +56,11 @@ pub async fn fetch(parts: Parts<'_>, timeout_ms: u64) -> Result<Response, Transp
     init.set_mode(web_sys::RequestMode::Cors);
     init.set_credentials(web_sys::RequestCredentials::Omit);
     init.set_cache(web_sys::RequestCache::NoStore);
+    if let Some(origin) = js::get(&js::global(), "location").and_then(|l| js::get_str(&l, "origin"))
+    {
+        init.set_referrer(&format!("{origin}{REPLAY_REFERRER_PATH}"));
+        init.set_referrer_policy(web_sys::ReferrerPolicy::StrictOriginWhenCrossOrigin);
+    }
     if !parts.body.is_empty() && !matches!(parts.method, "GET" | "HEAD") {
         let body = Uint8Array::from(parts.body);
         init.set_body(&body);

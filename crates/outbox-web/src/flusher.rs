@@ -89,10 +89,19 @@ impl Flusher {
         loop {
             self.state.borrow_mut().again = false;
             let engine = self.engine.clone();
-            let report = with_lock(FLUSH_LOCK, async move { engine.flush().await })
-                .await
-                .map_err(|e| FlushError(js::error_text(&e)))?
-                .map_err(|e| FlushError(e.to_string()))?;
+            // Under the lock no other sender is alive: leases still standing
+            // are orphaned and may be taken over at once.
+            let exclusive = crate::locks::available();
+            let report = with_lock(FLUSH_LOCK, async move {
+                if exclusive {
+                    engine.flush_exclusive().await
+                } else {
+                    engine.flush().await
+                }
+            })
+            .await
+            .map_err(|e| FlushError(js::error_text(&e)))?
+            .map_err(|e| FlushError(e.to_string()))?;
             total.cycles += report.cycles;
             total.attempts += report.attempts;
             total.delivered += report.delivered;

@@ -15,6 +15,13 @@ use crate::js;
 /// The lock every flusher takes.
 pub const FLUSH_LOCK: &str = "outbox-flush";
 
+/// Whether Web Locks exist here.
+pub fn available() -> bool {
+    js::get(&js::global(), "navigator")
+        .and_then(|n| js::get(&n, "locks"))
+        .is_some()
+}
+
 /// Runs `work` while holding the exclusive lock `name`, waiting for it if
 /// another context holds it. Where Web Locks are missing, runs it
 /// unlocked (leases still keep two senders off the same entry).

@@ -11,7 +11,8 @@ use outbox_core::pacer::ScheduleState;
 use outbox_core::retry::Action;
 use outbox_core::scheduler::Claim;
 use outbox_core::store::{
-    CancelResult, Claimed, EnqueueError, Planner, Purged, QueueLimits, Settlement, Stats, Store,
+    CancelResult, Claimed, EnqueueError, LeaseTerms, Planner, Purged, QueueLimits, Settlement,
+    Stats, Store,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -303,8 +304,7 @@ fn apply_claims(
     tx: &Tx,
     entries: &IdbObjectStore,
     dead: &IdbObjectStore,
-    now: Millis,
-    lease_until: Millis,
+    terms: LeaseTerms,
     claims: Vec<(Seq, Claim)>,
     work: &mut Working,
     claimed: &mut Claimed,
@@ -319,7 +319,7 @@ fn apply_claims(
         let entry = &mut record.entry;
         match claim {
             Claim::Send => {
-                if !entry.is_ready(now) {
+                if !terms.allows(entry) {
                     continue;
                 }
                 // Stored counters may be anything: never overflow on them.
@@ -327,7 +327,9 @@ fn apply_claims(
                     entry.failures = entry.failures.saturating_add(1);
                 }
                 entry.attempts = entry.attempts.saturating_add(1);
-                entry.state = EntryState::InFlight { lease_until };
+                entry.state = EntryState::InFlight {
+                    lease_until: terms.until,
+                };
                 put_record(tx, entries, record)?;
                 claimed.sends.push(record.entry.clone());
             }
@@ -338,7 +340,7 @@ fn apply_claims(
             }
             Claim::Expire(error) => {
                 entry.last_error = Some(error);
-                entry.state = EntryState::Dead { at: now };
+                entry.state = EntryState::Dead { at: terms.now };
                 delete_seq(tx, entries, seq)?;
                 put_record(tx, dead, record)?;
                 if let Some(record) = slot.take() {
@@ -618,8 +620,7 @@ impl Store for IdbStore {
 
     async fn claim(
         &self,
-        now: Millis,
-        lease_until: Millis,
+        terms: LeaseTerms,
         planner: &mut Planner<'_>,
     ) -> Result<Claimed, IdbError> {
         let tx = self
@@ -679,16 +680,7 @@ impl Store for IdbStore {
             next_wake,
             ..Claimed::default()
         };
-        apply_claims(
-            &tx,
-            &entries,
-            &dead,
-            now,
-            lease_until,
-            claims,
-            &mut work,
-            &mut claimed,
-        )?;
+        apply_claims(&tx, &entries, &dead, terms, claims, &mut work, &mut claimed)?;
         save_schedule(&tx, &meta, &before, &after)?;
         let bodies = tx.store(BODIES)?;
         let mut reads = Vec::new();
@@ -785,6 +777,29 @@ impl Store for IdbStore {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+
+    async fn retry_unreachable_now(&self, now: Millis) -> Result<usize, IdbError> {
+        let tx = self
+            .tx("retry_unreachable_now", &[ENTRIES], Mode::Write)
+            .await?;
+        let entries = tx.store(ENTRIES)?;
+        let cursor = watch(&tx, entries.open_cursor())?;
+        let mut hurried = 0;
+        for value in values(cursor).await? {
+            if codec::field(&value, "state").as_string().as_deref() != Some("pending") {
+                continue;
+            }
+            let mut record = decode_entry(&value)?;
+            let entry = &mut record.entry;
+            if entry.not_before > now && entry.last_attempt_unanswered() {
+                entry.not_before = now;
+                put_record(&tx, &entries, &record)?;
+                hurried += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(hurried)
     }
 
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, IdbError> {

@@ -11,7 +11,7 @@ use outbox_core::conformance::{self, sample_entry};
 use outbox_core::entry::{Entry, EntryState, Head};
 use outbox_core::pacer::{PacerConfig, ScheduleState};
 use outbox_core::scheduler::Claim;
-use outbox_core::store::{QueueLimits, Store};
+use outbox_core::store::{LeaseTerms, QueueLimits, Store};
 use outbox_web::{IdbError, IdbStore};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -128,16 +128,23 @@ async fn data_survives_closing_and_reopening() {
     let b = put(&store, &mut rng, "a", &[0, 1, 2, 255]).await;
     let c = put(&store, &mut rng, "b", b"").await;
     let claimed = store
-        .claim(T0, T0 + 60_000, &mut |_, heads| {
-            (
-                heads
-                    .iter()
-                    .filter(|h| h.lane == "a")
-                    .map(|h| (h.seq, Claim::Send))
-                    .collect(),
-                None,
-            )
-        })
+        .claim(
+            LeaseTerms {
+                now: T0,
+                until: T0 + 60_000,
+                steal: false,
+            },
+            &mut |_, heads| {
+                (
+                    heads
+                        .iter()
+                        .filter(|h| h.lane == "a")
+                        .map(|h| (h.seq, Claim::Send))
+                        .collect(),
+                    None,
+                )
+            },
+        )
         .await
         .unwrap();
     assert_eq!(claimed.sends.len(), 1);
@@ -228,12 +235,19 @@ async fn the_schedule_round_trips() {
     assert_eq!(store.schedule().await.unwrap(), expected);
     // Through a claim (read, changed by the planner, written back).
     store
-        .claim(T0 + 2, T0 + 3, &mut |s, heads| {
-            assert!(heads.is_empty());
-            assert_eq!(*s, expected);
-            s.pause("https://other.example", T0 + 9, &pacer, T0 + 2);
-            (vec![], None)
-        })
+        .claim(
+            LeaseTerms {
+                now: T0 + 2,
+                until: T0 + 3,
+                steal: false,
+            },
+            &mut |s, heads| {
+                assert!(heads.is_empty());
+                assert_eq!(*s, expected);
+                s.pause("https://other.example", T0 + 9, &pacer, T0 + 2);
+                (vec![], None)
+            },
+        )
         .await
         .unwrap();
     expected.pause("https://other.example", T0 + 9, &pacer, T0 + 2);
@@ -271,10 +285,17 @@ async fn a_claim_over_1000_entries_in_100_lanes_sees_100_heads() {
     let enqueued = Date::now();
     let mut heads: Vec<Head> = Vec::new();
     store
-        .claim(T0, T0 + 1, &mut |_, shown| {
-            heads = shown.to_vec();
-            (vec![], None)
-        })
+        .claim(
+            LeaseTerms {
+                now: T0,
+                until: T0 + 1,
+                steal: false,
+            },
+            &mut |_, shown| {
+                heads = shown.to_vec();
+                (vec![], None)
+            },
+        )
         .await
         .unwrap();
     let claimed = Date::now();
@@ -317,7 +338,14 @@ async fn malformed_stored_values_are_errors_not_panics() {
     assert!(corrupt(store.queued(10).await.unwrap_err()));
     assert!(corrupt(
         store
-            .claim(T0, T0 + 1, &mut |_, _| (vec![], None))
+            .claim(
+                LeaseTerms {
+                    now: T0,
+                    until: T0 + 1,
+                    steal: false
+                },
+                &mut |_, _| (vec![], None)
+            )
             .await
             .unwrap_err()
     ));

@@ -141,6 +141,13 @@ impl<K: outbox_core::token::TokenSource + Clone> Harness<K> {
             .unwrap()
     }
 
+    /// A flush by a sender that holds the flush lock (takes over leases).
+    pub fn flush_exclusive(&self) -> FlushReport {
+        run_until_stalled(self.engine.flush_exclusive())
+            .expect("flush stalled")
+            .unwrap()
+    }
+
     /// Flushes, advancing the clock to each wake-up, until nothing waits on
     /// time or `max_steps` run out. Returns the number of steps.
     pub fn drain(&self, max_steps: usize) -> usize {

@@ -1,0 +1,616 @@
+//! End to end in headless Chromium: the real service worker and IndexedDB,
+//! the demo server (page origin, token broker) and the Genesys Cloud
+//! emulator (a second origin), on loopback. One test per scenario of the
+//! browser-outbox issue.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use e2e::stack::iso_ms;
+use e2e::{Browser, Page, Stack};
+use genesys_emulator::{Faults, Outcome};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn agent_url(stack: &Stack, conversation: &str) -> String {
+    format!(
+        "{}/api/v2/conversations/messages/{conversation}/communications/comm-1/messages",
+        stack.emulator.base_url()
+    )
+}
+
+/// The page's fetch, with a broker token, as an app would send it.
+async fn post(page: &Page<'_>, url: &str, body: Value) -> Value {
+    page.eval(&format!(
+        "T.token().then(t => T.post({}, {}, {{ authorization: 'Bearer ' + t }}))",
+        json!(url),
+        body
+    ))
+    .await
+    .unwrap()
+}
+
+async fn ready(page: &Page<'_>) {
+    if let Err(e) = page.eval::<bool>("T.ready").await {
+        panic!("test page not ready: {e}");
+    }
+}
+
+async fn open<'b>(browser: &'b Browser, stack: &Stack, config: Value) -> Page<'b> {
+    let page = browser.new_page(&stack.test_page(&config)).await.unwrap();
+    ready(&page).await;
+    page
+}
+
+/// Sends `n` messages through the fetch door, round-robin over `lanes`
+/// conversations, text `m{i}`; returns the answers.
+async fn send_many(page: &Page<'_>, stack: &Stack, n: usize, lanes: &[&str]) -> Vec<Value> {
+    let mut answers = Vec::new();
+    for i in 0..n {
+        let lane = lanes[i % lanes.len()];
+        answers.push(
+            post(
+                page,
+                &agent_url(stack, lane),
+                json!({ "textBody": format!("m{i}") }),
+            )
+            .await,
+        );
+    }
+    answers
+}
+
+/// Texts the emulator recorded for a conversation, in arrival order.
+fn texts(stack: &Stack, lane: &str) -> Vec<String> {
+    stack
+        .emulator
+        .control()
+        .messages()
+        .lanes
+        .iter()
+        .filter(|l| l.lane == lane)
+        .flat_map(|l| l.messages.iter().filter_map(|m| m.text.clone()))
+        .collect()
+}
+
+fn expected(n: usize, lanes: &[&str], lane: &str) -> Vec<String> {
+    (0..n)
+        .filter(|i| lanes[i % lanes.len()] == lane)
+        .map(|i| format!("m{i}"))
+        .collect()
+}
+
+async fn queued(page: &Page<'_>) -> u64 {
+    page.eval::<Value>("T.outbox.stats()").await.unwrap()["queued"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn wait_drained(page: &Page<'_>, browser: &Browser) {
+    if let Err(e) = page
+        .wait_for("T.outbox.stats().then(s => s.queued === 0)", WAIT)
+        .await
+    {
+        let console = browser.console().await.join("\n");
+        let stats: Value = page.eval("T.outbox.stats()").await.unwrap_or_default();
+        panic!("not drained: {e}\nstats: {stats}\nconsole:\n{console}");
+    }
+}
+
+async fn finish(browser: Browser, stack: Stack) {
+    browser.close().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_requests_pass_through_unchanged_and_nothing_is_stored() {
+    let stack = Stack::start("passthrough", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    let answer = post(
+        &page,
+        &agent_url(&stack, "conv-a"),
+        json!({ "textBody": "hello" }),
+    )
+    .await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(
+        answer["body"]["textBody"], "hello",
+        "the emulator's own answer: {answer}"
+    );
+    assert_eq!(answer["body"]["conversationId"], "conv-a");
+    assert!(answer["outbox"].is_null(), "not a synthetic answer");
+    let stored: Vec<Value> = page.eval("T.rawEntries()").await.unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
+    assert_eq!(stack.emulator.control().messages().total, 1);
+    // A 400 passes straight through; nothing is queued.
+    let bad = post(
+        &page,
+        &agent_url(&stack, "conv-a"),
+        json!({ "textBody": "x", "mediaIds": ["m"] }),
+    )
+    .await;
+    assert_eq!(bad["status"], 400, "{bad}");
+    assert_eq!(bad["body"]["code"], "bad.request");
+    assert!(bad["outbox"].is_null());
+    let stored: Vec<Value> = page.eval("T.rawEntries()").await.unwrap();
+    assert!(stored.is_empty());
+    finish(browser, stack).await;
+}
+
+const LANES: [&str; 3] = ["conv-1", "conv-2", "conv-3"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_queues_then_recovery_delivers_in_order_exactly_once() {
+    let stack = Stack::start("outage", |c| c.idempotency = true).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({ "idempotencyHeaders": true })).await;
+    stack.set_outage(true);
+    let answers = send_many(&page, &stack, 20, &LANES).await;
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a["status"], 202, "message {i}: {a}");
+        assert_eq!(a["body"]["queued"], true);
+        assert_eq!(a["body"]["lane"], LANES[i % 3]);
+    }
+    let stored: Vec<Value> = page.eval("T.rawEntries()").await.unwrap();
+    assert_eq!(stored.len(), 20, "twenty entries at rest");
+    let at_rest = serde_json::to_string(&stored).unwrap().to_ascii_lowercase();
+    assert!(
+        !at_rest.contains("authorization") && !at_rest.contains("bearer"),
+        "no credential at rest: {at_rest}"
+    );
+    assert_eq!(
+        stack.emulator.control().messages().total,
+        0,
+        "the emulator received none"
+    );
+
+    // Recovery: the network is back and the page says so.
+    stack.set_outage(false);
+    page.eval::<Value>("window.dispatchEvent(new Event('online')), null")
+        .await
+        .unwrap();
+    wait_drained(&page, &browser).await;
+    let report = stack.emulator.control().messages();
+    assert_eq!(report.total, 20, "all delivered");
+    assert_eq!(report.duplicates, 0, "none twice");
+    for lane in LANES {
+        assert_eq!(
+            texts(&stack, lane),
+            expected(20, &LANES, lane),
+            "order in {lane}"
+        );
+    }
+    page.wait_for("T.sent().length === 20", WAIT)
+        .await
+        .expect("the page saw twenty `sent` events");
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_message_waits_behind_its_lanes_backlog() {
+    let stack = Stack::start("backlog", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    // Slow retries so the backlog is still there when the network returns.
+    let page = open(&browser, &stack, json!({ "retry": { "baseMs": 3000 } })).await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 3, &["conv-1"]).await;
+    stack.set_outage(false);
+    // The lane still holds queued entries: the new message must not overtake them.
+    let answer = post(
+        &page,
+        &agent_url(&stack, "conv-1"),
+        json!({ "textBody": "m3" }),
+    )
+    .await;
+    assert_eq!(answer["status"], 202, "{answer}");
+    assert_eq!(answer["body"]["reason"], "lane-busy");
+    // Another conversation is free to go at once.
+    let other = post(
+        &page,
+        &agent_url(&stack, "conv-9"),
+        json!({ "textBody": "free" }),
+    )
+    .await;
+    assert_eq!(other["status"], 200, "{other}");
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-1"), ["m0", "m1", "m2", "m3"]);
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_drain_loses_nothing() {
+    let stack = Stack::start("killed", |c| c.idempotency = true).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({ "idempotencyHeaders": true })).await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 12, &LANES).await;
+    // Slow answers, so the drain is still under way when the worker dies.
+    stack
+        .emulator
+        .control()
+        .update_faults(|f: &mut Faults| {
+            f.outage = false;
+            f.latency_ms = 400;
+        })
+        .unwrap();
+    page.eval::<Value>("navigator.serviceWorker.controller.postMessage({ type: 'flush' }), null")
+        .await
+        .unwrap();
+    page.wait_for("T.sent().length >= 2", WAIT)
+        .await
+        .expect("the drain started");
+    browser.stop_service_workers(&page).await.unwrap();
+    page.reload().await.unwrap();
+    ready(&page).await;
+    stack
+        .emulator
+        .control()
+        .update_faults(|f: &mut Faults| f.latency_ms = 0)
+        .unwrap();
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    wait_drained(&page, &browser).await;
+    let report = stack.emulator.control().messages();
+    assert_eq!(report.total, 12, "nothing lost");
+    assert_eq!(report.duplicates, 0);
+    for lane in LANES {
+        assert_eq!(texts(&stack, lane), expected(12, &LANES, lane));
+    }
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cold_started_offline_still_queues() {
+    let stack = Stack::start("coldstart", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    // Everything offline: the emulator and the page's own origin.
+    stack.set_outage(true);
+    stack.demo.set_offline(true);
+    browser.stop_service_workers(&page).await.unwrap();
+    let answer: Value = page
+        .eval(&format!(
+            "T.post({}, {{ textBody: 'cold' }})",
+            json!(agent_url(&stack, "conv-c"))
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["status"],
+        202,
+        "the engine came from Cache Storage: {answer}\n{}",
+        browser.console().await.join("\n")
+    );
+    assert_eq!(answer["body"]["queued"], true);
+    stack.demo.set_offline(false);
+    stack.set_outage(false);
+    // No token was sent (the test fetched none while offline): the broker provides one now.
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-c"), ["cold"]);
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_survive_a_browser_restart() {
+    let stack = Stack::start("restart", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 5, &["conv-r"]).await;
+    assert_eq!(queued(&page).await, 5);
+    drop(page);
+    browser.close().await;
+    stack.set_outage(false);
+    // Same profile: a restarted browser.
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-r"), expected(5, &["conv-r"], "conv-r"));
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_pauses_sending_until_retry_after() {
+    let stack = Stack::start("ratelimit", |c| {
+        c.rate_limit = 2;
+        c.rate_window = Duration::from_secs(3);
+    })
+    .await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 5, &["l1", "l2", "l3", "l4", "l5"]).await;
+    stack.set_outage(false);
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(stack.emulator.control().messages().total, 5);
+    let log = stack.emulator.control().requests().entries;
+    let api: Vec<_> = log.iter().filter(|e| e.path.starts_with("/api/")).collect();
+    let limited: Vec<_> = api
+        .iter()
+        .filter(|e| e.outcome == Outcome::RateLimited)
+        .collect();
+    assert!(!limited.is_empty(), "the limit was reached");
+    assert!(
+        page.eval::<bool>("T.ofType('paused').length > 0")
+            .await
+            .unwrap(),
+        "a `paused` event"
+    );
+    for hit in &limited {
+        let at = iso_ms(&hit.time).unwrap();
+        // The emulator's Retry-After is at least 1 s; the next request came no sooner.
+        let next = api
+            .iter()
+            .find(|e| e.seq > hit.seq && e.outcome != Outcome::RateLimited);
+        if let Some(next) = next {
+            let gap = iso_ms(&next.time).unwrap() - at;
+            assert!(gap >= 1_000, "sent {gap} ms after a 429");
+        }
+    }
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pacer_keeps_429s_rare_under_a_rate_limit() {
+    let stack = Stack::start("pacer", |c| {
+        c.rate_limit = 4;
+        c.rate_window = Duration::from_secs(2);
+    })
+    .await;
+    let browser = stack.browser().await.unwrap();
+    // 110 a minute with a burst of 1 is under 4 per 2 s.
+    let page = open(
+        &browser,
+        &stack,
+        json!({ "pacer": { "ratePerMinute": 110, "burst": 1 } }),
+    )
+    .await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 16, &LANES).await;
+    stack.set_outage(false);
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(stack.emulator.control().messages().total, 16);
+    let limited = stack
+        .emulator
+        .control()
+        .requests()
+        .entries
+        .iter()
+        .filter(|e| e.outcome == Outcome::RateLimited)
+        .count();
+    assert!(limited <= 1, "{limited} requests hit the limit");
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_asks_the_page_for_a_token_and_delivers_after_token_updated() {
+    let stack = Stack::start("token", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    // No token URL: the worker must ask the page (TOKEN_REFRESH_REQUIRED).
+    let page = open(&browser, &stack, json!({ "tokenUrl": false })).await;
+    stack
+        .emulator
+        .control()
+        .update_faults(|f: &mut Faults| f.force_unauthorized = 1)
+        .unwrap();
+    let answer = post(
+        &page,
+        &agent_url(&stack, "conv-t"),
+        json!({ "textBody": "needs a token" }),
+    )
+    .await;
+    assert_eq!(answer["status"], 202, "{answer}");
+    page.wait_for("T.tokenRequests > 0", WAIT)
+        .await
+        .expect("TOKEN_REFRESH_REQUIRED reached the page");
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-t"), ["needs a token"]);
+    assert!(
+        page.eval::<bool>("T.ofType('awaiting-token').length > 0")
+            .await
+            .unwrap()
+    );
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_on_replay_is_a_dead_letter_that_can_be_retried_or_discarded() {
+    let stack = Stack::start("deadletter", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 2, &["conv-x", "conv-y"]).await;
+    stack
+        .emulator
+        .control()
+        .update_faults(|f: &mut Faults| {
+            f.outage = false;
+            f.error_rate = 1.0;
+            f.error_statuses = vec![403];
+        })
+        .unwrap();
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    page.wait_for("T.outbox.deadLetters().then(d => d.length === 2)", WAIT)
+        .await
+        .expect("two dead letters");
+    let dead: Vec<Value> = page.eval("T.outbox.deadLetters()").await.unwrap();
+    assert_eq!(dead[0]["lastError"]["status"], 403);
+    assert_eq!(dead[0]["lastError"]["code"], "not.authorized");
+    assert!(dead[0]["lastError"]["contextId"].is_string());
+    assert_eq!(queued(&page).await, 0);
+    stack.emulator.control().clear_faults();
+    let (x, y) = (
+        dead[0]["id"].as_str().unwrap(),
+        dead[1]["id"].as_str().unwrap(),
+    );
+    assert!(
+        page.eval::<bool>(&format!("T.outbox.retry('{x}')"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        page.eval::<bool>(&format!("T.outbox.discard('{y}')"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !page
+            .eval::<bool>(&format!("T.outbox.discard('{y}')"))
+            .await
+            .unwrap()
+    );
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-x"), ["m0"]);
+    assert!(texts(&stack, "conv-y").is_empty());
+    let dead: Vec<Value> = page.eval("T.outbox.deadLetters()").await.unwrap();
+    assert!(dead.is_empty());
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_507_and_drops_nothing() {
+    let stack = Stack::start("full", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({ "maxEntries": 3 })).await;
+    stack.set_outage(true);
+    let answers = send_many(&page, &stack, 5, &["conv-f"]).await;
+    let statuses: Vec<_> = answers
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [202, 202, 202, 507, 507]);
+    assert_eq!(answers[3]["body"]["error"], "outbox-full");
+    assert_eq!(answers[3]["body"]["queued"], false);
+    let stored: Vec<Value> = page.eval("T.rawEntries()").await.unwrap();
+    assert_eq!(
+        stored.len(),
+        3,
+        "the three oldest are kept, none dropped for the newcomers"
+    );
+    // The page door says the same, as an error the caller can read.
+    let refused = page
+        .eval::<String>(&format!(
+            "T.outbox.sendAgentMessage('conv-f', 'comm-1', 'x').then(() => 'accepted', e => String(e))"
+        ))
+        .await
+        .unwrap();
+    assert!(refused.contains("full"), "{refused}");
+    stack.set_outage(false);
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-f"), ["m0", "m1", "m2"]);
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_empties_queue_and_dead_letters() {
+    let stack = Stack::start("purge", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 3, &["conv-p", "conv-q"]).await;
+    stack
+        .emulator
+        .control()
+        .update_faults(|f: &mut Faults| {
+            f.outage = false;
+            f.error_rate = 1.0;
+            f.error_statuses = vec![404];
+        })
+        .unwrap();
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    page.wait_for("T.outbox.stats().then(s => s.dead > 0)", WAIT)
+        .await
+        .unwrap();
+    stack.set_outage(true);
+    stack
+        .emulator
+        .control()
+        .update_faults(|f: &mut Faults| f.error_rate = 0.0)
+        .unwrap();
+    send_many(&page, &stack, 2, &["conv-z"]).await;
+    let purged: Value = page.eval("T.outbox.purge()").await.unwrap();
+    assert!(
+        purged["queued"].as_u64().unwrap() >= 2 && purged["dead"].as_u64().unwrap() >= 1,
+        "{purged}"
+    );
+    let stats: Value = page.eval("T.outbox.stats()").await.unwrap();
+    assert_eq!(
+        (stats["queued"].as_u64(), stats["dead"].as_u64()),
+        (Some(0), Some(0)),
+        "{stats}"
+    );
+    let stored: Vec<Value> = page.eval("T.rawEntries()").await.unwrap();
+    assert!(stored.is_empty());
+    page.wait_for("T.ofType('purged').length === 1", WAIT)
+        .await
+        .unwrap();
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_acknowledgements_are_retried_with_the_same_key() {
+    for idempotency in [true, false] {
+        let stack = Stack::start(
+            if idempotency {
+                "lostack-on"
+            } else {
+                "lostack-off"
+            },
+            |c| c.idempotency = idempotency,
+        )
+        .await;
+        let browser = stack.browser().await.unwrap();
+        let page = open(&browser, &stack, json!({ "idempotencyHeaders": true })).await;
+        stack
+            .emulator
+            .control()
+            .update_faults(|f: &mut Faults| f.lost_ack_rate = 1.0)
+            .unwrap();
+        let answer = post(
+            &page,
+            &agent_url(&stack, "conv-l"),
+            json!({ "textBody": "once?" }),
+        )
+        .await;
+        assert_eq!(
+            answer["status"], 202,
+            "a cut connection is queued: {answer}"
+        );
+        stack
+            .emulator
+            .control()
+            .update_faults(|f: &mut Faults| f.lost_ack_rate = 0.0)
+            .unwrap();
+        page.eval::<Value>("T.outbox.flush()").await.unwrap();
+        wait_drained(&page, &browser).await;
+        let report = stack.emulator.control().messages();
+        let lane = report.lanes.iter().find(|l| l.lane == "conv-l").unwrap();
+        let keys: Vec<_> = lane
+            .messages
+            .iter()
+            .map(|m| m.idempotency_key.clone())
+            .collect();
+        if idempotency {
+            assert_eq!(lane.count, 1, "recorded once: {keys:?}");
+            assert!(
+                report.replays >= 1,
+                "the retry was answered from the first record"
+            );
+        } else {
+            assert_eq!(lane.count, 2, "the real service records the retry again");
+            assert_eq!(
+                lane.duplicates, 1,
+                "and the duplicate is counted, not hidden"
+            );
+            assert_eq!(keys[0], keys[1], "with the same key");
+        }
+        finish(browser, stack).await;
+    }
+}
