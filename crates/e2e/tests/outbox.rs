@@ -244,6 +244,8 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
         .await
         .expect("the drain started");
     browser.stop_service_workers(&page).await.unwrap();
+    let left = queued(&page).await;
+    assert!(left > 0 && left < 12, "killed mid-drain ({left} left)");
     page.reload().await.unwrap();
     ready(&page).await;
     stack
@@ -495,9 +497,9 @@ async fn a_full_queue_answers_507_and_drops_nothing() {
     );
     // The page door says the same, as an error the caller can read.
     let refused = page
-        .eval::<String>(&format!(
-            "T.outbox.sendAgentMessage('conv-f', 'comm-1', 'x').then(() => 'accepted', e => String(e))"
-        ))
+        .eval::<String>(
+            "T.outbox.sendAgentMessage('conv-f', 'comm-1', 'x').then(() => 'accepted', e => String(e))",
+        )
         .await
         .unwrap();
     assert!(refused.contains("full"), "{refused}");
