@@ -230,7 +230,7 @@ mod tests {
         assert!(base.merged(&serde_json::json!({"nope": 1})).is_err());
         assert!(base.merged(&serde_json::json!({"errorRate": 2.0})).is_err());
         assert!(
-            base.merged(&serde_json::json!({"errorStatuses": [404]}))
+            base.merged(&serde_json::json!({"errorStatuses": [400]}))
                 .is_err()
         );
     }
