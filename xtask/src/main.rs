@@ -92,24 +92,16 @@ fn test(_args: &[String]) -> Result<(), String> {
         tools::WASM_TARGET,
     ]))?;
     tools::run(tools::cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
-    // The IndexedDB store in real Chromium: in a page, then in a service worker.
-    for test in ["idb_page", "idb_worker"] {
-        tools::run(
-            tools::cargo()
-                .args([
-                    "test",
-                    "-p",
-                    "outbox-web",
-                    "--target",
-                    tools::WASM_TARGET,
-                    "--test",
-                    test,
-                ])
-                .env("CHROMEDRIVER", &chromedriver)
-                .env("WASM_BINDGEN_USE_NO_MODULE", "1")
-                .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
-        )?;
-    }
+    // The IndexedDB store in real Chromium: unit tests and the conformance
+    // suite in a page, then the suite inside a service worker (one binary
+    // after the other, each with its own browser).
+    tools::run(
+        tools::cargo()
+            .args(["test", "-p", "outbox-web", "--target", tools::WASM_TARGET])
+            .env("CHROMEDRIVER", &chromedriver)
+            .env("WASM_BINDGEN_USE_NO_MODULE", "1")
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
+    )?;
     // End to end: the real bundle, service worker, IndexedDB, emulator.
     build::build(&tools, None)?;
     tools::run(
