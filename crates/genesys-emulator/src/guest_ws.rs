@@ -94,6 +94,9 @@ pub struct GuestMessageReport {
     pub connection: u64,
     /// What became of the echo.
     pub echo: EchoState,
+    /// The message's `metadata` (string values), shown again in history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
 }
 
 /// One guest session, as shown by `GET /__emulator/sessions`.
@@ -340,14 +343,18 @@ impl GuestState {
             .skip(skip)
             .take(page_size)
             .map(|m| {
-                json!({
+                let mut entity = json!({
                     "id": m.id,
                     "channel": {"time": m.time, "messageId": m.id},
                     "type": "Text",
                     "text": m.text,
                     "direction": "Inbound",
                     "originatingEntity": "Human",
-                })
+                });
+                if let (Value::Object(o), Some(meta)) = (&mut entity, &m.metadata) {
+                    o.insert("metadata".to_owned(), meta.clone());
+                }
+                entity
             })
             .collect();
         HistoryPage {
@@ -815,6 +822,7 @@ fn on_message(
         time: time.clone(),
         connection: conn.id,
         echo: EchoState::Pending,
+        metadata: message.get("metadata").filter(|m| m.is_object()).cloned(),
     });
     let conversation_id = s.conversation_id.clone();
     let mut body = json!({

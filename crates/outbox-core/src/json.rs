@@ -131,6 +131,31 @@ pub fn find<'a>(doc: &'a [u8], path: &[&str]) -> Option<Value<'a>> {
     found
 }
 
+/// The elements of the array `doc` (a complete JSON array), or `None`
+/// when it is not one.
+pub fn items(doc: &[u8]) -> Option<Vec<Value<'_>>> {
+    let mut s = Scanner { doc, pos: 0 };
+    s.ws();
+    if s.peek() != Some(b'[') {
+        return None;
+    }
+    s.pos += 1;
+    let mut out = Vec::new();
+    s.ws();
+    if s.peek() == Some(b']') {
+        return Some(out);
+    }
+    loop {
+        out.push(s.value_span(1).ok()?);
+        s.ws();
+        match s.peek() {
+            Some(b',') => s.pos += 1,
+            Some(b']') => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
 /// Inserts `"key":"value"` as the first member of the object at
 /// `object_path`, creating missing intermediate objects. Fails when the
 /// document is invalid, when something on the path is not an object, or

@@ -51,6 +51,7 @@ pub mod conformance;
 pub mod engine;
 pub mod entry;
 pub mod event;
+pub mod guest;
 pub mod headers;
 pub mod intercept;
 pub mod json;

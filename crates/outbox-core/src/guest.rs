@@ -1,0 +1,313 @@
+//! The Genesys Web Messaging Guest API ("shyrka"), free of I/O: the frames
+//! a guest sends over the WebSocket, the frames it receives, and what each
+//! answer means for an outbox entry.
+//!
+//! A guest message goes out as `onMessage` with the entry's id as its
+//! `tracingId` and, in `message.metadata.outboxId`, its idempotency key.
+//! The acknowledgement is the echo (a `StructuredMessage` with the same
+//! `tracingId`). When the socket drops before the echo, the outcome is
+//! unknown: the driver reads the session's history (`getJwt`, then
+//! `GET /api/v2/webmessaging/messages`) and looks for the `outboxId`
+//! before sending again, so a lost echo does not become a duplicate.
+//!
+//! [`answer`] maps each frame to the engine's [`Response`], so the guest
+//! channel runs on the same [`Engine`](crate::engine::Engine), store,
+//! retry policy and pacing as the REST routes.
+
+use crate::classify::Response;
+use crate::event::Obj;
+use crate::json;
+
+/// The `metadata` key that carries the idempotency key.
+pub const OUTBOX_ID_KEY: &str = "outboxId";
+
+/// `configureSession`: opens (or resumes) the guest's session.
+pub fn configure_session(deployment_id: &str, token: &str, tracing_id: &str) -> String {
+    let mut o = Obj::bare();
+    o.str("action", "configureSession")
+        .str("deploymentId", deployment_id)
+        .str("token", token)
+        .str("tracingId", tracing_id);
+    o.finish()
+}
+
+/// `onMessage`: a text message, tagged with `outbox_id` in its metadata.
+pub fn on_message(token: &str, tracing_id: &str, text: &str, outbox_id: &str, time_iso: &str) -> String {
+    let mut metadata = Obj::bare();
+    metadata.str(OUTBOX_ID_KEY, outbox_id);
+    let mut message = Obj::bare();
+    message
+        .str("type", "Text")
+        .str("text", text)
+        .raw("metadata", &metadata.finish());
+    let mut o = Obj::bare();
+    o.str("action", "onMessage")
+        .str("token", token)
+        .str("tracingId", tracing_id)
+        .str("time", time_iso)
+        .raw("message", &message.finish());
+    o.finish()
+}
+
+/// `getJwt`: a token for the history endpoint.
+pub fn get_jwt(token: &str, tracing_id: &str) -> String {
+    let mut o = Obj::bare();
+    o.str("action", "getJwt")
+        .str("token", token)
+        .str("tracingId", tracing_id);
+    o.finish()
+}
+
+/// `echo`: the health check.
+pub fn echo(token: &str, tracing_id: &str) -> String {
+    let mut message = Obj::bare();
+    message.str("type", "Text").str("text", "ping");
+    let mut o = Obj::bare();
+    o.str("action", "echo")
+        .str("token", token)
+        .str("tracingId", tracing_id)
+        .raw("message", &message.finish());
+    o.finish()
+}
+
+/// The body of a stored guest entry: `{"text": …}` (the id travels as the
+/// entry's idempotency key).
+pub fn entry_body(text: &str) -> Vec<u8> {
+    let mut o = Obj::bare();
+    o.str("text", text);
+    o.finish().into_bytes()
+}
+
+/// The text of a stored guest entry's body.
+pub fn entry_text(body: &[u8]) -> Option<String> {
+    json::find(body, &["text"])?.as_str().map(|s| s.into_owned())
+}
+
+/// A frame received from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `SessionResponse`.
+    Session {
+        /// Whether the session is connected.
+        connected: bool,
+        /// Whether it is a new session (false: resumed).
+        new_session: bool,
+        /// `readOnly`: the conversation ended; nothing can be sent.
+        read_only: bool,
+    },
+    /// A `StructuredMessage` (an echo of the guest's own message when
+    /// `direction` is `Inbound`, or an agent's message).
+    Message {
+        /// Same as the request's, for echoes.
+        tracing_id: Option<String>,
+        /// The message id the server gave.
+        id: Option<String>,
+        /// `Inbound` (from the guest) or `Outbound` (to the guest).
+        direction: Option<String>,
+        /// The text.
+        text: Option<String>,
+    },
+    /// `JwtResponse`.
+    Jwt {
+        /// Request's tracing id.
+        tracing_id: Option<String>,
+        /// The JWT.
+        jwt: String,
+        /// Expiry (seconds since the epoch).
+        exp: f64,
+    },
+    /// `TooManyRequestsErrorMessage` (code 429, `errorCode` 4029): the
+    /// socket stays open.
+    TooManyRequests {
+        /// Request's tracing id.
+        tracing_id: Option<String>,
+        /// Seconds to wait.
+        retry_after_secs: u64,
+        /// The server's text.
+        message: String,
+    },
+    /// An error answer (`class` `string` or `Error`): 4006 session expired,
+    /// 4007 not found, 4011 too long, 4013 attributes too large, 400, 403…
+    Error {
+        /// Request's tracing id.
+        tracing_id: Option<String>,
+        /// The code.
+        code: u32,
+        /// The text.
+        message: String,
+    },
+    /// `SessionExpiredEvent`, `SessionClearedEvent`, `LogoutEvent`.
+    SessionEnded {
+        /// The event's class.
+        class: String,
+    },
+    /// `ConnectionClosedEvent`: the server closes this socket (e.g. a
+    /// fourth connection for the session).
+    ConnectionClosed,
+    /// Anything else (kept for logs).
+    Other {
+        /// The frame's class.
+        class: String,
+    },
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable guest frame: {0}")]
+pub struct FrameError(pub String);
+
+/// Parses one text frame.
+pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
+    let doc = text.as_bytes();
+    json::validate(doc).map_err(|e| FrameError(e.to_string()))?;
+    let s = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_str().map(|c| c.into_owned()));
+    let n = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_f64());
+    let b = |path: &[&str]| json::find(doc, path).is_some_and(|v| v.raw == b"true");
+    let class = s(&["class"]).ok_or_else(|| FrameError("no `class`".into()))?;
+    let code = n(&["code"]).unwrap_or(200.0) as u32;
+    let tracing_id = s(&["tracingId"]).or_else(|| s(&["body", "tracingId"]));
+    Ok(match class.as_str() {
+        "SessionResponse" => Frame::Session {
+            connected: b(&["body", "connected"]),
+            new_session: b(&["body", "newSession"]),
+            read_only: b(&["body", "readOnly"]),
+        },
+        "StructuredMessage" => Frame::Message {
+            tracing_id,
+            id: s(&["body", "id"]),
+            direction: s(&["body", "direction"]),
+            text: s(&["body", "text"]),
+        },
+        "JwtResponse" => Frame::Jwt {
+            tracing_id,
+            jwt: s(&["body", "jwt"]).ok_or_else(|| FrameError("JwtResponse without `jwt`".into()))?,
+            exp: n(&["body", "exp"]).unwrap_or(0.0),
+        },
+        "TooManyRequestsErrorMessage" => Frame::TooManyRequests {
+            tracing_id,
+            retry_after_secs: n(&["body", "retryAfter"]).filter(|r| *r >= 0.0).unwrap_or(1.0) as u64,
+            message: s(&["body", "errorMessage"]).unwrap_or_else(|| "too many requests".into()),
+        },
+        "SessionExpiredEvent" | "SessionClearedEvent" | "LogoutEvent" => Frame::SessionEnded { class },
+        "ConnectionClosedEvent" => Frame::ConnectionClosed,
+        "string" | "Error" | "ErrorMessage" => Frame::Error {
+            tracing_id,
+            code: n(&["body", "errorCode"]).map_or(code, |c| c as u32),
+            message: s(&["body"])
+                .or_else(|| s(&["body", "errorMessage"]))
+                .or_else(|| s(&["body", "message"]))
+                .unwrap_or_default(),
+        },
+        _ if code >= 400 => Frame::Error {
+            tracing_id,
+            code,
+            message: s(&["body"]).unwrap_or_else(|| class.clone()),
+        },
+        _ => Frame::Other { class },
+    })
+}
+
+impl Frame {
+    /// The request this frame answers, if it says.
+    pub fn tracing_id(&self) -> Option<&str> {
+        match self {
+            Frame::Message { tracing_id, .. }
+            | Frame::Jwt { tracing_id, .. }
+            | Frame::TooManyRequests { tracing_id, .. }
+            | Frame::Error { tracing_id, .. } => tracing_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// What an `onMessage` answer means, as an HTTP-like [`Response`] the
+/// engine's classifier understands: the echo → `200`; 4029 → `429` with
+/// `Retry-After`; 4011 / 4013 (too long, attributes too large) → `413`;
+/// 4006 / 4007 (session expired / not found) → `503` (retried once a new
+/// session is configured); 400, 403 → as is (dead letters); anything else
+/// ≥ 500 → `502`. The body is `{"code": "<guest code>", "message": …}`, so
+/// a dead letter shows the guest API's own code and text.
+pub fn answer(frame: &Frame) -> Option<Response> {
+    let error = |status: u16, code: u32, message: &str| {
+        let mut o = Obj::bare();
+        o.str("code", &code.to_string()).str("message", message);
+        Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: o.finish().into_bytes(),
+        }
+    };
+    Some(match frame {
+        Frame::Message { .. } => Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        Frame::TooManyRequests {
+            retry_after_secs,
+            message,
+            ..
+        } => {
+            let mut r = error(429, 4029, message);
+            r.headers.push(("retry-after".into(), retry_after_secs.to_string()));
+            r
+        }
+        Frame::Error { code, message, .. } => {
+            let status = match code {
+                4011 | 4013 => 413,
+                4006 | 4007 => 503,
+                400..=499 => *code as u16,
+                c if *c >= 500 && *c < 600 => 502,
+                _ => 400,
+            };
+            error(status, *code, message)
+        }
+        _ => return None,
+    })
+}
+
+/// One message of the session's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryMessage {
+    /// The server's message id.
+    pub id: String,
+    /// `Inbound` or `Outbound`.
+    pub direction: String,
+    /// The text.
+    pub text: Option<String>,
+    /// `metadata.outboxId`, when the guest tagged it.
+    pub outbox_id: Option<String>,
+}
+
+/// A page of `GET /api/v2/webmessaging/messages`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The messages on this page.
+    pub messages: Vec<HistoryMessage>,
+    /// How many pages there are.
+    pub page_count: u64,
+}
+
+/// Reads a history page (`WebMessagingMessageEntityList`); entities that
+/// cannot be read are skipped.
+pub fn parse_history(body: &[u8]) -> Result<HistoryPage, FrameError> {
+    json::validate(body).map_err(|e| FrameError(e.to_string()))?;
+    let entities = json::find(body, &["entities"]).ok_or_else(|| FrameError("no `entities`".into()))?;
+    if entities.kind != json::Kind::Array {
+        return Err(FrameError("`entities` is not an array".into()));
+    }
+    let mut messages = Vec::new();
+    for item in json::items(entities.raw).unwrap_or_default() {
+        let item = item.raw;
+        let s = |path: &[&str]| json::find(item, path).and_then(|v| v.as_str().map(|c| c.into_owned()));
+        let Some(id) = s(&["id"]) else { continue };
+        messages.push(HistoryMessage {
+            id,
+            direction: s(&["direction"]).unwrap_or_default(),
+            text: s(&["text"]),
+            outbox_id: s(&["metadata", OUTBOX_ID_KEY]),
+        });
+    }
+    let page_count = json::find(body, &["pageCount"]).and_then(|v| v.as_f64()).unwrap_or(1.0) as u64;
+    Ok(HistoryPage { messages, page_count })
+}
