@@ -81,6 +81,23 @@ impl Stack {
         )
     }
 
+    /// The guest test page with a guest configuration (the emulator's
+    /// socket and deployment unless given).
+    pub fn guest_page(&self, config: &serde_json::Value) -> String {
+        let mut config = config.clone();
+        if config.get("url").is_none() {
+            config["url"] = serde_json::json!(self.emulator.ws_url());
+        }
+        if config.get("deploymentId").is_none() {
+            config["deploymentId"] = serde_json::json!("demo-deployment");
+        }
+        format!(
+            "{}/test/guest.html?config={}",
+            self.demo.url(),
+            encode(&config.to_string())
+        )
+    }
+
     /// Switches the emulator's outage (what a browser sees as offline).
     pub fn set_outage(&self, on: bool) {
         self.emulator

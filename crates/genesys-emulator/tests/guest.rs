@@ -459,7 +459,10 @@ async fn history_pages_newest_first_with_the_guest_jwt() {
         .map(|e| e["text"].as_str().unwrap())
         .collect();
     assert_eq!(texts, ["m5", "m4"]);
-    assert!(v["entities"][0].get("metadata").is_none(), "no metadata was sent");
+    assert!(
+        v["entities"][0].get("metadata").is_none(),
+        "no metadata was sent"
+    );
     for e in v["entities"].as_array().unwrap() {
         assert_model(
             e,
@@ -644,11 +647,22 @@ async fn history_keeps_the_metadata_a_guest_sent() {
         "message": {"type": "Text", "text": "tagged", "metadata": {"outboxId": "e-1"}}}))
         .await;
     let echo = g.recv().await;
-    assert_eq!(echo["body"]["metadata"]["outboxId"], "e-1", "the echo carries it");
-    g.send(json!({"action": "getJwt", "token": "md", "tracingId": "j"})).await;
+    assert_eq!(
+        echo["body"]["metadata"]["outboxId"], "e-1",
+        "the echo carries it"
+    );
+    g.send(json!({"action": "getJwt", "token": "md", "tracingId": "j"}))
+        .await;
     let jwt = g.recv().await["body"]["jwt"].as_str().unwrap().to_owned();
     let v = history(&emu, &jwt, "").await.json();
     let e = &v["entities"][0];
-    assert_eq!((e["text"].as_str(), e["metadata"]["outboxId"].as_str()), (Some("tagged"), Some("e-1")));
-    assert_model(e, "WebMessagingMessage", &["id", "channel", "type", "text", "direction"]);
+    assert_eq!(
+        (e["text"].as_str(), e["metadata"]["outboxId"].as_str()),
+        (Some("tagged"), Some("e-1"))
+    );
+    assert_model(
+        e,
+        "WebMessagingMessage",
+        &["id", "channel", "type", "text", "direction"],
+    );
 }

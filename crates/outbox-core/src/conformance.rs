@@ -497,6 +497,14 @@ pub async fn expired_lease_counts_a_failure<S: Store>(store: S) {
         (sends[0].id, sends[0].attempts, sends[0].failures),
         (a.id, 2, 1)
     );
+    assert!(
+        sends[0].last_attempt_unanswered(),
+        "the first attempt's outcome is unknown"
+    );
+    assert_eq!(
+        sends[0].last_error.as_ref().and_then(|e| e.code.as_deref()),
+        Some(crate::entry::LEASE_EXPIRED)
+    );
     // A settlement for the first lease is now stale.
     let applied = ok(
         store

@@ -669,6 +669,7 @@ where
             headers,
             body: &entry.request.body,
             timeout_ms: self.config.send_timeout_ms,
+            unknown_outcome: entry.last_attempt_unanswered(),
         };
         let result = self.transport.send(request).await;
         (token, result)

@@ -151,6 +151,10 @@ impl EntryState {
     }
 }
 
+/// The error code an entry gets when it is leased again after its sender
+/// stopped before an answer.
+pub const LEASE_EXPIRED: &str = "lease-expired";
+
 /// What went wrong on the last attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LastError {
@@ -244,11 +248,16 @@ impl Entry {
         }
     }
 
-    /// Whether the last attempt got no answer at all (network failure or
-    /// timeout), as opposed to an answer from the server.
+    /// Whether the last attempt got no answer at all (network failure,
+    /// timeout, or a sender that died mid-send): the server may or may not
+    /// have the message.
     pub fn last_attempt_unanswered(&self) -> bool {
         self.last_error.as_ref().is_some_and(|e| {
-            e.status.is_none() && matches!(e.code.as_deref(), Some("network" | "timeout"))
+            e.status.is_none()
+                && matches!(
+                    e.code.as_deref(),
+                    Some(LEASE_EXPIRED | "network" | "timeout")
+                )
         })
     }
 

@@ -15,8 +15,41 @@
 //! retry policy and pacing as the REST routes.
 
 use crate::classify::Response;
+use crate::entry::{EntryId, StoredRequest};
 use crate::event::Obj;
 use crate::json;
+use crate::route::Prepared;
+
+/// The route name of guest entries.
+pub const ROUTE: &str = "guest";
+
+/// A guest message made ready for the queue: lane = the session (strict
+/// order within a conversation), origin = the socket's (pacing under the
+/// per-session rate), the id as idempotency key (carried in the
+/// `idempotency-key` header of the stored request and, on the wire, as
+/// `tracingId` and `metadata.outboxId`), no bearer token.
+pub fn prepare(id: EntryId, socket_url: &str, session_token: &str, text: &str) -> Prepared {
+    let key = id.to_string();
+    let origin = crate::url::parse(&socket_url.replacen("ws", "http", 1))
+        .map(|p| p.origin.replacen("http", "ws", 1))
+        .unwrap_or_else(|_| socket_url.to_owned());
+    Prepared {
+        id,
+        route: ROUTE.to_owned(),
+        origin,
+        lane: session_token.to_owned(),
+        request: StoredRequest {
+            method: "WS".to_owned(),
+            url: socket_url.to_owned(),
+            headers: vec![("idempotency-key".to_owned(), key.clone())],
+            body: entry_body(text),
+        },
+        idempotency_key: key,
+        needs_token: false,
+        conflict_is_delivered: false,
+        bearer: None,
+    }
+}
 
 /// The `metadata` key that carries the idempotency key.
 pub const OUTBOX_ID_KEY: &str = "outboxId";
@@ -32,7 +65,13 @@ pub fn configure_session(deployment_id: &str, token: &str, tracing_id: &str) -> 
 }
 
 /// `onMessage`: a text message, tagged with `outbox_id` in its metadata.
-pub fn on_message(token: &str, tracing_id: &str, text: &str, outbox_id: &str, time_iso: &str) -> String {
+pub fn on_message(
+    token: &str,
+    tracing_id: &str,
+    text: &str,
+    outbox_id: &str,
+    time_iso: &str,
+) -> String {
     let mut metadata = Obj::bare();
     metadata.str(OUTBOX_ID_KEY, outbox_id);
     let mut message = Obj::bare();
@@ -80,7 +119,9 @@ pub fn entry_body(text: &str) -> Vec<u8> {
 
 /// The text of a stored guest entry's body.
 pub fn entry_text(body: &[u8]) -> Option<String> {
-    json::find(body, &["text"])?.as_str().map(|s| s.into_owned())
+    json::find(body, &["text"])?
+        .as_str()
+        .map(|s| s.into_owned())
 }
 
 /// A frame received from the server.
@@ -88,6 +129,8 @@ pub fn entry_text(body: &[u8]) -> Option<String> {
 pub enum Frame {
     /// `SessionResponse`.
     Session {
+        /// Request's tracing id.
+        tracing_id: Option<String>,
         /// Whether the session is connected.
         connected: bool,
         /// Whether it is a new session (false: resumed).
@@ -168,6 +211,7 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
     let tracing_id = s(&["tracingId"]).or_else(|| s(&["body", "tracingId"]));
     Ok(match class.as_str() {
         "SessionResponse" => Frame::Session {
+            tracing_id,
             connected: b(&["body", "connected"]),
             new_session: b(&["body", "newSession"]),
             read_only: b(&["body", "readOnly"]),
@@ -180,15 +224,20 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
         },
         "JwtResponse" => Frame::Jwt {
             tracing_id,
-            jwt: s(&["body", "jwt"]).ok_or_else(|| FrameError("JwtResponse without `jwt`".into()))?,
+            jwt: s(&["body", "jwt"])
+                .ok_or_else(|| FrameError("JwtResponse without `jwt`".into()))?,
             exp: n(&["body", "exp"]).unwrap_or(0.0),
         },
         "TooManyRequestsErrorMessage" => Frame::TooManyRequests {
             tracing_id,
-            retry_after_secs: n(&["body", "retryAfter"]).filter(|r| *r >= 0.0).unwrap_or(1.0) as u64,
+            retry_after_secs: n(&["body", "retryAfter"])
+                .filter(|r| *r >= 0.0)
+                .unwrap_or(1.0) as u64,
             message: s(&["body", "errorMessage"]).unwrap_or_else(|| "too many requests".into()),
         },
-        "SessionExpiredEvent" | "SessionClearedEvent" | "LogoutEvent" => Frame::SessionEnded { class },
+        "SessionExpiredEvent" | "SessionClearedEvent" | "LogoutEvent" => {
+            Frame::SessionEnded { class }
+        }
         "ConnectionClosedEvent" => Frame::ConnectionClosed,
         "string" | "Error" | "ErrorMessage" => Frame::Error {
             tracing_id,
@@ -211,7 +260,8 @@ impl Frame {
     /// The request this frame answers, if it says.
     pub fn tracing_id(&self) -> Option<&str> {
         match self {
-            Frame::Message { tracing_id, .. }
+            Frame::Session { tracing_id, .. }
+            | Frame::Message { tracing_id, .. }
             | Frame::Jwt { tracing_id, .. }
             | Frame::TooManyRequests { tracing_id, .. }
             | Frame::Error { tracing_id, .. } => tracing_id.as_deref(),
@@ -249,7 +299,8 @@ pub fn answer(frame: &Frame) -> Option<Response> {
             ..
         } => {
             let mut r = error(429, 4029, message);
-            r.headers.push(("retry-after".into(), retry_after_secs.to_string()));
+            r.headers
+                .push(("retry-after".into(), retry_after_secs.to_string()));
             r
         }
         Frame::Error { code, message, .. } => {
@@ -292,14 +343,16 @@ pub struct HistoryPage {
 /// cannot be read are skipped.
 pub fn parse_history(body: &[u8]) -> Result<HistoryPage, FrameError> {
     json::validate(body).map_err(|e| FrameError(e.to_string()))?;
-    let entities = json::find(body, &["entities"]).ok_or_else(|| FrameError("no `entities`".into()))?;
+    let entities =
+        json::find(body, &["entities"]).ok_or_else(|| FrameError("no `entities`".into()))?;
     if entities.kind != json::Kind::Array {
         return Err(FrameError("`entities` is not an array".into()));
     }
     let mut messages = Vec::new();
     for item in json::items(entities.raw).unwrap_or_default() {
         let item = item.raw;
-        let s = |path: &[&str]| json::find(item, path).and_then(|v| v.as_str().map(|c| c.into_owned()));
+        let s =
+            |path: &[&str]| json::find(item, path).and_then(|v| v.as_str().map(|c| c.into_owned()));
         let Some(id) = s(&["id"]) else { continue };
         messages.push(HistoryMessage {
             id,
@@ -308,6 +361,11 @@ pub fn parse_history(body: &[u8]) -> Result<HistoryPage, FrameError> {
             outbox_id: s(&["metadata", OUTBOX_ID_KEY]),
         });
     }
-    let page_count = json::find(body, &["pageCount"]).and_then(|v| v.as_f64()).unwrap_or(1.0) as u64;
-    Ok(HistoryPage { messages, page_count })
+    let page_count = json::find(body, &["pageCount"])
+        .and_then(|v| v.as_f64())
+        .unwrap_or(1.0) as u64;
+    Ok(HistoryPage {
+        messages,
+        page_count,
+    })
 }

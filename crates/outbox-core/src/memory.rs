@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::rc::Rc;
 
 use crate::clock::Millis;
-use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
+use crate::entry::{Entry, EntryId, EntryState, Head, LEASE_EXPIRED, LastError, Seq};
 use crate::pacer::ScheduleState;
 use crate::retry::Action;
 use crate::scheduler::Claim;
@@ -134,6 +134,10 @@ impl Store for MemoryStore {
                     }
                     if matches!(entry.state, EntryState::InFlight { .. }) {
                         entry.failures += 1;
+                        entry.last_error = Some(LastError::new(
+                            LEASE_EXPIRED,
+                            "the sender stopped before an answer",
+                        ));
                     }
                     entry.attempts += 1;
                     entry.state = EntryState::InFlight { lease_until };

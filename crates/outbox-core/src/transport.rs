@@ -17,6 +17,11 @@ pub struct OutgoingRequest<'a> {
     pub body: &'a [u8],
     /// Give up after this long (a timeout is a [`TransportError`]).
     pub timeout_ms: u64,
+    /// The previous attempt got no answer (network failure, timeout, dead
+    /// sender): the server may already have this message. A transport that
+    /// can look it up (the guest channel reads the session's history) does
+    /// so before sending again.
+    pub unknown_outcome: bool,
 }
 
 /// Sends requests. Async without `Send` (wasm is single-threaded).

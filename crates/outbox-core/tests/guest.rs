@@ -8,7 +8,10 @@ use outbox_core::guest::{self, Frame};
 use serde_json::{Value, json};
 
 fn swagger() -> Value {
-    serde_json::from_str(include_str!("../../../testdata/genesys/webmessaging-guest.swagger.json")).unwrap()
+    serde_json::from_str(include_str!(
+        "../../../testdata/genesys/webmessaging-guest.swagger.json"
+    ))
+    .unwrap()
 }
 
 /// Checks `value` against a definition: required fields present, every
@@ -20,7 +23,10 @@ fn conforms(defs: &Value, schema: &Value, value: &Value, path: &str) {
         None => schema,
     };
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        assert!(values.contains(value), "{path}: {value} is not one of {values:?}");
+        assert!(
+            values.contains(value),
+            "{path}: {value} is not one of {values:?}"
+        );
     }
     match schema.get("type").and_then(Value::as_str) {
         Some("string") => assert!(value.is_string(), "{path}: {value} is not a string"),
@@ -32,10 +38,20 @@ fn conforms(defs: &Value, schema: &Value, value: &Value, path: &str) {
             }
         }
         Some("object") | None => {
-            let Some(obj) = value.as_object() else { panic!("{path}: {value} is not an object") };
-            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let Some(obj) = value.as_object() else {
+                panic!("{path}: {value} is not an object")
+            };
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let req = req.as_str().unwrap();
-                assert!(obj.contains_key(req), "{path}: required `{req}` missing in {value}");
+                assert!(
+                    obj.contains_key(req),
+                    "{path}: required `{req}` missing in {value}"
+                );
             }
             let Some(props) = schema.get("properties").and_then(Value::as_object) else {
                 return; // a free-form object
@@ -46,7 +62,9 @@ fn conforms(defs: &Value, schema: &Value, value: &Value, path: &str) {
                 match props.and_then(|p| p.get(k)) {
                     Some(p) => conforms(defs, p, v, &format!("{path}.{k}")),
                     None => match extra {
-                        Some(Value::Object(s)) => conforms(defs, &Value::Object(s.clone()), v, &format!("{path}.{k}")),
+                        Some(Value::Object(s)) => {
+                            conforms(defs, &Value::Object(s.clone()), v, &format!("{path}.{k}"))
+                        }
                         _ => panic!("{path}: `{k}` is not a property of this type"),
                     },
                 }
@@ -68,8 +86,17 @@ fn check(definition: &str, frame: &str) {
 
 #[test]
 fn requests_match_the_schema() {
-    check("ConfigureSessionRequest", &guest::configure_session("dep-1", "tok-1", "tr-1"));
-    let msg = guest::on_message("tok-1", "tr-2", "hello \"there\"\n", "entry-1", "2026-01-01T00:00:00.000Z");
+    check(
+        "ConfigureSessionRequest",
+        &guest::configure_session("dep-1", "tok-1", "tr-1"),
+    );
+    let msg = guest::on_message(
+        "tok-1",
+        "tr-2",
+        "hello \"there\"\n",
+        "entry-1",
+        "2026-01-01T00:00:00.000Z",
+    );
     check("SendMessageRequest", &msg);
     let v: Value = serde_json::from_str(&msg).unwrap();
     assert_eq!(v["message"]["text"], "hello \"there\"\n");
@@ -99,10 +126,20 @@ fn frame(class: &str, code: u32, body: Value, tracing: Option<&str>) -> String {
 
 #[test]
 fn server_frames_are_read() {
-    let session = frame("SessionResponse", 200, json!({ "connected": true, "newSession": false, "readOnly": false }), None);
+    let session = frame(
+        "SessionResponse",
+        200,
+        json!({ "connected": true, "newSession": false, "readOnly": false }),
+        Some("s-1"),
+    );
     assert_eq!(
         guest::parse_frame(&session).unwrap(),
-        Frame::Session { connected: true, new_session: false, read_only: false }
+        Frame::Session {
+            tracing_id: Some("s-1".into()),
+            connected: true,
+            new_session: false,
+            read_only: false
+        }
     );
     let echo = frame(
         "StructuredMessage",
@@ -112,11 +149,22 @@ fn server_frames_are_read() {
     );
     let parsed = guest::parse_frame(&echo).unwrap();
     assert_eq!(parsed.tracing_id(), Some("tr-2"));
-    assert!(matches!(parsed, Frame::Message { ref direction, .. } if direction.as_deref() == Some("Inbound")));
-    let jwt = frame("JwtResponse", 200, json!({ "jwt": "j.w.t", "exp": 1_900_000_000 }), Some("tr-3"));
+    assert!(
+        matches!(parsed, Frame::Message { ref direction, .. } if direction.as_deref() == Some("Inbound"))
+    );
+    let jwt = frame(
+        "JwtResponse",
+        200,
+        json!({ "jwt": "j.w.t", "exp": 1_900_000_000 }),
+        Some("tr-3"),
+    );
     assert_eq!(
         guest::parse_frame(&jwt).unwrap(),
-        Frame::Jwt { tracing_id: Some("tr-3".into()), jwt: "j.w.t".into(), exp: 1_900_000_000.0 }
+        Frame::Jwt {
+            tracing_id: Some("tr-3".into()),
+            jwt: "j.w.t".into(),
+            exp: 1_900_000_000.0
+        }
     );
     let tmr = frame(
         "TooManyRequestsErrorMessage",
@@ -126,48 +174,116 @@ fn server_frames_are_read() {
     );
     assert_eq!(
         guest::parse_frame(&tmr).unwrap(),
-        Frame::TooManyRequests { tracing_id: Some("tr-4".into()), retry_after_secs: 3, message: "Message rate too high for this session".into() }
+        Frame::TooManyRequests {
+            tracing_id: Some("tr-4".into()),
+            retry_after_secs: 3,
+            message: "Message rate too high for this session".into()
+        }
     );
-    let too_long = frame("string", 4011, json!("Message exceeds the maximum length of 4096 characters"), Some("tr-5"));
+    let too_long = frame(
+        "string",
+        4011,
+        json!("Message exceeds the maximum length of 4096 characters"),
+        Some("tr-5"),
+    );
     assert_eq!(
         guest::parse_frame(&too_long).unwrap(),
-        Frame::Error { tracing_id: Some("tr-5".into()), code: 4011, message: "Message exceeds the maximum length of 4096 characters".into() }
+        Frame::Error {
+            tracing_id: Some("tr-5".into()),
+            code: 4011,
+            message: "Message exceeds the maximum length of 4096 characters".into()
+        }
     );
-    assert_eq!(guest::parse_frame(&frame("SessionExpiredEvent", 200, json!({}), None)).unwrap(), Frame::SessionEnded { class: "SessionExpiredEvent".into() });
-    assert_eq!(guest::parse_frame(&frame("ConnectionClosedEvent", 200, json!({}), None)).unwrap(), Frame::ConnectionClosed);
-    for bad in ["", "{", "[]", r#"{"type":"response"}"#, r#"{"class":"JwtResponse","code":200,"body":{}}"#] {
+    assert_eq!(
+        guest::parse_frame(&frame("SessionExpiredEvent", 200, json!({}), None)).unwrap(),
+        Frame::SessionEnded {
+            class: "SessionExpiredEvent".into()
+        }
+    );
+    assert_eq!(
+        guest::parse_frame(&frame("ConnectionClosedEvent", 200, json!({}), None)).unwrap(),
+        Frame::ConnectionClosed
+    );
+    for bad in [
+        "",
+        "{",
+        "[]",
+        r#"{"type":"response"}"#,
+        r#"{"class":"JwtResponse","code":200,"body":{}}"#,
+    ] {
         assert!(guest::parse_frame(bad).is_err(), "{bad}");
     }
 }
 
 fn outcome(frame: &Frame) -> Outcome {
-    classify(&Ok(guest::answer(frame).unwrap()), false, 0, &ClassifyConfig::default())
+    classify(
+        &Ok(guest::answer(frame).unwrap()),
+        false,
+        0,
+        &ClassifyConfig::default(),
+    )
 }
 
 #[test]
 fn answers_mean_what_the_design_says() {
-    let echo = Frame::Message { tracing_id: Some("t".into()), id: Some("m".into()), direction: Some("Inbound".into()), text: None };
+    let echo = Frame::Message {
+        tracing_id: Some("t".into()),
+        id: Some("m".into()),
+        direction: Some("Inbound".into()),
+        text: None,
+    };
     assert_eq!(outcome(&echo), Outcome::Delivered { status: 200 });
-    let tmr = Frame::TooManyRequests { tracing_id: None, retry_after_secs: 3, message: "slow down".into() };
+    let tmr = Frame::TooManyRequests {
+        tracing_id: None,
+        retry_after_secs: 3,
+        message: "slow down".into(),
+    };
     match outcome(&tmr) {
-        Outcome::RateLimited { retry_after: Some(ra), error } => {
+        Outcome::RateLimited {
+            retry_after: Some(ra),
+            error,
+        } => {
             assert_eq!(ra.delay_ms, 3_000);
             assert_eq!(error.code.as_deref(), Some("4029"));
         }
         other => panic!("{other:?}"),
     }
     for (code, status) in [(4011, 413), (4013, 413)] {
-        match outcome(&Frame::Error { tracing_id: None, code, message: "too big".into() }) {
+        match outcome(&Frame::Error {
+            tracing_id: None,
+            code,
+            message: "too big".into(),
+        }) {
             Outcome::Permanent { error } => {
-                assert_eq!((error.status, error.code.as_deref(), error.message.as_str()), (Some(status), Some(code.to_string().as_str()), "too big"));
+                assert_eq!(
+                    (error.status, error.code.as_deref(), error.message.as_str()),
+                    (Some(status), Some(code.to_string().as_str()), "too big")
+                );
             }
             other => panic!("{code}: {other:?}"),
         }
     }
     for code in [4006, 4007] {
-        assert!(matches!(outcome(&Frame::Error { tracing_id: None, code, message: String::new() }), Outcome::Retryable { .. }), "{code}");
+        assert!(
+            matches!(
+                outcome(&Frame::Error {
+                    tracing_id: None,
+                    code,
+                    message: String::new()
+                }),
+                Outcome::Retryable { .. }
+            ),
+            "{code}"
+        );
     }
-    assert!(matches!(outcome(&Frame::Error { tracing_id: None, code: 403, message: String::new() }), Outcome::Permanent { .. }));
+    assert!(matches!(
+        outcome(&Frame::Error {
+            tracing_id: None,
+            code: 403,
+            message: String::new()
+        }),
+        Outcome::Permanent { .. }
+    ));
     assert!(guest::answer(&Frame::ConnectionClosed).is_none());
 }
 
@@ -184,14 +300,46 @@ fn history_pages_find_tagged_messages() {
     });
     let page = guest::parse_history(body.to_string().as_bytes()).unwrap();
     assert_eq!(page.page_count, 2);
-    let ids: Vec<_> = page.messages.iter().map(|m| (m.id.as_str(), m.outbox_id.as_deref())).collect();
+    let ids: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| (m.id.as_str(), m.outbox_id.as_deref()))
+        .collect();
     assert_eq!(ids, [("m-2", Some("e-2")), ("a-1", None), ("m-1", None)]);
     assert!(guest::parse_history(b"{\"entities\":3}").is_err());
     assert!(guest::parse_history(b"<html>").is_err());
 }
 
 #[test]
+fn guest_entries_are_keyed_by_session_and_paced_per_socket_origin() {
+    use outbox_core::clock::SplitMix64;
+    use outbox_core::entry::EntryId;
+    let id = EntryId::random(&mut SplitMix64::new(3));
+    let p = guest::prepare(
+        id,
+        "wss://webmessaging.mypurecloud.ie/v1?deploymentId=d-1",
+        "session-9",
+        "hi",
+    );
+    assert_eq!(
+        (p.route.as_str(), p.lane.as_str(), p.origin.as_str()),
+        ("guest", "session-9", "wss://webmessaging.mypurecloud.ie")
+    );
+    assert_eq!(
+        p.request.header("idempotency-key"),
+        Some(id.to_string().as_str())
+    );
+    assert_eq!(guest::entry_text(&p.request.body).as_deref(), Some("hi"));
+    assert!(!p.needs_token && p.bearer.is_none());
+    let local = guest::prepare(id, "ws://127.0.0.1:8081/v1?deploymentId=d", "s", "x");
+    assert_eq!(local.origin, "ws://127.0.0.1:8081");
+}
+
+#[test]
 fn entry_bodies_round_trip() {
     let body = guest::entry_body("a \"quoted\" ✓ text");
-    assert_eq!(guest::entry_text(&body).as_deref(), Some("a \"quoted\" ✓ text"));
+    assert_eq!(
+        guest::entry_text(&body).as_deref(),
+        Some("a \"quoted\" ✓ text")
+    );
 }

@@ -8,15 +8,20 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
+use outbox_core::clock::SplitMix64;
 use outbox_core::entry::EntryId;
+use outbox_core::guest;
 use outbox_core::json;
 use outbox_core::route::IncomingRequest;
 use outbox_core::store::{CancelResult, Store};
 use outbox_web::config::WebConfig;
 use outbox_web::events::BroadcastEvents;
+use outbox_web::fetch::{BrowserTransport, FetchTransport};
 use outbox_web::flusher::Flusher;
 use outbox_web::tokens::{Asker, BrowserTokens, absolute_url};
 use outbox_web::{WebEngine, js, open_engine, view};
+
+use crate::guest::GuestLink;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
@@ -55,6 +60,27 @@ export interface OutboxConfig {
   leaseMs?: number;
   forwardTimeoutMs?: number;
   retryAfterCapMs?: number;
+}
+
+/** Configuration of a guest outbox (`Outbox.guest`); the retry, pacer and size fields of OutboxConfig apply too. */
+export interface GuestConfig {
+  /** The Web Messaging deployment. */
+  deploymentId: string;
+  /** A Genesys Cloud region domain, e.g. `mypurecloud.ie` (socket `wss://webmessaging.<region>/v1`). */
+  region?: string;
+  /** The socket URL instead of a region (e.g. the emulator's `ws://127.0.0.1:8081/v1`). */
+  url?: string;
+  /** Base of the history endpoint (default `https://api.<region>`, or the socket's host). */
+  apiBase?: string;
+  /** IndexedDB database name (default "outbox-guest"). */
+  database?: string;
+  /** BroadcastChannel name for events (default "outbox-guest"). */
+  channel?: string;
+  maxEntries?: number;
+  retry?: OutboxConfig["retry"];
+  /** Default 60 a minute with a burst of 1: under the 2 messages a second per session. */
+  pacer?: OutboxConfig["pacer"];
+  sendTimeoutMs?: number;
 }
 
 export interface OutboxRoute {
@@ -119,6 +145,8 @@ struct Inner {
     get_token: Option<Function>,
     /// Listeners to remove on `close`: (target, event name, closure).
     closures: RefCell<Vec<Listener>>,
+    /// The Guest WebSocket, for a guest outbox (`Outbox.guest`).
+    guest: Option<Rc<GuestLink>>,
 }
 
 /// A durable outbox for Genesys Cloud messages, in a page.
@@ -144,7 +172,84 @@ impl Outbox {
         #[wasm_bindgen(unchecked_param_type = "OutboxConfig")] config: JsValue,
     ) -> Result<Outbox, JsValue> {
         let web = WebConfig::from_js(&config).map_err(err)?;
-        let get_token = js::get(&config, "getToken").and_then(|f| f.dyn_into::<Function>().ok());
+        build(web, &config, None).await
+    }
+
+    /// Opens a guest's outbox on the Web Messaging Guest WebSocket
+    /// (`wss://webmessaging.<region>/v1`, or `url`): messages are made
+    /// durable (database `outbox-guest` unless `database` says otherwise),
+    /// sent in order under the per-session rate, and count as sent only
+    /// when their echo arrives. The session token is created once and kept
+    /// in local storage, so a reload continues the conversation.
+    pub async fn guest(
+        #[wasm_bindgen(unchecked_param_type = "GuestConfig")] config: JsValue,
+    ) -> Result<Outbox, JsValue> {
+        let deployment = js::get_str(&config, "deploymentId")
+            .ok_or_else(|| err("Outbox.guest needs a `deploymentId`"))?;
+        let region = js::get_str(&config, "region");
+        if let Some(r) = &region
+            && !outbox_core::route::GENESYS_REGIONS.contains(&r.as_str())
+        {
+            return Err(err(format!("`{r}` is not a Genesys Cloud region domain")));
+        }
+        let url = js::get_str(&config, "url")
+            .or_else(|| {
+                region
+                    .as_ref()
+                    .map(|r| format!("wss://webmessaging.{r}/v1"))
+            })
+            .ok_or_else(|| err("Outbox.guest needs a `region` or a socket `url`"))?;
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(err(format!("`{url}` is not a ws:// or wss:// URL")));
+        }
+        let api_base = js::get_str(&config, "apiBase")
+            .or_else(|| region.as_ref().map(|r| format!("https://api.{r}")))
+            .unwrap_or_else(|| {
+                let http = url.replacen("ws", "http", 1);
+                outbox_core::url::parse(&http)
+                    .map(|p| p.origin)
+                    .unwrap_or(http)
+            });
+        // Guest defaults: its own database and channel, and the per-session
+        // rate (2 messages a second) kept with room to spare.
+        let defaults = js::object();
+        js::set(&defaults, "database", "outbox-guest");
+        js::set(&defaults, "channel", "outbox-guest");
+        js::set(&defaults, "genesysRegions", false);
+        js::set(&defaults, "defaultRoutes", false);
+        js::set(&defaults, "sendTimeoutMs", 15_000.0);
+        js::set(&defaults, "leaseMs", 30_000.0);
+        let pacer = js::object();
+        js::set(&pacer, "ratePerMinute", 60.0);
+        js::set(&pacer, "burst", 1.0);
+        js::set(&defaults, "pacer", pacer);
+        let merged = js_sys::Object::new();
+        js_sys::Object::assign(&merged, defaults.unchecked_ref::<js_sys::Object>());
+        if config.is_object() {
+            js_sys::Object::assign(&merged, config.unchecked_ref::<js_sys::Object>());
+        }
+        let merged: JsValue = merged.into();
+        let web = WebConfig::from_js(&merged).map_err(err)?;
+        let storage_key = format!("outbox-guest-token:{}:{deployment}", web.database);
+        let link = Rc::new(GuestLink::new(&url, &deployment, &api_base, &storage_key));
+        build(web, &merged, Some(link)).await
+    }
+
+    /// The guest's session token (a guest outbox only; `undefined`
+    /// otherwise).
+    #[wasm_bindgen(getter, js_name = sessionToken)]
+    pub fn session_token(&self) -> Option<String> {
+        self.inner.guest.as_ref().map(|g| g.session_token())
+    }
+}
+
+async fn build(
+    web: WebConfig,
+    config: &JsValue,
+    guest: Option<Rc<GuestLink>>,
+) -> Result<Outbox, JsValue> {
+    {
+        let get_token = js::get(config, "getToken").and_then(|f| f.dyn_into::<Function>().ok());
         let events = BroadcastEvents::new(&web.channel);
         // A token is asked for through the app's callback when there is no token URL.
         let asker_slot: Rc<RefCell<Option<std::rc::Weak<Inner>>>> = Rc::default();
@@ -165,12 +270,16 @@ impl Outbox {
             })
         };
         let tokens = BrowserTokens::new(web.token_url.clone(), Some(asker));
+        let transport = match &guest {
+            Some(link) => BrowserTransport::Custom(link.clone()),
+            None => BrowserTransport::Fetch(FetchTransport),
+        };
         let engine = Rc::new(
-            open_engine(&web, tokens.clone(), events.clone())
+            open_engine(&web, transport, tokens.clone(), events.clone())
                 .await
                 .map_err(err)?,
         );
-        let flusher = Flusher::new(engine.clone());
+        let flusher = Flusher::new(engine.clone(), &web.database);
         let inner = Rc::new(Inner {
             config: web,
             engine,
@@ -179,13 +288,17 @@ impl Outbox {
             events,
             get_token,
             closures: RefCell::default(),
+            guest,
         });
         *asker_slot.borrow_mut() = Some(Rc::downgrade(&inner));
         listen(&inner);
         deliver(&inner);
         Ok(Outbox { inner })
     }
+}
 
+#[wasm_bindgen]
+impl Outbox {
     /// Registers the Outbox service worker at `url` (e.g. `/sw.js`) with
     /// this outbox's configuration, and resolves with the registration once
     /// a worker is active.
@@ -193,6 +306,11 @@ impl Outbox {
     pub fn register_service_worker(&self, url: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
+            if inner.guest.is_some() {
+                return Err(err(
+                    "a guest outbox needs no service worker (no worker sees its socket)",
+                ));
+            }
             let container = service_worker_container().ok_or_else(|| {
                 err("service workers are not available here (a secure context is needed)")
             })?;
@@ -215,6 +333,27 @@ impl Outbox {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
+            if let Some(link) = &inner.guest {
+                // A guest sends text: a string, or `{text}`.
+                let text = request
+                    .as_string()
+                    .or_else(|| js::get_str(&request, "text"))
+                    .ok_or_else(|| {
+                        err("a guest outbox sends text: send('hello') or send({ text })")
+                    })?;
+                if text.trim().is_empty() {
+                    return Err(err("a guest message needs some text"));
+                }
+                let id = EntryId::random(&mut SplitMix64::new(js::random_seed()));
+                let prepared = guest::prepare(id, link.url(), &link.session_token(), &text);
+                let entry = inner
+                    .engine
+                    .enqueue(prepared, false, None, "write-through")
+                    .await
+                    .map_err(err)?;
+                inner.flusher.kick();
+                return Ok(accepted(&entry));
+            }
             let incoming = incoming(&request)?;
             submit(&inner, incoming).await
         })
@@ -450,6 +589,9 @@ impl Outbox {
 
     /// Stops listening to events (the database stays as it is).
     pub fn close(&self) {
+        if let Some(link) = &self.inner.guest {
+            link.close();
+        }
         for (target, name, closure) in self.inner.closures.borrow_mut().drain(..) {
             let _ = js::call(
                 &target,
@@ -460,7 +602,20 @@ impl Outbox {
     }
 }
 
+/// `{id, lane, seq, state}` of an accepted entry.
+fn accepted(entry: &outbox_core::entry::Entry) -> JsValue {
+    let out = js::object();
+    js::set(&out, "id", entry.id.to_string());
+    js::set(&out, "lane", entry.lane.as_str());
+    js::set(&out, "seq", entry.seq as f64);
+    js::set(&out, "state", entry.state.name());
+    out
+}
+
 fn api_base(inner: &Inner) -> Result<String, JsValue> {
+    if inner.guest.is_some() {
+        return Err(err("this is a guest outbox: use send(text)"));
+    }
     inner.config.api_base.clone().ok_or_else(|| {
         err("set `apiBase` or `region` in the configuration to use the Genesys helpers")
     })
@@ -539,12 +694,7 @@ fn incoming(request: &JsValue) -> Result<IncomingRequest, JsValue> {
 async fn submit(inner: &Rc<Inner>, request: IncomingRequest) -> Result<JsValue, JsValue> {
     let entry = inner.engine.submit(&request).await.map_err(err)?;
     deliver(inner);
-    let out = js::object();
-    js::set(&out, "id", entry.id.to_string());
-    js::set(&out, "lane", entry.lane.as_str());
-    js::set(&out, "seq", entry.seq as f64);
-    js::set(&out, "state", entry.state.name());
-    Ok(out)
+    Ok(accepted(&entry))
 }
 
 /// Asks the app for a token: `getToken()` (string or `{token, expiresIn}`),
@@ -616,7 +766,8 @@ fn tell_worker(message: &JsValue) -> bool {
 /// this page (it alone sends, so the two never race), else by this page
 /// under the origin-wide flush lock.
 fn deliver(inner: &Inner) {
-    if !tell_worker(&flush_message()) {
+    // A guest outbox is the page's alone (no worker sees its socket).
+    if inner.guest.is_some() || !tell_worker(&flush_message()) {
         inner.flusher.kick();
     }
 }
@@ -640,7 +791,7 @@ fn listen(inner: &Rc<Inner>) {
             let Some(inner) = weak.upgrade() else { return };
             let online = js::object();
             js::set(&online, "type", "online");
-            if !tell_worker(&online) {
+            if inner.guest.is_some() || !tell_worker(&online) {
                 wasm_bindgen_futures::spawn_local(async move {
                     let _ = inner.engine.network_back().await;
                     inner.flusher.kick();
@@ -661,8 +812,8 @@ fn listen(inner: &Rc<Inner>) {
             }),
         );
     }
-    // The worker's token protocol.
-    if let Some(container) = service_worker_container() {
+    // The worker's token protocol (a guest outbox has no worker).
+    if let Some(container) = service_worker_container().filter(|_| inner.guest.is_none()) {
         let weak = Rc::downgrade(inner);
         add(
             container,

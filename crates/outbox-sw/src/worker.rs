@@ -16,7 +16,7 @@ use outbox_core::store::EnqueueError;
 use outbox_core::token::TokenSource;
 use outbox_web::config::WebConfig;
 use outbox_web::events::BroadcastEvents;
-use outbox_web::fetch::{self, Parts};
+use outbox_web::fetch::{self, BrowserTransport, FetchTransport, Parts};
 use outbox_web::flusher::Flusher;
 use outbox_web::js;
 use outbox_web::tokens::BrowserTokens;
@@ -58,13 +58,14 @@ impl OutboxWorker {
         let engine = Rc::new(
             open_engine(
                 &config,
+                BrowserTransport::Fetch(FetchTransport),
                 tokens.clone(),
                 BroadcastEvents::new(&config.channel),
             )
             .await
             .map_err(|e| JsValue::from_str(&e.to_string()))?,
         );
-        let flusher = Flusher::new(engine.clone());
+        let flusher = Flusher::new(engine.clone(), &config.database);
         flusher.kick();
         Ok(OutboxWorker {
             inner: Rc::new(Inner {

@@ -93,7 +93,7 @@ pub async fn fetch(parts: Parts<'_>, timeout_ms: u64) -> Result<Response, Transp
 }
 
 /// Races `future` against a timer; `None` when the timer wins.
-async fn with_timeout<F: std::future::Future>(future: F, ms: u64) -> Option<F::Output> {
+pub async fn with_timeout<F: std::future::Future>(future: F, ms: u64) -> Option<F::Output> {
     use futures_util::future::{Either, select};
     let timer = js::sleep(ms);
     match select(std::pin::pin!(future), std::pin::pin!(timer)).await {
@@ -137,6 +137,39 @@ pub async fn read(response: &Response, clone_first: bool) -> classify::Response 
         status,
         headers,
         body,
+    }
+}
+
+/// A transport behind a trait object (the page's Guest WebSocket), so
+/// that code the service worker never uses stays out of its bundle.
+pub trait DynTransport {
+    /// Sends one request; see [`Transport::send`].
+    fn send_dyn<'a>(
+        &'a self,
+        request: OutgoingRequest<'a>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<classify::Response, TransportError>> + 'a>,
+    >;
+}
+
+/// The browser's transports: `fetch`, or one supplied by the page.
+#[derive(Clone)]
+pub enum BrowserTransport {
+    /// HTTP with `fetch`.
+    Fetch(FetchTransport),
+    /// Anything else (the Guest WebSocket).
+    Custom(std::rc::Rc<dyn DynTransport>),
+}
+
+impl Transport for BrowserTransport {
+    async fn send(
+        &self,
+        request: OutgoingRequest<'_>,
+    ) -> Result<classify::Response, TransportError> {
+        match self {
+            BrowserTransport::Fetch(f) => f.send(request).await,
+            BrowserTransport::Custom(c) => c.send_dyn(request).await,
+        }
     }
 }
 

@@ -29,6 +29,7 @@ struct State {
 #[derive(Clone)]
 pub struct Flusher {
     engine: Rc<WebEngine>,
+    lock: Rc<str>,
     state: Rc<RefCell<State>>,
 }
 
@@ -38,10 +39,12 @@ pub struct Flusher {
 pub struct FlushError(pub String);
 
 impl Flusher {
-    /// A flusher for `engine`.
-    pub fn new(engine: Rc<WebEngine>) -> Self {
+    /// A flusher for `engine`, whose store is the database `database`
+    /// (one flusher at a time per database, across the origin).
+    pub fn new(engine: Rc<WebEngine>, database: &str) -> Self {
         Self {
             engine,
+            lock: Rc::from(format!("{FLUSH_LOCK}:{database}")),
             state: Rc::default(),
         }
     }
@@ -92,7 +95,7 @@ impl Flusher {
             // Under the lock no other sender is alive: leases still standing
             // are orphaned and may be taken over at once.
             let exclusive = crate::locks::available();
-            let report = with_lock(FLUSH_LOCK, async move {
+            let report = with_lock(&self.lock, async move {
                 if exclusive {
                     engine.flush_exclusive().await
                 } else {

@@ -88,7 +88,7 @@ pub use store::IdbStore;
 #[cfg(target_arch = "wasm32")]
 pub type WebEngine = outbox_core::engine::Engine<
     IdbStore,
-    fetch::FetchTransport,
+    fetch::BrowserTransport,
     js::JsClock,
     tokens::BrowserTokens,
     events::BroadcastEvents,
@@ -98,6 +98,7 @@ pub type WebEngine = outbox_core::engine::Engine<
 #[cfg(target_arch = "wasm32")]
 pub async fn open_engine(
     config: &config::WebConfig,
+    transport: fetch::BrowserTransport,
     tokens: tokens::BrowserTokens,
     events: events::BroadcastEvents,
 ) -> Result<WebEngine, IdbError> {
@@ -105,7 +106,7 @@ pub async fn open_engine(
     Ok(outbox_core::engine::Engine::new(
         config.core.clone(),
         store,
-        fetch::FetchTransport,
+        transport,
         js::JsClock,
         tokens,
         events,

@@ -12,7 +12,8 @@ use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use crate::js;
 
-/// The lock every flusher takes.
+/// The prefix of the lock every flusher takes (followed by the database
+/// name).
 pub const FLUSH_LOCK: &str = "outbox-flush";
 
 /// Whether Web Locks exist here.

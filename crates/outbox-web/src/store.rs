@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use outbox_core::clock::Millis;
-use outbox_core::entry::{Entry, EntryId, EntryState, Head, Seq};
+use outbox_core::entry::{Entry, EntryId, EntryState, Head, LEASE_EXPIRED, LastError, Seq};
 use outbox_core::pacer::ScheduleState;
 use outbox_core::retry::Action;
 use outbox_core::scheduler::Claim;
@@ -325,6 +325,10 @@ fn apply_claims(
                 // Stored counters may be anything: never overflow on them.
                 if matches!(entry.state, EntryState::InFlight { .. }) {
                     entry.failures = entry.failures.saturating_add(1);
+                    entry.last_error = Some(LastError::new(
+                        LEASE_EXPIRED,
+                        "the sender stopped before an answer",
+                    ));
                 }
                 entry.attempts = entry.attempts.saturating_add(1);
                 entry.state = EntryState::InFlight {

@@ -170,12 +170,18 @@ pub fn agent_body(text: &str) -> Value {
 
 /// The copied Platform API models.
 pub fn models() -> Value {
-    serde_json::from_str(include_str!("../../../../testdata/genesys/platform-models.json")).unwrap()
+    serde_json::from_str(include_str!(
+        "../../../../testdata/genesys/platform-models.json"
+    ))
+    .unwrap()
 }
 
 /// The copied Guest WebSocket swagger.
 pub fn guest_swagger() -> Value {
-    serde_json::from_str(include_str!("../../../../testdata/genesys/webmessaging-guest.swagger.json")).unwrap()
+    serde_json::from_str(include_str!(
+        "../../../../testdata/genesys/webmessaging-guest.swagger.json"
+    ))
+    .unwrap()
 }
 
 /// Asserts every field of `v` is a field of `model`, and `required` are present.
