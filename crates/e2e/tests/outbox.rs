@@ -616,3 +616,64 @@ async fn lost_acknowledgements_are_retried_with_the_same_key() {
         finish(browser, stack).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_worker_the_pages_flush_under_one_lock_and_never_send_twice() {
+    // Idempotency off: a message sent twice would be recorded twice.
+    let stack = Stack::start("noworker", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let url = format!("{}&sw=0", stack.test_page(&json!({})));
+    let a = browser.new_page(&url).await.unwrap();
+    ready(&a).await;
+    let b = browser.new_page(&url).await.unwrap();
+    ready(&b).await;
+    assert!(
+        !a.eval::<bool>("!!navigator.serviceWorker.controller")
+            .await
+            .unwrap(),
+        "no worker"
+    );
+    stack.set_outage(true);
+    for i in 0..12 {
+        let page = if i % 2 == 0 { &a } else { &b };
+        let accepted: Value = page
+            .eval(&format!(
+                "T.outbox.sendAgentMessage({}, 'comm-1', 'n{i}')",
+                json!(LANES[i % 3])
+            ))
+            .await
+            .unwrap();
+        assert_eq!(accepted["state"], "pending", "durable at once: {accepted}");
+    }
+    stack.set_outage(false);
+    // Both tabs flush at once; the lock lets one send at a time.
+    a.eval::<Value>("window.dispatchEvent(new Event('online')), null")
+        .await
+        .unwrap();
+    b.eval::<Value>("window.dispatchEvent(new Event('online')), null")
+        .await
+        .unwrap();
+    let both = "Promise.all([T.outbox.flush(), T.outbox.flush()]).then(() => null)";
+    let (ra, rb) = tokio::join!(a.eval::<Value>(both), b.eval::<Value>(both));
+    ra.unwrap();
+    rb.unwrap();
+    wait_drained(&a, &browser).await;
+    let report = stack.emulator.control().messages();
+    assert_eq!(report.total, 12, "all delivered");
+    assert_eq!(report.duplicates, 0, "none sent twice");
+    for lane in LANES {
+        let want: Vec<String> = (0..12)
+            .filter(|i| LANES[i % 3] == lane)
+            .map(|i| format!("n{i}"))
+            .collect();
+        assert_eq!(texts(&stack, lane), want, "order in {lane}");
+    }
+    // Each tab hears every event, its own and the other's.
+    b.wait_for("T.sent().length === 12", WAIT)
+        .await
+        .expect("tab b saw all twelve");
+    a.wait_for("T.sent().length === 12", WAIT)
+        .await
+        .expect("tab a saw all twelve");
+    finish(browser, stack).await;
+}

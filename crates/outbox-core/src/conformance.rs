@@ -162,14 +162,20 @@ fn terms(now: Millis, until: Millis) -> LeaseTerms {
     }
 }
 
-/// Claims with a planner that sends every head it is shown, and records them.
+/// Claims with a planner that sends every head it is shown but those
+/// parked for a token (as if none were in hand), and records them.
 async fn claim_all<S: Store>(store: &S, now: Millis) -> (Vec<Head>, Vec<Entry>) {
     let mut seen = Vec::new();
     let claimed = ok(
         store
             .claim(terms(now, now + 60_000), &mut |_s, heads| {
                 seen = heads.to_vec();
-                (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None)
+                let sends = heads
+                    .iter()
+                    .filter(|h| h.state != EntryState::AwaitingToken)
+                    .map(|h| (h.seq, Claim::Send))
+                    .collect();
+                (sends, None)
             })
             .await,
         "claim",
@@ -592,6 +598,26 @@ pub async fn release_is_per_origin<S: Store>(store: S) {
             "release"
         )
         .is_empty()
+    );
+    // Once a token is in hand the planner sends a parked head; the store
+    // leases it as it stands.
+    let claimed = ok(
+        store
+            .claim(terms(T0 + 7, T0 + 60_000), &mut |_, _| {
+                (vec![(b.seq, Claim::Send)], None)
+            })
+            .await,
+        "claim",
+    );
+    assert_eq!(
+        claimed.sends.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![b.id]
+    );
+    assert_eq!(
+        claimed.sends[0].state,
+        EntryState::InFlight {
+            lease_until: T0 + 60_000
+        }
     );
 }
 

@@ -43,6 +43,9 @@ pub struct Config {
     /// Most cycles one [`Engine::flush`] runs before handing back (default
     /// 64; browsers kill long-running workers, so runs stay short).
     pub max_cycles_per_flush: usize,
+    /// How long entries parked for a token wait before a token is asked
+    /// for again (default 15 s).
+    pub token_retry_ms: u64,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             send_timeout_ms: 30_000,
             lease_ms: 60_000,
             max_cycles_per_flush: 64,
+            token_retry_ms: 15_000,
         }
     }
 }
@@ -126,6 +130,9 @@ pub struct Engine<S, T, C, K, E> {
     tokens: K,
     events: E,
     rng: RefCell<SplitMix64>,
+    /// When a token was last asked for, per origin (in memory: a restarted
+    /// engine asks at once).
+    token_asked: RefCell<std::collections::HashMap<String, Millis>>,
 }
 
 impl<S, T, C, K, E> Engine<S, T, C, K, E>
@@ -155,6 +162,7 @@ where
             tokens,
             events,
             rng: RefCell::new(SplitMix64::new(seed)),
+            token_asked: RefCell::default(),
         }
     }
 
@@ -415,6 +423,9 @@ where
     /// parked entries. Returns whether a token is in hand now.
     fn request_token<'a>(&'a self, origin: &'a str) -> Boxed<'a, Result<bool, S::Error>> {
         Box::pin(async move {
+            self.token_asked
+                .borrow_mut()
+                .insert(origin.to_owned(), self.clock.now());
             match self.tokens.request(origin).await {
                 Some(token) => {
                     self.tokens.offer(origin, &token);
@@ -478,10 +489,12 @@ where
             until: now + self.config.lease_ms,
             steal: steal_leases,
         };
+        let mut still_waiting = Vec::new();
         let claimed = self
             .store
             .claim(terms, &mut |schedule, heads| {
                 let p = plan(heads, schedule, &ctx);
+                still_waiting = p.token_wanted;
                 (p.claims, p.next_wake)
             })
             .await?;
@@ -507,6 +520,18 @@ where
         let mut progressed = !claimed.expired.is_empty();
         for origin in &want_token {
             progressed |= self.request_token(origin).await?;
+        }
+        // Entries parked earlier still wait: ask again, now and then (a page
+        // may have opened since, or the token URL may work again).
+        for origin in still_waiting.iter().filter(|o| !want_token.contains(*o)) {
+            let asked = self.token_asked.borrow().get(origin).copied();
+            match asked {
+                Some(at) if now < at + self.config.token_retry_ms => {
+                    let again = at + self.config.token_retry_ms;
+                    report.next_wake = Some(report.next_wake.map_or(again, |w| w.min(again)));
+                }
+                _ => progressed |= self.request_token(origin).await?,
+            }
         }
         if claimed.sends.is_empty() {
             return Ok(progressed);

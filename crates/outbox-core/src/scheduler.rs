@@ -32,6 +32,9 @@ pub struct Plan {
     /// expires, a pause ends, the bucket refills). `None`: nothing to wait
     /// for (empty, or everything awaits a token).
     pub next_wake: Option<Millis>,
+    /// Origins whose lane heads wait for a token that is still not in hand
+    /// (ask again).
+    pub token_wanted: Vec<String>,
 }
 
 impl Plan {
@@ -68,6 +71,7 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
     let mut next_wake: Option<Millis> = None;
     let mut wake = |t: Millis| next_wake = Some(next_wake.map_or(t, |w| w.min(t)));
     let mut ready: Vec<&Head> = Vec::with_capacity(heads.len());
+    let mut token_wanted: Vec<String> = Vec::new();
     for head in heads {
         match head.state {
             EntryState::Pending if head.not_before <= now => ready.push(head),
@@ -76,7 +80,14 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
                 ready.push(head)
             }
             EntryState::InFlight { lease_until } => wake(lease_until),
-            EntryState::AwaitingToken | EntryState::Dead { .. } => {}
+            // Parked for a token: goes again once one is in hand.
+            EntryState::AwaitingToken if (ctx.has_token)(&head.origin) => ready.push(head),
+            EntryState::AwaitingToken => {
+                if !token_wanted.contains(&head.origin) {
+                    token_wanted.push(head.origin.clone());
+                }
+            }
+            EntryState::Dead { .. } => {}
         }
     }
     ready.sort_unstable_by_key(|h| h.seq);
@@ -103,6 +114,9 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
         }
         if head.needs_token && !(ctx.has_token)(&head.origin) {
             claims.push((head.seq, Claim::AwaitToken));
+            if !token_wanted.contains(&head.origin) {
+                token_wanted.push(head.origin.clone());
+            }
             continue;
         }
         if sends == ctx.batch_size {
@@ -117,5 +131,9 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
             Err(at) => wake(at),
         }
     }
-    Plan { claims, next_wake }
+    Plan {
+        claims,
+        next_wake,
+        token_wanted,
+    }
 }

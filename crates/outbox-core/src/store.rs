@@ -151,11 +151,14 @@ pub struct LeaseTerms {
 }
 
 impl LeaseTerms {
-    /// Whether `entry` may be leased under these terms (due, or in flight
-    /// with a lease that ran out or may be stolen).
+    /// Whether `entry` may be leased under these terms (due; parked for a
+    /// token, which the planner only sends once one is in hand; or in
+    /// flight with a lease that ran out or may be stolen).
     pub fn allows(&self, entry: &Entry) -> bool {
+        use crate::entry::EntryState;
         entry.is_ready(self.now)
-            || (self.steal && matches!(entry.state, crate::entry::EntryState::InFlight { .. }))
+            || entry.state == EntryState::AwaitingToken
+            || (self.steal && matches!(entry.state, EntryState::InFlight { .. }))
     }
 }
 

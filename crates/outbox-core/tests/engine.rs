@@ -238,6 +238,35 @@ fn no_token_at_all_parks_instead_of_sending() {
 }
 
 #[test]
+fn parked_entries_ask_again_for_a_token_and_go_once_one_is_in_hand() {
+    let clock = ManualClock::new(T0);
+    let server = SimServer::new(clock.clone(), 19);
+    let tokens = MemoryTokens::new();
+    let h = Harness::build(19, config(), clock, server, tokens.clone());
+    h.submit("a", "x");
+    let report = h.flush();
+    assert_eq!(tokens.requests().len(), 1, "asked once");
+    assert_eq!(
+        report.next_wake, None,
+        "nothing else to wait for on the first ask"
+    );
+    // A second flush soon after does not pester; it says when it will ask again.
+    h.clock.advance(1_000);
+    let report = h.flush();
+    assert_eq!(tokens.requests().len(), 1);
+    assert_eq!(report.next_wake, Some(T0 + h.config.token_retry_ms));
+    h.clock.set(T0 + h.config.token_retry_ms);
+    h.flush();
+    assert_eq!(tokens.requests().len(), 2, "asked again");
+    // A token that arrives without a release (e.g. another origin's path)
+    // is enough: the parked head goes.
+    tokens.offer(SimServer::ORIGIN, "t1");
+    let report = h.flush();
+    assert_eq!(report.delivered, 1);
+    assert_eq!(h.stats().queued(), 0);
+}
+
+#[test]
 fn repeated_401s_with_fresh_tokens_end_as_a_dead_letter() {
     let h = Harness::new(6);
     h.server.set_faults(SimFaults {
