@@ -537,6 +537,17 @@ async fn purge_empties_queue_and_dead_letters() {
         .update_faults(|f: &mut Faults| f.error_rate = 0.0)
         .unwrap();
     send_many(&page, &stack, 2, &["conv-z"]).await;
+    // cancel: only before sending, once.
+    let first: String = page
+        .eval("T.outbox.queued().then(q => q.find(e => e.lane === 'conv-z').id)")
+        .await
+        .unwrap();
+    let cancel = format!("T.outbox.cancel('{first}')");
+    assert_eq!(page.eval::<String>(&cancel).await.unwrap(), "cancelled");
+    assert_eq!(page.eval::<String>(&cancel).await.unwrap(), "not-found");
+    page.wait_for("T.ofType('cancelled').length === 1", WAIT)
+        .await
+        .unwrap();
     let purged: Value = page.eval("T.outbox.purge()").await.unwrap();
     assert!(
         purged["queued"].as_u64().unwrap() >= 2 && purged["dead"].as_u64().unwrap() >= 1,
