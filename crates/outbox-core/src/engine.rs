@@ -3,9 +3,8 @@
 //! and page, the tests and the simulator all run this same code.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 
-use futures_util::future::join_all;
+use crate::join::join_all;
 
 use crate::classify::{ClassifyConfig, Outcome, Response, TransportError, classify};
 use crate::clock::{Clock, Millis, SplitMix64};
@@ -507,10 +506,12 @@ where
                 error: e.last_error.clone().unwrap_or_default(),
             });
         }
-        let mut want_token = BTreeSet::new();
+        let mut want_token: Vec<String> = Vec::new();
         for e in &claimed.awaiting_token {
             report.awaiting_token += 1;
-            want_token.insert(e.origin.clone());
+            if !want_token.contains(&e.origin) {
+                want_token.push(e.origin.clone());
+            }
             self.events.emit(&Event::AwaitingToken {
                 id: e.id,
                 lane: e.lane.clone(),
@@ -553,7 +554,7 @@ where
         let mut settlements = Vec::with_capacity(results.len());
         let mut pauses: Vec<(String, Millis, String)> = Vec::new();
         let mut observed = Vec::new();
-        let mut want_token = BTreeSet::new();
+        let mut want_token: Vec<String> = Vec::new();
         for (entry, (token, result)) in claimed.sends.iter().zip(results) {
             let conflict_ok = self
                 .config
@@ -579,7 +580,9 @@ where
                     if let Some(token) = &token {
                         self.tokens.rejected(&entry.origin, token);
                     }
-                    want_token.insert(entry.origin.clone());
+                    if !want_token.contains(&entry.origin) {
+                        want_token.push(entry.origin.clone());
+                    }
                 }
                 _ => {}
             }

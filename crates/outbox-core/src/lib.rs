@@ -54,6 +54,7 @@ pub mod event;
 pub mod guest;
 pub mod headers;
 pub mod intercept;
+pub mod join;
 pub mod json;
 pub mod memory;
 pub mod pacer;

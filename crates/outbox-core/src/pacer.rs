@@ -6,8 +6,6 @@
 //! The state is persisted with the queue (see [`ScheduleState::encode`]) so
 //! that a restarted worker neither forgets a pause nor gets a fresh burst.
 
-use std::collections::BTreeMap;
-
 use crate::clock::Millis;
 use crate::retry_after::RateLimitInfo;
 
@@ -60,20 +58,28 @@ pub struct OriginPace {
 /// Pacing state of every origin, persisted with the queue.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScheduleState {
-    /// Per-origin state.
-    pub origins: BTreeMap<String, OriginPace>,
+    /// Per-origin state, in no particular order (an app talks to a
+    /// handful of origins; a list is smaller in the worker than a map).
+    pub origins: Vec<(String, OriginPace)>,
 }
 
 impl ScheduleState {
     fn origin(&mut self, origin: &str, config: &PacerConfig, now: Millis) -> &mut OriginPace {
-        let pace = self
-            .origins
-            .entry(origin.to_owned())
-            .or_insert_with(|| OriginPace {
-                credit: config.capacity(),
-                updated_at: now,
-                paused_until: 0,
-            });
+        let i = match self.origins.iter().position(|(o, _)| o == origin) {
+            Some(i) => i,
+            None => {
+                self.origins.push((
+                    origin.to_owned(),
+                    OriginPace {
+                        credit: config.capacity(),
+                        updated_at: now,
+                        paused_until: 0,
+                    },
+                ));
+                self.origins.len() - 1
+            }
+        };
+        let pace = &mut self.origins[i].1;
         if now > pace.updated_at {
             let gained = (now - pace.updated_at).saturating_mul(config.rate());
             pace.credit = pace.credit.saturating_add(gained);
@@ -83,10 +89,17 @@ impl ScheduleState {
         pace
     }
 
+    /// The origin's state, if it has any.
+    pub fn get(&self, origin: &str) -> Option<&OriginPace> {
+        self.origins
+            .iter()
+            .find(|(o, _)| o == origin)
+            .map(|(_, p)| p)
+    }
+
     /// When the origin's pause ends, if it is paused at `now`.
     pub fn paused_until(&self, origin: &str, now: Millis) -> Option<Millis> {
-        self.origins
-            .get(origin)
+        self.get(origin)
             .map(|p| p.paused_until)
             .filter(|until| *until > now)
     }
@@ -177,14 +190,15 @@ impl ScheduleState {
             else {
                 continue;
             };
-            state.origins.insert(
+            state.origins.retain(|(o, _)| o != origin);
+            state.origins.push((
                 (*origin).to_owned(),
                 OriginPace {
                     credit,
                     updated_at,
                     paused_until,
                 },
-            );
+            ));
         }
         state
     }
@@ -242,7 +256,7 @@ mod tests {
         };
         assert_eq!(s.observe(O, &info, &cfg, 0), None);
         assert_eq!(
-            s.origins[O].credit,
+            s.get(O).unwrap().credit,
             2 * CREDIT_PER_TOKEN,
             "two left in the window"
         );

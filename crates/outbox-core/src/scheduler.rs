@@ -8,7 +8,7 @@
 //! whatever the queue's length.
 
 use crate::clock::Millis;
-use crate::entry::{EntryState, Head, LastError, Seq};
+use crate::entry::{EntryState, Head, LEASE_EXPIRED, LastError, Seq};
 use crate::pacer::{PacerConfig, ScheduleState};
 use crate::retry::RetryPolicy;
 
@@ -90,10 +90,8 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
             EntryState::Dead { .. } => {}
         }
     }
-    ready.sort_unstable_by_key(|h| h.seq);
-
     let mut claims = Vec::new();
-    let mut sends = 0;
+    let mut sendable: Vec<&Head> = Vec::with_capacity(ready.len());
     for head in ready {
         // A lease still standing here means its sender died mid-send: that
         // counts as a server-side failure, so a poison entry cannot loop
@@ -101,35 +99,45 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
         let lease_lost = matches!(head.state, EntryState::InFlight { .. });
         let failures = head.failures + u32::from(lease_lost);
         if failures >= ctx.policy.max_attempts {
-            let why = LastError::new("lease-expired", "sender stopped before an answer");
+            let why = LastError::new(LEASE_EXPIRED, "sender stopped before an answer");
             claims.push((
                 head.seq,
                 Claim::Expire(ctx.policy.max_attempts_error(Some(&why))),
             ));
-            continue;
-        }
-        if ctx.policy.is_expired(head.created_at, now) {
+        } else if ctx.policy.is_expired(head.created_at, now) {
             claims.push((head.seq, Claim::Expire(ctx.policy.max_age_error(None))));
-            continue;
-        }
-        if head.needs_token && !(ctx.has_token)(&head.origin) {
+        } else if head.needs_token && !(ctx.has_token)(&head.origin) {
             claims.push((head.seq, Claim::AwaitToken));
             if !token_wanted.contains(&head.origin) {
                 token_wanted.push(head.origin.clone());
             }
-            continue;
+        } else {
+            sendable.push(head);
         }
-        if sends == ctx.batch_size {
-            wake(now); // more is ready: come back at once
-            continue;
-        }
+    }
+
+    // Oldest first, up to the batch: pick the smallest `seq` each time (a
+    // batch is small; no sort of every head is needed). An origin whose
+    // bucket is empty or that is paused drops out at once.
+    let mut sends = 0;
+    while sends < ctx.batch_size {
+        let Some(i) = (0..sendable.len()).min_by_key(|&i| sendable[i].seq) else {
+            break;
+        };
+        let head = sendable.swap_remove(i);
         match schedule.try_take(&head.origin, ctx.pacer, now) {
             Ok(()) => {
                 claims.push((head.seq, Claim::Send));
                 sends += 1;
             }
-            Err(at) => wake(at),
+            Err(at) => {
+                wake(at);
+                sendable.retain(|h| h.origin != head.origin);
+            }
         }
+    }
+    if !sendable.is_empty() {
+        wake(now); // more is ready: come back at once
     }
     Plan {
         claims,

@@ -94,11 +94,10 @@ pub async fn fetch(parts: Parts<'_>, timeout_ms: u64) -> Result<Response, Transp
 
 /// Races `future` against a timer; `None` when the timer wins.
 pub async fn with_timeout<F: std::future::Future>(future: F, ms: u64) -> Option<F::Output> {
-    use futures_util::future::{Either, select};
-    let timer = js::sleep(ms);
-    match select(std::pin::pin!(future), std::pin::pin!(timer)).await {
-        Either::Left((v, _)) => Some(v),
-        Either::Right(_) => None,
+    use outbox_core::join::{Either, race};
+    match race(future, js::sleep(ms)).await {
+        Either::Left(v) => Some(v),
+        Either::Right(()) => None,
     }
 }
 

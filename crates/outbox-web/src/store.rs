@@ -2,7 +2,7 @@
 //! described on [`IdbStore`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use outbox_core::clock::Millis;
@@ -432,7 +432,7 @@ fn compute_stats(
         dead: count(dead)?,
         ..Stats::default()
     };
-    let mut lanes = BTreeSet::new();
+    let mut lanes = HashSet::new();
     for record in records.iter() {
         let s = codec::decode_summary(&record)?;
         match s.state {
