@@ -562,6 +562,87 @@ async fn the_fault_controls_drive_the_emulator() {
     stack.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_brings_queued_messages_back_and_conversation_ids_can_be_changed() {
+    let stack = Stack::start("demo-reload", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open_demo(&browser, &stack.demo.url()).await;
+    click(&page, "network-switch").await;
+    wait_faults(&stack, |f| f.outage).await;
+    page.eval::<bool>("D.send('alice', 'kept 1', 'outbox') && D.send('alice', 'kept 2', 'fetch')")
+        .await
+        .unwrap();
+    wait(
+        &page,
+        &browser,
+        "D.messages('alice').filter((m) => m.id).length === 2",
+        "both kept",
+    )
+    .await;
+    let ids: Vec<Value> = page
+        .eval("D.messages('alice').map((m) => m.id)")
+        .await
+        .unwrap();
+    page.reload().await.unwrap();
+    page.wait_for("document.body.dataset.ready === 'true'", WAIT)
+        .await
+        .unwrap();
+    page.eval::<bool>(DRIVER).await.unwrap();
+    let restored = messages(&page, Some("alice")).await;
+    assert_eq!(texts(&restored), ["kept 1", "kept 2"], "{restored:#?}");
+    assert!(restored.iter().all(|m| m["door"] == "restored"));
+    let restored_ids: Vec<Value> = restored.iter().map(|m| m["id"].clone()).collect();
+    assert_eq!(restored_ids, ids, "the same entries");
+    assert!(
+        page.eval::<bool>("D.q('network-switch').checked === false")
+            .await
+            .unwrap(),
+        "the switch shows the emulator's state after a reload"
+    );
+    click(&page, "network-switch").await;
+    wait(
+        &page,
+        &browser,
+        "D.messages('alice').every((m) => m.state === 'sent')",
+        "restored messages are followed to the end",
+    )
+    .await;
+    // Bob's conversation gets another id; new messages go to that lane.
+    page.eval::<Value>(
+        "D.q('tab-bob').click(), D.q('conv-settings').open = true, D.set('conv-conversationId', 'conv-bob-2'), null",
+    )
+    .await
+    .unwrap();
+    assert!(
+        text_of(&page, "conv-summary")
+            .await
+            .contains("lane conv-bob-2")
+    );
+    page.eval::<bool>("D.send('bob', 'to the new id', 'outbox')")
+        .await
+        .unwrap();
+    wait(
+        &page,
+        &browser,
+        "D.emu('conv-bob-2').length === 1",
+        "the new lane",
+    )
+    .await;
+    assert_eq!(
+        stack
+            .emulator
+            .control()
+            .messages()
+            .lanes
+            .last()
+            .unwrap()
+            .lane,
+        "conv-bob-2"
+    );
+    browser.close().await;
+    stack.stop().await;
+}
+
 /// The demo server in real-region mode, with an emulator standing in for
 /// `login.<domain>` and `api.<domain>` (what `--upstream-override` does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
