@@ -563,7 +563,7 @@ async fn the_fault_controls_drive_the_emulator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_brings_queued_messages_back_and_conversation_ids_can_be_changed() {
+async fn a_reload_restores_queued_messages_ids_can_change_and_cancel_and_purge_work() {
     let stack = Stack::start("demo-reload", |_| {}).await;
     let browser = stack.browser().await.unwrap();
     let page = open_demo(&browser, &stack.demo.url()).await;
@@ -638,6 +638,57 @@ async fn a_reload_brings_queued_messages_back_and_conversation_ids_can_be_change
             .unwrap()
             .lane,
         "conv-bob-2"
+    );
+    // Offline again: cancel one queued message, then purge the rest.
+    click(&page, "network-switch").await;
+    wait_faults(&stack, |f| f.outage).await;
+    page.eval::<bool>(
+        "D.send('carol', 'c1', 'outbox') && D.send('carol', 'c2', 'outbox') && D.send('carol', 'c3', 'outbox')",
+    )
+    .await
+    .unwrap();
+    wait(
+        &page,
+        &browser,
+        "D.messages('carol').filter((m) => m.id).length === 3",
+        "three kept",
+    )
+    .await;
+    page.eval::<Value>(
+        "[...document.querySelectorAll('[data-testid=thread-carol] [data-testid=message-cancel]')].pop().click(), null",
+    )
+    .await
+    .unwrap();
+    wait(
+        &page,
+        &browser,
+        "D.messages('carol')[2].state === 'cancelled'",
+        "the last one cancelled",
+    )
+    .await;
+    click(&page, "purge").await;
+    assert_eq!(text_of(&page, "purge").await, "Really purge?", "asks first");
+    click(&page, "purge").await;
+    wait(
+        &page,
+        &browser,
+        "D.messages('carol').slice(0, 2).every((m) => m.state === 'purged') && D.q('stat-queued').textContent === '0'",
+        "purged",
+    )
+    .await;
+    assert!(page.eval::<u32>("D.events('purged')").await.unwrap() >= 1);
+    click(&page, "network-switch").await;
+    wait_faults(&stack, |f| !f.outage).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !stack
+            .emulator
+            .control()
+            .messages()
+            .lanes
+            .iter()
+            .any(|l| l.lane == "carol"),
+        "nothing cancelled or purged was sent"
     );
     browser.close().await;
     stack.stop().await;
