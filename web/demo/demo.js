@@ -581,14 +581,21 @@ async function control(path, body) {
   return json;
 }
 
-async function setFaults(patch) {
-  try {
-    ui.faults = await control('faults', patch);
-    renderFaults();
-  } catch (e) {
-    banner(`The emulator refused the fault: ${e.message}`);
-  }
+// Fault changes go one at a time, and the controls are redrawn only from the
+// answer to the last one: an older answer arriving late must not reset a
+// control the user has already moved (and that the next change reads).
+let faultChain = Promise.resolve();
+let faultsPending = 0;
+function faultOp(op) {
+  faultsPending += 1;
+  faultChain = faultChain
+    .then(op)
+    .then((faults) => { ui.faults = faults; }, (e) => banner(`The emulator refused the change: ${e.message}`))
+    .finally(() => { faultsPending -= 1; if (faultsPending === 0) renderFaults(); });
+  return faultChain;
 }
+
+const setFaults = (patch) => faultOp(() => control('faults', patch));
 
 function renderFaults() {
   const f = ui.faults;
@@ -682,14 +689,12 @@ function wire() {
     setFaults({ rateLimit: v === '' ? null : Math.max(1, Math.round(Number(v))) });
   });
   $('clear-faults').addEventListener('click', async () => {
-    await control('faults/clear', {});
-    await setFaults({});
+    await faultOp(() => control('faults/clear', {}));
     window.dispatchEvent(new Event('online'));
   });
   $('reset-emulator').addEventListener('click', async () => {
-    await control('reset', {});
+    await faultOp(async () => { await control('reset', {}); return control('faults'); });
     ui.emuKey = null;
-    await setFaults({});
     refreshEmulator();
   });
   $('expire-token').addEventListener('click', async () => {

@@ -512,6 +512,15 @@ async fn the_fault_controls_drive_the_emulator() {
             && f.lost_ack_rate == 0.25
     })
     .await;
+    // Redrawn from the last answer, not from an older one arriving late.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shown: Vec<String> = page
+        .eval(
+            "['fault-latency', 'fault-rate-limit', 'fault-error-kind', 'fault-error-rate', 'fault-lost-acks'].map((id) => D.q(id).value)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, ["300", "7", "404", "50", "25"]);
     // Clearing the rate limit field restores the default.
     page.eval::<bool>("D.set('fault-rate-limit', '')")
         .await
