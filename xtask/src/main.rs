@@ -17,6 +17,7 @@ usage: cargo xtask <command> [options]
 commands:
   test      install what is missing, then run every test (native, wasm, end-to-end)
   demo      install what is missing, build, and serve the demo with the emulator
+            (flags: --port, --emulator-port, --bind, --region DOMAIN; see `cargo xtask demo --help`)
   build     build the browser bundle into dist/
   bench     run the benchmarks and write BENCHMARKS.md
   install   only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium)
@@ -112,13 +113,64 @@ fn test(_args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo xtask demo [--port P] [--emulator-port P] [--bind IP] [--region DOMAIN]`.
+/// `cargo xtask demo [--port P] [--emulator-port P] [--bind IP] [--region DOMAIN] [--dist DIR]`:
+/// installs what is missing, builds the bundle, then runs `outbox-demo`
+/// with the same arguments. On Unix the server replaces this process, so
+/// that Ctrl-C reaches it alone and it stops the page server and the
+/// emulator cleanly.
 fn demo(args: &[String]) -> Result<(), String> {
+    let mut run = tools::cargo();
+    run.args(["run", "-p", "outbox-demo", "--"]);
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        // No bundle needed to read the flags.
+        run.args(args);
+        return exec(run);
+    }
+    if args
+        .iter()
+        .any(|a| a == "--region" || a.starts_with("--region="))
+    {
+        // Say it before minutes of building, not after.
+        for (flag, var) in [
+            ("--client-id", "OUTBOX_CLIENT_ID"),
+            ("--client-secret", "OUTBOX_CLIENT_SECRET"),
+        ] {
+            let given = args
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+                || std::env::var(var).is_ok_and(|v| !v.trim().is_empty());
+            if !given {
+                return Err("real region mode needs OAuth client credentials: set OUTBOX_CLIENT_ID and OUTBOX_CLIENT_SECRET (a client-credentials client of your org)".into());
+            }
+        }
+    }
     let tools = tools::Tools::ensure(tools::Need::Build)?;
     let bundle = build::build(&tools, None)?;
-    let mut run = tools::cargo();
-    run.args(["run", "--quiet", "-p", "outbox-demo", "--", "--dist"]);
-    run.arg(&bundle.dist);
+    if !args
+        .iter()
+        .any(|a| a == "--dist" || a.starts_with("--dist="))
+    {
+        run.arg("--dist").arg(&bundle.dist);
+    }
     run.args(args);
-    tools::run(&mut run)
+    exec(run)
+}
+
+/// Runs `command` in place of this process (Unix), or as a child whose
+/// failure becomes an error.
+fn exec(mut command: std::process::Command) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        eprintln!("xtask: $ {}", tools::describe(&command));
+        let error = command.exec();
+        Err(format!(
+            "could not start `{}`: {error}",
+            tools::describe(&command)
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        tools::run(&mut command)
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use outbox_demo::{DemoOptions, DemoServer, Upstream};
@@ -67,7 +68,9 @@ async fn run(args: Args) -> Result<(), String> {
                     genesys_regions().join(", ")
                 ));
             }
-            let (Some(id), Some(secret)) = (&args.client_id, &args.client_secret) else {
+            let (Some(id), Some(secret)) =
+                (nonempty(&args.client_id), nonempty(&args.client_secret))
+            else {
                 return Err("real region mode needs OAuth client credentials: set OUTBOX_CLIENT_ID and OUTBOX_CLIENT_SECRET (a client-credentials client of your org)".into());
             };
             let mut up = Upstream::region(domain, id, secret);
@@ -90,13 +93,17 @@ async fn run(args: Args) -> Result<(), String> {
                         args.bind, args.emulator_port
                     )
                 })?;
-            let up = Upstream::emulator(&emu.base_url(), "demo-client", "demo-secret");
-            eprintln!("outbox-demo: Genesys Cloud emulator on {}", emu.base_url());
+            let mut up = Upstream::emulator(&emu.base_url(), "demo-client", "demo-secret");
+            if args.bind.is_unspecified() {
+                // The broker reaches the emulator on loopback; pages get the
+                // host they used to reach the demo (see `demo-config.json`).
+                up.login_base = format!("http://{}", loopback(emu.local_addr()));
+            }
             emulator = Some(emu);
             up
         }
     };
-    let mut options = DemoOptions::new(SocketAddr::new(args.bind, args.port), upstream);
+    let mut options = DemoOptions::new(SocketAddr::new(args.bind, args.port), upstream.clone());
     if let Some(dist) = args.dist {
         options.dist = dist;
     }
@@ -107,14 +114,74 @@ async fn run(args: Args) -> Result<(), String> {
     let server = DemoServer::start(options)
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.bind, args.port))?;
-    println!("Outbox demo: {}/", server.url());
-    let _ = tokio::signal::ctrl_c().await;
+    let open = format!("http://{}", loopback(server.addr()));
+    println!("Outbox demo:       {open}/");
+    match &emulator {
+        Some(emu) => println!(
+            "Genesys emulator:  http://{}/  (faults and inspection under /__emulator/)",
+            loopback(emu.local_addr())
+        ),
+        None => println!(
+            "Genesys Cloud:     {} (tokens from {})",
+            upstream.api_base, upstream.login_base
+        ),
+    }
+    if args.bind.is_unspecified() {
+        println!(
+            "Listening on every interface: other machines use this one's address, but browsers \
+             allow service workers only on localhost or HTTPS (elsewhere the page door works alone)."
+        );
+    }
+    println!("Stop with Ctrl-C.");
+    stop_signal().await;
     eprintln!("outbox-demo: stopping");
-    server.shutdown().await;
-    if let Some(emu) = emulator {
-        emu.shutdown().await;
+    let stopping = async {
+        server.shutdown().await;
+        if let Some(emu) = emulator {
+            emu.shutdown().await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .is_err()
+    {
+        eprintln!("outbox-demo: open connections did not close within 5 s; exiting anyway");
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The address to open in a browser: loopback when bound to every interface.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let ip = match addr {
+            SocketAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+            SocketAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        };
+        SocketAddr::new(ip, addr.port())
+    } else {
+        addr
+    }
+}
+
+/// A credential given but empty counts as missing.
+fn nonempty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.trim().is_empty())
 }
 
 fn genesys_regions() -> &'static [&'static str] {

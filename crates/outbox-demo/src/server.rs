@@ -178,8 +178,13 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         (&Method::GET, "/token") => token(app, &req).await,
         (&Method::GET, "/demo-config.json") => {
             let up = app.broker.upstream();
-            let ws = up
-                .emulator
+            let host = req
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|v| v.to_str().ok());
+            let public = |url: &str| reachable_from(url, host);
+            let emulator = up.emulator.as_deref().map(public);
+            let ws = emulator
                 .as_ref()
                 .map(|e| format!("{}/v1", e.replacen("http", "ws", 1)))
                 .or_else(|| {
@@ -190,8 +195,8 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             json(
                 StatusCode::OK,
                 serde_json::json!({
-                    "apiBase": up.api_base,
-                    "emulator": up.emulator,
+                    "apiBase": public(&up.api_base),
+                    "emulator": emulator,
                     "region": up.region,
                     "deploymentId": app.options.deployment_id,
                     "guestSocket": ws,
@@ -204,6 +209,35 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             serde_json::json!({ "error": "method not allowed" }),
         ),
     }
+}
+
+/// A URL for the page: an emulator bound to every interface
+/// (`http://0.0.0.0:8081`) is reached on the host the page used to reach
+/// this server (its `Host` header), with the emulator's port.
+fn reachable_from(url: &str, host_header: Option<&str>) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return url.to_owned();
+    };
+    if !matches!(host, "0.0.0.0" | "[::]") {
+        return url.to_owned();
+    }
+    let Some(page_host) = host_header.map(host_name).filter(|h| !h.is_empty()) else {
+        return url.to_owned();
+    };
+    format!("{scheme}://{page_host}:{port}{path}")
+}
+
+/// The host name of a `Host` header (`example:8080` → `example`,
+/// `[::1]:8080` → `[::1]`).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    host.split(':').next().unwrap_or(host)
 }
 
 fn static_file(app: &App, path: &str) -> Response<Full<Bytes>> {
@@ -263,5 +297,32 @@ async fn token(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             StatusCode::INTERNAL_SERVER_ERROR,
             serde_json::json!({ "error": e.to_string() }),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emulator_on_every_interface_is_reached_on_the_pages_host() {
+        let any = "http://0.0.0.0:8081";
+        assert_eq!(
+            reachable_from(any, Some("192.168.1.5:8080")),
+            "http://192.168.1.5:8081"
+        );
+        assert_eq!(
+            reachable_from(any, Some("demo.local")),
+            "http://demo.local:8081"
+        );
+        assert_eq!(
+            reachable_from("http://[::]:8081", Some("[::1]:8080")),
+            "http://[::1]:8081"
+        );
+        assert_eq!(reachable_from(any, None), any);
+        // Anything else is left alone.
+        for url in ["http://127.0.0.1:8081", "https://api.mypurecloud.ie"] {
+            assert_eq!(reachable_from(url, Some("192.168.1.5:8080")), url);
+        }
     }
 }
