@@ -229,3 +229,20 @@ impl Drop for BlockingEmulator {
         self.stop_now();
     }
 }
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM: how the emulator's and
+/// the demo server's binaries know to stop.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

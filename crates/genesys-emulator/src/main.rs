@@ -185,21 +185,6 @@ fn config(a: Args) -> Result<(Config, Option<Faults>), String> {
     Ok((c, faults))
 }
 
-async fn stopped() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 fn main() -> ExitCode {
     let (cfg, faults) = match config(Args::parse()) {
         Ok(c) => c,
@@ -234,7 +219,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         println!("genesys-emulator listening on {}", emu.base_url());
-        stopped().await;
+        genesys_emulator::stop_signal().await;
         emu.shutdown().await;
         ExitCode::SUCCESS
     })

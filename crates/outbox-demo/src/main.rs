@@ -133,7 +133,7 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     println!("Stop with Ctrl-C.");
-    stop_signal().await;
+    genesys_emulator::stop_signal().await;
     eprintln!("outbox-demo: stopping");
     let stopping = async {
         server.shutdown().await;
@@ -148,22 +148,6 @@ async fn run(args: Args) -> Result<(), String> {
         eprintln!("outbox-demo: open connections did not close within 5 s; exiting anyway");
     }
     Ok(())
-}
-
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The address to open in a browser: loopback when bound to every interface.
