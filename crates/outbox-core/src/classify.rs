@@ -101,6 +101,9 @@ pub enum Outcome {
         /// True for answers from the server (`408`, `5xx`), which count
         /// toward `max_attempts`; false when no answer came.
         server_failure: bool,
+        /// A `503`'s `Retry-After` (RFC 9110 §10.2.3): the server says how
+        /// long it will be unavailable; nothing goes to it before then.
+        retry_after: Option<RetryAfter>,
     },
     /// Retrying cannot help: dead letter (`403`, `404`, `413`, other `4xx`, …).
     Permanent {
@@ -150,6 +153,7 @@ pub fn classify(
             return Outcome::Retryable {
                 error: LastError::new(code, e.to_string()),
                 server_failure: false,
+                retry_after: None,
             };
         }
     };
@@ -178,10 +182,22 @@ pub fn classify(
         408 | 425 => Outcome::Retryable {
             error: error_from_body(status, &response.body),
             server_failure: true,
+            retry_after: None,
         },
         500..=599 if !PERMANENT_5XX.contains(&status) => Outcome::Retryable {
             error: error_from_body(status, &response.body),
             server_failure: true,
+            retry_after: (status == 503)
+                .then(|| response.header("retry-after"))
+                .flatten()
+                .map(|v| {
+                    parse_retry_after(
+                        v,
+                        now,
+                        config.retry_after_fallback_ms,
+                        config.retry_after_cap_ms,
+                    )
+                }),
         },
         _ => Outcome::Permanent {
             error: error_from_body(status, &response.body),

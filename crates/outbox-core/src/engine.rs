@@ -274,6 +274,10 @@ where
                     .as_ref()
                     .map_or(self.config.classify.retry_after_fallback_ms, |r| r.delay_ms),
             ),
+            Outcome::Retryable {
+                retry_after: Some(ra),
+                ..
+            } => Some(ra.delay_ms),
             _ => None,
         };
         let low = matches!((info.count, info.allowed), (Some(c), Some(a)) if a.saturating_sub(c) <= u64::from(self.config.pacer.burst));
@@ -574,6 +578,15 @@ where
                     rate_wait = retry_after
                         .as_ref()
                         .map_or(self.config.classify.retry_after_fallback_ms, |r| r.delay_ms);
+                    pauses.push((entry.origin.clone(), now + rate_wait, error.message.clone()));
+                }
+                // A `503` that says for how long: the origin rests that long.
+                Outcome::Retryable {
+                    retry_after: Some(ra),
+                    error,
+                    ..
+                } => {
+                    rate_wait = ra.delay_ms;
                     pauses.push((entry.origin.clone(), now + rate_wait, error.message.clone()));
                 }
                 Outcome::Unauthorized { .. } => {

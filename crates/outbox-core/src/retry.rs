@@ -113,7 +113,8 @@ impl RetryPolicy {
 
     /// Decides what follows an attempt on `entry` (as leased: `attempts`
     /// counts this attempt) that ended in `outcome` at `now`.
-    /// `rate_limit_wait_ms` is how long the origin is paused for a 429.
+    /// `rate_limit_wait_ms` is how long the origin is paused for a `429` (or
+    /// a `503` with `Retry-After`).
     pub fn decide(
         &self,
         entry: &Entry,
@@ -169,6 +170,7 @@ impl RetryPolicy {
             Outcome::Retryable {
                 error,
                 server_failure,
+                ..
             } => {
                 let failures = entry.failures + u32::from(*server_failure);
                 if failures >= self.max_attempts {
@@ -180,8 +182,10 @@ impl RetryPolicy {
                         error: self.max_age_error(Some(error)),
                     }
                 } else {
+                    // At least the backoff, and at least what a `503` asked.
+                    let wait = rate_limit_wait_ms.max(self.backoff_ms(entry.attempts, rng));
                     Action::Retry {
-                        not_before: now.saturating_add(self.backoff_ms(entry.attempts, rng)),
+                        not_before: now.saturating_add(wait),
                         failures,
                         error: error.clone(),
                     }

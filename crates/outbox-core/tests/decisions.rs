@@ -245,6 +245,48 @@ fn replay_transient_failures_are_retryable() {
 }
 
 #[test]
+fn replay_503_honours_its_retry_after() {
+    let mut r = genesys(503, "service.unavailable", "down for maintenance");
+    r.as_mut()
+        .unwrap()
+        .headers
+        .push(("Retry-After".into(), "45".into()));
+    match outcome(&r, false) {
+        Outcome::Retryable {
+            retry_after: Some(ra),
+            server_failure: true,
+            ..
+        } => assert_eq!(ra.delay_ms, 45_000),
+        other => panic!("{other:?}"),
+    }
+    // Only 503 carries that meaning; a 500's header is ignored.
+    let mut r = answer(500);
+    r.as_mut()
+        .unwrap()
+        .headers
+        .push(("Retry-After".into(), "45".into()));
+    assert!(matches!(
+        outcome(&r, false),
+        Outcome::Retryable {
+            retry_after: None,
+            ..
+        }
+    ));
+    // The policy waits at least that long.
+    let p = RetryPolicy::default();
+    let mut rng = SplitMix64::new(4);
+    let o = Outcome::Retryable {
+        error: LastError::new("x", "y"),
+        server_failure: true,
+        retry_after: None,
+    };
+    match p.decide(&entry(), &o, NOW, 45_000, &mut rng) {
+        Action::Retry { not_before, .. } => assert!(not_before >= NOW + 45_000),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn replay_other_4xx_and_hopeless_5xx_are_dead_letters_with_the_genesys_body() {
     for (status, code) in [
         (403, "not.authorized"),
@@ -430,6 +472,7 @@ fn decisions_follow_the_table() {
         &Outcome::Retryable {
             error: err.clone(),
             server_failure: true,
+            retry_after: None,
         },
         NOW,
         0,
@@ -447,7 +490,8 @@ fn decisions_follow_the_table() {
             &e,
             &Outcome::Retryable {
                 error: err.clone(),
-                server_failure: false
+                server_failure: false,
+                retry_after: None,
             },
             NOW,
             0,
@@ -484,6 +528,7 @@ fn limits_make_dead_letters_never_drops() {
         &Outcome::Retryable {
             error: err.clone(),
             server_failure: true,
+            retry_after: None,
         },
         NOW,
         0,
@@ -503,6 +548,7 @@ fn limits_make_dead_letters_never_drops() {
         &Outcome::Retryable {
             error: err.clone(),
             server_failure: false,
+            retry_after: None,
         },
         NOW,
         0,
