@@ -28,6 +28,8 @@ pub struct Options {
     pub web: PathBuf,
     /// Entries queued for the memory part.
     pub memory_entries: usize,
+    /// Whether to measure the three variants (else only memory).
+    pub variants: bool,
 }
 
 /// A latency sample summary.
@@ -201,6 +203,8 @@ impl Run<'_> {
             .map_err(|e| format!("{e:?}"))
     }
 
+    /// Sends messages `range` from the page (in chunks, so that no DevTools
+    /// call outlasts its timeout) and gathers the latencies.
     async fn send(
         &self,
         page: &Page<'_>,
@@ -209,28 +213,32 @@ impl Run<'_> {
         prefix: &str,
         concurrency: usize,
     ) -> Result<Latency, Error> {
-        let r: Value = page
-            .eval(&format!(
-                "B.send({}, {}, {lanes}, {}, {concurrency})",
-                range.0,
-                range.1,
-                json!(prefix)
-            ))
-            .await
-            .map_err(cdp)?;
-        let ms: Vec<f64> = r["latencies"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_f64).collect())
-            .unwrap_or_default();
-        let statuses = r["statuses"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.parse().unwrap_or(0), v.as_u64().unwrap_or(0) as usize))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Latency::of(ms, statuses))
+        let mut ms: Vec<f64> = Vec::new();
+        let mut statuses: std::collections::BTreeMap<u16, usize> = Default::default();
+        let mut from = range.0;
+        while from < range.1 {
+            let to = (from + 500).min(range.1);
+            let r: Value = page
+                .eval(&format!(
+                    "B.send({from}, {to}, {lanes}, {}, {concurrency})",
+                    json!(prefix)
+                ))
+                .await
+                .map_err(cdp)?;
+            ms.extend(
+                r["latencies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_f64),
+            );
+            for (k, v) in r["statuses"].as_object().into_iter().flatten() {
+                *statuses.entry(k.parse().unwrap_or(0)).or_default() +=
+                    v.as_u64().unwrap_or(0) as usize;
+            }
+            from = to;
+        }
+        Ok(Latency::of(ms, statuses.into_iter().collect()))
     }
 
     /// Waits until the emulator recorded `n` messages whose text starts
@@ -448,15 +456,32 @@ impl Run<'_> {
         self.outage(false)?;
         let started = Instant::now();
         self.recover(&page, "outbox", &origin).await?;
-        let deadline = Duration::from_secs(if self.options.quick { 120 } else { 1_800 });
+        // Generous: a drain that stops progressing is reported as a failure.
+        let deadline = Duration::from_secs(120 + n as u64 / 20);
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let s = self
                 .sample(&page, &worker, started.elapsed().as_secs_f64())
                 .await;
             samples.push(s);
-            if s.delivered >= n || started.elapsed() > deadline {
+            if samples.len() % 20 == 0 {
+                eprintln!(
+                    "bench: browser: memory: {} of {n} delivered after {:.0} s",
+                    s.delivered, s.t
+                );
+            }
+            if s.delivered >= n {
                 break;
+            }
+            if started.elapsed() > deadline {
+                let stats: Value = page
+                    .eval("navigator.serviceWorker.controller ? 'controlled' : 'no controller'")
+                    .await
+                    .unwrap_or_default();
+                return Err(format!(
+                    "the drain stalled: {} of {n} delivered after {:.0} s ({stats})",
+                    s.delivered, s.t
+                ));
             }
         }
         let drain_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -522,7 +547,7 @@ impl Run<'_> {
                 Some(worker),
                 "Runtime.evaluate",
                 json!({ "expression": "engine ? engine.then(() => wasm_bindgen()).then(w => w.memory.buffer.byteLength) : 0",
-                        "awaitPromise": true, "returnByValue": true }),
+                        "awaitPromise": true, "returnByValue": true, "timeout": 2000 }),
             )
             .await
             .ok()
@@ -584,7 +609,12 @@ pub async fn run(options: &Options) -> Result<Results, Error> {
     };
     let mut variants = Vec::new();
     let mut outcome = Ok(());
-    for mode in ["none", "workbox", "outbox"] {
+    let modes: &[&str] = if options.variants {
+        &["none", "workbox", "outbox"]
+    } else {
+        &[]
+    };
+    for mode in modes {
         match run.variant(mode).await {
             Ok(v) => variants.push(v),
             Err(e) => {

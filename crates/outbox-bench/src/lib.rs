@@ -18,3 +18,4 @@ pub mod browser;
 pub mod gzip;
 pub mod herd;
 pub mod report;
+pub mod svg;

@@ -5,6 +5,7 @@
 //! ```text
 //! outbox-bench herd    [--quick] --out DIR
 //! outbox-bench browser [--quick] --out DIR --site DIR --web DIR
+//! outbox-bench memory  [--entries N] --out DIR --site DIR --web DIR   (the memory part alone)
 //! outbox-bench report  [--quick] --results DIR --criterion DIR --write FILE --svg FILE
 //! ```
 
@@ -52,13 +53,16 @@ fn main() -> ExitCode {
             });
             write_json(&out, "herd.json", &results)
         }),
-        Some("browser") => (|| {
+        Some(part @ ("browser" | "memory")) => (|| {
             let out = need(&args, "--out")?;
             let options = browser::Options {
                 quick,
                 site: need(&args, "--site")?,
                 web: need(&args, "--web")?,
-                memory_entries: if quick { 2_000 } else { 100_000 },
+                memory_entries: flag(&args, "--entries")
+                    .and_then(|e| e.to_str()?.parse().ok())
+                    .unwrap_or(if quick { 2_000 } else { 100_000 }),
+                variants: part == "browser",
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -66,7 +70,7 @@ fn main() -> ExitCode {
                 .build()
                 .map_err(|e| e.to_string())?;
             let results = runtime.block_on(browser::run(&options))?;
-            write_json(&out, "browser.json", &results)
+            write_json(&out, &format!("{part}.json"), &results)
         })(),
         Some("report") => (|| {
             let inputs = report::Inputs {
