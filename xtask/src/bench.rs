@@ -84,6 +84,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let chrome = tools.chromium.clone().unwrap_or_default();
 
     if want("micro") {
+        // Only this run's benchmarks (renamed ones would linger).
+        let _ = std::fs::remove_dir_all(target.join("criterion"));
         let mut cmd = tools::cargo();
         cmd.args(["bench", "-p", "outbox-bench", "--bench", "engine"]);
         if quick {

@@ -1,15 +1,16 @@
 #![allow(missing_docs)] // `criterion_group!` generates an undocumented function
 //! Engine micro-benchmarks (Criterion): the classifier, scheduler planning
 //! over 10,000 lanes, backoff, and `Retry-After` parsing. Each sits in a
-//! group beside a reference measured in the same run, so the report can
-//! give a ratio rather than a bare time:
+//! group beside a reference measured in the same run (`outbox <case>` and
+//! `reference <case>`), so the report can give a ratio rather than a bare
+//! time:
 //!
 //! | group | Outbox | reference |
 //! |---|---|---|
-//! | `classify` | `classify` of a Genesys `429` / `503` | `serde_json` parsing the same body into a `Value` |
+//! | `classify` | `classify` of a Genesys `429` / `503` / `200` | `serde_json` parsing the same body into a `Value` |
 //! | `plan` | `scheduler::plan` over 10,000 lane heads | sorting the 10,000 heads by `seq` (planning's floor) |
 //! | `backoff` | `RetryPolicy::backoff_ms` | one `SplitMix64` draw |
-//! | `retry_after` | `parse_retry_after` (seconds, HTTP-date) | `httpdate::parse_http_date` |
+//! | `retry_after` | `parse_retry_after` (seconds, HTTP-date) | `str::parse::<u64>`, `httpdate::parse_http_date` |
 //!
 //! Run: `cargo bench -p outbox-bench --bench engine` (add
 //! `-- --warm-up-time 0.3 --measurement-time 1` for a quick pass).
@@ -70,9 +71,15 @@ fn classifier(c: &mut Criterion) {
         let r = Ok(ok.clone());
         b.iter(|| classify(black_box(&r), false, NOW, &config))
     });
-    g.bench_function("reference serde_json 429 body", |b| {
-        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&too_many.body)))
-    });
+    for (case, body) in [
+        ("429", &too_many.body),
+        ("503", &unavailable.body),
+        ("200", &ok.body),
+    ] {
+        g.bench_function(format!("reference {case}"), |b| {
+            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(body)))
+        });
+    }
     g.finish();
 }
 
@@ -118,7 +125,7 @@ fn scheduler(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    g.bench_function("reference sort 10000 heads", |b| {
+    g.bench_function("reference 10000 lanes", |b| {
         b.iter_batched_ref(
             || heads.iter().collect::<Vec<&Head>>(),
             |v| v.sort_unstable_by_key(|h| h.seq),
@@ -135,7 +142,7 @@ fn backoff(c: &mut Criterion) {
         let mut rng = SplitMix64::new(9);
         b.iter(|| policy.backoff_ms(black_box(7), &mut rng))
     });
-    g.bench_function("reference splitmix64 draw", |b| {
+    g.bench_function("reference attempt 7", |b| {
         let mut rng = SplitMix64::new(9);
         b.iter(|| black_box(rng.next_u64()))
     });
@@ -151,7 +158,10 @@ fn retry_after(c: &mut Criterion) {
     g.bench_function("outbox http-date", |b| {
         b.iter(|| parse_retry_after(black_box(date), NOW, 10_000, 21_600_000))
     });
-    g.bench_function("reference httpdate http-date", |b| {
+    g.bench_function("reference seconds", |b| {
+        b.iter(|| black_box("120").parse::<u64>().map(|s| s * 1000))
+    });
+    g.bench_function("reference http-date", |b| {
         b.iter(|| httpdate::parse_http_date(black_box(date)))
     });
     g.finish();

@@ -163,6 +163,8 @@ fn outbox_config(api: &str) -> Value {
         "genesysRegions": false,
         "tokenUrl": "/token",
         "pacer": { "ratePerMinute": 6_000_000, "burst": 1000 },
+        // Room for the memory part's queue (the default is 10,000).
+        "maxEntries": 1_000_000,
     })
 }
 
@@ -448,7 +450,18 @@ impl Run<'_> {
         self.outage(true)?;
         let t = Instant::now();
         let prefix = "mem-";
-        self.send(&page, (0, n), 100, prefix, 8).await?;
+        let sent = self.send(&page, (0, n), 100, prefix, 8).await?;
+        let queued = sent
+            .statuses
+            .iter()
+            .find(|(status, _)| *status == 202)
+            .map_or(0, |(_, k)| *k);
+        if queued != n {
+            return Err(format!(
+                "only {queued} of {n} were queued: {:?}",
+                sent.statuses
+            ));
+        }
         let enqueue_ms = t.elapsed().as_secs_f64() * 1000.0;
         eprintln!("bench: browser: memory: {n} queued in {enqueue_ms:.0} ms");
         let worker = self.attach_worker(&origin).await?;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::herd::{HerdResult, Strategy};
 
 const W: f64 = 980.0;
-const H: f64 = 430.0;
+const H: f64 = 470.0;
 const PANEL_W: f64 = 400.0;
 const PANEL_H: f64 = 280.0;
 const TOP: f64 = 60.0;
@@ -62,13 +62,13 @@ pub fn herd_plot(rows: &[&HerdResult]) -> String {
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="Helvetica, Arial, sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#ffffff"/>
-<text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">Herd after a {}-minute outage: N = {} clients × {} messages, server capacity {}/s</text>
+<text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">Herd after a {}-minute outage: N = {} clients × {} messages, server capacity {} requests/s</text>
 "##,
         W / 2.0,
         sc.outage_ms / 60_000,
-        sc.clients,
+        crate::report::count(sc.clients as u64),
         sc.messages,
-        sc.capacity_per_s
+        crate::report::count(u64::from(sc.capacity_per_s))
     );
     // Axes.
     let y_load = |v: f64| {
@@ -77,8 +77,7 @@ pub fn herd_plot(rows: &[&HerdResult]) -> String {
         TOP + PANEL_H - f.clamp(0.0, 1.0) * PANEL_H
     };
     let y_share = |v: f64| TOP + PANEL_H - v.clamp(0.0, 1.0) * PANEL_H;
-    for panel in 0..2 {
-        let l = LEFT[panel];
+    for (panel, &l) in LEFT.iter().enumerate() {
         let _ = writeln!(
             s,
             r##"<rect x="{l}" y="{TOP}" width="{PANEL_W}" height="{PANEL_H}" fill="none" stroke="#444"/>"##
@@ -156,7 +155,8 @@ pub fn herd_plot(rows: &[&HerdResult]) -> String {
     for r in rows {
         let c = color(r.strategy);
         let d = dash(r.strategy);
-        // Load: mean arrivals per second in each bucket that has any.
+        // Load: mean arrivals per second in each bucket, until the last
+        // second with any (a quiet bucket drops to the axis).
         let mut pts = Vec::new();
         for w in edges.windows(2) {
             let (a, b) = (w[0] as usize, (w[1].ceil() as usize).max(w[0] as usize + 1));
@@ -165,9 +165,7 @@ pub fn herd_plot(rows: &[&HerdResult]) -> String {
             }
             let slice = &r.arrivals_per_s[a..b.min(r.arrivals_per_s.len())];
             let mean = slice.iter().map(|v| f64::from(*v)).sum::<f64>() / slice.len() as f64;
-            if mean > 0.0 {
-                pts.push(((w[0].max(T_MIN) * w[1].max(T_MIN)).sqrt(), mean / cap));
-            }
+            pts.push(((w[0].max(T_MIN) * w[1].max(T_MIN)).sqrt(), mean / cap));
         }
         let path: Vec<String> = pts
             .iter()
@@ -206,11 +204,13 @@ pub fn herd_plot(rows: &[&HerdResult]) -> String {
             path.join(" ")
         );
     }
-    // Legend.
-    let mut lx = 40.0;
-    let ly = H - 22.0;
-    for r in rows {
+    // Legend: two rows.
+    for (i, r) in rows.iter().enumerate() {
         let label = r.strategy.label();
+        let (lx, ly) = (
+            40.0 + (i % 3) as f64 * 310.0,
+            H - 44.0 + (i / 3) as f64 * 22.0,
+        );
         let _ = writeln!(
             s,
             r##"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="3"{}/><text x="{}" y="{}">{}</text>"##,
@@ -221,7 +221,6 @@ pub fn herd_plot(rows: &[&HerdResult]) -> String {
             ly + 4.0,
             label.replace('&', "&amp;").replace('<', "&lt;")
         );
-        lx += 30.0 + label.chars().count() as f64 * 6.0;
     }
     s.push_str("</svg>\n");
     s
