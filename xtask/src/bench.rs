@@ -136,6 +136,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         &md.to_string_lossy(),
         "--svg",
         &svg.to_string_lossy(),
+        "--elapsed",
+        &format!("{:.0}", started.elapsed().as_secs_f64()),
     ]))?;
     eprintln!(
         "xtask: wrote {} and {} in {:.0} s",

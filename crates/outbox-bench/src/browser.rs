@@ -118,12 +118,25 @@ pub struct MemorySample {
 pub struct Memory {
     /// Entries queued, then drained.
     pub entries: usize,
-    /// How long queueing them took, ms.
+    /// How long the fixture took to write the bulk of them, ms.
     pub enqueue_ms: f64,
     /// How long the drain took, ms.
     pub drain_ms: f64,
     /// Samples, the first taken before the drain starts.
     pub samples: Vec<MemorySample>,
+    /// Enqueue through the fetch door with the queue empty, then full.
+    pub door: Vec<DoorRate>,
+}
+
+/// How fast the fetch door queues (8 sends in flight) at a queue length.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DoorRate {
+    /// Entries already queued.
+    pub queued: usize,
+    /// Entries queued per second.
+    pub per_s: f64,
+    /// Each send's latency.
+    pub latency: Latency,
 }
 
 /// The whole browser benchmark.
@@ -448,22 +461,34 @@ impl Run<'_> {
             .map_err(cdp)?;
         page.eval::<bool>("B.ready").await.map_err(cdp)?;
         self.outage(true)?;
-        let t = Instant::now();
-        let prefix = "mem-";
-        let sent = self.send(&page, (0, n), 100, prefix, 8).await?;
-        let queued = sent
-            .statuses
-            .iter()
-            .find(|(status, _)| *status == 202)
-            .map_or(0, |(_, k)| *k);
-        if queued != n {
-            return Err(format!(
-                "only {queued} of {n} were queued: {:?}",
-                sent.statuses
-            ));
+        // Through the door with an empty queue, then the bulk as a fixture,
+        // then through the door again with the queue full.
+        let probe = (n / 4).min(500);
+        let (empty_per_s, empty) = self.door(&page, probe, "mem-a-").await?;
+        let template = "mem-s-0000000";
+        let r: Value = page
+            .eval(&format!("B.post('ml-00', '{template}')"))
+            .await
+            .map_err(cdp)?;
+        if r[1] != 202 {
+            return Err(format!("the template entry was not queued: {r}"));
         }
-        let enqueue_ms = t.elapsed().as_secs_f64() * 1000.0;
-        eprintln!("bench: browser: memory: {n} queued in {enqueue_ms:.0} ms");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let seeded = n.saturating_sub(2 * probe + 1);
+        let t = Instant::now();
+        page.eval::<Value>(&format!(
+            "B.seed({seeded}, 100, 'ml-00', 'ml-', '{template}', 'mem-s-', 7)"
+        ))
+        .await
+        .map_err(cdp)?;
+        let seed_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let (full_per_s, full) = self.door(&page, probe, "mem-b-").await?;
+        let enqueue_ms = seed_ms;
+        eprintln!(
+            "bench: browser: memory: {n} queued ({seeded} as a fixture in {seed_ms:.0} ms); \
+             door {empty_per_s:.0}/s empty, {full_per_s:.0}/s with {} queued",
+            n - probe
+        );
         let worker = self.attach_worker(&origin).await?;
         let mut samples = vec![self.sample(&page, &worker, 0.0).await];
         self.outage(false)?;
@@ -506,7 +531,39 @@ impl Run<'_> {
             enqueue_ms,
             drain_ms,
             samples,
+            door: vec![
+                DoorRate {
+                    queued: 0,
+                    per_s: empty_per_s,
+                    latency: empty,
+                },
+                DoorRate {
+                    queued: n - probe,
+                    per_s: full_per_s,
+                    latency: full,
+                },
+            ],
         })
+    }
+
+    /// Queues `k` messages through the fetch door, 8 in flight over 100
+    /// lanes; all must be answered `202`. Returns the rate and latencies.
+    async fn door(&self, page: &Page<'_>, k: usize, prefix: &str) -> Result<(f64, Latency), Error> {
+        let t = Instant::now();
+        let sent = self.send(page, (0, k), 100, prefix, 8).await?;
+        let secs = t.elapsed().as_secs_f64().max(0.001);
+        let queued = sent
+            .statuses
+            .iter()
+            .find(|(status, _)| *status == 202)
+            .map_or(0, |(_, c)| *c);
+        if queued != k {
+            return Err(format!(
+                "only {queued} of {k} were queued: {:?}",
+                sent.statuses
+            ));
+        }
+        Ok((k as f64 / secs, sent))
     }
 
     async fn attach_worker(&self, origin: &str) -> Result<String, Error> {

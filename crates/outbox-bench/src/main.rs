@@ -6,7 +6,7 @@
 //! outbox-bench herd    [--quick] --out DIR
 //! outbox-bench browser [--quick] --out DIR --site DIR --web DIR
 //! outbox-bench memory  [--entries N] --out DIR --site DIR --web DIR   (the memory part alone)
-//! outbox-bench report  [--quick] --results DIR --criterion DIR --write FILE --svg FILE
+//! outbox-bench report  [--quick] --results DIR --criterion DIR --site DIR --write FILE --svg FILE [--elapsed S]
 //! ```
 
 use std::path::PathBuf;
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
                 web: need(&args, "--web")?,
                 memory_entries: flag(&args, "--entries")
                     .and_then(|e| e.to_str()?.parse().ok())
-                    .unwrap_or(if quick { 2_000 } else { 100_000 }),
+                    .unwrap_or(if quick { 5_000 } else { 100_000 }),
                 variants: part == "browser",
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -78,6 +78,7 @@ fn main() -> ExitCode {
                 results: need(&args, "--results")?,
                 criterion: need(&args, "--criterion")?,
                 site: need(&args, "--site")?,
+                elapsed_s: flag(&args, "--elapsed").and_then(|e| e.to_str()?.parse().ok()),
             };
             report::write(&inputs, &need(&args, "--write")?, &need(&args, "--svg")?)
         })(),
