@@ -1,10 +1,12 @@
 //! Project automation for Outbox.
 //!
 //! `cargo xtask test` installs what is missing and runs every test;
-//! `cargo xtask demo` builds and serves the demo. Every install step lives
+//! `cargo xtask demo` builds and serves the demo; `cargo xtask bench`
+//! runs the benchmarks and writes `BENCHMARKS.md`. Every install step lives
 //! here (never in a shell history) so that a fresh machine behaves like a
 //! developer's.
 
+mod bench;
 mod build;
 mod tools;
 
@@ -19,7 +21,7 @@ commands:
   demo      install what is missing, build, and serve the demo with the emulator
             (flags: --port, --emulator-port, --bind, --region DOMAIN; see `cargo xtask demo --help`)
   build     build the browser bundle into dist/
-  bench     run the benchmarks and write BENCHMARKS.md
+  bench     run the benchmarks and write BENCHMARKS.md [--quick] [--only herd|browser|micro|memory]
   install   only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium)
 ";
 
@@ -36,9 +38,7 @@ fn main() -> ExitCode {
         "build" => tools::Tools::ensure(tools::Need::Build)
             .and_then(|t| build::build(&t, None).map(|_| ())),
         "demo" => demo(rest),
-        "bench" => Err(format!(
-            "`cargo xtask {command}` does not exist yet: it arrives with its issue (see `issues`)."
-        )),
+        "bench" => bench::bench(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

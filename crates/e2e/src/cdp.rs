@@ -248,6 +248,12 @@ impl Browser {
         Ok(())
     }
 
+    /// Every protocol event received so far (the first 10,000), for callers
+    /// that need one no helper surfaces (e.g. `ServiceWorker.workerRegistrationUpdated`).
+    pub async fn events(&self) -> Vec<Value> {
+        self.events.lock().await.clone()
+    }
+
     /// Console messages and exceptions seen so far (for failure reports).
     pub async fn console(&self) -> Vec<String> {
         self.events

@@ -1,0 +1,719 @@
+//! The browser benchmark: headless Chromium (the e2e harness's flags), the
+//! Genesys Cloud emulator, and one page served three ways — with Outbox's
+//! service worker, with a Workbox background-sync worker, with no worker —
+//! measured one after the other in one run against the same emulator.
+//! Every figure is reported with the no-worker baseline of the same run.
+//!
+//! Each variant gets its own demo server (its own origin, so its own
+//! service worker registration and IndexedDB) in one browser.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use e2e::cdp::{Browser, CdpError, Page};
+use e2e::stack::iso_ms;
+use genesys_emulator::{Config as EmulatorConfig, Emulator};
+use outbox_demo::{DemoOptions, DemoServer, Upstream};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Smaller counts (the `--quick` mode).
+    pub quick: bool,
+    /// Folder served as the bundle: Outbox's `dist/` plus `workbox-sw.js`.
+    pub site: PathBuf,
+    /// Folder holding `test/index.html` (the benchmark page).
+    pub web: PathBuf,
+    /// Entries queued for the memory part.
+    pub memory_entries: usize,
+    /// Whether to measure the three variants (else only memory).
+    pub variants: bool,
+}
+
+/// A latency sample summary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Latency {
+    /// Samples.
+    pub n: usize,
+    /// Median, ms.
+    pub p50: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+    /// Answers by HTTP status (`0`: the fetch rejected).
+    pub statuses: Vec<(u16, usize)>,
+}
+
+impl Latency {
+    fn of(mut ms: Vec<f64>, statuses: Vec<(u16, usize)>) -> Self {
+        ms.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            if ms.is_empty() {
+                return 0.0;
+            }
+            let i = ((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1;
+            ms[i]
+        };
+        Self {
+            n: ms.len(),
+            p50: pct(0.5),
+            p99: pct(0.99),
+            statuses,
+        }
+    }
+}
+
+/// One drain after recovery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Drain {
+    /// Messages queued.
+    pub messages: usize,
+    /// Lanes (conversations) they were spread over.
+    pub lanes: usize,
+    /// From the recovery trigger to the last message recorded, ms.
+    pub ms: f64,
+    /// Messages recorded per second.
+    pub per_s: f64,
+    /// Distinct messages the emulator recorded.
+    pub delivered: usize,
+    /// Recorded more than once.
+    pub duplicates: usize,
+    /// The offline enqueue (fetch call to answer) of these messages.
+    pub enqueue: Latency,
+    /// Whether the emulator recorded each lane in order.
+    pub in_order: bool,
+}
+
+/// Everything measured for one variant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variant {
+    /// `none`, `workbox` or `outbox`.
+    pub mode: String,
+    /// Online sends through the variant.
+    pub online: Latency,
+    /// First answer after the worker was stopped (no worker: a plain send).
+    pub cold_start: Latency,
+    /// Drains.
+    pub drains: Vec<Drain>,
+}
+
+/// A memory sample while draining.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct MemorySample {
+    /// Seconds since the drain started.
+    pub t: f64,
+    /// Messages recorded so far.
+    pub delivered: usize,
+    /// The worker's JS heap in use, bytes.
+    pub worker_heap: f64,
+    /// The worker's wasm linear memory, bytes.
+    pub wasm_memory: f64,
+    /// The page's JS heap in use, bytes.
+    pub page_heap: f64,
+}
+
+/// The memory part.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Memory {
+    /// Entries queued, then drained.
+    pub entries: usize,
+    /// How long the fixture took to write the bulk of them, ms.
+    pub enqueue_ms: f64,
+    /// How long the drain took, ms.
+    pub drain_ms: f64,
+    /// Samples, the first taken before the drain starts.
+    pub samples: Vec<MemorySample>,
+    /// Enqueue through the fetch door with the queue empty, then full.
+    pub door: Vec<DoorRate>,
+}
+
+/// How fast the fetch door queues (8 sends in flight) at a queue length.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DoorRate {
+    /// Entries already queued.
+    pub queued: usize,
+    /// Entries queued per second.
+    pub per_s: f64,
+    /// Each send's latency.
+    pub latency: Latency,
+}
+
+/// The whole browser benchmark.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// Chromium's version string.
+    pub chromium: String,
+    /// The variants, baseline first.
+    pub variants: Vec<Variant>,
+    /// Memory while Outbox's worker drains.
+    pub memory: Memory,
+    /// Wall-clock time of the whole part, s.
+    pub wall_s: f64,
+}
+
+/// Anything that stops the benchmark.
+pub type Error = String;
+
+fn cdp(e: CdpError) -> Error {
+    e.to_string()
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// The configuration Outbox's worker runs with: the emulator's origin, the
+/// demo server's token broker, and the pacer lifted so that the drain
+/// measures the worker, not the configured rate (the emulator's limit is
+/// lifted too).
+fn outbox_config(api: &str) -> Value {
+    json!({
+        "origins": [api],
+        "genesysRegions": false,
+        "tokenUrl": "/token",
+        "pacer": { "ratePerMinute": 6_000_000, "burst": 1000 },
+        // Room for the memory part's queue (the default is 10,000).
+        "maxEntries": 1_000_000,
+    })
+}
+
+struct Run<'a> {
+    emulator: &'a Emulator,
+    browser: &'a Browser,
+    options: &'a Options,
+}
+
+impl Run<'_> {
+    async fn demo(&self) -> Result<DemoServer, Error> {
+        let upstream = Upstream::emulator(&self.emulator.base_url(), "demo-client", "demo-secret");
+        let mut options =
+            DemoOptions::new("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?, upstream);
+        options.dist = self.options.site.clone();
+        options.web = self.options.web.clone();
+        DemoServer::start(options)
+            .await
+            .map_err(|e| format!("demo server: {e}"))
+    }
+
+    fn page_url(&self, demo: &DemoServer, mode: &str) -> String {
+        let api = self.emulator.base_url();
+        let config = outbox_config(&api).to_string();
+        format!(
+            "{}/test/?mode={mode}&api={}&config={}",
+            demo.url(),
+            e2e::stack::encode(&api),
+            e2e::stack::encode(&config)
+        )
+    }
+
+    fn outage(&self, on: bool) -> Result<(), Error> {
+        self.emulator
+            .control()
+            .update_faults(|f| f.outage = on)
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// Sends messages `range` from the page (in chunks, so that no DevTools
+    /// call outlasts its timeout) and gathers the latencies.
+    async fn send(
+        &self,
+        page: &Page<'_>,
+        range: (usize, usize),
+        lanes: usize,
+        prefix: &str,
+        concurrency: usize,
+    ) -> Result<Latency, Error> {
+        let mut ms: Vec<f64> = Vec::new();
+        let mut statuses: std::collections::BTreeMap<u16, usize> = Default::default();
+        let mut from = range.0;
+        while from < range.1 {
+            let to = (from + 500).min(range.1);
+            let r: Value = page
+                .eval(&format!(
+                    "B.send({from}, {to}, {lanes}, {}, {concurrency})",
+                    json!(prefix)
+                ))
+                .await
+                .map_err(cdp)?;
+            ms.extend(
+                r["latencies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_f64),
+            );
+            for (k, v) in r["statuses"].as_object().into_iter().flatten() {
+                *statuses.entry(k.parse().unwrap_or(0)).or_default() +=
+                    v.as_u64().unwrap_or(0) as usize;
+            }
+            from = to;
+        }
+        Ok(Latency::of(ms, statuses.into_iter().collect()))
+    }
+
+    /// Waits until the emulator recorded `n` messages whose text starts
+    /// with `prefix` (or `timeout`); returns (distinct, duplicates, last
+    /// arrival ms since the epoch, in order per lane).
+    async fn delivered(
+        &self,
+        prefix: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> (usize, usize, f64, bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let total = self.emulator.control().messages().total;
+            if total >= n || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let recorded = self.emulator.control().recorded();
+        let mut seen = std::collections::HashSet::new();
+        let mut last = 0.0f64;
+        let mut dups = 0;
+        let mut lane_last: std::collections::HashMap<String, usize> = Default::default();
+        let mut in_order = true;
+        for m in &recorded {
+            let Some(text) = m.text.as_deref().filter(|t| t.starts_with(prefix)) else {
+                continue;
+            };
+            let i: usize = text[prefix.len()..].parse().unwrap_or(0);
+            if !seen.insert(i) {
+                dups += 1;
+                continue;
+            }
+            if let Some(prev) = lane_last.insert(m.lane.clone(), i)
+                && prev > i
+            {
+                in_order = false;
+            }
+            last = last.max(iso_ms(&m.time).unwrap_or(0) as f64);
+        }
+        (seen.len(), dups, last, in_order)
+    }
+
+    async fn registration_id(&self, origin: &str) -> Option<String> {
+        for _ in 0..50 {
+            for e in self.browser.events().await.iter().rev() {
+                if e["method"] != "ServiceWorker.workerRegistrationUpdated" {
+                    continue;
+                }
+                for r in e["params"]["registrations"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    if r["scopeURL"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with(origin))
+                        && r["isDeleted"] != true
+                    {
+                        return r["registrationId"].as_str().map(str::to_owned);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Tells the variant the network is back, as it would learn it.
+    async fn recover(&self, page: &Page<'_>, mode: &str, origin: &str) -> Result<(), Error> {
+        match mode {
+            // The page API forwards the window's `online` event.
+            "outbox" => page
+                .eval::<bool>("B.online()")
+                .await
+                .map(|_| ())
+                .map_err(cdp),
+            // Background Sync fires (DevTools dispatches it now: Chromium
+            // itself would wait for its retry delay, up to minutes).
+            "workbox" => {
+                page.call("ServiceWorker.enable", json!({}))
+                    .await
+                    .map_err(cdp)?;
+                let id = self
+                    .registration_id(origin)
+                    .await
+                    .ok_or("no Workbox registration id")?;
+                page.call(
+                    "ServiceWorker.dispatchSyncEvent",
+                    json!({ "origin": origin, "registrationId": id,
+                            "tag": "workbox-background-sync:outbox-bench", "lastChance": false }),
+                )
+                .await
+                .map_err(cdp)?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn variant(&self, mode: &str) -> Result<Variant, Error> {
+        let quick = self.options.quick;
+        let demo = self.demo().await?;
+        let origin = demo.url();
+        self.emulator.control().reset();
+        let page = self
+            .browser
+            .new_page(&self.page_url(&demo, mode))
+            .await
+            .map_err(cdp)?;
+        page.eval::<bool>("B.ready").await.map_err(cdp)?;
+        eprintln!("bench: browser: {mode}: page ready");
+
+        // Online pass-through (after a warm-up).
+        self.send(&page, (0, 20), 10, "warm-", 1).await?;
+        let online_n = if quick { 100 } else { 500 };
+        let online = self.send(&page, (0, online_n), 10, "online-", 1).await?;
+
+        // Cold start: stop the worker, time the next send.
+        let mut cold = Vec::new();
+        let mut cold_status = std::collections::BTreeMap::new();
+        for i in 0..(if quick { 5 } else { 15 }) {
+            self.browser
+                .stop_service_workers(&page)
+                .await
+                .map_err(cdp)?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let r: Value = page
+                .eval(&format!("B.post('lane-cold', 'cold-{i}')"))
+                .await
+                .map_err(cdp)?;
+            cold.push(r[0].as_f64().unwrap_or(0.0));
+            *cold_status
+                .entry(r[1].as_u64().unwrap_or(0) as u16)
+                .or_insert(0) += 1;
+        }
+        let cold_start = Latency::of(cold, cold_status.into_iter().collect());
+
+        // Drains.
+        let mut drains = Vec::new();
+        let sizes: &[usize] = if quick { &[1_000] } else { &[1_000, 10_000] };
+        for &n in sizes {
+            for lanes in [1, 100] {
+                self.emulator.control().reset();
+                let prefix = format!("d{n}x{lanes}-");
+                self.outage(true)?;
+                let enqueue = self.send(&page, (0, n), lanes, &prefix, 1).await?;
+                self.outage(false)?;
+                let started = now_ms();
+                if mode == "none" {
+                    page.eval::<Value>(&format!("B.resend(0, {n}, {lanes}, {})", json!(prefix)))
+                        .await
+                        .map_err(cdp)?;
+                } else {
+                    self.recover(&page, mode, &origin).await?;
+                }
+                let (delivered, duplicates, last, in_order) = self
+                    .delivered(
+                        &prefix,
+                        n,
+                        Duration::from_secs(if quick { 120 } else { 900 }),
+                    )
+                    .await;
+                let ms = (last - started).max(1.0);
+                eprintln!(
+                    "bench: browser: {mode}: drain {n} × {lanes} lanes: {delivered} in {:.0} ms",
+                    ms
+                );
+                drains.push(Drain {
+                    messages: n,
+                    lanes,
+                    ms,
+                    per_s: delivered as f64 / (ms / 1000.0),
+                    delivered,
+                    duplicates,
+                    enqueue,
+                    in_order,
+                });
+                // Let the worker settle (Workbox's re-registered sync, Outbox's timers).
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        let _ = page.close().await;
+        demo.shutdown().await;
+        Ok(Variant {
+            mode: mode.to_owned(),
+            online,
+            cold_start,
+            drains,
+        })
+    }
+
+    /// Queues `entries` in Outbox's worker while offline, then drains them,
+    /// sampling the worker's JS heap and wasm memory and the page's heap.
+    async fn memory(&self) -> Result<Memory, Error> {
+        let n = self.options.memory_entries;
+        let demo = self.demo().await?;
+        let origin = demo.url();
+        self.emulator.control().reset();
+        let page = self
+            .browser
+            .new_page(&self.page_url(&demo, "outbox"))
+            .await
+            .map_err(cdp)?;
+        page.eval::<bool>("B.ready").await.map_err(cdp)?;
+        self.outage(true)?;
+        // Through the door with an empty queue, then the bulk as a fixture,
+        // then through the door again with the queue full.
+        let probe = (n / 4).min(500);
+        let (empty_per_s, empty) = self.door(&page, probe, "mem-a-").await?;
+        let template = "mem-s-0000000";
+        let r: Value = page
+            .eval(&format!("B.post('ml-00', '{template}')"))
+            .await
+            .map_err(cdp)?;
+        if r[1] != 202 {
+            return Err(format!("the template entry was not queued: {r}"));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let seeded = n.saturating_sub(2 * probe + 1);
+        let t = Instant::now();
+        page.eval::<Value>(&format!(
+            "B.seed({seeded}, 100, 'ml-00', 'ml-', '{template}', 'mem-s-', 7)"
+        ))
+        .await
+        .map_err(cdp)?;
+        let seed_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let (full_per_s, full) = self.door(&page, probe, "mem-b-").await?;
+        let enqueue_ms = seed_ms;
+        eprintln!(
+            "bench: browser: memory: {n} queued ({seeded} as a fixture in {seed_ms:.0} ms); \
+             door {empty_per_s:.0}/s empty, {full_per_s:.0}/s with {} queued",
+            n - probe
+        );
+        let worker = self.attach_worker(&origin).await?;
+        let mut samples = vec![self.sample(&page, &worker, 0.0).await];
+        self.outage(false)?;
+        let started = Instant::now();
+        self.recover(&page, "outbox", &origin).await?;
+        // Generous: a drain that stops progressing is reported as a failure.
+        let deadline = Duration::from_secs(120 + n as u64 / 20);
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let s = self
+                .sample(&page, &worker, started.elapsed().as_secs_f64())
+                .await;
+            samples.push(s);
+            if samples.len() % 20 == 0 {
+                eprintln!(
+                    "bench: browser: memory: {} of {n} delivered after {:.0} s",
+                    s.delivered, s.t
+                );
+            }
+            if s.delivered >= n {
+                break;
+            }
+            if started.elapsed() > deadline {
+                let stats: Value = page
+                    .eval("navigator.serviceWorker.controller ? 'controlled' : 'no controller'")
+                    .await
+                    .unwrap_or_default();
+                return Err(format!(
+                    "the drain stalled: {} of {n} delivered after {:.0} s ({stats})",
+                    s.delivered, s.t
+                ));
+            }
+        }
+        let drain_ms = started.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("bench: browser: memory: drained in {drain_ms:.0} ms");
+        let _ = page.close().await;
+        demo.shutdown().await;
+        Ok(Memory {
+            entries: n,
+            enqueue_ms,
+            drain_ms,
+            samples,
+            door: vec![
+                DoorRate {
+                    queued: 0,
+                    per_s: empty_per_s,
+                    latency: empty,
+                },
+                DoorRate {
+                    queued: n - probe,
+                    per_s: full_per_s,
+                    latency: full,
+                },
+            ],
+        })
+    }
+
+    /// Queues `k` messages through the fetch door, 8 in flight over 100
+    /// lanes; all must be answered `202`. Returns the rate and latencies.
+    async fn door(&self, page: &Page<'_>, k: usize, prefix: &str) -> Result<(f64, Latency), Error> {
+        let t = Instant::now();
+        let sent = self.send(page, (0, k), 100, prefix, 8).await?;
+        let secs = t.elapsed().as_secs_f64().max(0.001);
+        let queued = sent
+            .statuses
+            .iter()
+            .find(|(status, _)| *status == 202)
+            .map_or(0, |(_, c)| *c);
+        if queued != k {
+            return Err(format!(
+                "only {queued} of {k} were queued: {:?}",
+                sent.statuses
+            ));
+        }
+        Ok((k as f64 / secs, sent))
+    }
+
+    async fn attach_worker(&self, origin: &str) -> Result<String, Error> {
+        let targets = self
+            .browser
+            .call(None, "Target.getTargets", json!({}))
+            .await
+            .map_err(cdp)?;
+        let id = targets["targetInfos"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                t["type"] == "service_worker"
+                    && t["url"].as_str().is_some_and(|u| u.starts_with(origin))
+            })
+            .and_then(|t| t["targetId"].as_str())
+            .ok_or("Outbox's service worker is not running")?
+            .to_owned();
+        let attached = self
+            .browser
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": id, "flatten": true }),
+            )
+            .await
+            .map_err(cdp)?;
+        let session = attached["sessionId"]
+            .as_str()
+            .ok_or("no session")?
+            .to_owned();
+        self.browser
+            .call(Some(&session), "Runtime.enable", json!({}))
+            .await
+            .map_err(cdp)?;
+        Ok(session)
+    }
+
+    async fn sample(&self, page: &Page<'_>, worker: &str, t: f64) -> MemorySample {
+        let heap = |v: Value| v["usedSize"].as_f64().unwrap_or(0.0);
+        let worker_heap = self
+            .browser
+            .call(Some(worker), "Runtime.getHeapUsage", json!({}))
+            .await
+            .map(heap)
+            .unwrap_or(0.0);
+        let wasm = self
+            .browser
+            .call(
+                Some(worker),
+                "Runtime.evaluate",
+                json!({ "expression": "engine ? engine.then(() => wasm_bindgen()).then(w => w.memory.buffer.byteLength) : 0",
+                        "awaitPromise": true, "returnByValue": true, "timeout": 2000 }),
+            )
+            .await
+            .ok()
+            .and_then(|r| r["result"]["value"].as_f64())
+            .unwrap_or(0.0);
+        let page_heap = page
+            .call("Runtime.getHeapUsage", json!({}))
+            .await
+            .map(heap)
+            .unwrap_or(0.0);
+        MemorySample {
+            t,
+            delivered: self.emulator.control().messages().total,
+            worker_heap,
+            wasm_memory: wasm,
+            page_heap,
+        }
+    }
+}
+
+/// Runs the browser benchmark.
+pub async fn run(options: &Options) -> Result<Results, Error> {
+    let started = Instant::now();
+    for f in [
+        "sw.js",
+        "outbox_sw.js",
+        "outbox_sw_bg.wasm",
+        "workbox-sw.js",
+    ] {
+        if !options.site.join(f).is_file() {
+            return Err(format!(
+                "{} is missing from {} (run `cargo xtask bench`)",
+                f,
+                options.site.display()
+            ));
+        }
+    }
+    let mut config = EmulatorConfig::ephemeral();
+    // Lifted: the drain measures the workers, not the limit.
+    config.rate_limit = 100_000_000;
+    config.request_log_capacity = 400_000;
+    let emulator = Emulator::start(config)
+        .await
+        .map_err(|e| format!("emulator: {e}"))?;
+    let profile = std::env::temp_dir().join(format!("outbox-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    std::fs::create_dir_all(&profile).map_err(|e| e.to_string())?;
+    let browser = Browser::launch(&profile).await.map_err(cdp)?;
+    let version = browser
+        .call(None, "Browser.getVersion", json!({}))
+        .await
+        .ok()
+        .and_then(|v| v["product"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let run = Run {
+        emulator: &emulator,
+        browser: &browser,
+        options,
+    };
+    let mut variants = Vec::new();
+    let mut outcome = Ok(());
+    let modes: &[&str] = if options.variants {
+        &["none", "workbox", "outbox"]
+    } else {
+        &[]
+    };
+    for mode in modes {
+        match run.variant(mode).await {
+            Ok(v) => variants.push(v),
+            Err(e) => {
+                outcome = Err(format!("{mode}: {e}"));
+                break;
+            }
+        }
+    }
+    let memory = match outcome {
+        Ok(()) => run.memory().await,
+        Err(e) => Err(e),
+    };
+    browser.close().await;
+    emulator.shutdown().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    Ok(Results {
+        chromium: version,
+        variants,
+        memory: memory?,
+        wall_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Gzip size (level 9) of the named files in `dir`.
+pub fn gzip_size(dir: &Path, files: &[&str]) -> Result<u64, Error> {
+    let mut total = 0;
+    for f in files {
+        let bytes = std::fs::read(dir.join(f)).map_err(|e| format!("{f}: {e}"))?;
+        total += crate::gzip::len(&bytes) as u64;
+    }
+    Ok(total)
+}
