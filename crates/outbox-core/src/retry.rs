@@ -160,7 +160,9 @@ impl RetryPolicy {
                         error: self.max_age_error(Some(error)),
                     };
                 }
-                let wait = rate_limit_wait_ms.max(self.backoff_ms(entry.attempts, rng));
+                // The backoff grows with the server's refusals, not with
+                // attempts an outage failed before the server was reached.
+                let wait = rate_limit_wait_ms.max(self.backoff_ms(entry.failures + 1, rng));
                 Action::Retry {
                     not_before: now.saturating_add(wait),
                     failures: entry.failures,
@@ -183,7 +185,15 @@ impl RetryPolicy {
                     }
                 } else {
                     // At least the backoff, and at least what a `503` asked.
-                    let wait = rate_limit_wait_ms.max(self.backoff_ms(entry.attempts, rng));
+                    // A server failure backs off by the server failures so
+                    // far (the first after an outage waits ≤ 2 s, not the
+                    // outage's 60 s); no answer at all, by attempts.
+                    let exponent = if *server_failure {
+                        failures
+                    } else {
+                        entry.attempts
+                    };
+                    let wait = rate_limit_wait_ms.max(self.backoff_ms(exponent, rng));
                     Action::Retry {
                         not_before: now.saturating_add(wait),
                         failures,

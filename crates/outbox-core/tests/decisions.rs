@@ -245,6 +245,43 @@ fn replay_transient_failures_are_retryable() {
 }
 
 #[test]
+fn server_failures_back_off_by_server_failures_not_by_outage_attempts() {
+    let p = RetryPolicy::default();
+    let mut rng = SplitMix64::new(8);
+    let mut e = entry();
+    e.attempts = 40; // a long outage of network failures
+    e.failures = 0;
+    let server = Outcome::Retryable {
+        error: LastError::new("x", "503"),
+        server_failure: true,
+        retry_after: None,
+    };
+    let network = Outcome::Retryable {
+        error: LastError::new("network", "offline"),
+        server_failure: false,
+        retry_after: None,
+    };
+    let mut worst_server = 0;
+    let mut worst_network = 0;
+    for _ in 0..500 {
+        if let Action::Retry { not_before, .. } = p.decide(&e, &server, NOW, 0, &mut rng) {
+            worst_server = worst_server.max(not_before - NOW);
+        }
+        if let Action::Retry { not_before, .. } = p.decide(&e, &network, NOW, 0, &mut rng) {
+            worst_network = worst_network.max(not_before - NOW);
+        }
+    }
+    assert!(
+        worst_server <= 2_000,
+        "first server failure: ≤ 2 s, got {worst_server}"
+    );
+    assert!(
+        worst_network > 30_000,
+        "offline: the capped backoff, got {worst_network}"
+    );
+}
+
+#[test]
 fn replay_503_honours_its_retry_after() {
     let mut r = genesys(503, "service.unavailable", "down for maintenance");
     r.as_mut()
