@@ -533,17 +533,36 @@ impl IdbStore {
         let dead = tx.store(DEAD)?;
         let meta = tx.store(META)?;
         let id = id_key(entry.id);
+        // Counting a store walks it (slow with a long queue), so the
+        // lowest queued `seq` comes first: every queued entry lies between
+        // it and the last `seq` handed out, and only when that span could
+        // reach the limit are the entries counted.
         let reads = vec![
-            watch(&tx, entries.count())?,
+            watch(&tx, entries.open_key_cursor())?,
             watch(&tx, index(&tx, &entries, BY_ID)?.get_key(&id))?,
             watch(&tx, index(&tx, &dead, BY_ID)?.get_key(&id))?,
             watch(&tx, meta.get(&JsValue::from_str(NEXT_SEQ)))?,
         ];
         let mut results = all(reads).await?.into_iter();
         let mut next = || results.next().unwrap_or_default();
-        let (queued, queued_id, dead_id, last) = (next(), next(), next(), next());
+        let (first, queued_id, dead_id, last) = (next(), next(), next(), next());
+        let last = if absent(&last) {
+            0
+        } else {
+            codec::decode_seq(&last, "meta", NEXT_SEQ)?
+        };
+        let span = if absent(&first) {
+            0
+        } else {
+            let lowest = codec::decode_seq(&codec::field(&first, "key"), "entries", "(first key)")?;
+            usize::try_from(last.saturating_sub(lowest).saturating_add(1)).unwrap_or(usize::MAX)
+        };
         // The order of refusals is the memory store's.
-        if count(&queued)? >= limits.max_entries {
+        let full = span >= limits.max_entries && {
+            let n = watch(&tx, entries.count())?.next().await?;
+            count(&n)? >= limits.max_entries
+        };
+        if full {
             return Ok(Err(EnqueueError::Full {
                 max_entries: limits.max_entries,
             }));
@@ -558,11 +577,6 @@ impl IdbStore {
         if !absent(&queued_id) || !absent(&dead_id) {
             return Ok(Err(EnqueueError::Duplicate(entry.id)));
         }
-        let last = if absent(&last) {
-            0
-        } else {
-            codec::decode_seq(&last, "meta", NEXT_SEQ)?
-        };
         entry.seq = last + 1;
         let seq = seq_key(entry.seq)?;
         let record = Record::new(entry);
