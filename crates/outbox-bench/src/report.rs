@@ -924,13 +924,14 @@ fn findings(
                 "* **Outbox herds at the moment of recovery.** Forwarding `online` makes every \
                  backed-off entry due at once (`network_back`), so all clients fire their lane \
                  heads within the detection window: peak {:.0}× capacity, {} shed with `503`. \
-                 Full jitter spreads the retries only after that first wave, and because the \
-                 backoff exponent counts the outage's failed attempts, the first `503` after \
-                 recovery already waits up to the 60 s cap — which sets Outbox's p99 at small N. \
-                 On timers alone (no `online` signal) the peak is {:.1}× and {} `503`s, at p50 {} \
-                 instead of {}. A jittered `network_back` (spread over a few seconds per client) \
-                 and a backoff exponent that ignores network-only failures would cut both; \
-                 neither is changed here (engine policy, not a benchmark fix).",
+                 Full jitter spreads the retries only after that first wave, and the backoff \
+                 grows with the server's refusals (the first `503` after recovery waits ≤ 2 s, \
+                 not the outage's 60 s): good for one client after a blip (small-N p99 in \
+                 seconds), while a herd keeps the server over capacity for longer before the \
+                 windows widen. On timers alone (no `online` signal) the peak is {:.1}× and {} \
+                 `503`s, at p50 {} instead of {}. A `503` carrying `Retry-After` pauses the \
+                 origin for that long (this model's `503`s carry none, like a shedding load \
+                 balancer's); a congestion-style rate cut on `503`s is the next lever.",
                 ob.peak_load,
                 count(ob.shed),
                 ot.peak_load,
@@ -1085,13 +1086,13 @@ fn findings(
                 "* **Long queues are slow in IndexedDB (outbox-web).** The fetch door queues {:.0}/s \
                  with an empty queue but {:.0}/s with {} queued, and the drain runs at {:.0}/s while \
                  {} are queued, {:.0}/s near the end: the cost per message grows with the queue. \
-                 That is consistent with the store's design: every enqueue counts the queue for \
-                 `maxEntries` (`IDBObjectStore.count()`, which Chromium answers by walking the \
-                 records) and every claim finds lane heads with a `nextunique` cursor on the lane \
-                 index (which steps over every entry of every lane). Extrapolating the two door rates \
-                 linearly, queueing 100,000 entries through the door would take about {} — this \
-                 benchmark seeds the bulk instead. A running count in `meta` and a per-lane head record would make \
-                 both independent of the queue's length; the engine crates are not changed here.",
+                 Enqueue counts the queue for `maxEntries` only when the span of queued `seq`s \
+                 could reach the limit (`IDBObjectStore.count()` walks the records); every claim \
+                 still finds lane heads with a `nextunique` cursor on the lane index, which steps \
+                 over every entry of every lane. Extrapolating the two door rates linearly, \
+                 queueing 100,000 entries through the door would take about {} — this benchmark \
+                 seeds the bulk instead. A per-lane head record would make the claim independent \
+                 of the queue's length.",
                 empty.per_s,
                 full.per_s,
                 count(full.queued as u64),

@@ -268,13 +268,29 @@ pub(crate) fn values(request: Request) -> Values {
     Values {
         request,
         values: Vec::new(),
+        first_per_key: false,
     }
 }
 
-/// The future of [`values`].
+/// Walks an index cursor over string keys (opened with direction `next`)
+/// collecting only the first value of each key — the lowest primary key —
+/// by seeking straight past the rest (`continue(key + "\0")`, the next
+/// possible string). A `nextunique` cursor gives the same values but, in
+/// Chromium, steps over every duplicate: with one long lane a claim would
+/// cost as much as the queue is long.
+pub(crate) fn first_per_key(request: Request) -> Values {
+    Values {
+        request,
+        values: Vec::new(),
+        first_per_key: true,
+    }
+}
+
+/// The future of [`values`] and [`first_per_key`].
 pub(crate) struct Values {
     request: Request,
     values: Vec<JsValue>,
+    first_per_key: bool,
 }
 
 impl Future for Values {
@@ -305,7 +321,12 @@ impl Future for Values {
             let step = cursor
                 .value()
                 .map(|value| this.values.push(value))
-                .and_then(|()| cursor.continue_());
+                .and_then(|()| match cursor.key().map(|k| k.as_string()) {
+                    Ok(Some(key)) if this.first_per_key => {
+                        cursor.continue_with_key(&JsValue::from_str(&format!("{key}\0")))
+                    }
+                    _ => cursor.continue_(),
+                });
             if let Err(e) = step {
                 return Poll::Ready(Err(dom_error(operation, &e)));
             }

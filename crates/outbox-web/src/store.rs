@@ -17,15 +17,15 @@ use outbox_core::store::{
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
-    IdbCursorDirection, IdbDatabase, IdbIndex, IdbIndexParameters, IdbObjectStore,
-    IdbObjectStoreParameters, IdbRequest, IdbTransaction,
+    IdbDatabase, IdbIndex, IdbIndexParameters, IdbObjectStore, IdbObjectStoreParameters,
+    IdbRequest, IdbTransaction,
 };
 
 use crate::codec::{
     self, Record, decode_body, decode_entry, decode_head, encode_body, encode_entry, seq_key,
 };
 use crate::error::{CodecError, IdbError, enqueue_error};
-use crate::idb::{self, Migration, Mode, Request, Tx, all, dom_error, values};
+use crate::idb::{self, Migration, Mode, Request, Tx, all, dom_error, first_per_key, values};
 
 const ENTRIES: &str = "entries";
 const DEAD: &str = "dead";
@@ -648,16 +648,11 @@ impl Store for IdbStore {
         let dead = tx.store(DEAD)?;
         let meta = tx.store(META)?;
         let schedule = get_schedule(&tx, &meta)?;
-        // `nextunique` on the lane index: each lane's lowest `seq`, its head.
-        let cursor = watch(
-            &tx,
-            index(&tx, &entries, BY_LANE)?.open_cursor_with_range_and_direction(
-                &JsValue::NULL,
-                IdbCursorDirection::Nextunique,
-            ),
-        )?;
+        // The lane index, first record of each lane: its lowest `seq`, its
+        // head (seeking from lane to lane, O(lanes · log n)).
+        let cursor = watch(&tx, index(&tx, &entries, BY_LANE)?.open_cursor())?;
         let schedule = schedule.next().await?;
-        let records = values(cursor).await?;
+        let records = first_per_key(cursor).await?;
         let before = decode_schedule(&schedule);
         let mut heads: Vec<Head> = Vec::with_capacity(records.len());
         for value in &records {
