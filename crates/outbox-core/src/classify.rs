@@ -113,6 +113,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// How long the server asked to be left alone: a `429`'s `Retry-After`
+    /// (or `fallback_ms` when it sent none), a `503`'s `Retry-After`.
+    /// `None` for every other outcome.
+    pub fn pause_ms(&self, fallback_ms: u64) -> Option<u64> {
+        match self {
+            Outcome::RateLimited { retry_after, .. } => {
+                Some(retry_after.as_ref().map_or(fallback_ms, |r| r.delay_ms))
+            }
+            Outcome::Retryable {
+                retry_after: Some(ra),
+                ..
+            } => Some(ra.delay_ms),
+            _ => None,
+        }
+    }
+
     /// Whether this outcome means the server has the message.
     pub fn is_delivered(&self) -> bool {
         matches!(

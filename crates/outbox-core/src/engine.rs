@@ -268,18 +268,7 @@ where
         now: Millis,
     ) -> Result<(), S::Error> {
         let info = response.rate_limit();
-        let pause = match outcome {
-            Outcome::RateLimited { retry_after, .. } => Some(
-                retry_after
-                    .as_ref()
-                    .map_or(self.config.classify.retry_after_fallback_ms, |r| r.delay_ms),
-            ),
-            Outcome::Retryable {
-                retry_after: Some(ra),
-                ..
-            } => Some(ra.delay_ms),
-            _ => None,
-        };
+        let pause = outcome.pause_ms(self.config.classify.retry_after_fallback_ms);
         let low = matches!((info.count, info.allowed), (Some(c), Some(a)) if a.saturating_sub(c) <= u64::from(self.config.pacer.burst));
         if pause.is_none() && !low {
             return Ok(());
@@ -572,32 +561,19 @@ where
                     observed.push((entry.origin.clone(), info));
                 }
             }
-            let mut rate_wait = 0;
-            match &outcome {
-                Outcome::RateLimited { retry_after, error } => {
-                    rate_wait = retry_after
-                        .as_ref()
-                        .map_or(self.config.classify.retry_after_fallback_ms, |r| r.delay_ms);
-                    pauses.push((entry.origin.clone(), now + rate_wait, error.message.clone()));
+            // A `429`, or a `503` that says for how long: the origin rests.
+            let pause = outcome.pause_ms(self.config.classify.retry_after_fallback_ms);
+            if let (Some(wait), Some(error)) = (pause, outcome.error()) {
+                pauses.push((entry.origin.clone(), now + wait, error.message.clone()));
+            }
+            let rate_wait = pause.unwrap_or(0);
+            if matches!(outcome, Outcome::Unauthorized { .. }) {
+                if let Some(token) = &token {
+                    self.tokens.rejected(&entry.origin, token);
                 }
-                // A `503` that says for how long: the origin rests that long.
-                Outcome::Retryable {
-                    retry_after: Some(ra),
-                    error,
-                    ..
-                } => {
-                    rate_wait = ra.delay_ms;
-                    pauses.push((entry.origin.clone(), now + rate_wait, error.message.clone()));
+                if !want_token.contains(&entry.origin) {
+                    want_token.push(entry.origin.clone());
                 }
-                Outcome::Unauthorized { .. } => {
-                    if let Some(token) = &token {
-                        self.tokens.rejected(&entry.origin, token);
-                    }
-                    if !want_token.contains(&entry.origin) {
-                        want_token.push(entry.origin.clone());
-                    }
-                }
-                _ => {}
             }
             let action = self.config.retry.decide(
                 entry,

@@ -20,6 +20,15 @@ use crate::event::Obj;
 use crate::json;
 use crate::route::Prepared;
 
+/// The `http(s)` origin of a `ws(s)` URL (where the same host serves
+/// history), or `None` when it is not one.
+pub fn http_origin(socket_url: &str) -> Option<String> {
+    let rest = socket_url.strip_prefix("ws")?;
+    crate::url::parse(&format!("http{rest}"))
+        .ok()
+        .map(|p| p.origin)
+}
+
 /// The route name of guest entries.
 pub const ROUTE: &str = "guest";
 
@@ -30,9 +39,9 @@ pub const ROUTE: &str = "guest";
 /// `tracingId` and `metadata.outboxId`), no bearer token.
 pub fn prepare(id: EntryId, socket_url: &str, session_token: &str, text: &str) -> Prepared {
     let key = id.to_string();
-    let origin = crate::url::parse(&socket_url.replacen("ws", "http", 1))
-        .map(|p| p.origin.replacen("http", "ws", 1))
-        .unwrap_or_else(|_| socket_url.to_owned());
+    let origin = http_origin(socket_url)
+        .map(|o| o.replacen("http", "ws", 1))
+        .unwrap_or_else(|| socket_url.to_owned());
     Prepared {
         id,
         route: ROUTE.to_owned(),

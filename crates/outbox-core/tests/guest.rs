@@ -333,6 +333,15 @@ fn guest_entries_are_keyed_by_session_and_paced_per_socket_origin() {
     assert!(!p.needs_token && p.bearer.is_none());
     let local = guest::prepare(id, "ws://127.0.0.1:8081/v1?deploymentId=d", "s", "x");
     assert_eq!(local.origin, "ws://127.0.0.1:8081");
+    assert_eq!(
+        guest::http_origin("wss://webmessaging.mypurecloud.ie/v1?x=1").as_deref(),
+        Some("https://webmessaging.mypurecloud.ie")
+    );
+    assert_eq!(
+        guest::http_origin("ws://127.0.0.1:8081/v1").as_deref(),
+        Some("http://127.0.0.1:8081")
+    );
+    assert_eq!(guest::http_origin("https://x/v1"), None);
 }
 
 #[test]

@@ -204,12 +204,8 @@ impl Outbox {
         }
         let api_base = js::get_str(&config, "apiBase")
             .or_else(|| region.as_ref().map(|r| format!("https://api.{r}")))
-            .unwrap_or_else(|| {
-                let http = url.replacen("ws", "http", 1);
-                outbox_core::url::parse(&http)
-                    .map(|p| p.origin)
-                    .unwrap_or(http)
-            });
+            .or_else(|| guest::http_origin(&url))
+            .unwrap_or_else(|| url.clone());
         // Guest defaults: its own database and channel, and the per-session
         // rate (2 messages a second) kept with room to spare.
         let defaults = js::object();
