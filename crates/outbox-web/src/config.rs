@@ -8,7 +8,8 @@
 //!   "genesysRegions": true, "defaultRoutes": true,
 //!   "routes": [{ "name": "proxy", "path": "/chat/{room}/send", "lane": ["path:room"],
 //!                "carriers": ["header:Idempotency-Key"], "conflictMeansDelivered": false,
-//!                "needsToken": true }],
+//!                "needsToken": true, "onDead": "hold" }],
+//!   "onDead": { "agentless": "skip" },
 //!   "keepHeaders": ["X-Trace"],
 //!   "idempotencyHeaders": false,
 //!   "tokenUrl": "/token",
@@ -16,7 +17,7 @@
 //!   "database": "outbox", "channel": "outbox",
 //!   "maxEntries": 10000, "maxEntryBytes": 262144,
 //!   "retry": { "baseMs": 2000, "factor": 2, "capMs": 60000, "maxAttempts": 25,
-//!              "maxAgeMs": 259200000, "maxAuthFailures": 3 },
+//!              "maxAgeMs": 259200000, "maxAuthFailures": 3, "authWindowMs": 60000 },
 //!   "pacer": { "ratePerMinute": 150, "burst": 10 },
 //!   "batchSize": 8, "sendTimeoutMs": 30000, "leaseMs": 60000, "forwardTimeoutMs": 10000,
 //!   "retryAfterCapMs": 21600000
@@ -25,11 +26,15 @@
 //! `idempotencyHeaders` adds an `Idempotency-Key` header carrier to every
 //! route without one (only for servers whose CORS allows that header).
 //! `genesysRegions` includes `https://api.<domain>` of every Genesys region
-//! as an origin; `defaultRoutes` the four routes of the design. Every
+//! as an origin; `defaultRoutes` the four routes of the design. `onDead`
+//! (per route, or by route name at the top level) says what a lane does
+//! when its head becomes a dead letter: `hold` (default: later entries
+//! wait until it is retried or discarded) or `skip` (the lane goes on). Every
 //! field is optional. A wrong type or value is an error naming the
 //! field; unknown fields are ignored.
 
 use outbox_core::engine::Config;
+use outbox_core::hold::OnDead;
 use outbox_core::route::{Carrier, LaneSource, Route, RouteTable};
 use wasm_bindgen::JsValue;
 
@@ -136,6 +141,26 @@ impl WebConfig {
                 core.routes.add_route(route(&r, i)?);
             }
         }
+        if let Some(policies) = js::get(v, "onDead") {
+            if !policies.is_object() || policies.dyn_ref_array().is_some() {
+                return Err(bad(
+                    "onDead",
+                    "must be an object of route name → \"hold\" or \"skip\"",
+                ));
+            }
+            for key in js_sys::Object::keys(wasm_bindgen::JsCast::unchecked_ref::<js_sys::Object>(
+                &policies,
+            ))
+            .iter()
+            {
+                let name = key.as_string().unwrap_or_default();
+                let field = format!("onDead.{name}");
+                let policy = on_dead(&js::get(&policies, &name).unwrap_or_default(), &field)?;
+                if !core.routes.set_on_dead(&name, policy) {
+                    return Err(bad(&field, "names no configured route"));
+                }
+            }
+        }
         if bool_field(v, "idempotencyHeaders")? == Some(true) {
             core.routes.carry_key_in_header("Idempotency-Key");
         }
@@ -163,6 +188,7 @@ impl WebConfig {
             r.max_age_ms = count(&retry, "maxAgeMs")?.unwrap_or(r.max_age_ms);
             r.max_auth_failures =
                 count(&retry, "maxAuthFailures")?.map_or(r.max_auth_failures, |f| f as u32);
+            r.auth_window_ms = count(&retry, "authWindowMs")?.unwrap_or(r.auth_window_ms);
         }
         if let Some(pacer) = js::get(v, "pacer") {
             let p = &mut core.pacer;
@@ -326,5 +352,16 @@ fn route(r: &JsValue, i: usize) -> Result<Route, ConfigError> {
     if let Some(t) = bool_field(r, "needsToken")? {
         route.needs_token = t;
     }
+    if let Some(policy) = js::get(r, "onDead") {
+        route.on_dead = on_dead(&policy, &format!("{field}.onDead"))?;
+    }
     Ok(route)
+}
+
+/// `"hold"` or `"skip"`.
+fn on_dead(v: &JsValue, field: &str) -> Result<OnDead, ConfigError> {
+    v.as_string()
+        .as_deref()
+        .and_then(OnDead::parse)
+        .ok_or_else(|| bad(field, "must be \"hold\" or \"skip\""))
 }
