@@ -6,7 +6,8 @@
 //!   (wasm-bindgen `no-modules`, loaded with `importScripts`);
 //! * `outbox_page.js` + `outbox_page_bg.wasm` + `outbox_page.d.ts` — the
 //!   page API as an ES module with TypeScript types;
-//! * `package.json`, and `sizes.json` with raw and gzip sizes.
+//! * `package.json`, `sizes.json` with raw and gzip sizes, and
+//!   `size-report.txt`: bytes per function and per crate ([`crate::size`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -86,6 +87,14 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
         }
         tools::run(cmd.arg(out.join(crate_file)))?;
         let wasm = dist.join(format!("{name}_bg.wasm"));
+        // A twin with names, for the size report (the shipped file has none).
+        tools::run(
+            Command::new(&tools.wasm_opt)
+                .args(["-Oz", "-g"])
+                .arg(&wasm)
+                .arg("-o")
+                .arg(named_twin(name)),
+        )?;
         tools::run(
             Command::new(&tools.wasm_opt)
                 .arg("-Oz")
@@ -123,6 +132,13 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
         bundle.gzip_of(PAGE_FILES)
     ));
     std::fs::write(bundle.dist.join("sizes.json"), json).map_err(|e| e.to_string())?;
+    crate::size::write(
+        &bundle.dist,
+        &[
+            ("worker (outbox_sw_bg.wasm)", &named_twin("outbox_sw")),
+            ("page (outbox_page_bg.wasm)", &named_twin("outbox_page")),
+        ],
+    )?;
     eprintln!(
         "xtask: built {} — worker bundle {:.1} KB gzip, page bundle {:.1} KB gzip",
         bundle.dist.display(),
@@ -130,6 +146,11 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
         bundle.gzip_of(PAGE_FILES) as f64 / 1024.0
     );
     Ok(bundle)
+}
+
+/// Where the named twin of module `name` goes (outside `dist/`: not shipped).
+fn named_twin(name: &str) -> PathBuf {
+    target_dir().join(format!("{name}.named.wasm"))
 }
 
 /// Gzip size at the highest level.

@@ -8,6 +8,7 @@
 
 mod bench;
 mod build;
+mod size;
 mod tools;
 
 use std::process::ExitCode;

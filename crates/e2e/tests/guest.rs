@@ -252,7 +252,7 @@ async fn the_session_survives_a_reload() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_long_text_is_a_dead_letter_with_the_reason() {
+async fn too_long_text_is_a_dead_letter_that_holds_the_session_until_discarded() {
     let stack = Stack::start("guest-long", |_| {}).await;
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack, json!({})).await;
@@ -273,6 +273,17 @@ async fn too_long_text_is_a_dead_letter_with_the_reason() {
             .as_str()
             .unwrap()
             .contains("maximum length")
+    );
+    // The session is a conversation: the dead letter holds it, and the
+    // short one waits (no hole) until the user discards the long one.
+    let stats: Value = page.eval("T.outbox.stats()").await.unwrap();
+    assert_eq!(stats["held"][0]["id"], dead[0]["id"], "{stats}");
+    assert_eq!(stats["pending"], 1, "{stats}");
+    let id = dead[0]["id"].as_str().unwrap();
+    assert!(
+        page.eval::<bool>(&format!("T.outbox.discard('{id}')"))
+            .await
+            .unwrap()
     );
     drained(&page, &browser).await;
     assert_eq!(

@@ -262,7 +262,10 @@ mod tests {
         schedule.holds.hold("a", holder.id);
         let p = run(&[head(5, "a"), head(6, "b")], &mut schedule, OnDead::Hold);
         assert_eq!(p.claims, vec![(6, Claim::Send)]);
-        assert_eq!(p.next_wake, None, "a held lane waits for the user, not time");
+        assert_eq!(
+            p.next_wake, None,
+            "a held lane waits for the user, not time"
+        );
         // Revived: the holder is the head again; the hold lifts, it goes.
         let p = run(&[holder.clone()], &mut schedule, OnDead::Hold);
         assert_eq!(p.claims, vec![(1, Claim::Send)]);

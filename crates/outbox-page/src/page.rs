@@ -492,17 +492,17 @@ impl Outbox {
         })
     }
 
-    /// Deletes a dead letter. Resolves `false` when none has that id.
+    /// Deletes a dead letter, and flushes: the conversation it held (if
+    /// any) goes on. Resolves `false` when none has that id.
     #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
     pub fn discard(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            Ok(inner
-                .engine
-                .discard(parse_id(&id)?)
-                .await
-                .map_err(err)?
-                .into())
+            let found = inner.engine.discard(parse_id(&id)?).await.map_err(err)?;
+            if found {
+                deliver(&inner);
+            }
+            Ok(found.into())
         })
     }
 
