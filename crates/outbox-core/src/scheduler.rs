@@ -267,7 +267,7 @@ mod tests {
             "a held lane waits for the user, not time"
         );
         // Revived: the holder is the head again; the hold lifts, it goes.
-        let p = run(&[holder.clone()], &mut schedule, OnDead::Hold);
+        let p = run(std::slice::from_ref(&holder), &mut schedule, OnDead::Hold);
         assert_eq!(p.claims, vec![(1, Claim::Send)]);
         assert!(!schedule.holds.is_held("a"));
     }
