@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use e2e::stack::artifacts;
-use e2e::{Browser, Page, Stack};
+use e2e::{Browser, Page, Stack, console};
 use genesys_emulator::{Config, Emulator, Faults};
 use outbox_demo::{DemoOptions, DemoServer, Upstream};
 use serde_json::{Value, json};
@@ -49,6 +49,7 @@ true
 /// worker controls the page.
 async fn open_demo<'b>(browser: &'b Browser, base: &str) -> Page<'b> {
     let page = browser.new_page(&format!("{base}/")).await.unwrap();
+    console::enable(&page).await.unwrap();
     if let Err(e) = page
         .wait_for("document.body.dataset.ready === 'true'", WAIT)
         .await
@@ -64,6 +65,14 @@ async fn open_demo<'b>(browser: &'b Browser, base: &str) -> Page<'b> {
     }
     page.eval::<bool>(DRIVER).await.unwrap();
     page
+}
+
+/// Fails on any console error the demo logged (a failed load is not one),
+/// then closes the browser.
+async fn close(browser: Browser) {
+    let errors = console::errors(&browser).await;
+    browser.close().await;
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
 }
 
 async fn messages(page: &Page<'_>, conv: Option<&str>) -> Vec<Value> {
@@ -235,7 +244,7 @@ async fn offline_messages_from_both_doors_are_all_sent_in_order_once() {
     page.screenshot(&artifacts().join("demo.png"))
         .await
         .unwrap();
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -350,7 +359,7 @@ async fn server_errors_retry_with_a_countdown_and_a_403_is_a_dead_letter_to_retr
     let report = stack.emulator.control().messages();
     assert_eq!(report.total, 1, "only the retried one arrived");
     assert_eq!(report.lanes[0].texts, ["first try fails"]);
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -416,7 +425,7 @@ async fn a_lost_acknowledgement_shows_as_a_highlighted_duplicate() {
             .contains(&format!("{} duplicate", report.duplicates)),
         "the totals line"
     );
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -482,7 +491,7 @@ async fn an_expired_token_is_replaced_for_both_doors() {
         report.lanes[0].texts,
         ["before", "after, fetch", "after, outbox"]
     );
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -567,7 +576,7 @@ async fn the_fault_controls_drive_the_emulator() {
     )
     .await;
     assert_eq!(control.messages().total, 0);
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -699,7 +708,7 @@ async fn a_reload_restores_queued_messages_ids_can_change_and_cancel_and_purge_w
             .any(|l| l.lane == "carol"),
         "nothing cancelled or purged was sent"
     );
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -764,7 +773,7 @@ async fn region_mode_hides_the_emulator_controls_and_sends_through_the_region_ap
         report.lanes[0].texts,
         ["through the region API", "and by fetch"]
     );
-    browser.close().await;
+    close(browser).await;
     demo.shutdown().await;
     emulator.shutdown().await;
     let _ = std::fs::remove_dir_all(&profile);
@@ -875,6 +884,6 @@ async fn readme_screenshot() {
     page.screenshot(&e2e::stack::root().join("docs/demo.png"))
         .await
         .unwrap();
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
