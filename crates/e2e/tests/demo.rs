@@ -541,8 +541,8 @@ async fn the_fault_controls_drive_the_emulator() {
         "cleared",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(control.faults().rate_limit, None);
+    // The change reaches the emulator asynchronously: wait for it, not for a time.
+    wait_faults(&stack, |f| f.rate_limit.is_none()).await;
     click(&page, "clear-faults").await;
     wait(
         &page,
