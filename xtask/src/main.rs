@@ -8,6 +8,7 @@
 
 mod bench;
 mod build;
+mod chaos;
 mod tools;
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ commands:
   build     build the browser bundle into dist/
   bench     run the benchmarks and write BENCHMARKS.md [--quick] [--only herd|browser|micro|memory]
   install   only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium)
+  chaos     a longer end-to-end chaos run [--seed N] [--messages M] (default 2000 messages)
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
             .and_then(|t| build::build(&t, None).map(|_| ())),
         "demo" => demo(rest),
         "bench" => bench::bench(rest),
+        "chaos" => chaos::chaos(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
