@@ -11,8 +11,8 @@
 //! * Faults, set through the emulator's fault API: outages, server errors
 //!   (`failNext` with 500/502/503/504), lost acknowledgements (`loseAcks`),
 //!   401 bursts (`forceUnauthorized`), latency and jitter.
-//! * Disruptions: service-worker stops, page reloads, and one kill of the
-//!   whole browser (SIGKILL) restarted on the same profile.
+//! * Disruptions: service-worker stops, page reloads, and kills of the
+//!   whole browser (SIGKILL) restarted on the same profile (each at least once).
 //! * Then: nothing lost, each lane in order with no hole, duplicates on the
 //!   agent lanes exactly the lost acknowledgements there, none on the Open
 //!   Messaging lanes, no dead letter.
@@ -325,13 +325,13 @@ async fn session(stack: &Stack, run: &mut Run) -> bool {
         if force_kill || force_stop || force_reload || run.rng.percent(12) {
             quiesce(stack, &page, &browser, run).await;
             let roll = run.rng.range(0, 99);
-            if force_kill {
+            if force_kill || (!force_stop && !force_reload && roll >= 85) {
                 run.killed = true;
                 run.tally.kills += 1;
                 drop(page);
                 browser.kill().await;
                 return false;
-            } else if force_stop || (!force_reload && roll < 55) {
+            } else if force_stop || (!force_reload && roll < 50) {
                 run.stopped = true;
                 run.tally.worker_stops += 1;
                 browser.stop_service_workers(&page).await.unwrap();
