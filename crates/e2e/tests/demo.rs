@@ -625,6 +625,19 @@ async fn a_reload_restores_queued_messages_ids_can_change_and_cancel_and_purge_w
         "restored messages are followed to the end",
     )
     .await;
+    // An id that would change the URL's path is refused by the field
+    // (its `pattern` compiles: Chromium uses the `v` flag) and not saved.
+    let refused: bool = page
+        .eval(
+            "D.q('tab-bob').click(), D.q('conv-settings').open = true, D.set('conv-conversationId', 'a/b'), !D.q('conv-conversationId').checkValidity()",
+        )
+        .await
+        .unwrap();
+    assert!(refused, "a `/` in a conversation id is invalid");
+    assert!(
+        !text_of(&page, "conv-summary").await.contains("a/b"),
+        "and not saved"
+    );
     // Bob's conversation gets another id; new messages go to that lane.
     page.eval::<Value>(
         "D.q('tab-bob').click(), D.q('conv-settings').open = true, D.set('conv-conversationId', 'conv-bob-2'), null",

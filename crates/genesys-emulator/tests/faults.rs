@@ -208,7 +208,8 @@ async fn lost_acks_switch_keep_alive_off() {
     assert_eq!(r.header("connection"), Some("close"));
     // ...and idle kept-alive connections are closed, so no later request can
     // be lost on a reused connection (which Chromium would silently resend).
-    let deadline = Instant::now() + Duration::from_secs(2);
+    // A condition with a generous bound (a loaded machine is slow, not wrong).
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !idle.is_closed() {
         assert!(Instant::now() < deadline, "idle connection not closed");
         tokio::time::sleep(Duration::from_millis(10)).await;
