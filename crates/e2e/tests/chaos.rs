@@ -26,9 +26,13 @@
 //!   message (far below `maxAttempts`), and a 401 burst (at most 2) only
 //!   once the queue is empty, so no entry meets 3 401s in a row (today's
 //!   auth rule).
-//! * Disruptions happen while the emulator is in an outage and no entry is
-//!   in flight: a request the server recorded but whose answer a stopped
-//!   worker never read would be a duplicate no fault accounts for.
+//! * A disruption happens either while the emulator is in an outage and no
+//!   entry is in flight, or mid-flight (slow answers, requests under way)
+//!   once every queued entry is on an Open Messaging lane: a request the
+//!   server recorded but whose answer a stopped worker never read is then
+//!   replayed by its idempotency key. On an agent lane it would be a
+//!   duplicate that no fault accounts for, and the test could not tell it
+//!   from a real bug.
 //! * Lost acknowledgements by count (`loseAcks`): the emulator keeps
 //!   connections from being reused while one is pending, so Chromium never
 //!   resends a cut request behind the outbox's back.
@@ -130,6 +134,10 @@ struct Tally {
     worker_stops: u32,
     reloads: u32,
     kills: u32,
+    /// Disruptions with requests in flight (Open Messaging lanes only).
+    mid_flight: u32,
+    /// Entries in flight just before those disruptions.
+    in_flight_cut: u32,
     fetch_door: u32,
     page_door: u32,
 }
@@ -225,17 +233,77 @@ async fn quiesce(stack: &Stack, page: &Page<'_>, browser: &Browser, run: &Run) {
     .await;
 }
 
+/// Which messages a chunk may draw.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Draw {
+    /// Any lane, either door.
+    Any,
+    /// Open Messaging lanes through the page API only (it answers once the
+    /// entry is durable, so they are still in flight when it returns).
+    OpenByPage,
+}
+
+/// Prepares a disruption that cuts requests in flight, with no outage: slow
+/// answers, a chunk of Open Messaging messages, and the agent lanes empty.
+/// Only entries with an idempotency carrier can then be cut after the
+/// server recorded them (it replays their retry: no duplicate), so the
+/// agent lanes' duplicates still equal their lost acknowledgements.
+async fn mid_flight(stack: &Stack, page: &Page<'_>, browser: &Browser, run: &mut Run) {
+    let latency = run.rng.range(200, 600);
+    faults(stack, |f| {
+        f.outage = false;
+        f.latency_ms = latency;
+    });
+    let n = run.rng.range(4, 12) as usize;
+    send_chunk(page, browser, stack, run, n, Draw::OpenByPage).await;
+    let agent = json!(
+        run.lanes
+            .iter()
+            .filter(|l| l.kind == Kind::Agent)
+            .map(|l| l.key.clone())
+            .collect::<Vec<_>>()
+    );
+    wait_or_panic(
+        page,
+        browser,
+        run,
+        &format!("T.outbox.queued().then(q => !q.some(e => {agent}.includes(e.lane)))"),
+        "the agent lanes empty before a mid-flight disruption",
+    )
+    .await;
+    let in_flight = stats(page).await["inFlight"].as_u64().unwrap_or(0);
+    run.tally.mid_flight += 1;
+    run.tally.in_flight_cut += in_flight as u32;
+}
+
 /// Sends the next `n` messages in one script, each awaited in turn.
-async fn send_chunk(page: &Page<'_>, browser: &Browser, stack: &Stack, run: &mut Run, n: usize) {
+async fn send_chunk(
+    page: &Page<'_>,
+    browser: &Browser,
+    stack: &Stack,
+    run: &mut Run,
+    n: usize,
+    draw: Draw,
+) {
     let base = stack.emulator.base_url();
     let mut batch = Vec::new();
     let mut lanes = Vec::new();
     for _ in 0..n.min(run.total - run.sent) {
-        let lane = run.rng.range(0, run.lanes.len() as u64 - 1) as usize;
+        let lane = match draw {
+            Draw::Any => run.rng.range(0, run.lanes.len() as u64 - 1) as usize,
+            Draw::OpenByPage => {
+                run.rng
+                    .range(AGENT_LANES as u64, run.lanes.len() as u64 - 1) as usize
+            }
+        };
         let l = &run.lanes[lane];
         let number = run.expected[lane].len();
         let text = format!("{}#{number:03}", l.key);
-        let door = if run.rng.percent(50) { "fetch" } else { "page" };
+        let door = if draw == Draw::Any && run.rng.percent(50) {
+            "fetch"
+        } else {
+            "page"
+        };
         let (url, body) = match l.kind {
             Kind::Agent => (
                 format!(
@@ -322,14 +390,20 @@ async fn session(stack: &Stack, run: &mut Run) -> bool {
         let force_stop = !run.stopped && progress >= 0.2;
         let force_reload = !run.reloaded && progress >= 0.35;
         let force_kill = !run.killed && progress >= 0.5;
-        if force_kill || force_stop || force_reload || run.rng.percent(12) {
-            quiesce(stack, &page, &browser, run).await;
+        if force_kill || force_stop || force_reload || run.rng.percent(20) {
+            let forced = force_kill || force_stop || force_reload;
+            if !forced && run.rng.percent(50) {
+                mid_flight(stack, &page, &browser, run).await;
+            } else {
+                quiesce(stack, &page, &browser, run).await;
+            }
             let roll = run.rng.range(0, 99);
             if force_kill || (!force_stop && !force_reload && roll >= 85) {
                 run.killed = true;
                 run.tally.kills += 1;
                 drop(page);
                 browser.kill().await;
+                faults(stack, |f| f.latency_ms = 0);
                 return false;
             } else if force_stop || (!force_reload && roll < 50) {
                 run.stopped = true;
@@ -343,9 +417,10 @@ async fn session(stack: &Stack, run: &mut Run) -> bool {
                     panic!("{}: not ready after a reload: {e}", run.context());
                 }
             }
-            // Some messages queue while still offline, then the network returns.
+            faults(stack, |f| f.latency_ms = 0);
+            // Some messages queue (offline, unless mid-flight), then the network returns.
             let n = run.rng.range(1, 8) as usize;
-            send_chunk(&page, &browser, stack, run, n).await;
+            send_chunk(&page, &browser, stack, run, n, Draw::Any).await;
             online(stack, &page).await;
             in_outage = false;
         }
@@ -400,7 +475,7 @@ async fn session(stack: &Stack, run: &mut Run) -> bool {
             }
         }
         let n = run.rng.range(3, 15) as usize;
-        send_chunk(&page, &browser, stack, run, n).await;
+        send_chunk(&page, &browser, stack, run, n, Draw::Any).await;
     }
     // Everything handed over: faults off, and wait for the drain.
     stack.emulator.control().clear_faults();
