@@ -369,7 +369,9 @@ function renderConversationSettings() {
   const inputs = FIELDS[c.kind].map(([f, label]) => h('label', {},
     label,
     h('input', {
-      value: c[f], 'data-testid': `conv-${f}`, required: true, pattern: '[^/?#]+',
+      // Chromium compiles `pattern` with the `v` flag, where `/` must be
+      // escaped inside a class (`[^/?#]+` is refused, and the field unchecked).
+      value: c[f], 'data-testid': `conv-${f}`, required: true, pattern: String.raw`[^\/?#]+`,
       onchange: (e) => {
         if (!e.target.checkValidity()) return;
         c[f] = e.target.value.trim();

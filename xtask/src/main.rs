@@ -8,6 +8,7 @@
 
 mod bench;
 mod build;
+mod chaos;
 mod size;
 mod tools;
 
@@ -24,6 +25,7 @@ commands:
   build     build the browser bundle into dist/
   bench     run the benchmarks and write BENCHMARKS.md [--quick] [--only herd|browser|micro|memory]
   install   only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium)
+  chaos     a longer end-to-end chaos run [--seed N] [--messages M] (default 2000 messages)
 ";
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
             .and_then(|t| build::build(&t, None).map(|_| ())),
         "demo" => demo(rest),
         "bench" => bench::bench(rest),
+        "chaos" => chaos::chaos(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -288,6 +288,12 @@ impl Browser {
             .collect()
     }
 
+    /// Kills the browser process (SIGKILL: no shutdown, as a crash or the
+    /// task manager would) and waits for it to end; the profile stays on disk.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// Closes the browser and waits for the process to end (the profile
     /// stays on disk).
     pub async fn close(mut self) {

@@ -7,6 +7,7 @@
 //! browser.
 
 pub mod cdp;
+pub mod console;
 pub mod stack;
 
 pub use cdp::{Browser, CdpError, Page};

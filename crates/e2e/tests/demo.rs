@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use e2e::stack::artifacts;
-use e2e::{Browser, Page, Stack};
+use e2e::{Browser, Page, Stack, console};
 use genesys_emulator::{Config, Emulator, Faults};
 use outbox_demo::{DemoOptions, DemoServer, Upstream};
 use serde_json::{Value, json};
@@ -49,6 +49,7 @@ true
 /// worker controls the page.
 async fn open_demo<'b>(browser: &'b Browser, base: &str) -> Page<'b> {
     let page = browser.new_page(&format!("{base}/")).await.unwrap();
+    console::enable(&page).await.unwrap();
     if let Err(e) = page
         .wait_for("document.body.dataset.ready === 'true'", WAIT)
         .await
@@ -64,6 +65,14 @@ async fn open_demo<'b>(browser: &'b Browser, base: &str) -> Page<'b> {
     }
     page.eval::<bool>(DRIVER).await.unwrap();
     page
+}
+
+/// Fails on any console error the demo logged (a failed load is not one),
+/// then closes the browser.
+async fn close(browser: Browser) {
+    let errors = console::errors(&browser).await;
+    browser.close().await;
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
 }
 
 async fn messages(page: &Page<'_>, conv: Option<&str>) -> Vec<Value> {
@@ -235,7 +244,7 @@ async fn offline_messages_from_both_doors_are_all_sent_in_order_once() {
     page.screenshot(&artifacts().join("demo.png"))
         .await
         .unwrap();
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -369,7 +378,7 @@ async fn server_errors_retry_with_a_countdown_and_a_403_is_a_dead_letter_to_retr
     let report = stack.emulator.control().messages();
     assert_eq!(report.total, 2, "the retried one, then the one it held");
     assert_eq!(report.lanes[0].texts, ["first try fails", "waits behind"]);
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -435,7 +444,7 @@ async fn a_lost_acknowledgement_shows_as_a_highlighted_duplicate() {
             .contains(&format!("{} duplicate", report.duplicates)),
         "the totals line"
     );
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -501,7 +510,7 @@ async fn an_expired_token_is_replaced_for_both_doors() {
         report.lanes[0].texts,
         ["before", "after, fetch", "after, outbox"]
     );
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -551,8 +560,8 @@ async fn the_fault_controls_drive_the_emulator() {
         "cleared",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(control.faults().rate_limit, None);
+    // The change reaches the emulator asynchronously: wait for it, not for a time.
+    wait_faults(&stack, |f| f.rate_limit.is_none()).await;
     click(&page, "clear-faults").await;
     wait(
         &page,
@@ -586,7 +595,7 @@ async fn the_fault_controls_drive_the_emulator() {
     )
     .await;
     assert_eq!(control.messages().total, 0);
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -635,6 +644,19 @@ async fn a_reload_restores_queued_messages_ids_can_change_and_cancel_and_purge_w
         "restored messages are followed to the end",
     )
     .await;
+    // An id that would change the URL's path is refused by the field
+    // (its `pattern` compiles: Chromium uses the `v` flag) and not saved.
+    let refused: bool = page
+        .eval(
+            "D.q('tab-bob').click(), D.q('conv-settings').open = true, D.set('conv-conversationId', 'a/b'), !D.q('conv-conversationId').checkValidity()",
+        )
+        .await
+        .unwrap();
+    assert!(refused, "a `/` in a conversation id is invalid");
+    assert!(
+        !text_of(&page, "conv-summary").await.contains("a/b"),
+        "and not saved"
+    );
     // Bob's conversation gets another id; new messages go to that lane.
     page.eval::<Value>(
         "D.q('tab-bob').click(), D.q('conv-settings').open = true, D.set('conv-conversationId', 'conv-bob-2'), null",
@@ -718,7 +740,7 @@ async fn a_reload_restores_queued_messages_ids_can_change_and_cancel_and_purge_w
             .any(|l| l.lane == "carol"),
         "nothing cancelled or purged was sent"
     );
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
 
@@ -783,7 +805,7 @@ async fn region_mode_hides_the_emulator_controls_and_sends_through_the_region_ap
         report.lanes[0].texts,
         ["through the region API", "and by fetch"]
     );
-    browser.close().await;
+    close(browser).await;
     demo.shutdown().await;
     emulator.shutdown().await;
     let _ = std::fs::remove_dir_all(&profile);
@@ -894,6 +916,6 @@ async fn readme_screenshot() {
     page.screenshot(&e2e::stack::root().join("docs/demo.png"))
         .await
         .unwrap();
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }

@@ -1,6 +1,11 @@
 //! The `/api` request pipeline: route → forced 401 → bearer check →
 //! daily limit → rate limit → content type and size → validation →
-//! injected server error → record (or replay) → lost acknowledgement → answer.
+//! injected server error (`failNext`, then `errorRate`) → record (or replay)
+//! → lost acknowledgement (`loseAcks`, then `lostAckRate`) → answer.
+//!
+//! So the counted faults `failNext` and `loseAcks` are consumed only by
+//! message requests that would otherwise have been accepted: never by OAuth,
+//! guest history, the control API, a preflight, a 401, a 429 or a 400.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
@@ -131,7 +136,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
             .apply(r);
         }
     };
-    let r = message(shared, route, req, &correlation, &faults, client.clone()).await;
+    let r = message(shared, route, req, &correlation, client.clone()).await;
     rate.apply(r.with_client(client))
         .with_correlation(&correlation)
 }
@@ -142,7 +147,6 @@ async fn message(
     route: Route,
     req: Request<Incoming>,
     correlation: &str,
-    faults: &crate::faults::Faults,
     client: Option<String>,
 ) -> Reply {
     if !is_json(header(&req, CONTENT_TYPE)) {
@@ -196,7 +200,7 @@ async fn message(
         Ok(p) => p,
         Err(e) => return Reply::error(&e, Outcome::Rejected, correlation),
     };
-    if let Some(status) = lock(&shared.faults).injected_error() {
+    if let Some(status) = lock(&shared.faults).message_error() {
         return Reply::error(
             &ApiError::server_error(status),
             Outcome::InjectedError,
@@ -204,8 +208,17 @@ async fn message(
         );
     }
     let mut reply = record(shared, &parsed, idem_header, correlation, client);
-    let lost = matches!(reply.outcome, Outcome::Ok | Outcome::Replayed)
-        && lock(&shared.faults).roll(faults.lost_ack_rate);
+    let lost = matches!(reply.outcome, Outcome::Ok | Outcome::Replayed) && {
+        let mut f = lock(&shared.faults);
+        let lost = f.lose_ack();
+        if lost && !f.may_lose_acks() {
+            // The last counted loss: answers may keep their connection
+            // again (switched under the fault lock, so that a concurrent
+            // update of the faults cannot be overwritten).
+            shared.set_keepalive_off(false);
+        }
+        lost
+    };
     if lost {
         reply.response = None;
         reply.outcome = Outcome::LostAck;

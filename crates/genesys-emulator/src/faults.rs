@@ -1,5 +1,12 @@
-//! Fault injection: what can go wrong, switchable at run time, with a seeded
-//! random generator so that a test run can be reproduced.
+//! Fault injection: what can go wrong, switchable at run time.
+//!
+//! Two kinds. *Rates* (`errorRate`, `lostAckRate`, `ws*Rate`) are rolled by a
+//! seeded random generator, so that a chaos run can be reproduced; they suit
+//! soak and chaos runs. *Counts* (`failNext`, `loseAcks`,
+//! `forceUnauthorized`) hit exactly the next N matching requests and count
+//! down under the fault lock, one per request; they suit tests that need
+//! faults in a known order, since a test never has to race the product to
+//! switch a rate off again. A count is consumed before a rate is rolled.
 
 use std::time::Duration;
 
@@ -9,6 +16,12 @@ use serde::{Deserialize, Serialize};
 
 /// Statuses the 5xx fault may answer when `errorStatuses` is empty.
 pub const DEFAULT_ERROR_STATUSES: [u16; 4] = [500, 502, 503, 504];
+
+/// The status `failNext` answers unless `failStatus` says otherwise.
+pub const DEFAULT_FAIL_STATUS: u16 = 500;
+
+/// Statuses `errorStatuses` and `failStatus` may name.
+const FAULT_STATUSES: [u16; 7] = [403, 404, 408, 500, 502, 503, 504];
 
 /// The faults in force. JSON (camelCase) is what `GET /__emulator/faults`
 /// answers and `POST /__emulator/faults` merges.
@@ -35,6 +48,17 @@ pub struct Faults {
     /// Probability (0–1) that an accepted message is recorded and then the
     /// connection is cut before the answer.
     pub lost_ack_rate: f64,
+    /// The next N message requests (REST message routes only, past the
+    /// token, rate-limit and validation checks) answer `failStatus` and
+    /// record nothing (counts down; before `errorRate`).
+    pub fail_next: u32,
+    /// The status `failNext` answers (403, 404, 408, 500, 502, 503, 504);
+    /// default 500.
+    pub fail_status: u16,
+    /// The next N messages accepted on a REST message route (recorded or
+    /// replayed) lose their acknowledgement: recorded, then the connection
+    /// is cut before the answer (counts down; before `lostAckRate`).
+    pub lose_acks: u32,
     /// The next N `/api` requests answer 401 `credentials.expired` (counts down).
     pub force_unauthorized: u32,
     /// Every authenticated `/api` request answers 429 with a `Retry-After` of hours.
@@ -61,6 +85,9 @@ impl Default for Faults {
             error_rate: 0.0,
             error_statuses: Vec::new(),
             lost_ack_rate: 0.0,
+            fail_next: 0,
+            fail_status: DEFAULT_FAIL_STATUS,
+            lose_acks: 0,
             force_unauthorized: 0,
             daily_limit: false,
             rate_limit: None,
@@ -84,7 +111,7 @@ pub enum FaultsError {
 }
 
 impl Faults {
-    /// Checks ranges: rates in 0–1, statuses among 408/500/502/503/504, rate limit ≥ 1.
+    /// Checks ranges: rates in 0–1, statuses among 403/404/408/500/502/503/504, rate limit ≥ 1.
     pub fn validate(&self) -> Result<(), FaultsError> {
         for (name, r) in [
             ("errorRate", self.error_rate),
@@ -99,10 +126,16 @@ impl Faults {
         if let Some(s) = self
             .error_statuses
             .iter()
-            .find(|s| !matches!(s, 403 | 404 | 408 | 500 | 502 | 503 | 504))
+            .find(|s| !FAULT_STATUSES.contains(s))
         {
             return Err(FaultsError::Invalid(format!(
                 "errorStatuses: {s} is not one of 403, 404, 408, 500, 502, 503, 504"
+            )));
+        }
+        if !FAULT_STATUSES.contains(&self.fail_status) {
+            return Err(FaultsError::Invalid(format!(
+                "failStatus: {} is not one of 403, 404, 408, 500, 502, 503, 504",
+                self.fail_status
             )));
         }
         if self.rate_limit == Some(0) {
@@ -137,6 +170,11 @@ impl Faults {
         f.validate()?;
         Ok(f)
     }
+}
+
+/// Whether these faults may lose an acknowledgement (see [`FaultState::may_lose_acks`]).
+pub(crate) fn may_lose_acks(f: &Faults) -> bool {
+    f.lost_ack_rate > 0.0 || f.lose_acks > 0
 }
 
 /// The faults in force plus the seeded generator that rolls them.
@@ -181,7 +219,33 @@ impl FaultState {
         Duration::from_millis(f.latency_ms.saturating_add(jitter))
     }
 
-    /// Whether to inject a server error, and which status.
+    /// Whether lost acknowledgements may happen (a count pending or a rate
+    /// above 0): answers then close their connection.
+    pub(crate) fn may_lose_acks(&self) -> bool {
+        may_lose_acks(&self.faults)
+    }
+
+    /// Whether to fail a message request, and with which status: one of
+    /// `failNext` if any is left, else a roll of `errorRate`.
+    pub(crate) fn message_error(&mut self) -> Option<u16> {
+        if self.faults.fail_next > 0 {
+            self.faults.fail_next -= 1;
+            return Some(self.faults.fail_status);
+        }
+        self.injected_error()
+    }
+
+    /// Whether to lose the acknowledgement of an accepted message: one of
+    /// `loseAcks` if any is left, else a roll of `lostAckRate`.
+    pub(crate) fn lose_ack(&mut self) -> bool {
+        if self.faults.lose_acks > 0 {
+            self.faults.lose_acks -= 1;
+            return true;
+        }
+        self.roll(self.faults.lost_ack_rate)
+    }
+
+    /// Whether to inject a server error (by `errorRate`), and which status.
     pub(crate) fn injected_error(&mut self) -> Option<u16> {
         if !self.roll(self.faults.error_rate) {
             return None;
@@ -233,6 +297,53 @@ mod tests {
             base.merged(&serde_json::json!({"errorStatuses": [400]}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn counts_parse_validate_and_count_down() {
+        let f = Faults::default()
+            .merged(&serde_json::json!({"failNext": 2, "failStatus": 503, "loseAcks": 1}))
+            .expect("merge");
+        assert_eq!((f.fail_next, f.fail_status, f.lose_acks), (2, 503, 1));
+        assert!(
+            Faults::default()
+                .merged(&serde_json::json!({"failStatus": 429}))
+                .is_err()
+        );
+        assert!(
+            Faults::default()
+                .merged(&serde_json::json!({"loseAcks": -1}))
+                .is_err()
+        );
+        let reset = f
+            .merged(&serde_json::json!({"failStatus": null}))
+            .expect("merge");
+        assert_eq!(reset.fail_status, DEFAULT_FAIL_STATUS);
+
+        let mut s = FaultState::new(1);
+        s.faults = f;
+        assert!(s.may_lose_acks());
+        assert_eq!(s.message_error(), Some(503));
+        assert_eq!(s.message_error(), Some(503));
+        assert_eq!(s.message_error(), None, "two, then none (errorRate is 0)");
+        assert!(s.lose_ack());
+        assert!(!s.lose_ack(), "one, then none (lostAckRate is 0)");
+        assert!(!s.may_lose_acks());
+        assert_eq!((s.faults.fail_next, s.faults.lose_acks), (0, 0));
+    }
+
+    #[test]
+    fn counts_come_before_rates_and_do_not_move_the_generator() {
+        let mut a = FaultState::new(9);
+        let mut b = FaultState::new(9);
+        a.faults.error_rate = 0.5;
+        b.faults.error_rate = 0.5;
+        a.faults.fail_next = 3;
+        let counted: Vec<_> = (0..3).map(|_| a.message_error()).collect();
+        assert_eq!(counted, [Some(500); 3]);
+        let ra: Vec<_> = (0..40).map(|_| a.message_error()).collect();
+        let rb: Vec<_> = (0..40).map(|_| b.message_error()).collect();
+        assert_eq!(ra, rb, "the rolls after the counts are the seed's");
     }
 
     #[test]

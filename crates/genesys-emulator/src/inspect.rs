@@ -120,9 +120,9 @@ pub enum Outcome {
     RateLimited,
     /// 429 from the daily-limit fault.
     DailyLimited,
-    /// A server error injected by `errorRate`.
+    /// A server error injected by `failNext` or `errorRate`.
     InjectedError,
-    /// Recorded, then the connection was cut before the answer.
+    /// Recorded, then the connection was cut before the answer (`loseAcks`, `lostAckRate`).
     LostAck,
     /// Connection dropped without an answer: outage.
     OutageDropped,

@@ -5,7 +5,7 @@
 //! Genesys `ErrorBody` errors, per-token rate limits with `Retry-After` and
 //! `inin-ratelimit-*` headers, CORS for a page on another origin, optional
 //! idempotency, the Web Messaging Guest WebSocket (`/v1`) with guest history,
-//! fault injection (outage, latency, server errors, lost acknowledgements,
+//! fault injection by rate or by count (outage, latency, server errors, lost acknowledgements,
 //! forced 401, daily limit; dropped, lost, delayed and reordered guest echoes)
 //! and an inspection API.
 //!
@@ -66,7 +66,7 @@ pub use config::{ClientCredentials, Config, CorsPolicy, GuestConfig, TextLimits}
 pub use control::{CONTROL_PREFIX, Control};
 pub use cors::{ALLOWED_HEADERS, ALLOWED_METHODS, EXPOSED_HEADERS};
 pub use errors::{Detail, EmulatorError, ErrorBody, Limit};
-pub use faults::{DEFAULT_ERROR_STATUSES, Faults, FaultsError};
+pub use faults::{DEFAULT_ERROR_STATUSES, DEFAULT_FAIL_STATUS, Faults, FaultsError};
 pub use guest_ws::{EchoState, GuestMessageReport, SessionReport};
 pub use inspect::{
     LaneReport, MessagesReport, Outcome, RecordedMessage, RequestLogEntry, RequestsReport,

@@ -49,6 +49,8 @@ struct Args {
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
     /// Initial faults as JSON, e.g. '{"latencyMs":200,"errorRate":0.1}' (see GET /__emulator/faults).
+    /// Rates are rolled by the seeded generator; counts hit exactly the next N message requests:
+    /// '{"failNext":3,"failStatus":503}', '{"loseAcks":2}', '{"forceUnauthorized":1}'.
     #[arg(long, value_name = "JSON")]
     faults: Option<String>,
     /// Status of successful message sends: 200 or 202 (which one Genesys uses is unconfirmed).

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use crate::auth::TokenStore;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::faults::{FaultState, Faults};
+use crate::faults::{FaultState, Faults, may_lose_acks};
 use crate::guest_ws::GuestState;
 use crate::inspect::Recorder;
 use crate::ratelimit::SlidingWindow;
@@ -32,7 +32,8 @@ pub(crate) struct Shared {
     pub(crate) guest: GuestState,
     /// `true` while the outage fault is on (guest sockets watch it).
     pub(crate) outage: watch::Sender<bool>,
-    /// `true` while lost acknowledgements are on: no keep-alive, so that a
+    /// `true` while lost acknowledgements may happen (`lostAckRate` > 0 or
+    /// `loseAcks` left): no keep-alive, so that a
     /// lost answer always happens on a fresh connection (see `server`).
     pub(crate) no_keepalive: watch::Sender<bool>,
     /// Becomes `true` when the emulator shuts down.
@@ -64,13 +65,18 @@ impl Shared {
     /// Replaces the faults (already validated) and tells guest sockets about an outage.
     pub(crate) fn set_faults(&self, f: Faults) {
         let outage = f.outage;
-        let no_keepalive = f.lost_ack_rate > 0.0;
+        let no_keepalive = may_lose_acks(&f);
         lock(&self.faults).faults = f;
         self.outage.send_replace(outage);
+        self.set_keepalive_off(no_keepalive);
+    }
+
+    /// Switches keep-alive off (lost acknowledgements possible) or back on.
+    pub(crate) fn set_keepalive_off(&self, off: bool) {
         // Only transitions wake the connections (they close when idle).
         self.no_keepalive.send_if_modified(|v| {
-            let changed = *v != no_keepalive;
-            *v = no_keepalive;
+            let changed = *v != off;
+            *v = off;
             changed
         });
     }

@@ -112,10 +112,14 @@ fn help_documents_every_flag_and_bad_values_fail() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+    for count in ["failNext", "loseAcks", "forceUnauthorized"] {
+        assert!(help.contains(count), "--help lacks the {count} fault");
+    }
     for bad in [
         &["--success-status", "201"][..],
         &["--client", "nosecret"],
         &["--faults", r#"{"errorRate":3}"#],
+        &["--faults", r#"{"failStatus":429}"#],
         &["--bind", "not-an-ip"],
     ] {
         let out = Command::new(BIN).args(bad).output().unwrap();

@@ -111,7 +111,12 @@ async fn outage_drops_an_already_open_keep_alive_connection() {
 async fn outage_after_latency_still_drops() {
     let emu = start().await;
     let t = emu.control().mint_token(None, None).access_token;
-    emu.control().update_faults(|f| f.latency_ms = 300).unwrap();
+    // The outage is switched on while the request waits out its latency.
+    // Either order drops it (on arrival or after the delay); the latency is
+    // long so that the switch lands inside it even on a loaded machine.
+    emu.control()
+        .update_faults(|f| f.latency_ms = 3_000)
+        .unwrap();
     let ctl = emu.control();
     let switch = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -203,7 +208,8 @@ async fn lost_acks_switch_keep_alive_off() {
     assert_eq!(r.header("connection"), Some("close"));
     // ...and idle kept-alive connections are closed, so no later request can
     // be lost on a reused connection (which Chromium would silently resend).
-    let deadline = Instant::now() + Duration::from_secs(2);
+    // A condition with a generous bound (a loaded machine is slow, not wrong).
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !idle.is_closed() {
         assert!(Instant::now() < deadline, "idle connection not closed");
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -286,16 +292,14 @@ async fn latency_delays_answers() {
         200
     );
     let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
-        "{took:?}"
-    );
-    let start = Instant::now();
-    call(emu.local_addr(), "GET", "/__emulator/messages", &[], "").await;
-    assert!(
-        start.elapsed() < Duration::from_millis(250),
-        "control endpoints are not delayed"
-    );
+    // A lower bound only: an upper one would fail on a loaded machine.
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    // Control endpoints are not delayed: with an hour of latency they still answer.
+    emu.control()
+        .update_faults(|f| f.latency_ms = 3_600_000)
+        .unwrap();
+    let r = call(emu.local_addr(), "GET", "/__emulator/messages", &[], "").await;
+    assert_eq!(r.status, 200, "control endpoints are not delayed");
 }
 
 #[tokio::test]
@@ -343,6 +347,183 @@ async fn forced_unauthorized_counts_down() {
             Outcome::Ok
         ]
     );
+}
+
+#[tokio::test]
+async fn fail_next_fails_exactly_n_message_requests_then_accepts() {
+    let emu = start().await;
+    let t = emu.control().mint_token(None, None).access_token;
+    let r = call(
+        emu.local_addr(),
+        "POST",
+        "/__emulator/faults",
+        &[],
+        r#"{"failNext":2,"failStatus":503}"#,
+    )
+    .await;
+    assert_eq!(
+        (
+            r.json()["failNext"].as_u64(),
+            r.json()["failStatus"].as_u64()
+        ),
+        (Some(2), Some(503))
+    );
+    // Requests that are not accepted messages do not count: a token request,
+    // a bad token, an invalid body.
+    oauth_token(&emu).await;
+    let r = post_json(&emu, "nope", AGENT_PATH, &agent_body("x"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    let r = post_json(&emu, &t, AGENT_PATH, &json!({"textBody": 1}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(emu.control().faults().fail_next, 2);
+    for i in 0..2 {
+        let r = post_json(&emu, &t, AGENT_PATH, &agent_body(&format!("f{i}")))
+            .await
+            .unwrap();
+        assert_error(&r, 503, "service.unavailable");
+        assert!(r.header("retry-after").is_some());
+        assert_eq!(emu.control().faults().fail_next, 1 - i);
+    }
+    let r = post_json(&emu, &t, AGENT_PATH, &agent_body("ok"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "the count is spent");
+    assert_eq!(
+        emu.control()
+            .messages()
+            .lane(RouteKind::AgentSend, "conv-1")
+            .unwrap()
+            .texts,
+        ["ok"],
+        "a failed request records nothing"
+    );
+    let injected = emu
+        .control()
+        .requests()
+        .entries
+        .iter()
+        .filter(|e| e.outcome == Outcome::InjectedError)
+        .count();
+    assert_eq!(injected, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_decrement_once_per_request_under_concurrency() {
+    let emu = start_with(|c| c.rate_limit = 100_000).await;
+    let t = emu.control().mint_token(None, None).access_token;
+    emu.control()
+        .update_faults(|f| {
+            f.fail_next = 7;
+            f.lose_acks = 5;
+        })
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (addr, t) = (emu.local_addr(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let auth = format!("Bearer {t}");
+            let body = agent_body(&format!("c{i}")).to_string();
+            send(
+                addr,
+                "POST",
+                &format!("/api/v2/conversations/messages/lane-{i}/communications/c/messages"),
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                &body,
+            )
+            .await
+            .map(|r| r.status)
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let failed = answers.iter().filter(|a| matches!(a, Ok(500))).count();
+    let cut = answers.iter().filter(|a| a.is_err()).count();
+    let ok = answers.iter().filter(|a| matches!(a, Ok(200))).count();
+    assert_eq!((failed, cut, ok), (7, 5, 28), "{answers:?}");
+    assert_eq!(emu.control().messages().total, 33, "lost acks are recorded");
+    let f = emu.control().faults();
+    assert_eq!((f.fail_next, f.lose_acks), (0, 0));
+}
+
+#[tokio::test]
+async fn lose_acks_counts_down_and_then_restores_keep_alive() {
+    let emu = start_with(|c| c.idempotency = true).await;
+    let t = emu.control().mint_token(None, None).access_token;
+    let r = call(
+        emu.local_addr(),
+        "POST",
+        "/__emulator/faults",
+        &[],
+        r#"{"loseAcks":2}"#,
+    )
+    .await;
+    assert_eq!(r.json()["loseAcks"], 2);
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "keep-alive is off while a loss is pending"
+    );
+    // Refused requests do not count.
+    let r = post_json(&emu, &t, AGENT_PATH, &json!({})).await.unwrap();
+    assert_eq!(r.status, 400);
+    let auth = format!("Bearer {t}");
+    let keyed = |key: &'static str, text: &'static str| {
+        let auth = auth.clone();
+        let addr = emu.local_addr();
+        async move {
+            send(
+                addr,
+                "POST",
+                AGENT_PATH,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                    ("idempotency-key", key),
+                ],
+                &agent_body(text).to_string(),
+            )
+            .await
+        }
+    };
+    // A first send and its retry with the same key: both acknowledgements lost,
+    // the message recorded once (the retry is a replay, which counts too).
+    assert!(keyed("k1", "one").await.is_err());
+    assert_eq!(emu.control().faults().lose_acks, 1);
+    assert!(keyed("k1", "one").await.is_err());
+    assert_eq!(emu.control().faults().lose_acks, 0);
+    let r = keyed("k1", "one").await.unwrap();
+    assert_eq!(
+        (r.status, r.header("idempotent-replayed")),
+        (200, Some("true"))
+    );
+    assert_eq!(r.header("connection"), None, "keep-alive is back");
+    let outcomes: Vec<_> = emu
+        .control()
+        .requests()
+        .entries
+        .iter()
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Rejected,
+            Outcome::LostAck,
+            Outcome::LostAck,
+            Outcome::Replayed
+        ]
+    );
+    let rep = emu.control().messages();
+    assert_eq!((rep.total, rep.replays), (1, 2));
 }
 
 #[tokio::test]

@@ -39,12 +39,13 @@ impl Guest {
         self.ws.send(Message::text(v.to_string())).await.unwrap();
     }
 
-    /// The next frame within 2 s (pings skipped), parsed and checked against the swagger.
+    /// The next frame (pings skipped), parsed and checked against the
+    /// swagger; 20 s is a bound for a loaded machine, not an expected time.
     async fn recv(&mut self) -> Value {
         let v = self
-            .try_recv(Duration::from_secs(2))
+            .try_recv(Duration::from_secs(20))
             .await
-            .expect("no frame within 2 s");
+            .expect("no frame within 20 s");
         assert_frame(&v);
         v
     }
