@@ -5,7 +5,8 @@
 //! * `outbox_sw.js` + `outbox_sw_bg.wasm` — the worker engine
 //!   (wasm-bindgen `no-modules`, loaded with `importScripts`);
 //! * `outbox_page.js` + `outbox_page_bg.wasm` + `outbox_page.d.ts` — the
-//!   page API as an ES module with TypeScript types;
+//!   page API as an ES module (the glue with `crates/outbox-page/ts/auto_init.js`
+//!   appended) with its hand-written TypeScript types;
 //! * `package.json`, and `sizes.json` with raw and gzip sizes.
 
 use std::io::Write;
@@ -81,9 +82,8 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
             .arg(&dist)
             .arg("--out-name")
             .arg(name);
-        if target == "no-modules" {
-            cmd.arg("--no-typescript");
-        }
+        // The page's types are written by hand (crates/outbox-page/ts).
+        cmd.arg("--no-typescript");
         tools::run(cmd.arg(out.join(crate_file)))?;
         let wasm = dist.join(format!("{name}_bg.wasm"));
         tools::run(
@@ -94,6 +94,7 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
                 .arg(&wasm),
         )?;
     }
+    page_module(&dist)?;
     let engine = std::fs::read(dist.join("outbox_sw_bg.wasm")).map_err(|e| e.to_string())?;
     let shim =
         std::fs::read_to_string(tools::root().join("web/sw.js")).map_err(|e| e.to_string())?;
@@ -130,6 +131,26 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
         bundle.gzip_of(PAGE_FILES) as f64 / 1024.0
     );
     Ok(bundle)
+}
+
+/// The page module: the glue with automatic `init()` appended, and the
+/// hand-written declarations beside it.
+fn page_module(dist: &Path) -> Result<(), String> {
+    let ts = tools::root().join("crates/outbox-page/ts");
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut glue = read(&dist.join("outbox_page.js"))?;
+    for needed in ["async function __wbg_init(", "export class Outbox "] {
+        if !glue.contains(needed) {
+            return Err(format!(
+                "outbox_page.js has no `{needed}`: crates/outbox-page/ts/auto_init.js must follow the wasm-bindgen glue"
+            ));
+        }
+    }
+    glue.push_str(&read(&ts.join("auto_init.js"))?);
+    std::fs::write(dist.join("outbox_page.js"), glue).map_err(|e| e.to_string())?;
+    std::fs::copy(ts.join("outbox_page.d.ts"), dist.join("outbox_page.d.ts"))
+        .map_err(|e| format!("outbox_page.d.ts: {e}"))?;
+    Ok(())
 }
 
 /// Gzip size at the highest level.

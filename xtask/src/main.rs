@@ -14,6 +14,7 @@
 
 mod bench;
 mod build;
+mod package;
 mod tools;
 
 use std::path::PathBuf;
@@ -118,6 +119,8 @@ fn test() -> Result<(), String> {
             .env("WASM_BINDGEN_USE_NO_MODULE", "1")
             .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
     )?;
+    // The page API's declarations, as an app's TypeScript sees them.
+    package::check_types(&tools::root().join("target/ts-check"))?;
     // End to end: the real bundle, service worker, IndexedDB, emulator.
     build::build(&tools, None)?;
     tools::run(
