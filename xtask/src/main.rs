@@ -46,6 +46,9 @@ enum Command {
     },
     /// Run the benchmarks and write BENCHMARKS.md.
     Bench(bench::BenchArgs),
+    /// Build the bundle and the npm package (target/npm/): check its types,
+    /// lint it (publint), pack it.
+    Package,
     /// Only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium).
     Install,
 }
@@ -60,6 +63,10 @@ fn main() -> ExitCode {
             .and_then(|t| build::build(&t, dist.as_deref()).map(|_| ())),
         Command::Demo(args) => demo(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::Package => tools::Tools::ensure(tools::Need::Build)
+            .and_then(|t| build::build(&t, None))
+            .and_then(|b| package::package(&b.dist))
+            .map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,10 +126,10 @@ fn test() -> Result<(), String> {
             .env("WASM_BINDGEN_USE_NO_MODULE", "1")
             .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
     )?;
-    // The page API's declarations, as an app's TypeScript sees them.
-    package::check_types(&tools::root().join("target/ts-check"))?;
-    // End to end: the real bundle, service worker, IndexedDB, emulator.
-    build::build(&tools, None)?;
+    // End to end: the real bundle, service worker, IndexedDB, emulator;
+    // the npm package (types, publint) as an app installs it.
+    let bundle = build::build(&tools, None)?;
+    package::package(&bundle.dist)?;
     tools::run(
         tools::cargo()
             .args(["test", "-p", "e2e", "--", "--test-threads=1"])
@@ -267,7 +274,7 @@ mod tests {
 
     #[test]
     fn help_is_not_an_error() {
-        for sub in ["test", "demo", "build", "bench", "install"] {
+        for sub in ["test", "demo", "build", "bench", "install", "package"] {
             let error = Cli::try_parse_from(["xtask", sub, "--help"]).expect_err("help exits");
             assert_eq!(error.exit_code(), 0, "{sub}");
         }
