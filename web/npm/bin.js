@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = dirname(fileURLToPath(import.meta.url)); // the package folder
 const WORKER = ['sw.js', 'outbox-worker.js', 'outbox_sw.js', 'outbox_sw_bg.wasm'];
 const USAGE = `usage: outbox-genesys copy-worker <dir> [--no-page-wasm]
 

@@ -14,6 +14,7 @@
 
 mod bench;
 mod build;
+mod examples;
 mod package;
 mod tools;
 
@@ -49,6 +50,9 @@ enum Command {
     /// Build the bundle and the npm package (target/npm/): check its types,
     /// lint it (publint), pack it.
     Package,
+    /// Package, then install the tarball into each example app (examples/)
+    /// under target/examples/, build and type-check it.
+    Examples,
     /// Only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium).
     Install,
 }
@@ -67,6 +71,10 @@ fn main() -> ExitCode {
             .and_then(|t| build::build(&t, None))
             .and_then(|b| package::package(&b.dist))
             .map(|_| ()),
+        Command::Examples => tools::Tools::ensure(tools::Need::Build)
+            .and_then(|t| build::build(&t, None))
+            .and_then(|b| package::package(&b.dist))
+            .and_then(|p| examples::build_examples(&p)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,11 +137,28 @@ fn test() -> Result<(), String> {
     // End to end: the real bundle, service worker, IndexedDB, emulator;
     // the npm package (types, publint) as an app installs it.
     let bundle = build::build(&tools, None)?;
-    package::package(&bundle.dist)?;
+    let npm_package = package::package(&bundle.dist)?;
+    let chrome = tools.chromium.clone().unwrap_or_default();
     tools::run(
         tools::cargo()
             .args(["test", "-p", "e2e", "--", "--test-threads=1"])
-            .env("CHROME", tools.chromium.clone().unwrap_or_default()),
+            .env("CHROME", &chrome),
+    )?;
+    // The example apps, built from the packed package as a user would.
+    examples::build_examples(&npm_package)?;
+    tools::run(
+        tools::cargo()
+            .args([
+                "test",
+                "-p",
+                "e2e",
+                "--test",
+                "examples",
+                "--",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env("CHROME", &chrome),
     )?;
     Ok(())
 }
@@ -274,7 +299,9 @@ mod tests {
 
     #[test]
     fn help_is_not_an_error() {
-        for sub in ["test", "demo", "build", "bench", "install", "package"] {
+        for sub in [
+            "test", "demo", "build", "bench", "install", "package", "examples",
+        ] {
             let error = Cli::try_parse_from(["xtask", sub, "--help"]).expect_err("help exits");
             assert_eq!(error.exit_code(), 0, "{sub}");
         }

@@ -93,11 +93,8 @@ pub fn check_types(scratch: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The npm package's folder and its packed tarball.
-#[allow(dead_code)] // read by the examples (next)
+/// The packed npm package (its folder is `target/npm/package`).
 pub struct Package {
-    /// `target/npm/package`: the package as published.
-    pub dir: PathBuf,
     /// `target/npm/<name>-<version>.tgz` (`npm pack`).
     pub tarball: PathBuf,
     /// The package name.
@@ -260,5 +257,5 @@ pub fn package(dist: &Path) -> Result<Package, String> {
         return Err(format!("npm pack wrote no {}", tarball.display()));
     }
     eprintln!("xtask: packed {}", tarball.display());
-    Ok(Package { dir, tarball, name })
+    Ok(Package { tarball, name })
 }
