@@ -65,17 +65,32 @@ pub fn npm_bin(name: &str) -> PathBuf {
 }
 
 /// Type-checks `crates/outbox-page/ts/usage.ts` against the hand-written
-/// declarations, under lib ES2022 and ESNext (both with the DOM).
+/// page declarations, under lib ES2022 and ESNext (both with the DOM), and
+/// `worker_usage.ts` against the worker module's, under lib ES2022 with
+/// WebWorker. The declarations are laid out as in the package.
 pub fn check_types(scratch: &Path) -> Result<(), String> {
     ensure_npm_tools()?;
-    let ts = tools::root().join("crates/outbox-page/ts");
+    let root = tools::root();
+    let ts = root.join("crates/outbox-page/ts");
     let _ = std::fs::remove_dir_all(scratch);
-    std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    for file in ["outbox_page.d.ts", "usage.ts"] {
-        std::fs::copy(ts.join(file), scratch.join(file))
-            .map_err(|e| format!("{}: {e}", ts.join(file).display()))?;
+    std::fs::create_dir_all(scratch.join("worker"))
+        .map_err(|e| format!("{}: {e}", scratch.display()))?;
+    for (from, to) in [
+        (ts.join("outbox_page.d.ts"), "outbox_page.d.ts"),
+        (ts.join("usage.ts"), "usage.ts"),
+        (ts.join("worker_usage.ts"), "worker_usage.ts"),
+        (
+            root.join("web/outbox-worker.d.ts"),
+            "worker/outbox-worker.d.ts",
+        ),
+    ] {
+        std::fs::copy(&from, scratch.join(to)).map_err(|e| format!("{}: {e}", from.display()))?;
     }
-    for lib in ["ES2022,DOM", "ESNext,DOM"] {
+    for (lib, file) in [
+        ("ES2022,DOM", "usage.ts"),
+        ("ESNext,DOM", "usage.ts"),
+        ("ES2022,WebWorker", "worker_usage.ts"),
+    ] {
         tools::run(Command::new(npm_bin("tsc")).current_dir(scratch).args([
             "--noEmit",
             "--strict",
@@ -87,7 +102,7 @@ pub fn check_types(scratch: &Path) -> Result<(), String> {
             "bundler",
             "--lib",
             lib,
-            "usage.ts",
+            file,
         ]))?;
     }
     Ok(())
