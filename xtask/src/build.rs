@@ -71,9 +71,9 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
     tools::run(tools::cargo().args([
         "build",
         "-p",
-        "outbox-sw",
+        "genesys-outbox-sw",
         "-p",
-        "outbox-page",
+        "genesys-outbox-page",
         "--target",
         tools::WASM_TARGET,
         "--profile",

@@ -86,7 +86,11 @@ fn main() -> ExitCode {
 }
 
 /// The crates that only build for the browser.
-const WASM_CRATES: &[&str] = &["outbox-web", "outbox-sw", "outbox-page"];
+const WASM_CRATES: &[&str] = &[
+    "genesys-outbox-web",
+    "genesys-outbox-sw",
+    "genesys-outbox-page",
+];
 
 /// `cargo xtask test`: lint, then every suite — native, wasm in Chromium
 /// (page and service worker), end-to-end.
@@ -119,7 +123,7 @@ fn test() -> Result<(), String> {
     tools::run(tools::cargo().args([
         "build",
         "-p",
-        "outbox-core",
+        "genesys-outbox-core",
         "--target",
         tools::WASM_TARGET,
     ]))?;
@@ -129,7 +133,13 @@ fn test() -> Result<(), String> {
     // after the other, each with its own browser).
     tools::run(
         tools::cargo()
-            .args(["test", "-p", "outbox-web", "--target", tools::WASM_TARGET])
+            .args([
+                "test",
+                "-p",
+                "genesys-outbox-web",
+                "--target",
+                tools::WASM_TARGET,
+            ])
             .env("CHROMEDRIVER", &chromedriver)
             .env("WASM_BINDGEN_USE_NO_MODULE", "1")
             .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
