@@ -10,6 +10,8 @@ use crate::tools;
 
 /// The TypeScript compiler the declarations are checked with.
 pub const TYPESCRIPT_VERSION: &str = "5.9.3";
+/// The native TypeScript 7 compiler, checked with too (npm alias `typescript7`).
+pub const TYPESCRIPT_7_VERSION: &str = "7.0.2";
 /// The npm package linter.
 pub const PUBLINT_VERSION: &str = "0.3.25";
 
@@ -31,14 +33,28 @@ fn installed_version(name: &str) -> Option<String> {
 
 /// Installs TypeScript and publint into `.tools/npm` when missing.
 pub fn ensure_npm_tools() -> Result<(), String> {
+    // (folder in node_modules, what to install)
     let wanted = [
-        ("typescript", TYPESCRIPT_VERSION),
-        ("publint", PUBLINT_VERSION),
+        (
+            "typescript",
+            TYPESCRIPT_VERSION,
+            format!("typescript@{TYPESCRIPT_VERSION}"),
+        ),
+        (
+            "typescript7",
+            TYPESCRIPT_7_VERSION,
+            format!("typescript7@npm:typescript@{TYPESCRIPT_7_VERSION}"),
+        ),
+        (
+            "publint",
+            PUBLINT_VERSION,
+            format!("publint@{PUBLINT_VERSION}"),
+        ),
     ];
     let missing: Vec<String> = wanted
         .iter()
-        .filter(|(name, version)| installed_version(name).as_deref() != Some(*version))
-        .map(|(name, version)| format!("{name}@{version}"))
+        .filter(|(name, version, _)| installed_version(name).as_deref() != Some(*version))
+        .map(|(_, _, spec)| spec.clone())
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -67,7 +83,8 @@ pub fn npm_bin(name: &str) -> PathBuf {
 /// Type-checks `crates/outbox-page/ts/usage.ts` against the hand-written
 /// page declarations, under lib ES2022 and ESNext (both with the DOM), and
 /// `worker_usage.ts` against the worker module's, under lib ES2022 with
-/// WebWorker. The declarations are laid out as in the package.
+/// WebWorker; with TypeScript 5.9 and the native TypeScript 7. The
+/// declarations are laid out as in the package.
 pub fn check_types(scratch: &Path) -> Result<(), String> {
     ensure_npm_tools()?;
     let root = tools::root();
@@ -86,12 +103,19 @@ pub fn check_types(scratch: &Path) -> Result<(), String> {
     ] {
         std::fs::copy(&from, scratch.join(to)).map_err(|e| format!("{}: {e}", from.display()))?;
     }
-    for (lib, file) in [
-        ("ES2022,DOM", "usage.ts"),
-        ("ESNext,DOM", "usage.ts"),
-        ("ES2022,WebWorker", "worker_usage.ts"),
-    ] {
-        tools::run(Command::new(npm_bin("tsc")).current_dir(scratch).args([
+    let compilers = [
+        npm_bin("tsc"),
+        node_modules().join("typescript7").join("bin").join("tsc"),
+    ];
+    for (compiler, (lib, file)) in compilers.iter().flat_map(|c| {
+        [
+            ("ES2022,DOM", "usage.ts"),
+            ("ESNext,DOM", "usage.ts"),
+            ("ES2022,WebWorker", "worker_usage.ts"),
+        ]
+        .map(|check| (c, check))
+    }) {
+        tools::run(Command::new(compiler).current_dir(scratch).args([
             "--noEmit",
             "--strict",
             "--target",
