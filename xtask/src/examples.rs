@@ -13,7 +13,7 @@ use crate::package::{self, Package};
 use crate::tools;
 
 /// The example apps.
-pub const EXAMPLES: &[&str] = &["vite", "esbuild"];
+pub const EXAMPLES: &[&str] = &["vite", "esbuild", "workbox"];
 
 /// What is never copied from an example (installed or built output).
 const SKIP: &[&str] = &["node_modules", "dist", "package-lock.json", "outbox"];

@@ -1,4 +1,5 @@
-//! The example apps (`examples/vite`, `examples/esbuild`) as a user builds
+//! The example apps (`examples/vite`, `examples/workbox`,
+//! `examples/esbuild`) as a user builds
 //! them from the packed npm package: `cargo xtask examples` packs the
 //! package, installs the tarball into a copy of each example under
 //! `target/examples/`, builds it and type-checks it; these tests serve the
@@ -101,13 +102,18 @@ async fn recover_and_drain(page: &Page<'_>, browser: &Browser, stack: &Stack) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
-async fn vite_example_with_its_own_worker() {
-    let stack = serve("vite").await;
+/// An example whose app has its own worker (`app.appRoute()` is its own
+/// POST route; a `maintenance` message makes it hand Outbox's requests over
+/// instead of answering 503).
+async fn own_worker_example(name: &str, lane: &str) {
+    let stack = serve(name).await;
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack).await;
-    // The app's worker does not claim pages: a reload brings this one under it.
+    // The app's worker does not claim pages: once it is active, a reload
+    // brings this one under it.
+    page.eval::<bool>("navigator.serviceWorker.ready.then(() => true)")
+        .await
+        .unwrap();
     page.reload().await.unwrap();
     app_ready(&page, &browser).await;
     page.wait_for("!!navigator.serviceWorker.controller", WAIT)
@@ -119,7 +125,7 @@ async fn vite_example_with_its_own_worker() {
     // Offline: 202, kept.
     stack.set_outage(true);
     for i in 0..3 {
-        let answer = post(&page, "conv-vite", &format!("m{i}")).await;
+        let answer = post(&page, lane, &format!("m{i}")).await;
         assert_eq!(answer["status"], 202, "m{i}: {answer}");
         assert_eq!(answer["body"]["queued"], true, "{answer}");
     }
@@ -133,7 +139,7 @@ async fn vite_example_with_its_own_worker() {
     )
     .await
     .unwrap();
-    let handed = post(&page, "conv-vite", "m3").await;
+    let handed = post(&page, lane, "m3").await;
     assert_eq!(handed["status"], 202, "{handed}");
     assert_eq!(handed["body"]["reason"], "handed-over", "{handed}");
     page.eval::<Value>(
@@ -144,12 +150,24 @@ async fn vite_example_with_its_own_worker() {
     assert_eq!(stack.emulator.control().messages().total, 0);
 
     recover_and_drain(&page, &browser, &stack).await;
-    assert_eq!(texts(&stack, "conv-vite"), ["m0", "m1", "m2", "m3"]);
+    assert_eq!(texts(&stack, lane), ["m0", "m1", "m2", "m3"]);
     assert_eq!(stack.emulator.control().messages().duplicates, 0);
     let own: Value = page.eval("app.appRoute()").await.unwrap();
     assert_eq!(own["body"]["handledBy"], "app", "{own}");
     browser.close().await;
     stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+async fn vite_example_with_its_own_worker() {
+    own_worker_example("vite", "conv-vite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+async fn workbox_example_with_outbox_as_a_route() {
+    own_worker_example("workbox", "conv-workbox").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
