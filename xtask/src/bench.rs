@@ -17,41 +17,53 @@ use std::time::Instant;
 use crate::build;
 use crate::tools::{self, Need, Tools};
 
-/// The parts `--only` accepts.
-const PARTS: &[&str] = &["herd", "browser", "micro", "memory"];
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| tools::root().join("target"))
 }
 
+/// One part of the benchmarks.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The herd simulation.
+    Herd,
+    /// The browser benchmark (ends with the memory part).
+    Browser,
+    /// The Criterion micro-benchmarks.
+    Micro,
+    /// The browser memory part alone.
+    Memory,
+}
+
+impl Part {
+    fn name(self) -> &'static str {
+        match self {
+            Part::Herd => "herd",
+            Part::Browser => "browser",
+            Part::Micro => "micro",
+            Part::Memory => "memory",
+        }
+    }
+}
+
+/// The flags of `cargo xtask bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Keep the whole run under five minutes once everything is compiled.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run one part only, and rewrite the report with the other parts' last results.
+    #[arg(long, value_enum)]
+    pub only: Option<Part>,
+}
+
 /// Runs the benchmarks.
-pub fn bench(args: &[String]) -> Result<(), String> {
+pub fn bench(args: &BenchArgs) -> Result<(), String> {
     let started = Instant::now();
-    let quick = args.iter().any(|a| a == "--quick");
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .map(|i| args.get(i + 1).cloned().unwrap_or_default());
-    if let Some(part) = &only
-        && !PARTS.contains(&part.as_str())
-    {
-        return Err(format!(
-            "--only takes one of {}, not `{part}`",
-            PARTS.join(", ")
-        ));
-    }
-    if let Some(unknown) = args.iter().enumerate().find_map(|(i, a)| {
-        let value_of_only = i > 0 && args[i - 1] == "--only";
-        (!value_of_only && a != "--quick" && a != "--only").then_some(a)
-    }) {
-        return Err(format!(
-            "unknown option `{unknown}`; usage: cargo xtask bench [--quick] [--only {}]",
-            PARTS.join("|")
-        ));
-    }
-    let want = |p: &str| only.as_deref().is_none_or(|o| o == p);
+    let quick = args.quick;
+    let only = args.only.map(Part::name);
+    let want = |p: &str| only.is_none_or(|o| o == p);
     let browser_parts = want("browser") || want("memory");
     let tools = Tools::ensure(if browser_parts {
         Need::Everything

@@ -1,13 +1,18 @@
 //! `cargo xtask build`: the browser bundle in `dist/`.
 //!
-//! * `sw.js` — the service worker shim, stamped with the engine's hash so
-//!   that a new engine replaces the cached one;
+//! * `outbox-worker.js` — the worker module (a classic script a site's own
+//!   service worker imports), stamped with the engine's hash (so that a new
+//!   engine replaces the cached one) and the route facts of `outbox-core`
+//!   (Genesys regions, default routes) it decides ownership from;
+//! * `sw.js` — the stand-alone service worker built on it;
 //! * `outbox_sw.js` + `outbox_sw_bg.wasm` — the worker engine
-//!   (wasm-bindgen `no-modules`, loaded with `importScripts`);
+//!   (wasm-bindgen `no-modules`, global `outbox_wasm_bindgen`, loaded with
+//!   `importScripts`);
 //! * `outbox_page.js` + `outbox_page_bg.wasm` + `outbox_page.d.ts` — the
-//!   page API as an ES module with TypeScript types;
-//! * `package.json`, `sizes.json` with raw and gzip sizes, and
-//!   `size-report.txt`: bytes per function and per crate ([`crate::size`]).
+//!   page API as an ES module (the glue with `crates/outbox-page/ts/auto_init.js`
+//!   appended) with its hand-written TypeScript types;
+//! * `sizes.json` with raw and gzip sizes, and `size-report.txt`: bytes per
+//!   function and per crate ([`crate::size`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,7 +50,12 @@ impl Bundle {
 }
 
 /// The files a service worker loads.
-pub const WORKER_FILES: &[&str] = &["sw.js", "outbox_sw.js", "outbox_sw_bg.wasm"];
+pub const WORKER_FILES: &[&str] = &[
+    "sw.js",
+    "outbox-worker.js",
+    "outbox_sw.js",
+    "outbox_sw_bg.wasm",
+];
 /// The files a page loads.
 pub const PAGE_FILES: &[&str] = &["outbox_page.js", "outbox_page_bg.wasm"];
 
@@ -62,9 +72,9 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
     tools::run(tools::cargo().args([
         "build",
         "-p",
-        "outbox-sw",
+        "genesys-outbox-sw",
         "-p",
-        "outbox-page",
+        "genesys-outbox-page",
         "--target",
         tools::WASM_TARGET,
         "--profile",
@@ -82,8 +92,11 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
             .arg(&dist)
             .arg("--out-name")
             .arg(name);
+        // The page's types are written by hand (crates/outbox-page/ts).
+        cmd.arg("--no-typescript");
         if target == "no-modules" {
-            cmd.arg("--no-typescript");
+            // Not `wasm_bindgen`: a site's own worker may load another such glue.
+            cmd.args(["--no-modules-global", "outbox_wasm_bindgen"]);
         }
         tools::run(cmd.arg(out.join(crate_file)))?;
         let wasm = dist.join(format!("{name}_bg.wasm"));
@@ -103,12 +116,26 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
                 .arg(&wasm),
         )?;
     }
+    page_module(&dist)?;
     let engine = std::fs::read(dist.join("outbox_sw_bg.wasm")).map_err(|e| e.to_string())?;
-    let shim =
-        std::fs::read_to_string(tools::root().join("web/sw.js")).map_err(|e| e.to_string())?;
-    let stamped = shim.replace("__OUTBOX_BUILD__", &format!("{:016x}", fnv1a(&engine)));
-    std::fs::write(dist.join("sw.js"), stamped).map_err(|e| e.to_string())?;
-    std::fs::write(dist.join("package.json"), PACKAGE_JSON).map_err(|e| e.to_string())?;
+    let stamp = format!("{:016x}", fnv1a(&engine));
+    let web = tools::root().join("web");
+    let read = |name: &str| {
+        std::fs::read_to_string(web.join(name)).map_err(|e| format!("web/{name}: {e}"))
+    };
+    let module = read("outbox-worker.js")?
+        .replace("__OUTBOX_BUILD__", &stamp)
+        .replace("__OUTBOX_FACTS__", &route_facts());
+    std::fs::write(dist.join("outbox-worker.js"), module).map_err(|e| e.to_string())?;
+    std::fs::copy(
+        web.join("outbox-worker.d.ts"),
+        dist.join("outbox-worker.d.ts"),
+    )
+    .map_err(|e| format!("web/outbox-worker.d.ts: {e}"))?;
+    let shim = read("sw.js")?.replace("__OUTBOX_BUILD__", &stamp);
+    std::fs::write(dist.join("sw.js"), shim).map_err(|e| e.to_string())?;
+    // The npm package is staged apart (`cargo xtask package`).
+    let _ = std::fs::remove_file(dist.join("package.json"));
     let mut sizes = Vec::new();
     for name in WORKER_FILES.iter().chain(PAGE_FILES) {
         let bytes = std::fs::read(dist.join(name)).map_err(|e| format!("{name}: {e}"))?;
@@ -153,6 +180,26 @@ fn named_twin(name: &str) -> PathBuf {
     target_dir().join(format!("{name}.named.wasm"))
 }
 
+/// The page module: the glue with automatic `init()` appended, and the
+/// hand-written declarations beside it.
+fn page_module(dist: &Path) -> Result<(), String> {
+    let ts = tools::root().join("crates/outbox-page/ts");
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut glue = read(&dist.join("outbox_page.js"))?;
+    for needed in ["async function __wbg_init(", "export class Outbox "] {
+        if !glue.contains(needed) {
+            return Err(format!(
+                "outbox_page.js has no `{needed}`: crates/outbox-page/ts/auto_init.js must follow the wasm-bindgen glue"
+            ));
+        }
+    }
+    glue.push_str(&read(&ts.join("auto_init.js"))?);
+    std::fs::write(dist.join("outbox_page.js"), glue).map_err(|e| e.to_string())?;
+    std::fs::copy(ts.join("outbox_page.d.ts"), dist.join("outbox_page.d.ts"))
+        .map_err(|e| format!("outbox_page.d.ts: {e}"))?;
+    Ok(())
+}
+
 /// Gzip size at the highest level.
 pub fn gzip_len(bytes: &[u8]) -> usize {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -166,17 +213,42 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-const PACKAGE_JSON: &str = r#"{
-  "name": "outbox-genesys",
-  "version": "0.1.0",
-  "description": "A durable outbox for Genesys Cloud messaging in the browser: IndexedDB first, then delivered in order, with backoff, rate-limit pacing and token refresh.",
-  "license": "MIT OR Apache-2.0",
-  "type": "module",
-  "main": "outbox_page.js",
-  "module": "outbox_page.js",
-  "types": "outbox_page.d.ts",
-  "files": ["outbox_page.js", "outbox_page_bg.wasm", "outbox_page.d.ts", "outbox_page_bg.wasm.d.ts", "sw.js", "outbox_sw.js", "outbox_sw_bg.wasm"],
-  "sideEffects": false,
-  "keywords": ["genesys", "outbox", "offline", "service-worker", "indexeddb", "wasm"]
+/// What the worker module decides ownership from before its engine has
+/// started: `{"regions": [...], "routes": [{"method", "path"}]}`, from
+/// `outbox-core` (one home for both).
+pub fn route_facts() -> String {
+    use outbox_core::json::string;
+    let regions: Vec<String> = outbox_core::route::GENESYS_REGIONS
+        .iter()
+        .map(|r| string(r))
+        .collect();
+    let routes: Vec<String> = outbox_core::route::default_routes()
+        .iter()
+        .map(|r| {
+            format!(
+                r#"{{"method":{},"path":{}}}"#,
+                string(&r.method),
+                string(&r.path.to_string())
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"regions":[{}],"routes":[{}]}}"#,
+        regions.join(","),
+        routes.join(",")
+    )
 }
-"#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn route_facts_name_every_region_and_default_route() {
+        let facts = super::route_facts();
+        assert!(facts.contains(r#""mypurecloud.ie""#), "{facts}");
+        assert!(
+            facts.contains(r#"{"method":"POST","path":"/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages"}"#),
+            "{facts}"
+        );
+        assert_eq!(facts.matches(r#""method""#).count(), 4, "{facts}");
+    }
+}

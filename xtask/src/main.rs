@@ -5,49 +5,88 @@
 //! runs the benchmarks and writes `BENCHMARKS.md`. Every install step lives
 //! here (never in a shell history) so that a fresh machine behaves like a
 //! developer's.
+//!
+//! Arguments are parsed by clap before anything runs: `--help` on any
+//! subcommand prints and exits 0 without installing or building, and an
+//! unknown flag or a bad value exits 2 at once. A new subcommand is one
+//! variant of [`Command`] (its flags as fields, or a `Vec<String>` of
+//! arguments handed on) and one arm in [`main`].
 
 mod bench;
 mod build;
 mod chaos;
+mod examples;
+mod package;
 mod size;
 mod tools;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// What `cargo xtask` was asked to do.
-const USAGE: &str = "\
-usage: cargo xtask <command> [options]
+use clap::{Args, Parser, Subcommand};
 
-commands:
-  test      install what is missing, then run every test (native, wasm, end-to-end)
-  demo      install what is missing, build, and serve the demo with the emulator
-            (flags: --port, --emulator-port, --bind, --region DOMAIN; see `cargo xtask demo --help`)
-  build     build the browser bundle into dist/
-  bench     run the benchmarks and write BENCHMARKS.md [--quick] [--only herd|browser|micro|memory]
-  install   only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium)
-  chaos     a longer end-to-end chaos run [--seed N] [--messages M] (default 2000 messages)
-";
+/// Outbox's project automation: installs what is missing, then builds,
+/// tests, serves the demo or runs the benchmarks.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// What `cargo xtask` was asked to do.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Install what is missing, then run every test (native, wasm, end-to-end).
+    Test,
+    /// Install what is missing, build, and serve the demo with the emulator.
+    Demo(DemoArgs),
+    /// Build the browser bundle into dist/.
+    Build {
+        /// Output folder (default: dist/ at the repository root).
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+    },
+    /// Run the benchmarks and write BENCHMARKS.md.
+    Bench(bench::BenchArgs),
+    /// Build the bundle and the npm package (target/npm/): check its types,
+    /// lint it (publint), pack it.
+    Package,
+    /// Package, then install the tarball into each example app (examples/)
+    /// under target/examples/, build and type-check it.
+    Examples,
+    /// Only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium).
+    Install,
+    /// A longer end-to-end chaos run (crates/e2e/tests/chaos.rs).
+    Chaos {
+        /// Seed of the fault schedule (drawn and printed when not given).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Messages to send.
+        #[arg(long, default_value_t = chaos::DEFAULT_MESSAGES)]
+        messages: u64,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else {
-        eprint!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let rest = &args[1..];
-    let result = match command.as_str() {
-        "test" => test(rest),
-        "install" => tools::Tools::ensure(tools::Need::Everything).map(|_| ()),
-        "build" => tools::Tools::ensure(tools::Need::Build)
-            .and_then(|t| build::build(&t, None).map(|_| ())),
-        "demo" => demo(rest),
-        "bench" => bench::bench(rest),
-        "chaos" => chaos::chaos(rest),
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    // Usage errors exit 2 (clap's convention); `--help` exits 0.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Test => test(),
+        Command::Install => tools::Tools::ensure(tools::Need::Everything).map(|_| ()),
+        Command::Build { dist } => tools::Tools::ensure(tools::Need::Build)
+            .and_then(|t| build::build(&t, dist.as_deref()).map(|_| ())),
+        Command::Demo(args) => demo(&args),
+        Command::Bench(args) => bench::bench(&args),
+        Command::Package => tools::Tools::ensure(tools::Need::Build)
+            .and_then(|t| build::build(&t, None))
+            .and_then(|b| package::package(&b.dist))
+            .map(|_| ()),
+        Command::Chaos { seed, messages } => chaos::chaos(seed, messages),
+        Command::Examples => tools::Tools::ensure(tools::Need::Build)
+            .and_then(|t| build::build(&t, None))
+            .and_then(|b| package::package(&b.dist))
+            .and_then(|p| examples::build_examples(&p)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,11 +98,15 @@ fn main() -> ExitCode {
 }
 
 /// The crates that only build for the browser.
-const WASM_CRATES: &[&str] = &["outbox-web", "outbox-sw", "outbox-page"];
+const WASM_CRATES: &[&str] = &[
+    "genesys-outbox-web",
+    "genesys-outbox-sw",
+    "genesys-outbox-page",
+];
 
 /// `cargo xtask test`: lint, then every suite — native, wasm in Chromium
 /// (page and service worker), end-to-end.
-fn test(_args: &[String]) -> Result<(), String> {
+fn test() -> Result<(), String> {
     let tools = tools::Tools::ensure(tools::Need::Everything)?;
     let chromedriver = tools.chromedriver.clone().unwrap_or_default();
     tools::run(tools::cargo().args(["fmt", "--all", "--check"]))?;
@@ -92,7 +135,7 @@ fn test(_args: &[String]) -> Result<(), String> {
     tools::run(tools::cargo().args([
         "build",
         "-p",
-        "outbox-core",
+        "genesys-outbox-core",
         "--target",
         tools::WASM_TARGET,
     ]))?;
@@ -102,46 +145,120 @@ fn test(_args: &[String]) -> Result<(), String> {
     // after the other, each with its own browser).
     tools::run(
         tools::cargo()
-            .args(["test", "-p", "outbox-web", "--target", tools::WASM_TARGET])
+            .args([
+                "test",
+                "-p",
+                "genesys-outbox-web",
+                "--target",
+                tools::WASM_TARGET,
+            ])
             .env("CHROMEDRIVER", &chromedriver)
             .env("WASM_BINDGEN_USE_NO_MODULE", "1")
             .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
     )?;
-    // End to end: the real bundle, service worker, IndexedDB, emulator.
-    build::build(&tools, None)?;
+    // End to end: the real bundle, service worker, IndexedDB, emulator;
+    // the npm package (types, publint) as an app installs it.
+    let bundle = build::build(&tools, None)?;
+    let npm_package = package::package(&bundle.dist)?;
+    let chrome = tools.chromium.clone().unwrap_or_default();
     tools::run(
         tools::cargo()
             .args(["test", "-p", "e2e", "--", "--test-threads=1"])
-            .env("CHROME", tools.chromium.clone().unwrap_or_default()),
+            .env("CHROME", &chrome),
+    )?;
+    // The example apps, built from the packed package as a user would.
+    examples::build_examples(&npm_package)?;
+    tools::run(
+        tools::cargo()
+            .args([
+                "test",
+                "-p",
+                "e2e",
+                "--test",
+                "examples",
+                "--",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env("CHROME", &chrome),
     )?;
     Ok(())
 }
 
-/// `cargo xtask demo [--port P] [--emulator-port P] [--bind IP] [--region DOMAIN] [--dist DIR]`:
-/// installs what is missing, builds the bundle, then runs `outbox-demo`
-/// with the same arguments. On Unix the server replaces this process, so
-/// that Ctrl-C reaches it alone and it stops the page server and the
-/// emulator cleanly.
-fn demo(args: &[String]) -> Result<(), String> {
-    let mut run = tools::cargo();
-    run.args(["run", "-p", "outbox-demo", "--"]);
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        // No bundle needed to read the flags.
-        run.args(args);
-        return exec(run);
+/// The flags of `cargo xtask demo`, handed on to `outbox-demo` (they mirror
+/// its own, so that a wrong one is refused before minutes of building).
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Port of the demo page and token broker [default: 8080].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Port of the embedded Genesys Cloud emulator [default: 8081].
+    #[arg(long)]
+    emulator_port: Option<u16>,
+    /// Address to bind both servers to [default: 127.0.0.1].
+    #[arg(long)]
+    bind: Option<std::net::IpAddr>,
+    /// The browser bundle folder [default: the one this command builds].
+    #[arg(long, value_name = "DIR")]
+    dist: Option<PathBuf>,
+    /// The `web/` folder holding `demo/` and `test/`.
+    #[arg(long, value_name = "DIR")]
+    web: Option<PathBuf>,
+    /// Use the real Genesys Cloud region DOMAIN (e.g. mypurecloud.ie) instead of
+    /// the emulator; credentials come from OUTBOX_CLIENT_ID / OUTBOX_CLIENT_SECRET.
+    #[arg(long, value_name = "DOMAIN")]
+    region: Option<String>,
+    /// OAuth client id (real region mode) [env: OUTBOX_CLIENT_ID].
+    #[arg(long)]
+    client_id: Option<String>,
+    /// OAuth client secret (real region mode; never sent to a browser)
+    /// [env: OUTBOX_CLIENT_SECRET].
+    #[arg(long)]
+    client_secret: Option<String>,
+    /// Replace the region's login/api hosts with this base URL (testing).
+    #[arg(long, hide = true)]
+    upstream_override: Option<String>,
+    /// Web Messaging deployment id for the guest chat [default: demo-deployment].
+    #[arg(long)]
+    deployment: Option<String>,
+}
+
+impl DemoArgs {
+    /// The flags as `outbox-demo` reads them.
+    fn forwarded(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut flag = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                out.push(format!("--{name}"));
+                out.push(value);
+            }
+        };
+        flag("port", self.port.map(|p| p.to_string()));
+        flag("emulator-port", self.emulator_port.map(|p| p.to_string()));
+        flag("bind", self.bind.map(|b| b.to_string()));
+        flag("dist", self.dist.as_ref().map(|d| d.display().to_string()));
+        flag("web", self.web.as_ref().map(|d| d.display().to_string()));
+        flag("region", self.region.clone());
+        flag("client-id", self.client_id.clone());
+        flag("client-secret", self.client_secret.clone());
+        flag("upstream-override", self.upstream_override.clone());
+        flag("deployment", self.deployment.clone());
+        out
     }
-    if args
-        .iter()
-        .any(|a| a == "--region" || a.starts_with("--region="))
-    {
+}
+
+/// `cargo xtask demo [flags]`: installs what is missing, builds the bundle,
+/// then runs `outbox-demo` with the same flags. On Unix the server replaces
+/// this process, so that Ctrl-C reaches it alone and it stops the page
+/// server and the emulator cleanly.
+fn demo(args: &DemoArgs) -> Result<(), String> {
+    if args.region.is_some() {
         // Say it before minutes of building, not after.
-        for (flag, var) in [
-            ("--client-id", "OUTBOX_CLIENT_ID"),
-            ("--client-secret", "OUTBOX_CLIENT_SECRET"),
+        for (given, var) in [
+            (&args.client_id, "OUTBOX_CLIENT_ID"),
+            (&args.client_secret, "OUTBOX_CLIENT_SECRET"),
         ] {
-            let given = args
-                .iter()
-                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+            let given = given.as_deref().is_some_and(|v| !v.trim().is_empty())
                 || std::env::var(var).is_ok_and(|v| !v.trim().is_empty());
             if !given {
                 return Err("real region mode needs OAuth client credentials: set OUTBOX_CLIENT_ID and OUTBOX_CLIENT_SECRET (a client-credentials client of your org)".into());
@@ -150,13 +267,12 @@ fn demo(args: &[String]) -> Result<(), String> {
     }
     let tools = tools::Tools::ensure(tools::Need::Build)?;
     let bundle = build::build(&tools, None)?;
-    if !args
-        .iter()
-        .any(|a| a == "--dist" || a.starts_with("--dist="))
-    {
+    let mut run = tools::cargo();
+    run.args(["run", "-p", "outbox-demo", "--"]);
+    if args.dist.is_none() {
         run.arg("--dist").arg(&bundle.dist);
     }
-    run.args(args);
+    run.args(args.forwarded());
     exec(run)
 }
 
@@ -176,5 +292,53 @@ fn exec(mut command: std::process::Command) -> Result<(), String> {
     #[cfg(not(unix))]
     {
         tools::run(&mut command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_flags_are_usage_errors() {
+        for argv in [
+            &["xtask", "demo", "--nope"][..],
+            &["xtask", "test", "--nope"],
+            &["xtask", "build", "extra"],
+            &["xtask", "bench", "--only", "nothing"],
+            &["xtask", "frobnicate"],
+        ] {
+            let error = Cli::try_parse_from(argv).expect_err("must be refused");
+            assert_eq!(error.exit_code(), 2, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn help_is_not_an_error() {
+        for sub in [
+            "test", "demo", "build", "bench", "install", "package", "examples",
+        ] {
+            let error = Cli::try_parse_from(["xtask", sub, "--help"]).expect_err("help exits");
+            assert_eq!(error.exit_code(), 0, "{sub}");
+        }
+    }
+
+    #[test]
+    fn demo_flags_are_handed_on() {
+        let cli = Cli::try_parse_from(["xtask", "demo", "--port", "9000", "--region", "x.ie"])
+            .expect("valid");
+        let Command::Demo(args) = cli.command else {
+            panic!("not demo")
+        };
+        assert_eq!(
+            args.forwarded(),
+            ["--port", "9000", "--region", "x.ie"].map(String::from)
+        );
     }
 }

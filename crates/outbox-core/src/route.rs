@@ -151,6 +151,19 @@ impl PathTemplate {
     }
 }
 
+/// The template as written (`/chat/{room}/send`).
+impl std::fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => write!(f, "/{text}")?,
+                Segment::Param(name) => write!(f, "/{{{name}}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A route: a method and path template, and what Outbox needs to know to
 /// keep its requests in order and idempotent.
 #[derive(Debug, Clone, PartialEq, Eq)]

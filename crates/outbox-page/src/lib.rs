@@ -19,9 +19,15 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
 #[cfg(target_arch = "wasm32")]
+mod common;
+#[cfg(target_arch = "wasm32")]
 mod guest;
 #[cfg(target_arch = "wasm32")]
-mod page;
+mod guest_outbox;
+#[cfg(target_arch = "wasm32")]
+mod rest;
 
 #[cfg(target_arch = "wasm32")]
-pub use page::Outbox;
+pub use guest_outbox::GuestOutbox;
+#[cfg(target_arch = "wasm32")]
+pub use rest::Outbox;

@@ -28,11 +28,31 @@ pub const SYNC_TAG: &str = "outbox-flush";
 /// allows about three minutes).
 const SYNC_BUDGET_MS: f64 = 150_000.0;
 
+/// How many announced page replays a worker remembers (oldest forgotten
+/// first; a replay whose fetch never came is simply never matched).
+const REPLAYS_KEPT: usize = 64;
+
 struct Inner {
     config: WebConfig,
     engine: Rc<WebEngine>,
     flusher: Flusher,
     tokens: BrowserTokens,
+    /// Page replays announced (`OUTBOX_REPLAY`): (client id, replay key).
+    replays: std::cell::RefCell<std::collections::VecDeque<(String, String)>>,
+}
+
+impl Inner {
+    /// Whether `client` announced a replay with `key`; forgets it if so.
+    fn take_replay(&self, client: &str, key: &str) -> bool {
+        let mut replays = self.replays.borrow_mut();
+        match replays.iter().position(|(c, k)| c == client && k == key) {
+            Some(at) => {
+                replays.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// The service worker's engine. Create it with [`OutboxWorker::start`].
@@ -73,6 +93,7 @@ impl OutboxWorker {
                 engine,
                 flusher,
                 tokens,
+                replays: Default::default(),
             }),
         })
     }
@@ -84,20 +105,54 @@ impl OutboxWorker {
         self.inner.config.core.routes.is_candidate(method, url)
     }
 
-    /// Answers an intercepted request (for `FetchEvent.respondWith`).
-    pub fn respond(&self, request: Request) -> Promise {
+    /// Answers an intercepted request (for `FetchEvent.respondWith`);
+    /// `client_id` is the fetch event's `clientId` (a page's announced
+    /// replay from that client goes by untouched).
+    pub fn respond(&self, request: Request, client_id: Option<String>) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { respond(&inner, request).await.map(JsValue::from) })
+        future_to_promise(async move {
+            respond(&inner, request, client_id.unwrap_or_default(), false)
+                .await
+                .map(JsValue::from)
+        })
+    }
+
+    /// Keeps a request of a configured route without a live attempt: for an
+    /// app whose own handler decided the server cannot take it now (it
+    /// answered 503 itself). Resolves with `202 {"queued":true,…}`, or the
+    /// refusal (`507`, `413`); rejects when the request is on no
+    /// configured route.
+    pub fn queue(&self, request: Request) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            respond(&inner, request, String::new(), true)
+                .await
+                .map(JsValue::from)
+        })
     }
 
     /// Handles a message from a page: `{type:"TOKEN_UPDATED", token,
-    /// origin?, expiresIn?}`, `{type:"flush"}`, `{type:"online"}`. Resolves when done (for
-    /// `ExtendableMessageEvent.waitUntil`).
+    /// origin?, expiresIn?}`, `{type:"flush"}`, `{type:"online"}`,
+    /// `{type:"OUTBOX_REPLAY", key}` (from the client `client_id`).
+    /// Resolves when done (for `ExtendableMessageEvent.waitUntil`).
     #[wasm_bindgen(js_name = handleMessage)]
-    pub fn handle_message(&self, data: JsValue) -> Promise {
+    pub fn handle_message(&self, data: JsValue, client_id: Option<String>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             match js::get_str(&data, "type").as_deref() {
+                Some(fetch::REPLAY_MESSAGE) => {
+                    let (Some(client), Some(key)) = (client_id, js::get_str(&data, "key")) else {
+                        return Err(JsValue::from_str(
+                            "OUTBOX_REPLAY needs a client and a `key`",
+                        ));
+                    };
+                    let mut replays = inner.replays.borrow_mut();
+                    if replays.len() >= REPLAYS_KEPT {
+                        replays.pop_front();
+                    }
+                    replays.push_back((client, key));
+                    Ok(JsValue::TRUE)
+                }
                 Some("TOKEN_UPDATED") => {
                     let Some(token) = js::get_str(&data, "token") else {
                         return Err(JsValue::from_str("TOKEN_UPDATED needs a `token`"));
@@ -223,10 +278,15 @@ fn ask_pages_for_token(queue_id: &str, origin: &str) {
     });
 }
 
-async fn respond(inner: &Rc<Inner>, request: Request) -> Result<Response, JsValue> {
-    if fetch::is_replay(&request.referrer()) {
-        return pass_through(request).await;
-    }
+/// Answers a request on a configured route: a page's announced replay goes
+/// by; otherwise forwarded live or queued, as the engine decides (`queue`:
+/// kept at once, the app having answered for the network).
+async fn respond(
+    inner: &Rc<Inner>,
+    request: Request,
+    client: String,
+    queue: bool,
+) -> Result<Response, JsValue> {
     let method = request.method();
     let url = request.url();
     let mut headers = Vec::new();
@@ -246,6 +306,9 @@ async fn respond(inner: &Rc<Inner>, request: Request) -> Result<Response, JsValu
         },
         Err(e) => return Err(e),
     };
+    if !client.is_empty() && inner.take_replay(&client, &fetch::replay_key(&method, &url, &body)) {
+        return pass_through(request).await;
+    }
     let incoming = IncomingRequest {
         method,
         url,
@@ -254,8 +317,21 @@ async fn respond(inner: &Rc<Inner>, request: Request) -> Result<Response, JsValu
     };
     let prepared = match inner.engine.route(&incoming) {
         Routing::Matched(p) => *p,
+        Routing::Unmatched | Routing::Unroutable { .. } if queue => {
+            return Err(JsValue::from_str(
+                "Outbox keeps only requests on its configured routes (this one is not)",
+            ));
+        }
         Routing::Unmatched | Routing::Unroutable { .. } => return pass_through(request).await,
     };
+    if queue {
+        let reason = "handed-over";
+        let result = inner.engine.enqueue(prepared, false, None, reason).await;
+        let response = queued_answer(result.map(Box::new), reason);
+        inner.flusher.kick();
+        register_sync().await;
+        return response;
+    }
     let decision = match inner.engine.before_forward(&prepared).await {
         Ok(d) => d,
         // The store is unusable: we cannot keep it, so do not pretend to.

@@ -11,15 +11,68 @@ use outbox_core::transport::{OutgoingRequest, Transport};
 
 use crate::js;
 
-/// The path of the referrer every Outbox send carries. A service worker
-/// that sees it lets the request go by untouched: a page's own replay must
-/// never be queued again by the worker. Cross-origin servers see only the
-/// origin (`strict-origin-when-cross-origin`), never this path.
-pub const REPLAY_REFERRER_PATH: &str = "/__outbox_replay__";
+/// The replay guard: a page's own send must never be queued again by the
+/// service worker that controls it. Before such a send the page posts
+/// `{type: "OUTBOX_REPLAY", key}` to its controller and waits for the
+/// worker's acknowledgement; the worker lets the next request from that
+/// client (the fetch event's `clientId`, the message's `source.id`) with
+/// that key go by untouched. The key is a digest of the method, the URL as
+/// the `Request` normalised it, and the body: nothing is added to the
+/// request itself, so no server sees a marker and no CORS preflight is
+/// caused (a referrer marker is trimmed to the origin cross-origin, and a
+/// custom header would need a preflight).
+pub const REPLAY_MESSAGE: &str = "OUTBOX_REPLAY";
 
-/// Whether a request's referrer marks it as an Outbox send.
-pub fn is_replay(referrer: &str) -> bool {
-    referrer.ends_with(REPLAY_REFERRER_PATH)
+/// How long a page waits for its controller to acknowledge a replay before
+/// sending anyway (a controller without Outbox never answers).
+const REPLAY_ACK_TIMEOUT_MS: u64 = 3_000;
+
+/// The replay key of a request: FNV-1a (64 bits) of method, URL and body,
+/// in hex.
+pub fn replay_key(method: &str, url: &str, body: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [method.as_bytes(), b"\0", url.as_bytes(), b"\0", body] {
+        for b in part {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// In a page controlled by a service worker, announces the request as an
+/// Outbox send and waits (bounded) for the worker's acknowledgement. Does
+/// nothing elsewhere (a worker's own fetches never pass through a worker).
+async fn announce_replay(method: &str, url: &str, body: &[u8]) {
+    let global = js::global();
+    let Some(controller) = js::get(&global, "navigator")
+        .and_then(|n| js::get(&n, "serviceWorker"))
+        .and_then(|c| js::get(&c, "controller"))
+        .filter(|c| !c.is_null())
+    else {
+        return;
+    };
+    let Some(channel) = js::get(&global, "MessageChannel")
+        .and_then(|c| c.dyn_into::<js_sys::Function>().ok())
+        .and_then(|c| js_sys::Reflect::construct(&c, &js_sys::Array::new()).ok())
+    else {
+        return;
+    };
+    let (Some(mine), Some(theirs)) = (js::get(&channel, "port1"), js::get(&channel, "port2"))
+    else {
+        return;
+    };
+    // Resolved by the worker's answer on the port.
+    let acknowledged = Promise::new(&mut |resolve, _reject| {
+        js::set(&mine, "onmessage", resolve);
+    });
+    let message = js::object();
+    js::set(&message, "type", REPLAY_MESSAGE);
+    js::set(&message, "key", replay_key(method, url, body));
+    let transfer = js_sys::Array::of1(&theirs);
+    if js::call(&controller, "postMessage", &[message, transfer.into()]).is_ok() {
+        let _ = with_timeout(JsFuture::from(acknowledged), REPLAY_ACK_TIMEOUT_MS).await;
+    }
+    let _ = js::call(&mine, "close", &[]);
 }
 
 /// Largest error body read back (only error details are looked at).
@@ -56,11 +109,6 @@ pub async fn fetch(parts: Parts<'_>, timeout_ms: u64) -> Result<Response, Transp
     init.set_mode(web_sys::RequestMode::Cors);
     init.set_credentials(web_sys::RequestCredentials::Omit);
     init.set_cache(web_sys::RequestCache::NoStore);
-    if let Some(origin) = js::get(&js::global(), "location").and_then(|l| js::get_str(&l, "origin"))
-    {
-        init.set_referrer(&format!("{origin}{REPLAY_REFERRER_PATH}"));
-        init.set_referrer_policy(web_sys::ReferrerPolicy::StrictOriginWhenCrossOrigin);
-    }
     if !parts.body.is_empty() && !matches!(parts.method, "GET" | "HEAD") {
         let body = Uint8Array::from(parts.body);
         init.set_body(&body);
@@ -71,6 +119,7 @@ pub async fn fetch(parts: Parts<'_>, timeout_ms: u64) -> Result<Response, Transp
     }
     let request = Request::new_with_str_and_init(parts.url, &init)
         .map_err(|e| network(js::error_text(&e)))?;
+    announce_replay(parts.method, &request.url(), parts.body).await;
     let promise = js::call(&js::global(), "fetch", &[request.into()])
         .map_err(|e| network(js::error_text(&e)))?;
     let fetch = JsFuture::from(Promise::resolve(&promise));

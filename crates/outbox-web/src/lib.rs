@@ -37,7 +37,7 @@
 //! ```text
 //! PATH=$PWD/.tools/cargo/bin:$PATH CHROMEDRIVER=/usr/bin/chromedriver \
 //!   WASM_BINDGEN_USE_NO_MODULE=1 \
-//!   cargo test -p outbox-web --target wasm32-unknown-unknown
+//!   cargo test -p genesys-outbox-web --target wasm32-unknown-unknown
 //! ```
 //!
 //! `webdriver.json` in this crate's folder gives Chromium its flags

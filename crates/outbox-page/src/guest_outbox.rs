@@ -1,0 +1,133 @@
+//! The guest outbox: the `GuestOutbox` class behind `Outbox.guest`, for a
+//! Web Messaging guest on the Guest WebSocket (which no service worker can
+//! see, so this page alone sends). Messages are text, durable in their own
+//! database, paced under the per-session rate, and sent only when their
+//! echo arrives ([`crate::guest::GuestLink`]).
+
+use std::rc::Rc;
+
+use js_sys::Promise;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use outbox_core::clock::SplitMix64;
+use outbox_core::entry::EntryId;
+use outbox_core::guest;
+use outbox_web::config::WebConfig;
+use outbox_web::js;
+
+use crate::common::{Inner, accepted, build, err, queue_methods};
+use crate::guest::GuestLink;
+use crate::rest::Outbox;
+
+/// A guest's durable outbox on the Guest WebSocket (`Outbox.guest`).
+#[wasm_bindgen]
+pub struct GuestOutbox {
+    inner: Rc<Inner>,
+}
+
+#[wasm_bindgen]
+impl Outbox {
+    /// Opens a guest's outbox on the Web Messaging Guest WebSocket
+    /// (`wss://webmessaging.<region>/v1`, or `url`): messages are made
+    /// durable (database `outbox-guest` unless `database` says otherwise),
+    /// sent in order under the per-session rate, and count as sent only
+    /// when their echo arrives. The session token is created once and kept
+    /// in local storage, so a reload continues the conversation.
+    pub async fn guest(
+        #[wasm_bindgen(unchecked_param_type = "GuestConfig")] config: JsValue,
+    ) -> Result<GuestOutbox, JsValue> {
+        let deployment = js::get_str(&config, "deploymentId")
+            .ok_or_else(|| err("Outbox.guest needs a `deploymentId`"))?;
+        let region = js::get_str(&config, "region");
+        if let Some(r) = &region
+            && !outbox_core::route::GENESYS_REGIONS.contains(&r.as_str())
+        {
+            return Err(err(format!("`{r}` is not a Genesys Cloud region domain")));
+        }
+        let url = js::get_str(&config, "url")
+            .or_else(|| {
+                region
+                    .as_ref()
+                    .map(|r| format!("wss://webmessaging.{r}/v1"))
+            })
+            .ok_or_else(|| err("Outbox.guest needs a `region` or a socket `url`"))?;
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(err(format!("`{url}` is not a ws:// or wss:// URL")));
+        }
+        let api_base = js::get_str(&config, "apiBase")
+            .or_else(|| region.as_ref().map(|r| format!("https://api.{r}")))
+            .or_else(|| guest::http_origin(&url))
+            .unwrap_or_else(|| url.clone());
+        // Guest defaults: its own database and channel, and the per-session
+        // rate (2 messages a second) kept with room to spare.
+        let defaults = js::object();
+        js::set(&defaults, "database", "outbox-guest");
+        js::set(&defaults, "channel", "outbox-guest");
+        js::set(&defaults, "genesysRegions", false);
+        js::set(&defaults, "defaultRoutes", false);
+        js::set(&defaults, "sendTimeoutMs", 15_000.0);
+        js::set(&defaults, "leaseMs", 30_000.0);
+        let pacer = js::object();
+        js::set(&pacer, "ratePerMinute", 60.0);
+        js::set(&pacer, "burst", 1.0);
+        js::set(&defaults, "pacer", pacer);
+        let merged = js_sys::Object::new();
+        js_sys::Object::assign(&merged, defaults.unchecked_ref::<js_sys::Object>());
+        if config.is_object() {
+            js_sys::Object::assign(&merged, config.unchecked_ref::<js_sys::Object>());
+        }
+        let merged: JsValue = merged.into();
+        let web = WebConfig::from_js(&merged).map_err(err)?;
+        let storage_key = format!("outbox-guest-token:{}:{deployment}", web.database);
+        let link = Rc::new(GuestLink::new(&url, &deployment, &api_base, &storage_key));
+        Ok(GuestOutbox {
+            inner: build(web, &merged, Some(link)).await?,
+        })
+    }
+}
+
+queue_methods!(GuestOutbox);
+
+#[wasm_bindgen]
+impl GuestOutbox {
+    /// The guest's session token (created on first use, kept in local
+    /// storage).
+    #[wasm_bindgen(getter, js_name = sessionToken)]
+    pub fn session_token(&self) -> String {
+        self.inner
+            .guest
+            .as_ref()
+            .map(|g| g.session_token())
+            .unwrap_or_default()
+    }
+
+    /// Makes a text message durable, then sends it on the socket in order.
+    /// Resolves once it is in IndexedDB with `{id, lane, seq, state}`.
+    pub fn send(&self, text: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let Some(link) = &inner.guest else {
+                return Err(err("not a guest outbox"));
+            };
+            // A string, or `{text}`.
+            let text = text
+                .as_string()
+                .or_else(|| js::get_str(&text, "text"))
+                .ok_or_else(|| err("a guest outbox sends text: send('hello') or send({ text })"))?;
+            if text.trim().is_empty() {
+                return Err(err("a guest message needs some text"));
+            }
+            let id = EntryId::random(&mut SplitMix64::new(js::random_seed()));
+            let prepared = guest::prepare(id, link.url(), &link.session_token(), &text);
+            let entry = inner
+                .engine
+                .enqueue(prepared, false, None, "write-through")
+                .await
+                .map_err(err)?;
+            inner.flusher.kick();
+            Ok(accepted(&entry))
+        })
+    }
+}

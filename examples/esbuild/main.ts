@@ -1,0 +1,37 @@
+// A site without a service worker of its own: Outbox's stand-alone worker
+// (sw.js, copied beside the bundle with `outbox-genesys copy-worker dist`,
+// with outbox_page_bg.wasm, which `Outbox.open` loads from beside main.js).
+import { Outbox, type OutboxEvent } from 'outbox-genesys';
+
+// Genesys Cloud's API for your region; `?api=` points it at a stand-in (the tests' emulator).
+const api = new URLSearchParams(location.search).get('api') ?? 'https://api.mypurecloud.ie';
+
+const outbox = await Outbox.open({ origins: [api], apiBase: api, tokenUrl: '/token' });
+const registration: ServiceWorkerRegistration = await outbox.registerServiceWorker('/sw.js', { scope: '/' });
+
+const log = document.getElementById('log') as HTMLOListElement;
+const events: OutboxEvent[] = [];
+const stop: () => void = outbox.on((e) => {
+  events.push(e);
+  log.insertAdjacentHTML('beforeend', `<li>${e.type}</li>`);
+});
+addEventListener('pagehide', stop);
+
+async function post(conversationId: string, text: string): Promise<{ status: number; body: unknown }> {
+  const token = ((await (await fetch('/token')).json()) as { access_token: string }).access_token;
+  const r = await fetch(`${api}/api/v2/conversations/messages/${conversationId}/communications/c/messages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ textBody: text }),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+document.getElementById('send')?.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = new FormData(e.target as HTMLFormElement).get('text');
+  void outbox.sendAgentMessage('conversation-1', 'communication-1', String(text));
+});
+
+// For the end-to-end tests.
+Object.assign(window, { app: { outbox, events, post, registration } });

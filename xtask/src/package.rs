@@ -1,0 +1,300 @@
+//! The npm side of the bundle: the dev-only npm tools (TypeScript,
+//! publint), installed into `.tools/npm` like `wasm-opt`, and the checks
+//! that use them — the page API's hand-written declarations type-checked
+//! against a usage file (`tsc --noEmit --strict`, lib ES2022 and ESNext).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tools;
+
+/// The TypeScript compiler the declarations are checked with.
+pub const TYPESCRIPT_VERSION: &str = "5.9.3";
+/// The native TypeScript 7 compiler, checked with too (npm alias `typescript7`).
+pub const TYPESCRIPT_7_VERSION: &str = "7.0.2";
+/// The npm package linter.
+pub const PUBLINT_VERSION: &str = "0.3.25";
+
+/// `.tools/npm/node_modules`.
+fn node_modules() -> PathBuf {
+    tools::tools_dir().join("npm").join("node_modules")
+}
+
+/// The version of an installed npm package, if any.
+fn installed_version(name: &str) -> Option<String> {
+    let manifest = node_modules().join(name).join("package.json");
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let at = text.find("\"version\"")?;
+    let rest = &text[at + "\"version\"".len()..];
+    let start = rest.find('"')? + 1;
+    let end = rest[start..].find('"')? + start;
+    Some(rest[start..end].to_owned())
+}
+
+/// Installs TypeScript and publint into `.tools/npm` when missing.
+pub fn ensure_npm_tools() -> Result<(), String> {
+    // (folder in node_modules, what to install)
+    let wanted = [
+        (
+            "typescript",
+            TYPESCRIPT_VERSION,
+            format!("typescript@{TYPESCRIPT_VERSION}"),
+        ),
+        (
+            "typescript7",
+            TYPESCRIPT_7_VERSION,
+            format!("typescript7@npm:typescript@{TYPESCRIPT_7_VERSION}"),
+        ),
+        (
+            "publint",
+            PUBLINT_VERSION,
+            format!("publint@{PUBLINT_VERSION}"),
+        ),
+    ];
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|(name, version, _)| installed_version(name).as_deref() != Some(*version))
+        .map(|(_, _, spec)| spec.clone())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let prefix = tools::tools_dir().join("npm");
+    std::fs::create_dir_all(&prefix)
+        .map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+    eprintln!(
+        "xtask: installing {} (npm, dev-only) into {}",
+        missing.join(" "),
+        prefix.display()
+    );
+    tools::run(
+        Command::new("npm")
+            .current_dir(&prefix)
+            .args(["install", "--prefix", ".", "--no-audit", "--no-fund"])
+            .args(&missing),
+    )
+}
+
+/// A binary of `.tools/npm`.
+pub fn npm_bin(name: &str) -> PathBuf {
+    node_modules().join(".bin").join(name)
+}
+
+/// Type-checks `crates/outbox-page/ts/usage.ts` against the hand-written
+/// page declarations, under lib ES2022 and ESNext (both with the DOM), and
+/// `worker_usage.ts` against the worker module's, under lib ES2022 with
+/// WebWorker; with TypeScript 5.9 and the native TypeScript 7. The
+/// declarations are laid out as in the package.
+pub fn check_types(scratch: &Path) -> Result<(), String> {
+    ensure_npm_tools()?;
+    let root = tools::root();
+    let ts = root.join("crates/outbox-page/ts");
+    let _ = std::fs::remove_dir_all(scratch);
+    std::fs::create_dir_all(scratch.join("worker"))
+        .map_err(|e| format!("{}: {e}", scratch.display()))?;
+    for (from, to) in [
+        (ts.join("outbox_page.d.ts"), "outbox_page.d.ts"),
+        (ts.join("usage.ts"), "usage.ts"),
+        (ts.join("worker_usage.ts"), "worker_usage.ts"),
+        (
+            root.join("web/outbox-worker.d.ts"),
+            "worker/outbox-worker.d.ts",
+        ),
+    ] {
+        std::fs::copy(&from, scratch.join(to)).map_err(|e| format!("{}: {e}", from.display()))?;
+    }
+    let compilers = [
+        npm_bin("tsc"),
+        node_modules().join("typescript7").join("bin").join("tsc"),
+    ];
+    for (compiler, (lib, file)) in compilers.iter().flat_map(|c| {
+        [
+            ("ES2022,DOM", "usage.ts"),
+            ("ESNext,DOM", "usage.ts"),
+            ("ES2022,WebWorker", "worker_usage.ts"),
+        ]
+        .map(|check| (c, check))
+    }) {
+        tools::run(Command::new(compiler).current_dir(scratch).args([
+            "--noEmit",
+            "--strict",
+            "--target",
+            "ES2022",
+            "--module",
+            "ES2022",
+            "--moduleResolution",
+            "bundler",
+            "--lib",
+            lib,
+            file,
+        ]))?;
+    }
+    Ok(())
+}
+
+/// The packed npm package (its folder is `target/npm/package`).
+pub struct Package {
+    /// `target/npm/<name>-<version>.tgz` (`npm pack`).
+    pub tarball: PathBuf,
+    /// The package name.
+    pub name: String,
+}
+
+/// The page crate's Cargo metadata, with the workspace's fields resolved.
+fn page_metadata() -> Result<serde_json::Value, String> {
+    let out = tools::cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let all: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let manifest = tools::root().join("crates/outbox-page/Cargo.toml");
+    all["packages"]
+        .as_array()
+        .and_then(|packages| {
+            packages.iter().find(|p| {
+                p["manifest_path"]
+                    .as_str()
+                    .is_some_and(|m| Path::new(m) == manifest)
+            })
+        })
+        .cloned()
+        .ok_or_else(|| "cargo metadata lists no crates/outbox-page".into())
+}
+
+/// `package.json`, from the page crate's Cargo metadata (version, license,
+/// repository, homepage; name, description and keywords from
+/// `[package.metadata.npm]`), with its keys in a fixed order (export
+/// conditions are order-sensitive). Returns (name, version, text).
+pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String), String> {
+    let npm = &meta["metadata"]["npm"];
+    let text = |v: &serde_json::Value, what: &str| {
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("crates/outbox-page/Cargo.toml needs {what}"))
+    };
+    let name = text(&npm["name"], "[package.metadata.npm] name")?;
+    let version = text(&meta["version"], "a version")?;
+    let repository = text(&meta["repository"], "a repository (workspace)")?;
+    let homepage = meta["homepage"].as_str().unwrap_or(&repository).to_owned();
+    let description = npm["description"]
+        .as_str()
+        .or(meta["description"].as_str())
+        .unwrap_or_default();
+    let license = text(&meta["license"], "a license")?;
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let keywords = serde_json::to_string(&npm["keywords"]).map_err(|e| e.to_string())?;
+    let json = format!(
+        r#"{{
+  "name": {name},
+  "version": {version},
+  "description": {description},
+  "license": {license},
+  "repository": {{ "type": "git", "url": {git} }},
+  "homepage": {homepage},
+  "bugs": {{ "url": {bugs} }},
+  "keywords": {keywords},
+  "type": "module",
+  "main": "./outbox_page.js",
+  "types": "./outbox_page.d.ts",
+  "exports": {{
+    ".": {{ "types": "./outbox_page.d.ts", "default": "./outbox_page.js" }},
+    "./outbox_page_bg.wasm": "./outbox_page_bg.wasm",
+    "./worker": {{ "types": "./worker/outbox-worker.d.ts", "default": "./worker/outbox-worker.js" }},
+    "./worker/*": "./worker/*",
+    "./package.json": "./package.json"
+  }},
+  "bin": {{ {name}: "bin.js" }},
+  "files": [
+    "outbox_page.js",
+    "outbox_page_bg.wasm",
+    "outbox_page.d.ts",
+    "worker/",
+    "bin.js",
+    "LICENSE-MIT",
+    "LICENSE-APACHE",
+    "README.md"
+  ],
+  "sideEffects": false
+}}
+"#,
+        name = q(&name),
+        version = q(&version),
+        description = q(description),
+        license = q(&license),
+        git = q(&format!("git+{repository}.git")),
+        homepage = q(&homepage),
+        bugs = q(&format!("{repository}/issues")),
+    );
+    // Well-formed, whatever the metadata held.
+    serde_json::from_str::<serde_json::Value>(&json)
+        .map_err(|e| format!("package.json is not JSON: {e}"))?;
+    Ok((name, version, json))
+}
+
+/// Files of the bundle in the package: (from `dist/`, to the package).
+const PACKAGE_FILES: &[(&str, &str)] = &[
+    ("outbox_page.js", "outbox_page.js"),
+    ("outbox_page_bg.wasm", "outbox_page_bg.wasm"),
+    ("outbox_page.d.ts", "outbox_page.d.ts"),
+    ("sw.js", "worker/sw.js"),
+    ("outbox-worker.js", "worker/outbox-worker.js"),
+    ("outbox-worker.d.ts", "worker/outbox-worker.d.ts"),
+    ("outbox_sw.js", "worker/outbox_sw.js"),
+    ("outbox_sw_bg.wasm", "worker/outbox_sw_bg.wasm"),
+];
+
+/// Stages the npm package from the bundle in `dist`, checks it (types,
+/// publint) and packs it.
+pub fn package(dist: &Path) -> Result<Package, String> {
+    ensure_npm_tools()?;
+    let root = tools::root();
+    let out = root.join("target").join("npm");
+    let dir = out.join("package");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("worker")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to)
+            .map(|_| ())
+            .map_err(|e| format!("{}: {e}", from.display()))
+    };
+    for (from, to) in PACKAGE_FILES {
+        copy(&dist.join(from), &dir.join(to))?;
+    }
+    for (from, to) in [
+        ("LICENSE-MIT", "LICENSE-MIT"),
+        ("LICENSE-APACHE", "LICENSE-APACHE"),
+        ("web/npm/README.md", "README.md"),
+        ("web/npm/bin.js", "bin.js"),
+    ] {
+        copy(&root.join(from), &dir.join(to))?;
+    }
+    // The worker files are classic scripts, not ES modules.
+    std::fs::write(
+        dir.join("worker/package.json"),
+        "{\n  \"type\": \"commonjs\"\n}\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let (name, version, text) = package_json(&page_metadata()?)?;
+    std::fs::write(dir.join("package.json"), text).map_err(|e| e.to_string())?;
+    check_types(&out.join("ts-check"))?;
+    tools::run(Command::new(npm_bin("publint")).arg("--strict").arg(&dir))?;
+    tools::run(
+        Command::new("npm")
+            .current_dir(&dir)
+            .args(["pack", "--silent", "--pack-destination"])
+            .arg(&out),
+    )?;
+    let tarball = out.join(format!("{name}-{version}.tgz"));
+    if !tarball.is_file() {
+        return Err(format!("npm pack wrote no {}", tarball.display()));
+    }
+    eprintln!("xtask: packed {}", tarball.display());
+    Ok(Package { tarball, name })
+}
