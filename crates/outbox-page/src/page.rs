@@ -171,7 +171,7 @@ impl Outbox {
     pub async fn open(
         #[wasm_bindgen(unchecked_param_type = "OutboxConfig")] config: JsValue,
     ) -> Result<Outbox, JsValue> {
-        let web = WebConfig::from_js(&config).map_err(err)?;
+        let web = outbox_web::config::from_js(&config).map_err(err)?;
         build(web, &config, None).await
     }
 
@@ -225,7 +225,7 @@ impl Outbox {
             js_sys::Object::assign(&merged, config.unchecked_ref::<js_sys::Object>());
         }
         let merged: JsValue = merged.into();
-        let web = WebConfig::from_js(&merged).map_err(err)?;
+        let web = outbox_web::config::from_js(&merged).map_err(err)?;
         let storage_key = format!("outbox-guest-token:{}:{deployment}", web.database);
         let link = Rc::new(GuestLink::new(&url, &deployment, &api_base, &storage_key));
         build(web, &merged, Some(link)).await
