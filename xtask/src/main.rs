@@ -8,6 +8,7 @@
 
 mod bench;
 mod build;
+mod fuzz;
 mod tools;
 
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ commands:
             (flags: --port, --emulator-port, --bind, --region DOMAIN; see `cargo xtask demo --help`)
   build     build the browser bundle into dist/
   bench     run the benchmarks and write BENCHMARKS.md [--quick] [--only herd|browser|micro|memory]
+  fuzz      fuzz every parser of outside input [--cases N (default 1000000)] [--seed S]
   install   only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium)
 ";
 
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
             .and_then(|t| build::build(&t, None).map(|_| ())),
         "demo" => demo(rest),
         "bench" => bench::bench(rest),
+        "fuzz" => fuzz::fuzz(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
