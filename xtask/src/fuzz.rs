@@ -18,6 +18,7 @@ use crate::tools;
 const SUITES: &[(&str, &[&str])] = &[
     ("outbox-fuzz", &["--test", "parsers"]),
     ("genesys-emulator", &["--lib", "fuzz_tests"]),
+    ("outbox-web", &["--lib", "codec::native_tests::fuzz"]),
 ];
 
 /// Runs every fuzz target with `--cases` inputs each.
