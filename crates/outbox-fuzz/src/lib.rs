@@ -5,8 +5,8 @@
 //! the emulator's request bodies) gets many generated inputs: most are
 //! *near-valid* — built by a structured generator that knows the format
 //! (an HTTP-date with out-of-range fields, a configuration with one wrong
-//! type, a frame of a known class with odd members) — and then, three
-//! times in four, *mutated* (bytes flipped, inserted, deleted, duplicated,
+//! type, a frame of a known class with odd members) — and then, one time
+//! in two, *mutated* (bytes flipped, inserted, deleted, duplicated,
 //! truncated, or replaced by tokens of the format: `"`, `\u`, `{`, `]`,
 //! `-`, `9e999`, …). Random bytes alone would stop at the first byte of a
 //! parser; the generators take them past it.
@@ -28,6 +28,7 @@
 //! bodies are fuzzed inside the emulator crate (its parsers are private),
 //! with this crate as a dev-dependency.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
@@ -252,10 +253,11 @@ pub const COMMON_TOKENS: &[&str] = &[
     "=",
 ];
 
-/// Applies 1–4 random mutations to `input`, inserting tokens from `dict`
+/// Applies 1–3 random mutations (most often one) to `input`, inserting tokens from `dict`
 /// (the format's own) or [`COMMON_TOKENS`].
 pub fn mutate(rng: &mut Rng, input: &mut Vec<u8>, dict: &[&str]) {
-    for _ in 0..=rng.below(4) {
+    let count = 1 + rng.below(3) * rng.below(2);
+    for _ in 0..count {
         let len = input.len();
         match rng.below(10) {
             0 if len > 0 => {
@@ -301,6 +303,17 @@ pub fn mutate(rng: &mut Rng, input: &mut Vec<u8>, dict: &[&str]) {
     }
 }
 
+thread_local! {
+    static ACCEPTED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Called by a target when the parser accepted its input (parsed it,
+/// matched it): the runner prints the share accepted, which shows that the
+/// generators reach past the parser's first checks.
+pub fn accept() {
+    ACCEPTED.with(|a| a.set(a.get() + 1));
+}
+
 /// What one target did.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -308,6 +321,8 @@ pub struct Report {
     pub name: &'static str,
     /// Inputs fed.
     pub inputs: u64,
+    /// Inputs the parser accepted (see [`accept`]).
+    pub accepted: u64,
     /// Inputs on which the parser panicked or an invariant failed.
     pub failures: Vec<(u64, String, String)>,
     /// Seconds spent.
@@ -330,12 +345,13 @@ pub fn run(
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut fed = 0;
+    ACCEPTED.with(|a| a.set(0));
     // One generator per target, so that adding a target changes no other's inputs.
     let mut rng = Rng::new(seed ^ fnv(name));
     for case in 0..cases {
         fed += 1;
         let mut input = generate(&mut rng);
-        if !rng.one_in(4) {
+        if rng.one_in(2) {
             mutate(&mut rng, &mut input, dict);
         }
         let result = catch_unwind(AssertUnwindSafe(|| target(&input)));
@@ -363,13 +379,15 @@ pub fn run(
     let report = Report {
         name,
         inputs: fed,
+        accepted: ACCEPTED.with(Cell::get),
         failures,
         seconds: started.elapsed().as_secs_f64(),
     };
     println!(
-        "fuzz {:<28} {:>10} inputs  {} failures  {:>6.1} s  (seed {seed})",
+        "fuzz {:<32} {:>9} inputs  {:>5.1} % accepted  {} failures  {:>6.1} s  (seed {seed})",
         report.name,
         report.inputs,
+        100.0 * report.accepted as f64 / report.inputs.max(1) as f64,
         report.failures.len(),
         report.seconds
     );

@@ -8,7 +8,7 @@ use outbox_core::entry::EntryId;
 use outbox_core::guest;
 use outbox_core::headers;
 use outbox_core::json::{self, JsonError, Kind};
-use outbox_core::retry_after::{RateLimitInfo, parse_http_date, parse_retry_after};
+use outbox_core::retry_after::{RateLimitInfo, RetryAfterNote, parse_http_date, parse_retry_after};
 use outbox_core::route::{
     Carrier, IncomingRequest, LaneSource, PathTemplate, Route, RouteTable, Routing,
 };
@@ -57,10 +57,11 @@ fn retry_after() {
         "Retry-After",
         &dict,
         |rng| {
-            match rng.below(4) {
+            match rng.below(5) {
                 0 => rng.interesting_u64().to_string(),
-                1 => format!("-{}", rng.below(1000)),
-                2 => format!(" {} ", rng.number_text()),
+                1 => rng.below(7_200).to_string(),
+                2 => format!("-{}", rng.below(1000)),
+                3 => format!(" {} ", rng.number_text()),
                 _ => http_date(rng),
             }
             .into_bytes()
@@ -69,6 +70,12 @@ fn retry_after() {
             let v = text(input);
             let cap = 3_600_000;
             let r = parse_retry_after(&v, NOW, 5_000, cap);
+            if !matches!(
+                r.note,
+                Some(RetryAfterNote::Unparseable(_) | RetryAfterNote::Negative)
+            ) {
+                outbox_fuzz::accept();
+            }
             if r.delay_ms > cap {
                 return Err(format!("delay {} above the cap", r.delay_ms));
             }
@@ -114,7 +121,9 @@ fn inin_ratelimit() {
             if info.allowed == Some(0) {
                 return Err("allowed 0 kept".into());
             }
-            let _ = info.is_present();
+            if info.is_present() {
+                outbox_fuzz::accept();
+            }
             Ok(())
         },
     );
@@ -179,6 +188,9 @@ fn error_body_and_classify() {
                 .map(|(n, v)| (n.to_owned(), v.to_owned()))
                 .collect();
             let e = classify::error_from_body(status, body.as_bytes());
+            if e.code.is_some() {
+                outbox_fuzz::accept();
+            }
             if e.message.is_empty() {
                 return Err("empty message".into());
             }
@@ -237,6 +249,9 @@ fn json_scanner() {
     run("json scanner", JSON_KEYS, json_doc, |doc| {
         let ours = json::validate(doc);
         let theirs = serde_json::from_slice::<serde_json::Value>(doc);
+        if ours.is_ok() {
+            outbox_fuzz::accept();
+        }
         match (&ours, &theirs) {
             // serde_json refuses lone surrogates in `\u` escapes; the scanner
             // only checks that four hex digits follow.
@@ -317,6 +332,7 @@ fn json_splicing() {
             let Ok(out) = json::insert_string(doc, &path, &key, &value) else {
                 return Ok(());
             };
+            outbox_fuzz::accept();
             json::validate(&out).map_err(|e| format!("spliced document invalid: {e}"))?;
             let mut full = path.clone();
             full.push(&key);
@@ -383,10 +399,11 @@ fn route_templates_and_urls() {
             let _ = url::normalize_origin(url_text);
             if let Ok(tpl) = PathTemplate::parse(template) {
                 let path = url::parse(url_text).map(|p| p.path).unwrap_or(url_text);
-                if let Some(params) = tpl.matches(path)
-                    && params.iter().any(|(_, v)| v.is_empty() || v.contains('/'))
-                {
-                    return Err(format!("odd parameter values {params:?}"));
+                if let Some(params) = tpl.matches(path) {
+                    outbox_fuzz::accept();
+                    if params.iter().any(|(_, v)| v.is_empty() || v.contains('/')) {
+                        return Err(format!("odd parameter values {params:?}"));
+                    }
                 }
             }
             Ok(())
@@ -455,11 +472,12 @@ fn lane_extraction() {
         LANE_KEYS,
         |rng| {
             // method \n url \n name: value … \n\n body
-            let mut out = format!(
-                "{}\n{}\n",
-                rng.pick(&["POST", "post", "PUT", "GET"]),
-                rng.pick(&urls)
-            );
+            let method = if rng.one_in(5) {
+                rng.pick(&["PUT", "GET", "pOsT"])
+            } else {
+                "POST"
+            };
+            let mut out = format!("{method}\n{}\n", rng.pick(&urls));
             for _ in 0..rng.below(4) {
                 let name = rng.pick(&header_names);
                 let value = match name {
@@ -473,7 +491,36 @@ fn lane_extraction() {
                 out.push_str(&format!("{name}: {value}\n"));
             }
             out.push('\n');
-            out.push_str(&rng.json_value(3, LANE_KEYS));
+            let s = |rng: &mut Rng| {
+                if rng.one_in(4) {
+                    rng.json_value(1, LANE_KEYS)
+                } else {
+                    rng.json_string(8)
+                }
+            };
+            let body = match rng.below(6) {
+                0 => format!(
+                    r#"{{"channel":{{"from":{{"id":{}}},"messageId":{}}},"text":{}}}"#,
+                    s(rng),
+                    s(rng),
+                    s(rng)
+                ),
+                1 => format!(r#"{{"toAddress":{},"textBody":{}}}"#, s(rng), s(rng)),
+                2 => format!(
+                    r#"{{"to":{{"id":{}}},"conversationId":{},"externalId":{}}}"#,
+                    s(rng),
+                    s(rng),
+                    s(rng)
+                ),
+                3 => format!(
+                    r#"{{"a":{{"b":{}}},"meta":{}}}"#,
+                    s(rng),
+                    rng.pick(&["{}", "{\"key\":\"k\"}", "[]", "null"])
+                ),
+                4 => format!(r#"{{"textBody":{}}}"#, s(rng)),
+                _ => rng.json_value(3, LANE_KEYS),
+            };
+            out.push_str(&body);
             out.into_bytes()
         },
         |input| {
@@ -498,6 +545,7 @@ fn lane_extraction() {
             let _ = table.is_candidate(&request.method, &request.url);
             match table.prepare(&request, EntryId::from_bytes([7; 16])) {
                 Routing::Matched(p) => {
+                    outbox_fuzz::accept();
                     if p.lane.is_empty() {
                         return Err("an empty lane".into());
                     }
@@ -659,6 +707,7 @@ fn configuration() {
             let t = text(input);
             match OutboxConfig::parse(&t, "http://127.0.0.1:8081") {
                 Ok(c) => {
+                    outbox_fuzz::accept();
                     if c.core.lease_ms <= c.core.send_timeout_ms {
                         return Err("lease not longer than the send timeout".into());
                     }
@@ -767,6 +816,9 @@ fn guest_frames() {
         |input| {
             let t = text(input);
             if let Ok(frame) = guest::parse_frame(&t) {
+                if !matches!(frame, guest::Frame::Other { .. }) {
+                    outbox_fuzz::accept();
+                }
                 let _ = frame.tracing_id();
                 if let Some(r) = guest::answer(&frame)
                     && !r.body.is_empty()

@@ -1015,6 +1015,7 @@ mod native_tests {
                 let Ok(record) = decode_entry(&plain) else {
                     return Ok(());
                 };
+                outbox_fuzz::accept();
                 let again: Plain = encode_entry_to(&record).map_err(|e| e.to_string())?;
                 let back = decode_entry(&again).map_err(|e| format!("re-encoded record: {e}"))?;
                 if back != record {
