@@ -36,3 +36,49 @@ fn origin_of_global() -> String {
         .and_then(|l| js::get_str(&l, "origin"))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn object(json: &str) -> JsValue {
+        js_sys::JSON::parse(json).expect("test JSON")
+    }
+
+    #[wasm_bindgen_test]
+    fn a_page_object_is_read_through_its_json() {
+        let value = object(
+            r#"{"genesysRegions": false, "database": "db", "retry": {"capMs": 5},
+                "routes": [{"name": "p", "path": "/c/{room}", "lane": ["path:room"]}]}"#,
+        );
+        // A function (getToken) is not JSON; it is left out, not an error.
+        let f = js_sys::Function::new_no_args("return 't'");
+        js::set(&value, "getToken", f);
+        let c = from_js(&value).expect("reads");
+        assert_eq!(c.database, "db");
+        assert_eq!(c.core.retry.cap_ms, 5);
+        assert!(c.core.routes.route("p").is_some());
+        assert!(!c.json.contains("getToken"));
+        for nothing in [JsValue::UNDEFINED, JsValue::NULL] {
+            assert_eq!(from_js(&nothing).expect("defaults").database, "outbox");
+        }
+        assert_eq!(from_json("").expect("defaults").channel, "outbox");
+    }
+
+    #[wasm_bindgen_test]
+    fn errors_name_the_field_and_token_urls_stay_on_this_origin() {
+        let e = from_js(&object(r#"{"pacer": {"burst": -1}}"#)).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "config `pacer.burst`: must be a whole number ≥ 0"
+        );
+        assert!(from_js(&JsValue::from_f64(3.0)).is_err());
+        assert!(from_json("{").is_err());
+        let here = origin_of_global();
+        assert!(from_json(&format!(r#"{{"tokenUrl": "{here}/token"}}"#)).is_ok());
+        let e =
+            from_json(r#"{"tokenUrl": "https://elsewhere.example/token"}"#).expect_err("refused");
+        assert_eq!(e.field, "tokenUrl");
+    }
+}
