@@ -174,6 +174,7 @@ function reasonText(reason) {
   const words = {
     'write-through': 'saved in IndexedDB',
     'lane-busy': 'waits behind earlier messages',
+    'lane-held': 'waits: an earlier message of this conversation is a dead letter (retry or discard it)',
     'origin-paused': 'sending is paused (rate limit)',
     revived: 'back from the dead letters',
   }[reason];
@@ -183,7 +184,10 @@ function reasonText(reason) {
 
 function detailOf(msg) {
   switch (msg.state) {
-    case 'queued': return `kept in the outbox · ${reasonText(msg.reason)}`;
+    case 'queued': {
+      const held = ui.held && [...ui.held.values()].includes(msg.lane);
+      return `kept in the outbox · ${reasonText(held ? 'lane-held' : msg.reason)}`;
+    }
     case 'sending': return msg.attempt ? `attempt ${msg.attempt}` : '';
     case 'sent':
       if (msg.live) return `delivered live · HTTP ${msg.status}`;
@@ -396,6 +400,16 @@ function onEvent(e) {
   }
   if (e.type === 'sent' && ui.drain) ui.drain.delivered += 1;
   if (e.type === 'dead' && ui.drain) ui.drain.dead += 1;
+  if (e.type === 'held') {
+    // The conversation waits behind its dead letter: say so on each waiting message.
+    for (const m of ui.messages) {
+      if (m.lane === e.lane && m.id !== e.id && ['queued', 'retrying', 'saving'].includes(m.state)) {
+        setState(m, 'queued', { reason: 'lane-held' });
+      }
+    }
+    scheduleRefresh();
+    return;
+  }
   if (e.id) {
     const msg = ui.byId.get(e.id);
     if (msg) apply(msg, e);
@@ -465,6 +479,10 @@ function renderStats(s) {
   $('stat-awaiting').textContent = s.awaitingToken;
   $('stat-dead').textContent = s.dead;
   $('stat-dead').parentElement.classList.toggle('alert', s.dead > 0);
+  const held = s.held || [];
+  ui.held = new Map(held.map((h) => [h.id, h.lane]));
+  $('stat-held').textContent = held.length;
+  $('stat-held').parentElement.classList.toggle('alert', held.length > 0);
   $('stat-lanes').textContent = s.lanes;
   $('stat-oldest').textContent = s.oldestCreatedAt ? seconds(Math.max(0, Date.now() - s.oldestCreatedAt)) : '—';
   $('stat-bytes').textContent = bytes(s.bytes);
@@ -507,7 +525,7 @@ function updateDrain(s) {
 
 async function refreshDeadLetters() {
   const dead = await ui.outbox.deadLetters(200);
-  const ids = dead.map((d) => `${d.id}:${d.attempts}`).join(',');
+  const ids = dead.map((d) => `${d.id}:${d.attempts}:${ui.held?.has(d.id) ? 'h' : ''}`).join(',');
   if (ids === ui.deadIds) return;
   ui.deadIds = ids;
   $('dead-empty').hidden = dead.length > 0;
@@ -521,6 +539,9 @@ async function refreshDeadLetters() {
           h('button', { type: 'button', 'data-testid': 'dead-retry', onclick: () => retry(d.id) }, 'Retry'),
           h('button', { type: 'button', class: 'danger', 'data-testid': 'dead-discard', onclick: () => discard(d.id) }, 'Discard'))),
       h('div', { class: 'dl-error', 'data-testid': 'dead-error' }, errorLine(d.lastError) || 'no error recorded'),
+      ui.held?.has(d.id)
+        ? h('div', { class: 'dl-held', 'data-testid': 'dead-holds' }, `holds ${d.lane}: its later messages wait until this one is retried or discarded`)
+        : false,
       h('div', { class: 'dl-meta' },
         `${d.attempts} attempt${d.attempts === 1 ? '' : 's'}`,
         d.lastError?.contextId ? ` · contextId ${d.lastError.contextId}` : '',

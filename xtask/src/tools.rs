@@ -256,6 +256,9 @@ fn ensure_chromium() -> Result<(PathBuf, PathBuf), String> {
     eprintln!("xtask: installing Debian's chromium and chromium-driver with apt-get");
     run(Command::new("apt-get").arg("update"))?;
     run(Command::new("apt-get")
+        // Another install (a second checkout, unattended upgrades) may hold
+        // the dpkg lock for a while: wait for it rather than fail.
+        .args(["-o", "DPkg::Lock::Timeout=900"])
         .args([
             "install",
             "-y",

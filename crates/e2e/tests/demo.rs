@@ -298,7 +298,26 @@ async fn server_errors_retry_with_a_countdown_and_a_403_is_a_dead_letter_to_retr
             .starts_with("403 not.authorized")
     );
     assert_eq!(text_of(&page, "stat-dead").await, "1");
-    // While it is there, a second message to the same lane dies too.
+    // The dead letter holds its conversation: a later message waits, and
+    // says why.
+    wait(
+        &page,
+        &browser,
+        "D.q('stat-held').textContent === '1' && !!document.querySelector('[data-testid=dead-holds]')",
+        "the held lane",
+    )
+    .await;
+    page.eval::<bool>("D.send('alice', 'waits behind', 'outbox')")
+        .await
+        .unwrap();
+    wait(
+        &page,
+        &browser,
+        "D.messages('alice')[1]?.state === 'queued' && D.messages('alice')[1].detail.includes('dead letter')",
+        "the second message waits behind the dead letter",
+    )
+    .await;
+    // While it is there, a message to another conversation dies too.
     page.eval::<bool>("D.send('bob', 'never delivered', 'outbox')")
         .await
         .unwrap();
@@ -336,7 +355,7 @@ async fn server_errors_retry_with_a_countdown_and_a_403_is_a_dead_letter_to_retr
     wait(
         &page,
         &browser,
-        "D.messages('alice')[0].state === 'sent' && D.messages('bob')[0].state === 'discarded'",
+        "D.messages('alice')[0].state === 'sent' && D.messages('alice')[1].state === 'sent' && D.messages('bob')[0].state === 'discarded'",
         "retried and discarded",
     )
     .await;
@@ -348,8 +367,8 @@ async fn server_errors_retry_with_a_countdown_and_a_403_is_a_dead_letter_to_retr
     )
     .await;
     let report = stack.emulator.control().messages();
-    assert_eq!(report.total, 1, "only the retried one arrived");
-    assert_eq!(report.lanes[0].texts, ["first try fails"]);
+    assert_eq!(report.total, 2, "the retried one, then the one it held");
+    assert_eq!(report.lanes[0].texts, ["first try fails", "waits behind"]);
     browser.close().await;
     stack.stop().await;
 }

@@ -451,11 +451,42 @@ async fn a_403_on_replay_is_a_dead_letter_that_can_be_retried_or_discarded() {
     assert_eq!(dead[0]["lastError"]["code"], "not.authorized");
     assert!(dead[0]["lastError"]["contextId"].is_string());
     assert_eq!(queued(&page).await, 0);
-    stack.emulator.control().clear_faults();
     let (x, y) = (
         dead[0]["id"].as_str().unwrap(),
         dead[1]["id"].as_str().unwrap(),
     );
+    // Each dead head holds its conversation, visibly.
+    let stats: Value = page.eval("T.outbox.stats()").await.unwrap();
+    let mut held: Vec<String> = stats["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            format!(
+                "{}={}",
+                h["lane"].as_str().unwrap(),
+                h["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    held.sort();
+    assert_eq!(held, [format!("conv-x={x}"), format!("conv-y={y}")]);
+    page.wait_for("T.ofType('held').length === 2", WAIT)
+        .await
+        .expect("two held events");
+    stack.emulator.control().clear_faults();
+    // A new message of a held conversation waits behind its dead letter,
+    // even with the service healthy: no hole.
+    let later = post(
+        &page,
+        &agent_url(&stack, "conv-x"),
+        json!({ "textBody": "after the hole" }),
+    )
+    .await;
+    assert_eq!(later["status"], 202, "{later}");
+    assert_eq!(later["body"]["reason"], "lane-held", "{later}");
+    // A flush now must not send it (the order below would show it).
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
     assert!(
         page.eval::<bool>(&format!("T.outbox.retry('{x}')"))
             .await
@@ -473,7 +504,7 @@ async fn a_403_on_replay_is_a_dead_letter_that_can_be_retried_or_discarded() {
             .unwrap()
     );
     wait_drained(&page, &browser).await;
-    assert_eq!(texts(&stack, "conv-x"), ["m0"]);
+    assert_eq!(texts(&stack, "conv-x"), ["m0", "after the hole"]);
     assert!(texts(&stack, "conv-y").is_empty());
     let dead: Vec<Value> = page.eval("T.outbox.deadLetters()").await.unwrap();
     assert!(dead.is_empty());

@@ -92,7 +92,9 @@ fn heads(n: usize) -> Vec<Head> {
                 seq: rng.next_u64() >> 20,
                 id: EntryId::random(&mut rng),
                 lane: format!("conversation-{i}"),
+                route: "agent-send".into(),
                 origin: "https://api.mypurecloud.ie".into(),
+                corrupt: false,
                 needs_token: true,
                 created_at: NOW - 60_000,
                 attempts: 1,
@@ -116,6 +118,7 @@ fn scheduler(c: &mut Criterion) {
         pacer: &pacer,
         has_token: &has_token,
         steal_leases: false,
+        on_dead: &|_: &str| outbox_core::hold::OnDead::Hold,
     };
     let mut g = c.benchmark_group("plan");
     g.bench_function("outbox 10000 lanes", |b| {

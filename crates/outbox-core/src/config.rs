@@ -11,7 +11,8 @@
 //!   "genesysRegions": true, "defaultRoutes": true,
 //!   "routes": [{ "name": "proxy", "path": "/chat/{room}/send", "lane": ["path:room"],
 //!                "carriers": ["header:Idempotency-Key"], "conflictMeansDelivered": false,
-//!                "needsToken": true }],
+//!                "needsToken": true, "onDead": "hold" }],
+//!   "onDead": { "agentless": "skip" },
 //!   "keepHeaders": ["X-Trace"],
 //!   "idempotencyHeaders": false,
 //!   "tokenUrl": "/token",
@@ -19,7 +20,7 @@
 //!   "database": "outbox", "channel": "outbox",
 //!   "maxEntries": 10000, "maxEntryBytes": 262144,
 //!   "retry": { "baseMs": 2000, "factor": 2, "capMs": 60000, "maxAttempts": 25,
-//!              "maxAgeMs": 259200000, "maxAuthFailures": 3 },
+//!              "maxAgeMs": 259200000, "maxAuthFailures": 3, "authWindowMs": 60000 },
 //!   "pacer": { "ratePerMinute": 150, "burst": 10 },
 //!   "batchSize": 8, "sendTimeoutMs": 30000, "leaseMs": 60000, "forwardTimeoutMs": 10000,
 //!   "retryAfterCapMs": 21600000
@@ -31,6 +32,10 @@
 //!   four routes of [`default_routes`].
 //! * `idempotencyHeaders` adds an `Idempotency-Key` header carrier to every
 //!   route without one (only for servers whose CORS allows that header).
+//! * `onDead` (per route, or by route name at the top level) says what a
+//!   lane does when its head becomes a dead letter: `hold` (default: later
+//!   entries wait until it is retried or discarded) or `skip` (the lane
+//!   goes on).
 //! * `keepHeaders` refuses credential-like names ([`is_credential`]).
 //! * `tokenUrl` must be same-origin: a relative path, or an absolute URL
 //!   on the origin the driver runs on.
@@ -48,6 +53,7 @@
 //! [`is_credential`]: crate::headers::is_credential
 
 use crate::engine::Config;
+use crate::hold::OnDead;
 use crate::json::{self, JsonError, Kind, Value};
 use crate::route::{Carrier, LaneSource, Route, RouteError, RouteTable};
 
@@ -113,6 +119,15 @@ pub enum Problem {
     /// A carrier is neither `header:NAME` nor `body:a.b`.
     #[error("`{0}`: use `header:NAME` or `body:a.b`")]
     BadCarrier(String),
+    /// An `onDead` policy is neither `"hold"` nor `"skip"`.
+    #[error("must be \"hold\" or \"skip\"")]
+    NotAnOnDead,
+    /// The top-level `onDead` is not an object of route names.
+    #[error("must be an object of route name → \"hold\" or \"skip\"")]
+    NotAnOnDeadMap,
+    /// The top-level `onDead` names a route that is not configured.
+    #[error("names no configured route")]
+    UnknownRoute,
 }
 
 fn bad(field: &str, problem: impl Into<Problem>) -> ConfigError {
@@ -204,6 +219,19 @@ impl OutboxConfig {
                 core.routes.add_route(route(r, i)?);
             }
         }
+        if let Some(policies) = obj.get("onDead") {
+            let members = (policies.kind == Kind::Object)
+                .then(|| json::members(policies.raw))
+                .flatten()
+                .ok_or_else(|| bad("onDead", Problem::NotAnOnDeadMap))?;
+            for (name, value) in members {
+                let field = format!("onDead.{name}");
+                let policy = on_dead(&value, &field)?;
+                if !core.routes.set_on_dead(&name, policy) {
+                    return Err(bad(&field, Problem::UnknownRoute));
+                }
+            }
+        }
         if obj.bool("idempotencyHeaders")? == Some(true) {
             core.routes.carry_key_in_header("Idempotency-Key");
         }
@@ -229,6 +257,7 @@ impl OutboxConfig {
             r.max_auth_failures = retry
                 .count("maxAuthFailures")?
                 .map_or(r.max_auth_failures, to_u32);
+            r.auth_window_ms = retry.count("authWindowMs")?.unwrap_or(r.auth_window_ms);
         }
         if let Some(pacer) = obj.object("pacer")? {
             let p = &mut core.pacer;
@@ -411,7 +440,18 @@ fn route(r: &Value<'_>, i: usize) -> Result<Route, ConfigError> {
     if let Some(t) = obj.bool("needsToken")? {
         route.needs_token = t;
     }
+    if let Some(policy) = obj.get("onDead") {
+        route.on_dead = on_dead(&policy, &format!("{field}.onDead"))?;
+    }
     Ok(route)
+}
+
+/// `"hold"` or `"skip"`.
+fn on_dead(v: &Value<'_>, field: &str) -> Result<OnDead, ConfigError> {
+    v.as_str()
+        .as_deref()
+        .and_then(OnDead::parse)
+        .ok_or_else(|| bad(field, Problem::NotAnOnDead))
 }
 
 #[cfg(test)]
@@ -458,12 +498,14 @@ mod tests {
           "genesysRegions": false, "defaultRoutes": true,
           "routes": [{ "name": "proxy", "path": "/chat/{room}/send", "lane": ["path:room", "body:a.b"],
                        "carriers": ["header:Idempotency-Key", "body:meta.id"],
-                       "conflictMeansDelivered": true, "needsToken": false, "method": "put" }],
+                       "conflictMeansDelivered": true, "needsToken": false, "method": "put",
+                       "onDead": "skip" }],
           "keepHeaders": ["X-Trace"], "idempotencyHeaders": true, "tokenUrl": "/token",
           "apiBase": "http://127.0.0.1:9000", "region": "mypurecloud.ie",
           "database": "db", "channel": "ch", "maxEntries": 5, "maxEntryBytes": 1e3,
           "retry": { "baseMs": 1, "factor": 3, "capMs": 4, "maxAttempts": 5, "maxAgeMs": 6,
-                     "maxAuthFailures": 7 },
+                     "maxAuthFailures": 7, "authWindowMs": 8 },
+          "onDead": { "agentless": "skip" },
           "pacer": { "ratePerMinute": 0, "burst": 2 },
           "batchSize": 0, "sendTimeoutMs": 100, "leaseMs": 101, "forwardTimeoutMs": 7,
           "retryAfterCapMs": 9, "unknown": [1, {"x": null}]
@@ -494,6 +536,16 @@ mod tests {
             ]
         );
         assert!(proxy.conflict_is_delivered && !proxy.needs_token);
+        assert_eq!(proxy.on_dead, OnDead::Skip);
+        assert_eq!(
+            c.core.routes.on_dead(crate::route::names::AGENTLESS),
+            OnDead::Skip
+        );
+        assert_eq!(
+            c.core.routes.on_dead(crate::route::names::AGENT_SEND),
+            OnDead::Hold
+        );
+        assert_eq!(c.core.retry.auth_window_ms, 8);
         // `idempotencyHeaders` gave every default route a header carrier.
         let agent = c
             .core
@@ -654,6 +706,26 @@ mod tests {
             (
                 r#"{"routes": [{"name": "a", "path": "/a", "lane": ["body:x"], "needsToken": "yes"}]}"#,
                 "config `routes[0].needsToken`: must be true or false",
+            ),
+            (
+                r#"{"routes": [{"name": "a", "path": "/a", "lane": ["body:x"], "onDead": "drop"}]}"#,
+                "config `routes[0].onDead`: must be \"hold\" or \"skip\"",
+            ),
+            (
+                r#"{"onDead": ["agentless"]}"#,
+                "config `onDead`: must be an object of route name → \"hold\" or \"skip\"",
+            ),
+            (
+                r#"{"onDead": {"agentless": 1}}"#,
+                "config `onDead.agentless`: must be \"hold\" or \"skip\"",
+            ),
+            (
+                r#"{"onDead": {"nope": "skip"}}"#,
+                "config `onDead.nope`: names no configured route",
+            ),
+            (
+                r#"{"retry": {"authWindowMs": -1}}"#,
+                "config `retry.authWindowMs`: must be a whole number ≥ 0",
             ),
             (
                 r#"{"keepHeaders": ["Authorization"]}"#,

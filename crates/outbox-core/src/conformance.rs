@@ -3,7 +3,9 @@
 //! against the IndexedDB store in a real browser, page and service worker.
 //!
 //! Each case takes a fresh, empty store and panics (with a message) when
-//! the store misbehaves. [`run_all`] runs every case.
+//! the store misbehaves. [`store_conformance_tests!`](crate::store_conformance_tests)
+//! makes one test per case (so one failure hides no other); [`run_all`]
+//! runs every case in one go.
 
 use std::future::Future;
 
@@ -31,6 +33,8 @@ pub const CASES: &[&str] = &[
     "purge_clears_everything",
     "stats_and_listings",
     "unanswered_retries_can_be_hurried",
+    "holds_persist_and_lift_with_their_dead_letter",
+    "auth_backoff_survives_a_token",
 ];
 
 /// Runs every case, each on a fresh store from `make(case_name)`.
@@ -51,6 +55,194 @@ where
     purge_clears_everything(make(CASES[8]).await).await;
     stats_and_listings(make(CASES[9]).await).await;
     unanswered_retries_can_be_hurried(make(CASES[10]).await).await;
+    holds_persist_and_lift_with_their_dead_letter(make(CASES[11]).await).await;
+    auth_backoff_survives_a_token(make(CASES[12]).await).await;
+}
+
+/// One test per conformance case, each on a fresh store.
+///
+/// `$make` is a function from the case's name to a future of a fresh
+/// store. Natively (`sync`), the future and the case must finish without
+/// waiting (a memory store); in the browser (`async #[attr]`), each case
+/// is an async test under the given attribute.
+///
+/// ```
+/// mod memory {
+///     outbox_core::store_conformance_tests!(sync, |_case: &'static str| async {
+///         outbox_core::memory::MemoryStore::new()
+///     });
+/// }
+/// ```
+#[macro_export]
+macro_rules! store_conformance_tests {
+    (sync, $make:expr) => {
+        $crate::store_conformance_tests!(@each [sync, $make]
+            enqueue_round_trips_and_orders limits_refuse_without_keeping
+            claim_sees_one_head_per_lane claim_applies_each_decision
+            settle_applies_and_skips_stale expired_lease_counts_a_failure
+            release_is_per_origin revive_discard_cancel purge_clears_everything
+            stats_and_listings unanswered_retries_can_be_hurried
+            holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token);
+    };
+    (async #[$attr:meta], $make:expr) => {
+        $crate::store_conformance_tests!(@each [async $attr, $make]
+            enqueue_round_trips_and_orders limits_refuse_without_keeping
+            claim_sees_one_head_per_lane claim_applies_each_decision
+            settle_applies_and_skips_stale expired_lease_counts_a_failure
+            release_is_per_origin revive_discard_cancel purge_clears_everything
+            stats_and_listings unanswered_retries_can_be_hurried
+            holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token);
+    };
+    (@each $how:tt $($case:ident)*) => {
+        $( $crate::store_conformance_tests!(@case $how $case); )*
+    };
+    (@case [sync, $make:expr] $case:ident) => {
+        #[test]
+        fn $case() {
+            $crate::conformance::finish(async {
+                $crate::conformance::$case(($make)(stringify!($case)).await).await
+            });
+        }
+    };
+    (@case [async $attr:meta, $make:expr] $case:ident) => {
+        #[$attr]
+        async fn $case() {
+            $crate::conformance::$case(($make)(stringify!($case)).await).await
+        }
+    };
+}
+
+/// Runs a future that never waits (a memory store's) to its end; panics
+/// if it would wait.
+pub fn finish<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("a synchronous store's future waited"),
+    }
+}
+
+/// A dead letter's hold on its lane is kept by the store with the pacing
+/// state, survives a reload, and is lifted in the same step that revives
+/// or discards the dead letter.
+pub async fn holds_persist_and_lift_with_their_dead_letter<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(12);
+    let a1 = put(&store, &mut rng, "a", ORIGIN, b"a1").await;
+    let a2 = put(&store, &mut rng, "a", ORIGIN, b"a2").await;
+    let b1 = put(&store, &mut rng, "b", ORIGIN, b"b1").await;
+    put(&store, &mut rng, "b", ORIGIN, b"b2").await;
+    // a1 expires at claim and holds lane "a" in that same claim.
+    ok(
+        store
+            .claim(terms(T0, T0 + 60_000), &mut |s, _| {
+                s.holds.hold("a", a1.id);
+                (
+                    vec![
+                        (a1.seq, Claim::Expire(LastError::new("x", "y"))),
+                        (b1.seq, Claim::Send),
+                    ],
+                    None,
+                )
+            })
+            .await,
+        "claim",
+    );
+    // b1 dies at settle and holds lane "b" in that same settle, told which
+    // settlements applied.
+    let mut told = Vec::new();
+    ok(
+        store
+            .settle(
+                T0 + 1,
+                vec![Settlement {
+                    seq: b1.seq,
+                    attempt: 1,
+                    action: Action::Dead {
+                        error: LastError::new("forbidden", "403"),
+                    },
+                }],
+                &mut |s, applied| {
+                    told = applied.iter().map(|a| a.seq).collect();
+                    s.holds.hold("b", b1.id);
+                },
+            )
+            .await,
+        "settle",
+    );
+    assert_eq!(told, vec![b1.seq], "settle names what applied");
+    let stats = ok(store.stats(T0 + 2).await, "stats");
+    let mut held = stats.held.clone();
+    held.sort();
+    assert_eq!(held, vec![("a".to_owned(), a1.id), ("b".to_owned(), b1.id)]);
+    assert_eq!(
+        ok(store.schedule().await, "schedule").holds.holder("a"),
+        Some(a1.id),
+        "the hold is saved with the schedule"
+    );
+    // Reviving a1 lifts its hold: a1 is the head of "a" again, before a2.
+    ok(store.revive(a1.id, T0 + 3).await, "revive").expect("a1 is a dead letter");
+    let schedule = ok(store.schedule().await, "schedule");
+    assert!(!schedule.holds.is_held("a"), "revive lifts the hold");
+    assert!(schedule.holds.is_held("b"), "other holds stay");
+    let (heads, _) = claim_all(&store, T0 + 3).await;
+    assert!(heads.iter().any(|h| h.seq == a1.seq) && !heads.iter().any(|h| h.seq == a2.seq));
+    // Discarding b1 lifts the last hold.
+    ok(store.discard(b1.id).await, "discard").expect("b1 is a dead letter");
+    assert!(ok(store.stats(T0 + 4).await, "stats").held.is_empty());
+}
+
+/// After a `401`, the entry waits for a token *and* its backoff: a token
+/// arriving early releases it with its `not_before` and its run of `401`s
+/// intact.
+pub async fn auth_backoff_survives_a_token<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(13);
+    let a = put(&store, &mut rng, "a", ORIGIN, b"a").await;
+    let (_, sends) = claim_all(&store, T0).await;
+    assert_eq!(sends.len(), 1);
+    let mut unauthorized = LastError::new("bad.credentials", "401");
+    unauthorized.status = Some(401);
+    ok(
+        store
+            .settle(
+                T0 + 10,
+                vec![Settlement {
+                    seq: a.seq,
+                    attempt: 1,
+                    action: Action::AwaitToken {
+                        auth_failures: 2,
+                        since: T0 - 5,
+                        not_before: T0 + 4_000,
+                        error: unauthorized.clone(),
+                    },
+                }],
+                &mut |_, _| {},
+            )
+            .await,
+        "settle",
+    );
+    let parked = ok(store.get(a.id).await, "get").expect("a");
+    assert_eq!(
+        (
+            parked.state,
+            parked.auth_failures,
+            parked.auth_since,
+            parked.not_before
+        ),
+        (EntryState::AwaitingToken, 2, Some(T0 - 5), T0 + 4_000)
+    );
+    let released = ok(
+        store.release_awaiting_token(ORIGIN, T0 + 20).await,
+        "release",
+    );
+    assert_eq!(released.len(), 1);
+    assert_eq!(
+        (released[0].state, released[0].not_before),
+        (EntryState::Pending, T0 + 4_000),
+        "a token does not cut the backoff short"
+    );
+    let back = ok(store.get(a.id).await, "get").expect("a");
+    assert_eq!((back.auth_failures, back.auth_since), (2, Some(T0 - 5)));
 }
 
 /// `retry_unreachable_now` makes due exactly the pending entries whose last
@@ -82,7 +274,7 @@ pub async fn unanswered_retries_can_be_hurried<S: Store>(store: S) {
                     retry(server.seq, http),
                     retry(timeout.seq, LastError::new("timeout", "no answer")),
                 ],
-                &mut |_| {},
+                &mut |_, _| {},
             )
             .await,
         "settle",
@@ -122,6 +314,7 @@ pub fn sample_entry(rng: &mut SplitMix64, lane: &str, origin: &str, body: &[u8])
         attempts: 0,
         failures: 0,
         auth_failures: 0,
+        auth_since: None,
         not_before: T0,
         state: EntryState::Pending,
         last_error: None,
@@ -413,6 +606,8 @@ pub async fn settle_applies_and_skips_stale<S: Store>(store: S) {
             attempt: 1,
             action: Action::AwaitToken {
                 auth_failures: 1,
+                since: T0 + 100,
+                not_before: T0 + 1_100,
                 error: err.clone(),
             },
         },
@@ -443,9 +638,11 @@ pub async fn settle_applies_and_skips_stale<S: Store>(store: S) {
     let pacer = PacerConfig::default();
     let applied = ok(
         store
-            .settle(T0 + 100, settlements, &mut |s: &mut ScheduleState| {
-                s.pause(OTHER, T0 + 999, &pacer, T0)
-            })
+            .settle(
+                T0 + 100,
+                settlements,
+                &mut |s: &mut ScheduleState, _: &[Settlement]| s.pause(OTHER, T0 + 999, &pacer, T0),
+            )
             .await,
         "settle",
     );
@@ -524,7 +721,7 @@ pub async fn expired_lease_counts_a_failure<S: Store>(store: S) {
                         duplicate: false,
                     },
                 }],
-                &mut |_| {},
+                &mut |_, _| {},
             )
             .await,
         "settle",

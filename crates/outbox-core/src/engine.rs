@@ -116,6 +116,7 @@ use crate::classify::{ClassifyConfig, Outcome, Response, TransportError, classif
 use crate::clock::{Clock, Millis, SplitMix64};
 use crate::entry::{Entry, EntryId, EntryState, LastError};
 use crate::event::{Event, EventSink};
+use crate::hold::OnDead;
 use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
 use crate::pacer::PacerConfig;
 use crate::retry::{Action, RetryPolicy};
@@ -310,15 +311,13 @@ where
         }
         let now = self.clock.now();
         let busy = self.store.lane_busy(&prepared.lane).await?;
-        let paused = if busy {
-            None
-        } else {
-            self.store
-                .schedule()
-                .await?
-                .paused_until(&prepared.origin, now)
-        };
-        Ok(intercept::before_forward(busy, paused, now))
+        let schedule = self.store.schedule().await?;
+        Ok(intercept::before_forward(
+            busy,
+            schedule.holds.is_held(&prepared.lane),
+            schedule.paused_until(&prepared.origin, now),
+            now,
+        ))
     }
 
     /// Second decision, once the forwarded request answered (or did not):
@@ -439,6 +438,7 @@ where
             attempts: 0,
             failures: 0,
             auth_failures: 0,
+            auth_since: None,
             not_before: now,
             state: if awaiting_token {
                 EntryState::AwaitingToken
@@ -574,6 +574,7 @@ where
         let now = self.clock.now();
         let tokens = &self.tokens;
         let has_token = |origin: &str| tokens.current(origin).is_some();
+        let on_dead = |route: &str| self.config.routes.on_dead(route);
         let ctx = PlanContext {
             now,
             batch_size: self.config.batch_size.max(1),
@@ -581,6 +582,7 @@ where
             pacer: &self.config.pacer,
             has_token: &has_token,
             steal_leases,
+            on_dead: &on_dead,
         };
         let terms = LeaseTerms {
             now,
@@ -588,11 +590,13 @@ where
             steal: steal_leases,
         };
         let mut still_waiting = Vec::new();
+        let mut held = Vec::new();
         let claimed = self
             .store
             .claim(terms, &mut |schedule, heads| {
                 let p = plan(heads, schedule, &ctx);
                 still_waiting = p.token_wanted;
+                held = p.held;
                 (p.claims, p.next_wake)
             })
             .await?;
@@ -605,6 +609,7 @@ where
                 error: e.last_error.clone().unwrap_or_default(),
             });
         }
+        self.emit_held(held);
         let mut want_token: Vec<String> = Vec::new();
         for e in &claimed.awaiting_token {
             report.awaiting_token += 1;
@@ -696,9 +701,26 @@ where
         }
         let pacer = self.config.pacer;
         let mut window_pauses = Vec::new();
+        let mut held = Vec::new();
+        let sends = &claimed.sends;
+        let routes = &self.config.routes;
         let applied = self
             .store
-            .settle(now, settlements, &mut |schedule| {
+            .settle(now, settlements, &mut |schedule, applied| {
+                // A head that died holds its lane, in this same transaction.
+                for s in applied {
+                    let Action::Dead { .. } = s.action else {
+                        continue;
+                    };
+                    let Some(e) = sends.iter().find(|e| e.seq == s.seq) else {
+                        continue;
+                    };
+                    if routes.on_dead(&e.route) == OnDead::Hold
+                        && schedule.holds.hold(&e.lane, e.id)
+                    {
+                        held.push((e.lane.clone(), e.id));
+                    }
+                }
                 for (origin, info) in &observed {
                     if let Some(until) = schedule.observe(origin, info, &pacer, now) {
                         window_pauses.push((origin.clone(), until));
@@ -769,10 +791,17 @@ where
             };
             self.events.emit(&event);
         }
+        self.emit_held(held);
         for origin in &want_token {
             self.request_token(origin).await?;
         }
         Ok(true)
+    }
+
+    fn emit_held(&self, held: Vec<(String, EntryId)>) {
+        for (lane, id) in held {
+            self.events.emit(&Event::Held { id, lane });
+        }
     }
 
     /// Sends one leased entry, attaching the token in hand.
@@ -855,6 +884,7 @@ where
 pub fn queue_reason(reason: QueueReason) -> &'static str {
     match reason {
         QueueReason::LaneBusy => "lane-busy",
+        QueueReason::LaneHeld => "lane-held",
         QueueReason::OriginPaused { .. } => "origin-paused",
     }
 }

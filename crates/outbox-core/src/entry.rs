@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::clock::{Millis, Random};
+use crate::retry::Action;
 
 /// Global sequence number: the order entries were written in. Assigned by
 /// the store, strictly increasing, never reused.
@@ -155,6 +156,10 @@ impl EntryState {
 /// stopped before an answer.
 pub const LEASE_EXPIRED: &str = "lease-expired";
 
+/// The error code of a dead letter made from a stored record that could
+/// not be read back (a "poison record"): see [`Entry::is_corrupt`].
+pub const CORRUPT: &str = "corrupt";
+
 /// What went wrong on the last attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LastError {
@@ -229,6 +234,10 @@ pub struct Entry {
     pub failures: u32,
     /// 401 answers in a row, each with a fresh token.
     pub auth_failures: u32,
+    /// When the current run of `401`s began (`None`: no run). A run
+    /// becomes a dead letter only once it spans
+    /// [`RetryPolicy::auth_window_ms`](crate::retry::RetryPolicy::auth_window_ms).
+    pub auth_since: Option<Millis>,
     /// Not to be sent before this time.
     pub not_before: Millis,
     /// Where it stands.
@@ -237,7 +246,132 @@ pub struct Entry {
     pub last_error: Option<LastError>,
 }
 
+/// What a settlement leaves of the stored entry (see [`Entry::settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// It stays in the queue, changed.
+    Keep,
+    /// It leaves the queue: delivered.
+    Remove,
+    /// It leaves the queue for the dead letters.
+    Bury,
+}
+
+/// The state transitions of an entry. Every store applies these and
+/// nothing else, so that stores only persist what the engine decided (the
+/// conformance suite holds them to it). Counters read from storage may be
+/// anything: they saturate, never overflow.
 impl Entry {
+    /// Leases the entry for a send until `until`, counting the attempt. A
+    /// lease still standing means its sender stopped before an answer: that
+    /// counts a server-side failure.
+    pub fn lease(&mut self, until: Millis) {
+        if matches!(self.state, EntryState::InFlight { .. }) {
+            self.failures = self.failures.saturating_add(1);
+            self.last_error = Some(LastError::new(
+                LEASE_EXPIRED,
+                "the sender stopped before an answer",
+            ));
+        }
+        self.attempts = self.attempts.saturating_add(1);
+        self.state = EntryState::InFlight { lease_until: until };
+    }
+
+    /// Parks the entry until a token for its origin is in hand.
+    pub fn park_for_token(&mut self) {
+        self.state = EntryState::AwaitingToken;
+    }
+
+    /// Makes the entry a dead letter at `now`, with its reason.
+    pub fn bury(&mut self, error: LastError, now: Millis) {
+        self.last_error = Some(error);
+        self.state = EntryState::Dead { at: now };
+    }
+
+    /// Whether a settlement for lease number `attempt` still applies: the
+    /// entry is in flight under that very lease (not re-leased, retried,
+    /// cancelled or purged since).
+    pub fn holds_lease(&self, attempt: u32) -> bool {
+        self.attempts == attempt && matches!(self.state, EntryState::InFlight { .. })
+    }
+
+    /// Applies the engine's decision after an attempt.
+    pub fn settle(&mut self, action: &Action, now: Millis) -> Fate {
+        match action {
+            Action::Delivered { .. } => Fate::Remove,
+            Action::Retry {
+                not_before,
+                failures,
+                error,
+            } => {
+                self.state = EntryState::Pending;
+                self.not_before = *not_before;
+                self.failures = *failures;
+                self.auth_failures = 0;
+                self.auth_since = None;
+                self.last_error = Some(error.clone());
+                Fate::Keep
+            }
+            Action::AwaitToken {
+                auth_failures,
+                since,
+                not_before,
+                error,
+            } => {
+                self.state = EntryState::AwaitingToken;
+                self.auth_failures = *auth_failures;
+                self.auth_since = Some(*since);
+                self.not_before = *not_before;
+                self.last_error = Some(error.clone());
+                Fate::Keep
+            }
+            Action::Dead { error } => {
+                self.bury(error.clone(), now);
+                Fate::Bury
+            }
+        }
+    }
+
+    /// A token arrived for its origin: the entry goes again, once its
+    /// backoff after a `401` (if any) has passed.
+    pub fn release_for_token(&mut self) {
+        self.state = EntryState::Pending;
+    }
+
+    /// The network is back: a pending entry that backs off only because its
+    /// last attempt got no answer becomes due at `now`. Returns whether it
+    /// changed.
+    pub fn hurry(&mut self, now: Millis) -> bool {
+        let hurried = self.state == EntryState::Pending
+            && self.not_before > now
+            && self.last_attempt_unanswered();
+        if hurried {
+            self.not_before = now;
+        }
+        hurried
+    }
+
+    /// A dead letter goes back into the queue, due at `now`, with fresh
+    /// counters and a fresh age.
+    pub fn revive(&mut self, now: Millis) {
+        self.state = EntryState::Pending;
+        self.not_before = now;
+        self.attempts = 0;
+        self.failures = 0;
+        self.auth_failures = 0;
+        self.auth_since = None;
+        self.created_at = now;
+    }
+
+    /// Whether this dead letter was salvaged from a stored record that could
+    /// not be read back: what could be read of it is kept for inspection,
+    /// but it cannot be sent, so it is never revived (only discarded).
+    pub fn is_corrupt(&self) -> bool {
+        self.last_error
+            .as_ref()
+            .is_some_and(|e| e.code.as_deref() == Some(CORRUPT))
+    }
+
     /// Whether the entry can be sent at `now` (pending and due, or in flight
     /// with an expired lease).
     pub fn is_ready(&self, now: Millis) -> bool {
@@ -267,7 +401,9 @@ impl Entry {
             seq: self.seq,
             id: self.id,
             lane: self.lane.clone(),
+            route: self.route.clone(),
             origin: self.origin.clone(),
+            corrupt: false,
             needs_token: self.needs_token,
             created_at: self.created_at,
             attempts: self.attempts,
@@ -288,8 +424,13 @@ pub struct Head {
     pub id: EntryId,
     /// See [`Entry::lane`].
     pub lane: String,
+    /// See [`Entry::route`].
+    pub route: String,
     /// See [`Entry::origin`].
     pub origin: String,
+    /// The stored record could not be read back: what could be read of it
+    /// is here, and the plan makes it a dead letter ([`CORRUPT`]).
+    pub corrupt: bool,
     /// See [`Entry::needs_token`].
     pub needs_token: bool,
     /// See [`Entry::created_at`].

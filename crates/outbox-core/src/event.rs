@@ -77,6 +77,15 @@ pub enum Event {
         /// Why.
         error: LastError,
     },
+    /// A lane holds: its head became a dead letter, and the entries behind
+    /// it wait until that dead letter is revived or discarded
+    /// ([`crate::hold`]).
+    Held {
+        /// The dead letter holding the lane.
+        id: EntryId,
+        /// The lane.
+        lane: String,
+    },
     /// A dead letter went back into the queue.
     Revived {
         /// Entry id.
@@ -106,7 +115,7 @@ pub enum Event {
 impl Event {
     /// The event's type name (`queued`, `sending`, `sent`, `retrying`,
     /// `awaiting-token`, `paused`, `dead`, `revived`, `discarded`,
-    /// `cancelled`, `purged`).
+    /// `cancelled`, `purged`, `held`).
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Queued { .. } => "queued",
@@ -116,6 +125,7 @@ impl Event {
             Event::AwaitingToken { .. } => "awaiting-token",
             Event::Paused { .. } => "paused",
             Event::Dead { .. } => "dead",
+            Event::Held { .. } => "held",
             Event::Revived { .. } => "revived",
             Event::Discarded { .. } => "discarded",
             Event::Cancelled { .. } => "cancelled",
@@ -132,6 +142,7 @@ impl Event {
             | Event::Retrying { id, .. }
             | Event::AwaitingToken { id, .. }
             | Event::Dead { id, .. }
+            | Event::Held { id, .. }
             | Event::Revived { id, .. }
             | Event::Discarded { id }
             | Event::Cancelled { id } => Some(*id),
@@ -189,7 +200,7 @@ impl Event {
             Event::Dead { id, lane, error } => {
                 o.id(id).str("lane", lane).raw("error", &error_json(error));
             }
-            Event::Revived { id, lane } => {
+            Event::Revived { id, lane } | Event::Held { id, lane } => {
                 o.id(id).str("lane", lane);
             }
             Event::Discarded { id } | Event::Cancelled { id } => {

@@ -1,8 +1,8 @@
 //! The intercept decisions of the design (§6, first list), as pure
 //! functions: what a service worker does with a matched request.
 //!
-//! 1. The lane already has queued entries, or the origin is paused by a
-//!    rate limit → persist and answer `202` (never let a new message
+//! 1. The lane already has queued entries, is held by a dead letter
+//!    ([`crate::hold`]), or the origin is paused by a rate limit → persist and answer `202` (never let a new message
 //!    overtake older ones).
 //! 2. Otherwise forward it. `2xx` → pass the answer through.
 //! 3. Network error, timeout, `408`, `429`, `5xx` → persist, answer `202`;
@@ -19,6 +19,8 @@ use crate::entry::LastError;
 pub enum QueueReason {
     /// Older entries of the same lane are waiting.
     LaneBusy,
+    /// The lane waits for a dead letter to be revived or discarded.
+    LaneHeld,
     /// The origin is paused by a rate limit until this time.
     OriginPaused {
         /// End of the pause.
@@ -36,7 +38,15 @@ pub enum BeforeForward {
 }
 
 /// Decides whether a matched request may try the network now.
-pub fn before_forward(lane_busy: bool, paused_until: Option<Millis>, now: Millis) -> BeforeForward {
+pub fn before_forward(
+    lane_busy: bool,
+    lane_held: bool,
+    paused_until: Option<Millis>,
+    now: Millis,
+) -> BeforeForward {
+    if lane_held {
+        return BeforeForward::Queue(QueueReason::LaneHeld);
+    }
     if lane_busy {
         return BeforeForward::Queue(QueueReason::LaneBusy);
     }

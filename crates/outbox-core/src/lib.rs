@@ -54,6 +54,7 @@ pub mod entry;
 pub mod event;
 pub mod guest;
 pub mod headers;
+pub mod hold;
 pub mod intercept;
 pub mod join;
 pub mod json;

@@ -8,9 +8,8 @@ use std::convert::Infallible;
 use std::rc::Rc;
 
 use crate::clock::Millis;
-use crate::entry::{Entry, EntryId, EntryState, Head, LEASE_EXPIRED, LastError, Seq};
+use crate::entry::{Entry, EntryId, EntryState, Fate, Head, Seq};
 use crate::pacer::ScheduleState;
-use crate::retry::Action;
 use crate::scheduler::Claim;
 use crate::store::{
     CancelResult, Claimed, EnqueueError, LeaseTerms, Planner, Purged, QueueLimits, Settlement,
@@ -50,8 +49,8 @@ impl Inner {
         Some(entry)
     }
 
-    fn bury(&mut self, mut entry: Entry, now: Millis) -> Entry {
-        entry.state = EntryState::Dead { at: now };
+    /// Files an entry already made dead ([`Entry::bury`]).
+    fn file_dead(&mut self, entry: Entry) -> Entry {
         self.dead_ids.insert(entry.id, entry.seq);
         self.dead.insert(entry.seq, entry.clone());
         entry
@@ -132,30 +131,22 @@ impl Store for MemoryStore {
                     if !terms.allows(entry) {
                         continue;
                     }
-                    if matches!(entry.state, EntryState::InFlight { .. }) {
-                        entry.failures += 1;
-                        entry.last_error = Some(LastError::new(
-                            LEASE_EXPIRED,
-                            "the sender stopped before an answer",
-                        ));
-                    }
-                    entry.attempts += 1;
-                    entry.state = EntryState::InFlight { lease_until };
+                    entry.lease(lease_until);
                     claimed.sends.push(entry.clone());
                 }
                 Claim::AwaitToken => {
                     let Some(entry) = inner.queue.get_mut(&seq) else {
                         continue;
                     };
-                    entry.state = EntryState::AwaitingToken;
+                    entry.park_for_token();
                     claimed.awaiting_token.push(entry.clone());
                 }
                 Claim::Expire(error) => {
                     let Some(mut entry) = inner.remove(seq) else {
                         continue;
                     };
-                    entry.last_error = Some(error);
-                    claimed.expired.push(inner.bury(entry, now));
+                    entry.bury(error, now);
+                    claimed.expired.push(inner.file_dead(entry));
                 }
             }
         }
@@ -166,54 +157,31 @@ impl Store for MemoryStore {
         &self,
         now: Millis,
         settlements: Vec<Settlement>,
-        schedule: &mut dyn FnMut(&mut ScheduleState),
+        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
     ) -> Result<Vec<Settlement>, Infallible> {
         let mut inner = self.0.borrow_mut();
         let mut applied = Vec::with_capacity(settlements.len());
         for s in settlements {
-            let current = inner.queue.get(&s.seq).is_some_and(|e| {
-                e.attempts == s.attempt && matches!(e.state, EntryState::InFlight { .. })
-            });
-            if !current {
+            let Some(e) = inner.queue.get_mut(&s.seq) else {
+                continue;
+            };
+            if !e.holds_lease(s.attempt) {
                 continue;
             }
-            match &s.action {
-                Action::Delivered { .. } => {
+            match e.settle(&s.action, now) {
+                Fate::Keep => {}
+                Fate::Remove => {
                     inner.remove(s.seq);
                 }
-                Action::Retry {
-                    not_before,
-                    failures,
-                    error,
-                } => {
-                    if let Some(e) = inner.queue.get_mut(&s.seq) {
-                        e.state = EntryState::Pending;
-                        e.not_before = *not_before;
-                        e.failures = *failures;
-                        e.auth_failures = 0;
-                        e.last_error = Some(error.clone());
-                    }
-                }
-                Action::AwaitToken {
-                    auth_failures,
-                    error,
-                } => {
-                    if let Some(e) = inner.queue.get_mut(&s.seq) {
-                        e.state = EntryState::AwaitingToken;
-                        e.auth_failures = *auth_failures;
-                        e.last_error = Some(error.clone());
-                    }
-                }
-                Action::Dead { error } => {
-                    if let Some(mut e) = inner.remove(s.seq) {
-                        e.last_error = Some(error.clone());
-                        inner.bury(e, now);
+                Fate::Bury => {
+                    if let Some(e) = inner.remove(s.seq) {
+                        inner.file_dead(e);
                     }
                 }
             }
             applied.push(s);
         }
-        schedule(&mut inner.schedule);
+        schedule(&mut inner.schedule, &applied);
         Ok(applied)
     }
 
@@ -232,14 +200,13 @@ impl Store for MemoryStore {
     async fn release_awaiting_token(
         &self,
         origin: &str,
-        now: Millis,
+        _now: Millis,
     ) -> Result<Vec<Head>, Infallible> {
         let mut inner = self.0.borrow_mut();
         let mut released = Vec::new();
         for e in inner.queue.values_mut() {
             if e.state == EntryState::AwaitingToken && e.origin == origin {
-                e.state = EntryState::Pending;
-                e.not_before = e.not_before.min(now);
+                e.release_for_token();
                 released.push(e.head());
             }
         }
@@ -248,14 +215,12 @@ impl Store for MemoryStore {
 
     async fn retry_unreachable_now(&self, now: Millis) -> Result<usize, Infallible> {
         let mut inner = self.0.borrow_mut();
-        let mut n = 0;
-        for e in inner.queue.values_mut() {
-            if e.state == EntryState::Pending && e.not_before > now && e.last_attempt_unanswered() {
-                e.not_before = now;
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(inner
+            .queue
+            .values_mut()
+            .map(|e| e.hurry(now))
+            .filter(|&hurried| hurried)
+            .count())
     }
 
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, Infallible> {
@@ -285,18 +250,18 @@ impl Store for MemoryStore {
 
     async fn revive(&self, id: EntryId, now: Millis) -> Result<Option<Entry>, Infallible> {
         let mut inner = self.0.borrow_mut();
-        let Some(seq) = inner.dead_ids.remove(&id) else {
+        let Some(&seq) = inner.dead_ids.get(&id) else {
             return Ok(None);
         };
+        if inner.dead.get(&seq).is_none_or(Entry::is_corrupt) {
+            return Ok(None);
+        }
+        inner.dead_ids.remove(&id);
         let Some(mut entry) = inner.dead.remove(&seq) else {
             return Ok(None);
         };
-        entry.state = EntryState::Pending;
-        entry.not_before = now;
-        entry.attempts = 0;
-        entry.failures = 0;
-        entry.auth_failures = 0;
-        entry.created_at = now;
+        entry.revive(now);
+        inner.schedule.holds.lift(id);
         inner.insert(entry.clone());
         Ok(Some(entry))
     }
@@ -306,6 +271,7 @@ impl Store for MemoryStore {
         let Some(seq) = inner.dead_ids.remove(&id) else {
             return Ok(None);
         };
+        inner.schedule.holds.lift(id);
         Ok(inner.dead.remove(&seq))
     }
 
@@ -366,6 +332,7 @@ impl Store for MemoryStore {
             .filter(|(_, p)| p.paused_until > now)
             .map(|(o, p)| (o.clone(), p.paused_until))
             .collect();
+        stats.held = inner.schedule.holds.list();
         Ok(stats)
     }
 }

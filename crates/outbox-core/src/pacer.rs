@@ -7,6 +7,7 @@
 //! that a restarted worker neither forgets a pause nor gets a fresh burst.
 
 use crate::clock::Millis;
+use crate::hold::Holds;
 use crate::retry_after::RateLimitInfo;
 
 /// Pacing settings.
@@ -61,6 +62,9 @@ pub struct ScheduleState {
     /// Per-origin state, in no particular order (an app talks to a
     /// handful of origins; a list is smaller in the worker than a map).
     pub origins: Vec<(String, OriginPace)>,
+    /// Lanes held by a dead letter ([`crate::hold`]): persisted here so that
+    /// a hold is placed in the very transaction that buries the head.
+    pub holds: Holds,
 }
 
 impl ScheduleState {
@@ -173,6 +177,7 @@ impl ScheduleState {
                 p.credit, p.updated_at, p.paused_until
             ));
         }
+        self.holds.encode_into(&mut out);
         out
     }
 
@@ -181,6 +186,9 @@ impl ScheduleState {
     pub fn decode(text: &str) -> Self {
         let mut state = Self::default();
         for line in text.lines() {
+            if state.holds.decode_line(line) {
+                continue;
+            }
             let f: Vec<&str> = line.split(' ').collect();
             let [origin, credit, updated_at, paused_until] = f.as_slice() else {
                 continue;

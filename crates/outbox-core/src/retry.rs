@@ -20,9 +20,14 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Age after which an entry dies, whatever happened (default 72 h).
     pub max_age_ms: u64,
-    /// `401`s in a row, each after a fresh token, after which the entry dies
-    /// (default 3).
+    /// `401`s in a row, each after a fresh token, that an entry needs before
+    /// it can die of them (default 3) …
     pub max_auth_failures: u32,
+    /// … and how long such a run must span (default 60 s): a burst of
+    /// `401`s while a token is being rotated is a blip, not a verdict.
+    /// Between attempts of a run the entry backs off as after a server
+    /// failure (equal jitter), and goes only once a fresh token is in hand.
+    pub auth_window_ms: u64,
 }
 
 impl Default for RetryPolicy {
@@ -34,6 +39,7 @@ impl Default for RetryPolicy {
             max_attempts: 25,
             max_age_ms: 72 * 3_600_000,
             max_auth_failures: 3,
+            auth_window_ms: 60_000,
         }
     }
 }
@@ -57,10 +63,14 @@ pub enum Action {
         /// What went wrong.
         error: LastError,
     },
-    /// Wait for a fresh token.
+    /// Wait for a fresh token, then go again no sooner than `not_before`.
     AwaitToken {
         /// `401`s in a row so far.
         auth_failures: u32,
+        /// When this run of `401`s began.
+        since: Millis,
+        /// Earliest next attempt (a backoff between token refreshes).
+        not_before: Millis,
         /// What went wrong.
         error: LastError,
     },
@@ -136,20 +146,31 @@ impl RetryPolicy {
                 error: error.clone(),
             },
             Outcome::Unauthorized { error } => {
-                let auth_failures = entry.auth_failures + 1;
-                if auth_failures >= self.max_auth_failures {
+                let auth_failures = entry.auth_failures.saturating_add(1);
+                let since = entry.auth_since.unwrap_or(now).min(now);
+                let span = now - since;
+                if auth_failures >= self.max_auth_failures && span >= self.auth_window_ms {
                     Action::Dead {
                         error: with_cause(
                             LastError::new(
                                 "auth-failed",
-                                format!("{auth_failures} times 401 with fresh tokens"),
+                                format!(
+                                    "{auth_failures} times 401 with fresh tokens over {} s",
+                                    span / 1000
+                                ),
                             ),
                             Some(error),
                         ),
                     }
                 } else {
+                    // Equal jitter: never at once (a burst of 401s must not
+                    // burn the run in milliseconds), never in lockstep.
+                    let ceiling = self.ceiling_ms(auth_failures);
+                    let wait = ceiling / 2 + rng.below_or_eq(ceiling - ceiling / 2);
                     Action::AwaitToken {
                         auth_failures,
+                        since,
+                        not_before: now.saturating_add(wait),
                         error: error.clone(),
                     }
                 }

@@ -5,6 +5,7 @@
 //! untouched (the drivers never even read its body).
 
 use crate::entry::{EntryId, StoredRequest};
+use crate::hold::OnDead;
 use crate::{headers, json, url};
 
 /// Every Genesys Cloud region domain (from Genesys's own SDKs).
@@ -169,6 +170,9 @@ pub struct Route {
     pub conflict_is_delivered: bool,
     /// Whether a bearer token is attached when sending.
     pub needs_token: bool,
+    /// What a lane of this route does when its head becomes a dead letter
+    /// (default: hold; [`crate::hold`]).
+    pub on_dead: OnDead,
 }
 
 impl Route {
@@ -195,12 +199,19 @@ impl Route {
             carriers: Vec::new(),
             conflict_is_delivered: false,
             needs_token: true,
+            on_dead: OnDead::Hold,
         })
     }
 
     /// Adds an idempotency carrier.
     pub fn with_carrier(mut self, carrier: Carrier) -> Self {
         self.carriers.push(carrier);
+        self
+    }
+
+    /// Sets what a lane does when its head becomes a dead letter.
+    pub fn with_on_dead(mut self, on_dead: OnDead) -> Self {
+        self.on_dead = on_dead;
         self
     }
 
@@ -348,7 +359,25 @@ impl RouteTable {
         &self.routes
     }
 
-    /// The route with this name.
+    /// What lanes of route `route` do when their head becomes a dead letter
+    /// (an unknown route holds: a hole is worse than a visible wait).
+    pub fn on_dead(&self, route: &str) -> OnDead {
+        self.route(route).map_or(OnDead::Hold, |r| r.on_dead)
+    }
+
+    /// Sets what lanes of route `name` do when their head becomes a dead
+    /// letter. Returns whether the route exists.
+    pub fn set_on_dead(&mut self, name: &str, on_dead: OnDead) -> bool {
+        match self.routes.iter_mut().find(|r| r.name == name) {
+            Some(r) => {
+                r.on_dead = on_dead;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The route named `name`.
     pub fn route(&self, name: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.name == name)
     }

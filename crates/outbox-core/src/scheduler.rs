@@ -8,7 +8,8 @@
 //! whatever the queue's length.
 
 use crate::clock::Millis;
-use crate::entry::{EntryState, Head, LEASE_EXPIRED, LastError, Seq};
+use crate::entry::{CORRUPT, EntryId, EntryState, Head, LEASE_EXPIRED, LastError, Seq};
+use crate::hold::OnDead;
 use crate::pacer::{PacerConfig, ScheduleState};
 use crate::retry::RetryPolicy;
 
@@ -35,6 +36,9 @@ pub struct Plan {
     /// Origins whose lane heads wait for a token that is still not in hand
     /// (ask again).
     pub token_wanted: Vec<String>,
+    /// Lanes this plan put on hold (their head expired), with the dead
+    /// letter holding each.
+    pub held: Vec<(String, EntryId)>,
 }
 
 impl Plan {
@@ -62,17 +66,53 @@ pub struct PlanContext<'a> {
     /// Treat every unexpired lease as orphaned (the flusher holds the
     /// origin-wide lock, so no other sender is alive).
     pub steal_leases: bool,
+    /// What a lane of a route does when its head dies.
+    pub on_dead: &'a dyn Fn(&str) -> OnDead,
+}
+
+/// Makes `head` a dead letter; it holds its lane when its route says so, in
+/// this same plan (so in the claim's transaction).
+fn expire(
+    head: &Head,
+    error: LastError,
+    schedule: &mut ScheduleState,
+    ctx: &PlanContext<'_>,
+    claims: &mut Vec<(Seq, Claim)>,
+    held: &mut Vec<(String, EntryId)>,
+) {
+    if (ctx.on_dead)(&head.route) == OnDead::Hold && schedule.holds.hold(&head.lane, head.id) {
+        held.push((head.lane.clone(), head.id));
+    }
+    claims.push((head.seq, Claim::Expire(error)));
 }
 
 /// Plans a cycle from the lane heads (one per lane, any order), taking
-/// pacing tokens from `schedule` for what it sends.
+/// pacing tokens from `schedule` for what it sends. A held lane
+/// ([`crate::hold`]) is skipped, unless its head is the very dead letter
+/// holding it (revived): then the hold lifts and the head goes first.
 pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>) -> Plan {
     let now = ctx.now;
     let mut next_wake: Option<Millis> = None;
     let mut wake = |t: Millis| next_wake = Some(next_wake.map_or(t, |w| w.min(t)));
     let mut ready: Vec<&Head> = Vec::with_capacity(heads.len());
     let mut token_wanted: Vec<String> = Vec::new();
+    let mut held = Vec::new();
+    let mut claims = Vec::new();
     for head in heads {
+        // A record that cannot be read can never be sent: it dies at once,
+        // even in a held lane (whose first hole keeps the hold).
+        if head.corrupt {
+            let error = LastError::new(CORRUPT, "the stored record could not be read back");
+            expire(head, error, schedule, ctx, &mut claims, &mut held);
+            continue;
+        }
+        match schedule.holds.holder(&head.lane) {
+            Some(holder) if holder == head.id => {
+                schedule.holds.lift(holder);
+            }
+            Some(_) => continue,
+            None => {}
+        }
         match head.state {
             EntryState::Pending if head.not_before <= now => ready.push(head),
             EntryState::Pending => wake(head.not_before),
@@ -80,8 +120,15 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
                 ready.push(head)
             }
             EntryState::InFlight { lease_until } => wake(lease_until),
-            // Parked for a token: goes again once one is in hand.
-            EntryState::AwaitingToken if (ctx.has_token)(&head.origin) => ready.push(head),
+            // Parked for a token: goes again once one is in hand, and once
+            // the backoff after a `401` (if any) has passed.
+            EntryState::AwaitingToken if (ctx.has_token)(&head.origin) => {
+                if head.not_before <= now {
+                    ready.push(head)
+                } else {
+                    wake(head.not_before)
+                }
+            }
             EntryState::AwaitingToken => {
                 if !token_wanted.contains(&head.origin) {
                     token_wanted.push(head.origin.clone());
@@ -90,22 +137,23 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
             EntryState::Dead { .. } => {}
         }
     }
-    let mut claims = Vec::new();
     let mut sendable: Vec<&Head> = Vec::with_capacity(ready.len());
     for head in ready {
         // A lease still standing here means its sender died mid-send: that
         // counts as a server-side failure, so a poison entry cannot loop
         // forever.
         let lease_lost = matches!(head.state, EntryState::InFlight { .. });
-        let failures = head.failures + u32::from(lease_lost);
-        if failures >= ctx.policy.max_attempts {
+        let failures = head.failures.saturating_add(u32::from(lease_lost));
+        let expiry = if failures >= ctx.policy.max_attempts {
             let why = LastError::new(LEASE_EXPIRED, "sender stopped before an answer");
-            claims.push((
-                head.seq,
-                Claim::Expire(ctx.policy.max_attempts_error(Some(&why))),
-            ));
+            Some(ctx.policy.max_attempts_error(Some(&why)))
         } else if ctx.policy.is_expired(head.created_at, now) {
-            claims.push((head.seq, Claim::Expire(ctx.policy.max_age_error(None))));
+            Some(ctx.policy.max_age_error(None))
+        } else {
+            None
+        };
+        if let Some(error) = expiry {
+            expire(head, error, schedule, ctx, &mut claims, &mut held);
         } else if head.needs_token && !(ctx.has_token)(&head.origin) {
             claims.push((head.seq, Claim::AwaitToken));
             if !token_wanted.contains(&head.origin) {
@@ -143,5 +191,94 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
         claims,
         next_wake,
         token_wanted,
+        held,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::EntryId;
+
+    const NOW: Millis = 1_000_000;
+
+    fn head(seq: Seq, lane: &str) -> Head {
+        Head {
+            seq,
+            id: EntryId::from_bytes([seq as u8; 16]),
+            lane: lane.into(),
+            route: "agent-send".into(),
+            origin: "https://api.mypurecloud.ie".into(),
+            corrupt: false,
+            needs_token: false,
+            created_at: NOW,
+            attempts: 0,
+            failures: 0,
+            not_before: NOW,
+            state: EntryState::Pending,
+        }
+    }
+
+    fn run(heads: &[Head], schedule: &mut ScheduleState, on_dead: OnDead) -> Plan {
+        let policy = RetryPolicy::default();
+        let pacer = PacerConfig::default();
+        let ctx = PlanContext {
+            now: NOW,
+            batch_size: 8,
+            policy: &policy,
+            pacer: &pacer,
+            has_token: &|_| true,
+            steal_leases: false,
+            on_dead: &move |_| on_dead,
+        };
+        plan(heads, schedule, &ctx)
+    }
+
+    #[test]
+    fn a_corrupt_head_dies_and_holds_its_lane_even_if_held() {
+        let mut bad = head(2, "b");
+        bad.corrupt = true;
+        let mut schedule = ScheduleState::default();
+        let p = run(&[head(1, "a"), bad.clone()], &mut schedule, OnDead::Hold);
+        assert_eq!(p.claims[0].0, 2);
+        assert!(matches!(&p.claims[0].1, Claim::Expire(e) if e.code.as_deref() == Some(CORRUPT)));
+        assert_eq!(p.claims[1], (1, Claim::Send));
+        assert_eq!(p.held, vec![("b".to_owned(), bad.id)]);
+        assert_eq!(schedule.holds.holder("b"), Some(bad.id));
+        // In a lane already held by an older hole, it still dies; the
+        // older hole keeps the hold.
+        let mut worse = head(3, "b");
+        worse.corrupt = true;
+        let p = run(&[worse], &mut schedule, OnDead::Hold);
+        assert!(matches!(p.claims[0].1, Claim::Expire(_)));
+        assert!(p.held.is_empty());
+        assert_eq!(schedule.holds.holder("b"), Some(bad.id));
+    }
+
+    #[test]
+    fn held_lanes_are_skipped_until_their_dead_letter_is_back_at_the_head() {
+        let mut schedule = ScheduleState::default();
+        let holder = head(1, "a");
+        schedule.holds.hold("a", holder.id);
+        let p = run(&[head(5, "a"), head(6, "b")], &mut schedule, OnDead::Hold);
+        assert_eq!(p.claims, vec![(6, Claim::Send)]);
+        assert_eq!(
+            p.next_wake, None,
+            "a held lane waits for the user, not time"
+        );
+        // Revived: the holder is the head again; the hold lifts, it goes.
+        let p = run(std::slice::from_ref(&holder), &mut schedule, OnDead::Hold);
+        assert_eq!(p.claims, vec![(1, Claim::Send)]);
+        assert!(!schedule.holds.is_held("a"));
+    }
+
+    #[test]
+    fn an_expired_head_of_a_skip_route_holds_nothing() {
+        let mut old = head(1, "a");
+        old.failures = RetryPolicy::default().max_attempts;
+        let mut schedule = ScheduleState::default();
+        let p = run(&[old], &mut schedule, OnDead::Skip);
+        assert!(matches!(p.claims[0].1, Claim::Expire(_)));
+        assert!(p.held.is_empty() && schedule.holds.0.is_empty());
     }
 }

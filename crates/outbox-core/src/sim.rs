@@ -40,6 +40,10 @@ pub struct SimFaults {
     pub permanent_error_rate: f64,
     /// `401`: the token presented is expired from now on.
     pub unauthorized_rate: f64,
+    /// Answer the next this many requests (that reach the server with a
+    /// valid token) `401`, expiring their token: a count, for tests that
+    /// need a burst in order.
+    pub unauthorized_next: u32,
     /// Per-origin limit: at most `limit` requests in any `window_ms`; more
     /// get `429` with `Retry-After`.
     pub rate_limit: Option<(u32, Millis)>,
@@ -233,7 +237,8 @@ impl SimServer {
                 SimOutcome::Unauthorized,
                 Ok(error_response(401, "credentials.expired")),
             )
-        } else if roll(faults.unauthorized_rate) {
+        } else if faults.unauthorized_next > 0 || roll(faults.unauthorized_rate) {
+            s.faults.unauthorized_next = faults.unauthorized_next.saturating_sub(1);
             if let Some(t) = &token {
                 s.valid_tokens.remove(t);
             }

@@ -128,6 +128,9 @@ pub struct Stats {
     pub bytes: usize,
     /// Origins paused now, with the pause end.
     pub paused: Vec<(String, Millis)>,
+    /// Lanes held by a dead letter ([`crate::hold`]): the lane and the dead
+    /// letter's id.
+    pub held: Vec<(String, EntryId)>,
 }
 
 impl Stats {
@@ -187,9 +190,9 @@ pub trait Store {
 
     /// In one transaction: reads the pacing state and every lane's head,
     /// asks `planner` what to do, and applies it — leasing sends until
-    /// `terms.until` when [`LeaseTerms::allows`] them (counting the
-    /// attempt; taking over a lease also counts a failure), parking entries
-    /// that await a token, moving expired ones to the dead letters — and
+    /// `terms.until` when [`LeaseTerms::allows`] them ([`Entry::lease`]),
+    /// parking entries that await a token ([`Entry::park_for_token`]),
+    /// moving expired ones to the dead letters ([`Entry::bury`]) — and
     /// saves the pacing state.
     async fn claim(
         &self,
@@ -197,15 +200,15 @@ pub trait Store {
         planner: &mut Planner<'_>,
     ) -> Result<Claimed, Self::Error>;
 
-    /// In one transaction: applies attempt results (deliveries removed,
-    /// retries rescheduled, dead letters moved) and lets `schedule` update
-    /// the pacing state. Returns the settlements that applied (stale ones
-    /// are skipped).
+    /// In one transaction: applies attempt results with
+    /// [`Entry::settle`] (deliveries removed, retries rescheduled, dead
+    /// letters moved), then lets `schedule` update the pacing state, given
+    /// the settlements that applied (stale ones are skipped). Returns those.
     async fn settle(
         &self,
         now: Millis,
         settlements: Vec<Settlement>,
-        schedule: &mut dyn FnMut(&mut ScheduleState),
+        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
     ) -> Result<Vec<Settlement>, Self::Error>;
 
     /// The pacing state.
@@ -219,7 +222,8 @@ pub trait Store {
     ) -> Result<(), Self::Error>;
 
     /// Makes every entry of `origin` that awaits a token pending again
-    /// (a fresh token arrived). Returns them as heads, in `seq` order.
+    /// ([`Entry::release_for_token`]: a fresh token arrived). Returns them
+    /// as heads, in `seq` order.
     async fn release_awaiting_token(
         &self,
         origin: &str,
@@ -241,10 +245,13 @@ pub trait Store {
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Entry>, Self::Error>;
 
     /// Moves a dead letter back into the queue, at its original place in its
-    /// lane, with fresh counters, due at `now`.
+    /// lane, with fresh counters, due at `now` ([`Entry::revive`]); lifts
+    /// its hold, if it holds a lane, in the same transaction. A corrupt
+    /// dead letter ([`Entry::is_corrupt`]) stays where it is (`None`).
     async fn revive(&self, id: EntryId, now: Millis) -> Result<Option<Entry>, Self::Error>;
 
-    /// Deletes a dead letter for good. Returns whether it existed.
+    /// Deletes a dead letter for good, lifting its hold in the same
+    /// transaction. Returns it, if it existed.
     async fn discard(&self, id: EntryId) -> Result<Option<Entry>, Self::Error>;
 
     /// Removes a queued entry that is not being sent.

@@ -51,19 +51,26 @@ fn outcome(result: &Result<Response, TransportError>, conflict_ok: bool) -> Outc
 #[test]
 fn intercept_queues_behind_a_busy_lane_or_a_paused_origin() {
     assert_eq!(
-        before_forward(true, None, NOW),
+        before_forward(true, false, None, NOW),
         BeforeForward::Queue(QueueReason::LaneBusy)
     );
     assert_eq!(
-        before_forward(false, Some(NOW + 5), NOW),
+        before_forward(false, false, Some(NOW + 5), NOW),
         BeforeForward::Queue(QueueReason::OriginPaused { until: NOW + 5 })
     );
     assert_eq!(
-        before_forward(false, Some(NOW), NOW),
+        before_forward(false, false, Some(NOW), NOW),
         BeforeForward::Forward,
         "a pause that ended"
     );
-    assert_eq!(before_forward(false, None, NOW), BeforeForward::Forward);
+    assert_eq!(
+        before_forward(false, false, None, NOW),
+        BeforeForward::Forward
+    );
+    assert_eq!(
+        before_forward(true, true, Some(NOW + 5), NOW),
+        BeforeForward::Queue(QueueReason::LaneHeld)
+    );
 }
 
 #[test]
@@ -414,6 +421,7 @@ fn entry() -> Entry {
         attempts: 1,
         failures: 0,
         auth_failures: 0,
+        auth_since: None,
         not_before: NOW,
         state: EntryState::InFlight {
             lease_until: NOW + 60_000,
@@ -594,25 +602,85 @@ fn limits_make_dead_letters_never_drops() {
         Action::Dead { error } => assert_eq!(error.code.as_deref(), Some("max-age")),
         other => panic!("{other:?}"),
     }
-    // 401: park twice, the third in a row is fatal.
+    // 401: a burst is a blip. Any number of 401s inside the window park the
+    // entry with a growing backoff (never at once); the run dies only once
+    // it has both `max_auth_failures` answers and spans `auth_window_ms`.
     let mut e = entry();
-    for expected in 1..p.max_auth_failures {
+    let mut now = NOW;
+    for expected in 1..=p.max_auth_failures + 2 {
         match p.decide(
             &e,
             &Outcome::Unauthorized { error: err.clone() },
-            NOW,
+            now,
             0,
             &mut rng,
         ) {
-            Action::AwaitToken { auth_failures, .. } => {
+            Action::AwaitToken {
+                auth_failures,
+                since,
+                not_before,
+                ..
+            } => {
                 assert_eq!(auth_failures, expected);
+                assert_eq!(since, NOW, "the run starts at its first 401");
+                let ceiling = p.ceiling_ms(expected);
+                assert!(
+                    not_before >= now + ceiling / 2 && not_before <= now + ceiling,
+                    "401 number {expected}: backoff {} outside [{}, {ceiling}]",
+                    not_before - now,
+                    ceiling / 2
+                );
                 e.auth_failures = auth_failures;
+                e.auth_since = Some(since);
             }
-            other => panic!("{other:?}"),
+            other => panic!("401 number {expected} within the window: {other:?}"),
         }
+        now += 100; // a burst: 100 ms apart
     }
-    match p.decide(&e, &Outcome::Unauthorized { error: err }, NOW, 0, &mut rng) {
-        Action::Dead { error } => assert_eq!(error.code.as_deref(), Some("auth-failed")),
+    // Past the window with enough failures: a dead letter that says so.
+    now = NOW + p.auth_window_ms;
+    match p.decide(
+        &e,
+        &Outcome::Unauthorized { error: err.clone() },
+        now,
+        0,
+        &mut rng,
+    ) {
+        Action::Dead { error } => {
+            assert_eq!(error.code.as_deref(), Some("auth-failed"));
+            assert!(error.message.contains("over 60 s"), "{}", error.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A long time but too few 401s is not enough either.
+    let mut few = entry();
+    few.auth_failures = p.max_auth_failures - 2;
+    few.auth_since = Some(NOW);
+    assert!(matches!(
+        p.decide(
+            &few,
+            &Outcome::Unauthorized { error: err.clone() },
+            NOW + 10 * p.auth_window_ms,
+            0,
+            &mut rng
+        ),
+        Action::AwaitToken { .. }
+    ));
+    // Any other answer ends the run.
+    let mut ok_after = e.clone();
+    ok_after.attempts = 1;
+    match p.decide(
+        &ok_after,
+        &Outcome::Retryable {
+            error: err,
+            server_failure: true,
+            retry_after: None,
+        },
+        now,
+        0,
+        &mut rng,
+    ) {
+        Action::Retry { .. } => {}
         other => panic!("{other:?}"),
     }
 }

@@ -267,14 +267,52 @@ fn parked_entries_ask_again_for_a_token_and_go_once_one_is_in_hand() {
 }
 
 #[test]
-fn repeated_401s_with_fresh_tokens_end_as_a_dead_letter() {
+fn a_burst_of_401s_is_a_blip_not_a_dead_letter() {
+    // The chaos run's minimal case: three 401s in a row while a token is
+    // rotated. Before, the head died within 200 ms and its lane went on.
+    let h = Harness::new(6);
+    h.server.set_faults(SimFaults {
+        unauthorized_next: 3,
+        ..SimFaults::default()
+    });
+    let one = h.submit("c", "one");
+    let two = h.submit("c", "two");
+    h.drain(50);
+    assert!(h.dead().is_empty(), "a blip kills nothing");
+    assert_eq!(
+        h.server.delivered_lane("c"),
+        [one.id.to_string(), two.id.to_string()]
+    );
+    // Each fresh token was tried only after a backoff, never at once.
+    let tries: Vec<_> = h
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.lane == "c")
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(tries.len(), 5, "three 401s, then one, then two: {tries:?}");
+    let policy = h.config.retry;
+    for (n, pair) in tries.windows(2).take(3).enumerate() {
+        let ceiling = policy.ceiling_ms(n as u32 + 1);
+        assert!(
+            pair[1] - pair[0] >= ceiling / 2,
+            "401 number {}: retried after {} ms, less than half of {ceiling}",
+            n + 1,
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[test]
+fn repeated_401s_with_fresh_tokens_end_as_a_dead_letter_after_the_window() {
     let h = Harness::new(6);
     h.server.set_faults(SimFaults {
         unauthorized_rate: 1.0,
         ..SimFaults::default()
     });
     let e = h.submit("a", "x");
-    h.drain(20);
+    h.drain(50);
     let dead = h.dead();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].id, e.id);
@@ -282,15 +320,20 @@ fn repeated_401s_with_fresh_tokens_end_as_a_dead_letter() {
         dead[0].last_error.as_ref().unwrap().code.as_deref(),
         Some("auth-failed")
     );
-    assert_eq!(
-        h.server.requests().len(),
-        3,
-        "three tries, each with a fresh token"
+    let tries: Vec<_> = h.server.requests().iter().map(|r| r.at).collect();
+    assert!(
+        tries.len() >= h.config.retry.max_auth_failures as usize,
+        "{tries:?}"
+    );
+    let span = tries.last().unwrap() - tries.first().unwrap();
+    assert!(
+        span >= h.config.retry.auth_window_ms,
+        "the run of 401s spanned only {span} ms"
     );
 }
 
 #[test]
-fn permanent_errors_become_dead_letters_that_can_be_revived_or_discarded() {
+fn a_dead_head_holds_its_lane_until_revived() {
     let h = Harness::new(7);
     h.server.set_faults(SimFaults {
         permanent_error_rate: 1.0,
@@ -302,25 +345,99 @@ fn permanent_errors_become_dead_letters_that_can_be_revived_or_discarded() {
     let dead = h.dead();
     assert_eq!(
         dead.iter().map(|e| e.id).collect::<Vec<_>>(),
-        [a.id, b.id],
-        "the lane moves on past a dead head"
+        [a.id],
+        "the lane holds: nothing behind a dead head is sent"
     );
+    assert_eq!(h.server.requests().len(), 1);
     let err = dead[0].last_error.clone().unwrap();
     assert_eq!(
         (err.status, err.code.as_deref(), err.context_id.as_deref()),
         (Some(403), Some("not.authorized"), Some("sim-ctx"))
     );
+    let stats = h.stats();
+    assert_eq!(stats.held, vec![("a".to_owned(), a.id)]);
+    assert_eq!(stats.pending, 1, "two waits, visibly");
+    assert!(h.events.events().contains(&Event::Held {
+        id: a.id,
+        lane: "a".into()
+    }));
+    // A new message of that lane is queued, not forwarded past the hole.
+    let Routing::Matched(next) = h.engine.route(&h.request("a", "three")) else {
+        panic!("routes")
+    };
+    assert_eq!(
+        run(h.engine.before_forward(&next)).unwrap(),
+        BeforeForward::Queue(QueueReason::LaneHeld)
+    );
+    // Other lanes are not held.
     h.server.set_faults(SimFaults::default());
-    assert!(run(h.engine.revive(a.id)).unwrap().is_some());
-    assert!(run(h.engine.discard(b.id)).unwrap());
-    assert!(!run(h.engine.discard(b.id)).unwrap());
+    h.submit("z", "free");
     h.drain(10);
-    assert_eq!(h.server.first_deliveries().len(), 1);
-    assert!(h.dead().is_empty());
+    assert_eq!(h.server.delivered_lane("z").len(), 1);
+    assert!(h.server.delivered_lane("a").is_empty());
+    // Revived, the dead letter goes first, then the rest, in order.
+    assert!(run(h.engine.revive(a.id)).unwrap().is_some());
+    h.drain(10);
+    assert_eq!(
+        h.server.delivered_lane("a"),
+        [a.id.to_string(), b.id.to_string()]
+    );
+    assert!(h.stats().held.is_empty() && h.dead().is_empty());
     let kinds = h.events.kinds();
-    for k in ["dead", "revived", "discarded", "sent"] {
+    for k in ["dead", "held", "revived", "sent"] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
+}
+
+#[test]
+fn discarding_the_dead_head_lets_its_lane_go_on() {
+    let h = Harness::new(17);
+    h.server.set_faults(SimFaults {
+        permanent_error_rate: 1.0,
+        ..SimFaults::default()
+    });
+    let a = h.submit("a", "one");
+    let b = h.submit("a", "two");
+    h.drain(10);
+    h.server.set_faults(SimFaults::default());
+    h.drain(10);
+    assert!(h.server.delivered_lane("a").is_empty(), "held");
+    assert!(run(h.engine.discard(a.id)).unwrap());
+    assert!(!run(h.engine.discard(a.id)).unwrap());
+    h.drain(10);
+    assert_eq!(h.server.delivered_lane("a"), [b.id.to_string()]);
+    assert!(h.stats().held.is_empty());
+    assert!(h.events.kinds().contains(&"discarded"));
+}
+
+#[test]
+fn a_skip_route_moves_on_past_a_dead_head() {
+    use outbox_core::hold::OnDead;
+    let mut config = config();
+    for route in config
+        .routes
+        .routes()
+        .iter()
+        .map(|r| r.name.clone())
+        .collect::<Vec<_>>()
+    {
+        assert!(config.routes.set_on_dead(&route, OnDead::Skip));
+    }
+    let h = Harness::with_config(7, config);
+    h.server.set_faults(SimFaults {
+        permanent_error_rate: 1.0,
+        ..SimFaults::default()
+    });
+    let a = h.submit("a", "one");
+    let b = h.submit("a", "two");
+    h.drain(10);
+    assert_eq!(
+        h.dead().iter().map(|e| e.id).collect::<Vec<_>>(),
+        [a.id, b.id],
+        "the lane moves on past a dead head"
+    );
+    assert!(h.stats().held.is_empty());
+    assert!(!h.events.kinds().contains(&"held"));
 }
 
 #[test]

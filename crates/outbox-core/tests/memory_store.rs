@@ -1,11 +1,7 @@
-//! The store conformance suite on the in-memory store.
+//! The store conformance suite on the in-memory store: one test per case.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use outbox_core::conformance;
-use outbox_core::memory::MemoryStore;
-
-#[test]
-fn memory_store_passes_the_conformance_suite() {
-    futures_executor::block_on(conformance::run_all(|_| async { MemoryStore::new() }));
-}
+outbox_core::store_conformance_tests!(sync, |_case: &'static str| async {
+    outbox_core::memory::MemoryStore::new()
+});

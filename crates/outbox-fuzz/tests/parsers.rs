@@ -291,6 +291,14 @@ fn json_scanner() {
                 }
             }
         }
+        if let Some(members) = json::members(doc) {
+            for (key, value) in &members {
+                if ours.is_ok() && json::find(doc, &[key]).is_none() {
+                    return Err(format!("member `{key}` not found again"));
+                }
+                let _ = value.as_key();
+            }
+        }
         if let Some(items) = json::items(doc) {
             for item in items {
                 let _ = item.as_key();
@@ -610,6 +618,8 @@ const CONFIG_KEYS: &[&str] = &[
     "method",
     "conflictMeansDelivered",
     "needsToken",
+    "onDead",
+    "authWindowMs",
 ];
 
 fn config_value(rng: &mut Rng, key: &str) -> String {
@@ -658,12 +668,18 @@ fn config_value(rng: &mut Rng, key: &str) -> String {
                 "maxAttempts",
                 "maxAgeMs",
                 "maxAuthFailures",
+                "authWindowMs",
             ];
             let members: Vec<String> = (0..rng.below(4))
                 .map(|_| format!("{}:{}", s(rng.pick(&keys)), rng.number_text()))
                 .collect();
             format!("{{{}}}", members.join(","))
         }
+        "onDead" => format!(
+            r#"{{{}:{}}}"#,
+            s(rng.pick(&["agentless", "agent-send", "proxy", "nope", ""])),
+            s(rng.pick(&["hold", "skip", "drop"]))
+        ),
         "pacer" => format!(
             r#"{{"ratePerMinute":{},"burst":{}}}"#,
             rng.number_text(),
@@ -694,10 +710,14 @@ fn configuration() {
         "configuration",
         CONFIG_KEYS,
         |rng| {
-            let top = &CONFIG_KEYS[..20];
+            let top: Vec<&str> = CONFIG_KEYS[..20]
+                .iter()
+                .copied()
+                .chain(["onDead"])
+                .collect();
             let members: Vec<String> = (0..rng.below(8))
                 .map(|_| {
-                    let key = rng.pick(top);
+                    let key = rng.pick(&top);
                     format!("{}:{}", json::string(key), config_value(rng, key))
                 })
                 .collect();

@@ -117,6 +117,8 @@ export interface OutboxEntry {
 export interface OutboxStats {
   pending: number; inFlight: number; awaitingToken: number; dead: number; queued: number;
   lanes: number; oldestCreatedAt: number | null; bytes: number; paused: { origin: string; until: number }[];
+  /** Lanes waiting for a dead letter (`id`) to be retried or discarded. */
+  held: { lane: string; id: string }[];
 }
 
 export type OutboxEvent =
@@ -127,6 +129,7 @@ export type OutboxEvent =
   | { type: "awaiting-token"; id: string; lane: string; origin: string; at: number }
   | { type: "paused"; origin: string; until: number; reason: string; at: number }
   | { type: "dead"; id: string; lane: string; error: OutboxError; at: number }
+  | { type: "held"; id: string; lane: string; at: number }
   | { type: "revived"; id: string; lane: string; at: number }
   | { type: "discarded"; id: string; at: number }
   | { type: "cancelled"; id: string; at: number }

@@ -25,10 +25,12 @@
 //! | `needsToken` | boolean | [`Entry::needs_token`] |
 //! | `createdAt`, `notBefore` | number ¹ | times in ms since the epoch |
 //! | `attempts`, `failures`, `authFailures` | number | counters |
+//! | `authSince` | number ¹ or absent | when the current run of `401`s began |
 //! | `state` | string | `pending`, `in-flight`, `awaiting-token` or `dead` |
 //! | `leaseUntil` | number ¹ | only when `in-flight` |
 //! | `deadAt` | number ¹ | only when `dead` |
 //! | `error` | object or absent | `{status?, code?, message, contextId?}` ([`LastError`]) |
+//! | `raw` | string, dead letters only | a record that could not be read back, as JSON, kept for inspection ([`salvage`]) |
 //!
 //! ¹ A `u64` above 2⁵³−1 (not a safe JS integer) is stored as a decimal
 //! string instead, so every value round-trips exactly.
@@ -37,6 +39,8 @@
 
 #[cfg(target_arch = "wasm32")]
 use js_sys::{Array, Object, Reflect, Uint8Array};
+#[cfg(target_arch = "wasm32")]
+use outbox_core::entry::CORRUPT;
 use outbox_core::entry::{Entry, EntryId, EntryState, Head, LastError, Seq, StoredRequest};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::{JsCast, JsValue};
@@ -289,6 +293,8 @@ pub(crate) struct Record {
     pub entry: Entry,
     /// The length of the body stored apart.
     pub body_len: usize,
+    /// A record that could not be read back, as JSON ([`salvage`]).
+    pub raw: Option<String>,
 }
 
 impl Record {
@@ -297,6 +303,7 @@ impl Record {
         Self {
             body_len: entry.request.body.len(),
             entry,
+            raw: None,
         }
     }
 }
@@ -334,6 +341,9 @@ pub(crate) fn encode_entry_to<V: RecordBuild>(record: &Record) -> Result<V, Code
     obj.set("attempts", V::number(f64::from(entry.attempts)));
     obj.set("failures", V::number(f64::from(entry.failures)));
     obj.set("authFailures", V::number(f64::from(entry.auth_failures)));
+    if let Some(since) = entry.auth_since {
+        obj.set("authSince", u64_value(since));
+    }
     obj.set("notBefore", u64_value(entry.not_before));
     obj.set("state", V::string(entry.state.name()));
     match entry.state {
@@ -343,6 +353,9 @@ pub(crate) fn encode_entry_to<V: RecordBuild>(record: &Record) -> Result<V, Code
     }
     if let Some(error) = &entry.last_error {
         obj.set("error", encode_error(error));
+    }
+    if let Some(raw) = &record.raw {
+        obj.set("raw", V::string(raw));
     }
     Ok(obj)
 }
@@ -423,11 +436,21 @@ pub(crate) fn decode_entry<V: RecordValue>(value: &V) -> Result<Record, CodecErr
         attempts: get_u32(value, "attempts")?,
         failures: get_u32(value, "failures")?,
         auth_failures: get_u32(value, "authFailures")?,
+        auth_since: if value.get("authSince").is_absent() {
+            None
+        } else {
+            Some(get_u64(value, "authSince")?)
+        },
         not_before: get_u64(value, "notBefore")?,
         state: decode_state(value)?,
         last_error: decode_error(&value.get("error"))?,
     };
-    Ok(Record { entry, body_len })
+    let raw = value.get("raw").as_string();
+    Ok(Record {
+        entry,
+        body_len,
+        raw,
+    })
 }
 
 /// Decodes what scheduling needs from an entry record: no request, no body.
@@ -437,7 +460,9 @@ pub(crate) fn decode_head<V: RecordValue>(value: &V) -> Result<Head, CodecError>
         seq: safe_integer(&value.get("seq"), ENTRY, "seq")?,
         id: decode_id(value)?,
         lane: get_string(value, "lane")?,
+        route: get_string(value, "route")?,
         origin: get_string(value, "origin")?,
+        corrupt: false,
         needs_token: get_bool(value, "needsToken")?,
         created_at: get_u64(value, "createdAt")?,
         attempts: get_u32(value, "attempts")?,
@@ -445,6 +470,69 @@ pub(crate) fn decode_head<V: RecordValue>(value: &V) -> Result<Head, CodecError>
         not_before: get_u64(value, "notBefore")?,
         state: decode_state(value)?,
     })
+}
+
+/// The longest raw record a salvaged dead letter's message quotes.
+#[cfg(target_arch = "wasm32")]
+const RAW_QUOTE: usize = 2_000;
+
+/// Makes what can be read of an undecodable entry record (a "poison
+/// record") into a dead letter with reason [`CORRUPT`]: its `seq` (given:
+/// the record's key), and its id, lane, route, origin, method and URL
+/// where they read as they should; the decoding error and the raw record,
+/// as JSON, in its error message and, whole, in `raw`. The head it gives
+/// the planner is marked [`Head::corrupt`].
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn salvage(value: &JsValue, seq: Seq, why: &CodecError, now: u64) -> Record {
+    let text = |field: &str| value.get(field).as_string().unwrap_or_default();
+    let raw = js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_else(|| "(not serialisable)".into());
+    let quoted: String = raw.chars().take(RAW_QUOTE).collect();
+    let id = decode_id(value).unwrap_or_else(|_| {
+        let mut bytes = [0u8; 16];
+        bytes[8..].copy_from_slice(&seq.to_be_bytes());
+        EntryId::from_bytes(bytes)
+    });
+    let lane = Some(text("lane"))
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| format!("corrupt-{seq}"));
+    let entry = Entry {
+        id,
+        seq,
+        lane,
+        route: text("route"),
+        origin: text("origin"),
+        request: StoredRequest {
+            method: text("method"),
+            url: text("url"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        idempotency_key: text("key"),
+        needs_token: false,
+        created_at: get_u64(value, "createdAt").unwrap_or(now),
+        attempts: 0,
+        failures: 0,
+        auth_failures: 0,
+        auth_since: None,
+        not_before: now,
+        state: EntryState::Pending,
+        last_error: Some(LastError::new(
+            CORRUPT,
+            format!("the stored record could not be read back ({why}); record: {quoted}"),
+        )),
+    };
+    let body_len = get_u64(value, "bodyLen")
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    Record {
+        entry,
+        body_len,
+        raw: Some(raw),
+    }
 }
 
 /// What `stats` needs from an entry record.
@@ -830,6 +918,7 @@ mod native_tests {
         e.attempts = rng.interesting_u64() as u32;
         e.failures = rng.below(5) as u32;
         e.auth_failures = rng.below(3) as u32;
+        e.auth_since = rng.one_in(2).then(|| rng.interesting_u64());
         e.state = match rng.below(4) {
             0 => EntryState::Pending,
             1 => EntryState::AwaitingToken,
@@ -876,6 +965,8 @@ mod native_tests {
     }
 
     const FIELDS: &[&str] = &[
+        "authSince",
+        "raw",
         "seq",
         "id",
         "lane",

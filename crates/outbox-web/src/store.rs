@@ -6,9 +6,8 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use outbox_core::clock::Millis;
-use outbox_core::entry::{Entry, EntryId, EntryState, Head, LEASE_EXPIRED, LastError, Seq};
+use outbox_core::entry::{Entry, EntryId, EntryState, Fate, Head, Seq};
 use outbox_core::pacer::ScheduleState;
-use outbox_core::retry::Action;
 use outbox_core::scheduler::Claim;
 use outbox_core::store::{
     CancelResult, Claimed, EnqueueError, LeaseTerms, Planner, Purged, QueueLimits, Settlement,
@@ -22,7 +21,8 @@ use web_sys::{
 };
 
 use crate::codec::{
-    self, Record, decode_body, decode_entry, decode_head, encode_body, encode_entry, seq_key,
+    self, Record, decode_body, decode_entry, decode_head, encode_body, encode_entry, salvage,
+    seq_key,
 };
 use crate::error::{CodecError, IdbError, enqueue_error};
 use crate::idb::{self, Migration, Mode, Request, Tx, all, dom_error, first_per_key, values};
@@ -215,6 +215,16 @@ fn save_schedule(
     )
 }
 
+/// Lifts the hold of dead letter `id`, if it holds a lane (inside the
+/// transaction that revives or discards it).
+async fn lift_hold(tx: &Tx, id: EntryId) -> Result<(), IdbError> {
+    let meta = tx.store(META)?;
+    let before = decode_schedule(&get_schedule(tx, &meta)?.next().await?);
+    let mut after = before.clone();
+    after.holds.lift(id);
+    save_schedule(tx, &meta, &before, &after)
+}
+
 fn put_record(tx: &Tx, store: &IdbObjectStore, record: &Record) -> Result<(), IdbError> {
     fire(tx, store.put(&encode_entry(record)?))
 }
@@ -242,7 +252,13 @@ fn fill_bodies(
     bodies: &mut std::vec::IntoIter<JsValue>,
 ) -> Result<(), IdbError> {
     for e in entries {
-        e.request.body = decode_body(&bodies.next().unwrap_or_default())?;
+        let body = decode_body(&bodies.next().unwrap_or_default());
+        // A salvaged poison record keeps whatever body it had, if any.
+        e.request.body = if e.is_corrupt() {
+            body.unwrap_or_default()
+        } else {
+            body?
+        };
     }
     Ok(())
 }
@@ -258,14 +274,28 @@ async fn with_bodies(
     fill_bodies(entries, &mut all(reads).await?.into_iter())
 }
 
-/// Decodes a `getAll` result.
+/// Decodes an entry record; one that cannot be read back (a poison
+/// record) is salvaged ([`salvage`]) as long as its key is a `seq`.
+fn decode_or_salvage(value: &JsValue, now: Millis) -> Result<Record, IdbError> {
+    match decode_entry(value) {
+        Ok(record) => Ok(record),
+        Err(why) => {
+            let seq = codec::decode_seq(&codec::field(value, "seq"), "entry", "seq")
+                .map_err(|_| why.clone())?;
+            Ok(salvage(value, seq, &why, now))
+        }
+    }
+}
+
+/// Decodes a `getAll` result (poison records salvaged, so that a listing
+/// shows them rather than fails).
 fn decode_list(records: &JsValue) -> Result<Vec<Entry>, IdbError> {
     let records = records
         .dyn_ref::<js_sys::Array>()
         .ok_or_else(|| CodecError::new("entry", "(list)", "getAll gave a non-array"))?;
     let mut entries = Vec::with_capacity(records.length() as usize);
     for record in records.iter() {
-        entries.push(decode_entry(&record)?.entry);
+        entries.push(decode_or_salvage(&record, 0)?.entry);
     }
     Ok(entries)
 }
@@ -317,34 +347,29 @@ fn apply_claims(
             continue;
         };
         let entry = &mut record.entry;
+        let salvaged = record.raw.is_some();
         match claim {
+            Claim::Send | Claim::AwaitToken if salvaged => continue,
             Claim::Send => {
                 if !terms.allows(entry) {
                     continue;
                 }
-                // Stored counters may be anything: never overflow on them.
-                if matches!(entry.state, EntryState::InFlight { .. }) {
-                    entry.failures = entry.failures.saturating_add(1);
-                    entry.last_error = Some(LastError::new(
-                        LEASE_EXPIRED,
-                        "the sender stopped before an answer",
-                    ));
-                }
-                entry.attempts = entry.attempts.saturating_add(1);
-                entry.state = EntryState::InFlight {
-                    lease_until: terms.until,
-                };
+                entry.lease(terms.until);
                 put_record(tx, entries, record)?;
                 claimed.sends.push(record.entry.clone());
             }
             Claim::AwaitToken => {
-                entry.state = EntryState::AwaitingToken;
+                entry.park_for_token();
                 put_record(tx, entries, record)?;
                 claimed.awaiting_token.push(record.entry.clone());
             }
             Claim::Expire(error) => {
-                entry.last_error = Some(error);
-                entry.state = EntryState::Dead { at: terms.now };
+                // A salvaged record keeps its own, more telling, reason.
+                let error = match (salvaged, entry.last_error.take()) {
+                    (true, Some(own)) => own,
+                    _ => error,
+                };
+                entry.bury(error, terms.now);
                 delete_seq(tx, entries, seq)?;
                 put_record(tx, dead, record)?;
                 if let Some(record) = slot.take() {
@@ -374,40 +399,17 @@ fn apply_settlements(
         let Some(record) = slot else {
             continue;
         };
-        let entry = &mut record.entry;
-        if entry.attempts != s.attempt || !matches!(entry.state, EntryState::InFlight { .. }) {
+        if !record.entry.holds_lease(s.attempt) {
             continue;
         }
-        match &s.action {
-            Action::Delivered { .. } => {
+        match record.entry.settle(&s.action, now) {
+            Fate::Keep => put_record(tx, entries, record)?,
+            Fate::Remove => {
                 delete_seq(tx, entries, s.seq)?;
                 delete_seq(tx, bodies, s.seq)?;
                 *slot = None;
             }
-            Action::Retry {
-                not_before,
-                failures,
-                error,
-            } => {
-                entry.state = EntryState::Pending;
-                entry.not_before = *not_before;
-                entry.failures = *failures;
-                entry.auth_failures = 0;
-                entry.last_error = Some(error.clone());
-                put_record(tx, entries, record)?;
-            }
-            Action::AwaitToken {
-                auth_failures,
-                error,
-            } => {
-                entry.state = EntryState::AwaitingToken;
-                entry.auth_failures = *auth_failures;
-                entry.last_error = Some(error.clone());
-                put_record(tx, entries, record)?;
-            }
-            Action::Dead { error } => {
-                entry.last_error = Some(error.clone());
-                entry.state = EntryState::Dead { at: now };
+            Fate::Bury => {
                 delete_seq(tx, entries, s.seq)?;
                 put_record(tx, dead, record)?;
                 *slot = None;
@@ -434,7 +436,16 @@ fn compute_stats(
     };
     let mut lanes = HashSet::new();
     for record in records.iter() {
-        let s = codec::decode_summary(&record)?;
+        // A record that cannot be read still counts (as pending: the next
+        // claim makes it a dead letter if it is a lane's head).
+        let s = codec::decode_summary(&record).unwrap_or_else(|_| codec::Summary {
+            lane: codec::field(&record, "lane")
+                .as_string()
+                .unwrap_or_default(),
+            state: EntryState::Pending,
+            created_at: now,
+            size: 0,
+        });
         match s.state {
             EntryState::Pending => stats.pending += 1,
             EntryState::InFlight { .. } => stats.in_flight += 1,
@@ -452,12 +463,14 @@ fn compute_stats(
         lanes.insert(s.lane);
     }
     stats.lanes = lanes.len();
-    stats.paused = decode_schedule(schedule)
+    let schedule = decode_schedule(schedule);
+    stats.paused = schedule
         .origins
         .iter()
         .filter(|(_, p)| p.paused_until > now)
         .map(|(o, p)| (o.clone(), p.paused_until))
         .collect();
+    stats.held = schedule.holds.list();
     Ok(stats)
 }
 
@@ -655,8 +668,20 @@ impl Store for IdbStore {
         let records = first_per_key(cursor).await?;
         let before = decode_schedule(&schedule);
         let mut heads: Vec<Head> = Vec::with_capacity(records.len());
-        for value in &records {
-            heads.push(decode_head(value)?);
+        // Poison records, by their place in `records`: the plan makes them
+        // dead letters.
+        let mut salvaged: Vec<(usize, Record)> = Vec::new();
+        for (i, value) in records.iter().enumerate() {
+            match decode_head(value) {
+                Ok(head) => heads.push(head),
+                Err(_) => {
+                    let record = decode_or_salvage(value, terms.now)?;
+                    let mut head = record.entry.head();
+                    head.corrupt = true;
+                    heads.push(head);
+                    salvaged.push((i, record));
+                }
+            }
         }
 
         // The planner runs synchronously, inside the transaction.
@@ -673,7 +698,13 @@ impl Store for IdbStore {
                 continue;
             }
             match heads.iter().position(|h| h.seq == *seq) {
-                Some(i) => work.push((*seq, Some(decode_entry(&records[i])?))),
+                Some(i) => {
+                    let record = match salvaged.iter().position(|(at, _)| *at == i) {
+                        Some(k) => salvaged.swap_remove(k).1,
+                        None => decode_entry(&records[i])?,
+                    };
+                    work.push((*seq, Some(record)));
+                }
                 None => {
                     others.push(work.len());
                     work.push((*seq, None));
@@ -712,7 +743,7 @@ impl Store for IdbStore {
         &self,
         now: Millis,
         settlements: Vec<Settlement>,
-        schedule: &mut dyn FnMut(&mut ScheduleState),
+        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
     ) -> Result<Vec<Settlement>, IdbError> {
         let tx = self
             .tx("settle", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
@@ -737,7 +768,7 @@ impl Store for IdbStore {
         let stores = [&entries, &tx.store(DEAD)?, &tx.store(BODIES)?];
         let applied = apply_settlements(&tx, stores, now, settlements, &mut work)?;
         let mut after = before.clone();
-        schedule(&mut after);
+        schedule(&mut after, &applied);
         save_schedule(&tx, &meta, &before, &after)?;
         tx.commit().await?;
         Ok(applied)
@@ -765,7 +796,7 @@ impl Store for IdbStore {
     async fn release_awaiting_token(
         &self,
         origin: &str,
-        now: Millis,
+        _now: Millis,
     ) -> Result<Vec<Head>, IdbError> {
         let tx = self
             .tx("release_awaiting_token", &[ENTRIES], Mode::Write)
@@ -781,11 +812,12 @@ impl Store for IdbStore {
             if codec::field(&value, "state").as_string().as_deref() != Some("awaiting-token") {
                 continue;
             }
-            let mut record = decode_entry(&value)?;
-            let entry = &mut record.entry;
-            entry.state = EntryState::Pending;
-            entry.not_before = entry.not_before.min(now);
-            ids.push(entry.head());
+            // A poison record stays as it is: a claim salvages it.
+            let Ok(mut record) = decode_entry(&value) else {
+                continue;
+            };
+            record.entry.release_for_token();
+            ids.push(record.entry.head());
             put_record(&tx, &entries, &record)?;
         }
         tx.commit().await?;
@@ -803,10 +835,11 @@ impl Store for IdbStore {
             if codec::field(&value, "state").as_string().as_deref() != Some("pending") {
                 continue;
             }
-            let mut record = decode_entry(&value)?;
-            let entry = &mut record.entry;
-            if entry.not_before > now && entry.last_attempt_unanswered() {
-                entry.not_before = now;
+            // A poison record stays as it is: a claim salvages it.
+            let Ok(mut record) = decode_entry(&value) else {
+                continue;
+            };
+            if record.entry.hurry(now) {
                 put_record(&tx, &entries, &record)?;
                 hurried += 1;
             }
@@ -848,19 +881,18 @@ impl Store for IdbStore {
 
     async fn revive(&self, id: EntryId, now: Millis) -> Result<Option<Entry>, IdbError> {
         let tx = self
-            .tx("revive", &[ENTRIES, DEAD, BODIES], Mode::Write)
+            .tx("revive", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
             .await?;
         let dead = tx.store(DEAD)?;
         let Some(mut entry) = find(&tx, &dead, &tx.store(BODIES)?, id).await? else {
             return Ok(None);
         };
+        if entry.is_corrupt() {
+            return Ok(None);
+        }
+        lift_hold(&tx, id).await?;
         delete_seq(&tx, &dead, entry.seq)?;
-        entry.state = EntryState::Pending;
-        entry.not_before = now;
-        entry.attempts = 0;
-        entry.failures = 0;
-        entry.auth_failures = 0;
-        entry.created_at = now;
+        entry.revive(now);
         let record = Record::new(entry);
         put_record(&tx, &tx.store(ENTRIES)?, &record)?;
         tx.commit().await?;
@@ -868,12 +900,15 @@ impl Store for IdbStore {
     }
 
     async fn discard(&self, id: EntryId) -> Result<Option<Entry>, IdbError> {
-        let tx = self.tx("discard", &[DEAD, BODIES], Mode::Write).await?;
+        let tx = self
+            .tx("discard", &[DEAD, BODIES, META], Mode::Write)
+            .await?;
         let dead = tx.store(DEAD)?;
         let bodies = tx.store(BODIES)?;
         let Some(entry) = find(&tx, &dead, &bodies, id).await? else {
             return Ok(None);
         };
+        lift_hold(&tx, id).await?;
         delete_seq(&tx, &dead, entry.seq)?;
         delete_seq(&tx, &bodies, entry.seq)?;
         tx.commit().await?;

@@ -46,7 +46,7 @@ pub fn error(e: &LastError) -> JsValue {
 }
 
 /// `{pending, inFlight, awaitingToken, dead, queued, lanes, oldestCreatedAt,
-/// bytes, paused: [{origin, until}]}`.
+/// bytes, paused: [{origin, until}], held: [{lane, id}]}`.
 pub fn stats(s: &Stats) -> JsValue {
     let o = js::object();
     js::set(&o, "pending", s.pending as f64);
@@ -70,6 +70,14 @@ pub fn stats(s: &Stats) -> JsValue {
         paused.push(&p);
     }
     js::set(&o, "paused", paused);
+    let held = js_sys::Array::new();
+    for (lane, id) in &s.held {
+        let h = js::object();
+        js::set(&h, "lane", lane.as_str());
+        js::set(&h, "id", id.to_string().as_str());
+        held.push(&h);
+    }
+    js::set(&o, "held", held);
     o
 }
 

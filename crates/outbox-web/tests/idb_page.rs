@@ -7,7 +7,7 @@
 
 use js_sys::{Date, Object, Promise, Reflect};
 use outbox_core::clock::SplitMix64;
-use outbox_core::conformance::{self, sample_entry};
+use outbox_core::conformance::sample_entry;
 use outbox_core::entry::{Entry, EntryState, Head};
 use outbox_core::pacer::{PacerConfig, ScheduleState};
 use outbox_core::scheduler::Claim;
@@ -34,10 +34,7 @@ async fn conformance_store(case: &'static str) -> IdbStore {
     fresh(&format!("conformance-page-{case}")).await
 }
 
-#[wasm_bindgen_test]
-async fn passes_the_conformance_suite() {
-    conformance::run_all(conformance_store).await;
-}
+outbox_core::store_conformance_tests!(async #[wasm_bindgen_test], conformance_store);
 
 async fn put(store: &IdbStore, rng: &mut SplitMix64, lane: &str, body: &[u8]) -> Entry {
     store
@@ -318,42 +315,134 @@ async fn a_claim_over_1000_entries_in_100_lanes_sees_100_heads() {
     );
 }
 
+/// Claims with the engine's own planner: every route holds its lane on a
+/// dead head, a token is in hand.
+async fn plan_claim(store: &IdbStore, now: u64) -> outbox_core::store::Claimed {
+    let policy = outbox_core::retry::RetryPolicy::default();
+    let pacer = PacerConfig::default();
+    let has_token = |_: &str| true;
+    let on_dead = |_: &str| outbox_core::hold::OnDead::Hold;
+    let ctx = outbox_core::scheduler::PlanContext {
+        now,
+        batch_size: 8,
+        policy: &policy,
+        pacer: &pacer,
+        has_token: &has_token,
+        steal_leases: false,
+        on_dead: &on_dead,
+    };
+    store
+        .claim(
+            LeaseTerms {
+                now,
+                until: now + 60_000,
+                steal: false,
+            },
+            &mut |s, heads| {
+                let p = outbox_core::scheduler::plan(heads, s, &ctx);
+                (p.claims, p.next_wake)
+            },
+        )
+        .await
+        .unwrap()
+}
+
 #[wasm_bindgen_test]
-async fn malformed_stored_values_are_errors_not_panics() {
-    let name = "malformed";
+async fn a_poison_record_becomes_a_corrupt_dead_letter_and_holds_its_lane() {
+    let name = "poison";
     let store = fresh(name).await;
     let mut rng = SplitMix64::new(14);
     let good = put(&store, &mut rng, "a", b"ok").await;
-    // Another writer (a bug, an extension, a hand edit) stores junk.
+    // Another writer (a bug, an extension, a hand edit) stores junk as the
+    // head of lane "b": a bad id, and most fields missing.
     let db = raw_open(name, None, |_| {}).await;
     let junk = Object::new();
-    Reflect::set(&junk, &"seq".into(), &JsValue::from_f64(1_000.0)).unwrap();
+    let junk_seq = good.seq + 1;
+    Reflect::set(&junk, &"seq".into(), &JsValue::from_f64(junk_seq as f64)).unwrap();
     Reflect::set(&junk, &"lane".into(), &"b".into()).unwrap();
     Reflect::set(&junk, &"id".into(), &"not-a-uuid".into()).unwrap();
+    Reflect::set(&junk, &"state".into(), &"sideways".into()).unwrap();
     raw_put(&db, "entries", &junk, None).await;
+    raw_put(
+        &db,
+        "meta",
+        &JsValue::from_f64(junk_seq as f64),
+        Some(&"nextSeq".into()),
+    )
+    .await;
+    db.close();
+    let behind = put(&store, &mut rng, "b", b"behind the junk").await;
+    assert!(behind.seq > junk_seq);
+
+    // Reading the queue does not fail on it: it shows, salvaged.
+    assert_eq!(store.stats(T0).await.unwrap().queued(), 3);
+    let listed = store.queued(10).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed[1].is_corrupt() && listed[1].lane == "b");
+
+    // A claim makes it a dead letter with reason `corrupt`, holds lane "b",
+    // and sends lane "a"; what is behind the junk waits.
+    let claimed = plan_claim(&store, T0).await;
+    assert_eq!(
+        claimed.sends.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![good.id]
+    );
+    assert_eq!(claimed.expired.len(), 1);
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let poison = &dead[0];
+    let error = poison.last_error.clone().unwrap();
+    assert_eq!(error.code.as_deref(), Some("corrupt"));
+    assert!(error.message.contains("not-a-uuid"), "{}", error.message);
+    assert!(matches!(poison.state, EntryState::Dead { .. }));
+    assert_eq!(
+        store.stats(T0).await.unwrap().held,
+        vec![("b".to_owned(), poison.id)]
+    );
+    // The raw record is kept whole in the dead letter's record.
+    let db = raw_open(name, None, |_| {}).await;
+    let tx = db
+        .transaction_with_str_and_mode("dead", IdbTransactionMode::Readonly)
+        .unwrap();
+    let request = tx
+        .object_store("dead")
+        .unwrap()
+        .get(&JsValue::from_f64(junk_seq as f64))
+        .unwrap();
+    let stored = settle(&request).await.unwrap();
+    let raw = Reflect::get(&stored, &"raw".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(
+        raw.contains("sideways") && raw.contains("not-a-uuid"),
+        "{raw}"
+    );
     db.close();
 
-    let corrupt = |e: IdbError| matches!(e, IdbError::Corrupt(_));
-    assert!(corrupt(store.stats(T0).await.unwrap_err()));
-    assert!(corrupt(store.queued(10).await.unwrap_err()));
-    assert!(corrupt(
-        store
-            .claim(
-                LeaseTerms {
-                    now: T0,
-                    until: T0 + 1,
-                    steal: false
-                },
-                &mut |_, _| (vec![], None)
-            )
-            .await
-            .unwrap_err()
-    ));
-    // The good entry is still readable by id, and a failed claim wrote nothing.
-    let got = store.get(good.id).await.unwrap().unwrap();
-    assert_eq!(got, good);
+    // Held: a second claim sends nothing of lane "b".
+    let claimed = plan_claim(&store, T0 + 1).await;
+    assert!(claimed.sends.iter().all(|e| e.lane != "b"));
+    // A corrupt dead letter cannot be revived, only discarded; then the
+    // lane goes on.
+    assert_eq!(store.revive(poison.id, T0 + 2).await.unwrap(), None);
+    assert!(store.discard(poison.id).await.unwrap().is_some());
+    assert!(store.stats(T0 + 2).await.unwrap().held.is_empty());
+    let claimed = plan_claim(&store, T0 + 3).await;
+    assert_eq!(
+        claimed.sends.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![behind.id]
+    );
+}
 
-    // A bad nextSeq or body is an error too.
+#[wasm_bindgen_test]
+async fn malformed_counters_and_bodies_are_errors_not_panics() {
+    let name = "malformed";
+    let store = fresh(name).await;
+    let mut rng = SplitMix64::new(15);
+    let good = put(&store, &mut rng, "a", b"ok").await;
+    let corrupt = |e: IdbError| matches!(e, IdbError::Corrupt(_));
+    // A bad nextSeq or body is an error.
     let db = raw_open(name, None, |_| {}).await;
     raw_put(
         &db,

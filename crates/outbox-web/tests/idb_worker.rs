@@ -5,26 +5,23 @@
 // not reach helpers of `wasm_bindgen_test` functions).
 #![allow(clippy::unwrap_used)]
 
-use outbox_core::conformance;
 use outbox_web::IdbStore;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_service_worker);
 
+/// Every case checks first that it really runs inside a service worker.
 async fn conformance_store(case: &'static str) -> IdbStore {
-    let name = format!("conformance-worker-{case}");
-    IdbStore::delete_database(&name).await.unwrap();
-    IdbStore::open(&name).await.unwrap()
-}
-
-#[wasm_bindgen_test]
-async fn passes_the_conformance_suite_in_a_service_worker() {
     assert!(
         js_sys::global()
             .dyn_into::<web_sys::ServiceWorkerGlobalScope>()
             .is_ok(),
         "this test must run inside a service worker"
     );
-    conformance::run_all(conformance_store).await;
+    let name = format!("conformance-worker-{case}");
+    IdbStore::delete_database(&name).await.unwrap();
+    IdbStore::open(&name).await.unwrap()
 }
+
+outbox_core::store_conformance_tests!(async #[wasm_bindgen_test], conformance_store);
