@@ -40,13 +40,18 @@
 //! ```
 //!
 //! A dead letter keeps its request and its last error until the app
-//! revives or discards it; nothing leaves the queue without an event.
+//! revives or discards it; nothing leaves the queue without an event. Its
+//! lane **holds** meanwhile ([`hold`](crate::hold)): later entries wait,
+//! visibly, so that a conversation never arrives with a hole — unless the
+//! route says `onDead: skip`. Every transition above is written once, in
+//! `impl Entry`; the stores persist what it returns.
 //!
 //! # The two front doors
 //!
 //! * **Intercept** (the service worker): [`Engine::route`], then
-//!   [`Engine::before_forward`] — a lane with a backlog, or an origin paused
-//!   by a rate limit, queues at once (`202`); otherwise the driver forwards
+//!   [`Engine::before_forward`] — a lane with a backlog or held behind a
+//!   dead letter, or an origin paused by a rate limit, queues at once
+//!   (`202`); otherwise the driver forwards
 //!   the request live, and [`Engine::after_forward`] passes `2xx` and real
 //!   `4xx` answers through and queues the rest (network failure, timeout,
 //!   `408`, `429`, `5xx`; `401` queued awaiting a token).
@@ -64,8 +69,9 @@
 //! 1. **Claim** (one store transaction): read every lane's head and the
 //!    pacing state, [`plan`] which heads go (ready, one per lane, at most
 //!    [`Config::batch_size`], within each origin's pacing budget, a token in
-//!    hand), lease them until `now + lease_ms`, and move heads past their
-//!    limits to dead and heads without a token to awaiting-token.
+//!    hand, its lane not held), lease them until `now + lease_ms`, and move
+//!    heads past their limits (or unreadable: `corrupt`) to dead, holding
+//!    their lanes, and heads without a token to awaiting-token.
 //! 2. **Tokens**: ask for a token for each origin that lacks one (and again
 //!    every `token_retry_ms` while entries wait).
 //! 3. **Send** the claimed entries concurrently, outside any transaction,
@@ -75,7 +81,8 @@
 //!    retry at a time (exponential backoff with full jitter, never before a
 //!    `Retry-After`), await a token, or dead.
 //! 5. **Settle** (one store transaction): apply the decisions whose lease
-//!    still matches, and update pacing (a `429` or a `503` with
+//!    still matches, hold the lanes of new dead letters, and update pacing
+//!    (a `429` or a `503` with
 //!    `Retry-After` pauses the whole origin; `inin-ratelimit-*` caps what is
 //!    left of the window).
 //! 6. **Events** for what was applied.
@@ -96,17 +103,18 @@
 //! none waits in awaiting-token; the [`TokenSource`] is asked (a same-origin
 //! token URL, or the page), and [`Engine::token_updated`] releases the
 //! origin's parked entries. A `401` marks the token rejected and parks the
-//! entry; [`RetryPolicy::max_auth_failures`](crate::retry::RetryPolicy)
-//! `401`s with fresh tokens make it a dead letter.
+//! entry until a fresh token *and* a backoff; a run of `401`s becomes a
+//! dead letter only with at least
+//! [`max_auth_failures`](crate::retry::RetryPolicy::max_auth_failures)
+//! answers spread over at least
+//! [`auth_window_ms`](crate::retry::RetryPolicy::auth_window_ms), so a
+//! token blip is not fatal.
 //!
 //! # Planned
 //!
-//! In progress on other branches, not in this code yet: a time span in the
-//! auth rule (a burst of `401`s is not enough for a dead letter), lanes
-//! that hold behind a dead head (`onDead: hold | skip`), undecodable
-//! records as `corrupt` dead letters (issue 10); the cycle split into pure
-//! plan/settle steps that return what to persist and send, with one store
-//! transaction per cycle (issue 11).
+//! Not in this code yet (issue 11): the cycle split into pure plan/settle
+//! steps that return what to persist and what to send, with one small
+//! driver loop per environment and one store transaction per cycle.
 
 use std::cell::RefCell;
 
