@@ -315,6 +315,75 @@ impl OutboxConfig {
     }
 }
 
+/// The largest count accepted (a JS number is exact up to 2⁵³; 9·10¹⁵
+/// stays clear of it).
+const MAX_COUNT: u64 = 9_000_000_000_000_000;
+
+/// The value of a JSON number's text when it is a whole number from 0 to
+/// [`MAX_COUNT`] (`1e3`, `2.0` and `-0` are; `1.5`, `-1`, `1e16` are
+/// not), computed exactly on the digits: no float parsing, which would
+/// add its tables to the service worker's bundle for this alone.
+fn whole_number(raw: &[u8]) -> Option<u64> {
+    let (negative, rest) = match raw.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, raw),
+    };
+    let mantissa_end = rest
+        .iter()
+        .position(|b| matches!(b, b'e' | b'E'))
+        .unwrap_or(rest.len());
+    let (mantissa, exponent) = rest.split_at(mantissa_end);
+    let (int, frac) = match mantissa.iter().position(|b| *b == b'.') {
+        Some(dot) => (&mantissa[..dot], &mantissa[dot + 1..]),
+        None => (mantissa, &[][..]),
+    };
+    if int.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut exp: i64 = match exponent.split_first() {
+        None => 0,
+        Some((_, e)) => {
+            let (sign, digits) = match e.split_first() {
+                Some((b'-', d)) => (-1, d),
+                Some((b'+', d)) => (1, d),
+                _ => (1, e),
+            };
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            // Saturate: anything beyond ±10⁹ is out of range either way.
+            let n = digits.iter().fold(0i64, |n, d| {
+                (n * 10 + i64::from(d - b'0')).min(1_000_000_000)
+            });
+            sign * n
+        }
+    };
+    // The significant digits, without leading or trailing zeros; each
+    // trailing zero dropped raises the exponent.
+    let all: Vec<u8> = int.iter().chain(frac).copied().collect();
+    exp -= frac.len() as i64;
+    let first = all.iter().position(|d| *d != b'0');
+    let Some(first) = first else {
+        return Some(0); // zero, whatever its sign or exponent
+    };
+    let mut digits = &all[first..];
+    while let Some((b'0', head)) = digits.split_last() {
+        digits = head;
+        exp += 1;
+    }
+    if negative || exp < 0 || digits.len() as i64 + exp > 16 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for d in digits {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    for _ in 0..exp {
+        n = n.checked_mul(10)?;
+    }
+    (n <= MAX_COUNT).then_some(n)
+}
+
 fn to_u32(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -364,8 +433,8 @@ impl<'a> Obj<'a> {
     fn count(&self, key: &str) -> Result<Option<u64>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => match v.as_f64() {
-                Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= 9.0e15 => Ok(Some(f as u64)),
+            Some(v) => match (v.kind, whole_number(v.raw)) {
+                (Kind::Number, Some(n)) => Ok(Some(n)),
                 _ => Err(bad(&self.field(key), Problem::NotACount)),
             },
         }
@@ -850,6 +919,47 @@ mod tests {
             e.problem,
             Problem::Route(RouteError::Template { .. })
         ));
+    }
+
+    #[test]
+    fn whole_numbers_are_read_exactly_without_floats() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("-0", Some(0)),
+            ("-0.0e5", Some(0)),
+            ("7", Some(7)),
+            ("1e3", Some(1000)),
+            ("1E+3", Some(1000)),
+            ("2.0", Some(2)),
+            ("2.50e1", Some(25)),
+            ("12345e-2", None),
+            ("1200e-2", Some(12)),
+            ("9e15", Some(MAX_COUNT)),
+            ("9000000000000000", Some(MAX_COUNT)),
+            ("9000000000000001", None),
+            ("9e16", None),
+            ("1e999999999999", None),
+            ("1e-999999999999", None),
+            ("0.5", None),
+            ("-1", None),
+            ("1.5", None),
+            ("18446744073709551616", None),
+        ] {
+            assert_eq!(whole_number(text.as_bytes()), want, "{text}");
+        }
+        // Whatever a float reading says of a short number, this says too.
+        for n in 0..2_000u32 {
+            for text in [
+                format!("{n}"),
+                format!("{}.{}", n / 10, n % 10),
+                format!("{n}e-1"),
+                format!("{n}e2"),
+            ] {
+                let f: f64 = text.parse().unwrap();
+                let by_float = (f >= 0.0 && f.fract() == 0.0 && f <= 9.0e15).then_some(f as u64);
+                assert_eq!(whole_number(text.as_bytes()), by_float, "{text}");
+            }
+        }
     }
 
     #[test]
