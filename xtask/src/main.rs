@@ -16,6 +16,7 @@ mod bench;
 mod build;
 mod chaos;
 mod examples;
+mod fuzz;
 mod package;
 mod size;
 mod tools;
@@ -57,6 +58,16 @@ enum Command {
     Examples,
     /// Only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium).
     Install,
+    /// Fuzz every parser of outside input (crates/outbox-fuzz and the
+    /// emulator's and codec's targets), printing the count per parser.
+    Fuzz {
+        /// Generated inputs per parser.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u64,
+        /// Seed (replays a reported failure).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// A longer end-to-end chaos run (crates/e2e/tests/chaos.rs).
     Chaos {
         /// Seed of the fault schedule (drawn and printed when not given).
@@ -83,6 +94,7 @@ fn main() -> ExitCode {
             .and_then(|b| package::package(&b.dist))
             .map(|_| ()),
         Command::Chaos { seed, messages } => chaos::chaos(seed, messages),
+        Command::Fuzz { cases, seed } => fuzz::fuzz(cases, seed),
         Command::Examples => tools::Tools::ensure(tools::Need::Build)
             .and_then(|t| build::build(&t, None))
             .and_then(|b| package::package(&b.dist))

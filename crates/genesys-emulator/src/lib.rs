@@ -46,6 +46,8 @@ mod control;
 mod cors;
 mod errors;
 mod faults;
+#[cfg(test)]
+mod fuzz_tests;
 mod guest_ws;
 mod history;
 mod ids;

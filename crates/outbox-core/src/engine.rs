@@ -1,6 +1,120 @@
-//! The engine: the decisions of the design wired to the store, transport,
-//! clock and token source a driver provides. The browser's service worker
-//! and page, the tests and the simulator all run this same code.
+//! The engine: every outbound message made durable, then delivered in
+//! order, with nothing lost and nothing silently dropped.
+//!
+//! This doc tells the whole design before any code; `docs/DESIGN.md` tells
+//! it for the product, this for the engine.
+//!
+//! # What it is
+//!
+//! An [`Engine`] owns no I/O. A driver hands it a [`Store`] (the queue:
+//! IndexedDB in the browser, [`MemoryStore`](crate::memory::MemoryStore) in
+//! tests), a [`Transport`] (`fetch`, the Guest WebSocket, the simulator), a
+//! [`Clock`], a [`TokenSource`] and an [`EventSink`]; the engine makes
+//! every decision and calls them. The service worker, the page, the native
+//! tests and the simulator run this same code; only the drivers differ.
+//! Every decision it makes is a pure function elsewhere in the crate
+//! (routing in [`route`](crate::route), intercept rules in
+//! [`intercept`], what an answer means in [`classify`](crate::classify),
+//! what to do about it in [`retry`](crate::retry), which heads go in
+//! [`scheduler`](crate::scheduler), pacing in [`pacer`](crate::pacer)); the
+//! engine wires them to the store and the network.
+//!
+//! # Entries, lanes and order
+//!
+//! A request a [`Route`](crate::route::Route) matches becomes an
+//! [`Entry`]: a fresh id (also its idempotency key unless the request
+//! carries one), a global `seq`, a *lane* (the ordering key, usually the
+//! conversation), the request without credentials. Entries of one lane go
+//! out strictly one at a time, in `seq` order: a lane's head blocks its own
+//! lane and no other. An entry is in one of four states:
+//!
+//! ```text
+//!             enqueue                       claim (lease)
+//!   request ─────────▶ pending ─────────────────────────▶ in-flight
+//!                        ▲  ▲                                 │ settle:
+//!                        │  └──── retry (backoff, not_before) ┤ 2xx / 409 on a carrier route → deleted (sent)
+//!      token arrives     │                                    │ 401 → awaiting-token
+//!  awaiting-token ───────┘◀───────────────────────────────────┤ 4xx, limits → dead
+//!                                                             │ lease runs out (sender died) → sent again
+//!   dead ──revive──▶ pending      dead ──discard──▶ gone      ▼
+//! ```
+//!
+//! A dead letter keeps its request and its last error until the app
+//! revives or discards it; nothing leaves the queue without an event. Its
+//! lane **holds** meanwhile ([`hold`](crate::hold)): later entries wait,
+//! visibly, so that a conversation never arrives with a hole — unless the
+//! route says `onDead: skip`. Every transition above is written once, in
+//! `impl Entry`; the stores persist what it returns.
+//!
+//! # The two front doors
+//!
+//! * **Intercept** (the service worker): [`Engine::route`], then
+//!   [`Engine::before_forward`] — a lane with a backlog or held behind a
+//!   dead letter, or an origin paused by a rate limit, queues at once
+//!   (`202`); otherwise the driver forwards
+//!   the request live, and [`Engine::after_forward`] passes `2xx` and real
+//!   `4xx` answers through and queues the rest (network failure, timeout,
+//!   `408`, `429`, `5xx`; `401` queued awaiting a token).
+//! * **Write-through** (the page): [`Engine::submit`] makes the request
+//!   durable at once; a flush delivers it.
+//!
+//! Enqueue is durable before anyone is told "queued".
+//!
+//! # The flush
+//!
+//! [`Engine::flush`] runs short *cycles* until nothing is ready or
+//! [`Config::max_cycles_per_flush`] is spent (browsers kill long-running
+//! workers), and returns when to run again. One cycle:
+//!
+//! 1. **Claim** (one store transaction): read every lane's head and the
+//!    pacing state, [`plan`] which heads go (ready, one per lane, at most
+//!    [`Config::batch_size`], within each origin's pacing budget, a token in
+//!    hand, its lane not held), lease them until `now + lease_ms`, and move
+//!    heads past their limits (or unreadable: `corrupt`) to dead, holding
+//!    their lanes, and heads without a token to awaiting-token.
+//! 2. **Tokens**: ask for a token for each origin that lacks one (and again
+//!    every `token_retry_ms` while entries wait).
+//! 3. **Send** the claimed entries concurrently, outside any transaction,
+//!    each with the token in hand.
+//! 4. **Decide** each answer: [`classify`] then
+//!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) — delivered,
+//!    retry at a time (exponential backoff with full jitter, never before a
+//!    `Retry-After`), await a token, or dead.
+//! 5. **Settle** (one store transaction): apply the decisions whose lease
+//!    still matches, hold the lanes of new dead letters, and update pacing
+//!    (a `429` or a `503` with
+//!    `Retry-After` pauses the whole origin; `inin-ratelimit-*` caps what is
+//!    left of the window).
+//! 6. **Events** for what was applied.
+//!
+//! # Crash safety and duplicates
+//!
+//! A sender that dies leaves leases behind; when they run out the entries
+//! are claimed again and sent with the same idempotency key, counted as a
+//! failure. A flusher that holds the origin-wide flush lock
+//! ([`Engine::flush_exclusive`]) knows no other sender lives and takes
+//! standing leases over at once. Delivery is therefore at-least-once
+//! everywhere and exactly-once where the server honours the key (a carrier
+//! route with idempotency on); a `409` on such a route counts as delivered.
+//!
+//! # Tokens
+//!
+//! No token or secret is ever stored. An entry that needs a token and has
+//! none waits in awaiting-token; the [`TokenSource`] is asked (a same-origin
+//! token URL, or the page), and [`Engine::token_updated`] releases the
+//! origin's parked entries. A `401` marks the token rejected and parks the
+//! entry until a fresh token *and* a backoff; a run of `401`s becomes a
+//! dead letter only with at least
+//! [`max_auth_failures`](crate::retry::RetryPolicy::max_auth_failures)
+//! answers spread over at least
+//! [`auth_window_ms`](crate::retry::RetryPolicy::auth_window_ms), so a
+//! token blip is not fatal.
+//!
+//! # Planned
+//!
+//! Not in this code yet (issue 11): the cycle split into pure plan/settle
+//! steps that return what to persist and what to send, with one small
+//! driver loop per environment and one store transaction per cycle.
 
 use std::cell::RefCell;
 

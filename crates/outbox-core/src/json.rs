@@ -156,6 +156,44 @@ pub fn items(doc: &[u8]) -> Option<Vec<Value<'_>>> {
     }
 }
 
+/// The members of the object `doc` (a complete JSON object), in order,
+/// keys unescaped; `None` when it is not one (or a key is not valid
+/// UTF-8 once unescaped).
+pub fn members(doc: &[u8]) -> Option<Vec<(Cow<'_, str>, Value<'_>)>> {
+    let mut s = Scanner { doc, pos: 0 };
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return None;
+    }
+    s.pos += 1;
+    let mut out = Vec::new();
+    s.ws();
+    if s.peek() == Some(b'}') {
+        return Some(out);
+    }
+    loop {
+        s.ws();
+        if s.peek() != Some(b'"') {
+            return None;
+        }
+        let key_start = s.pos;
+        s.string().ok()?;
+        let key = unescape(&doc[key_start + 1..s.pos - 1])?;
+        s.ws();
+        if s.peek() != Some(b':') {
+            return None;
+        }
+        s.pos += 1;
+        out.push((key, s.value_span(1).ok()?));
+        s.ws();
+        match s.peek() {
+            Some(b',') => s.pos += 1,
+            Some(b'}') => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
 /// Inserts `"key":"value"` as the first member of the object at
 /// `object_path`, creating missing intermediate objects. Fails when the
 /// document is invalid, when something on the path is not an object, or

@@ -47,6 +47,7 @@
 
 pub mod classify;
 pub mod clock;
+pub mod config;
 pub mod conformance;
 pub mod engine;
 pub mod entry;

@@ -499,7 +499,16 @@ impl RouteTable {
                 }
                 Carrier::BodyField(path) => {
                     let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                    if json::find(&stored.body, &path).is_none() {
+                    let present = json::find(&stored.body, &path);
+                    if present.is_some_and(|v| v.kind != json::Kind::String) {
+                        // The app put something else there: the key could
+                        // neither be read nor carried (found by fuzzing).
+                        return unroutable(format!(
+                            "idempotency field {} is not a string",
+                            path.join(".")
+                        ));
+                    }
+                    if present.is_none() {
                         let Some((field, parents)) = path.split_last() else {
                             return unroutable("empty idempotency carrier path".into());
                         };

@@ -142,3 +142,24 @@ fn numbers_beyond_f64_are_valid_json() {
         );
     }
 }
+
+#[test]
+fn members_lists_an_objects_members_in_order() {
+    let doc = br#" {"a": 1, "b\u0021": {"c": [true]}, "a": "x"} "#;
+    let members = json::members(doc).unwrap();
+    let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
+    assert_eq!(keys, ["a", "b!", "a"]);
+    assert_eq!(members[1].1.raw, br#"{"c": [true]}"#);
+    assert_eq!(members[2].1.as_str().as_deref(), Some("x"));
+    assert_eq!(json::members(b"{}").unwrap().len(), 0);
+    for not_an_object in [
+        &b"[1]"[..],
+        b"1",
+        b"",
+        b"{\"a\" 1}",
+        b"{\"a\":1",
+        b"{\"a\":}",
+    ] {
+        assert!(json::members(not_an_object).is_none(), "{not_an_object:?}");
+    }
+}

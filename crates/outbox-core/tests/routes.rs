@@ -256,6 +256,21 @@ fn matched_but_unkeyable_requests_are_reported_not_queued() {
         id(3),
     );
     assert!(matches!(r, Routing::Unroutable { .. }), "{r:?}");
+    // A body carrier that holds something other than a string can neither
+    // give the key nor carry it (found by `cargo xtask fuzz`).
+    for held in ["null", "true", "7", "[\"k\"]", "{}"] {
+        let r = table.prepare(
+            &post(
+                &format!("https://api.mypurecloud.ie{OPEN}"),
+                &format!(r#"{{"channel":{{"from":{{"id":"u"}},"messageId":{held}}},"text":"t"}}"#),
+            ),
+            id(3),
+        );
+        assert!(
+            matches!(r, Routing::Unroutable { ref reason, .. } if reason.contains("channel.messageId is not a string")),
+            "{held}: {r:?}"
+        );
+    }
 }
 
 #[test]

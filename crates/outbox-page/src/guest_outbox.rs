@@ -14,7 +14,6 @@ use wasm_bindgen_futures::future_to_promise;
 use outbox_core::clock::SplitMix64;
 use outbox_core::entry::EntryId;
 use outbox_core::guest;
-use outbox_web::config::WebConfig;
 use outbox_web::js;
 
 use crate::common::{Inner, accepted, build, err, queue_methods};
@@ -79,7 +78,7 @@ impl Outbox {
             js_sys::Object::assign(&merged, config.unchecked_ref::<js_sys::Object>());
         }
         let merged: JsValue = merged.into();
-        let web = WebConfig::from_js(&merged).map_err(err)?;
+        let web = outbox_web::config::from_js(&merged).map_err(err)?;
         let storage_key = format!("outbox-guest-token:{}:{deployment}", web.database);
         let link = Rc::new(GuestLink::new(&url, &deployment, &api_base, &storage_key));
         Ok(GuestOutbox {

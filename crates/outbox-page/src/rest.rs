@@ -12,7 +12,6 @@ use wasm_bindgen_futures::future_to_promise;
 
 use outbox_core::json;
 use outbox_core::route::IncomingRequest;
-use outbox_web::config::WebConfig;
 use outbox_web::js;
 use outbox_web::tokens::absolute_url;
 
@@ -34,7 +33,7 @@ impl Outbox {
     pub async fn open(
         #[wasm_bindgen(unchecked_param_type = "OutboxConfig")] config: JsValue,
     ) -> Result<Outbox, JsValue> {
-        let web = WebConfig::from_js(&config).map_err(err)?;
+        let web = outbox_web::config::from_js(&config).map_err(err)?;
         Ok(Outbox {
             inner: build(web, &config, None).await?,
         })

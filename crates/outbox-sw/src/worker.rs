@@ -68,8 +68,8 @@ impl OutboxWorker {
     /// URL). Starts a flush: whatever waited while the worker slept goes
     /// out now.
     pub async fn start(config: String) -> Result<OutboxWorker, JsValue> {
-        let config =
-            WebConfig::from_json(&config).map_err(|e| JsValue::from_str(&e.to_string()))?;
+        let config = outbox_web::config::from_json(&config)
+            .map_err(|e| JsValue::from_str(&e.to_string()))?;
         let asker: outbox_web::tokens::Asker = {
             let queue_id = config.database.clone();
             Rc::new(move |origin: &str| ask_pages_for_token(&queue_id, origin))

@@ -1,6 +1,11 @@
 //! Entries to and from plain JavaScript objects, as IndexedDB stores them.
 //!
-//! No serde: objects are built and read with `Reflect`, bodies are
+//! No serde: objects are built and read through two small traits,
+//! [`RecordValue`] (read a field, a number, a string, …) and
+//! [`RecordBuild`] (make one), which `JsValue` implements with `Reflect`
+//! in the browser. The codec is written once, over the traits, so that it
+//! also builds natively — a plain tree ([`plain::Plain`]) implements them
+//! for the native tests, where the codec is fuzzed at volume. Bodies are
 //! `Uint8Array`s (kept apart, in the `bodies` store). Decoding checks every
 //! field and returns a [`CodecError`] on anything odd — a wrong type, a
 //! fractional or negative number, an unknown state — and never panics.
@@ -32,10 +37,12 @@
 //!
 //! The body is stored apart, as a `Uint8Array` keyed by `seq`.
 
+#[cfg(target_arch = "wasm32")]
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use outbox_core::entry::{
-    CORRUPT, Entry, EntryId, EntryState, Head, LastError, Seq, StoredRequest,
-};
+#[cfg(target_arch = "wasm32")]
+use outbox_core::entry::CORRUPT;
+use outbox_core::entry::{Entry, EntryId, EntryState, Head, LastError, Seq, StoredRequest};
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::CodecError;
@@ -45,33 +52,106 @@ pub(crate) const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 const ENTRY: &str = "entry";
 
-fn set(obj: &Object, key: &str, value: &JsValue) {
-    // Defining a data property on a fresh ordinary object cannot fail.
-    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+/// A stored value, read: what decoding asks of a JS value.
+pub(crate) trait RecordValue: Sized {
+    /// `self[key]`: `undefined` when missing (or when `self` is not an object).
+    fn get(&self, key: &str) -> Self;
+    /// `undefined` or `null`.
+    fn is_absent(&self) -> bool;
+    /// An object (arrays included, as in JS).
+    fn is_object(&self) -> bool;
+    /// The number, when it is one.
+    fn as_f64(&self) -> Option<f64>;
+    /// The string, when it is one.
+    fn as_string(&self) -> Option<String>;
+    /// The boolean, when it is one.
+    fn as_bool(&self) -> Option<bool>;
+    /// The elements, when it is an array.
+    fn items(&self) -> Option<Vec<Self>>;
 }
 
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+/// A stored value, built: what encoding asks of a JS value.
+pub(crate) trait RecordBuild: Sized {
+    /// A new empty object.
+    fn object() -> Self;
+    /// `self[key] = value` on an object made by [`RecordBuild::object`].
+    fn set(&mut self, key: &str, value: Self);
+    /// A number.
+    fn number(n: f64) -> Self;
+    /// A string.
+    fn string(s: &str) -> Self;
+    /// A boolean.
+    fn boolean(b: bool) -> Self;
+    /// An array.
+    fn array(items: Vec<Self>) -> Self;
 }
 
-fn absent(v: &JsValue) -> bool {
-    v.is_undefined() || v.is_null()
+#[cfg(target_arch = "wasm32")]
+impl RecordValue for JsValue {
+    fn get(&self, key: &str) -> Self {
+        Reflect::get(self, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    }
+    fn is_absent(&self) -> bool {
+        self.is_undefined() || self.is_null()
+    }
+    fn is_object(&self) -> bool {
+        JsValue::is_object(self)
+    }
+    fn as_f64(&self) -> Option<f64> {
+        JsValue::as_f64(self)
+    }
+    fn as_string(&self) -> Option<String> {
+        JsValue::as_string(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        JsValue::as_bool(self)
+    }
+    fn items(&self) -> Option<Vec<Self>> {
+        Array::is_array(self).then(|| self.unchecked_ref::<Array>().iter().collect())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl RecordBuild for JsValue {
+    fn object() -> Self {
+        Object::new().into()
+    }
+    fn set(&mut self, key: &str, value: Self) {
+        // Defining a data property on a fresh ordinary object cannot fail.
+        let _ = Reflect::set(self, &JsValue::from_str(key), &value);
+    }
+    fn number(n: f64) -> Self {
+        JsValue::from_f64(n)
+    }
+    fn string(s: &str) -> Self {
+        JsValue::from_str(s)
+    }
+    fn boolean(b: bool) -> Self {
+        JsValue::from_bool(b)
+    }
+    fn array(items: Vec<Self>) -> Self {
+        items.into_iter().collect::<Array>().into()
+    }
 }
 
 /// A `u64` as a JS value: a number when exact, else a decimal string.
-fn u64_value(v: u64) -> JsValue {
+fn u64_value<V: RecordBuild>(v: u64) -> V {
     if v <= MAX_SAFE_INTEGER {
-        JsValue::from_f64(v as f64)
+        V::number(v as f64)
     } else {
-        JsValue::from_str(&v.to_string())
+        V::string(&v.to_string())
     }
 }
 
 /// A safe non-negative integer, or an error naming `record`/`field`.
-fn safe_integer(v: &JsValue, record: &'static str, field: &'static str) -> Result<u64, CodecError> {
+fn safe_integer<V: RecordValue>(
+    v: &V,
+    record: &'static str,
+    field: &'static str,
+) -> Result<u64, CodecError> {
     let n = match v.as_f64() {
         Some(n) => n,
-        None if absent(v) => return Err(CodecError::new(record, field, "is missing")),
+        None if v.is_absent() => return Err(CodecError::new(record, field, "is missing")),
         None => return Err(CodecError::new(record, field, "is not a number")),
     };
     if !n.is_finite() || n < 0.0 || n.fract() != 0.0 || n > MAX_SAFE_INTEGER as f64 {
@@ -84,8 +164,8 @@ fn safe_integer(v: &JsValue, record: &'static str, field: &'static str) -> Resul
     Ok(n as u64)
 }
 
-fn get_u64(obj: &JsValue, field: &'static str) -> Result<u64, CodecError> {
-    let v = get(obj, field);
+fn get_u64<V: RecordValue>(obj: &V, field: &'static str) -> Result<u64, CodecError> {
+    let v = obj.get(field);
     if let Some(text) = v.as_string() {
         return text
             .parse()
@@ -94,30 +174,30 @@ fn get_u64(obj: &JsValue, field: &'static str) -> Result<u64, CodecError> {
     safe_integer(&v, ENTRY, field)
 }
 
-fn get_u32(obj: &JsValue, field: &'static str) -> Result<u32, CodecError> {
-    let n = safe_integer(&get(obj, field), ENTRY, field)?;
+fn get_u32<V: RecordValue>(obj: &V, field: &'static str) -> Result<u32, CodecError> {
+    let n = safe_integer(&obj.get(field), ENTRY, field)?;
     u32::try_from(n).map_err(|_| CodecError::new(ENTRY, field, "is larger than a u32"))
 }
 
-fn get_string(obj: &JsValue, field: &'static str) -> Result<String, CodecError> {
-    let v = get(obj, field);
+fn get_string<V: RecordValue>(obj: &V, field: &'static str) -> Result<String, CodecError> {
+    let v = obj.get(field);
     match v.as_string() {
         Some(s) => Ok(s),
-        None if absent(&v) => Err(CodecError::new(ENTRY, field, "is missing")),
+        None if v.is_absent() => Err(CodecError::new(ENTRY, field, "is missing")),
         None => Err(CodecError::new(ENTRY, field, "is not a string")),
     }
 }
 
-fn get_bool(obj: &JsValue, field: &'static str) -> Result<bool, CodecError> {
-    let v = get(obj, field);
+fn get_bool<V: RecordValue>(obj: &V, field: &'static str) -> Result<bool, CodecError> {
+    let v = obj.get(field);
     match v.as_bool() {
         Some(b) => Ok(b),
-        None if absent(&v) => Err(CodecError::new(ENTRY, field, "is missing")),
+        None if v.is_absent() => Err(CodecError::new(ENTRY, field, "is missing")),
         None => Err(CodecError::new(ENTRY, field, "is not a boolean")),
     }
 }
 
-fn check_object(value: &JsValue, record: &'static str) -> Result<(), CodecError> {
+fn check_object<V: RecordValue>(value: &V, record: &'static str) -> Result<(), CodecError> {
     if value.is_object() {
         Ok(())
     } else {
@@ -125,9 +205,9 @@ fn check_object(value: &JsValue, record: &'static str) -> Result<(), CodecError>
     }
 }
 
-/// A `seq` as a key: a JS number. Errors above 2⁵³ − 1 (which a counter
-/// that counts one by one never reaches).
-pub(crate) fn seq_key(seq: Seq) -> Result<JsValue, CodecError> {
+/// Checks that `seq` can be a key: a JS number. Errors above 2⁵³ − 1
+/// (which a counter that counts one by one never reaches).
+fn check_seq(seq: Seq) -> Result<f64, CodecError> {
     if seq > MAX_SAFE_INTEGER {
         return Err(CodecError::new(
             ENTRY,
@@ -135,40 +215,46 @@ pub(crate) fn seq_key(seq: Seq) -> Result<JsValue, CodecError> {
             "is above 2^53-1 and cannot be a key",
         ));
     }
-    Ok(JsValue::from_f64(seq as f64))
+    Ok(seq as f64)
+}
+
+/// A `seq` as a key: a JS number. Errors above 2⁵³ − 1.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn seq_key(seq: Seq) -> Result<JsValue, CodecError> {
+    check_seq(seq).map(JsValue::from_f64)
 }
 
 /// Reads a `seq` (a key, or the `nextSeq` counter).
-pub(crate) fn decode_seq(
-    value: &JsValue,
+pub(crate) fn decode_seq<V: RecordValue>(
+    value: &V,
     record: &'static str,
     field: &'static str,
 ) -> Result<Seq, CodecError> {
     safe_integer(value, record, field)
 }
 
-fn encode_error(e: &LastError) -> Object {
-    let obj = Object::new();
+fn encode_error<V: RecordBuild>(e: &LastError) -> V {
+    let mut obj = V::object();
     if let Some(status) = e.status {
-        set(&obj, "status", &JsValue::from_f64(f64::from(status)));
+        obj.set("status", V::number(f64::from(status)));
     }
     if let Some(code) = &e.code {
-        set(&obj, "code", &JsValue::from_str(code));
+        obj.set("code", V::string(code));
     }
-    set(&obj, "message", &JsValue::from_str(&e.message));
+    obj.set("message", V::string(&e.message));
     if let Some(ctx) = &e.context_id {
-        set(&obj, "contextId", &JsValue::from_str(ctx));
+        obj.set("contextId", V::string(ctx));
     }
     obj
 }
 
-fn decode_error(v: &JsValue) -> Result<Option<LastError>, CodecError> {
-    if absent(v) {
+fn decode_error<V: RecordValue>(v: &V) -> Result<Option<LastError>, CodecError> {
+    if v.is_absent() {
         return Ok(None);
     }
     check_object(v, ENTRY).map_err(|_| CodecError::new(ENTRY, "error", "is not an object"))?;
-    let status = get(v, "status");
-    let status = if absent(&status) {
+    let status = v.get("status");
+    let status = if status.is_absent() {
         None
     } else {
         let n = safe_integer(&status, ENTRY, "error.status")?;
@@ -177,13 +263,13 @@ fn decode_error(v: &JsValue) -> Result<Option<LastError>, CodecError> {
                 .map_err(|_| CodecError::new(ENTRY, "error.status", "is larger than a u16"))?,
         )
     };
-    let message = get(v, "message");
-    let message = message
+    let message = v
+        .get("message")
         .as_string()
         .ok_or_else(|| CodecError::new(ENTRY, "error.message", "is not a string"))?;
     let opt = |field: &'static str, name: &'static str| -> Result<Option<String>, CodecError> {
-        let x = get(v, name);
-        if absent(&x) {
+        let x = v.get(name);
+        if x.is_absent() {
             Ok(None)
         } else {
             x.as_string()
@@ -222,67 +308,61 @@ impl Record {
     }
 }
 
-/// Encodes everything of `record` but the body (stored apart).
+/// Encodes everything of `record` but the body (stored apart), as a JS value.
+#[cfg(target_arch = "wasm32")]
 pub(crate) fn encode_entry(record: &Record) -> Result<JsValue, CodecError> {
+    encode_entry_to(record)
+}
+
+/// Encodes everything of `record` but the body (stored apart).
+pub(crate) fn encode_entry_to<V: RecordBuild>(record: &Record) -> Result<V, CodecError> {
     let entry = &record.entry;
     let size = entry.request.size_bytes() - entry.request.body.len() + record.body_len;
-    let obj = Object::new();
-    set(&obj, "seq", &seq_key(entry.seq)?);
-    set(&obj, "id", &JsValue::from_str(&entry.id.to_string()));
-    set(&obj, "lane", &JsValue::from_str(&entry.lane));
-    set(&obj, "route", &JsValue::from_str(&entry.route));
-    set(&obj, "origin", &JsValue::from_str(&entry.origin));
-    set(&obj, "method", &JsValue::from_str(&entry.request.method));
-    set(&obj, "url", &JsValue::from_str(&entry.request.url));
-    let headers = Array::new();
-    for (name, value) in &entry.request.headers {
-        headers.push(&Array::of2(
-            &JsValue::from_str(name),
-            &JsValue::from_str(value),
-        ));
-    }
-    set(&obj, "headers", &headers);
-    set(&obj, "size", &u64_value(size as u64));
-    set(&obj, "bodyLen", &u64_value(record.body_len as u64));
-    set(&obj, "key", &JsValue::from_str(&entry.idempotency_key));
-    set(&obj, "needsToken", &JsValue::from_bool(entry.needs_token));
-    set(&obj, "createdAt", &u64_value(entry.created_at));
-    set(
-        &obj,
-        "attempts",
-        &JsValue::from_f64(f64::from(entry.attempts)),
-    );
-    set(
-        &obj,
-        "failures",
-        &JsValue::from_f64(f64::from(entry.failures)),
-    );
-    set(
-        &obj,
-        "authFailures",
-        &JsValue::from_f64(f64::from(entry.auth_failures)),
-    );
+    let mut obj = V::object();
+    obj.set("seq", V::number(check_seq(entry.seq)?));
+    obj.set("id", V::string(&entry.id.to_string()));
+    obj.set("lane", V::string(&entry.lane));
+    obj.set("route", V::string(&entry.route));
+    obj.set("origin", V::string(&entry.origin));
+    obj.set("method", V::string(&entry.request.method));
+    obj.set("url", V::string(&entry.request.url));
+    let headers = entry
+        .request
+        .headers
+        .iter()
+        .map(|(name, value)| V::array(vec![V::string(name), V::string(value)]))
+        .collect();
+    obj.set("headers", V::array(headers));
+    obj.set("size", u64_value(size as u64));
+    obj.set("bodyLen", u64_value(record.body_len as u64));
+    obj.set("key", V::string(&entry.idempotency_key));
+    obj.set("needsToken", V::boolean(entry.needs_token));
+    obj.set("createdAt", u64_value(entry.created_at));
+    obj.set("attempts", V::number(f64::from(entry.attempts)));
+    obj.set("failures", V::number(f64::from(entry.failures)));
+    obj.set("authFailures", V::number(f64::from(entry.auth_failures)));
     if let Some(since) = entry.auth_since {
-        set(&obj, "authSince", &u64_value(since));
+        obj.set("authSince", u64_value(since));
     }
-    set(&obj, "notBefore", &u64_value(entry.not_before));
-    set(&obj, "state", &JsValue::from_str(entry.state.name()));
+    obj.set("notBefore", u64_value(entry.not_before));
+    obj.set("state", V::string(entry.state.name()));
     match entry.state {
-        EntryState::InFlight { lease_until } => set(&obj, "leaseUntil", &u64_value(lease_until)),
-        EntryState::Dead { at } => set(&obj, "deadAt", &u64_value(at)),
+        EntryState::InFlight { lease_until } => obj.set("leaseUntil", u64_value(lease_until)),
+        EntryState::Dead { at } => obj.set("deadAt", u64_value(at)),
         EntryState::Pending | EntryState::AwaitingToken => {}
     }
     if let Some(error) = &entry.last_error {
-        set(&obj, "error", &encode_error(error));
+        obj.set("error", encode_error(error));
     }
     if let Some(raw) = &record.raw {
-        set(&obj, "raw", &JsValue::from_str(raw));
+        obj.set("raw", V::string(raw));
     }
-    Ok(obj.into())
+    Ok(obj)
 }
 
-fn decode_state(v: &JsValue) -> Result<EntryState, CodecError> {
-    let name = get(v, "state")
+fn decode_state<V: RecordValue>(v: &V) -> Result<EntryState, CodecError> {
+    let name = v
+        .get("state")
         .as_string()
         .ok_or_else(|| CodecError::new(ENTRY, "state", "is not a string"))?;
     Ok(match name.as_str() {
@@ -298,48 +378,49 @@ fn decode_state(v: &JsValue) -> Result<EntryState, CodecError> {
     })
 }
 
-fn decode_id(v: &JsValue) -> Result<EntryId, CodecError> {
+fn decode_id<V: RecordValue>(v: &V) -> Result<EntryId, CodecError> {
     get_string(v, "id")?
         .parse()
         .map_err(|_| CodecError::new(ENTRY, "id", "is not a UUID"))
 }
 
-fn decode_headers(v: &JsValue) -> Result<Vec<(String, String)>, CodecError> {
-    let headers = get(v, "headers");
-    if !Array::is_array(&headers) {
-        return Err(CodecError::new(ENTRY, "headers", "is not an array"));
-    }
-    let headers: Array = headers.unchecked_into();
-    let mut out = Vec::with_capacity(headers.length() as usize);
-    for pair in headers.iter() {
-        if !Array::is_array(&pair) {
-            return Err(CodecError::new(ENTRY, "headers", "holds a non-array"));
-        }
-        let pair: Array = pair.unchecked_into();
-        let (Some(name), Some(value), 2) = (
-            pair.get(0).as_string(),
-            pair.get(1).as_string(),
-            pair.length(),
-        ) else {
-            return Err(CodecError::new(
-                ENTRY,
-                "headers",
-                "holds something other than a [name, value] pair of strings",
-            ));
+fn decode_headers<V: RecordValue>(v: &V) -> Result<Vec<(String, String)>, CodecError> {
+    let headers = v
+        .get("headers")
+        .items()
+        .ok_or_else(|| CodecError::new(ENTRY, "headers", "is not an array"))?;
+    let mut out = Vec::with_capacity(headers.len());
+    for pair in headers {
+        let pair = pair
+            .items()
+            .ok_or_else(|| CodecError::new(ENTRY, "headers", "holds a non-array"))?;
+        let [name, value] = pair.as_slice() else {
+            return Err(not_a_pair());
+        };
+        let (Some(name), Some(value)) = (name.as_string(), value.as_string()) else {
+            return Err(not_a_pair());
         };
         out.push((name, value));
     }
     Ok(out)
 }
 
+fn not_a_pair() -> CodecError {
+    CodecError::new(
+        ENTRY,
+        "headers",
+        "holds something other than a [name, value] pair of strings",
+    )
+}
+
 /// Decodes an entry record; its body is left empty (it lives apart).
-pub(crate) fn decode_entry(value: &JsValue) -> Result<Record, CodecError> {
+pub(crate) fn decode_entry<V: RecordValue>(value: &V) -> Result<Record, CodecError> {
     check_object(value, ENTRY)?;
     let body_len = usize::try_from(get_u64(value, "bodyLen")?)
         .map_err(|_| CodecError::new(ENTRY, "bodyLen", "is too large"))?;
     let entry = Entry {
         id: decode_id(value)?,
-        seq: safe_integer(&get(value, "seq"), ENTRY, "seq")?,
+        seq: safe_integer(&value.get("seq"), ENTRY, "seq")?,
         lane: get_string(value, "lane")?,
         route: get_string(value, "route")?,
         origin: get_string(value, "origin")?,
@@ -355,16 +436,16 @@ pub(crate) fn decode_entry(value: &JsValue) -> Result<Record, CodecError> {
         attempts: get_u32(value, "attempts")?,
         failures: get_u32(value, "failures")?,
         auth_failures: get_u32(value, "authFailures")?,
-        auth_since: if absent(&get(value, "authSince")) {
+        auth_since: if value.get("authSince").is_absent() {
             None
         } else {
             Some(get_u64(value, "authSince")?)
         },
         not_before: get_u64(value, "notBefore")?,
         state: decode_state(value)?,
-        last_error: decode_error(&get(value, "error"))?,
+        last_error: decode_error(&value.get("error"))?,
     };
-    let raw = get(value, "raw").as_string();
+    let raw = value.get("raw").as_string();
     Ok(Record {
         entry,
         body_len,
@@ -373,10 +454,10 @@ pub(crate) fn decode_entry(value: &JsValue) -> Result<Record, CodecError> {
 }
 
 /// Decodes what scheduling needs from an entry record: no request, no body.
-pub(crate) fn decode_head(value: &JsValue) -> Result<Head, CodecError> {
+pub(crate) fn decode_head<V: RecordValue>(value: &V) -> Result<Head, CodecError> {
     check_object(value, ENTRY)?;
     Ok(Head {
-        seq: safe_integer(&get(value, "seq"), ENTRY, "seq")?,
+        seq: safe_integer(&value.get("seq"), ENTRY, "seq")?,
         id: decode_id(value)?,
         lane: get_string(value, "lane")?,
         route: get_string(value, "route")?,
@@ -392,6 +473,7 @@ pub(crate) fn decode_head(value: &JsValue) -> Result<Head, CodecError> {
 }
 
 /// The longest raw record a salvaged dead letter's message quotes.
+#[cfg(target_arch = "wasm32")]
 const RAW_QUOTE: usize = 2_000;
 
 /// Makes what can be read of an undecodable entry record (a "poison
@@ -400,8 +482,9 @@ const RAW_QUOTE: usize = 2_000;
 /// where they read as they should; the decoding error and the raw record,
 /// as JSON, in its error message and, whole, in `raw`. The head it gives
 /// the planner is marked [`Head::corrupt`].
+#[cfg(target_arch = "wasm32")]
 pub(crate) fn salvage(value: &JsValue, seq: Seq, why: &CodecError, now: u64) -> Record {
-    let text = |field: &str| get(value, field).as_string().unwrap_or_default();
+    let text = |field: &str| value.get(field).as_string().unwrap_or_default();
     let raw = js_sys::JSON::stringify(value)
         .ok()
         .and_then(|s| s.as_string())
@@ -465,7 +548,7 @@ pub(crate) struct Summary {
 }
 
 /// Decodes an entry record's [`Summary`].
-pub(crate) fn decode_summary(value: &JsValue) -> Result<Summary, CodecError> {
+pub(crate) fn decode_summary<V: RecordValue>(value: &V) -> Result<Summary, CodecError> {
     check_object(value, ENTRY)?;
     Ok(Summary {
         lane: get_string(value, "lane")?,
@@ -477,16 +560,19 @@ pub(crate) fn decode_summary(value: &JsValue) -> Result<Summary, CodecError> {
 
 /// The value field `field` of an entry record, for reading one field
 /// without decoding the rest.
+#[cfg(target_arch = "wasm32")]
 pub(crate) fn field(value: &JsValue, field: &str) -> JsValue {
-    get(value, field)
+    value.get(field)
 }
 
 /// A body as stored: a `Uint8Array` holding a copy of the bytes.
+#[cfg(target_arch = "wasm32")]
 pub(crate) fn encode_body(body: &[u8]) -> Uint8Array {
     Uint8Array::from(body)
 }
 
 /// Reads a stored body (a `Uint8Array`; an `ArrayBuffer` is accepted too).
+#[cfg(target_arch = "wasm32")]
 pub(crate) fn decode_body(value: &JsValue) -> Result<Vec<u8>, CodecError> {
     if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
         return Ok(bytes.to_vec());
@@ -494,13 +580,108 @@ pub(crate) fn decode_body(value: &JsValue) -> Result<Vec<u8>, CodecError> {
     if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {
         return Ok(Uint8Array::new(buffer).to_vec());
     }
-    if absent(value) {
+    if value.is_absent() {
         return Err(CodecError::new("body", "(record)", "is missing"));
     }
     Err(CodecError::new("body", "(record)", "is not a Uint8Array"))
 }
 
+/// A plain value tree that implements the record traits natively: the
+/// codec's native tests (and its fuzzing) run on it.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod plain {
+    use super::{RecordBuild, RecordValue};
+
+    /// A JS value as a tree.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) enum Plain {
+        /// `undefined`.
+        Undefined,
+        /// `null`.
+        Null,
+        /// A boolean.
+        Bool(bool),
+        /// A number.
+        Number(f64),
+        /// A string.
+        Str(String),
+        /// An array.
+        Array(Vec<Plain>),
+        /// An object (members in insertion order; a later `set` replaces).
+        Object(Vec<(String, Plain)>),
+    }
+
+    impl RecordValue for Plain {
+        fn get(&self, key: &str) -> Self {
+            match self {
+                Plain::Object(members) => members
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(Plain::Undefined, |(_, v)| v.clone()),
+                _ => Plain::Undefined,
+            }
+        }
+        fn is_absent(&self) -> bool {
+            matches!(self, Plain::Undefined | Plain::Null)
+        }
+        fn is_object(&self) -> bool {
+            matches!(self, Plain::Object(_) | Plain::Array(_))
+        }
+        fn as_f64(&self) -> Option<f64> {
+            match self {
+                Plain::Number(n) => Some(*n),
+                _ => None,
+            }
+        }
+        fn as_string(&self) -> Option<String> {
+            match self {
+                Plain::Str(s) => Some(s.clone()),
+                _ => None,
+            }
+        }
+        fn as_bool(&self) -> Option<bool> {
+            match self {
+                Plain::Bool(b) => Some(*b),
+                _ => None,
+            }
+        }
+        fn items(&self) -> Option<Vec<Self>> {
+            match self {
+                Plain::Array(items) => Some(items.clone()),
+                _ => None,
+            }
+        }
+    }
+
+    impl RecordBuild for Plain {
+        fn object() -> Self {
+            Plain::Object(Vec::new())
+        }
+        fn set(&mut self, key: &str, value: Self) {
+            if let Plain::Object(members) = self {
+                match members.iter_mut().find(|(k, _)| k == key) {
+                    Some(slot) => slot.1 = value,
+                    None => members.push((key.to_owned(), value)),
+                }
+            }
+        }
+        fn number(n: f64) -> Self {
+            Plain::Number(n)
+        }
+        fn string(s: &str) -> Self {
+            Plain::Str(s.to_owned())
+        }
+        fn boolean(b: bool) -> Self {
+            Plain::Bool(b)
+        }
+        fn array(items: Vec<Self>) -> Self {
+            Plain::Array(items)
+        }
+    }
+}
+
 #[cfg(test)]
+#[cfg(target_arch = "wasm32")]
 mod tests {
     use super::*;
     use outbox_core::clock::SplitMix64;
@@ -679,16 +860,16 @@ mod tests {
         expect_bad("state", JsValue::UNDEFINED, "state");
         expect_bad("leaseUntil", JsValue::UNDEFINED, "leaseUntil");
         expect_bad("error", JsValue::from_str("oops"), "error");
-        let bad_error = Object::new();
-        set(&bad_error, "message", &JsValue::from_str("m"));
-        set(&bad_error, "status", &JsValue::from_f64(70_000.0));
-        expect_bad("error", bad_error.into(), "error.status");
-        let bad_error = Object::new();
-        expect_bad("error", bad_error.into(), "error.message");
-        let bad_error = Object::new();
-        set(&bad_error, "message", &JsValue::from_str("m"));
-        set(&bad_error, "code", &JsValue::from_f64(1.0));
-        expect_bad("error", bad_error.into(), "error.code");
+        let mut bad_error = JsValue::object();
+        bad_error.set("message", JsValue::from_str("m"));
+        bad_error.set("status", JsValue::from_f64(70_000.0));
+        expect_bad("error", bad_error, "error.status");
+        let bad_error = <JsValue as RecordBuild>::object();
+        expect_bad("error", bad_error, "error.message");
+        let mut bad_error = JsValue::object();
+        bad_error.set("message", JsValue::from_str("m"));
+        bad_error.set("code", JsValue::from_f64(1.0));
+        expect_bad("error", bad_error, "error.code");
         // A null error is no error.
         let obj = encode_entry(&Record::new(entries()[0].clone())).unwrap();
         Reflect::set(&obj, &JsValue::from_str("error"), &JsValue::NULL).unwrap();
@@ -708,5 +889,231 @@ mod tests {
         ] {
             assert!(decode_body(&bad).is_err());
         }
+    }
+}
+
+/// The codec on plain trees, natively: the round trip, and fuzzing at
+/// volume (`OUTBOX_FUZZ_CASES` records; `cargo xtask fuzz` runs 1,000,000).
+#[cfg(test)]
+#[cfg(not(target_arch = "wasm32"))]
+mod native_tests {
+    use super::plain::Plain;
+    use super::*;
+    use outbox_core::clock::SplitMix64;
+    use outbox_core::conformance::sample_entry;
+    use outbox_fuzz::{Rng, run};
+
+    /// An entry with every field drawn at random, edges over-represented.
+    fn random_entry(rng: &mut Rng) -> Entry {
+        let mut seed = SplitMix64::new(rng.next_u64());
+        let mut e = sample_entry(&mut seed, &rng.text(8), "https://api.mypurecloud.ie", b"{}");
+        e.seq = rng.interesting_u64() % (MAX_SAFE_INTEGER + 1);
+        e.request.body = vec![0; rng.below(4)];
+        for _ in 0..rng.below(3) {
+            e.request.headers.push((rng.text(6), rng.text(6)));
+        }
+        e.needs_token = rng.one_in(2);
+        e.created_at = rng.interesting_u64();
+        e.not_before = rng.interesting_u64();
+        e.attempts = rng.interesting_u64() as u32;
+        e.failures = rng.below(5) as u32;
+        e.auth_failures = rng.below(3) as u32;
+        e.auth_since = rng.one_in(2).then(|| rng.interesting_u64());
+        e.state = match rng.below(4) {
+            0 => EntryState::Pending,
+            1 => EntryState::AwaitingToken,
+            2 => EntryState::InFlight {
+                lease_until: rng.interesting_u64(),
+            },
+            _ => EntryState::Dead {
+                at: rng.interesting_u64(),
+            },
+        };
+        e.last_error = rng.one_in(2).then(|| LastError {
+            status: rng.one_in(2).then(|| rng.below(70_000) as u16),
+            code: rng.one_in(2).then(|| rng.text(6)),
+            message: rng.text(10),
+            context_id: rng.one_in(2).then(|| rng.text(6)),
+        });
+        e
+    }
+
+    fn to_json(v: &Plain) -> serde_json::Value {
+        use serde_json::Value as J;
+        match v {
+            Plain::Undefined | Plain::Null => J::Null,
+            Plain::Bool(b) => J::Bool(*b),
+            Plain::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+            Plain::Str(s) => J::String(s.clone()),
+            Plain::Array(items) => J::Array(items.iter().map(to_json).collect()),
+            Plain::Object(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        }
+    }
+
+    fn from_json(v: &serde_json::Value) -> Plain {
+        use serde_json::Value as J;
+        match v {
+            J::Null => Plain::Null,
+            J::Bool(b) => Plain::Bool(*b),
+            J::Number(n) => Plain::Number(n.as_f64().unwrap_or(f64::NAN)),
+            J::String(s) => Plain::Str(s.clone()),
+            J::Array(items) => Plain::Array(items.iter().map(from_json).collect()),
+            J::Object(m) => {
+                Plain::Object(m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
+            }
+        }
+    }
+
+    const FIELDS: &[&str] = &[
+        "authSince",
+        "raw",
+        "seq",
+        "id",
+        "lane",
+        "route",
+        "origin",
+        "method",
+        "url",
+        "headers",
+        "size",
+        "bodyLen",
+        "key",
+        "needsToken",
+        "createdAt",
+        "attempts",
+        "failures",
+        "authFailures",
+        "notBefore",
+        "state",
+        "leaseUntil",
+        "deadAt",
+        "error",
+        "status",
+        "code",
+        "message",
+        "contextId",
+    ];
+
+    /// A value of a random kind for a field (the wrong kind, often).
+    fn odd_value(rng: &mut Rng) -> Plain {
+        match rng.below(9) {
+            0 => Plain::Undefined,
+            1 => Plain::Null,
+            2 => Plain::Bool(rng.one_in(2)),
+            3 => Plain::Number(rng.pick(&[
+                -1.0,
+                0.5,
+                1e300,
+                f64::NAN,
+                f64::INFINITY,
+                9_007_199_254_740_992.0,
+                4_294_967_296.0,
+                70_000.0,
+            ])),
+            4 => Plain::Number(rng.interesting_u64() as f64),
+            5 => Plain::Str(
+                rng.pick(&[
+                    "pending",
+                    "in-flight",
+                    "dead",
+                    "awaiting-token",
+                    "sleeping",
+                    "-1",
+                    "18446744073709551616",
+                    "00000000-0000-0000-0000-000000000000",
+                ])
+                .to_owned(),
+            ),
+            6 => Plain::Str(rng.text(8)),
+            7 => Plain::Array(vec![Plain::Str(rng.text(3)); rng.below(3)]),
+            _ => Plain::Object(vec![("message".into(), Plain::Str(rng.text(3)))]),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_on_plain_trees() {
+        let mut rng = Rng::new(7);
+        for _ in 0..2_000 {
+            let entry = random_entry(&mut rng);
+            let plain: Plain = encode_entry_to(&Record::new(entry.clone())).expect("encodes");
+            let record = decode_entry(&plain).expect("decodes");
+            let mut without_body = entry.clone();
+            without_body.request.body.clear();
+            assert_eq!(record.entry, without_body);
+            assert_eq!(record.body_len, entry.request.body.len());
+            assert_eq!(decode_head(&plain).expect("head"), entry.head());
+            let summary = decode_summary(&plain).expect("summary");
+            assert_eq!(summary.size, entry.request.size_bytes() as u64);
+            assert_eq!((summary.lane, summary.state), (entry.lane, entry.state));
+            assert_eq!(summary.created_at, entry.created_at);
+            assert_eq!(decode_seq(&plain.get("seq"), ENTRY, "seq"), Ok(entry.seq));
+        }
+        let mut e = random_entry(&mut rng);
+        e.seq = MAX_SAFE_INTEGER + 1;
+        assert!(encode_entry_to::<Plain>(&Record::new(e)).is_err());
+    }
+
+    /// Stored records, mangled: every decoder answers with a value or a
+    /// `CodecError`, never a panic; what decodes re-encodes to a record
+    /// that decodes to the same entry.
+    #[test]
+    fn fuzz_stored_record_codec() {
+        run(
+            "stored-record codec",
+            &[
+                "\"seq\":",
+                "\"state\":\"dead\"",
+                "\"error\":{}",
+                "\"headers\":[[]]",
+                "1e300",
+                "-1",
+                "null",
+            ],
+            |rng| {
+                let mut plain: Plain =
+                    encode_entry_to(&Record::new(random_entry(rng))).unwrap_or(Plain::Null);
+                for _ in 0..rng.below(4) {
+                    let field = rng.pick(FIELDS);
+                    if rng.one_in(3) {
+                        if let Plain::Object(m) = &mut plain {
+                            m.retain(|(k, _)| k != field);
+                        }
+                    } else if field == "status"
+                        || field == "code"
+                        || field == "message"
+                        || field == "contextId"
+                    {
+                        let mut error = plain.get("error");
+                        if !matches!(error, Plain::Object(_)) {
+                            error = Plain::object();
+                        }
+                        error.set(field, odd_value(rng));
+                        plain.set("error", error);
+                    } else {
+                        plain.set(field, odd_value(rng));
+                    }
+                }
+                to_json(&plain).to_string().into_bytes()
+            },
+            |input| {
+                let plain = match serde_json::from_slice::<serde_json::Value>(input) {
+                    Ok(v) => from_json(&v),
+                    Err(_) => Plain::Str(String::from_utf8_lossy(input).into_owned()),
+                };
+                let _ = decode_head(&plain);
+                let _ = decode_summary(&plain);
+                let _ = decode_seq(&plain.get("seq"), ENTRY, "seq");
+                let Ok(record) = decode_entry(&plain) else {
+                    return Ok(());
+                };
+                outbox_fuzz::accept();
+                let again: Plain = encode_entry_to(&record).map_err(|e| e.to_string())?;
+                let back = decode_entry(&again).map_err(|e| format!("re-encoded record: {e}"))?;
+                if back != record {
+                    return Err("a decoded record does not round-trip".into());
+                }
+                Ok(())
+            },
+        );
     }
 }

@@ -11,8 +11,9 @@
 //! dedicated worker and a service worker (it uses the global object).
 //!
 //! Everything that touches JavaScript only exists on `wasm32`; on a native
-//! host the crate compiles to the typed errors alone, so that native
-//! `cargo build`/`clippy`/`test` over the whole workspace keep working.
+//! host the crate compiles to the typed errors alone (plus, in tests, the
+//! record codec), so that native `cargo build`/`clippy`/`test` over the
+//! whole workspace keep working.
 //!
 //! # Layout
 //!
@@ -20,7 +21,8 @@
 //!   and message) and [`CodecError`] (a stored value that does not decode).
 //! * `idb` (wasm only): a small IndexedDB layer — versioned open with
 //!   migrations, request and transaction futures, `strict` durability.
-//! * `codec` (wasm only): entries to and from plain JS objects.
+//! * `codec`: entries to and from plain JS objects (written over two small
+//!   traits, so that it also builds and is fuzzed natively, in tests).
 //! * `store` (wasm only): `IdbStore` itself and the schema
 //!   (documented there).
 //! * `config`, `fetch`, `tokens`, `events`, `locks`, `flusher`, `view`,
@@ -41,8 +43,8 @@
 //! ```
 //!
 //! `webdriver.json` in this crate's folder gives Chromium its flags
-//! (`--no-sandbox` for root, no background networking). Natively, only the
-//! error tests run.
+//! (`--no-sandbox` for root, no background networking). Natively, the error
+//! tests and the codec's round-trip and fuzz tests run.
 //!
 //! # Example (wasm)
 //!
@@ -56,7 +58,7 @@
 
 pub mod error;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(any(target_arch = "wasm32", test))]
 mod codec;
 #[cfg(target_arch = "wasm32")]
 mod idb;
