@@ -14,6 +14,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
+pub mod shapes;
+
 pub use genesys_emulator::{Config, Emulator};
 
 /// An answer.
