@@ -68,7 +68,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
         return Reply::error(&err, Outcome::ForcedUnauthorized, &correlation);
     }
     if route == Route::History {
-        return crate::history::handle(shared, req, &correlation);
+        return crate::guest::history::handle(shared, req, &correlation);
     }
     let now = shared.clock.now();
     let bearer = match lock(&shared.tokens).check(header(&req, hyper::header::AUTHORIZATION), now) {
@@ -249,6 +249,8 @@ fn record(
         .map(str::to_owned)
         .unwrap_or_else(|| rec.conversation_for(kind, &lane));
     let body = response::to_bytes(&routes::success_body(parsed, &id, &conversation_id, &time));
+    let message_id = id.clone();
+    let time_sent = time.clone();
     let outcome = rec.record(
         NewMessage {
             id,
@@ -265,6 +267,9 @@ fn record(
         (status, body.clone()),
     );
     drop(rec);
+    if matches!(outcome, Recorded::New(_)) {
+        to_guest(shared, parsed, &message_id, &time_sent);
+    }
     match outcome {
         Recorded::New(seq) => {
             let mut r = Reply::respond(response::json_bytes(status, body), Outcome::Ok);
@@ -279,6 +284,30 @@ fn record(
             r.message_seq = Some(first.seq);
             r
         }
+    }
+}
+
+/// An agent's text in the conversation of a guest session reaches the guest:
+/// on its sockets and in its history, as Genesys delivers it.
+fn to_guest(shared: &Shared, parsed: &Parsed, id: &str, time: &str) {
+    if let Parsed::AgentSend {
+        conversation_id,
+        content: routes::Content::Text(text),
+        ..
+    } = parsed
+    {
+        let reply = crate::guest::state::AgentReply {
+            text: text.clone(),
+            quick_replies: Vec::new(),
+        };
+        // Not a guest conversation: nothing to deliver.
+        let _ = shared.guest.agent_reply(
+            None,
+            Some(conversation_id),
+            &reply,
+            id.to_owned(),
+            time.to_owned(),
+        );
     }
 }
 

@@ -46,8 +46,7 @@ mod control;
 mod cors;
 mod errors;
 mod faults;
-mod guest_ws;
-mod history;
+mod guest;
 mod ids;
 mod inspect;
 mod ratelimit;
@@ -55,6 +54,7 @@ mod response;
 mod routes;
 mod server;
 mod state;
+mod sync;
 mod urlencoded;
 
 use std::net::SocketAddr;
@@ -67,7 +67,7 @@ pub use control::{CONTROL_PREFIX, Control};
 pub use cors::{ALLOWED_HEADERS, ALLOWED_METHODS, EXPOSED_HEADERS};
 pub use errors::{Detail, EmulatorError, ErrorBody, Limit};
 pub use faults::{DEFAULT_ERROR_STATUSES, Faults, FaultsError};
-pub use guest_ws::{EchoState, GuestMessageReport, SessionReport};
+pub use guest::{AgentReply, EchoState, GuestMessageReport, ReplyError, SessionReport};
 pub use inspect::{
     LaneReport, MessagesReport, Outcome, RecordedMessage, RequestLogEntry, RequestsReport,
     RouteKind,

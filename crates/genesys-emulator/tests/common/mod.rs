@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 
 pub mod shapes;
+pub mod ws;
 
 pub use genesys_emulator::{Config, Emulator};
 

@@ -272,7 +272,10 @@ fn check_schema(root: &Value, v: &Value, schema: &Value, path: &str, out: &mut V
 pub fn body_definition(class: &str) -> Option<&'static str> {
     Some(match class {
         "SessionResponse" => "SessionResponse",
-        // The swagger's StructuredMessage plus `originatingEntity`.
+        // `CleanMessage` is the swagger's `StructuredMessage` with the
+        // content types messages carry (quick replies, button responses,
+        // cards…) and `originatingEntity`; `StructuredMessage` itself only
+        // lists attachments.
         "StructuredMessage" => "CleanMessage",
         "JwtResponse" => "JwtResponse",
         "PresignedUrlResponse" => "PresignedUrlResponse",
@@ -303,16 +306,7 @@ pub fn frame_problems(v: &Value) -> Vec<String> {
                 out.push(format!("string frame with a non-text body: {v}"));
             }
         }
-        (_, Some(def)) => {
-            out.extend(schema_problems(guest_schema(), &v["body"], def));
-            if def == "CleanMessage" {
-                out.extend(
-                    schema_problems(guest_schema(), &v["body"], "StructuredMessage")
-                        .into_iter()
-                        .filter(|p| !p.contains("originatingEntity")),
-                );
-            }
-        }
+        (_, Some(def)) => out.extend(schema_problems(guest_schema(), &v["body"], def)),
         (other, None) => out.push(format!("unknown frame class {other:?}")),
     }
     if v["code"] == 200 && class == "string" {
