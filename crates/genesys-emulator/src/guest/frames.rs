@@ -77,13 +77,15 @@ pub(crate) fn attachment_error(
             o.insert("timestamp".to_owned(), json!(timestamp));
         }
     }
-    let kind = if class == "GenerateUrlError" {
-        "response"
+    // A refused request is a response with the error's code; a failed
+    // upload is an event.
+    let (kind, frame_code) = if class == "GenerateUrlError" {
+        ("response", code)
     } else {
-        "message"
+        ("message", 200)
     };
     with_tracing(
-        json!({"type": kind, "class": class, "code": code, "body": body}),
+        json!({"type": kind, "class": class, "code": frame_code, "body": body}),
         tracing_id,
     )
 }
