@@ -287,9 +287,30 @@ fn record(
     }
 }
 
-/// An agent's text in the conversation of a guest session reaches the guest:
-/// on its sockets and in its history, as Genesys delivers it.
+/// After a message is recorded: an agent's text in the conversation of a
+/// guest session reaches the guest (on its sockets and in its history, as
+/// Genesys delivers it); an open-messaging customer gets the automatic agent
+/// answer when it is on.
 fn to_guest(shared: &Shared, parsed: &Parsed, id: &str, time: &str) {
+    if let (
+        Parsed::OpenInbound {
+            text: Some(text), ..
+        },
+        Some(prefix),
+    ) = (parsed, shared.guest.auto_reply())
+    {
+        // The automatic agent answers the customer.
+        let mut rec = lock(&shared.recorder);
+        if let Some(target) = rec.conversation_of(None, Some(parsed.lane())) {
+            rec.add_reply(
+                target,
+                format!("{prefix}{text}"),
+                new_uuid(),
+                time.to_owned(),
+            );
+        }
+        return;
+    }
     if let Parsed::AgentSend {
         conversation_id,
         content: routes::Content::Text(text),

@@ -17,7 +17,7 @@ use crate::auth::TokenGrant;
 use crate::config::Config;
 use crate::faults::{Faults, FaultsError};
 use crate::guest::state::{AgentReply, GuestMessageReport, ReplyError, SessionReport};
-use crate::inspect::{MessagesReport, RecordedMessage, RequestsReport};
+use crate::inspect::{AgentReplyRecord, MessagesReport, RecordedMessage, RequestsReport};
 use crate::response::{self, Resp};
 use crate::state::{Shared, lock};
 use crate::urlencoded;
@@ -168,6 +168,26 @@ impl Control {
             .agent_reply(token, conversation_id, reply, crate::ids::new_uuid(), time)
     }
 
+    /// The agent answers in a REST conversation (agent send, agentless,
+    /// open messaging): by conversation id, or else by lane. The answer is
+    /// listed under `replies` in [`Control::messages`].
+    pub fn agent_reply_rest(
+        &self,
+        conversation_id: Option<&str>,
+        lane: Option<&str>,
+        text: &str,
+    ) -> Result<AgentReplyRecord, ReplyError> {
+        if text.trim().is_empty() {
+            return Err(ReplyError::Empty);
+        }
+        let time = crate::clock::iso8601(self.shared.clock.system_now());
+        let mut rec = lock(&self.shared.recorder);
+        let target = rec.conversation_of(conversation_id, lane).ok_or_else(|| {
+            ReplyError::NoSession(conversation_id.or(lane).unwrap_or("(none)").to_owned())
+        })?;
+        Ok(rec.add_reply(target, text.to_owned(), crate::ids::new_uuid(), time))
+    }
+
     /// Makes the agent answer every guest message by itself (`Some(prefix)`:
     /// the answer is the prefix followed by the guest's words), or stops it.
     pub fn set_auto_reply(&self, prefix: Option<String>) {
@@ -216,6 +236,7 @@ struct SwitchRequest {
 struct ReplyRequest {
     token: Option<String>,
     conversation_id: Option<String>,
+    lane: Option<String>,
     text: String,
     #[serde(default)]
     quick_replies: Vec<String>,
@@ -343,20 +364,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
         }
         (&Method::POST, "/agent/reply") => serde_json::from_slice::<ReplyRequest>(&body)
             .map_err(|e| bad(400, format!("expected {{\"text\", \"token\"?, \"conversationId\"?, \"quickReplies\"?}}: {e}")))
-            .and_then(|r| {
-                let reply = AgentReply {
-                    text: r.text,
-                    quick_replies: r.quick_replies,
-                };
-                control
-                    .agent_reply(r.token.as_deref(), r.conversation_id.as_deref(), &reply)
-                    .map(|m| response::json(200, &json!({"message": m})))
-                    .map_err(|e| match e {
-                        ReplyError::NoSession(_) => bad(404, e),
-                        ReplyError::ReadOnly(_) => bad(409, e),
-                        ReplyError::Empty => bad(400, e),
-                    })
-            }),
+            .and_then(|r| agent_reply(&control, r)),
         (&Method::GET, "/agent/auto-reply") => Ok(auto_reply_answer(&control)),
         (&Method::POST, "/agent/auto-reply") => serde_json::from_slice::<AutoReplyRequest>(&body)
             .map_err(|e| bad(400, format!("expected {{\"enabled\": bool, \"prefix\"?}}: {e}")))
@@ -370,6 +378,45 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
         _ => Err(bad(404, format!("no control endpoint {method} {path}"))),
     };
     r.unwrap_or_else(Refusal::into_response)
+}
+
+/// `POST /agent/reply`: a guest session (by token, or by its conversation
+/// id, or the newest one when nothing is named), else a REST conversation
+/// (by conversation id or lane).
+fn agent_reply(control: &Control, r: ReplyRequest) -> Result<Resp, Refusal> {
+    let refusal = |e: ReplyError| match e {
+        ReplyError::NoSession(_) => bad(404, e),
+        ReplyError::ReadOnly(_) => bad(409, e),
+        ReplyError::Empty => bad(400, e),
+    };
+    let reply = AgentReply {
+        text: r.text,
+        quick_replies: r.quick_replies,
+    };
+    let rest = |conversation: Option<&str>, lane: Option<&str>| {
+        control
+            .agent_reply_rest(conversation, lane, &reply.text)
+            .map(|m| response::json(200, &json!({"reply": m})))
+            .map_err(refusal)
+    };
+    let guest = |token: Option<&str>, conversation: Option<&str>| {
+        control
+            .agent_reply(token, conversation, &reply)
+            .map(|m| response::json(200, &json!({"message": m})))
+    };
+    match (
+        r.token.as_deref(),
+        r.conversation_id.as_deref(),
+        r.lane.as_deref(),
+    ) {
+        (Some(t), _, _) => guest(Some(t), None).map_err(refusal),
+        (None, Some(c), _) => match guest(None, Some(c)) {
+            Err(ReplyError::NoSession(_)) => rest(Some(c), None),
+            other => other.map_err(refusal),
+        },
+        (None, None, Some(l)) => rest(None, Some(l)),
+        (None, None, None) => guest(None, None).map_err(refusal),
+    }
 }
 
 fn auto_reply_answer(control: &Control) -> Resp {

@@ -69,8 +69,8 @@ pub use errors::{Detail, EmulatorError, ErrorBody, Limit};
 pub use faults::{DEFAULT_ERROR_STATUSES, Faults, FaultsError};
 pub use guest::{AgentReply, EchoState, GuestMessageReport, ReplyError, SessionReport};
 pub use inspect::{
-    LaneReport, MessagesReport, Outcome, RecordedMessage, RequestLogEntry, RequestsReport,
-    RouteKind,
+    AgentReplyRecord, LaneReport, MessagesReport, Outcome, RecordedMessage, RequestLogEntry,
+    RequestsReport, RouteKind,
 };
 
 use state::Shared;

@@ -460,3 +460,58 @@ async fn auto_reply_answers_every_guest_message() {
     .await;
     assert_eq!(off.json()["enabled"], false);
 }
+
+#[tokio::test]
+async fn the_agent_answers_in_rest_conversations() {
+    let emu = start().await;
+    let t = oauth_token(&emu).await;
+    let open = json!({"channel": {"from": {"id": "carol", "idType": "Opaque"}, "time": "2024-05-01T12:00:00Z"}, "text": "help"});
+    let answer = post_json(&emu, &t, OPEN_PATH, &open).await.unwrap().json();
+    // By lane.
+    let r = call(
+        emu.local_addr(),
+        "POST",
+        "/__emulator/agent/reply",
+        &[],
+        r#"{"lane":"carol","text":"On it"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let reply = &r.json()["reply"];
+    assert_eq!(
+        (reply["lane"].as_str(), reply["route"].as_str()),
+        (Some("carol"), Some("open"))
+    );
+    assert_eq!(reply["conversationId"], answer["conversationId"]);
+    // By conversation id (no guest has it).
+    let conv = answer["conversationId"].as_str().unwrap();
+    let body = json!({"conversationId": conv, "text": "Done"}).to_string();
+    assert_eq!(
+        call(
+            emu.local_addr(),
+            "POST",
+            "/__emulator/agent/reply",
+            &[],
+            &body
+        )
+        .await
+        .status,
+        200
+    );
+    // Automatic answers to customers.
+    emu.control().set_auto_reply(Some("Re: ".into()));
+    post_json(&emu, &t, OPEN_PATH, &open).await.unwrap();
+    let report = emu.control().messages();
+    let texts: Vec<&str> = report.replies.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(texts, ["On it", "Done", "Re: help"]);
+    assert_eq!(report.total, 2, "replies are not messages received");
+    let unknown = call(
+        emu.local_addr(),
+        "POST",
+        "/__emulator/agent/reply",
+        &[],
+        r#"{"lane":"nobody","text":"x"}"#,
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+}
