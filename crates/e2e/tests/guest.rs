@@ -129,16 +129,7 @@ async fn a_lost_echo_is_reconciled_from_history_not_resent() {
                 .sessions()
                 .into_iter()
                 .find(|s| s.token == token)
-                .unwrap_or_else(|| SessionReport {
-                    token: String::new(),
-                    deployment_id: String::new(),
-                    conversation_id: String::new(),
-                    created_at: String::new(),
-                    expired: false,
-                    connections: 0,
-                    actions: Default::default(),
-                    messages: Vec::new(),
-                }),
+                .unwrap_or_default(),
         )
         .is_empty()
         {

@@ -121,7 +121,7 @@ impl GuestMessageReport {
 pub(crate) const AGENT_NAME: &str = "Agent";
 
 /// One guest session, as shown by `GET /__emulator/sessions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionReport {
     /// The guest's session token.
