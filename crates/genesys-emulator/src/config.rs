@@ -110,6 +110,11 @@ pub struct GuestConfig {
     /// `maxFileSizeKB` 10240); a larger `onAttachment` or upload is refused
     /// with error 4002.
     pub attachment_max_bytes: u64,
+    /// The guest `metadata` keys the service keeps (echo and history);
+    /// `None` (default) keeps every key. Genesys's own transport relies on
+    /// `customMessageId` coming back; whether other keys do is unconfirmed,
+    /// so a test can make the emulator keep only that one.
+    pub metadata_keys: Option<Vec<String>>,
 }
 
 impl Default for GuestConfig {
@@ -126,6 +131,7 @@ impl Default for GuestConfig {
             history_rate: 10,
             history_window: Duration::from_secs(60),
             attachment_max_bytes: 10_240_000,
+            metadata_keys: None,
         }
     }
 }

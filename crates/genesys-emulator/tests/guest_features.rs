@@ -515,3 +515,20 @@ async fn the_agent_answers_in_rest_conversations() {
     .await;
     assert_eq!(unknown.status, 404);
 }
+
+#[tokio::test]
+async fn metadata_keys_can_be_limited_to_custom_message_id() {
+    let emu = start_with(|c| c.guest.metadata_keys = Some(vec!["customMessageId".into()])).await;
+    let mut g = Guest::connect(&emu).await;
+    g.configure("md").await;
+    g.send(json!({"action": "onMessage", "token": "md", "tracingId": "t", "message": {"type": "Text", "text": "x",
+        "metadata": {"customMessageId": "c-1", "outboxId": "o-1"}}}))
+        .await;
+    let echo = g.recv().await;
+    assert_eq!(echo["body"]["metadata"], json!({"customMessageId": "c-1"}));
+    let jwt = jwt(&mut g, "md").await;
+    assert_eq!(
+        history(&emu, &jwt).await["entities"][0]["metadata"],
+        json!({"customMessageId": "c-1"})
+    );
+}

@@ -662,8 +662,19 @@ fn on_message(
     let time = iso8601(shared.clock.system_now());
     let metadata = v
         .pointer("/message/metadata")
-        .filter(|m| m.is_object())
-        .cloned();
+        .and_then(Value::as_object)
+        .map(|m| {
+            let kept = m
+                .iter()
+                .filter(|(k, _)| {
+                    cfg.metadata_keys
+                        .as_ref()
+                        .is_none_or(|keep| keep.contains(k))
+                })
+                .map(|(k, v)| (k.clone(), v.clone()));
+            Value::Object(kept.collect())
+        })
+        .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()));
     let (message_type, text, content) = match parsed {
         Incoming2::Typing => {
             s.count("typing");
