@@ -4,7 +4,11 @@
 //! OAuth client credentials, the REST message routes with bearer checks and
 //! Genesys `ErrorBody` errors, per-token rate limits with `Retry-After` and
 //! `inin-ratelimit-*` headers, CORS for a page on another origin, optional
-//! idempotency, the Web Messaging Guest WebSocket (`/v1`) with guest history,
+//! idempotency, the Web Messaging deployment configuration and Guest
+//! WebSocket (`/v1`: messages, quick-reply answers, typing and presence
+//! events, attachments with their upload URL) with guest history, an agent
+//! that answers (control API, auto-reply, or the agent route into a guest's
+//! conversation),
 //! fault injection (outage, latency, server errors, lost acknowledgements,
 //! forced 401, daily limit; dropped, lost, delayed and reordered guest echoes)
 //! and an inspection API.

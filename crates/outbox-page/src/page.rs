@@ -104,6 +104,9 @@ export interface OutboxRequest {
   body?: string | Uint8Array | object;
 }
 
+/** What a guest outbox sends: text, or the answer to an agent's quick reply (durable like text). */
+export type GuestMessage = string | { text: string } | { quickReply: { text: string; payload?: string } };
+
 export interface OutboxError { status?: number; code?: string; message: string; contextId?: string }
 
 export type EntryState = "pending" | "in-flight" | "awaiting-token" | "dead";
@@ -325,23 +328,15 @@ impl Outbox {
     /// the reason when it cannot be kept (the caller still holds it).
     pub fn send(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "OutboxRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "OutboxRequest | GuestMessage")] request: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             if let Some(link) = &inner.guest {
-                // A guest sends text: a string, or `{text}`.
-                let text = request
-                    .as_string()
-                    .or_else(|| js::get_str(&request, "text"))
-                    .ok_or_else(|| {
-                        err("a guest outbox sends text: send('hello') or send({ text })")
-                    })?;
-                if text.trim().is_empty() {
-                    return Err(err("a guest message needs some text"));
-                }
+                let message = guest_message(&request)?;
                 let id = EntryId::random(&mut SplitMix64::new(js::random_seed()));
-                let prepared = guest::prepare(id, link.url(), &link.session_token(), &text);
+                let prepared =
+                    guest::prepare_entry(id, link.url(), &link.session_token(), &message);
                 let entry = inner
                     .engine
                     .enqueue(prepared, false, None, "write-through")
@@ -581,6 +576,14 @@ impl Outbox {
             give_token(&inner, &token, expires_in, origin.as_deref()).await?;
             Ok(JsValue::UNDEFINED)
         })
+    }
+
+    /// A guest outbox tells the agent the guest is typing: best-effort, sent
+    /// only while the socket is open and configured, never queued or
+    /// retried. Returns whether it was sent.
+    #[wasm_bindgen(js_name = sendTyping)]
+    pub fn send_typing(&self) -> bool {
+        self.inner.guest.as_ref().is_some_and(|link| link.typing())
     }
 
     /// Stops listening to events (the database stays as it is).
@@ -829,4 +832,27 @@ fn listen(inner: &Rc<Inner>) {
             }),
         );
     }
+}
+
+/// What a guest outbox was asked to send: a string, `{text}`, or
+/// `{quickReply: {text, payload?}}` (a quick-reply answer; the payload
+/// defaults to the text).
+fn guest_message(request: &JsValue) -> Result<guest::GuestEntry, JsValue> {
+    if let Some(reply) = js::get(request, "quickReply").filter(|v| v.is_object()) {
+        let text = js::get_str(&reply, "text")
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| err("a quick-reply answer needs the button's text"))?;
+        let payload = js::get_str(&reply, "payload").unwrap_or_else(|| text.clone());
+        return Ok(guest::GuestEntry::quick_reply(&text, &payload));
+    }
+    let text = request
+        .as_string()
+        .or_else(|| js::get_str(request, "text"))
+        .ok_or_else(|| {
+            err("a guest outbox sends text or a quick-reply answer: send('hello'), send({ text }) or send({ quickReply: { text, payload } })")
+        })?;
+    if text.trim().is_empty() {
+        return Err(err("a guest message needs some text"));
+    }
+    Ok(guest::GuestEntry::text(&text))
 }

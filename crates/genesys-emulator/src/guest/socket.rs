@@ -449,7 +449,7 @@ fn attributes_bytes(message: &Value) -> usize {
 }
 
 /// What an `onMessage` carries, once validated.
-enum Incoming2 {
+enum GuestInput {
     /// A message (text and/or content) to record and echo.
     Message {
         message_type: &'static str,
@@ -473,7 +473,7 @@ fn parse_message(
     token: &str,
     message: &Value,
     max_text: usize,
-) -> Result<Incoming2, (u16, String)> {
+) -> Result<GuestInput, (u16, String)> {
     let bad = |code: u16, text: &str| Err((code, text.to_owned()));
     match message.get("type").and_then(Value::as_str) {
         Some("Event") => {
@@ -489,12 +489,12 @@ fn parse_message(
                 first.get("eventType").and_then(Value::as_str),
                 first.pointer("/presence/type").and_then(Value::as_str),
             ) {
-                (Some("Typing"), _) => Ok(Incoming2::Typing),
+                (Some("Typing"), _) => Ok(GuestInput::Typing),
                 (Some("Presence"), Some("Join")) => {
-                    Ok(Incoming2::Join(Value::Array(events.clone())))
+                    Ok(GuestInput::Join(Value::Array(events.clone())))
                 }
-                (Some("Presence"), Some("Clear")) => Ok(Incoming2::Clear),
-                (Some("Presence"), Some(_)) => Ok(Incoming2::OtherEvent),
+                (Some("Presence"), Some("Clear")) => Ok(GuestInput::Clear),
+                (Some("Presence"), Some(_)) => Ok(GuestInput::OtherEvent),
                 (Some("Presence"), None) => bad(400, "message.events[0].presence.type is required"),
                 _ => bad(
                     400,
@@ -520,7 +520,7 @@ fn parse_message(
             }
             let structured =
                 t == "Structured" || content.iter().any(|c| c["contentType"] == "ButtonResponse");
-            Ok(Incoming2::Message {
+            Ok(GuestInput::Message {
                 message_type: if structured { "Structured" } else { "Text" },
                 text: text.to_owned(),
                 content,
@@ -676,15 +676,15 @@ fn on_message(
         })
         .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()));
     let (message_type, text, content) = match parsed {
-        Incoming2::Typing => {
+        GuestInput::Typing => {
             s.count("typing");
             return;
         }
-        Incoming2::OtherEvent => {
+        GuestInput::OtherEvent => {
             s.count("presence");
             return;
         }
-        Incoming2::Join(events) => {
+        GuestInput::Join(events) => {
             s.count("presence");
             let id = new_uuid();
             let mut body = json!({
@@ -700,7 +700,7 @@ fn on_message(
             s.send_all(&frames::event("StructuredMessage", body, tracing));
             return;
         }
-        Incoming2::Clear => {
+        GuestInput::Clear => {
             s.count("presence");
             // Cleared: every socket hears it and is closed; the session
             // starts a new conversation when configured again.
@@ -722,7 +722,7 @@ fn on_message(
             conn.session = None;
             return;
         }
-        Incoming2::Message {
+        GuestInput::Message {
             message_type,
             text,
             content,
