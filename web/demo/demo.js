@@ -97,6 +97,7 @@ const ui = {
   stats: null,
   deadIds: '',
   faults: {},
+  replies: new Set(), // ids of the agent's answers already shown
 };
 window.demo = ui; // for the console
 
@@ -656,6 +657,7 @@ async function refreshEmulator() {
   } catch {
     return;
   }
+  showReplies(report.replies || []);
   const key = JSON.stringify([report.total, report.duplicates, report.replays]);
   if (key === ui.emuKey) return;
   ui.emuKey = key;
@@ -675,6 +677,37 @@ async function refreshEmulator() {
         title: `#${m.seq} at ${m.time}${m.idempotencyKey ? ` · key ${m.idempotencyKey}` : ''}${m.duplicateOf != null ? ` · duplicate of #${m.duplicateOf}` : ''}`,
       }, m.text ?? `(${m.content})`))));
   }));
+}
+
+/** The agent's answers (emulator control or auto-reply), each once, in its conversation's thread. */
+function showReplies(replies) {
+  for (const r of replies) {
+    if (ui.replies.has(r.id)) continue;
+    const conv = ui.conversations.find((c) => laneOf(c) === r.lane);
+    if (!conv) continue;
+    ui.replies.add(r.id);
+    $(`thread-${conv.key}`).append(h('li', { class: 'msg reply', 'data-testid': 'agent-reply-message', 'data-conv': conv.key, 'data-text': r.text },
+      h('div', { class: 'bubble' },
+        h('div', { class: 'who' }, `Agent → ${conv.name}`, h('span', { class: 'door' }, 'emulator')),
+        h('p', { class: 'text' }, r.text),
+        h('div', { class: 'meta' }, h('time', {}, clock(Date.parse(r.time)))))));
+    scrollThread(conv.key);
+  }
+}
+
+/** The agent answers in the active conversation (the emulator must know it: send first). */
+async function agentReply() {
+  const conv = conversation(ui.active);
+  const text = conv.kind === 'agent'
+    ? `(another agent) I can take over ${conv.name}'s conversation.`
+    : `Hello ${conv.name}, thanks for your message. How can I help?`;
+  try {
+    await control('agent/reply', { lane: laneOf(conv), text });
+    ui.emuKey = null;
+    refreshEmulator();
+  } catch (e) {
+    banner(`The agent cannot answer yet (${e.message}): send a message in this conversation first.`, 'info');
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -719,6 +752,15 @@ function wire() {
     await faultOp(async () => { await control('reset', {}); return control('faults'); });
     ui.emuKey = null;
     refreshEmulator();
+  });
+  $('agent-reply').addEventListener('click', agentReply);
+  $('auto-reply').addEventListener('change', async (ev) => {
+    try {
+      const r = await control('agent/auto-reply', { enabled: ev.target.checked });
+      ev.target.checked = r.enabled;
+    } catch (e) {
+      banner(`The emulator refused: ${e.message}`);
+    }
   });
   $('expire-token').addEventListener('click', async () => {
     const r = await control('tokens/expire', {});

@@ -919,3 +919,53 @@ async fn readme_screenshot() {
     close(browser).await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_answers_in_the_chat() {
+    let stack = Stack::start("demo-agent", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open_demo(&browser, &stack.demo.url()).await;
+    let control = stack.emulator.control();
+    let replies = "[...document.querySelectorAll('[data-testid=thread-carol] [data-testid=agent-reply-message]')].map((m) => m.dataset.text)";
+    page.eval::<bool>("D.send('carol', 'is anyone there?', 'outbox')")
+        .await
+        .unwrap();
+    wait(
+        &page,
+        &browser,
+        "D.emu('carol').length === 1",
+        "Carol's message arrives",
+    )
+    .await;
+    click(&page, "agent-reply").await;
+    wait(
+        &page,
+        &browser,
+        &format!("{replies}.length === 1"),
+        "the agent's answer shows in Carol's thread",
+    )
+    .await;
+    assert_eq!(control.messages().replies.len(), 1);
+    // Automatic answers.
+    click(&page, "auto-reply").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while control.auto_reply().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "auto-reply never switched on"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    page.eval::<bool>("D.send('carol', 'my order is late', 'outbox')")
+        .await
+        .unwrap();
+    wait(
+        &page,
+        &browser,
+        &format!("{replies}.length === 2 && {replies}[1].endsWith('my order is late')"),
+        "the automatic answer shows",
+    )
+    .await;
+    browser.close().await;
+    stack.stop().await;
+}

@@ -129,16 +129,7 @@ async fn a_lost_echo_is_reconciled_from_history_not_resent() {
                 .sessions()
                 .into_iter()
                 .find(|s| s.token == token)
-                .unwrap_or_else(|| SessionReport {
-                    token: String::new(),
-                    deployment_id: String::new(),
-                    conversation_id: String::new(),
-                    created_at: String::new(),
-                    expired: false,
-                    connections: 0,
-                    actions: Default::default(),
-                    messages: Vec::new(),
-                }),
+                .unwrap_or_default(),
         )
         .is_empty()
         {
@@ -290,6 +281,118 @@ async fn too_long_text_is_a_dead_letter_that_holds_the_session_until_discarded()
         texts(&session(&stack, &token(&page).await)),
         ["short one after it"]
     );
+    browser.close().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_reply_answered_offline_is_delivered_once() {
+    let stack = Stack::start("guest-quick-reply", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    stack.set_outage(true);
+    let accepted: Value = page
+        .eval("T.outbox.send({ quickReply: { text: 'Yes', payload: 'yes-1' } })")
+        .await
+        .unwrap();
+    assert_eq!(accepted["state"], "pending", "durable first: {accepted}");
+    page.wait_for("T.ofType('retrying').length > 0", WAIT)
+        .await
+        .expect("the first attempt failed offline");
+    // Typing is best-effort: offline, it is not sent and not kept.
+    assert!(!page.eval::<bool>("T.outbox.sendTyping()").await.unwrap());
+    assert_eq!(
+        page.eval::<Value>("T.outbox.stats()").await.unwrap()["queued"],
+        1
+    );
+    stack.set_outage(false);
+    page.eval::<Value>("window.dispatchEvent(new Event('online')), null")
+        .await
+        .unwrap();
+    drained(&page, &browser).await;
+    let token = token(&page).await;
+    let report = session(&stack, &token);
+    assert_eq!(
+        report.messages.len(),
+        1,
+        "delivered once: {:?}",
+        report.messages
+    );
+    let m = &report.messages[0];
+    assert_eq!(
+        (m.text.as_str(), m.message_type.as_str()),
+        ("", "Structured")
+    );
+    let br = &m.content[0]["buttonResponse"];
+    assert_eq!(
+        (br["text"].as_str(), br["payload"].as_str()),
+        (Some("Yes"), Some("yes-1"))
+    );
+    assert_eq!(report.actions.get("onMessage"), Some(&1));
+    // Online and configured: typing goes out, and is not a message.
+    assert!(page.eval::<bool>("T.outbox.sendTyping()").await.unwrap());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !session(&stack, &token).actions.contains_key("typing") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "typing never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(session(&stack, &token).messages.len(), 1);
+    browser.close().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_echo_is_reconciled_by_custom_message_id() {
+    // The service keeps only Genesys's own key: reconciliation must find it.
+    let stack = Stack::start("guest-custom-id", |c| {
+        c.guest.metadata_keys = Some(vec!["customMessageId".to_owned()]);
+    })
+    .await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(
+        &browser,
+        &stack,
+        json!({ "sendTimeoutMs": 2000, "leaseMs": 4000 }),
+    )
+    .await;
+    stack
+        .emulator
+        .control()
+        .update_faults(|f: &mut Faults| f.ws_lost_echo_rate = 1.0)
+        .unwrap();
+    send(&page, "by custom id").await;
+    let token = token(&page).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stack
+        .emulator
+        .control()
+        .sessions()
+        .into_iter()
+        .find(|s| s.token == token)
+        .unwrap_or_default()
+        .messages
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.emulator.control().clear_faults();
+    drained(&page, &browser).await;
+    let report = session(&stack, &token);
+    assert_eq!(
+        texts(&report),
+        ["by custom id"],
+        "reconciled, not sent twice"
+    );
+    let metadata = report.messages[0].metadata.clone().unwrap();
+    assert!(
+        metadata.get("outboxId").is_none() && metadata.get("customMessageId").is_some(),
+        "{metadata}"
+    );
+    assert_eq!(report.actions.get("onMessage"), Some(&1));
     browser.close().await;
     stack.stop().await;
 }

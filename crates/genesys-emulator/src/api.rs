@@ -73,7 +73,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
         return Reply::error(&err, Outcome::ForcedUnauthorized, &correlation);
     }
     if route == Route::History {
-        return crate::history::handle(shared, req, &correlation);
+        return crate::guest::history::handle(shared, req, &correlation);
     }
     let now = shared.clock.now();
     let bearer = match lock(&shared.tokens).check(header(&req, hyper::header::AUTHORIZATION), now) {
@@ -262,6 +262,8 @@ fn record(
         .map(str::to_owned)
         .unwrap_or_else(|| rec.conversation_for(kind, &lane));
     let body = response::to_bytes(&routes::success_body(parsed, &id, &conversation_id, &time));
+    let message_id = id.clone();
+    let time_sent = time.clone();
     let outcome = rec.record(
         NewMessage {
             id,
@@ -278,6 +280,9 @@ fn record(
         (status, body.clone()),
     );
     drop(rec);
+    if matches!(outcome, Recorded::New(_)) {
+        to_guest(shared, parsed, &message_id, &time_sent);
+    }
     match outcome {
         Recorded::New(seq) => {
             let mut r = Reply::respond(response::json_bytes(status, body), Outcome::Ok);
@@ -292,6 +297,51 @@ fn record(
             r.message_seq = Some(first.seq);
             r
         }
+    }
+}
+
+/// After a message is recorded: an agent's text in the conversation of a
+/// guest session reaches the guest (on its sockets and in its history, as
+/// Genesys delivers it); an open-messaging customer gets the automatic agent
+/// answer when it is on.
+fn to_guest(shared: &Shared, parsed: &Parsed, id: &str, time: &str) {
+    if let (
+        Parsed::OpenInbound {
+            text: Some(text), ..
+        },
+        Some(prefix),
+    ) = (parsed, shared.guest.auto_reply())
+    {
+        // The automatic agent answers the customer.
+        let mut rec = lock(&shared.recorder);
+        if let Some(target) = rec.conversation_of(None, Some(parsed.lane())) {
+            rec.add_reply(
+                target,
+                format!("{prefix}{text}"),
+                new_uuid(),
+                time.to_owned(),
+            );
+        }
+        return;
+    }
+    if let Parsed::AgentSend {
+        conversation_id,
+        content: routes::Content::Text(text),
+        ..
+    } = parsed
+    {
+        let reply = crate::guest::state::AgentReply {
+            text: text.clone(),
+            quick_replies: Vec::new(),
+        };
+        // Not a guest conversation: nothing to deliver.
+        let _ = shared.guest.agent_reply(
+            None,
+            Some(conversation_id),
+            &reply,
+            id.to_owned(),
+            time.to_owned(),
+        );
     }
 }
 

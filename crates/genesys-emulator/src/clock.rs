@@ -130,9 +130,96 @@ pub(crate) fn is_iso8601(s: &str) -> bool {
     }
 }
 
+/// Re-formats an ISO-8601 date-time with a zone (see [`is_iso8601`]) the way
+/// the service writes times: UTC, milliseconds, `Z`
+/// (`2024-05-01T10:00:00.500+02:00` → `2024-05-01T08:00:00.500Z`). `None`
+/// when `s` is not such a date-time or the date does not exist.
+pub(crate) fn normalize_iso8601(s: &str) -> Option<String> {
+    if !is_iso8601(s) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let max_day = *month_days.get(usize::try_from(mo - 1).ok()?)?;
+    if !(1..=max_day).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let rest = &s[19..];
+    let (fraction, zone) = match rest.strip_prefix('.') {
+        Some(r) => {
+            let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+            (&r[..digits], &r[digits..])
+        }
+        None => ("", rest),
+    };
+    let millis: i64 = format!("{fraction:0<3}").get(..3)?.parse().ok()?;
+    let offset_secs = match zone.as_bytes().first() {
+        Some(b'+' | b'-') => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let oh: i64 = zone.get(1..3)?.parse().ok()?;
+            let om: i64 = zone.get(4..6)?.parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => 0,
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    let ms = u64::try_from(secs * 1000 + millis).ok()?;
+    Some(iso8601(UNIX_EPOCH + Duration::from_millis(ms)))
+}
+
+/// (year, month, day) to days since 1970-01-01, proleptic Gregorian (the
+/// inverse of [`civil_from_days`]).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalizes_to_the_service_format() {
+        assert_eq!(
+            normalize_iso8601("2024-05-01T12:00:00Z").as_deref(),
+            Some("2024-05-01T12:00:00.000Z")
+        );
+        assert_eq!(
+            normalize_iso8601("2024-05-01T10:00:00.5+02:00").as_deref(),
+            Some("2024-05-01T08:00:00.500Z")
+        );
+        assert_eq!(
+            normalize_iso8601("2024-03-01T00:30:00.123456-01:00").as_deref(),
+            Some("2024-03-01T01:30:00.123Z")
+        );
+        assert_eq!(
+            normalize_iso8601("2000-02-29T00:00:00.123Z").as_deref(),
+            Some("2000-02-29T00:00:00.123Z")
+        );
+        assert_eq!(normalize_iso8601("2023-02-29T00:00:00Z"), None);
+        assert_eq!(normalize_iso8601("2024-05-01T12:00:00"), None);
+    }
 
     #[test]
     fn formats_epoch_and_leap_day() {

@@ -106,6 +106,15 @@ pub struct GuestConfig {
     pub history_rate: u32,
     /// Length of the history rate window (default 60 s).
     pub history_window: Duration,
+    /// Largest guest attachment, in bytes (default 10 240 000, announced as
+    /// `maxFileSizeKB` 10240); a larger `onAttachment` or upload is refused
+    /// with error 4002.
+    pub attachment_max_bytes: u64,
+    /// The guest `metadata` keys the service keeps (echo and history);
+    /// `None` (default) keeps every key. Genesys's own transport relies on
+    /// `customMessageId` coming back; whether other keys do is unconfirmed,
+    /// so a test can make the emulator keep only that one.
+    pub metadata_keys: Option<Vec<String>>,
 }
 
 impl Default for GuestConfig {
@@ -121,6 +130,8 @@ impl Default for GuestConfig {
             jwt_ttl: Duration::from_secs(3600),
             history_rate: 10,
             history_window: Duration::from_secs(60),
+            attachment_max_bytes: 10_240_000,
+            metadata_keys: None,
         }
     }
 }

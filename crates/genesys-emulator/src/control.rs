@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use crate::auth::TokenGrant;
 use crate::config::Config;
 use crate::faults::{Faults, FaultsError};
-use crate::guest_ws::SessionReport;
-use crate::inspect::{MessagesReport, RecordedMessage, RequestsReport};
+use crate::guest::state::{AgentReply, GuestMessageReport, ReplyError, SessionReport};
+use crate::inspect::{AgentReplyRecord, MessagesReport, RecordedMessage, RequestsReport};
 use crate::response::{self, Resp};
 use crate::state::{Shared, lock};
 use crate::urlencoded;
@@ -88,7 +88,10 @@ impl Control {
 
     /// Guest WebSocket sessions (the body of `GET /__emulator/sessions`).
     pub fn sessions(&self) -> Vec<SessionReport> {
-        self.shared.guest.report(&self.shared)
+        self.shared.guest.report(
+            self.shared.clock.now(),
+            self.shared.config.guest.session_ttl,
+        )
     }
 
     /// Clears messages, the request log, idempotency records, rate-limit
@@ -148,6 +151,54 @@ impl Control {
         self.shared.guest.drop_sockets(token)
     }
 
+    /// The agent answers a guest: in the session `token`, or in the guest
+    /// session whose conversation is `conversation_id`, or (neither given)
+    /// in the newest session that can still talk. The message goes to the
+    /// session's sockets as an `Outbound` `StructuredMessage` and into its
+    /// history.
+    pub fn agent_reply(
+        &self,
+        token: Option<&str>,
+        conversation_id: Option<&str>,
+        reply: &AgentReply,
+    ) -> Result<GuestMessageReport, ReplyError> {
+        let time = crate::clock::iso8601(self.shared.clock.system_now());
+        self.shared
+            .guest
+            .agent_reply(token, conversation_id, reply, crate::ids::new_uuid(), time)
+    }
+
+    /// The agent answers in a REST conversation (agent send, agentless,
+    /// open messaging): by conversation id, or else by lane. The answer is
+    /// listed under `replies` in [`Control::messages`].
+    pub fn agent_reply_rest(
+        &self,
+        conversation_id: Option<&str>,
+        lane: Option<&str>,
+        text: &str,
+    ) -> Result<AgentReplyRecord, ReplyError> {
+        if text.trim().is_empty() {
+            return Err(ReplyError::Empty);
+        }
+        let time = crate::clock::iso8601(self.shared.clock.system_now());
+        let mut rec = lock(&self.shared.recorder);
+        let target = rec.conversation_of(conversation_id, lane).ok_or_else(|| {
+            ReplyError::NoSession(conversation_id.or(lane).unwrap_or("(none)").to_owned())
+        })?;
+        Ok(rec.add_reply(target, text.to_owned(), crate::ids::new_uuid(), time))
+    }
+
+    /// Makes the agent answer every guest message by itself (`Some(prefix)`:
+    /// the answer is the prefix followed by the guest's words), or stops it.
+    pub fn set_auto_reply(&self, prefix: Option<String>) {
+        self.shared.guest.set_auto_reply(prefix);
+    }
+
+    /// The automatic answer's prefix, when on.
+    pub fn auto_reply(&self) -> Option<String> {
+        self.shared.guest.auto_reply()
+    }
+
     /// Makes a guest session expired (its requests then answer 4006).
     pub fn expire_guest_session(&self, token: &str) -> bool {
         self.shared.guest.expire(token)
@@ -179,6 +230,27 @@ struct ClockRequest {
 struct SwitchRequest {
     enabled: bool,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReplyRequest {
+    token: Option<String>,
+    conversation_id: Option<String>,
+    lane: Option<String>,
+    text: String,
+    #[serde(default)]
+    quick_replies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AutoReplyRequest {
+    enabled: bool,
+    prefix: Option<String>,
+}
+
+/// The prefix of automatic agent answers when none is given.
+const AUTO_REPLY_PREFIX: &str = "Agent here. You said: ";
 
 #[derive(Debug, Serialize)]
 struct ControlError {
@@ -290,9 +362,66 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
                 None => Err(bad(400, "token is required")),
             })
         }
+        (&Method::POST, "/agent/reply") => serde_json::from_slice::<ReplyRequest>(&body)
+            .map_err(|e| bad(400, format!("expected {{\"text\", \"token\"?, \"conversationId\"?, \"quickReplies\"?}}: {e}")))
+            .and_then(|r| agent_reply(&control, r)),
+        (&Method::GET, "/agent/auto-reply") => Ok(auto_reply_answer(&control)),
+        (&Method::POST, "/agent/auto-reply") => serde_json::from_slice::<AutoReplyRequest>(&body)
+            .map_err(|e| bad(400, format!("expected {{\"enabled\": bool, \"prefix\"?}}: {e}")))
+            .map(|r| {
+                control.set_auto_reply(
+                    r.enabled
+                        .then(|| r.prefix.unwrap_or_else(|| AUTO_REPLY_PREFIX.to_owned())),
+                );
+                auto_reply_answer(&control)
+            }),
         _ => Err(bad(404, format!("no control endpoint {method} {path}"))),
     };
     r.unwrap_or_else(Refusal::into_response)
+}
+
+/// `POST /agent/reply`: a guest session (by token, or by its conversation
+/// id, or the newest one when nothing is named), else a REST conversation
+/// (by conversation id or lane).
+fn agent_reply(control: &Control, r: ReplyRequest) -> Result<Resp, Refusal> {
+    let refusal = |e: ReplyError| match e {
+        ReplyError::NoSession(_) => bad(404, e),
+        ReplyError::ReadOnly(_) => bad(409, e),
+        ReplyError::Empty => bad(400, e),
+    };
+    let reply = AgentReply {
+        text: r.text,
+        quick_replies: r.quick_replies,
+    };
+    let rest = |conversation: Option<&str>, lane: Option<&str>| {
+        control
+            .agent_reply_rest(conversation, lane, &reply.text)
+            .map(|m| response::json(200, &json!({"reply": m})))
+            .map_err(refusal)
+    };
+    let guest = |token: Option<&str>, conversation: Option<&str>| {
+        control
+            .agent_reply(token, conversation, &reply)
+            .map(|m| response::json(200, &json!({"message": m})))
+    };
+    match (
+        r.token.as_deref(),
+        r.conversation_id.as_deref(),
+        r.lane.as_deref(),
+    ) {
+        (Some(t), _, _) => guest(Some(t), None).map_err(refusal),
+        (None, Some(c), _) => match guest(None, Some(c)) {
+            Err(ReplyError::NoSession(_)) => rest(Some(c), None),
+            other => other.map_err(refusal),
+        },
+        (None, None, Some(l)) => rest(None, Some(l)),
+        (None, None, None) => guest(None, None).map_err(refusal),
+    }
+}
+
+fn auto_reply_answer(control: &Control) -> Resp {
+    let prefix = control.auto_reply();
+    response::json(200, &json!({"enabled": prefix.is_some(), "prefix": prefix}))
 }
 
 fn post_faults(

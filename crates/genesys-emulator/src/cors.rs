@@ -15,7 +15,7 @@ pub const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key"
 /// Response headers a browser may read.
 pub const EXPOSED_HEADERS: &str = "Retry-After, inin-ratelimit-count, inin-ratelimit-allowed, inin-ratelimit-reset, ININ-Correlation-Id, Idempotent-Replayed";
 /// Methods allowed cross-origin.
-pub const ALLOWED_METHODS: &str = "GET, POST, DELETE, OPTIONS";
+pub const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 
 /// The `Access-Control-Allow-Origin` value for `origin`, if allowed.
 fn allowed_origin(policy: &CorsPolicy, origin: &str) -> Option<HeaderValue> {

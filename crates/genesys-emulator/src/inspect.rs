@@ -75,6 +75,28 @@ pub struct LaneReport {
     pub messages: Vec<RecordedMessage>,
 }
 
+/// An agent's answer in a REST conversation (control API, or the automatic
+/// answer to an open-messaging customer). Not counted among the messages
+/// received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentReplyRecord {
+    /// Order among replies, from 1.
+    pub seq: u64,
+    /// The reply's message id.
+    pub id: String,
+    /// The route of the conversation answered.
+    pub route: RouteKind,
+    /// The lane of the conversation answered.
+    pub lane: String,
+    /// The conversation answered.
+    pub conversation_id: String,
+    /// The text.
+    pub text: String,
+    /// When, ISO-8601.
+    pub time: String,
+}
+
 /// The body of `GET /__emulator/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,6 +109,9 @@ pub struct MessagesReport {
     pub replays: u64,
     /// Lanes in order of their first message.
     pub lanes: Vec<LaneReport>,
+    /// The agent's answers in REST conversations, in order.
+    #[serde(default)]
+    pub replies: Vec<AgentReplyRecord>,
 }
 
 impl MessagesReport {
@@ -218,6 +243,7 @@ pub(crate) struct Recorder {
     request_seq: u64,
     discarded: u64,
     capacity: usize,
+    replies: Vec<AgentReplyRecord>,
 }
 
 impl Recorder {
@@ -232,6 +258,7 @@ impl Recorder {
             request_seq: 0,
             discarded: 0,
             capacity,
+            replies: Vec::new(),
         }
     }
 
@@ -360,7 +387,46 @@ impl Recorder {
                 .count(),
             replays: self.replays,
             lanes,
+            replies: self.replies.clone(),
         }
+    }
+
+    /// The route, lane and conversation of the newest message recorded in
+    /// `conversation_id`, or else in `lane`.
+    pub(crate) fn conversation_of(
+        &self,
+        conversation_id: Option<&str>,
+        lane: Option<&str>,
+    ) -> Option<(RouteKind, String, String)> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| {
+                conversation_id.is_some_and(|c| m.conversation_id == c)
+                    || (conversation_id.is_none() && lane.is_some_and(|l| m.lane == l))
+            })
+            .map(|m| (m.route, m.lane.clone(), m.conversation_id.clone()))
+    }
+
+    /// Stores an agent's answer in a REST conversation.
+    pub(crate) fn add_reply(
+        &mut self,
+        (route, lane, conversation_id): (RouteKind, String, String),
+        text: String,
+        id: String,
+        time: String,
+    ) -> AgentReplyRecord {
+        let r = AgentReplyRecord {
+            seq: u64::try_from(self.replies.len()).unwrap_or(u64::MAX) + 1,
+            id,
+            route,
+            lane,
+            conversation_id,
+            text,
+            time,
+        };
+        self.replies.push(r.clone());
+        r
     }
 
     /// Appends to the request log (discarding the oldest beyond capacity).

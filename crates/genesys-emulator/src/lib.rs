@@ -4,7 +4,11 @@
 //! OAuth client credentials, the REST message routes with bearer checks and
 //! Genesys `ErrorBody` errors, per-token rate limits with `Retry-After` and
 //! `inin-ratelimit-*` headers, CORS for a page on another origin, optional
-//! idempotency, the Web Messaging Guest WebSocket (`/v1`) with guest history,
+//! idempotency, the Web Messaging deployment configuration and Guest
+//! WebSocket (`/v1`: messages, quick-reply answers, typing and presence
+//! events, attachments with their upload URL) with guest history, an agent
+//! that answers (control API, auto-reply, or the agent route into a guest's
+//! conversation),
 //! fault injection by rate or by count (outage, latency, server errors, lost acknowledgements,
 //! forced 401, daily limit; dropped, lost, delayed and reordered guest echoes)
 //! and an inspection API.
@@ -48,8 +52,7 @@ mod errors;
 mod faults;
 #[cfg(test)]
 mod fuzz_tests;
-mod guest_ws;
-mod history;
+mod guest;
 mod ids;
 mod inspect;
 mod ratelimit;
@@ -57,6 +60,7 @@ mod response;
 mod routes;
 mod server;
 mod state;
+mod sync;
 mod urlencoded;
 
 use std::net::SocketAddr;
@@ -69,10 +73,10 @@ pub use control::{CONTROL_PREFIX, Control};
 pub use cors::{ALLOWED_HEADERS, ALLOWED_METHODS, EXPOSED_HEADERS};
 pub use errors::{Detail, EmulatorError, ErrorBody, Limit};
 pub use faults::{DEFAULT_ERROR_STATUSES, DEFAULT_FAIL_STATUS, Faults, FaultsError};
-pub use guest_ws::{EchoState, GuestMessageReport, SessionReport};
+pub use guest::{AgentReply, EchoState, GuestMessageReport, ReplyError, SessionReport};
 pub use inspect::{
-    LaneReport, MessagesReport, Outcome, RecordedMessage, RequestLogEntry, RequestsReport,
-    RouteKind,
+    AgentReplyRecord, LaneReport, MessagesReport, Outcome, RecordedMessage, RequestLogEntry,
+    RequestsReport, RouteKind,
 };
 
 use state::Shared;

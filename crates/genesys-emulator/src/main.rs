@@ -107,6 +107,13 @@ struct Args {
     /// Guest history reads allowed per minute per session.
     #[arg(long, value_name = "N", default_value_t = 10)]
     history_rate_limit: u32,
+    /// Guest metadata keys kept in echoes and history (repeatable); none
+    /// given keeps every key.
+    #[arg(long = "guest-metadata-key", value_name = "KEY")]
+    guest_metadata_keys: Vec<String>,
+    /// Largest guest attachment, in bytes (larger → error 4002).
+    #[arg(long, value_name = "BYTES", default_value_t = 10_240_000)]
+    guest_attachment_max_bytes: u64,
     /// Request-log entries kept (older ones are discarded and counted).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     request_log_capacity: usize,
@@ -171,6 +178,10 @@ fn config(a: Args) -> Result<(Config, Option<Faults>), String> {
     g.session_ttl = Duration::from_secs(a.guest_session_ttl);
     g.jwt_ttl = Duration::from_secs(a.guest_jwt_ttl);
     g.history_rate = a.history_rate_limit;
+    g.attachment_max_bytes = a.guest_attachment_max_bytes;
+    if !a.guest_metadata_keys.is_empty() {
+        g.metadata_keys = Some(a.guest_metadata_keys);
+    }
     let faults = match a.faults {
         None => None,
         Some(j) => {

@@ -99,17 +99,29 @@ pub(crate) enum Parsed {
     },
     Agentless {
         from_address: String,
-        to_address: String,
+        /// `toAddress`, absent when the recipient is an `externalContactId`.
+        to_address: Option<String>,
+        /// `toAddress`, else `externalContactId`: the ordering key.
+        recipient: String,
         messenger_type: String,
         content: Content,
         use_existing: Option<bool>,
     },
     OpenInbound {
         integration_id: String,
-        channel: Value,
+        /// `channel.from`, as sent.
+        from: Value,
         from_id: String,
+        /// `channel.time` in the service's format (UTC, milliseconds, `Z`).
+        time: String,
         message_id: Option<String>,
-        text: String,
+        /// `channel.metadata`, as sent.
+        channel_metadata: Option<Value>,
+        text: Option<String>,
+        /// The answer's `content` (`OpenMessageContent` items).
+        content: Vec<Value>,
+        /// `metadata`, as sent (string values).
+        metadata: Option<Value>,
     },
     Seed {
         lane: String,
@@ -135,7 +147,7 @@ impl Parsed {
             Parsed::AgentSend {
                 conversation_id, ..
             } => conversation_id,
-            Parsed::Agentless { to_address, .. } => to_address,
+            Parsed::Agentless { recipient, .. } => recipient,
             Parsed::OpenInbound { from_id, .. } => from_id,
             Parsed::Seed { lane, .. } => lane,
         }
@@ -145,7 +157,8 @@ impl Parsed {
     pub(crate) fn text(&self) -> Option<&str> {
         match self {
             Parsed::AgentSend { content, .. } | Parsed::Agentless { content, .. } => content.text(),
-            Parsed::OpenInbound { text, .. } | Parsed::Seed { text, .. } => Some(text),
+            Parsed::OpenInbound { text, .. } => text.as_deref(),
+            Parsed::Seed { text, .. } => Some(text),
         }
     }
 
@@ -153,6 +166,7 @@ impl Parsed {
     pub(crate) fn content_kind(&self) -> &'static str {
         match self {
             Parsed::AgentSend { content, .. } | Parsed::Agentless { content, .. } => content.kind(),
+            Parsed::OpenInbound { text: None, .. } => "media",
             _ => "text",
         }
     }
@@ -323,17 +337,55 @@ fn exactly_one_content(obj: &Map<String, Value>, max: usize) -> Result<Content, 
     }
 }
 
+/// Messenger types of `SendAgentlessOutboundMessageRequest.toAddressMessengerType`.
+const AGENTLESS_TYPES: [&str; 5] = ["sms", "whatsapp", "open", "webmessaging", "apple"];
+
 fn parse_agentless(obj: &Map<String, Value>, limits: &TextLimits) -> Result<Parsed, ApiError> {
     let from_address = required_string(obj, "fromAddress", "fromAddress")?;
-    let to_address = required_string(obj, "toAddress", "toAddress")?;
     let messenger_type = required_string(obj, "toAddressMessengerType", "toAddressMessengerType")?;
-    if !matches!(messenger_type.as_str(), "sms" | "whatsapp" | "open") {
+    if !AGENTLESS_TYPES.contains(&messenger_type.as_str()) {
         return Err(ApiError::bad_field(
             "toAddressMessengerType",
             "invalid.value",
-            "toAddressMessengerType must be one of sms, whatsapp, open",
+            format!(
+                "toAddressMessengerType must be one of {}",
+                AGENTLESS_TYPES.join(", ")
+            ),
         ));
     }
+    let to_address = string_field(obj, "toAddress", "toAddress")?.filter(|s| !s.trim().is_empty());
+    let external_contact = string_field(obj, "externalContactId", "externalContactId")?
+        .filter(|s| !s.trim().is_empty());
+    // The model: externalContactId is for webmessaging, sms and open only, and
+    // webmessaging must use it instead of toAddress.
+    if external_contact.is_some()
+        && !matches!(messenger_type.as_str(), "webmessaging" | "sms" | "open")
+    {
+        return Err(ApiError::bad_field(
+            "externalContactId",
+            "invalid.value",
+            "externalContactId is supported for webmessaging, sms and open only",
+        ));
+    }
+    if messenger_type == "webmessaging" && to_address.is_some() {
+        return Err(ApiError::bad_field(
+            "toAddress",
+            "invalid.value",
+            "toAddress cannot be used with webmessaging; use externalContactId",
+        ));
+    }
+    let recipient = to_address.clone().or(external_contact).ok_or_else(|| {
+        let field = if messenger_type == "webmessaging" {
+            "externalContactId"
+        } else {
+            "toAddress"
+        };
+        ApiError::bad_field(
+            field,
+            "required",
+            "toAddress or externalContactId is required",
+        )
+    })?;
     let use_existing = match field(obj, "useExistingActiveConversation") {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
@@ -382,6 +434,7 @@ fn parse_agentless(obj: &Map<String, Value>, limits: &TextLimits) -> Result<Pars
     Ok(Parsed::Agentless {
         from_address,
         to_address,
+        recipient,
         messenger_type,
         content,
         use_existing,
@@ -410,23 +463,124 @@ fn parse_open(
         ));
     }
     let time = required_string(channel, "time", "channel.time")?;
-    if !crate::clock::is_iso8601(&time) {
+    let Some(time) = crate::clock::normalize_iso8601(&time) else {
         return Err(ApiError::bad_field(
             "channel.time",
             "invalid.value",
             "channel.time must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00.000Z",
         ));
-    }
+    };
     let message_id = string_field(channel, "messageId", "channel.messageId")?;
-    let text = required_string(obj, "text", "text")?;
-    check_text(&text, "text", limits.open)?;
+    let channel_metadata = optional_object(channel, "metadata", "channel.metadata")?;
+    let text = string_field(obj, "text", "text")?;
+    if let Some(t) = &text
+        && t.chars().count() > limits.open
+    {
+        check_text(t, "text", limits.open)?;
+    }
+    let content = open_content(obj)?;
+    let text = text.filter(|t| !t.trim().is_empty());
+    if text.is_none() && content.is_empty() {
+        return Err(ApiError::bad_field(
+            "text",
+            "required",
+            "text or content is required",
+        ));
+    }
+    let metadata = string_map(obj, "metadata", "metadata")?;
     Ok(Parsed::OpenInbound {
         integration_id: integration_id.to_owned(),
-        channel: channel_v.clone(),
+        from: from_v.clone(),
         from_id,
+        time,
         message_id,
+        channel_metadata,
         text,
+        content,
+        metadata,
     })
+}
+
+/// An optional object field.
+fn optional_object(
+    obj: &Map<String, Value>,
+    name: &str,
+    path: &str,
+) -> Result<Option<Value>, ApiError> {
+    match field(obj, name) {
+        None => Ok(None),
+        Some(v) => object(v, path).map(|_| Some(v.clone())),
+    }
+}
+
+/// An optional `dict(str, str)` field.
+fn string_map(obj: &Map<String, Value>, name: &str, path: &str) -> Result<Option<Value>, ApiError> {
+    let Some(v) = optional_object(obj, name, path)? else {
+        return Ok(None);
+    };
+    if v.as_object()
+        .is_some_and(|m| m.values().all(Value::is_string))
+    {
+        Ok(Some(v))
+    } else {
+        Err(ApiError::bad_field(
+            path,
+            "invalid.type",
+            format!("{path} must map names to strings"),
+        ))
+    }
+}
+
+/// Media types of an attachment (`OpenContentAttachment.mediaType`).
+const MEDIA_TYPES: [&str; 5] = ["Image", "Video", "Audio", "File", "Link"];
+
+/// Validates `content` (`OpenInboundMessageContent` items) and makes the
+/// answer's `OpenMessageContent` items (`contentType: "Attachment"`).
+fn open_content(obj: &Map<String, Value>) -> Result<Vec<Value>, ApiError> {
+    let Some(v) = field(obj, "content") else {
+        return Ok(Vec::new());
+    };
+    let items = v.as_array().ok_or_else(|| {
+        ApiError::bad_field("content", "invalid.type", "content must be an array")
+    })?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("content[{i}]");
+        let item = object(item, &path)?;
+        let apath = format!("{path}.attachment");
+        let a = field(item, "attachment")
+            .ok_or_else(|| ApiError::bad_field(&apath, "required", format!("{apath} is required")))
+            .and_then(|a| object(a, &apath))?;
+        let media_type = required_string(a, "mediaType", &format!("{apath}.mediaType"))?;
+        if !MEDIA_TYPES.contains(&media_type.as_str()) {
+            return Err(ApiError::bad_field(
+                &format!("{apath}.mediaType"),
+                "invalid.value",
+                format!(
+                    "{apath}.mediaType must be one of {}",
+                    MEDIA_TYPES.join(", ")
+                ),
+            ));
+        }
+        let url = required_string(a, "url", &format!("{apath}.url"))?;
+        let mime = required_string(a, "mime", &format!("{apath}.mime"))?;
+        let mut attachment = json!({
+            "id": string_field(a, "id", &format!("{apath}.id"))?.unwrap_or_else(crate::ids::new_uuid),
+            "mediaType": media_type,
+            "url": url,
+            "mime": mime,
+        });
+        for name in ["text", "sha256", "filename"] {
+            if let (Value::Object(o), Some(s)) = (
+                &mut attachment,
+                string_field(a, name, &format!("{apath}.{name}"))?,
+            ) {
+                o.insert(name.to_owned(), json!(s));
+            }
+        }
+        out.push(json!({"contentType": "Attachment", "attachment": attachment}));
+    }
+    Ok(out)
 }
 
 fn parse_seed(obj: &Map<String, Value>, limits: &TextLimits) -> Result<Parsed, ApiError> {
@@ -505,22 +659,27 @@ pub(crate) fn success_body(p: &Parsed, id: &str, conversation_id: &str, time: &s
             messenger_type,
             content,
             use_existing,
+            ..
         } => {
             let mut m = message_data(id, conversation_id, content, time, messenger_type);
             if let Value::Object(o) = &mut m {
                 o.insert("fromAddress".into(), json!(from_address));
-                o.insert("toAddress".into(), json!(to_address));
+                if let Some(to) = to_address {
+                    o.insert("toAddress".into(), json!(to));
+                }
             }
             let mut r = json!({
                 "id": id,
                 "conversationId": conversation_id,
                 "fromAddress": from_address,
-                "toAddress": to_address,
                 "messengerType": messenger_type,
                 "timestamp": time,
                 "message": m,
             });
             if let Value::Object(o) = &mut r {
+                if let Some(to) = to_address {
+                    o.insert("toAddress".into(), json!(to));
+                }
                 match content {
                     Content::Text(t) => {
                         o.insert("textBody".into(), json!(t));
@@ -536,13 +695,54 @@ pub(crate) fn success_body(p: &Parsed, id: &str, conversation_id: &str, time: &s
             }
             r
         }
-        Parsed::OpenInbound { channel, text, .. } => json!({
-            "id": id,
-            "channel": channel,
-            "type": "Text",
-            "text": text,
-            "conversationId": conversation_id,
-        }),
+        Parsed::OpenInbound {
+            integration_id,
+            from,
+            time: sent_time,
+            message_id,
+            channel_metadata,
+            text,
+            content,
+            metadata,
+            ..
+        } => {
+            // `OpenMessagingChannel`: the integration is both the channel id
+            // and the recipient (`to`, required by the model).
+            let mut channel = json!({
+                "id": integration_id,
+                "platform": "Open",
+                "type": "Private",
+                "to": {"id": integration_id},
+                "from": from,
+                "time": sent_time,
+            });
+            let mut r = json!({
+                "id": id,
+                "type": "Text",
+                "conversationId": conversation_id,
+            });
+            if let Value::Object(c) = &mut channel {
+                if let Some(m) = message_id {
+                    c.insert("messageId".into(), json!(m));
+                }
+                if let Some(m) = channel_metadata {
+                    c.insert("metadata".into(), m.clone());
+                }
+            }
+            if let Value::Object(o) = &mut r {
+                if let Some(t) = text {
+                    o.insert("text".into(), json!(t));
+                }
+                if !content.is_empty() {
+                    o.insert("content".into(), Value::Array(content.clone()));
+                }
+                if let Some(m) = metadata {
+                    o.insert("metadata".into(), m.clone());
+                }
+                o.insert("channel".into(), channel);
+            }
+            r
+        }
         Parsed::Seed {
             text, external_id, ..
         } => {

@@ -40,6 +40,7 @@ use crate::ids::new_uuid;
 use crate::inspect::{Outcome, RequestLogEntry};
 use crate::response::{self, Reply, Resp};
 use crate::state::{Shared, lock};
+use crate::sync::until_true;
 
 /// What part of the emulator a path belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ enum Area {
     Api,
     OAuth,
     Guest,
+    /// The Web Messaging deployment configuration (Genesys serves it from its CDN).
+    Deployment,
     Other,
 }
 
@@ -60,14 +63,11 @@ fn area(path: &str) -> Area {
         Area::OAuth
     } else if path == "/v1" || path.starts_with("/v1/") {
         Area::Guest
+    } else if path.starts_with(crate::guest::DEPLOYMENT_PREFIX) {
+        Area::Deployment
     } else {
         Area::Other
     }
-}
-
-/// Resolves once the watched flag is (or becomes) true, or its sender is gone.
-pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|v| *v).await;
 }
 
 /// Resolves when the watched flag changes to true after subscription.
@@ -233,7 +233,10 @@ fn close_if_needed(shared: &Shared, resp: &mut Resp) {
 
 /// The faulted part: outage, preflight, latency, then the area's handler.
 async fn answer(shared: &Arc<Shared>, area: Area, req: Request<Incoming>) -> Reply {
-    let faulted = matches!(area, Area::Api | Area::OAuth | Area::Guest);
+    let faulted = matches!(
+        area,
+        Area::Api | Area::OAuth | Area::Guest | Area::Deployment
+    );
     if faulted && shared.in_outage() {
         return Reply::cut(Outcome::OutageDropped);
     }
@@ -254,7 +257,8 @@ async fn answer(shared: &Arc<Shared>, area: Area, req: Request<Incoming>) -> Rep
     match area {
         Area::Api => crate::api::handle(shared, req).await,
         Area::OAuth => oauth(shared, req).await,
-        Area::Guest => crate::guest_ws::upgrade(shared, req),
+        Area::Guest => crate::guest::http::handle_v1(shared, req).await,
+        Area::Deployment => crate::guest::http::deployment_config(shared, &req),
         Area::Control | Area::Other => {
             let correlation = new_uuid();
             Reply::error(

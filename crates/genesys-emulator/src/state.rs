@@ -1,7 +1,7 @@
 //! The state shared by every connection of one emulator.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
@@ -9,15 +9,11 @@ use crate::auth::TokenStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::faults::{FaultState, Faults, may_lose_acks};
-use crate::guest_ws::GuestState;
+use crate::guest::state::GuestState;
 use crate::inspect::Recorder;
 use crate::ratelimit::SlidingWindow;
 
-/// Locks a mutex, carrying on if a panicking thread poisoned it (the data
-/// are plain records that stay consistent between statements).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use crate::sync::lock;
 
 /// Everything one emulator instance knows.
 #[derive(Debug)]

@@ -5,157 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ws::*;
 use common::*;
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::SinkExt as _;
 use genesys_emulator::{EchoState, RouteKind, SessionReport};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-struct Guest {
-    ws: Ws,
-}
-
-const DEPLOYMENT: &str = "demo-deployment";
-
-impl Guest {
-    async fn connect(emu: &Emulator) -> Guest {
-        Self::connect_to(emu, DEPLOYMENT).await
-    }
-
-    async fn connect_to(emu: &Emulator, deployment: &str) -> Guest {
-        let (ws, resp) =
-            tokio_tungstenite::connect_async(format!("{}?deploymentId={deployment}", emu.ws_url()))
-                .await
-                .unwrap();
-        assert_eq!(resp.status().as_u16(), 101);
-        Guest { ws }
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.ws.send(Message::text(v.to_string())).await.unwrap();
-    }
-
-    /// The next frame (pings skipped), parsed and checked against the
-    /// swagger; 20 s is a bound for a loaded machine, not an expected time.
-    async fn recv(&mut self) -> Value {
-        let v = self
-            .try_recv(Duration::from_secs(20))
-            .await
-            .expect("no frame within 20 s");
-        assert_frame(&v);
-        v
-    }
-
-    async fn try_recv(&mut self, within: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Err(_) => return None,
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    return Some(serde_json::from_str(t.as_str()).unwrap());
-                }
-                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-                Ok(other) => panic!("expected a text frame, got {other:?}"),
-            }
-        }
-    }
-
-    /// Waits for the end of the socket; true when it ended without a close frame (1006).
-    async fn ended_abruptly(&mut self) -> bool {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(2), self.ws.next())
-                .await
-                .expect("socket still open after 2 s")
-            {
-                Some(Ok(Message::Close(_))) => return false,
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return true,
-            }
-        }
-    }
-
-    /// Waits for a close frame and returns its code.
-    async fn close_code(&mut self) -> u16 {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(2), self.ws.next())
-                .await
-                .expect("no close within 2 s")
-            {
-                Some(Ok(Message::Close(Some(f)))) => return f.code.into(),
-                Some(Ok(Message::Close(None))) => return 1005,
-                Some(Ok(_)) => continue,
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    }
-
-    async fn configure(&mut self, token: &str) -> Value {
-        self.send(json!({"action": "configureSession", "deploymentId": DEPLOYMENT, "token": token, "tracingId": "cfg"})).await;
-        let v = self.recv().await;
-        assert_eq!(
-            (v["class"].as_str(), v["code"].as_i64()),
-            (Some("SessionResponse"), Some(200)),
-            "{v}"
-        );
-        v
-    }
-
-    async fn message(&mut self, token: &str, text: &str, tracing: &str) {
-        self.send(json!({"action": "onMessage", "token": token, "tracingId": tracing, "message": {"type": "Text", "text": text}})).await;
-    }
-}
-
-/// Checks a frame against `BaseMessage` and its body against the class's definition.
-fn assert_frame(v: &Value) {
-    let sw = guest_swagger();
-    let defs = &sw["definitions"];
-    let base = defs["BaseMessage"]["properties"].as_object().unwrap();
-    for k in v.as_object().unwrap().keys() {
-        assert!(base.contains_key(k), "BaseMessage has no {k}: {v}");
-    }
-    for r in defs["BaseMessage"]["required"].as_array().unwrap() {
-        assert!(v.get(r.as_str().unwrap()).is_some(), "frame lacks {r}: {v}");
-    }
-    assert!(
-        defs["BaseMessageType"]["enum"]
-            .as_array()
-            .unwrap()
-            .contains(&v["type"]),
-        "{v}"
-    );
-    assert!(
-        defs["MessageDataType"]["enum"]
-            .as_array()
-            .unwrap()
-            .contains(&v["class"]),
-        "{v}"
-    );
-    let class = v["class"].as_str().unwrap();
-    if class == "string" {
-        assert!(v["body"].is_string(), "{v}");
-        return;
-    }
-    let def = &defs[class];
-    let props = def["properties"].as_object().unwrap();
-    for k in v["body"].as_object().unwrap().keys() {
-        assert!(props.contains_key(k), "{class} has no {k}: {v}");
-    }
-    for r in def
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        assert!(
-            v["body"].get(r.as_str().unwrap()).is_some(),
-            "{class} lacks {r}: {v}"
-        );
-    }
-}
 
 fn error_code(v: &Value) -> (String, i64) {
     (
@@ -386,11 +241,11 @@ async fn expired_sessions_answer_4006() {
 }
 
 #[tokio::test]
-async fn close_session_sends_connection_closed_event() {
+async fn close_session_closes_this_socket() {
     let emu = start().await;
     let mut g = Guest::connect(&emu).await;
     g.configure("c").await;
-    g.send(json!({"action": "closeSession", "token": "c", "closeAllConnections": true, "tracingId": "bye"})).await;
+    g.send(json!({"action": "closeSession", "token": "c", "closeAllConnections": false, "tracingId": "bye"})).await;
     let ev = g.recv().await;
     assert_eq!(
         (ev["class"].as_str(), ev["tracingId"].as_str()),
@@ -398,6 +253,79 @@ async fn close_session_sends_connection_closed_event() {
     );
     assert_eq!(g.close_code().await, 1000);
     assert_eq!(session(&emu, "c").connections, 0);
+}
+
+#[tokio::test]
+async fn close_all_connections_makes_the_session_read_only_until_start_new() {
+    let emu = start_with(|c| c.guest.message_rate = 100).await;
+    let mut a = Guest::connect(&emu).await;
+    let mut b = Guest::connect(&emu).await;
+    a.configure("s").await;
+    b.configure("s").await;
+    a.message("s", "before", "t-1").await;
+    a.recv().await;
+    b.recv().await;
+    let first_conversation = session(&emu, "s").conversation_id;
+
+    a.send(json!({"action": "closeSession", "token": "s", "closeAllConnections": true, "tracingId": "bye"})).await;
+    // This socket: the conversation is over, the socket stays.
+    let r = a.recv().await;
+    assert_eq!(
+        (r["class"].as_str(), r["tracingId"].as_str()),
+        (Some("SessionResponse"), Some("bye"))
+    );
+    assert_eq!(
+        (&r["body"]["connected"], &r["body"]["readOnly"]),
+        (&json!(false), &json!(true))
+    );
+    // The others: closed.
+    assert_eq!(b.recv().await["class"], "ConnectionClosedEvent");
+    assert_eq!(b.close_code().await, 1000);
+    // Read-only: messages are refused.
+    a.message("s", "too late", "t-2").await;
+    let refused = a.recv().await;
+    assert_eq!(error_code(&refused), ("string".to_owned(), 400));
+
+    // The transport then reconfigures with startNew: a new conversation.
+    a.send(json!({"action": "configureSession", "deploymentId": DEPLOYMENT, "token": "s", "startNew": true})).await;
+    let fresh = a.recv().await;
+    assert_eq!(fresh["class"], "SessionResponse");
+    assert_eq!(
+        (
+            &fresh["body"]["connected"],
+            &fresh["body"]["newSession"],
+            &fresh["body"]["readOnly"]
+        ),
+        (&json!(true), &json!(true), &json!(false))
+    );
+    let s = session(&emu, "s");
+    assert_ne!(s.conversation_id, first_conversation);
+    assert!(!s.read_only);
+    a.message("s", "after", "t-3").await;
+    assert_eq!(a.recv().await["body"]["text"], "after");
+    // History shows the new conversation only.
+    a.send(json!({"action": "getJwt", "token": "s"})).await;
+    let jwt = a.recv().await["body"]["jwt"].as_str().unwrap().to_owned();
+    let h = history(&emu, &jwt, "").await.json();
+    let texts: Vec<&str> = h["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["after"]);
+}
+
+#[tokio::test]
+async fn start_new_on_a_live_session_starts_a_new_conversation() {
+    let emu = start().await;
+    let mut g = Guest::connect(&emu).await;
+    g.configure("live").await;
+    let before = session(&emu, "live").conversation_id;
+    g.send(json!({"action": "configureSession", "deploymentId": DEPLOYMENT, "token": "live", "startNew": true})).await;
+    let r = g.recv().await;
+    assert_eq!(r["body"]["newSession"], true);
+    assert_ne!(session(&emu, "live").conversation_id, before);
 }
 
 async fn history(emu: &Emulator, jwt: &str, query: &str) -> Resp {

@@ -330,31 +330,126 @@ async fn agentless_answers_its_response_model() {
 async fn open_inbound_answers_normalized_message() {
     let emu = start().await;
     let t = oauth_token(&emu).await;
-    let body = json!({"channel": {"from": {"id": "cust-7", "idType": "Opaque", "nickname": "Ann"}, "time": "2024-05-01T12:00:00.000Z", "messageId": "pm-1"}, "text": "hello open"});
+    // A client's own time format (offset, no milliseconds) and metadata.
+    let body = json!({
+        "channel": {"from": {"id": "cust-7", "idType": "Opaque", "nickname": "Ann"}, "time": "2024-05-01T14:00:00+02:00", "messageId": "pm-1"},
+        "text": "hello open",
+        "metadata": {"customMessageId": "c-1"},
+    });
     let r = post_json(&emu, &t, OPEN_PATH, &body).await.unwrap();
     assert_eq!(r.status, 200);
     let v = r.json();
-    assert_model(
-        &v,
-        "OpenMessageNormalizedMessage",
-        &["id", "channel", "type", "text", "conversationId"],
-    );
+    shapes::assert_platform(&v, "OpenMessageNormalizedMessage");
     assert_eq!(v["type"], "Text");
-    assert_model(
-        &v["channel"],
-        "OpenInboundMessageMessagingChannel",
-        &["from", "time"],
+    assert_eq!(v["text"], "hello open");
+    let ch = &v["channel"];
+    assert_eq!(
+        ch["to"]["id"], "integ-1",
+        "the integration is the recipient"
     );
-    assert_model(
-        &v["channel"]["from"],
-        "OpenMessagingFromRecipient",
-        &["id", "idType"],
+    assert_eq!(ch["id"], "integ-1");
+    assert_eq!(
+        (&ch["platform"], &ch["type"]),
+        (&json!("Open"), &json!("Private"))
     );
+    assert_eq!(ch["from"], body["channel"]["from"]);
+    assert_eq!(ch["messageId"], "pm-1");
+    assert_eq!(
+        ch["time"], "2024-05-01T12:00:00.000Z",
+        "the service's own format, UTC"
+    );
+    assert_eq!(v["metadata"], json!({"customMessageId": "c-1"}));
     let m = &emu.control().recorded()[0];
     assert_eq!(
         (m.route, m.lane.as_str(), m.idempotency_key.as_deref()),
         (RouteKind::OpenInbound, "cust-7", Some("pm-1"))
     );
+}
+
+#[tokio::test]
+async fn open_inbound_takes_content_without_text() {
+    let emu = start().await;
+    let t = oauth_token(&emu).await;
+    let body = json!({
+        "channel": {"from": {"id": "cust-8", "idType": "Email"}, "time": "2024-05-01T12:00:00.000Z"},
+        "content": [{"attachment": {"mediaType": "Image", "url": "https://example.com/a.png", "mime": "image/png", "filename": "a.png"}}],
+    });
+    let r = post_json(&emu, &t, OPEN_PATH, &body).await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    shapes::assert_platform(&v, "OpenMessageNormalizedMessage");
+    assert!(v.get("text").is_none());
+    let c = &v["content"][0];
+    assert_eq!(c["contentType"], "Attachment");
+    assert_eq!(c["attachment"]["url"], "https://example.com/a.png");
+    assert_eq!(c["attachment"]["filename"], "a.png");
+    assert_eq!(emu.control().recorded()[0].content, "media");
+
+    // Neither text nor content; an attachment without its required url.
+    let none = json!({"channel": body["channel"].clone()});
+    expect_bad(&emu, &t, OPEN_PATH, none, "text").await;
+    let no_url = json!({"channel": body["channel"].clone(), "content": [{"attachment": {"mediaType": "Image", "mime": "image/png"}}]});
+    expect_bad(&emu, &t, OPEN_PATH, no_url, "content[0].attachment.url").await;
+    let bad_meta = json!({"channel": body["channel"].clone(), "text": "x", "metadata": {"n": 1}});
+    expect_bad(&emu, &t, OPEN_PATH, bad_meta, "metadata").await;
+}
+
+#[tokio::test]
+async fn agentless_takes_every_messenger_type_and_external_contacts() {
+    let emu = start().await;
+    let t = oauth_token(&emu).await;
+    for (ty, to) in [
+        ("sms", "+15550002"),
+        ("whatsapp", "155"),
+        ("open", "u-1"),
+        ("apple", "+15550003"),
+    ] {
+        let body = json!({"fromAddress": "integ", "toAddress": to, "toAddressMessengerType": ty, "textBody": "hi"});
+        let r = post_json(&emu, &t, AGENTLESS_PATH, &body).await.unwrap();
+        assert_eq!(r.status, 200, "{ty}: {}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        shapes::assert_platform(&v, "SendAgentlessOutboundMessageResponse");
+        assert_eq!(
+            (v["messengerType"].as_str(), v["toAddress"].as_str()),
+            (Some(ty), Some(to))
+        );
+    }
+    // Web messaging: an external contact, no toAddress.
+    let web = json!({"fromAddress": "demo-deployment", "externalContactId": "ec-1", "toAddressMessengerType": "webmessaging", "textBody": "hello guest"});
+    let r = post_json(&emu, &t, AGENTLESS_PATH, &web).await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    shapes::assert_platform(&v, "SendAgentlessOutboundMessageResponse");
+    assert!(v.get("toAddress").is_none());
+    assert_eq!(v["messengerType"], "webmessaging");
+    // SMS by external contact too.
+    let sms = json!({"fromAddress": "+1", "externalContactId": "ec-2", "toAddressMessengerType": "sms", "textBody": "x"});
+    assert_eq!(
+        post_json(&emu, &t, AGENTLESS_PATH, &sms)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let lanes: Vec<String> = emu
+        .control()
+        .recorded()
+        .iter()
+        .map(|m| m.lane.clone())
+        .collect();
+    assert!(
+        lanes.contains(&"ec-1".to_owned()) && lanes.contains(&"ec-2".to_owned()),
+        "{lanes:?}"
+    );
+
+    let no_one = json!({"fromAddress": "f", "toAddressMessengerType": "open", "textBody": "x"});
+    expect_bad(&emu, &t, AGENTLESS_PATH, no_one, "toAddress").await;
+    let web_to = json!({"fromAddress": "f", "toAddress": "x", "externalContactId": "ec", "toAddressMessengerType": "webmessaging", "textBody": "x"});
+    expect_bad(&emu, &t, AGENTLESS_PATH, web_to, "toAddress").await;
+    let wa_ec = json!({"fromAddress": "f", "externalContactId": "ec", "toAddressMessengerType": "whatsapp", "textBody": "x"});
+    expect_bad(&emu, &t, AGENTLESS_PATH, wa_ec, "externalContactId").await;
+    let fax = json!({"fromAddress": "f", "toAddress": "x", "toAddressMessengerType": "fax", "textBody": "x"});
+    expect_bad(&emu, &t, AGENTLESS_PATH, fax, "toAddressMessengerType").await;
 }
 
 #[tokio::test]

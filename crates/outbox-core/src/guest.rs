@@ -3,12 +3,19 @@
 //! answer means for an outbox entry.
 //!
 //! A guest message goes out as `onMessage` with the entry's id as its
-//! `tracingId` and, in `message.metadata.outboxId`, its idempotency key.
-//! The acknowledgement is the echo (a `StructuredMessage` with the same
-//! `tracingId`). When the socket drops before the echo, the outcome is
-//! unknown: the driver reads the session's history (`getJwt`, then
-//! `GET /api/v2/webmessaging/messages`) and looks for the `outboxId`
-//! before sending again, so a lost echo does not become a duplicate.
+//! `tracingId` and, in `message.metadata`, its idempotency key twice:
+//! `customMessageId` (the key Genesys's own Messenger transport matches
+//! history entries by) and `outboxId` (ours). The acknowledgement is the
+//! echo (a `StructuredMessage` with the same `tracingId`). When the socket
+//! drops before the echo, the outcome is unknown: the driver reads the
+//! session's history (`getJwt`, then `GET /api/v2/webmessaging/messages`)
+//! and looks for either key before sending again, so a lost echo does not
+//! become a duplicate.
+//!
+//! Durable entries are text messages and quick-reply answers (a
+//! `ButtonResponse`, sent as Genesys's transport sends it: `type: "Text"`,
+//! empty `text`, the response in `content`). Typing indicators are
+//! best-effort frames ([`typing`]): never stored, never retried.
 //!
 //! [`answer`] maps each frame to the engine's [`Response`], so the guest
 //! channel runs on the same [`Engine`](crate::engine::Engine), store,
@@ -38,6 +45,16 @@ pub const ROUTE: &str = "guest";
 /// `idempotency-key` header of the stored request and, on the wire, as
 /// `tracingId` and `metadata.outboxId`), no bearer token.
 pub fn prepare(id: EntryId, socket_url: &str, session_token: &str, text: &str) -> Prepared {
+    prepare_entry(id, socket_url, session_token, &GuestEntry::text(text))
+}
+
+/// [`prepare`] for any durable guest entry (text or quick-reply answer).
+pub fn prepare_entry(
+    id: EntryId,
+    socket_url: &str,
+    session_token: &str,
+    entry: &GuestEntry,
+) -> Prepared {
     let key = id.to_string();
     let origin = http_origin(socket_url)
         .map(|o| o.replacen("http", "ws", 1))
@@ -51,7 +68,7 @@ pub fn prepare(id: EntryId, socket_url: &str, session_token: &str, text: &str) -
             method: "WS".to_owned(),
             url: socket_url.to_owned(),
             headers: vec![("idempotency-key".to_owned(), key.clone())],
-            body: entry_body(text),
+            body: entry.body(),
         },
         idempotency_key: key,
         needs_token: false,
@@ -60,8 +77,78 @@ pub fn prepare(id: EntryId, socket_url: &str, session_token: &str, text: &str) -
     }
 }
 
-/// The `metadata` key that carries the idempotency key.
+/// The `metadata` key that carries the idempotency key (ours).
 pub const OUTBOX_ID_KEY: &str = "outboxId";
+/// The `metadata` key Genesys's own transport matches history by; it
+/// carries the idempotency key too.
+pub const CUSTOM_MESSAGE_ID_KEY: &str = "customMessageId";
+
+/// A quick-reply answer (`ButtonResponse` content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ButtonResponse {
+    /// The button's text, as shown.
+    pub text: String,
+    /// The button's payload.
+    pub payload: String,
+}
+
+/// What a durable guest entry sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestEntry {
+    /// The text (empty for a quick-reply answer).
+    pub text: String,
+    /// The quick-reply answer, if it is one.
+    pub button: Option<ButtonResponse>,
+}
+
+impl GuestEntry {
+    /// A text message.
+    pub fn text(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            button: None,
+        }
+    }
+
+    /// A quick-reply answer.
+    pub fn quick_reply(text: &str, payload: &str) -> Self {
+        Self {
+            text: String::new(),
+            button: Some(ButtonResponse {
+                text: text.to_owned(),
+                payload: payload.to_owned(),
+            }),
+        }
+    }
+
+    /// The stored body: `{"text": …}`, plus `"buttonResponse": {text, payload}`.
+    pub fn body(&self) -> Vec<u8> {
+        let mut o = Obj::bare();
+        o.str("text", &self.text);
+        if let Some(b) = &self.button {
+            let mut br = Obj::bare();
+            br.str("text", &b.text).str("payload", &b.payload);
+            o.raw("buttonResponse", &br.finish());
+        }
+        o.finish().into_bytes()
+    }
+
+    /// Reads a stored body; `None` when it is not a guest entry's.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let s = |path: &[&str]| json::find(body, path)?.as_str().map(|c| c.into_owned());
+        let button = match (
+            s(&["buttonResponse", "text"]),
+            s(&["buttonResponse", "payload"]),
+        ) {
+            (Some(text), Some(payload)) => Some(ButtonResponse { text, payload }),
+            _ => None,
+        };
+        Some(Self {
+            text: s(&["text"])?,
+            button,
+        })
+    }
+}
 
 /// `configureSession`: opens (or resumes) the guest's session.
 pub fn configure_session(deployment_id: &str, token: &str, tracing_id: &str) -> String {
@@ -81,13 +168,66 @@ pub fn on_message(
     outbox_id: &str,
     time_iso: &str,
 ) -> String {
+    on_message_entry(
+        token,
+        tracing_id,
+        &GuestEntry::text(text),
+        outbox_id,
+        time_iso,
+    )
+}
+
+/// `onMessage` for any durable entry, tagged with `outbox_id` in its
+/// metadata (as `customMessageId` and `outboxId`). A quick-reply answer
+/// goes as Genesys's transport sends it: `type: "Text"`, `text: ""`,
+/// `content: [{contentType: "ButtonResponse", buttonResponse: {type:
+/// "QuickReply", text, payload}}]`.
+pub fn on_message_entry(
+    token: &str,
+    tracing_id: &str,
+    entry: &GuestEntry,
+    outbox_id: &str,
+    time_iso: &str,
+) -> String {
     let mut metadata = Obj::bare();
-    metadata.str(OUTBOX_ID_KEY, outbox_id);
+    metadata
+        .str(CUSTOM_MESSAGE_ID_KEY, outbox_id)
+        .str(OUTBOX_ID_KEY, outbox_id);
+    let mut message = Obj::bare();
+    message.str("type", "Text").str("text", &entry.text);
+    if let Some(b) = &entry.button {
+        let mut br = Obj::bare();
+        br.str("type", "QuickReply")
+            .str("text", &b.text)
+            .str("payload", &b.payload);
+        let mut item = Obj::bare();
+        item.str("contentType", "ButtonResponse")
+            .raw("buttonResponse", &br.finish());
+        message.raw("content", &format!("[{}]", item.finish()));
+    }
+    message.raw("metadata", &metadata.finish());
+    let mut o = Obj::bare();
+    o.str("action", "onMessage")
+        .str("token", token)
+        .str("tracingId", tracing_id)
+        .str("time", time_iso)
+        .raw("message", &message.finish());
+    o.finish()
+}
+
+/// `onMessage` with a typing indicator (`Event`, `Typing` `On`): best-effort,
+/// sent only on an open socket, never stored; the server does not answer it.
+pub fn typing(token: &str, tracing_id: &str, time_iso: &str) -> String {
+    let mut typing = Obj::bare();
+    typing.str("type", "On");
+    let mut event = Obj::bare();
+    event
+        .str("eventType", "Typing")
+        .raw("typing", &typing.finish());
     let mut message = Obj::bare();
     message
-        .str("type", "Text")
-        .str("text", text)
-        .raw("metadata", &metadata.finish());
+        .str("type", "Event")
+        .raw("events", &format!("[{}]", event.finish()));
     let mut o = Obj::bare();
     o.str("action", "onMessage")
         .str("token", token)
@@ -126,11 +266,13 @@ pub fn entry_body(text: &str) -> Vec<u8> {
     o.finish().into_bytes()
 }
 
-/// The text of a stored guest entry's body.
+/// The text of a stored guest entry's body (a quick-reply answer: the
+/// button's text).
 pub fn entry_text(body: &[u8]) -> Option<String> {
-    json::find(body, &["text"])?
-        .as_str()
-        .map(|s| s.into_owned())
+    GuestEntry::parse(body).map(|e| match e.button {
+        Some(b) if e.text.is_empty() => b.text,
+        _ => e.text,
+    })
 }
 
 /// A frame received from the server.
@@ -335,7 +477,8 @@ pub struct HistoryMessage {
     pub direction: String,
     /// The text.
     pub text: Option<String>,
-    /// `metadata.outboxId`, when the guest tagged it.
+    /// The idempotency key the guest tagged it with: `metadata.outboxId`,
+    /// else `metadata.customMessageId`.
     pub outbox_id: Option<String>,
 }
 
@@ -367,7 +510,8 @@ pub fn parse_history(body: &[u8]) -> Result<HistoryPage, FrameError> {
             id,
             direction: s(&["direction"]).unwrap_or_default(),
             text: s(&["text"]),
-            outbox_id: s(&["metadata", OUTBOX_ID_KEY]),
+            outbox_id: s(&["metadata", OUTBOX_ID_KEY])
+                .or_else(|| s(&["metadata", CUSTOM_MESSAGE_ID_KEY])),
         });
     }
     let page_count = json::find(body, &["pageCount"])

@@ -352,3 +352,93 @@ fn entry_bodies_round_trip() {
         Some("a \"quoted\" ✓ text")
     );
 }
+
+#[test]
+fn quick_reply_answers_and_typing_match_the_schema() {
+    let entry = guest::GuestEntry::quick_reply("Yes \"please\"", "yes");
+    let msg = guest::on_message_entry(
+        "tok-1",
+        "tr-5",
+        &entry,
+        "entry-2",
+        "2026-01-01T00:00:00.000Z",
+    );
+    check("SendMessageRequest", &msg);
+    let v: Value = serde_json::from_str(&msg).unwrap();
+    assert_eq!(v["message"]["type"], "Text");
+    assert_eq!(v["message"]["text"], "");
+    let br = &v["message"]["content"][0];
+    assert_eq!(br["contentType"], "ButtonResponse");
+    assert_eq!(
+        br["buttonResponse"],
+        json!({"type": "QuickReply", "text": "Yes \"please\"", "payload": "yes"})
+    );
+    assert_eq!(v["message"]["metadata"]["customMessageId"], "entry-2");
+    assert_eq!(v["message"]["metadata"]["outboxId"], "entry-2");
+    // Text messages carry both keys too.
+    let text: Value = serde_json::from_str(&guest::on_message(
+        "t",
+        "tr",
+        "x",
+        "e-3",
+        "2026-01-01T00:00:00.000Z",
+    ))
+    .unwrap();
+    assert_eq!(text["message"]["metadata"]["customMessageId"], "e-3");
+    assert!(text["message"].get("content").is_none());
+    let typing = guest::typing("tok-1", "tr-6", "2026-01-01T00:00:00.000Z");
+    check("SendMessageRequest", &typing);
+    let t: Value = serde_json::from_str(&typing).unwrap();
+    assert_eq!(
+        t["message"]["events"][0],
+        json!({"eventType": "Typing", "typing": {"type": "On"}})
+    );
+}
+
+#[test]
+fn quick_reply_entries_round_trip() {
+    let entry = guest::GuestEntry::quick_reply("Yes", "yes-payload");
+    let body = entry.body();
+    assert_eq!(guest::GuestEntry::parse(&body), Some(entry));
+    assert_eq!(guest::entry_text(&body).as_deref(), Some("Yes"));
+    let plain = guest::entry_body("just text");
+    assert_eq!(
+        guest::GuestEntry::parse(&plain),
+        Some(guest::GuestEntry::text("just text"))
+    );
+    assert_eq!(guest::GuestEntry::parse(b"{\"nope\":1}"), None);
+    use outbox_core::clock::SplitMix64;
+    use outbox_core::entry::EntryId;
+    let id = EntryId::random(&mut SplitMix64::new(5));
+    let p = guest::prepare_entry(
+        id,
+        "ws://127.0.0.1:8081/v1?deploymentId=d",
+        "s",
+        &guest::GuestEntry::quick_reply("No", "no"),
+    );
+    assert_eq!(p.lane, "s");
+    assert_eq!(
+        guest::GuestEntry::parse(&p.request.body)
+            .and_then(|e| e.button)
+            .map(|b| b.payload),
+        Some("no".to_owned())
+    );
+}
+
+#[test]
+fn history_finds_messages_by_custom_message_id() {
+    let body = json!({
+        "entities": [
+            { "id": "m-3", "type": "Text", "text": "", "direction": "Inbound", "metadata": { "customMessageId": "e-9" } },
+            { "id": "m-2", "type": "Text", "text": "both", "direction": "Inbound", "metadata": { "customMessageId": "x", "outboxId": "e-8" } }
+        ],
+        "pageSize": 25, "pageNumber": 1, "total": 2, "pageCount": 1
+    });
+    let page = guest::parse_history(body.to_string().as_bytes()).unwrap();
+    let ids: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| m.outbox_id.as_deref())
+        .collect();
+    assert_eq!(ids, [Some("e-9"), Some("e-8")]);
+}

@@ -2,10 +2,12 @@
 //!
 //! It connects lazily (when something is to be sent), runs
 //! `configureSession` with the persisted session token, sends each message
-//! as `onMessage` and resolves only on its echo (matched by `tracingId`).
-//! After a drop, before sending again anything whose outcome is unknown, it
-//! reads the session's history once per connection (`getJwt`, then the
-//! history endpoint) and treats a message found there as delivered. Backoff
+//! (text or quick-reply answer) as `onMessage` and resolves only on its echo
+//! (matched by `tracingId`). After a drop, before sending again anything
+//! whose outcome is unknown, it reads the session's history once per
+//! connection (`getJwt`, then the history endpoint) and treats a message
+//! found there (by `metadata.outboxId` or `metadata.customMessageId`) as
+//! delivered. Typing indicators go straight to an open socket, never queued. Backoff
 //! and jitter between reconnections come from the engine's retry policy:
 //! a failed connection is a failed send.
 
@@ -334,8 +336,26 @@ impl GuestLink {
         Ok(found)
     }
 
+    /// Sends a typing indicator if the socket is open and configured
+    /// (best-effort: no answer is awaited, nothing is kept).
+    pub fn typing(&self) -> bool {
+        let socket = {
+            let s = self.state.borrow();
+            s.socket.clone().filter(|_| s.ready)
+        };
+        let Some(socket) = socket else {
+            return false;
+        };
+        let tracing = self.tracing_id("typing");
+        let now: String = js_sys::Date::new_0().to_iso_string().into();
+        socket
+            .send_with_str(&guest::typing(&self.session_token(), &tracing, &now))
+            .is_ok()
+    }
+
     async fn send(&self, request: OutgoingRequest<'_>) -> Result<Response, TransportError> {
-        let text = guest::entry_text(request.body).ok_or_else(|| network("not a guest entry"))?;
+        let entry =
+            guest::GuestEntry::parse(request.body).ok_or_else(|| network("not a guest entry"))?;
         let id = request
             .headers
             .iter()
@@ -353,7 +373,7 @@ impl GuestLink {
         }
         let token = self.session_token();
         let now: String = js_sys::Date::new_0().to_iso_string().into();
-        let frame = guest::on_message(&token, &id, &text, &id, &now);
+        let frame = guest::on_message_entry(&token, &id, &entry, &id, &now);
         let answer = self.request(&id, &frame, request.timeout_ms).await?;
         if matches!(
             answer,

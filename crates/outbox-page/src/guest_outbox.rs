@@ -102,24 +102,18 @@ impl GuestOutbox {
             .unwrap_or_default()
     }
 
-    /// Makes a text message durable, then sends it on the socket in order.
-    /// Resolves once it is in IndexedDB with `{id, lane, seq, state}`.
-    pub fn send(&self, text: JsValue) -> Promise {
+    /// Makes a text message, or the answer to an agent's quick reply,
+    /// durable, then sends it on the socket in order. Resolves once it is
+    /// in IndexedDB with `{id, lane, seq, state}`.
+    pub fn send(&self, message: JsValue) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let Some(link) = &inner.guest else {
                 return Err(err("not a guest outbox"));
             };
-            // A string, or `{text}`.
-            let text = text
-                .as_string()
-                .or_else(|| js::get_str(&text, "text"))
-                .ok_or_else(|| err("a guest outbox sends text: send('hello') or send({ text })"))?;
-            if text.trim().is_empty() {
-                return Err(err("a guest message needs some text"));
-            }
+            let message = guest_message(&message)?;
             let id = EntryId::random(&mut SplitMix64::new(js::random_seed()));
-            let prepared = guest::prepare(id, link.url(), &link.session_token(), &text);
+            let prepared = guest::prepare_entry(id, link.url(), &link.session_token(), &message);
             let entry = inner
                 .engine
                 .enqueue(prepared, false, None, "write-through")
@@ -129,4 +123,35 @@ impl GuestOutbox {
             Ok(accepted(&entry))
         })
     }
+
+    /// Tells the agent the guest is typing: best-effort, sent only while
+    /// the socket is open and configured, never queued or retried. Returns
+    /// whether it was sent.
+    #[wasm_bindgen(js_name = sendTyping)]
+    pub fn send_typing(&self) -> bool {
+        self.inner.guest.as_ref().is_some_and(|link| link.typing())
+    }
+}
+
+/// What a guest outbox was asked to send: a string, `{text}`, or
+/// `{quickReply: {text, payload?}}` (a quick-reply answer; the payload
+/// defaults to the text).
+fn guest_message(request: &JsValue) -> Result<guest::GuestEntry, JsValue> {
+    if let Some(reply) = js::get(request, "quickReply").filter(|v| v.is_object()) {
+        let text = js::get_str(&reply, "text")
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| err("a quick-reply answer needs the button's text"))?;
+        let payload = js::get_str(&reply, "payload").unwrap_or_else(|| text.clone());
+        return Ok(guest::GuestEntry::quick_reply(&text, &payload));
+    }
+    let text = request
+        .as_string()
+        .or_else(|| js::get_str(request, "text"))
+        .ok_or_else(|| {
+            err("a guest outbox sends text or a quick-reply answer: send('hello'), send({ text }) or send({ quickReply: { text, payload } })")
+        })?;
+    if text.trim().is_empty() {
+        return Err(err("a guest message needs some text"));
+    }
+    Ok(guest::GuestEntry::text(&text))
 }

@@ -281,13 +281,18 @@ export class Outbox implements QueueMethods {
   [Symbol.dispose](): void;
 }
 
+/** What a guest outbox sends: text, or the answer to an agent's quick reply (durable like text). */
+export type GuestMessage = string | { text: string } | { quickReply: { text: string; payload?: string } };
+
 /** A guest's durable outbox on the Guest WebSocket (`Outbox.guest`). */
 export class GuestOutbox implements QueueMethods {
   private constructor();
   /** The guest's session token (kept in local storage: a reload continues the conversation). */
   readonly sessionToken: string;
-  /** Makes a text message durable, then sends it in order; `sent` only when its echo arrives. */
-  send(text: string | { text: string }): Promise<Accepted>;
+  /** Makes a text message, or a quick-reply answer, durable, then sends it in order; `sent` only when its echo arrives. */
+  send(message: GuestMessage): Promise<Accepted>;
+  /** Tells the agent the guest is typing: best-effort, never queued. Whether it was sent. */
+  sendTyping(): boolean;
   on(listener: (event: OutboxEvent) => void): () => void;
   stats(): Promise<OutboxStats>;
   queued(limit?: number): Promise<OutboxEntry[]>;

@@ -14,6 +14,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
+pub mod shapes;
+pub mod ws;
+
 pub use genesys_emulator::{Config, Emulator};
 
 /// An answer.
@@ -184,8 +187,10 @@ pub fn guest_swagger() -> Value {
     .unwrap()
 }
 
-/// Asserts every field of `v` is a field of `model`, and `required` are present.
+/// Asserts `v` conforms to the Platform `model` (strictly, see `shapes`)
+/// and has the `required` fields this test expects besides the model's own.
 pub fn assert_model(v: &Value, model: &str, required: &[&str]) {
+    shapes::assert_platform(v, model);
     let models = models();
     let fields = models[model]
         .as_object()

@@ -11,9 +11,9 @@ use hyper::Request;
 use hyper::body::Incoming;
 use serde_json::json;
 
+use super::state::JwtError;
 use crate::auth::bearer_token;
 use crate::errors::{ApiError, Limit};
-use crate::guest_ws::JwtError;
 use crate::inspect::Outcome;
 use crate::ratelimit::Verdict;
 use crate::response::{self, Reply};
