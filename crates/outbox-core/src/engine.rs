@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use crate::join::join_all;
 
 use crate::classify::{ClassifyConfig, Outcome, Response, TransportError, classify};
-use crate::clock::{Clock, Millis, SplitMix64};
+use crate::clock::{Clock, Millis, Random, SplitMix64};
 use crate::entry::{Entry, EntryId, EntryState, LastError};
 use crate::event::{Event, EventSink};
 use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
@@ -16,6 +16,7 @@ use crate::retry::{Action, RetryPolicy};
 use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
 use crate::scheduler::{PlanContext, plan};
 use crate::store::{CancelResult, EnqueueError, LeaseTerms, QueueLimits, Settlement, Stats, Store};
+use crate::throttle::Signal;
 use crate::token::TokenSource;
 use crate::transport::{OutgoingRequest, Transport};
 
@@ -547,6 +548,7 @@ where
         let mut settlements = Vec::with_capacity(results.len());
         let mut pauses: Vec<(String, Millis, String)> = Vec::new();
         let mut observed = Vec::new();
+        let mut signals: Vec<(String, Signal)> = Vec::new();
         let mut want_token: Vec<String> = Vec::new();
         for (entry, (token, result)) in claimed.sends.iter().zip(results) {
             let conflict_ok = self
@@ -555,6 +557,7 @@ where
                 .route(&entry.route)
                 .is_some_and(|r| r.conflict_is_delivered);
             let outcome = classify(&result, conflict_ok, now, &self.config.classify);
+            signals.push((entry.origin.clone(), Signal::of(&outcome)));
             if let Ok(response) = &result {
                 let info = response.rate_limit();
                 if info.is_present() {
@@ -590,9 +593,16 @@ where
         }
         let pacer = self.config.pacer;
         let mut window_pauses = Vec::new();
+        let phase = self.rng.borrow_mut().next_u64();
+        let mut came_back = Vec::new();
         let applied = self
             .store
             .settle(now, settlements, &mut |schedule| {
+                for (origin, signal) in &signals {
+                    if let Some(outage) = schedule.answered(origin, *signal, &pacer, now, phase) {
+                        came_back.push((origin.clone(), outage));
+                    }
+                }
                 for (origin, info) in &observed {
                     if let Some(until) = schedule.observe(origin, info, &pacer, now) {
                         window_pauses.push((origin.clone(), until));
@@ -603,6 +613,9 @@ where
                 }
             })
             .await?;
+        if !came_back.is_empty() {
+            self.spread_backlog(Some(came_back)).await?;
+        }
         for (origin, until, reason) in pauses {
             self.events.emit(&Event::Paused {
                 origin,
@@ -693,10 +706,40 @@ where
     }
 
     /// The device is back online (a page's `online` event): entries that
-    /// were backing off only because no answer came are due now. Returns
-    /// how many; flush afterwards.
+    /// were backing off only because no answer came are due now — within
+    /// the spread of each origin that was unreachable (one probe first,
+    /// the rest over a window growing with the outage; see
+    /// [`crate::throttle`]). Returns how many; flush afterwards.
     pub async fn network_back(&self) -> Result<usize, S::Error> {
-        self.store.retry_unreachable_now(self.clock.now()).await
+        let due = self.store.retry_unreachable_now(self.clock.now()).await?;
+        self.spread_backlog(None).await?;
+        Ok(due)
+    }
+
+    /// Spreads the backlog of origins back from an outage: those given
+    /// `(origin, outage)`, or (`None`) every origin still unanswered.
+    fn spread_backlog(
+        &self,
+        back: Option<Vec<(String, Millis)>>,
+    ) -> Boxed<'_, Result<(), S::Error>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let backlog = self.store.stats(now).await?.queued() as u64;
+            let phase = self.rng.borrow_mut().next_u64();
+            let pacer = self.config.pacer;
+            self.store
+                .update_schedule(&mut |s| match &back {
+                    Some(back) => {
+                        for (origin, outage) in back {
+                            s.spread(origin, *outage, backlog, &pacer, now, phase);
+                        }
+                    }
+                    None => {
+                        s.network_back(backlog, &pacer, now, phase);
+                    }
+                })
+                .await
+        })
     }
 
     /// Puts a dead letter back in the queue.
