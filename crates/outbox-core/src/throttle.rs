@@ -9,9 +9,9 @@
 //!
 //! 1. **Probe while down.** From the first request that gets no answer
 //!    (network error, timeout) until the next answer, at most one request
-//!    is out at a time: the probe. A device that is offline tries one lane,
-//!    not all of them, and the first thing that reaches a recovering server
-//!    is one request per client.
+//!    is out at a time: the probe. A device that is offline tries its lanes
+//!    one after another, never all at once, and the first thing that
+//!    reaches a recovering server is one request per client.
 //! 2. **Spread the backlog after an outage.** When the origin comes back
 //!    after being unreachable for `D` (the page's `online` event through
 //!    [`Engine::network_back`](crate::engine::Engine::network_back), or the
