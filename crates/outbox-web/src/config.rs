@@ -17,7 +17,9 @@
 //!   "maxEntries": 10000, "maxEntryBytes": 262144,
 //!   "retry": { "baseMs": 2000, "factor": 2, "capMs": 60000, "maxAttempts": 25,
 //!              "maxAgeMs": 259200000, "maxAuthFailures": 3 },
-//!   "pacer": { "ratePerMinute": 150, "burst": 10 },
+//!   "pacer": { "ratePerMinute": 150, "burst": 10,
+//!              "throttle": { "enabled": true, "spreadPercent": 10, "spreadMaxMs": 300000,
+//!                            "maxIntervalMs": 120000 } },
 //!   "batchSize": 8, "sendTimeoutMs": 30000, "leaseMs": 60000, "forwardTimeoutMs": 10000,
 //!   "retryAfterCapMs": 21600000
 //! }
@@ -170,6 +172,16 @@ impl WebConfig {
                 .map_or(p.rate_per_minute, |f| f as u32)
                 .max(1);
             p.burst = count(&pacer, "burst")?.map_or(p.burst, |f| f as u32).max(1);
+            if let Some(throttle) = js::get(&pacer, "throttle") {
+                let t = &mut p.throttle;
+                t.enabled = bool_field(&throttle, "enabled")?.unwrap_or(t.enabled);
+                t.spread_percent = count(&throttle, "spreadPercent")?
+                    .map_or(t.spread_percent, |f| f.min(100) as u32);
+                t.spread_max_ms = count(&throttle, "spreadMaxMs")?.unwrap_or(t.spread_max_ms);
+                t.max_interval_ms = count(&throttle, "maxIntervalMs")?
+                    .unwrap_or(t.max_interval_ms)
+                    .max(1);
+            }
         }
         if let Some(n) = count(v, "batchSize")? {
             core.batch_size = (n as usize).max(1);
