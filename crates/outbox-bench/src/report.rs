@@ -1070,7 +1070,7 @@ fn findings(
             }) {
                 if let Some(ob) = get(&r.scenario.name, Strategy::Outbox) {
                     cmp.push(format!(
-                        "N = {}: p99 {} vs Outbox's {}, peak {:.0}× vs {:.0}×, {} vs {} `503`s",
+                        "N = {}: p99 {} vs Outbox's {}, peak {:.2}× vs {:.2}×, {} vs {} `503`s",
                         count(r.scenario.clients as u64),
                         secs(r.p99_ms),
                         secs(ob.p99_ms),
