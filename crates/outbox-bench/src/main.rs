@@ -3,7 +3,7 @@
 //! runs every part in order (see the crate docs).
 //!
 //! ```text
-//! outbox-bench herd    [--quick] --out DIR
+//! outbox-bench herd    [--quick] [--scenario NAME] --out DIR
 //! outbox-bench browser [--quick] --out DIR --site DIR --web DIR
 //! outbox-bench memory  [--entries N] --out DIR --site DIR --web DIR   (the memory part alone)
 //! outbox-bench report  [--quick] --results DIR --criterion DIR --site DIR --write FILE --svg FILE [--elapsed S]
@@ -40,14 +40,20 @@ fn main() -> ExitCode {
     let quick = args.iter().any(|a| a == "--quick");
     let result = match args.first().map(String::as_str) {
         Some("herd") => need(&args, "--out").and_then(|out| {
-            let results = herd::run_all(quick, |r| {
+            let only = flag(&args, "--scenario").and_then(|s| s.to_str().map(str::to_owned));
+            let results = herd::run_all(quick, only.as_deref(), |r| {
                 eprintln!(
-                    "bench: herd: {} {}: lost {} p99 {:.1} s peak {:.1}× ({} ms)",
+                    "bench: herd: {} {}: lost {} first {:.1} s p99 {:.1} s ({:.2}× ideal) peak {:.2}× 429 {} 503 {} of {} ({} ms)",
                     r.scenario.name,
                     r.strategy.key(),
                     r.lost,
+                    r.first_p50_ms as f64 / 1e3,
                     r.p99_ms as f64 / 1e3,
+                    r.p99_ms as f64 / r.scenario.ideal_ms().max(1) as f64,
                     r.peak_load,
+                    r.too_many,
+                    r.shed,
+                    r.requests,
                     r.wall_ms
                 )
             });

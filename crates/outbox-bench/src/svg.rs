@@ -24,12 +24,14 @@ fn color(s: Strategy) -> &'static str {
         Strategy::Workbox => "#9467bd",
         Strategy::Outbox => "#1f77b4",
         Strategy::OutboxTimers => "#2ca02c",
+        Strategy::OutboxUnthrottled => "#7f7f7f",
     }
 }
 
 fn dash(s: Strategy) -> &'static str {
     match s {
         Strategy::OutboxTimers => " stroke-dasharray=\"6 3\"",
+        Strategy::OutboxUnthrottled => " stroke-dasharray=\"2 2\"",
         _ => "",
     }
 }

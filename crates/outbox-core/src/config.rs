@@ -21,7 +21,9 @@
 //!   "maxEntries": 10000, "maxEntryBytes": 262144,
 //!   "retry": { "baseMs": 2000, "factor": 2, "capMs": 60000, "maxAttempts": 25,
 //!              "maxAgeMs": 259200000, "maxAuthFailures": 3, "authWindowMs": 60000 },
-//!   "pacer": { "ratePerMinute": 150, "burst": 10 },
+//!   "pacer": { "ratePerMinute": 150, "burst": 10,
+//!              "throttle": { "enabled": true, "spreadPercent": 10, "spreadMaxMs": 300000,
+//!                            "maxIntervalMs": 120000 } },
 //!   "batchSize": 8, "sendTimeoutMs": 30000, "leaseMs": 60000, "forwardTimeoutMs": 10000,
 //!   "retryAfterCapMs": 21600000
 //! }
@@ -266,6 +268,18 @@ impl OutboxConfig {
                 .map_or(p.rate_per_minute, to_u32)
                 .max(1);
             p.burst = pacer.count("burst")?.map_or(p.burst, to_u32).max(1);
+            if let Some(throttle) = pacer.object("throttle")? {
+                let t = &mut p.throttle;
+                t.enabled = throttle.bool("enabled")?.unwrap_or(t.enabled);
+                t.spread_percent = throttle
+                    .count("spreadPercent")?
+                    .map_or(t.spread_percent, |f| to_u32(f.min(100)));
+                t.spread_max_ms = throttle.count("spreadMaxMs")?.unwrap_or(t.spread_max_ms);
+                t.max_interval_ms = throttle
+                    .count("maxIntervalMs")?
+                    .unwrap_or(t.max_interval_ms)
+                    .max(1);
+            }
         }
         if let Some(n) = obj.count("batchSize")? {
             core.batch_size = to_usize(n).max(1);
@@ -575,7 +589,8 @@ mod tests {
           "retry": { "baseMs": 1, "factor": 3, "capMs": 4, "maxAttempts": 5, "maxAgeMs": 6,
                      "maxAuthFailures": 7, "authWindowMs": 8 },
           "onDead": { "agentless": "skip" },
-          "pacer": { "ratePerMinute": 0, "burst": 2 },
+          "pacer": { "ratePerMinute": 0, "burst": 2,
+                     "throttle": { "enabled": false, "spreadPercent": 250, "maxIntervalMs": 0 } },
           "batchSize": 0, "sendTimeoutMs": 100, "leaseMs": 101, "forwardTimeoutMs": 7,
           "retryAfterCapMs": 9, "unknown": [1, {"x": null}]
         }"#;
@@ -641,6 +656,11 @@ mod tests {
             (1, 3, 4, 5, 6, 7)
         );
         assert_eq!((c.core.pacer.rate_per_minute, c.core.pacer.burst), (1, 2));
+        let t = c.core.pacer.throttle;
+        assert_eq!(
+            (t.enabled, t.spread_percent, t.max_interval_ms),
+            (false, 100, 1)
+        );
         assert_eq!(c.core.batch_size, 1);
         assert_eq!((c.core.send_timeout_ms, c.core.lease_ms), (100, 101));
         assert_eq!(c.core.classify.retry_after_cap_ms, 9);

@@ -121,7 +121,7 @@ use std::cell::RefCell;
 use crate::join::join_all;
 
 use crate::classify::{ClassifyConfig, Outcome, Response, TransportError, classify};
-use crate::clock::{Clock, Millis, SplitMix64};
+use crate::clock::{Clock, Millis, Random, SplitMix64};
 use crate::entry::{Entry, EntryId, EntryState, LastError};
 use crate::event::{Event, EventSink};
 use crate::hold::OnDead;
@@ -131,6 +131,7 @@ use crate::retry::{Action, RetryPolicy};
 use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
 use crate::scheduler::{PlanContext, plan};
 use crate::store::{CancelResult, EnqueueError, LeaseTerms, QueueLimits, Settlement, Stats, Store};
+use crate::throttle::Signal;
 use crate::token::TokenSource;
 use crate::transport::{OutgoingRequest, Transport};
 
@@ -666,6 +667,7 @@ where
         let mut settlements = Vec::with_capacity(results.len());
         let mut pauses: Vec<(String, Millis, String)> = Vec::new();
         let mut observed = Vec::new();
+        let mut signals: Vec<(String, Signal)> = Vec::new();
         let mut want_token: Vec<String> = Vec::new();
         for (entry, (token, result)) in claimed.sends.iter().zip(results) {
             let conflict_ok = self
@@ -674,6 +676,7 @@ where
                 .route(&entry.route)
                 .is_some_and(|r| r.conflict_is_delivered);
             let outcome = classify(&result, conflict_ok, now, &self.config.classify);
+            signals.push((entry.origin.clone(), Signal::of(&outcome)));
             if let Ok(response) = &result {
                 let info = response.rate_limit();
                 if info.is_present() {
@@ -712,6 +715,8 @@ where
         let mut held = Vec::new();
         let sends = &claimed.sends;
         let routes = &self.config.routes;
+        let phase = self.rng.borrow_mut().next_u64();
+        let mut came_back = Vec::new();
         let applied = self
             .store
             .settle(now, settlements, &mut |schedule, applied| {
@@ -729,6 +734,11 @@ where
                         held.push((e.lane.clone(), e.id));
                     }
                 }
+                for (origin, signal) in &signals {
+                    if let Some(outage) = schedule.answered(origin, *signal, &pacer, now, phase) {
+                        came_back.push((origin.clone(), outage));
+                    }
+                }
                 for (origin, info) in &observed {
                     if let Some(until) = schedule.observe(origin, info, &pacer, now) {
                         window_pauses.push((origin.clone(), until));
@@ -739,6 +749,9 @@ where
                 }
             })
             .await?;
+        if !came_back.is_empty() {
+            self.spread_backlog(Some(came_back)).await?;
+        }
         for (origin, until, reason) in pauses {
             self.events.emit(&Event::Paused {
                 origin,
@@ -836,10 +849,40 @@ where
     }
 
     /// The device is back online (a page's `online` event): entries that
-    /// were backing off only because no answer came are due now. Returns
-    /// how many; flush afterwards.
+    /// were backing off only because no answer came are due now — within
+    /// the spread of each origin that was unreachable (one probe first,
+    /// the rest over a window growing with the outage; see
+    /// [`crate::throttle`]). Returns how many; flush afterwards.
     pub async fn network_back(&self) -> Result<usize, S::Error> {
-        self.store.retry_unreachable_now(self.clock.now()).await
+        let due = self.store.retry_unreachable_now(self.clock.now()).await?;
+        self.spread_backlog(None).await?;
+        Ok(due)
+    }
+
+    /// Spreads the backlog of origins back from an outage: those given
+    /// `(origin, outage)`, or (`None`) every origin still unanswered.
+    fn spread_backlog(
+        &self,
+        back: Option<Vec<(String, Millis)>>,
+    ) -> Boxed<'_, Result<(), S::Error>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let backlog = self.store.stats(now).await?.queued() as u64;
+            let phase = self.rng.borrow_mut().next_u64();
+            let pacer = self.config.pacer;
+            self.store
+                .update_schedule(&mut |s| match &back {
+                    Some(back) => {
+                        for (origin, outage) in back {
+                            s.spread(origin, *outage, backlog, &pacer, now, phase);
+                        }
+                    }
+                    None => {
+                        s.network_back(backlog, &pacer, now, phase);
+                    }
+                })
+                .await
+        })
     }
 
     /// Puts a dead letter back in the queue.

@@ -66,6 +66,7 @@ pub mod route;
 pub mod scheduler;
 pub mod sim;
 pub mod store;
+pub mod throttle;
 pub mod token;
 pub mod transport;
 pub mod url;

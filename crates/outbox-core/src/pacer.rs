@@ -5,10 +5,13 @@
 //! not the only user of its token, so the default is a safe share of that.
 //! The state is persisted with the queue (see [`ScheduleState::encode`]) so
 //! that a restarted worker neither forgets a pause nor gets a fresh burst.
+//! Each origin also carries its herd-safety throttle ([`crate::throttle`]):
+//! a send needs both the pacer's token and the throttle's.
 
 use crate::clock::Millis;
 use crate::hold::Holds;
 use crate::retry_after::RateLimitInfo;
+use crate::throttle::{Signal, Throttle, ThrottleConfig};
 
 /// Pacing settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,6 +21,8 @@ pub struct PacerConfig {
     pub rate_per_minute: u32,
     /// Requests that may go at once after a quiet spell (default 10).
     pub burst: u32,
+    /// The adaptive throttle and the recovery spread.
+    pub throttle: ThrottleConfig,
 }
 
 impl Default for PacerConfig {
@@ -25,6 +30,7 @@ impl Default for PacerConfig {
         Self {
             rate_per_minute: 150,
             burst: 10,
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -43,6 +49,11 @@ impl PacerConfig {
     fn rate(&self) -> u64 {
         u64::from(self.rate_per_minute.max(1))
     }
+
+    /// The rate in the throttle's unit (milli-requests a minute).
+    fn throttle_ceiling(&self) -> u64 {
+        self.rate() * 1000
+    }
 }
 
 /// One origin's pacing state.
@@ -54,6 +65,8 @@ pub struct OriginPace {
     pub updated_at: Millis,
     /// Nothing is sent before this time (a `429`, or a spent server window).
     pub paused_until: Millis,
+    /// The herd-safety throttle.
+    pub throttle: Throttle,
 }
 
 /// Pacing state of every origin, persisted with the queue.
@@ -78,6 +91,7 @@ impl ScheduleState {
                         credit: config.capacity(),
                         updated_at: now,
                         paused_until: 0,
+                        throttle: Throttle::default(),
                     },
                 ));
                 self.origins.len() - 1
@@ -120,14 +134,85 @@ impl ScheduleState {
         if pace.paused_until > now {
             return Err(pace.paused_until);
         }
-        if pace.credit >= CREDIT_PER_TOKEN {
-            pace.credit -= CREDIT_PER_TOKEN;
-            Ok(())
-        } else {
+        if pace.credit < CREDIT_PER_TOKEN {
             let missing = CREDIT_PER_TOKEN - pace.credit;
             let wait = missing.div_ceil(config.rate());
-            Err(now + wait.max(1))
+            return Err(now + wait.max(1));
         }
+        pace.throttle
+            .check(&config.throttle, config.throttle_ceiling(), now)?;
+        pace.throttle.take(&config.throttle, now);
+        pace.credit -= CREDIT_PER_TOKEN;
+        Ok(())
+    }
+
+    /// Tells the origin's throttle what an attempt's answer (or its
+    /// absence) said. `phase` is a random number. Returns the outage's
+    /// length when the origin just came back from one no spread covered:
+    /// spread the backlog then ([`spread`](Self::spread)).
+    pub fn answered(
+        &mut self,
+        origin: &str,
+        signal: Signal,
+        config: &PacerConfig,
+        now: Millis,
+        phase: u64,
+    ) -> Option<Millis> {
+        let ceiling = config.throttle_ceiling();
+        let pace = self.origin(origin, config, now);
+        pace.throttle
+            .observe(&config.throttle, signal, ceiling, now, phase)
+    }
+
+    /// Spreads a backlog of `backlog` requests to `origin` after an outage
+    /// of `outage_ms` (see [`crate::throttle`]). Returns the window.
+    pub fn spread(
+        &mut self,
+        origin: &str,
+        outage_ms: Millis,
+        backlog: u64,
+        config: &PacerConfig,
+        now: Millis,
+        phase: u64,
+    ) -> Millis {
+        let ceiling = config.throttle_ceiling();
+        let pace = self.origin(origin, config, now);
+        pace.throttle
+            .spread(&config.throttle, outage_ms, backlog, ceiling, now, phase)
+    }
+
+    /// The network is back: every origin that gave no answer since and has
+    /// not been spread yet spreads `backlog` over a window growing with its
+    /// outage. Returns `(origin, window)` for each.
+    pub fn network_back(
+        &mut self,
+        backlog: u64,
+        config: &PacerConfig,
+        now: Millis,
+        phase: u64,
+    ) -> Vec<(String, Millis)> {
+        let down: Vec<(String, Millis)> = self
+            .origins
+            .iter()
+            .filter(|(_, p)| {
+                let t = &p.throttle;
+                t.down_since != 0 && t.spread_until < t.down_since
+            })
+            .map(|(o, p)| (o.clone(), now.saturating_sub(p.throttle.down_since)))
+            .collect();
+        down.into_iter()
+            .map(|(origin, outage)| {
+                let w = self.spread(&origin, outage, backlog, config, now, phase);
+                (origin, w)
+            })
+            .collect()
+    }
+
+    /// How many requests the origin's throttle lets go at `now`; `None`
+    /// when it does not limit.
+    pub fn allowance(&self, origin: &str, config: &PacerConfig, now: Millis) -> Option<u64> {
+        self.get(origin)
+            .and_then(|p| p.throttle.allowance(&config.throttle, now))
     }
 
     /// Pauses the origin until `until` (a later pause wins).
@@ -168,21 +253,31 @@ impl ScheduleState {
     }
 
     /// A compact text form for storage: one origin per line,
-    /// `origin credit updated_at paused_until` separated by spaces.
+    /// `origin credit updated_at paused_until` separated by spaces, then,
+    /// when its throttle holds anything, the throttle's seven fields
+    /// (`rate credit updated_at down_since probe_until spread_until
+    /// cut_at`).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         for (origin, p) in &self.origins {
             out.push_str(&format!(
-                "{origin} {} {} {}\n",
+                "{origin} {} {} {}",
                 p.credit, p.updated_at, p.paused_until
             ));
+            if p.throttle != Throttle::default() {
+                for f in p.throttle.fields() {
+                    out.push_str(&format!(" {f}"));
+                }
+            }
+            out.push('\n');
         }
         self.holds.encode_into(&mut out);
         out
     }
 
-    /// Reads [`encode`](Self::encode)'s form; bad lines are skipped (pacing
-    /// state is advisory: losing a line only forgets a pause).
+    /// Reads [`encode`](Self::encode)'s form, and the older one without
+    /// throttle fields; bad lines are skipped (pacing state is advisory:
+    /// losing a line only forgets a pause).
     pub fn decode(text: &str) -> Self {
         let mut state = Self::default();
         for line in text.lines() {
@@ -190,21 +285,29 @@ impl ScheduleState {
                 continue;
             }
             let f: Vec<&str> = line.split(' ').collect();
-            let [origin, credit, updated_at, paused_until] = f.as_slice() else {
-                continue;
+            let (origin, numbers) = match f.as_slice() {
+                [origin, rest @ ..] if rest.len() == 3 || rest.len() == 10 => (*origin, rest),
+                _ => continue,
             };
-            let (Ok(credit), Ok(updated_at), Ok(paused_until)) =
-                (credit.parse(), updated_at.parse(), paused_until.parse())
+            let Ok(n) = numbers
+                .iter()
+                .map(|v| v.parse::<u64>())
+                .collect::<Result<Vec<u64>, _>>()
             else {
                 continue;
             };
+            let throttle = match n.get(3..) {
+                Some(&[a, b, c, d, e, f, g]) => Throttle::from_fields([a, b, c, d, e, f, g]),
+                _ => Throttle::default(),
+            };
             state.origins.retain(|(o, _)| o != origin);
             state.origins.push((
-                (*origin).to_owned(),
+                origin.to_owned(),
                 OriginPace {
-                    credit,
-                    updated_at,
-                    paused_until,
+                    credit: n[0],
+                    updated_at: n[1],
+                    paused_until: n[2],
+                    throttle,
                 },
             ));
         }
@@ -223,6 +326,7 @@ mod tests {
         let cfg = PacerConfig {
             rate_per_minute: 60,
             burst: 3,
+            ..PacerConfig::default()
         };
         let mut s = ScheduleState::default();
         for _ in 0..3 {
@@ -255,6 +359,7 @@ mod tests {
         let cfg = PacerConfig {
             rate_per_minute: 150,
             burst: 10,
+            ..PacerConfig::default()
         };
         let mut s = ScheduleState::default();
         let info = RateLimitInfo {
@@ -296,5 +401,44 @@ mod tests {
         assert_eq!(ScheduleState::decode(&text), s);
         let damaged = format!("garbage\n{text}x y z\nhttp://a NaN 1 2 3\n");
         assert_eq!(ScheduleState::decode(&damaged), s);
+        // The throttle's fields round-trip too …
+        s.answered(O, Signal::Unanswered, &cfg, 100, 0);
+        s.answered("http://b", Signal::Shed, &cfg, 200, 12_345);
+        assert_ne!(s.get("http://b").unwrap().throttle, Throttle::default());
+        let text = s.encode();
+        assert_eq!(ScheduleState::decode(&text), s);
+        // … and a record written before they existed still reads.
+        let old = "https://api.mypurecloud.ie 600000 5 77\n";
+        let read = ScheduleState::decode(old);
+        assert_eq!(read.paused_until(O, 6), Some(77));
+        assert_eq!(read.get(O).unwrap().throttle, Throttle::default());
+    }
+
+    #[test]
+    fn a_send_needs_the_throttles_token_too() {
+        let cfg = PacerConfig::default();
+        let mut s = ScheduleState::default();
+        // Down: one probe at a time, whatever the bucket holds.
+        s.answered(O, Signal::Unanswered, &cfg, 0, 0);
+        assert_eq!(s.try_take(O, &cfg, 1), Ok(()));
+        assert!(s.try_take(O, &cfg, 2).is_err());
+        // The network is back after 10 minutes: 5 entries over a minute.
+        let back = 600_001; // the outage began at 1 (0 means "not down")
+        assert_eq!(
+            s.network_back(5, &cfg, back, 0),
+            vec![(O.to_owned(), 60_000)]
+        );
+        assert_eq!(s.allowance(O, &cfg, back), Some(0));
+        assert_eq!(s.network_back(5, &cfg, back, 0), vec![], "spread once");
+        assert_eq!(s.try_take(O, &cfg, back), Err(back + 12_000));
+        // The probe goes, and holds the origin until it is answered.
+        assert_eq!(s.try_take(O, &cfg, back + 12_000), Ok(()));
+        assert_eq!(s.try_take(O, &cfg, back + 30_000), Err(back + 42_000));
+        assert_eq!(
+            s.answered(O, Signal::Accepted, &cfg, back + 30_000, 0),
+            None
+        );
+        assert_eq!(s.try_take(O, &cfg, back + 30_000), Ok(()));
+        assert_eq!(s.try_take(O, &cfg, back + 30_001), Err(back + 42_000));
     }
 }

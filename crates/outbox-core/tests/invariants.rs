@@ -8,6 +8,8 @@
 //! (c) with a server that honours idempotency keys, nothing is delivered twice;
 //! (d) no origin gets more than rate × window + burst requests in any window;
 //! (e) after a 429 with Retry-After t, nothing is sent to that origin before t;
+//! (f) after recovery, while an origin's herd throttle limits it, a flush
+//!     sends it no more requests than the throttle allowed when it began.
 //! (g) no lane has a hole: a dead head holds its lane, so once the user
 //!     revives the dead letters, every entry is delivered (and, by (b), in
 //!     order).
@@ -20,7 +22,8 @@ use std::collections::HashMap;
 
 use common::{Harness, config};
 use outbox_core::clock::Clock;
-use outbox_core::sim::{SimFaults, SimOutcome, SimTokens, run_until_stalled};
+use outbox_core::sim::{SimFaults, SimOutcome, SimServer, SimTokens, run_until_stalled};
+use outbox_core::store::Store;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -38,6 +41,8 @@ enum Step {
         after: u32,
     },
     ExpireTokens,
+    /// The page's `online` event.
+    NetworkBack,
 }
 
 fn faults(honour: bool) -> impl Strategy<Value = SimFaults> {
@@ -76,6 +81,7 @@ fn step(honour: bool, lanes: usize) -> impl Strategy<Value = Step> {
         2 => faults(honour).prop_map(Step::Faults),
         1 => (0u32..6).prop_map(|after| Step::Crash { after }),
         1 => Just(Step::ExpireTokens),
+        1 => Just(Step::NetworkBack),
     ]
 }
 
@@ -118,6 +124,9 @@ proptest! {
                 Step::Advance(ms) => h.clock.advance(*ms),
                 Step::Faults(f) => h.server.set_faults(f.clone()),
                 Step::ExpireTokens => h.server.expire_tokens(),
+                Step::NetworkBack => {
+                    run_until_stalled(h.engine.network_back()).unwrap().unwrap();
+                }
                 Step::Crash { after } => {
                     let start = h.server.tick();
                     h.transport.crash_after(*after);
@@ -138,6 +147,10 @@ proptest! {
         h.transport.crash_after(u32::MAX);
         h.server.set_faults(SimFaults { rate_limit: last.rate_limit, honour_idempotency: honour, ..SimFaults::default() });
         let mut revived = 0usize;
+        let cfg = config();
+        let allowance = |h: &Harness<SimTokens>| {
+            run_until_stalled(h.store.schedule()).unwrap().unwrap().allowance(SimServer::ORIGIN, &cfg.pacer, h.clock.now())
+        };
         for _ in 0..20_000 {
             let stats = h.stats();
             if stats.queued() == 0 && stats.dead == 0 {
@@ -150,7 +163,13 @@ proptest! {
                     revived += 1;
                 }
             }
+            let (before, sent_before) = (allowance(&h), h.server.requests().len());
             let report = h.flush();
+            // (f) the throttle's allowance holds (while it limits).
+            if let (Some(allowed), Some(_)) = (before, allowance(&h)) {
+                let sent = h.server.requests().len() - sent_before;
+                prop_assert!(sent as u64 <= allowed, "{sent} requests in one flush, the throttle allowed {allowed}");
+            }
             if let Some(at) = report.next_wake {
                 h.clock.set(at.max(h.clock.now()));
             } else if h.stats().queued() > 0 {

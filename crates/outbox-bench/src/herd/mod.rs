@@ -18,7 +18,9 @@
 //!   success; a network error puts it back and fails the sync, which
 //!   Chromium retries after 5 min then 15 min, and gives up after 3 tries.
 //! * [`Strategy::Outbox`] — the real [`Engine`](outbox_core::engine::Engine)
-//!   with its default policy, one engine and memory store per client.
+//!   with its default policy, one engine and memory store per client; also
+//!   on its timers alone, and with its herd throttle switched off (the
+//!   engine as it was before it had one).
 //!
 //! Every client learns that the network is back within a detection delay
 //! (the browser's `online` event, or Background Sync firing): each
@@ -108,6 +110,24 @@ impl Scenario {
         }
     }
 
+    /// One client after a short blip: `runs` independent clients (they
+    /// share nothing the server could run short of: 10 messages each, far
+    /// under its capacity), 10 messages over 3 conversations, a 30-second
+    /// outage.
+    pub fn blip(runs: usize) -> Self {
+        Self {
+            name: format!("blip-{runs}"),
+            outage_ms: 30_000,
+            horizon_ms: 10 * 60_000,
+            ..Self::herd(runs)
+        }
+    }
+
+    /// The time the server needs at full capacity: N·M ÷ capacity.
+    pub fn ideal_ms(&self) -> Millis {
+        (self.clients * self.messages) as u64 * 1000 / u64::from(self.capacity_per_s.max(1))
+    }
+
     fn recover_at(&self) -> Millis {
         T0 + self.outage_ms
     }
@@ -127,16 +147,20 @@ pub enum Strategy {
     /// Outbox's engine on its timers alone: the page does not forward the
     /// `online` event, so nothing is made due at the moment of recovery.
     OutboxTimers,
+    /// Outbox's engine with the herd throttle off (probe, spread, rate
+    /// cuts): the engine before it had one, `online` forwarded.
+    OutboxUnthrottled,
 }
 
 impl Strategy {
     /// All of them, in table order.
-    pub const ALL: [Strategy; 5] = [
+    pub const ALL: [Strategy; 6] = [
         Strategy::SeedBatch,
         Strategy::SeedJitter,
         Strategy::Workbox,
         Strategy::Outbox,
         Strategy::OutboxTimers,
+        Strategy::OutboxUnthrottled,
     ];
 
     /// A label for tables.
@@ -147,6 +171,7 @@ impl Strategy {
             Strategy::Workbox => "Workbox-like (serial, on sync)",
             Strategy::Outbox => "Outbox (real engine)",
             Strategy::OutboxTimers => "Outbox, timers only (no `online` signal)",
+            Strategy::OutboxUnthrottled => "Outbox, herd throttle off (the engine before it)",
         }
     }
 
@@ -158,6 +183,7 @@ impl Strategy {
             Strategy::Workbox => "workbox",
             Strategy::Outbox => "outbox",
             Strategy::OutboxTimers => "outbox-timers",
+            Strategy::OutboxUnthrottled => "outbox-unthrottled",
         }
     }
 }
@@ -189,6 +215,10 @@ pub struct HerdResult {
     pub p99_ms: Millis,
     /// The same, the last one.
     pub last_ms: Millis,
+    /// Time from recovery to each client's first recorded message, median
+    /// over the clients that got one through.
+    #[serde(default)]
+    pub first_p50_ms: Millis,
     /// Busiest second after recovery: arrivals ÷ capacity.
     pub peak_load: f64,
     /// `429` answers.
@@ -297,9 +327,10 @@ pub fn run(scenario: &Scenario, strategy: Strategy) -> HerdResult {
             scenario,
             &clock,
         ),
-        Strategy::Outbox | Strategy::OutboxTimers => {
-            let online_signal = strategy == Strategy::Outbox;
-            let shared = outbox::Shared::new(clock.clone(), scenario, online_signal);
+        Strategy::Outbox | Strategy::OutboxTimers | Strategy::OutboxUnthrottled => {
+            let online_signal = strategy != Strategy::OutboxTimers;
+            let throttle = strategy != Strategy::OutboxUnthrottled;
+            let shared = outbox::Shared::new(clock.clone(), scenario, online_signal, throttle);
             drive(
                 setups
                     .into_iter()
@@ -314,31 +345,30 @@ pub fn run(scenario: &Scenario, strategy: Strategy) -> HerdResult {
     summarize(scenario, strategy, &server, ends, started)
 }
 
-/// The scenarios of a run. Quick: the herd at 1,000 and 10,000 clients
-/// and 200 heavy senders; full: the herd up to 100,000 clients and 1,000
-/// heavy senders.
+/// The scenarios of a run. Quick: the herd at 1,000 and 10,000 clients,
+/// 200 heavy senders and one client after a blip; full: the herd also at
+/// 100,000 clients.
 pub fn scenarios(quick: bool) -> Vec<Scenario> {
-    if quick {
-        vec![
-            Scenario::herd(1_000),
-            Scenario::herd(10_000),
-            Scenario::backlog(200, 400),
-        ]
-    } else {
-        vec![
-            Scenario::herd(1_000),
-            Scenario::herd(10_000),
-            Scenario::herd(100_000),
-            Scenario::backlog(1_000, 400),
-        ]
+    let mut herds = vec![Scenario::herd(1_000), Scenario::herd(10_000)];
+    if !quick {
+        herds.push(Scenario::herd(100_000));
     }
+    herds.extend([Scenario::backlog(200, 400), Scenario::blip(100)]);
+    herds
 }
 
-/// Runs every strategy through every scenario of the run, calling
-/// `progress` after each.
-pub fn run_all(quick: bool, mut progress: impl FnMut(&HerdResult)) -> Vec<HerdResult> {
+/// Runs every strategy through every scenario of the run (or only the one
+/// named `only`), calling `progress` after each.
+pub fn run_all(
+    quick: bool,
+    only: Option<&str>,
+    mut progress: impl FnMut(&HerdResult),
+) -> Vec<HerdResult> {
     let mut out = Vec::new();
-    for scenario in scenarios(quick) {
+    for scenario in scenarios(quick)
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| o == s.name))
+    {
         for strategy in Strategy::ALL {
             let r = run(&scenario, strategy);
             progress(&r);
@@ -425,6 +455,19 @@ fn summarize(
         }
         delivered_per_s[s] += 1;
     }
+    let m = scenario.messages.max(1);
+    let mut firsts: Vec<Millis> = server
+        .first_at
+        .chunks(m)
+        .filter_map(|c| c.iter().copied().min())
+        .filter(|t| *t != Millis::MAX)
+        .map(|t| t.saturating_sub(recover))
+        .collect();
+    firsts.sort_unstable();
+    let first_p50_ms = firsts
+        .get(firsts.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0);
     let messages = server.recorded.len() as u64;
     let delivered = delays.len() as u64;
     let recordings: u64 = server.recorded.iter().map(|r| u64::from(*r)).sum();
@@ -451,6 +494,7 @@ fn summarize(
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         last_ms: delays.last().copied().unwrap_or(0),
+        first_p50_ms,
         peak_load: f64::from(peak) / f64::from(scenario.capacity_per_s.max(1)),
         too_many: server.too_many,
         shed: server.shed,

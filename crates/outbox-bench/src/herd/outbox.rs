@@ -151,9 +151,16 @@ pub struct Shared {
 
 impl Shared {
     /// The engine's default configuration on the herd's origin.
-    /// `online_signal`: whether the page forwards the `online` event.
-    pub fn new(clock: ManualClock, scenario: &Scenario, online_signal: bool) -> Self {
+    /// `online_signal`: whether the page forwards the `online` event;
+    /// `throttle`: whether the herd throttle is on (the default).
+    pub fn new(
+        clock: ManualClock,
+        scenario: &Scenario,
+        online_signal: bool,
+        throttle: bool,
+    ) -> Self {
         let mut config = Config::default();
+        config.pacer.throttle.enabled = throttle;
         let mut routes = RouteTable::empty();
         for r in default_routes() {
             routes.add_route(r);
