@@ -7,7 +7,7 @@ use std::time::Duration;
 use genesys_emulator::{Config, Emulator, Faults};
 use outbox_demo::{DemoOptions, DemoServer, Upstream};
 
-use crate::cdp::{Browser, CdpError};
+use crate::browser::{Browser, Error};
 
 /// Emulator + demo server + a browser profile folder.
 pub struct Stack {
@@ -15,7 +15,7 @@ pub struct Stack {
     pub emulator: Emulator,
     /// The demo server.
     pub demo: DemoServer,
-    /// A fresh Chromium profile folder for this test.
+    /// A fresh browser profile folder for this test.
     pub profile: PathBuf,
 }
 
@@ -60,8 +60,8 @@ impl Stack {
         }
     }
 
-    /// Starts Chromium on this test's profile.
-    pub async fn browser(&self) -> Result<Browser, CdpError> {
+    /// Starts the browser `OUTBOX_BROWSER` names on this test's profile.
+    pub async fn browser(&self) -> Result<Browser, Error> {
         Browser::launch(&self.profile).await
     }
 

@@ -1,14 +1,16 @@
-//! End to end in headless Chromium: the real service worker and IndexedDB,
-//! the demo server (page origin, token broker) and the Genesys Cloud
-//! emulator (a second origin), on loopback. One test per scenario of the
-//! browser-outbox issue.
+//! End to end in a real browser (Chromium, Firefox or WebKit, chosen by
+//! `OUTBOX_BROWSER`): the real service worker and IndexedDB, the demo
+//! server (page origin, token broker) and the Genesys Cloud emulator (a
+//! second origin), on loopback. One test per scenario of the
+//! browser-outbox issue; a scenario the engine cannot run says so
+//! (`e2e::skip_without`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use e2e::stack::iso_ms;
-use e2e::{Browser, Page, Stack};
+use e2e::{Browser, Capability, Page, Stack, skip_without};
 use genesys_emulator::{Faults, Outcome};
 use serde_json::{Value, json};
 
@@ -236,6 +238,9 @@ async fn a_new_message_waits_behind_its_lanes_backlog() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_drain_loses_nothing() {
+    if skip_without(Capability::StopWorker) {
+        return;
+    }
     let stack = Stack::start("killed", |c| c.idempotency = true).await;
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack, json!({ "idempotencyHeaders": true })).await;
@@ -279,6 +284,9 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_cold_started_offline_still_queues() {
+    if skip_without(Capability::StopWorker) {
+        return;
+    }
     let stack = Stack::start("coldstart", |_| {}).await;
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack, json!({})).await;
@@ -311,6 +319,9 @@ async fn a_worker_cold_started_offline_still_queues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_survive_a_browser_restart() {
+    if skip_without(Capability::Restart) {
+        return;
+    }
     let stack = Stack::start("restart", |_| {}).await;
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack, json!({})).await;
@@ -683,5 +694,54 @@ async fn without_a_worker_the_pages_flush_under_one_lock_and_never_send_twice() 
     a.wait_for("T.sent().length === 12", WAIT)
         .await
         .expect("tab a saw all twelve");
+    finish(browser, stack).await;
+}
+
+/// Without Background Sync (Firefox, WebKit), a message queued while the
+/// network was down goes when a page of the site opens again, even after
+/// its tab closed; the test waits for nothing else to send it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_queued_before_the_last_tab_closed_goes_when_a_page_opens() {
+    let stack = Stack::start("nextopen", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    // Retries far apart: only the page opening can send in time.
+    let config = json!({ "retry": { "baseMs": 600_000, "capMs": 600_000 } });
+    let first = open(&browser, &stack, config.clone()).await;
+    // A second tab keeps the browser (and its only window) alive.
+    let keeper = browser.new_page("about:blank").await.unwrap();
+    stack.set_outage(true);
+    send_many(&first, &stack, 3, &["conv-n"]).await;
+    assert_eq!(queued(&first).await, 3);
+    first.close().await.unwrap();
+    stack.set_outage(false);
+    assert_eq!(stack.emulator.control().messages().total, 0);
+    keeper.goto(&stack.test_page(&config)).await.unwrap();
+    ready(&keeper).await;
+    wait_drained(&keeper, &browser).await;
+    assert_eq!(texts(&stack, "conv-n"), ["m0", "m1", "m2"]);
+    finish(browser, stack).await;
+}
+
+/// Without Background Sync, the page's `online` event starts the flush
+/// (the retry timer is set far beyond the test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_online_event_flushes_the_queue() {
+    let stack = Stack::start("online", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(
+        &browser,
+        &stack,
+        json!({ "retry": { "baseMs": 600_000, "capMs": 600_000 } }),
+    )
+    .await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 3, &["conv-o"]).await;
+    stack.set_outage(false);
+    assert_eq!(queued(&page).await, 3);
+    page.eval::<Value>("window.dispatchEvent(new Event('online')), null")
+        .await
+        .unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-o"), ["m0", "m1", "m2"]);
     finish(browser, stack).await;
 }
