@@ -8,6 +8,7 @@
 
 mod bench;
 mod build;
+mod e2e;
 mod tools;
 
 use std::process::ExitCode;
@@ -17,10 +18,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  test      install what is missing, then run every test (native, wasm, end-to-end)
+  test      install what is missing, then run every test (native, wasm, end-to-end; Chromium, Firefox, WebKit)
   demo      install what is missing, build, and serve the demo with the emulator
             (flags: --port, --emulator-port, --bind, --region DOMAIN; see `cargo xtask demo --help`)
   build     build the browser bundle into dist/
+  e2e       run the end-to-end suites in real browsers [--browser chromium|firefox|webkit|all]
   bench     run the benchmarks and write BENCHMARKS.md [--quick] [--only herd|browser|micro|memory]
   install   only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium)
 ";
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
             .and_then(|t| build::build(&t, None).map(|_| ())),
         "demo" => demo(rest),
         "bench" => bench::bench(rest),
+        "e2e" => e2e::e2e(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
@@ -58,7 +61,8 @@ fn main() -> ExitCode {
 const WASM_CRATES: &[&str] = &["outbox-web", "outbox-sw", "outbox-page"];
 
 /// `cargo xtask test`: lint, then every suite — native, wasm in Chromium
-/// (page and service worker), end-to-end.
+/// (page and service worker), end-to-end; then the wasm and end-to-end
+/// suites in Firefox and WebKit.
 fn test(_args: &[String]) -> Result<(), String> {
     let tools = tools::Tools::ensure(tools::Need::Everything)?;
     let chromedriver = tools.chromedriver.clone().unwrap_or_default();
@@ -110,6 +114,8 @@ fn test(_args: &[String]) -> Result<(), String> {
             .args(["test", "-p", "e2e", "--", "--test-threads=1"])
             .env("CHROME", tools.chromium.clone().unwrap_or_default()),
     )?;
+    // Firefox and WebKit: the store's wasm suites and the end-to-end suites.
+    e2e::other_engines()?;
     Ok(())
 }
 
