@@ -55,6 +55,17 @@ user_pref("app.update.disabledForTesting", true);
 user_pref("browser.sessionstore.resume_from_crash", false);
 "#;
 
+/// Adds preferences to `profile`'s `user.js` (read at the next start).
+pub fn add_prefs(profile: &Path, prefs: &[(&str, i64)]) -> std::io::Result<()> {
+    std::fs::create_dir_all(profile)?;
+    let user_js = profile.join("user.js");
+    let mut text = std::fs::read_to_string(&user_js).unwrap_or_else(|_| USER_JS.to_owned());
+    for (name, value) in prefs {
+        text.push_str(&format!("user_pref({name:?}, {value});\n"));
+    }
+    std::fs::write(user_js, text)
+}
+
 /// A running Firefox with a BiDi session.
 pub struct Firefox {
     child: Child,

@@ -77,7 +77,7 @@ pub(crate) fn wrap_for_eval(source: &str) -> String {
 enum Inner {
     Chromium(cdp::Browser),
     Firefox(Firefox),
-    Webkit(WebKit),
+    Webkit(Box<WebKit>),
 }
 
 /// A running browser of the engine `OUTBOX_BROWSER` names.
@@ -99,12 +99,54 @@ impl Browser {
         let inner = match engine {
             Engine::Chromium => Inner::Chromium(cdp::Browser::launch(profile).await?),
             Engine::Firefox => Inner::Firefox(Firefox::launch(profile).await?),
-            Engine::Webkit => Inner::Webkit(WebKit::launch().await?),
+            Engine::Webkit => Inner::Webkit(Box::new(WebKit::launch().await?)),
         };
         Ok(Browser {
             inner,
             profile: profile.to_path_buf(),
         })
+    }
+
+    /// Starts the engine `OUTBOX_BROWSER` names on `profile` with a storage
+    /// quota of about `bytes` for `origin` (Chromium: DevTools
+    /// `Storage.overrideQuotaForOrigin`; Firefox: the temporary storage
+    /// limit, which bounds every site; WebKit: unsupported, see
+    /// [`crate::Capability::StorageLimit`]).
+    pub async fn launch_with_storage_limit(
+        profile: &Path,
+        origin: &str,
+        bytes: u64,
+    ) -> Result<Browser, Error> {
+        let engine = Engine::from_env();
+        match engine {
+            Engine::Chromium => {
+                let browser = Browser::launch_engine(engine, profile).await?;
+                browser
+                    .call(
+                        None,
+                        "Storage.overrideQuotaForOrigin",
+                        serde_json::json!({ "origin": origin, "quotaSize": bytes }),
+                    )
+                    .await?;
+                Ok(browser)
+            }
+            Engine::Firefox => {
+                let kib = i64::try_from(bytes / 1024).unwrap_or(i64::MAX);
+                crate::bidi::add_prefs(
+                    profile,
+                    &[("dom.quotaManager.temporaryStorage.fixedLimit", kib)],
+                )
+                .map_err(|source| Error::Launch {
+                    what: profile.display().to_string(),
+                    source,
+                })?;
+                Browser::launch_engine(engine, profile).await
+            }
+            Engine::Webkit => Err(Error::Unsupported {
+                engine,
+                what: "limit a site's storage",
+            }),
+        }
     }
 
     /// The engine.

@@ -69,6 +69,9 @@ impl Engine {
             (Engine::Webkit, Capability::Restart) => Some(
                 "WebKitWebDriver sessions are ephemeral: a restarted MiniBrowser never sees the last one's data",
             ),
+            (Engine::Webkit, Capability::StorageLimit) => Some(
+                "WebKitGTK's storage quota cannot be lowered from WebDriver (and is hundreds of megabytes)",
+            ),
             (Engine::Chromium | Engine::Firefox, _) => None,
         }
     }
@@ -82,6 +85,9 @@ pub enum Capability {
     StopWorker,
     /// Close the browser and start it again on the same profile.
     Restart,
+    /// Start with a small storage quota for the site, so that a test can
+    /// fill it ([`crate::Stack::browser_with_storage_limit`]).
+    StorageLimit,
 }
 
 /// When the engine of this run lacks `capability`: reports the current

@@ -65,6 +65,12 @@ impl Stack {
         Browser::launch(&self.profile).await
     }
 
+    /// Starts the browser with a storage quota of about `bytes` for the
+    /// page's origin (see [`Browser::launch_with_storage_limit`]).
+    pub async fn browser_with_storage_limit(&self, bytes: u64) -> Result<Browser, Error> {
+        Browser::launch_with_storage_limit(&self.profile, &self.demo.url(), bytes).await
+    }
+
     /// The test page URL with an Outbox configuration (JSON).
     pub fn test_page(&self, config: &serde_json::Value) -> String {
         let mut config = config.clone();
