@@ -83,13 +83,17 @@ pub fn e2e(args: &[String]) -> Result<(), String> {
     if engines.is_empty() {
         engines.extend(Engine::ALL);
     }
-    engines.dedup();
-    let tools = Tools::ensure(Need::Build)?;
-    let chromium = if engines.contains(&Engine::Chromium) {
-        Tools::ensure(Need::Everything)?.chromium
+    let mut seen = Vec::new();
+    engines.retain(|e| {
+        let first = !seen.contains(e);
+        seen.push(*e);
+        first
+    });
+    let tools = Tools::ensure(if engines.contains(&Engine::Chromium) {
+        Need::Everything
     } else {
-        None
-    };
+        Need::Build
+    })?;
     if engines.contains(&Engine::Firefox) {
         tools::ensure_firefox()?;
     }
@@ -97,7 +101,7 @@ pub fn e2e(args: &[String]) -> Result<(), String> {
         tools::ensure_webkit()?;
     }
     build::build(&tools, None)?;
-    run_engines(&engines, chromium.as_deref(), &passthrough)
+    run_engines(&engines, tools.chromium.as_deref(), &passthrough)
 }
 
 /// Runs the e2e test binaries once per engine, then prints the summary;
