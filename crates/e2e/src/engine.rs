@@ -134,3 +134,34 @@ pub fn report_skip(engine: Engine, reason: &str) {
         let _ = writeln!(file, "{line}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_typos_are_refused() {
+        for engine in Engine::ALL {
+            assert_eq!(Engine::parse(engine.name()), Some(engine));
+        }
+        assert_eq!(Engine::parse(" Firefox "), Some(Engine::Firefox));
+        assert_eq!(Engine::parse("safari"), None);
+    }
+
+    #[test]
+    fn only_webkit_lacks_capabilities_and_says_why() {
+        for capability in [
+            Capability::StopWorker,
+            Capability::Restart,
+            Capability::StorageLimit,
+        ] {
+            assert_eq!(Engine::Chromium.lacks(capability), None);
+            assert_eq!(Engine::Firefox.lacks(capability), None);
+            assert!(
+                Engine::Webkit
+                    .lacks(capability)
+                    .is_some_and(|r| !r.is_empty())
+            );
+        }
+    }
+}
