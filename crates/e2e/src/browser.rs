@@ -121,9 +121,31 @@ impl Browser {
         match engine {
             Engine::Chromium => {
                 let browser = Browser::launch_engine(engine, profile).await?;
-                browser
+                // The Storage domain answers on a page's session, not the
+                // browser's: borrow the first tab's.
+                let targets = browser
+                    .call(None, "Target.getTargets", serde_json::json!({}))
+                    .await?;
+                let page = targets["targetInfos"]
+                    .as_array()
+                    .and_then(|t| t.iter().find(|t| t["type"] == "page"))
+                    .and_then(|t| t["targetId"].as_str())
+                    .ok_or_else(|| Error::Command {
+                        method: "Target.getTargets".into(),
+                        message: format!("no page in {targets}"),
+                    })?
+                    .to_owned();
+                let attached = browser
                     .call(
                         None,
+                        "Target.attachToTarget",
+                        serde_json::json!({ "targetId": page, "flatten": true }),
+                    )
+                    .await?;
+                let session = attached["sessionId"].as_str().unwrap_or_default();
+                browser
+                    .call(
+                        Some(session),
                         "Storage.overrideQuotaForOrigin",
                         serde_json::json!({ "origin": origin, "quotaSize": bytes }),
                     )
