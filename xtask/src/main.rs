@@ -15,6 +15,7 @@
 mod bench;
 mod build;
 mod chaos;
+mod e2e;
 mod examples;
 mod fuzz;
 mod package;
@@ -58,6 +59,16 @@ enum Command {
     Examples,
     /// Only install the tools (wasm target, wasm-bindgen-cli, wasm-opt, chromium).
     Install,
+    /// Run the end-to-end suites (crates/e2e) in real browsers, timed per
+    /// engine, with every skipped scenario named.
+    E2e {
+        /// Engines, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+        browser: Vec<e2e::BrowserArg>,
+        /// Arguments for the test binaries (e.g. a test name filter), after `--`.
+        #[arg(last = true)]
+        rest: Vec<String>,
+    },
     /// Fuzz every parser of outside input (crates/outbox-fuzz and the
     /// emulator's and codec's targets), printing the count per parser.
     Fuzz {
@@ -95,6 +106,7 @@ fn main() -> ExitCode {
             .map(|_| ()),
         Command::Chaos { seed, messages } => chaos::chaos(seed, messages),
         Command::Fuzz { cases, seed } => fuzz::fuzz(cases, seed),
+        Command::E2e { browser, rest } => e2e::e2e(&browser, &rest),
         Command::Examples => tools::Tools::ensure(tools::Need::Build)
             .and_then(|t| build::build(&t, None))
             .and_then(|b| package::package(&b.dist))
@@ -117,7 +129,8 @@ const WASM_CRATES: &[&str] = &[
 ];
 
 /// `cargo xtask test`: lint, then every suite — native, wasm in Chromium
-/// (page and service worker), end-to-end.
+/// (page and service worker), end-to-end; then the wasm and end-to-end
+/// suites in Firefox and WebKit.
 fn test() -> Result<(), String> {
     let tools = tools::Tools::ensure(tools::Need::Everything)?;
     let chromedriver = tools.chromedriver.clone().unwrap_or_default();
@@ -194,6 +207,8 @@ fn test() -> Result<(), String> {
             ])
             .env("CHROME", &chrome),
     )?;
+    // Firefox and WebKit: the store's wasm suites and the end-to-end suites.
+    e2e::other_engines()?;
     Ok(())
 }
 

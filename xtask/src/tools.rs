@@ -3,8 +3,9 @@
 //! Every step is idempotent: it first checks whether the tool is there (at
 //! the pinned version) and installs only what is missing, saying what it
 //! does. Tools go into `.tools/` at the repository root, never into the
-//! user's global environment, except Debian's `chromium` and
-//! `chromium-driver`, which come from `apt-get`.
+//! user's global environment, except the browsers, which come from
+//! Debian's packages with `apt-get`: `chromium` and `chromium-driver`,
+//! `firefox-esr`, `webkit2gtk-driver` and `xvfb`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -239,37 +240,90 @@ fn ensure_chromium() -> Result<(PathBuf, PathBuf), String> {
         .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     let driver = std::env::var_os("CHROMEDRIVER")
         .map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from);
-    if chrome.exists() && driver.exists() {
-        return Ok((chrome, driver));
+    ensure_apt(
+        "the browser tests need Chromium and ChromeDriver",
+        &[&chrome, &driver],
+        &["chromium", "chromium-driver"],
+        "or point CHROME and CHROMEDRIVER at your own binaries",
+    )?;
+    Ok((chrome, driver))
+}
+
+/// Firefox for the end-to-end suites (driven over WebDriver BiDi, no
+/// driver): `FIREFOX` when set, else Debian's `firefox-esr`, installed
+/// with `apt-get` when missing and possible.
+pub fn ensure_firefox() -> Result<PathBuf, String> {
+    let firefox = std::env::var_os("FIREFOX")
+        .map_or_else(|| PathBuf::from("/usr/bin/firefox-esr"), PathBuf::from);
+    ensure_apt(
+        "the Firefox tests need Firefox",
+        &[&firefox],
+        &["firefox-esr"],
+        "or point FIREFOX at your own binary",
+    )?;
+    Ok(firefox)
+}
+
+/// WebKitGTK for the end-to-end and wasm suites: `WebKitWebDriver` (and
+/// the MiniBrowser next to the library) from Debian's `webkit2gtk-driver`,
+/// plus `Xvfb` for a display, installed with `apt-get` when missing and
+/// possible. Returns the driver and Xvfb.
+pub fn ensure_webkit() -> Result<(PathBuf, PathBuf), String> {
+    let driver = std::env::var_os("WEBKIT_WEBDRIVER")
+        .map_or_else(|| PathBuf::from("/usr/bin/WebKitWebDriver"), PathBuf::from);
+    let xvfb =
+        std::env::var_os("XVFB").map_or_else(|| PathBuf::from("/usr/bin/Xvfb"), PathBuf::from);
+    ensure_apt(
+        "the WebKit tests need WebKitWebDriver and Xvfb",
+        &[&driver, &xvfb],
+        &["webkit2gtk-driver", "xvfb"],
+        "or point WEBKIT_WEBDRIVER and XVFB at your own binaries",
+    )?;
+    Ok((driver, xvfb))
+}
+
+/// Makes sure every file of `wanted` exists, installing the Debian
+/// `packages` with `apt-get` when one is missing and this is root on a
+/// Debian-like system; otherwise says what to install.
+fn ensure_apt(
+    purpose: &str,
+    wanted: &[&Path],
+    packages: &[&str],
+    alternative: &str,
+) -> Result<(), String> {
+    let missing = || wanted.iter().filter(|p| !p.exists()).collect::<Vec<_>>();
+    if missing().is_empty() {
+        return Ok(());
     }
     let is_root = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() == "0");
     let has_apt = output(Command::new("apt-get").arg("--version")).is_some();
+    let list = packages.join(" ");
     if !(is_root && has_apt) {
+        let paths: Vec<String> = missing().iter().map(|p| p.display().to_string()).collect();
         return Err(format!(
-            "the browser tests need Chromium and ChromeDriver ({} / {} not found). \
-             Install Debian's packages: `sudo apt-get install chromium chromium-driver`, \
-             or point CHROME and CHROMEDRIVER at your own binaries.",
-            chrome.display(),
-            driver.display()
+            "{purpose} ({} not found). Install Debian's packages: `sudo apt-get install {list}`, \
+             {alternative}.",
+            paths.join(", ")
         ));
     }
-    eprintln!("xtask: installing Debian's chromium and chromium-driver with apt-get");
+    eprintln!("xtask: installing Debian's {list} with apt-get");
     run(Command::new("apt-get").arg("update"))?;
-    run(Command::new("apt-get")
+    let mut install = Command::new("apt-get");
+    install
         // Another install (a second checkout, unattended upgrades) may hold
         // the dpkg lock for a while: wait for it rather than fail.
         .args(["-o", "DPkg::Lock::Timeout=900"])
-        .args([
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    if chrome.exists() && driver.exists() {
-        Ok((chrome, driver))
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut install)?;
+    let still: Vec<String> = missing().iter().map(|p| p.display().to_string()).collect();
+    if still.is_empty() {
+        Ok(())
     } else {
-        Err("apt-get finished but chromium/chromedriver are still missing".into())
+        Err(format!(
+            "apt-get installed {list} but {} is still missing",
+            still.join(", ")
+        ))
     }
 }

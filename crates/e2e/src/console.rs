@@ -8,18 +8,29 @@
 
 use serde_json::{Value, json};
 
-use crate::cdp::{Browser, CdpError, Page};
+use crate::browser::{Browser, Error, Page};
 
 /// Turns on the browser's own log for `page` (`Log.enable`, which also
-/// replays what was logged before it).
-pub async fn enable(page: &Page<'_>) -> Result<(), CdpError> {
-    page.call("Log.enable", json!({})).await.map(|_| ())
+/// replays what was logged before it). Chromium only: elsewhere the check
+/// reads nothing yet (the other engines' log events are not mapped).
+pub async fn enable(page: &Page<'_>) -> Result<(), Error> {
+    match page.cdp() {
+        Some(page) => page
+            .call("Log.enable", json!({}))
+            .await
+            .map(|_| ())
+            .map_err(Error::from),
+        None => Ok(()),
+    }
 }
 
 /// The console errors seen so far in every page of `browser` (after
-/// [`enable`] for the browser's own messages).
+/// [`enable`] for the browser's own messages; Chromium's DevTools events).
 pub async fn errors(browser: &Browser) -> Vec<String> {
-    browser.events().await.iter().filter_map(error_of).collect()
+    match browser.cdp() {
+        Some(b) => b.events().await.iter().filter_map(error_of).collect(),
+        None => Vec::new(),
+    }
 }
 
 /// The error an event reports, if it reports one.

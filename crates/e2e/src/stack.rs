@@ -7,7 +7,7 @@ use std::time::Duration;
 use genesys_emulator::{Config, Emulator, Faults};
 use outbox_demo::{DemoOptions, DemoServer, Upstream};
 
-use crate::cdp::{Browser, CdpError};
+use crate::browser::{Browser, Error};
 
 /// Emulator + demo server + a browser profile folder.
 pub struct Stack {
@@ -15,7 +15,7 @@ pub struct Stack {
     pub emulator: Emulator,
     /// The demo server.
     pub demo: DemoServer,
-    /// A fresh Chromium profile folder for this test.
+    /// A fresh browser profile folder for this test.
     pub profile: PathBuf,
 }
 
@@ -60,9 +60,15 @@ impl Stack {
         }
     }
 
-    /// Starts Chromium on this test's profile.
-    pub async fn browser(&self) -> Result<Browser, CdpError> {
+    /// Starts the browser `OUTBOX_BROWSER` names on this test's profile.
+    pub async fn browser(&self) -> Result<Browser, Error> {
         Browser::launch(&self.profile).await
+    }
+
+    /// Starts the browser with a storage quota of about `bytes` for the
+    /// page's origin (see [`Browser::launch_with_storage_limit`]).
+    pub async fn browser_with_storage_limit(&self, bytes: u64) -> Result<Browser, Error> {
+        Browser::launch_with_storage_limit(&self.profile, &self.demo.url(), bytes).await
     }
 
     /// The test page URL with an Outbox configuration (JSON).

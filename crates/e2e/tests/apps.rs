@@ -75,6 +75,11 @@ fn texts(stack: &Stack, lane: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apps_own_worker_keeps_its_routes_and_adds_outbox() {
+    if e2e::chromium_only(
+        "the worker module with an app's own worker is validated in Chromium only so far",
+    ) {
+        return;
+    }
     let stack = Stack::start("app-worker", |_| {}).await;
     let browser = stack.browser().await.unwrap();
     let url = app_page(&stack, &json!({}), Some("/test/app-sw.js"));
@@ -152,6 +157,11 @@ async fn an_apps_own_worker_keeps_its_routes_and_adds_outbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pages_own_send_to_another_origin_is_never_queued_again_by_its_worker() {
+    if e2e::chromium_only(
+        "the worker module with an app's own worker is validated in Chromium only so far",
+    ) {
+        return;
+    }
     let stack = Stack::start("replay-guard", |_| {}).await;
     let browser = stack.browser().await.unwrap();
     // Fast retries, so the page sends again soon after it is controlled.

@@ -516,6 +516,11 @@ fn collapsed(texts: &[String]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_loses_nothing_and_keeps_every_lane_in_order() {
+    if e2e::chromium_only(
+        "the chaos run combines worker stops and browser kills and is validated in Chromium; Firefox and WebKit run each of those scenarios on its own (outbox.rs)",
+    ) {
+        return;
+    }
     let (seed, total) = settings();
     let _guard = SeedOnFailure(seed, total);
     eprintln!("chaos: seed {seed}, {total} messages");

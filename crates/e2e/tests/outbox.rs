@@ -1,14 +1,16 @@
-//! End to end in headless Chromium: the real service worker and IndexedDB,
-//! the demo server (page origin, token broker) and the Genesys Cloud
-//! emulator (a second origin), on loopback. One test per scenario of the
-//! browser-outbox issue.
+//! End to end in a real browser (Chromium, Firefox or WebKit, chosen by
+//! `OUTBOX_BROWSER`): the real service worker and IndexedDB, the demo
+//! server (page origin, token broker) and the Genesys Cloud emulator (a
+//! second origin), on loopback. One test per scenario of the
+//! browser-outbox issue; a scenario the engine cannot run says so
+//! (`e2e::skip_without`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use e2e::stack::iso_ms;
-use e2e::{Browser, Page, Stack};
+use e2e::{Browser, Capability, Page, Stack, skip_without};
 use genesys_emulator::{Faults, Outcome};
 use serde_json::{Value, json};
 
@@ -236,6 +238,9 @@ async fn a_new_message_waits_behind_its_lanes_backlog() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_drain_loses_nothing() {
+    if skip_without(Capability::StopWorker) {
+        return;
+    }
     let stack = Stack::start("killed", |c| c.idempotency = true).await;
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack, json!({ "idempotencyHeaders": true })).await;
@@ -281,6 +286,9 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_cold_started_offline_still_queues() {
+    if skip_without(Capability::StopWorker) {
+        return;
+    }
     let stack = Stack::start("coldstart", |_| {}).await;
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack, json!({})).await;
@@ -313,6 +321,9 @@ async fn a_worker_cold_started_offline_still_queues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_survive_a_browser_restart() {
+    if skip_without(Capability::Restart) {
+        return;
+    }
     let stack = Stack::start("restart", |_| {}).await;
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack, json!({})).await;
@@ -569,13 +580,12 @@ async fn purge_empties_queue_and_dead_letters() {
         .control()
         .update_faults(|f: &mut Faults| f.error_rate = 0.0)
         .unwrap();
-    send_many(&page, &stack, 2, &["conv-z"]).await;
-    // cancel: only before sending, once. The lane's second entry: it waits
-    // behind its head, so no attempt can be under way (the head is retried
-    // during the outage, and a cancel that met its attempt answered
-    // "in-flight": seen once under load).
+    send_many(&page, &stack, 3, &["conv-z"]).await;
+    // cancel: only before sending, once. The lane's second entry waits
+    // behind its head (which may be in flight at any moment), so it is
+    // never in flight itself.
     let second: String = page
-        .eval("T.outbox.queued().then(q => q.filter(e => e.lane === 'conv-z').sort((a, b) => b.seq - a.seq)[0].id)")
+        .eval("T.outbox.queued().then(q => q.filter(e => e.lane === 'conv-z')[1].id)")
         .await
         .unwrap();
     let cancel = format!("T.outbox.cancel('{second}')");
@@ -720,5 +730,180 @@ async fn without_a_worker_the_pages_flush_under_one_lock_and_never_send_twice() 
     a.wait_for("T.sent().length === 12", WAIT)
         .await
         .expect("tab a saw all twelve");
+    finish(browser, stack).await;
+}
+
+/// Without Background Sync (Firefox, WebKit), a message queued while the
+/// network was down goes when a page of the site opens again, even after
+/// the last tab of the site closed. Pages without a worker, so that once
+/// the tab is closed nothing of the site runs: only the next page can send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_queued_before_the_last_tab_closed_goes_when_a_page_opens() {
+    let stack = Stack::start("nextopen", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let url = format!("{}&sw=0", stack.test_page(&json!({})));
+    let first = browser.new_page(&url).await.unwrap();
+    ready(&first).await;
+    // A second tab, on another site, keeps the browser (and its only
+    // window) alive.
+    let keeper = browser
+        .new_page(&format!("{}/", stack.emulator.base_url()))
+        .await
+        .unwrap();
+    stack.set_outage(true);
+    for i in 0..3 {
+        let accepted: Value = first
+            .eval(&format!(
+                "T.outbox.sendAgentMessage('conv-n', 'comm-1', 'n{i}')"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(accepted["state"], "pending", "durable at once: {accepted}");
+    }
+    first.close().await.unwrap();
+    stack.set_outage(false);
+    assert_eq!(
+        stack.emulator.control().messages().total,
+        0,
+        "nothing of the site runs"
+    );
+    keeper.goto(&url).await.unwrap();
+    ready(&keeper).await;
+    wait_drained(&keeper, &browser).await;
+    assert_eq!(texts(&stack, "conv-n"), ["n0", "n1", "n2"]);
+    finish(browser, stack).await;
+}
+
+/// Without Background Sync, the page's `online` event starts the flush
+/// (the retry timer is set far beyond the test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_online_event_flushes_the_queue() {
+    let stack = Stack::start("online", |_| {}).await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(
+        &browser,
+        &stack,
+        json!({ "retry": { "baseMs": 600_000, "capMs": 600_000 } }),
+    )
+    .await;
+    stack.set_outage(true);
+    send_many(&page, &stack, 3, &["conv-o"]).await;
+    stack.set_outage(false);
+    assert_eq!(queued(&page).await, 3);
+    page.eval::<Value>("window.dispatchEvent(new Event('online')), null")
+        .await
+        .unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-o"), ["m0", "m1", "m2"]);
+    finish(browser, stack).await;
+}
+
+/// Fills the site's storage with another database until the browser
+/// refuses (1 MB, then ever smaller random chunks); returns what it stored.
+const FILL_STORAGE: &str = r#"(async () => {
+  const random = n => {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536)));
+    return b;
+  };
+  let stored = 0, refused = 0;
+  // A database per chunk size: Firefox refuses any further write to a
+  // database that hit the quota.
+  for (const size of [1 << 20, 1 << 16, 1 << 12]) {
+    const db = await new Promise(res => {
+      const r = indexedDB.open('filler-' + size, 1);
+      r.onupgradeneeded = () => r.result.createObjectStore('s');
+      r.onsuccess = () => res(r.result);
+      r.onerror = () => res(null);
+    });
+    if (!db) { refused++; continue; }
+    for (let i = 0; i < 1000; i++) {
+      let ok;
+      try {
+        const tx = db.transaction('s', 'readwrite');
+        tx.objectStore('s').put(random(size), i);
+        ok = await new Promise(res => { tx.oncomplete = () => res(true); tx.onabort = () => res(false); });
+      } catch (e) {
+        ok = false;
+      }
+      if (!ok) { refused++; break; }
+      stored += size;
+    }
+    db.close();
+  }
+  return { stored, refused };
+})()"#;
+
+/// Deletes the databases [`FILL_STORAGE`] made.
+const FREE_STORAGE: &str = "Promise.all([1 << 20, 1 << 16, 1 << 12].map(size => new Promise((res, rej) => { const r = indexedDB.deleteDatabase('filler-' + size); r.onsuccess = () => res(null); r.onerror = () => rej(r.error); }))).then(() => null)";
+
+/// Text that does not compress (engines compress what they store).
+fn incompressible(len: usize, seed: u64) -> String {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[(x % 36) as usize])
+        })
+        .collect()
+}
+
+/// When the site's storage is full, the commit fails with a quota error
+/// (Chromium reports it on the transaction, Firefox and WebKit only on the
+/// request): the door answers `507 quota-exceeded` and the caller keeps its
+/// message; nothing queued before is lost, and once space is freed the
+/// next message is queued and everything is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_507_quota_exceeded_and_loses_nothing() {
+    if skip_without(Capability::StorageLimit) {
+        return;
+    }
+    let stack = Stack::start("quota", |_| {}).await;
+    let browser = stack
+        .browser_with_storage_limit(8 * 1024 * 1024)
+        .await
+        .unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    stack.set_outage(true);
+    let url = agent_url(&stack, "conv-q");
+    let before = post(&page, &url, json!({ "textBody": "before" })).await;
+    assert_eq!(before["status"], 202, "{before}");
+    let filled: Value = page.eval(FILL_STORAGE).await.unwrap();
+    assert!(
+        filled["refused"].as_u64() == Some(3) && filled["stored"].as_u64() > Some(0),
+        "the storage filled up: {filled}"
+    );
+    let refused = post(
+        &page,
+        &url,
+        json!({ "textBody": incompressible(200_000, 7) }),
+    )
+    .await;
+    assert_eq!(
+        refused["status"],
+        507,
+        "{refused}\n{}",
+        browser.console().await.join("\n")
+    );
+    assert_eq!(refused["body"]["error"], "quota-exceeded", "{refused}");
+    assert_eq!(refused["body"]["queued"], false);
+    assert!(
+        refused["body"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("quota")),
+        "a clear message: {refused}"
+    );
+    let stored: Vec<Value> = page.eval("T.rawEntries()").await.unwrap();
+    assert_eq!(stored.len(), 1, "the earlier message is still there");
+    // Space again: the next message is queued, and both go.
+    page.eval::<Value>(FREE_STORAGE).await.unwrap();
+    let after = post(&page, &url, json!({ "textBody": "after" })).await;
+    assert_eq!(after["status"], 202, "{after}");
+    stack.set_outage(false);
+    page.eval::<Value>("T.outbox.flush()").await.unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-q"), ["before", "after"]);
     finish(browser, stack).await;
 }

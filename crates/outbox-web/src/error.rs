@@ -40,6 +40,10 @@ pub enum IdbError {
     Corrupt(#[from] CodecError),
 }
 
+/// Firefox's message when it refuses to write to a database
+/// (`NS_ERROR_DOM_INDEXEDDB_NOT_ALLOWED_ERR`).
+const FIREFOX_NOT_ALLOWED: &str = "did not allow mutations";
+
 impl IdbError {
     /// The `DOMException` name, when the browser reported one.
     pub fn dom_name(&self) -> Option<&str> {
@@ -50,9 +54,21 @@ impl IdbError {
     }
 
     /// Whether the browser's storage quota is exhausted. A quota failure
-    /// may come from a request or, at commit, as the transaction's abort.
+    /// may come from a request or, at commit, as the transaction's abort
+    /// (see `idb` for how the request's own error is kept where an engine
+    /// reports only `AbortError` or nothing). Firefox, once a site is over
+    /// its quota, refuses further writes outright with an
+    /// `InvalidStateError` "…database that did not allow mutations" (the
+    /// same refusal it gives where storage is disabled): the browser will
+    /// not store, which is the same answer for the caller.
     pub fn is_quota_exceeded(&self) -> bool {
-        self.dom_name() == Some("QuotaExceededError")
+        match self {
+            IdbError::Dom { name, message, .. } => {
+                name == "QuotaExceededError"
+                    || (name == "InvalidStateError" && message.contains(FIREFOX_NOT_ALLOWED))
+            }
+            _ => false,
+        }
     }
 }
 
@@ -134,6 +150,20 @@ mod tests {
             message: String::new(),
         };
         assert!(!other.is_quota_exceeded());
+        let refused = IdbError::Dom {
+            operation: "enqueue",
+            name: "InvalidStateError".into(),
+            message:
+                "A mutation operation was attempted on a database that did not allow mutations."
+                    .into(),
+        };
+        assert!(refused.is_quota_exceeded(), "Firefox over its quota");
+        let closed = IdbError::Dom {
+            operation: "enqueue",
+            name: "InvalidStateError".into(),
+            message: "The database connection is closing.".into(),
+        };
+        assert!(!closed.is_quota_exceeded());
         assert!(!IdbError::Unavailable.is_quota_exceeded());
     }
 

@@ -23,7 +23,14 @@
 //!
 //! A commit only counts when `complete` fires: [`Tx::commit`] waits for it
 //! and reports an `abort` (with the transaction's error, e.g.
-//! `QuotaExceededError` at commit) as an error. A read-write [`Tx`] dropped
+//! `QuotaExceededError` at commit) as an error. Engines differ in the
+//! error an aborted transaction reports after an explicit `commit()`:
+//! Chromium gives the failing request's (`ConstraintError`,
+//! `QuotaExceededError`), Firefox `AbortError`, WebKit `null`. So the
+//! transaction also listens to its requests' `error` events (they bubble
+//! to it) and, when its own error says no more than "aborted", reports the
+//! first failing request's error instead: a quota failure is recognised
+//! (and answered `507`) in every engine. A read-write [`Tx`] dropped
 //! before [`Tx::commit`] (an early return, a cancelled future) is aborted,
 //! so that a half-done write never commits.
 
@@ -356,6 +363,22 @@ pub(crate) struct Tx {
     slot: Rc<RefCell<Slot<Result<(), IdbError>>>>,
     _on_complete: Closure<dyn FnMut()>,
     _on_abort: Closure<dyn FnMut()>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+/// The error an `abort` reports: the transaction's own, unless it is
+/// missing or a bare `AbortError` and a request failed first (see the
+/// module documentation).
+fn abort_error(
+    operation: &'static str,
+    own: Option<DomException>,
+    request: Option<IdbError>,
+) -> IdbError {
+    match (own, request) {
+        (Some(e), _) if e.name() != "AbortError" => exception(operation, Some(e), "AbortError"),
+        (_, Some(request)) => request,
+        (own, None) => exception(operation, own, "AbortError"),
+    }
 }
 
 impl Tx {
@@ -397,15 +420,36 @@ impl Tx {
             let slot = slot.clone();
             Closure::<dyn FnMut()>::new(move || fill(&slot, Ok(())))
         };
+        // The first failing request's error (requests' `error` events
+        // bubble to their transaction).
+        let failed: Rc<RefCell<Option<IdbError>>> = Rc::new(RefCell::new(None));
+        let on_error = {
+            let failed = failed.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+                let mut first = failed.borrow_mut();
+                if first.is_some() {
+                    return;
+                }
+                let error = event
+                    .target()
+                    .and_then(|t| t.dyn_into::<IdbRequest>().ok())
+                    .and_then(|r| r.error().ok().flatten());
+                if let Some(e) = error {
+                    *first = Some(exception(operation, Some(e), "UnknownError"));
+                }
+            })
+        };
         let on_abort = {
             let slot = slot.clone();
             let tx = tx.clone();
             Closure::<dyn FnMut()>::new(move || {
-                fill(&slot, Err(exception(operation, tx.error(), "AbortError")));
+                let error = abort_error(operation, tx.error(), failed.borrow_mut().take());
+                fill(&slot, Err(error));
             })
         };
         tx.set_oncomplete(Some(on_complete.as_ref().unchecked_ref()));
         tx.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
+        tx.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         Ok(Self {
             tx,
             operation,
@@ -414,6 +458,7 @@ impl Tx {
             slot,
             _on_complete: on_complete,
             _on_abort: on_abort,
+            _on_error: on_error,
         })
     }
 
@@ -448,6 +493,7 @@ impl Drop for Tx {
         }
         self.tx.set_oncomplete(None);
         self.tx.set_onabort(None);
+        self.tx.set_onerror(None);
     }
 }
 
@@ -465,6 +511,28 @@ impl Future for TxDone<'_> {
 /// the list), run inside the `versionchange` transaction. Steps only add
 /// (stores, indexes, converted records); they never drop queued data.
 pub(crate) type Migration = fn(&IdbDatabase, &IdbTransaction) -> Result<(), JsValue>;
+
+/// How many index ids an upgrade of an existing database skips first (see
+/// [`skip_index_ids`]): more than any failed upgrade creates.
+const SKIPPED_INDEX_IDS: usize = 16;
+
+/// A scratch store, created and deleted within one upgrade.
+const SCRATCH_STORE: &str = "outbox-upgrade-scratch";
+
+/// Works around WebKit: after an upgrade that created an index on an
+/// existing store was aborted, WebKit hands the next upgrade the same
+/// index ids again, and creating an index on that store then aborts the
+/// upgrade (`open` fails with `AbortError`, every time). Creating (and
+/// dropping) a few indexes on a scratch store first moves the next ids
+/// past the ones the failed upgrade left behind. Harmless elsewhere: the
+/// scratch store is empty and gone when the upgrade commits.
+fn skip_index_ids(db: &IdbDatabase) -> Result<(), JsValue> {
+    let scratch = db.create_object_store(SCRATCH_STORE)?;
+    for i in 0..SKIPPED_INDEX_IDS {
+        scratch.create_index_with_str(&format!("i{i}"), "i")?;
+    }
+    db.delete_object_store(SCRATCH_STORE)
+}
 
 /// Opens `name` at version `migrations.len()`, running the steps a
 /// database at an older version lacks. A database at a newer version is
@@ -499,6 +567,11 @@ pub(crate) async fn open(name: &str, migrations: &[Migration]) -> Result<IdbData
                 });
             };
             let from = event.old_version();
+            if from >= 1.0
+                && let Err(e) = skip_index_ids(&db)
+            {
+                return failed(dom_error("upgrade", &e));
+            }
             for (i, step) in migrations.iter().enumerate() {
                 if (i as f64) < from {
                     continue;
