@@ -145,7 +145,7 @@ pub fn other_engines() -> Result<(), String> {
     run_engines(&[Engine::Firefox, Engine::Webkit], None, &[])
 }
 
-/// The store's wasm suites (`cargo test -p outbox-web --target wasm32`:
+/// The store's wasm suites (`cargo test -p genesys-outbox-web --target wasm32`:
 /// unit tests, page and service-worker conformance) in Firefox and
 /// WebKitGTK.
 fn store_suites() -> Result<(), String> {
@@ -178,10 +178,10 @@ fn store_suites() -> Result<(), String> {
     )
 }
 
-/// `cargo test -p outbox-web` for the browser, as in the Chromium run.
+/// `cargo test -p genesys-outbox-web` for the browser, as in the Chromium run.
 fn wasm_tests() -> Command {
     let mut test = tools::cargo();
-    test.args(["test", "-p", "outbox-web", "--target", tools::WASM_TARGET])
+    test.args(["test", "-p", "genesys-outbox-web", "--target", tools::WASM_TARGET])
         .env_remove("CHROMEDRIVER")
         .env("WASM_BINDGEN_USE_NO_MODULE", "1")
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
