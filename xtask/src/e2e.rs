@@ -181,10 +181,16 @@ fn store_suites() -> Result<(), String> {
 /// `cargo test -p genesys-outbox-web` for the browser, as in the Chromium run.
 fn wasm_tests() -> Command {
     let mut test = tools::cargo();
-    test.args(["test", "-p", "genesys-outbox-web", "--target", tools::WASM_TARGET])
-        .env_remove("CHROMEDRIVER")
-        .env("WASM_BINDGEN_USE_NO_MODULE", "1")
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
+    test.args([
+        "test",
+        "-p",
+        "genesys-outbox-web",
+        "--target",
+        tools::WASM_TARGET,
+    ])
+    .env_remove("CHROMEDRIVER")
+    .env("WASM_BINDGEN_USE_NO_MODULE", "1")
+    .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
     test
 }
 
