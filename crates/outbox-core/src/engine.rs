@@ -511,10 +511,7 @@ where
     /// Makes the origin's parked entries pending again.
     fn release<'a>(&'a self, origin: &'a str) -> Boxed<'a, Result<usize, S::Error>> {
         Box::pin(async move {
-            let released = self
-                .store
-                .release_awaiting_token(origin, self.clock.now())
-                .await?;
+            let released = self.store.release_awaiting_token(origin).await?;
             for head in &released {
                 self.events.emit(&Event::Queued {
                     id: head.id,

@@ -197,11 +197,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn release_awaiting_token(
-        &self,
-        origin: &str,
-        _now: Millis,
-    ) -> Result<Vec<Head>, Infallible> {
+    async fn release_awaiting_token(&self, origin: &str) -> Result<Vec<Head>, Infallible> {
         let mut inner = self.0.borrow_mut();
         let mut released = Vec::new();
         for e in inner.queue.values_mut() {

@@ -224,11 +224,7 @@ pub trait Store {
     /// Makes every entry of `origin` that awaits a token pending again
     /// ([`Entry::release_for_token`]: a fresh token arrived). Returns them
     /// as heads, in `seq` order.
-    async fn release_awaiting_token(
-        &self,
-        origin: &str,
-        now: Millis,
-    ) -> Result<Vec<Head>, Self::Error>;
+    async fn release_awaiting_token(&self, origin: &str) -> Result<Vec<Head>, Self::Error>;
 
     /// Makes pending entries whose last attempt got no answer at all
     /// (network failure, timeout) due at `now`: the device says the network

@@ -793,11 +793,7 @@ impl Store for IdbStore {
         tx.commit().await
     }
 
-    async fn release_awaiting_token(
-        &self,
-        origin: &str,
-        _now: Millis,
-    ) -> Result<Vec<Head>, IdbError> {
+    async fn release_awaiting_token(&self, origin: &str) -> Result<Vec<Head>, IdbError> {
         let tx = self
             .tx("release_awaiting_token", &[ENTRIES], Mode::Write)
             .await?;
