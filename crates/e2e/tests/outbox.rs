@@ -775,12 +775,9 @@ async fn a_message_queued_before_the_last_tab_closed_goes_when_a_page_opens() {
 }
 
 /// Without Background Sync, the page's `online` event starts the flush
-/// (the retry timer is set far beyond the test).
-// Passed on its branch in all three engines; after the merge with the herd
-// throttle, the worker module and core configuration it leaves the three
-// messages pending for 60 s in Chromium (also with the throttle off) — not
-// yet understood, so it is not run until it is (see the issue 14 note).
-#[ignore = "fails after the merge: online does not drain a queue whose head backs off 600 s; under investigation"]
+/// (the retry timer is set far beyond the test). The messages were queued
+/// with the token their page had during the outage (the broker could not
+/// get one then): the first `401` waits for a fresh token, not a backoff.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pages_online_event_flushes_the_queue() {
     let stack = Stack::start("online", |_| {}).await;

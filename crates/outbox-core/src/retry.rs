@@ -25,8 +25,9 @@ pub struct RetryPolicy {
     pub max_auth_failures: u32,
     /// … and how long such a run must span (default 60 s): a burst of
     /// `401`s while a token is being rotated is a blip, not a verdict.
-    /// Between attempts of a run the entry backs off as after a server
-    /// failure (equal jitter), and goes only once a fresh token is in hand.
+    /// The first `401` of a run goes again as soon as a fresh token is in
+    /// hand; after each later one the entry also backs off as after a
+    /// server failure (equal jitter, ceiling growing from `base_ms`).
     pub auth_window_ms: u64,
 }
 
@@ -163,10 +164,19 @@ impl RetryPolicy {
                         ),
                     }
                 } else {
-                    // Equal jitter: never at once (a burst of 401s must not
+                    // The first 401 of a run goes again as soon as a fresh
+                    // token is in hand: its token may simply have expired
+                    // (a message queued through an outage carries the token
+                    // of its time). From the second on, equal jitter: never
+                    // at once (a burst of 401s while a token rotates must not
                     // burn the run in milliseconds), never in lockstep.
-                    let ceiling = self.ceiling_ms(auth_failures);
-                    let wait = ceiling / 2 + rng.below_or_eq(ceiling - ceiling / 2);
+                    let wait = match auth_failures {
+                        0 | 1 => 0,
+                        n => {
+                            let ceiling = self.ceiling_ms(n - 1);
+                            ceiling / 2 + rng.below_or_eq(ceiling - ceiling / 2)
+                        }
+                    };
                     Action::AwaitToken {
                         auth_failures,
                         since,

@@ -283,7 +283,8 @@ fn a_burst_of_401s_is_a_blip_not_a_dead_letter() {
         h.server.delivered_lane("c"),
         [one.id.to_string(), two.id.to_string()]
     );
-    // Each fresh token was tried only after a backoff, never at once.
+    // The first 401 goes again with the next token; each later one only
+    // after a backoff, never at once.
     let tries: Vec<_> = h
         .server
         .requests()
@@ -293,8 +294,12 @@ fn a_burst_of_401s_is_a_blip_not_a_dead_letter() {
         .collect();
     assert_eq!(tries.len(), 5, "three 401s, then one, then two: {tries:?}");
     let policy = h.config.retry;
-    for (n, pair) in tries.windows(2).take(3).enumerate() {
-        let ceiling = policy.ceiling_ms(n as u32 + 1);
+    assert!(
+        tries[1] - tries[0] < policy.base_ms / 2,
+        "the first 401 waits for a token, not a backoff: {tries:?}"
+    );
+    for (n, pair) in tries.windows(2).take(3).enumerate().skip(1) {
+        let ceiling = policy.ceiling_ms(n as u32);
         assert!(
             pair[1] - pair[0] >= ceiling / 2,
             "401 number {}: retried after {} ms, less than half of {ceiling}",
@@ -302,6 +307,28 @@ fn a_burst_of_401s_is_a_blip_not_a_dead_letter() {
             pair[1] - pair[0]
         );
     }
+}
+
+#[test]
+fn a_message_queued_with_a_stale_token_goes_as_soon_as_a_fresh_one_comes() {
+    // A message kept through an outage carries the token of its time; the
+    // first 401 on its return is no verdict and needs no backoff.
+    let h = Harness::new(8);
+    h.server.set_faults(SimFaults {
+        unauthorized_next: 1,
+        ..SimFaults::default()
+    });
+    let e = h.submit("s", "stale");
+    let start = h.clock.now();
+    h.drain(10);
+    assert_eq!(h.server.delivered_lane("s"), [e.id.to_string()]);
+    let tries: Vec<_> = h.server.requests().iter().map(|r| r.at).collect();
+    assert_eq!(tries.len(), 2, "a 401, then delivered: {tries:?}");
+    assert!(
+        h.clock.now() - start < h.config.retry.base_ms / 2,
+        "waited {} ms for no reason but a token",
+        h.clock.now() - start
+    );
 }
 
 #[test]
