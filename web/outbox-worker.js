@@ -20,12 +20,13 @@
  */
 (function (self) {
   'use strict';
-  // Filled in by `cargo xtask build`: the engine's content hash, and the
-  // route facts of outbox-core (Genesys regions, default routes).
+  // Filled in by `cargo xtask build`: the engine's content hash, the route
+  // facts of outbox-core (Genesys regions, default routes) and the types of
+  // the page → worker messages (outbox-web's protocol).
   const BUILD = '__OUTBOX_BUILD__';
   const FACTS = __OUTBOX_FACTS__;
   const SYNC_TAG = 'outbox-flush';
-  const MESSAGES = ['TOKEN_UPDATED', 'flush', 'online', 'OUTBOX_REPLAY'];
+  const MESSAGES = FACTS.messages;
 
   // This script's own URL, captured while it is evaluated: an imported
   // script has no `document.currentScript`, and `self.location` is the

@@ -125,7 +125,7 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
     };
     let module = read("outbox-worker.js")?
         .replace("__OUTBOX_BUILD__", &stamp)
-        .replace("__OUTBOX_FACTS__", &route_facts());
+        .replace("__OUTBOX_FACTS__", &worker_facts());
     std::fs::write(dist.join("outbox-worker.js"), module).map_err(|e| e.to_string())?;
     std::fs::copy(
         web.join("outbox-worker.d.ts"),
@@ -214,9 +214,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// What the worker module decides ownership from before its engine has
-/// started: `{"regions": [...], "routes": [{"method", "path"}]}`, from
-/// `outbox-core` (one home for both).
-pub fn route_facts() -> String {
+/// started: `{"regions": [...], "routes": [{"method", "path"}], "messages":
+/// [...]}`, from `outbox-core` (regions, routes) and `outbox-web`'s
+/// protocol (the message types a worker takes): one home for each.
+pub fn worker_facts() -> String {
     use outbox_core::json::string;
     let regions: Vec<String> = outbox_core::route::GENESYS_REGIONS
         .iter()
@@ -232,23 +233,32 @@ pub fn route_facts() -> String {
             )
         })
         .collect();
+    let messages: Vec<String> = outbox_web::protocol::Message::TO_WORKER
+        .iter()
+        .map(|m| string(m))
+        .collect();
     format!(
-        r#"{{"regions":[{}],"routes":[{}]}}"#,
+        r#"{{"regions":[{}],"routes":[{}],"messages":[{}]}}"#,
         regions.join(","),
-        routes.join(",")
+        routes.join(","),
+        messages.join(",")
     )
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn route_facts_name_every_region_and_default_route() {
-        let facts = super::route_facts();
+    fn worker_facts_name_every_region_and_default_route() {
+        let facts = super::worker_facts();
         assert!(facts.contains(r#""mypurecloud.ie""#), "{facts}");
         assert!(
             facts.contains(r#"{"method":"POST","path":"/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages"}"#),
             "{facts}"
         );
         assert_eq!(facts.matches(r#""method""#).count(), 4, "{facts}");
+        assert!(
+            facts.contains(r#""messages":["TOKEN_UPDATED","flush","online","OUTBOX_REPLAY"]"#),
+            "{facts}"
+        );
     }
 }

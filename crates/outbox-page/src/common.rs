@@ -19,6 +19,7 @@ use outbox_web::config::WebConfig;
 use outbox_web::events::BroadcastEvents;
 use outbox_web::fetch::{BrowserTransport, FetchTransport};
 use outbox_web::flusher::Flusher;
+use outbox_web::protocol::Message;
 use outbox_web::tokens::{Asker, BrowserTokens};
 use outbox_web::{WebEngine, js, open_engine, view};
 
@@ -146,15 +147,11 @@ pub(crate) async fn give_token(
         inner.tokens.install(o, token, expires_in);
         inner.engine.token_updated(o, None).await.map_err(err)?;
     }
-    let message = js::object();
-    js::set(&message, "type", "TOKEN_UPDATED");
-    js::set(&message, "token", token);
-    if let Some(e) = expires_in {
-        js::set(&message, "expiresIn", e);
-    }
-    if let Some(o) = origin {
-        js::set(&message, "origin", o);
-    }
+    let message = Message::TokenUpdated {
+        token: token.to_owned(),
+        origin: origin.map(str::to_owned),
+        expires_in,
+    };
     if !tell_worker(&message) {
         inner.flusher.kick();
     }
@@ -166,19 +163,12 @@ pub(crate) fn service_worker_container() -> Option<JsValue> {
     js::get(&js::global(), "navigator").and_then(|n| js::get(&n, "serviceWorker"))
 }
 
-/// `{type: "flush"}`.
-pub(crate) fn flush_message() -> JsValue {
-    let m = js::object();
-    js::set(&m, "type", "flush");
-    m
-}
-
 /// Posts to the controlling service worker, if any; returns whether there
 /// is one.
-pub(crate) fn tell_worker(message: &JsValue) -> bool {
+pub(crate) fn tell_worker(message: &Message) -> bool {
     match service_worker_container().and_then(|c| js::get(&c, "controller")) {
         Some(controller) => {
-            let _ = js::call(&controller, "postMessage", std::slice::from_ref(message));
+            let _ = js::call(&controller, "postMessage", &[message.to_js()]);
             true
         }
         None => false,
@@ -190,7 +180,7 @@ pub(crate) fn tell_worker(message: &JsValue) -> bool {
 /// under the origin-wide flush lock.
 pub(crate) fn deliver(inner: &Inner) {
     // A guest outbox is the page's alone (no worker sees its socket).
-    if inner.guest.is_some() || !tell_worker(&flush_message()) {
+    if inner.guest.is_some() || !tell_worker(&Message::Flush) {
         inner.flusher.kick();
     }
 }
@@ -212,9 +202,7 @@ fn listen(inner: &Rc<Inner>) {
         "online",
         Closure::new(move |_e: JsValue| {
             let Some(inner) = weak.upgrade() else { return };
-            let online = js::object();
-            js::set(&online, "type", "online");
-            if inner.guest.is_some() || !tell_worker(&online) {
+            if inner.guest.is_some() || !tell_worker(&Message::Online) {
                 wasm_bindgen_futures::spawn_local(async move {
                     let _ = inner.engine.network_back().await;
                     inner.flusher.kick();
@@ -244,13 +232,14 @@ fn listen(inner: &Rc<Inner>) {
             Closure::new(move |e: JsValue| {
                 let Some(inner) = weak.upgrade() else { return };
                 let data = js::get(&e, "data").unwrap_or(JsValue::NULL);
-                if js::get_str(&data, "type").as_deref() != Some("TOKEN_REFRESH_REQUIRED") {
+                let Ok(Some(Message::TokenRefreshRequired { origin, .. })) =
+                    Message::from_js(&data)
+                else {
                     return;
-                }
-                let origin = js::get_str(&data, "origin");
+                };
                 wasm_bindgen_futures::spawn_local(async move {
                     if let Some((token, expires)) = token_from_app(&inner).await {
-                        let _ = give_token(&inner, &token, expires, origin.as_deref()).await;
+                        let _ = give_token(&inner, &token, expires, Some(&origin)).await;
                     }
                 });
             }),
@@ -345,7 +334,7 @@ pub(crate) fn cancel(inner: &Rc<Inner>, id: String) -> Promise {
 pub(crate) fn flush(inner: &Rc<Inner>) -> Promise {
     let inner = inner.clone();
     future_to_promise(async move {
-        if inner.guest.is_none() && tell_worker(&flush_message()) {
+        if inner.guest.is_none() && tell_worker(&Message::Flush) {
             // The worker sends; this page must not race it.
             let out = js::object();
             js::set(&out, "delivered", 0.0);

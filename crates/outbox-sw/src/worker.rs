@@ -19,6 +19,7 @@ use outbox_web::events::BroadcastEvents;
 use outbox_web::fetch::{self, BrowserTransport, FetchTransport, Parts};
 use outbox_web::flusher::Flusher;
 use outbox_web::js;
+use outbox_web::protocol::Message;
 use outbox_web::tokens::BrowserTokens;
 use outbox_web::{WebEngine, open_engine};
 
@@ -131,20 +132,19 @@ impl OutboxWorker {
         })
     }
 
-    /// Handles a message from a page: `{type:"TOKEN_UPDATED", token,
-    /// origin?, expiresIn?}`, `{type:"flush"}`, `{type:"online"}`,
-    /// `{type:"OUTBOX_REPLAY", key}` (from the client `client_id`).
+    /// Handles a message from a page (a [`Message`] for the worker, from
+    /// the client `client_id`); anything else is left alone. Rejects with
+    /// the field at fault when an Outbox message is malformed.
     /// Resolves when done (for `ExtendableMessageEvent.waitUntil`).
     #[wasm_bindgen(js_name = handleMessage)]
     pub fn handle_message(&self, data: JsValue, client_id: Option<String>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            match js::get_str(&data, "type").as_deref() {
-                Some(fetch::REPLAY_MESSAGE) => {
-                    let (Some(client), Some(key)) = (client_id, js::get_str(&data, "key")) else {
-                        return Err(JsValue::from_str(
-                            "OUTBOX_REPLAY needs a client and a `key`",
-                        ));
+            let message = Message::from_js(&data).map_err(|e| JsValue::from_str(&e.to_string()))?;
+            match message {
+                Some(Message::Replay { key }) => {
+                    let Some(client) = client_id else {
+                        return Err(JsValue::from_str("OUTBOX_REPLAY needs a client"));
                     };
                     let mut replays = inner.replays.borrow_mut();
                     if replays.len() >= REPLAYS_KEPT {
@@ -153,12 +153,12 @@ impl OutboxWorker {
                     replays.push_back((client, key));
                     Ok(JsValue::TRUE)
                 }
-                Some("TOKEN_UPDATED") => {
-                    let Some(token) = js::get_str(&data, "token") else {
-                        return Err(JsValue::from_str("TOKEN_UPDATED needs a `token`"));
-                    };
-                    let expires_in = js::get_f64(&data, "expiresIn");
-                    let origins = match js::get_str(&data, "origin") {
+                Some(Message::TokenUpdated {
+                    token,
+                    origin,
+                    expires_in,
+                }) => {
+                    let origins = match origin {
                         Some(o) => vec![o],
                         None => inner.config.core.routes.origins().to_vec(),
                     };
@@ -172,10 +172,10 @@ impl OutboxWorker {
                     }
                     flush(&inner).await
                 }
-                Some("flush") => flush(&inner).await,
+                Some(Message::Flush) => flush(&inner).await,
                 // A page's `online` event (workers get none in Chromium):
                 // what waited only for the network is due now.
-                Some("online") => {
+                Some(Message::Online) => {
                     inner
                         .engine
                         .network_back()
@@ -183,7 +183,8 @@ impl OutboxWorker {
                         .map_err(|e| JsValue::from_str(&e.to_string()))?;
                     flush(&inner).await
                 }
-                _ => Ok(JsValue::UNDEFINED),
+                // Another app's message, or one for pages.
+                Some(Message::TokenRefreshRequired { .. }) | None => Ok(JsValue::UNDEFINED),
             }
         })
     }
@@ -268,10 +269,7 @@ fn ask_pages_for_token(queue_id: &str, origin: &str) {
         let Ok(list) = js::call_async(&clients, "matchAll", &[options]).await else {
             return;
         };
-        let message = js::object();
-        js::set(&message, "type", "TOKEN_REFRESH_REQUIRED");
-        js::set(&message, "queueId", queue_id.as_str());
-        js::set(&message, "origin", origin.as_str());
+        let message = Message::TokenRefreshRequired { queue_id, origin }.to_js();
         for client in js_sys::Array::from(&list).iter() {
             let _ = js::call(&client, "postMessage", std::slice::from_ref(&message));
         }

@@ -10,10 +10,11 @@ use outbox_core::classify::{self, FailureKind, TransportError};
 use outbox_core::transport::{OutgoingRequest, Transport};
 
 use crate::js;
+use crate::protocol::Message;
 
 /// The replay guard: a page's own send must never be queued again by the
 /// service worker that controls it. Before such a send the page posts
-/// `{type: "OUTBOX_REPLAY", key}` to its controller and waits for the
+/// [`Message::Replay`] to its controller and waits for the
 /// worker's acknowledgement; the worker lets the next request from that
 /// client (the fetch event's `clientId`, the message's `source.id`) with
 /// that key go by untouched. The key is a digest of the method, the URL as
@@ -21,8 +22,6 @@ use crate::js;
 /// request itself, so no server sees a marker and no CORS preflight is
 /// caused (a referrer marker is trimmed to the origin cross-origin, and a
 /// custom header would need a preflight).
-pub const REPLAY_MESSAGE: &str = "OUTBOX_REPLAY";
-
 /// How long a page waits for its controller to acknowledge a replay before
 /// sending anyway (a controller without Outbox never answers).
 const REPLAY_ACK_TIMEOUT_MS: u64 = 3_000;
@@ -65,9 +64,10 @@ async fn announce_replay(method: &str, url: &str, body: &[u8]) {
     let acknowledged = Promise::new(&mut |resolve, _reject| {
         js::set(&mine, "onmessage", resolve);
     });
-    let message = js::object();
-    js::set(&message, "type", REPLAY_MESSAGE);
-    js::set(&message, "key", replay_key(method, url, body));
+    let message = Message::Replay {
+        key: replay_key(method, url, body),
+    }
+    .to_js();
     let transfer = js_sys::Array::of1(&theirs);
     if js::call(&controller, "postMessage", &[message, transfer.into()]).is_ok() {
         let _ = with_timeout(JsFuture::from(acknowledged), REPLAY_ACK_TIMEOUT_MS).await;

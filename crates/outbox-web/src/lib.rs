@@ -25,6 +25,8 @@
 //!   traits, so that it also builds and is fuzzed natively, in tests).
 //! * `store` (wasm only): `IdbStore` itself and the schema
 //!   (documented there).
+//! * [`protocol`]: the page ↔ service worker messages, one enum and one
+//!   codec.
 //! * `config`, `fetch`, `tokens`, `events`, `locks`, `flusher`, `view`,
 //!   `js` (wasm only): the rest of the browser drivers.
 //!
@@ -58,10 +60,13 @@
 
 pub mod error;
 
-#[cfg(any(target_arch = "wasm32", test))]
+// Natively only the protocol uses the record traits (xtask reads its
+// message types); the rest of the codec serves the wasm store and the tests.
+#[cfg_attr(not(any(target_arch = "wasm32", test)), allow(dead_code))]
 mod codec;
 #[cfg(target_arch = "wasm32")]
 mod idb;
+pub mod protocol;
 #[cfg(target_arch = "wasm32")]
 mod store;
 
