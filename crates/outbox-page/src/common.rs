@@ -21,7 +21,7 @@ use outbox_web::fetch::{BrowserTransport, FetchTransport};
 use outbox_web::flusher::Flusher;
 use outbox_web::protocol::Message;
 use outbox_web::tokens::{Asker, BrowserTokens};
-use outbox_web::{WebEngine, js, open_engine, view};
+use outbox_web::{WebEngine, js, open_engine, take_token, view};
 
 use crate::guest::GuestLink;
 
@@ -139,14 +139,9 @@ pub(crate) async fn give_token(
     expires_in: Option<f64>,
     origin: Option<&str>,
 ) -> Result<(), JsValue> {
-    let origins = match origin {
-        Some(o) => vec![o.to_owned()],
-        None => inner.config.core.routes.origins().to_vec(),
-    };
-    for o in &origins {
-        inner.tokens.install(o, token, expires_in);
-        inner.engine.token_updated(o, None).await.map_err(err)?;
-    }
+    take_token(&inner.engine, &inner.tokens, token, origin, expires_in)
+        .await
+        .map_err(err)?;
     let message = Message::TokenUpdated {
         token: token.to_owned(),
         origin: origin.map(str::to_owned),

@@ -21,7 +21,7 @@ use outbox_web::flusher::Flusher;
 use outbox_web::js;
 use outbox_web::protocol::Message;
 use outbox_web::tokens::BrowserTokens;
-use outbox_web::{WebEngine, open_engine};
+use outbox_web::{WebEngine, open_engine, take_token};
 
 /// The Background Sync tag the worker registers while entries wait.
 pub const SYNC_TAG: &str = "outbox-flush";
@@ -158,18 +158,15 @@ impl OutboxWorker {
                     origin,
                     expires_in,
                 }) => {
-                    let origins = match origin {
-                        Some(o) => vec![o],
-                        None => inner.config.core.routes.origins().to_vec(),
-                    };
-                    for origin in &origins {
-                        inner.tokens.install(origin, &token, expires_in);
-                        inner
-                            .engine
-                            .token_updated(origin, None)
-                            .await
-                            .map_err(|e| JsValue::from_str(&e.to_string()))?;
-                    }
+                    take_token(
+                        &inner.engine,
+                        &inner.tokens,
+                        &token,
+                        origin.as_deref(),
+                        expires_in,
+                    )
+                    .await
+                    .map_err(|e| JsValue::from_str(&e.to_string()))?;
                     flush(&inner).await
                 }
                 Some(Message::Flush) => flush(&inner).await,
@@ -287,15 +284,7 @@ async fn respond(
 ) -> Result<Response, JsValue> {
     let method = request.method();
     let url = request.url();
-    let mut headers = Vec::new();
-    if let Ok(Some(iter)) = js_sys::try_iter(&request.headers()) {
-        for pair in iter.flatten() {
-            let pair = js_sys::Array::from(&pair);
-            if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                headers.push((n, v));
-            }
-        }
-    }
+    let headers = fetch::header_pairs(&request.headers());
     // Read a clone: the original stays unread for a plain pass-through.
     let body = match request.clone() {
         Ok(copy) => match copy.array_buffer() {

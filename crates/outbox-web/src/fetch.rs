@@ -150,19 +150,26 @@ pub async fn with_timeout<F: std::future::Future>(future: F, ms: u64) -> Option<
     }
 }
 
+/// A `Headers` as `(name, value)` pairs, in the browser's order (names in
+/// lower case, as `Headers` gives them).
+pub fn header_pairs(headers: &web_sys::Headers) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    if let Ok(Some(iter)) = js_sys::try_iter(headers) {
+        for pair in iter.flatten() {
+            let pair = js_sys::Array::from(&pair);
+            if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                pairs.push((n, v));
+            }
+        }
+    }
+    pairs
+}
+
 /// Reads a `Response` into the engine's form: status, headers, and the body
 /// when it is an error (up to 64 KiB). The original is left unread when
 /// `clone_first` is set, so it can still be handed to the page.
 pub async fn read(response: &Response, clone_first: bool) -> classify::Response {
-    let mut headers = Vec::new();
-    if let Ok(Some(iter)) = js_sys::try_iter(&response.headers()) {
-        for pair in iter.flatten() {
-            let pair = js_sys::Array::from(&pair);
-            if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                headers.push((n, v));
-            }
-        }
-    }
+    let headers = header_pairs(&response.headers());
     let status = response.status();
     let mut body = Vec::new();
     if status >= 300 {

@@ -121,6 +121,29 @@ pub async fn open_engine(
     ))
 }
 
+/// Takes a fresh token from the app (a page's `setToken`, or a page's
+/// [`protocol::Message::TokenUpdated`] in the worker): kept in memory for
+/// `origin`, or for every configured origin when `None`, and the entries
+/// that waited for it released (their backoff, if any, still applies).
+#[cfg(target_arch = "wasm32")]
+pub async fn take_token(
+    engine: &WebEngine,
+    tokens: &tokens::BrowserTokens,
+    token: &str,
+    origin: Option<&str>,
+    expires_in: Option<f64>,
+) -> Result<(), IdbError> {
+    let origins = match origin {
+        Some(o) => vec![o.to_owned()],
+        None => engine.config().routes.origins().to_vec(),
+    };
+    for origin in &origins {
+        tokens.install(origin, token, expires_in);
+        engine.token_updated(origin, None).await?;
+    }
+    Ok(())
+}
+
 /// The database name `IdbStore` uses unless told otherwise.
 pub const DEFAULT_DATABASE: &str = "outbox";
 
