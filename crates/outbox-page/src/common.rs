@@ -13,6 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
+use outbox_core::engine::FlushReport;
 use outbox_core::entry::EntryId;
 use outbox_core::store::{CancelResult, Store};
 use outbox_web::config::WebConfig;
@@ -331,25 +332,10 @@ pub(crate) fn flush(inner: &Rc<Inner>) -> Promise {
     future_to_promise(async move {
         if inner.guest.is_none() && tell_worker(&Message::Flush) {
             // The worker sends; this page must not race it.
-            let out = js::object();
-            js::set(&out, "delivered", 0.0);
-            js::set(&out, "attempts", 0.0);
-            js::set(&out, "nextWake", JsValue::NULL);
-            js::set(&out, "worker", true);
-            return Ok(out);
+            return Ok(view::flush_report(&FlushReport::default(), true));
         }
         let report = inner.flusher.run().await.map_err(err)?;
-        let out = js::object();
-        js::set(&out, "delivered", report.delivered as f64);
-        js::set(&out, "attempts", report.attempts as f64);
-        js::set(
-            &out,
-            "nextWake",
-            report
-                .next_wake
-                .map_or(JsValue::NULL, |t| JsValue::from_f64(t as f64)),
-        );
-        Ok(out)
+        Ok(view::flush_report(&report, false))
     })
 }
 

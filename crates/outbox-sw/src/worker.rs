@@ -21,7 +21,7 @@ use outbox_web::flusher::Flusher;
 use outbox_web::js;
 use outbox_web::protocol::Message;
 use outbox_web::tokens::BrowserTokens;
-use outbox_web::{WebEngine, open_engine, take_token};
+use outbox_web::{WebEngine, open_engine, take_token, view};
 
 /// The Background Sync tag the worker registers while entries wait.
 pub const SYNC_TAG: &str = "outbox-flush";
@@ -236,10 +236,7 @@ async fn flush(inner: &Inner) -> Result<JsValue, JsValue> {
     if report.next_wake.is_some() {
         register_sync().await;
     }
-    let out = js::object();
-    js::set(&out, "delivered", report.delivered as f64);
-    js::set(&out, "attempts", report.attempts as f64);
-    Ok(out)
+    Ok(view::flush_report(&report, false))
 }
 
 /// Asks the browser for a `sync` event (Chromium; elsewhere pages and

@@ -1,6 +1,7 @@
 //! Entries and stats as plain objects for application code (camelCase,
 //! body as text), shared by the page API and the worker's answers.
 
+use outbox_core::engine::FlushReport;
 use outbox_core::entry::{Entry, EntryState, LastError};
 use outbox_core::event::error_json;
 use outbox_core::store::Stats;
@@ -88,4 +89,25 @@ pub fn entries(list: &[Entry]) -> JsValue {
         a.push(&entry(e));
     }
     a.into()
+}
+
+/// A flush's summary, as `flush()` resolves it: `{delivered, attempts,
+/// nextWake, worker}` (`nextWake`: ms since the epoch, or `null`; `worker`:
+/// the controlling service worker was asked to flush instead, so the counts
+/// are this side's, zero).
+pub fn flush_report(report: &FlushReport, by_worker: bool) -> JsValue {
+    let out = js::object();
+    js::set(&out, "delivered", report.delivered as f64);
+    js::set(&out, "attempts", report.attempts as f64);
+    js::set(
+        &out,
+        "nextWake",
+        report
+            .next_wake
+            .map_or(JsValue::NULL, |t| JsValue::from_f64(t as f64)),
+    );
+    if by_worker {
+        js::set(&out, "worker", true);
+    }
+    out
 }
