@@ -21,10 +21,12 @@ export interface OutboxWorkerOptions {
   base?: string | URL;
 }
 
-/** What `FlushReport` a worker's flush resolves with. */
+/** What a worker's flush resolves with (the page's `FlushReport`, by the same code). */
 export interface WorkerFlushReport {
   delivered: number;
   attempts: number;
+  /** When the next entry is due (ms since the epoch), or `null` when nothing waits on time. */
+  nextWake: number | null;
 }
 
 /** Outbox in a service worker of your own. */
