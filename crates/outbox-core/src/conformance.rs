@@ -35,6 +35,7 @@ pub const CASES: &[&str] = &[
     "unanswered_retries_can_be_hurried",
     "holds_persist_and_lift_with_their_dead_letter",
     "auth_backoff_survives_a_token",
+    "settle_and_claim_is_one_step",
 ];
 
 /// Runs every case, each on a fresh store from `make(case_name)`.
@@ -57,6 +58,7 @@ where
     unanswered_retries_can_be_hurried(make(CASES[10]).await).await;
     holds_persist_and_lift_with_their_dead_letter(make(CASES[11]).await).await;
     auth_backoff_survives_a_token(make(CASES[12]).await).await;
+    settle_and_claim_is_one_step(make(CASES[13]).await).await;
 }
 
 /// One test per conformance case, each on a fresh store.
@@ -82,7 +84,8 @@ macro_rules! store_conformance_tests {
             settle_applies_and_skips_stale expired_lease_counts_a_failure
             release_is_per_origin revive_discard_cancel purge_clears_everything
             stats_and_listings unanswered_retries_can_be_hurried
-            holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token);
+            holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token
+            settle_and_claim_is_one_step);
     };
     (async #[$attr:meta], $make:expr) => {
         $crate::store_conformance_tests!(@each [async $attr, $make]
@@ -91,7 +94,8 @@ macro_rules! store_conformance_tests {
             settle_applies_and_skips_stale expired_lease_counts_a_failure
             release_is_per_origin revive_discard_cancel purge_clears_everything
             stats_and_listings unanswered_retries_can_be_hurried
-            holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token);
+            holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token
+            settle_and_claim_is_one_step);
     };
     (@each $how:tt $($case:ident)*) => {
         $( $crate::store_conformance_tests!(@case $how $case); )*
@@ -673,6 +677,106 @@ pub async fn settle_applies_and_skips_stale<S: Store>(store: S) {
     assert_eq!(dead.iter().map(|e| e.id).collect::<Vec<_>>(), vec![d.id]);
     assert_eq!(
         ok(store.schedule().await, "schedule").paused_until(OTHER, T0),
+        Some(T0 + 999)
+    );
+}
+
+/// Settling one cycle's answers and claiming the next is one step: the
+/// claim sees the lane heads the settlements left (a delivered head's
+/// successor), the pacing state the settle wrote, and leases by its terms;
+/// a stale settlement is skipped as by [`Store::settle`].
+pub async fn settle_and_claim_is_one_step<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(14);
+    let a1 = put(&store, &mut rng, "a", ORIGIN, b"a1").await;
+    let a2 = put(&store, &mut rng, "a", ORIGIN, b"a2").await;
+    let b1 = put(&store, &mut rng, "b", ORIGIN, b"b1").await;
+    let (_, sends) = claim_all(&store, T0).await;
+    assert_eq!(sends.len(), 2);
+    let err = LastError::new("service.unavailable", "down");
+    let settlements = vec![
+        Settlement {
+            seq: a1.seq,
+            attempt: 1,
+            action: Action::Delivered {
+                status: 200,
+                duplicate: false,
+            },
+        },
+        Settlement {
+            seq: b1.seq,
+            attempt: 1,
+            action: Action::Retry {
+                not_before: T0 + 5_000,
+                failures: 1,
+                error: err.clone(),
+            },
+        },
+        // Stale: a2 was never sent.
+        Settlement {
+            seq: a2.seq,
+            attempt: 3,
+            action: Action::Dead { error: err.clone() },
+        },
+    ];
+    let pacer = PacerConfig::default();
+    let mut settled = Vec::new();
+    let mut seen = Vec::new();
+    let mut saw_pause = None;
+    let (applied, claimed) = ok(
+        store
+            .settle_and_claim(
+                settlements,
+                &mut |s: &mut ScheduleState, applied: &[Settlement]| {
+                    settled = applied.iter().map(|s| s.seq).collect();
+                    s.pause(OTHER, T0 + 999, &pacer, T0);
+                },
+                terms(T0 + 100, T0 + 60_100),
+                &mut |s, heads| {
+                    seen = heads.to_vec();
+                    saw_pause = s.paused_until(OTHER, T0 + 100);
+                    (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None)
+                },
+            )
+            .await,
+        "settle_and_claim",
+    );
+    assert_eq!(
+        applied.iter().map(|s| s.seq).collect::<Vec<_>>(),
+        [a1.seq, b1.seq]
+    );
+    assert_eq!(settled, [a1.seq, b1.seq], "the schedule saw what applied");
+    assert_eq!(
+        saw_pause,
+        Some(T0 + 999),
+        "the planner saw the settle's schedule"
+    );
+    seen.sort_by_key(|h| h.seq);
+    assert_eq!(
+        seen.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        [a2.seq, b1.seq],
+        "a delivered head's successor is its lane's head in the same step"
+    );
+    let b_head = seen.iter().find(|h| h.seq == b1.seq).expect("b1");
+    assert_eq!(
+        (b_head.state, b_head.not_before),
+        (EntryState::Pending, T0 + 5_000)
+    );
+    assert_eq!(
+        claimed.sends.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [a2.id],
+        "only what the terms allow is leased (b1 is not due)"
+    );
+    assert_eq!(claimed.sends[0].request.body, b"a2");
+    assert_eq!(ok(store.get(a1.id).await, "get"), None, "a1 delivered");
+    let leased = ok(store.get(a2.id).await, "get").expect("a2");
+    assert_eq!(
+        leased.state,
+        EntryState::InFlight {
+            lease_until: T0 + 60_100
+        }
+    );
+    assert_eq!(
+        ok(store.schedule().await, "schedule").paused_until(OTHER, T0 + 100),
         Some(T0 + 999)
     );
 }

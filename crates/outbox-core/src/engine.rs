@@ -64,28 +64,37 @@
 //!
 //! [`Engine::flush`] runs short *cycles* until nothing is ready or
 //! [`Config::max_cycles_per_flush`] is spent (browsers kill long-running
-//! workers), and returns when to run again. One cycle:
+//! workers), and returns when to run again. One cycle is **one store
+//! step**, then the network:
 //!
-//! 1. **Claim** (one store transaction): read every lane's head and the
-//!    pacing state, [`plan`] which heads go (ready, one per lane, at most
-//!    [`Config::batch_size`], within each origin's pacing budget, a token in
-//!    hand, its lane not held), lease them until `now + lease_ms`, and move
-//!    heads past their limits (or unreadable: `corrupt`) to dead, holding
-//!    their lanes, and heads without a token to awaiting-token.
-//! 2. **Tokens**: ask for a token for each origin that lacks one (and again
+//! 1. **Settle and claim** (one transaction,
+//!    [`Store::settle_and_claim`]): apply the previous cycle's settlements
+//!    whose lease still matches ([`Entry::settle`]), with their pacing
+//!    consequences ([`Verdicts::update_schedule`]: lanes held behind new
+//!    dead letters, throttle signals, a `429` or a `503` with
+//!    `Retry-After` pausing the whole origin, `inin-ratelimit-*` capping
+//!    what is left of the window); then, on the state just written, read
+//!    every lane's head and the pacing state, [`plan`] which heads go
+//!    (ready, one per lane, at most [`Config::batch_size`], within each
+//!    origin's pacing budget, a token in hand, its lane not held), lease
+//!    them until `now + lease_ms`, and move heads past their limits (or
+//!    unreadable: `corrupt`) to dead, holding their lanes, and heads
+//!    without a token to awaiting-token. The first cycle of a flush only
+//!    claims; a flush whose budget runs out settles its last answers alone.
+//! 2. **Events** for what applied, then for what was claimed.
+//! 3. **Tokens**: ask for a token for each origin that lacks one (and again
 //!    every `token_retry_ms` while entries wait).
-//! 3. **Send** the claimed entries concurrently, outside any transaction,
+//! 4. **Send** the claimed entries concurrently, outside any transaction,
 //!    each with the token in hand.
-//! 4. **Decide** each answer: [`classify`] then
-//!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) — delivered,
-//!    retry at a time (exponential backoff with full jitter, never before a
-//!    `Retry-After`), await a token, or dead.
-//! 5. **Settle** (one store transaction): apply the decisions whose lease
-//!    still matches, hold the lanes of new dead letters, and update pacing
-//!    (a `429` or a `503` with
-//!    `Retry-After` pauses the whole origin; `inin-ratelimit-*` caps what is
-//!    left of the window).
-//! 6. **Events** for what was applied.
+//! 5. **Judge** the answers ([`verdict::judge`], pure): [`classify`] then
+//!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) —
+//!    delivered, retry at a time (exponential backoff with full jitter,
+//!    never before a `Retry-After`), await a token, or dead — into
+//!    settlements for the next cycle's store step.
+//!
+//! An origin that just came back from an outage gets its backlog spread
+//! ([`crate::throttle`]) before the claim that would send it: that store
+//! step claims nothing, and the next one claims within the spread.
 //!
 //! # Crash safety and duplicates
 //!
@@ -112,9 +121,10 @@
 //!
 //! # Planned
 //!
-//! Not in this code yet (issue 11): the cycle split into pure plan/settle
-//! steps that return what to persist and what to send, with one small
-//! driver loop per environment and one store transaction per cycle.
+//! Not in this code yet (issue 11): the flush itself as a synchronous
+//! machine (today an `async fn` over the [`Store`] and [`Transport`]
+//! traits; the decisions it calls are pure: [`plan`], [`verdict`],
+//! [`intercept`]).
 
 use std::cell::RefCell;
 
@@ -122,18 +132,19 @@ use crate::join::join_all;
 
 use crate::classify::{ClassifyConfig, Outcome, Response, TransportError, classify};
 use crate::clock::{Clock, Millis, Random, SplitMix64};
+use crate::entry::Head;
 use crate::entry::{Entry, EntryId, EntryState, LastError};
 use crate::event::{Event, EventSink};
-use crate::hold::OnDead;
 use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
 use crate::pacer::PacerConfig;
-use crate::retry::{Action, RetryPolicy};
+use crate::pacer::ScheduleState;
+use crate::retry::RetryPolicy;
 use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
 use crate::scheduler::{PlanContext, plan};
 use crate::store::{CancelResult, EnqueueError, LeaseTerms, QueueLimits, Settlement, Stats, Store};
-use crate::throttle::Signal;
 use crate::token::TokenSource;
 use crate::transport::{OutgoingRequest, Transport};
+use crate::verdict::{self, Aftermath, Answer, Verdicts};
 
 /// Everything the engine can be told.
 #[derive(Debug, Clone)]
@@ -559,24 +570,39 @@ where
 
     async fn flush_with(&self, exclusive: bool) -> Result<FlushReport, S::Error> {
         let mut report = FlushReport::default();
+        // The answers of the last cycle, settled in the next cycle's store
+        // step (one transaction per cycle).
+        let mut answered: Option<Verdicts> = None;
         while report.cycles < self.config.max_cycles_per_flush {
             report.cycles += 1;
             // Leases taken by this very flush are settled before its next
-            // cycle, so only the first cycle can meet orphaned ones.
+            // claim, so only the first cycle can meet orphaned ones.
             let steal = exclusive && report.cycles == 1;
-            let progressed = self.cycle(&mut report, steal).await?;
+            let (progressed, sent) = self.cycle(&mut report, steal, answered.take()).await?;
+            answered = sent;
             if !progressed {
                 return Ok(report);
             }
         }
-        // Budget spent with work left: ask to be called again at once.
+        // Budget spent with work left: settle what is out, and ask to be
+        // called again at once.
+        if let Some(verdicts) = answered {
+            self.settle_alone(verdicts, &mut report).await?;
+        }
         report.next_wake = Some(self.clock.now());
         Ok(report)
     }
 
-    /// One cycle. Returns whether it did something that may have made more
-    /// work ready.
-    async fn cycle(&self, report: &mut FlushReport, steal_leases: bool) -> Result<bool, S::Error> {
+    /// One cycle: settle the previous cycle's answers (if any) and claim
+    /// the next heads in one store step, ask for tokens, send, judge the
+    /// answers. Returns whether it did something that may have made more
+    /// work ready, and the verdicts still to settle.
+    async fn cycle(
+        &self,
+        report: &mut FlushReport,
+        steal_leases: bool,
+        previous: Option<Verdicts>,
+    ) -> Result<(bool, Option<Verdicts>), S::Error> {
         let now = self.clock.now();
         let tokens = &self.tokens;
         let has_token = |origin: &str| tokens.current(origin).is_some();
@@ -597,15 +623,44 @@ where
         };
         let mut still_waiting = Vec::new();
         let mut held = Vec::new();
-        let claimed = self
-            .store
-            .claim(terms, &mut |schedule, heads| {
-                let p = plan(heads, schedule, &ctx);
-                still_waiting = p.token_wanted;
-                held = p.held;
-                (p.claims, p.next_wake)
-            })
-            .await?;
+        // An origin just back from an outage gets its backlog spread before
+        // anything more of it is claimed: this step then claims nothing.
+        let came_back = std::cell::Cell::new(false);
+        let mut planner = |schedule: &mut ScheduleState, heads: &[Head]| {
+            if came_back.get() {
+                return (Vec::new(), None);
+            }
+            let p = plan(heads, schedule, &ctx);
+            still_waiting = p.token_wanted;
+            held = p.held;
+            (p.claims, p.next_wake)
+        };
+        let (claimed, mut want_token, mut progressed) = match previous {
+            None => (
+                self.store.claim(terms, &mut planner).await?,
+                Vec::new(),
+                false,
+            ),
+            Some(mut verdicts) => {
+                let settlements = std::mem::take(&mut verdicts.settlements);
+                let mut aftermath = Aftermath::default();
+                let (applied, claimed) = self
+                    .store
+                    .settle_and_claim(
+                        settlements,
+                        &mut |schedule, applied| {
+                            aftermath = verdicts.update_schedule(schedule, applied, &self.config);
+                            came_back.set(!aftermath.came_back.is_empty());
+                        },
+                        terms,
+                        &mut planner,
+                    )
+                    .await?;
+                self.after_settle(&verdicts, &applied, aftermath, report)
+                    .await?;
+                (claimed, verdicts.want_token, came_back.get())
+            }
+        };
         report.next_wake = claimed.next_wake;
         for e in &claimed.expired {
             report.dead += 1;
@@ -616,7 +671,6 @@ where
             });
         }
         self.emit_held(held);
-        let mut want_token: Vec<String> = Vec::new();
         for e in &claimed.awaiting_token {
             report.awaiting_token += 1;
             if !want_token.contains(&e.origin) {
@@ -628,7 +682,7 @@ where
                 origin: e.origin.clone(),
             });
         }
-        let mut progressed = !claimed.expired.is_empty();
+        progressed |= !claimed.expired.is_empty();
         for origin in &want_token {
             progressed |= self.request_token(origin).await?;
         }
@@ -645,7 +699,7 @@ where
             }
         }
         if claimed.sends.is_empty() {
-            return Ok(progressed);
+            return Ok((progressed, None));
         }
 
         // Send, concurrently across lanes.
@@ -656,164 +710,60 @@ where
                 attempt: e.attempts,
             });
         }
-        let results = join_all(claimed.sends.iter().map(|e| self.send(e))).await;
-        report.attempts += results.len();
-
-        // Decide, then write everything back in one transaction.
-        let now = self.clock.now();
-        let mut settlements = Vec::with_capacity(results.len());
-        let mut pauses: Vec<(String, Millis, String)> = Vec::new();
-        let mut observed = Vec::new();
-        let mut signals: Vec<(String, Signal)> = Vec::new();
-        let mut want_token: Vec<String> = Vec::new();
-        for (entry, (token, result)) in claimed.sends.iter().zip(results) {
-            let conflict_ok = self
-                .config
-                .routes
-                .route(&entry.route)
-                .is_some_and(|r| r.conflict_is_delivered);
-            let outcome = classify(&result, conflict_ok, now, &self.config.classify);
-            signals.push((entry.origin.clone(), Signal::of(&outcome)));
-            if let Ok(response) = &result {
-                let info = response.rate_limit();
-                if info.is_present() {
-                    observed.push((entry.origin.clone(), info));
-                }
-            }
-            // A `429`, or a `503` that says for how long: the origin rests.
-            let pause = outcome.pause_ms(self.config.classify.retry_after_fallback_ms);
-            if let (Some(wait), Some(error)) = (pause, outcome.error()) {
-                pauses.push((entry.origin.clone(), now + wait, error.message.clone()));
-            }
-            let rate_wait = pause.unwrap_or(0);
-            if matches!(outcome, Outcome::Unauthorized { .. }) {
-                if let Some(token) = &token {
-                    self.tokens.rejected(&entry.origin, token);
-                }
-                if !want_token.contains(&entry.origin) {
-                    want_token.push(entry.origin.clone());
-                }
-            }
-            let action = self.config.retry.decide(
-                entry,
-                &outcome,
-                now,
-                rate_wait,
-                &mut *self.rng.borrow_mut(),
-            );
-            settlements.push(Settlement {
-                seq: entry.seq,
-                attempt: entry.attempts,
-                action,
-            });
+        let answers = join_all(claimed.sends.iter().map(|e| self.send(e))).await;
+        report.attempts += answers.len();
+        let verdicts = verdict::judge(
+            &claimed.sends,
+            answers,
+            self.clock.now(),
+            &self.config,
+            &mut *self.rng.borrow_mut(),
+        );
+        for (origin, token) in &verdicts.rejected_tokens {
+            self.tokens.rejected(origin, token);
         }
-        let pacer = self.config.pacer;
-        let mut window_pauses = Vec::new();
-        let mut held = Vec::new();
-        let sends = &claimed.sends;
-        let routes = &self.config.routes;
-        let phase = self.rng.borrow_mut().next_u64();
-        let mut came_back = Vec::new();
+        Ok((true, Some(verdicts)))
+    }
+
+    /// Settles a flush's last answers on their own (its cycle budget is
+    /// spent), then asks for the tokens they want.
+    async fn settle_alone(
+        &self,
+        mut verdicts: Verdicts,
+        report: &mut FlushReport,
+    ) -> Result<(), S::Error> {
+        let settlements = std::mem::take(&mut verdicts.settlements);
+        let mut aftermath = Aftermath::default();
         let applied = self
             .store
-            .settle(now, settlements, &mut |schedule, applied| {
-                // A head that died holds its lane, in this same transaction.
-                for s in applied {
-                    let Action::Dead { .. } = s.action else {
-                        continue;
-                    };
-                    let Some(e) = sends.iter().find(|e| e.seq == s.seq) else {
-                        continue;
-                    };
-                    if routes.on_dead(&e.route) == OnDead::Hold
-                        && schedule.holds.hold(&e.lane, e.id)
-                    {
-                        held.push((e.lane.clone(), e.id));
-                    }
-                }
-                for (origin, signal) in &signals {
-                    if let Some(outage) = schedule.answered(origin, *signal, &pacer, now, phase) {
-                        came_back.push((origin.clone(), outage));
-                    }
-                }
-                for (origin, info) in &observed {
-                    if let Some(until) = schedule.observe(origin, info, &pacer, now) {
-                        window_pauses.push((origin.clone(), until));
-                    }
-                }
-                for (origin, until, _) in &pauses {
-                    schedule.pause(origin, *until, &pacer, now);
-                }
+            .settle(self.clock.now(), settlements, &mut |schedule, applied| {
+                aftermath = verdicts.update_schedule(schedule, applied, &self.config);
             })
             .await?;
-        if !came_back.is_empty() {
-            self.spread_backlog(Some(came_back)).await?;
-        }
-        for (origin, until, reason) in pauses {
-            self.events.emit(&Event::Paused {
-                origin,
-                until,
-                reason,
-            });
-        }
-        for (origin, until) in window_pauses {
-            self.events.emit(&Event::Paused {
-                origin,
-                until,
-                reason: "server rate-limit window spent".into(),
-            });
-        }
-        for s in &applied {
-            let Some(entry) = claimed.sends.iter().find(|e| e.seq == s.seq) else {
-                continue;
-            };
-            let (id, lane) = (entry.id, entry.lane.clone());
-            let event = match &s.action {
-                Action::Delivered { status, duplicate } => {
-                    report.delivered += 1;
-                    Event::Sent {
-                        id,
-                        lane,
-                        status: *status,
-                        duplicate: *duplicate,
-                    }
-                }
-                Action::Retry {
-                    not_before, error, ..
-                } => {
-                    report.retried += 1;
-                    Event::Retrying {
-                        id,
-                        lane,
-                        attempt: entry.attempts,
-                        next_attempt_at: *not_before,
-                        error: error.clone(),
-                    }
-                }
-                Action::AwaitToken { .. } => {
-                    report.awaiting_token += 1;
-                    Event::AwaitingToken {
-                        id,
-                        lane,
-                        origin: entry.origin.clone(),
-                    }
-                }
-                Action::Dead { error } => {
-                    report.dead += 1;
-                    Event::Dead {
-                        id,
-                        lane,
-                        error: error.clone(),
-                    }
-                }
-            };
-            self.events.emit(&event);
-        }
-        self.emit_held(held);
-        for origin in &want_token {
+        self.after_settle(&verdicts, &applied, aftermath, report)
+            .await?;
+        for origin in &verdicts.want_token {
             self.request_token(origin).await?;
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// After a settle: spreads the backlog of origins back from an outage,
+    /// and tells what applied.
+    async fn after_settle(
+        &self,
+        verdicts: &Verdicts,
+        applied: &[Settlement],
+        aftermath: Aftermath,
+        report: &mut FlushReport,
+    ) -> Result<(), S::Error> {
+        for event in verdicts.events(applied, &aftermath, report) {
+            self.events.emit(&event);
+        }
+        if !aftermath.came_back.is_empty() {
+            self.spread_backlog(Some(aftermath.came_back)).await?;
+        }
+        Ok(())
     }
 
     fn emit_held(&self, held: Vec<(String, EntryId)>) {
@@ -823,7 +773,7 @@ where
     }
 
     /// Sends one leased entry, attaching the token in hand.
-    async fn send(&self, entry: &Entry) -> (Option<String>, Result<Response, TransportError>) {
+    async fn send(&self, entry: &Entry) -> Answer {
         let token = if entry.needs_token {
             self.tokens.current(&entry.origin)
         } else {
@@ -842,7 +792,7 @@ where
             unknown_outcome: entry.last_attempt_unanswered(),
         };
         let result = self.transport.send(request).await;
-        (token, result)
+        Answer { token, result }
     }
 
     /// The device is back online (a page's `online` event): entries that

@@ -6,7 +6,7 @@
 //! on would deliver message 6 while message 5 sits in the dead letters,
 //! and a later [`revive`](crate::engine::Engine::revive) would deliver 5
 //! after 32. So, by default, the lane **holds**: its later entries wait,
-//! visibly (a [`Held`](crate::event::Event::Held) event, [`Stats::held`],
+//! visibly (a [`Held`](crate::event::Event::Held) event, [`Stats::held`](crate::store::Stats::held),
 //! the intercept queues new requests of that lane instead of forwarding
 //! them), until the dead letter is revived (it goes first, then the rest)
 //! or discarded (the rest goes on). This is the matrix-rust-sdk send

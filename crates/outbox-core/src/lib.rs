@@ -70,6 +70,7 @@ pub mod throttle;
 pub mod token;
 pub mod transport;
 pub mod url;
+pub mod verdict;
 
 /// The names most programs need.
 pub mod prelude {

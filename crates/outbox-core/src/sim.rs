@@ -2,7 +2,7 @@
 //! faults, a transport to it, a token source it issues, and a small
 //! executor. The property tests and the herd benchmark run the real
 //! [`Engine`](crate::engine::Engine) against it under a
-//! [`ManualClock`](crate::clock::ManualClock).
+//! [`ManualClock`].
 //!
 //! Every request takes one poll to arrive and one more to answer, so a
 //! batch's requests all reach the server before any answer reaches the

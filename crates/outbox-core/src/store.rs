@@ -211,6 +211,28 @@ pub trait Store {
         schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
     ) -> Result<Vec<Settlement>, Self::Error>;
 
+    /// In one transaction: [`Store::settle`] at `terms.now`, then
+    /// [`Store::claim`] on the state it left (the lane heads after the
+    /// deliveries, the pacing state after `schedule`). A flush settles the
+    /// answers of one cycle and claims the next in one step: one
+    /// transaction per cycle instead of two. A claim that fails undoes the
+    /// settle with it (the leases then run out, and the entries go again,
+    /// as after a crash).
+    ///
+    /// The default runs the two one after the other, for stores where a
+    /// step costs nothing (the memory store).
+    async fn settle_and_claim(
+        &self,
+        settlements: Vec<Settlement>,
+        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
+        terms: LeaseTerms,
+        planner: &mut Planner<'_>,
+    ) -> Result<(Vec<Settlement>, Claimed), Self::Error> {
+        let applied = self.settle(terms.now, settlements, schedule).await?;
+        let claimed = self.claim(terms, planner).await?;
+        Ok((applied, claimed))
+    }
+
     /// The pacing state.
     async fn schedule(&self) -> Result<ScheduleState, Self::Error>;
 

@@ -420,6 +420,126 @@ fn apply_settlements(
     Ok(applied)
 }
 
+/// A claim inside `tx` (see [`Store::claim`]): reads the pacing state and
+/// every lane's head, runs the planner, applies its decisions.
+async fn claim_in(
+    tx: &Tx,
+    terms: LeaseTerms,
+    planner: &mut Planner<'_>,
+) -> Result<Claimed, IdbError> {
+    let entries = tx.store(ENTRIES)?;
+    let dead = tx.store(DEAD)?;
+    let meta = tx.store(META)?;
+    let schedule = get_schedule(tx, &meta)?;
+    // The lane index, first record of each lane: its lowest `seq`, its
+    // head (seeking from lane to lane, O(lanes · log n)).
+    let cursor = watch(tx, index(tx, &entries, BY_LANE)?.open_cursor())?;
+    let schedule = schedule.next().await?;
+    let records = first_per_key(cursor).await?;
+    let before = decode_schedule(&schedule);
+    let mut heads: Vec<Head> = Vec::with_capacity(records.len());
+    // Poison records, by their place in `records`: the plan makes them
+    // dead letters.
+    let mut salvaged: Vec<(usize, Record)> = Vec::new();
+    for (i, value) in records.iter().enumerate() {
+        match decode_head(value) {
+            Ok(head) => heads.push(head),
+            Err(_) => {
+                let record = decode_or_salvage(value, terms.now)?;
+                let mut head = record.entry.head();
+                head.corrupt = true;
+                heads.push(head);
+                salvaged.push((i, record));
+            }
+        }
+    }
+
+    // The planner runs synchronously, inside the transaction.
+    let mut after = before.clone();
+    let (claims, next_wake) = planner(&mut after, &heads);
+
+    // Decode in full only what the plan names; a plan names heads, and
+    // anything else it names is read first.
+    let mut work = Working::new();
+    let mut others = Vec::new();
+    let mut reads = Vec::new();
+    for (seq, _) in &claims {
+        if slot(&mut work, *seq).is_some() {
+            continue;
+        }
+        match heads.iter().position(|h| h.seq == *seq) {
+            Some(i) => {
+                let record = match salvaged.iter().position(|(at, _)| *at == i) {
+                    Some(k) => salvaged.swap_remove(k).1,
+                    None => decode_entry(&records[i])?,
+                };
+                work.push((*seq, Some(record)));
+            }
+            None => {
+                others.push(work.len());
+                work.push((*seq, None));
+                reads.push(watch(tx, entries.get(&seq_key(*seq)?))?);
+            }
+        }
+    }
+    if !reads.is_empty() {
+        for (i, value) in others.into_iter().zip(all(reads).await?) {
+            if !absent(&value) {
+                work[i].1 = Some(decode_entry(&value)?);
+            }
+        }
+    }
+
+    let mut claimed = Claimed {
+        next_wake,
+        ..Claimed::default()
+    };
+    apply_claims(tx, &entries, &dead, terms, claims, &mut work, &mut claimed)?;
+    save_schedule(tx, &meta, &before, &after)?;
+    let bodies = tx.store(BODIES)?;
+    let mut reads = Vec::new();
+    body_reads(tx, &bodies, &claimed.sends, &mut reads)?;
+    body_reads(tx, &bodies, &claimed.awaiting_token, &mut reads)?;
+    body_reads(tx, &bodies, &claimed.expired, &mut reads)?;
+    let mut read = all(reads).await?.into_iter();
+    fill_bodies(&mut claimed.sends, &mut read)?;
+    fill_bodies(&mut claimed.awaiting_token, &mut read)?;
+    fill_bodies(&mut claimed.expired, &mut read)?;
+    Ok(claimed)
+}
+
+/// A settle inside `tx` (see [`Store::settle`]).
+async fn settle_in(
+    tx: &Tx,
+    now: Millis,
+    settlements: Vec<Settlement>,
+    schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
+) -> Result<Vec<Settlement>, IdbError> {
+    let entries = tx.store(ENTRIES)?;
+    let meta = tx.store(META)?;
+    let mut work = Working::new();
+    let mut reads = vec![get_schedule(tx, &meta)?];
+    for s in &settlements {
+        if slot(&mut work, s.seq).is_none() {
+            work.push((s.seq, None));
+            reads.push(watch(tx, entries.get(&seq_key(s.seq)?))?);
+        }
+    }
+    let mut results = all(reads).await?.into_iter();
+    let before = decode_schedule(&results.next().unwrap_or_default());
+    for ((_, record), value) in work.iter_mut().zip(results) {
+        if !absent(&value) {
+            *record = Some(decode_entry(&value)?);
+        }
+    }
+    let stores = [&entries, &tx.store(DEAD)?, &tx.store(BODIES)?];
+    let applied = apply_settlements(tx, stores, now, settlements, &mut work)?;
+    let mut after = before.clone();
+    schedule(&mut after, &applied);
+    save_schedule(tx, &meta, &before, &after)?;
+    Ok(applied)
+}
+
 /// Counts and ages from every entry record, and the pauses.
 fn compute_stats(
     records: &JsValue,
@@ -657,84 +777,7 @@ impl Store for IdbStore {
         let tx = self
             .tx("claim", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
             .await?;
-        let entries = tx.store(ENTRIES)?;
-        let dead = tx.store(DEAD)?;
-        let meta = tx.store(META)?;
-        let schedule = get_schedule(&tx, &meta)?;
-        // The lane index, first record of each lane: its lowest `seq`, its
-        // head (seeking from lane to lane, O(lanes · log n)).
-        let cursor = watch(&tx, index(&tx, &entries, BY_LANE)?.open_cursor())?;
-        let schedule = schedule.next().await?;
-        let records = first_per_key(cursor).await?;
-        let before = decode_schedule(&schedule);
-        let mut heads: Vec<Head> = Vec::with_capacity(records.len());
-        // Poison records, by their place in `records`: the plan makes them
-        // dead letters.
-        let mut salvaged: Vec<(usize, Record)> = Vec::new();
-        for (i, value) in records.iter().enumerate() {
-            match decode_head(value) {
-                Ok(head) => heads.push(head),
-                Err(_) => {
-                    let record = decode_or_salvage(value, terms.now)?;
-                    let mut head = record.entry.head();
-                    head.corrupt = true;
-                    heads.push(head);
-                    salvaged.push((i, record));
-                }
-            }
-        }
-
-        // The planner runs synchronously, inside the transaction.
-        let mut after = before.clone();
-        let (claims, next_wake) = planner(&mut after, &heads);
-
-        // Decode in full only what the plan names; a plan names heads, and
-        // anything else it names is read first.
-        let mut work = Working::new();
-        let mut others = Vec::new();
-        let mut reads = Vec::new();
-        for (seq, _) in &claims {
-            if slot(&mut work, *seq).is_some() {
-                continue;
-            }
-            match heads.iter().position(|h| h.seq == *seq) {
-                Some(i) => {
-                    let record = match salvaged.iter().position(|(at, _)| *at == i) {
-                        Some(k) => salvaged.swap_remove(k).1,
-                        None => decode_entry(&records[i])?,
-                    };
-                    work.push((*seq, Some(record)));
-                }
-                None => {
-                    others.push(work.len());
-                    work.push((*seq, None));
-                    reads.push(watch(&tx, entries.get(&seq_key(*seq)?))?);
-                }
-            }
-        }
-        if !reads.is_empty() {
-            for (i, value) in others.into_iter().zip(all(reads).await?) {
-                if !absent(&value) {
-                    work[i].1 = Some(decode_entry(&value)?);
-                }
-            }
-        }
-
-        let mut claimed = Claimed {
-            next_wake,
-            ..Claimed::default()
-        };
-        apply_claims(&tx, &entries, &dead, terms, claims, &mut work, &mut claimed)?;
-        save_schedule(&tx, &meta, &before, &after)?;
-        let bodies = tx.store(BODIES)?;
-        let mut reads = Vec::new();
-        body_reads(&tx, &bodies, &claimed.sends, &mut reads)?;
-        body_reads(&tx, &bodies, &claimed.awaiting_token, &mut reads)?;
-        body_reads(&tx, &bodies, &claimed.expired, &mut reads)?;
-        let mut read = all(reads).await?.into_iter();
-        fill_bodies(&mut claimed.sends, &mut read)?;
-        fill_bodies(&mut claimed.awaiting_token, &mut read)?;
-        fill_bodies(&mut claimed.expired, &mut read)?;
+        let claimed = claim_in(&tx, terms, planner).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -748,30 +791,31 @@ impl Store for IdbStore {
         let tx = self
             .tx("settle", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
             .await?;
-        let entries = tx.store(ENTRIES)?;
-        let meta = tx.store(META)?;
-        let mut work = Working::new();
-        let mut reads = vec![get_schedule(&tx, &meta)?];
-        for s in &settlements {
-            if slot(&mut work, s.seq).is_none() {
-                work.push((s.seq, None));
-                reads.push(watch(&tx, entries.get(&seq_key(s.seq)?))?);
-            }
-        }
-        let mut results = all(reads).await?.into_iter();
-        let before = decode_schedule(&results.next().unwrap_or_default());
-        for ((_, record), value) in work.iter_mut().zip(results) {
-            if !absent(&value) {
-                *record = Some(decode_entry(&value)?);
-            }
-        }
-        let stores = [&entries, &tx.store(DEAD)?, &tx.store(BODIES)?];
-        let applied = apply_settlements(&tx, stores, now, settlements, &mut work)?;
-        let mut after = before.clone();
-        schedule(&mut after, &applied);
-        save_schedule(&tx, &meta, &before, &after)?;
+        let applied = settle_in(&tx, now, settlements, schedule).await?;
         tx.commit().await?;
         Ok(applied)
+    }
+
+    async fn settle_and_claim(
+        &self,
+        settlements: Vec<Settlement>,
+        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
+        terms: LeaseTerms,
+        planner: &mut Planner<'_>,
+    ) -> Result<(Vec<Settlement>, Claimed), IdbError> {
+        let tx = self
+            .tx(
+                "settle_and_claim",
+                &[ENTRIES, DEAD, BODIES, META],
+                Mode::Write,
+            )
+            .await?;
+        // The claim reads what the settle wrote: IndexedDB requests of one
+        // transaction see its earlier writes.
+        let applied = settle_in(&tx, terms.now, settlements, schedule).await?;
+        let claimed = claim_in(&tx, terms, planner).await?;
+        tx.commit().await?;
+        Ok((applied, claimed))
     }
 
     async fn schedule(&self) -> Result<ScheduleState, IdbError> {

@@ -1,0 +1,278 @@
+//! What a cycle's answers decide: pure and synchronous.
+//!
+//! A flush cycle sends the heads it claimed; what comes back is judged
+//! here, without I/O, in three steps that a driver calls around one store
+//! step:
+//!
+//! 1. [`judge`]: each `(entry, answer)` becomes a [`Settlement`] —
+//!    [`classify`] says what the answer means, [`RetryPolicy::decide`]
+//!    what to do about it — and what the answers say about their origins is
+//!    collected: `429`/`503` pauses, `inin-ratelimit-*` windows, throttle
+//!    signals, tokens the server refused, origins that need a fresh token.
+//! 2. [`Verdicts::update_schedule`], inside the store's settle (the same
+//!    transaction that applies the settlements): hold the lanes of heads
+//!    that died, tell each origin's throttle what its answers said, cap
+//!    by the rate-limit windows, pause where told to. It learns which
+//!    origins just came back from an outage (their backlog is spread
+//!    next, see [`crate::throttle`]).
+//! 3. [`Verdicts::events`], after the store step: the events for what
+//!    applied (a settlement whose lease no longer matches is skipped by the
+//!    store, and tells nothing), counted into the flush's report.
+//!
+//! [`RetryPolicy::decide`]: crate::retry::RetryPolicy::decide
+
+use crate::classify::{Outcome, Response, TransportError, classify};
+use crate::clock::{Millis, Random};
+use crate::engine::{Config, FlushReport};
+use crate::entry::{Entry, EntryId, Seq};
+use crate::event::Event;
+use crate::hold::OnDead;
+use crate::pacer::ScheduleState;
+use crate::retry::Action;
+use crate::retry_after::RateLimitInfo;
+use crate::store::Settlement;
+use crate::throttle::Signal;
+
+/// One attempt's answer, as the transport gave it, with the token it went
+/// with (to mark that token refused on a `401`).
+#[derive(Debug)]
+pub struct Answer {
+    /// The bearer token sent, if any.
+    pub token: Option<String>,
+    /// The server's response, or why none came.
+    pub result: Result<Response, TransportError>,
+}
+
+/// What a sent entry's events need (its body is not kept).
+#[derive(Debug, Clone)]
+struct Sent {
+    seq: Seq,
+    id: EntryId,
+    lane: String,
+    route: String,
+    origin: String,
+    attempt: u32,
+}
+
+/// What a batch of answers decided (see the [module](self)).
+#[derive(Debug)]
+pub struct Verdicts {
+    /// One per answer, for the store to apply.
+    pub settlements: Vec<Settlement>,
+    /// Tokens the server refused, `(origin, token)`: forget them.
+    pub rejected_tokens: Vec<(String, String)>,
+    /// Origins that need a fresh token, once each.
+    pub want_token: Vec<String>,
+    sent: Vec<Sent>,
+    /// `(origin, until, reason)`: a `429`, or a `503` that said how long.
+    pauses: Vec<(String, Millis, String)>,
+    /// `inin-ratelimit-*` headers, per answer that had them.
+    observed: Vec<(String, RateLimitInfo)>,
+    /// What each answer tells its origin's throttle.
+    signals: Vec<(String, Signal)>,
+    now: Millis,
+    phase: u64,
+}
+
+/// What [`Verdicts::update_schedule`] found, for after the store step.
+#[derive(Debug, Default)]
+pub struct Aftermath {
+    /// Lanes newly held by a head that died: `(lane, dead letter id)`.
+    pub held: Vec<(String, EntryId)>,
+    /// Origins back from an outage no spread covered: `(origin, outage
+    /// length)`; spread their backlog.
+    pub came_back: Vec<(String, Millis)>,
+    /// Origins whose rate-limit window is spent: `(origin, until)`.
+    window_pauses: Vec<(String, Millis)>,
+}
+
+/// Judges a cycle's answers: `answers[i]` is the answer to `sent[i]`.
+/// `now` is when they were in; `rng` draws the jitter.
+pub fn judge(
+    sent: &[Entry],
+    answers: Vec<Answer>,
+    now: Millis,
+    config: &Config,
+    rng: &mut dyn Random,
+) -> Verdicts {
+    let mut v = Verdicts {
+        settlements: Vec::with_capacity(answers.len()),
+        rejected_tokens: Vec::new(),
+        want_token: Vec::new(),
+        sent: Vec::with_capacity(answers.len()),
+        pauses: Vec::new(),
+        observed: Vec::new(),
+        signals: Vec::with_capacity(answers.len()),
+        now,
+        phase: 0,
+    };
+    for (entry, answer) in sent.iter().zip(answers) {
+        let conflict_ok = config
+            .routes
+            .route(&entry.route)
+            .is_some_and(|r| r.conflict_is_delivered);
+        let outcome = classify(&answer.result, conflict_ok, now, &config.classify);
+        v.signals.push((entry.origin.clone(), Signal::of(&outcome)));
+        if let Ok(response) = &answer.result {
+            let info = response.rate_limit();
+            if info.is_present() {
+                v.observed.push((entry.origin.clone(), info));
+            }
+        }
+        let pause = outcome.pause_ms(config.classify.retry_after_fallback_ms);
+        if let (Some(wait), Some(error)) = (pause, outcome.error()) {
+            v.pauses
+                .push((entry.origin.clone(), now + wait, error.message.clone()));
+        }
+        if matches!(outcome, Outcome::Unauthorized { .. }) {
+            if let Some(token) = answer.token {
+                v.rejected_tokens.push((entry.origin.clone(), token));
+            }
+            if !v.want_token.contains(&entry.origin) {
+                v.want_token.push(entry.origin.clone());
+            }
+        }
+        let action = config
+            .retry
+            .decide(entry, &outcome, now, pause.unwrap_or(0), rng);
+        v.settlements.push(Settlement {
+            seq: entry.seq,
+            attempt: entry.attempts,
+            action,
+        });
+        v.sent.push(Sent {
+            seq: entry.seq,
+            id: entry.id,
+            lane: entry.lane.clone(),
+            route: entry.route.clone(),
+            origin: entry.origin.clone(),
+            attempt: entry.attempts,
+        });
+    }
+    v.phase = rng.next_u64();
+    v
+}
+
+impl Verdicts {
+    /// The pacing consequences of the settlements that `applied`, written
+    /// into `schedule` inside the store's settle: lanes held behind heads
+    /// that died (per their route's `onDead`), throttle signals, rate-limit
+    /// windows, pauses.
+    pub fn update_schedule(
+        &self,
+        schedule: &mut ScheduleState,
+        applied: &[Settlement],
+        config: &Config,
+    ) -> Aftermath {
+        let mut after = Aftermath::default();
+        let pacer = &config.pacer;
+        let now = self.now;
+        for s in applied {
+            let Action::Dead { .. } = s.action else {
+                continue;
+            };
+            let Some(e) = self.sent(s.seq) else {
+                continue;
+            };
+            if config.routes.on_dead(&e.route) == OnDead::Hold && schedule.holds.hold(&e.lane, e.id)
+            {
+                after.held.push((e.lane.clone(), e.id));
+            }
+        }
+        for (origin, signal) in &self.signals {
+            if let Some(outage) = schedule.answered(origin, *signal, pacer, now, self.phase) {
+                after.came_back.push((origin.clone(), outage));
+            }
+        }
+        for (origin, info) in &self.observed {
+            if let Some(until) = schedule.observe(origin, info, pacer, now) {
+                after.window_pauses.push((origin.clone(), until));
+            }
+        }
+        for (origin, until, _) in &self.pauses {
+            schedule.pause(origin, *until, pacer, now);
+        }
+        after
+    }
+
+    /// The events for what applied — pauses, then each settlement's
+    /// outcome, then new holds — counted into `report`.
+    pub fn events(
+        &self,
+        applied: &[Settlement],
+        aftermath: &Aftermath,
+        report: &mut FlushReport,
+    ) -> Vec<Event> {
+        let mut events = Vec::with_capacity(applied.len() + self.pauses.len());
+        for (origin, until, reason) in &self.pauses {
+            events.push(Event::Paused {
+                origin: origin.clone(),
+                until: *until,
+                reason: reason.clone(),
+            });
+        }
+        for (origin, until) in &aftermath.window_pauses {
+            events.push(Event::Paused {
+                origin: origin.clone(),
+                until: *until,
+                reason: "server rate-limit window spent".into(),
+            });
+        }
+        for s in applied {
+            let Some(e) = self.sent(s.seq) else {
+                continue;
+            };
+            let (id, lane) = (e.id, e.lane.clone());
+            events.push(match &s.action {
+                Action::Delivered { status, duplicate } => {
+                    report.delivered += 1;
+                    Event::Sent {
+                        id,
+                        lane,
+                        status: *status,
+                        duplicate: *duplicate,
+                    }
+                }
+                Action::Retry {
+                    not_before, error, ..
+                } => {
+                    report.retried += 1;
+                    Event::Retrying {
+                        id,
+                        lane,
+                        attempt: e.attempt,
+                        next_attempt_at: *not_before,
+                        error: error.clone(),
+                    }
+                }
+                Action::AwaitToken { .. } => {
+                    report.awaiting_token += 1;
+                    Event::AwaitingToken {
+                        id,
+                        lane,
+                        origin: e.origin.clone(),
+                    }
+                }
+                Action::Dead { error } => {
+                    report.dead += 1;
+                    Event::Dead {
+                        id,
+                        lane,
+                        error: error.clone(),
+                    }
+                }
+            });
+        }
+        for (lane, id) in &aftermath.held {
+            events.push(Event::Held {
+                id: *id,
+                lane: lane.clone(),
+            });
+        }
+        events
+    }
+
+    fn sent(&self, seq: Seq) -> Option<&Sent> {
+        self.sent.iter().find(|e| e.seq == seq)
+    }
+}
