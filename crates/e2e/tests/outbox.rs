@@ -114,6 +114,19 @@ fn back_online_refusing(stack: &Stack, status: u16) {
         .unwrap();
 }
 
+/// Waits (up to [`WAIT`]) for a condition on the test's side, such as the
+/// emulator's state: a condition, never a fixed time.
+async fn wait_until(mut done: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("not within {WAIT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 async fn finish(browser: Browser, stack: Stack) {
     browser.close().await;
     stack.stop().await;
@@ -246,15 +259,15 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
     let page = open(&browser, &stack, json!({ "idempotencyHeaders": true })).await;
     stack.set_outage(true);
     send_many(&page, &stack, 12, &LANES).await;
-    // Slow answers, so the drain is still under way when the worker dies
-    // (12 entries over 3 lanes take ≥ 4 × 1.5 s; the worker is stopped as
-    // soon as 2 are sent, with seconds to spare on a loaded machine).
+    // The server takes two messages, then holds every later one unanswered
+    // (and unrecorded): the drain stops there, mid-way, whatever the
+    // machine's speed, and the worker dies with the next heads out.
     stack
         .emulator
         .control()
         .update_faults(|f: &mut Faults| {
             f.outage = false;
-            f.latency_ms = 1_500;
+            f.hold_after = Some(2);
         })
         .unwrap();
     page.eval::<Value>("navigator.serviceWorker.controller.postMessage({ type: 'flush' }), null")
@@ -263,16 +276,25 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
     page.wait_for("T.sent().length >= 2", WAIT)
         .await
         .expect("the drain started");
+    let control = stack.emulator.control();
+    wait_until(|| control.held_requests() > 0)
+        .await
+        .expect("the next heads are out, held");
     browser.stop_service_workers(&page).await.unwrap();
+    assert_eq!(
+        stack.emulator.control().messages().total,
+        2,
+        "the held requests recorded nothing"
+    );
     let left = queued(&page).await;
-    assert!(left > 0 && left < 12, "killed mid-drain ({left} left)");
-    page.reload().await.unwrap();
-    ready(&page).await;
+    assert_eq!(left, 10, "killed mid-drain: the ten not taken are kept");
     stack
         .emulator
         .control()
-        .update_faults(|f: &mut Faults| f.latency_ms = 0)
+        .update_faults(|f: &mut Faults| f.hold_after = None)
         .unwrap();
+    page.reload().await.unwrap();
+    ready(&page).await;
     page.eval::<Value>("T.outbox.flush()").await.unwrap();
     wait_drained(&page, &browser).await;
     let report = stack.emulator.control().messages();

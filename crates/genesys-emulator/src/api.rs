@@ -1,9 +1,10 @@
 //! The `/api` request pipeline: route → forced 401 → bearer check →
 //! daily limit → rate limit → content type and size → validation →
-//! injected server error (`failNext`, then `errorRate`) → record (or replay)
+//! hold (`holdAfter`) → injected server error (`failNext`, then
+//! `errorRate`) → record (or replay)
 //! → lost acknowledgement (`loseAcks`, then `lostAckRate`) → answer.
 //!
-//! So the counted faults `failNext` and `loseAcks` are consumed only by
+//! So the counted faults `holdAfter`, `failNext` and `loseAcks` are consumed only by
 //! message requests that would otherwise have been accepted: never by OAuth,
 //! guest history, the control API, a preflight, a 401, a 429 or a 400.
 
@@ -21,6 +22,9 @@ use crate::ratelimit::Verdict;
 use crate::response::{self, Reply};
 use crate::routes::{self, Parsed, Route};
 use crate::state::{Shared, lock};
+
+/// How often a held message request looks whether `holdAfter` was cleared.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The header that carries an idempotency key on any route.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -200,6 +204,25 @@ async fn message(
         Ok(p) => p,
         Err(e) => return Reply::error(&e, Outcome::Rejected, correlation),
     };
+    if lock(&shared.faults).hold_message() {
+        // Held, unrecorded, until `holdAfter` is cleared; then refused.
+        // (Counted out on drop too: a client may go away meanwhile.)
+        struct Held<'a>(&'a Shared);
+        impl Drop for Held<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.faults).unhold();
+            }
+        }
+        let _held = Held(shared);
+        while lock(&shared.faults).holding() {
+            tokio::time::sleep(HOLD_POLL).await;
+        }
+        return Reply::error(
+            &ApiError::server_error(503),
+            Outcome::InjectedError,
+            correlation,
+        );
+    }
     if let Some(status) = lock(&shared.faults).message_error() {
         return Reply::error(
             &ApiError::server_error(status),

@@ -46,6 +46,11 @@ impl Control {
         self.shared.faults()
     }
 
+    /// Message requests held by the `holdAfter` fault right now.
+    pub fn held_requests(&self) -> u32 {
+        crate::state::lock(&self.shared.faults).held
+    }
+
     /// Replaces the faults. Switching `outage` on cuts open guest sockets at once.
     pub fn set_faults(&self, faults: Faults) -> Result<(), FaultsError> {
         faults.validate()?;

@@ -61,6 +61,13 @@ pub struct Faults {
     pub lose_acks: u32,
     /// The next N `/api` requests answer 401 `credentials.expired` (counts down).
     pub force_unauthorized: u32,
+    /// Holds message requests after the next N: those N go on as usual
+    /// (counting down), every later one (REST message routes, past the
+    /// token, rate-limit and validation checks) waits unrecorded until
+    /// `holdAfter` is cleared (`null`), then answers `503` and records
+    /// nothing. A test can thus stop a sender mid-drain at a known point,
+    /// with no race against the clock.
+    pub hold_after: Option<u32>,
     /// Every authenticated `/api` request answers 429 with a `Retry-After` of hours.
     pub daily_limit: bool,
     /// Overrides the per-token rate limit (requests per window) while set.
@@ -89,6 +96,7 @@ impl Default for Faults {
             fail_status: DEFAULT_FAIL_STATUS,
             lose_acks: 0,
             force_unauthorized: 0,
+            hold_after: None,
             daily_limit: false,
             rate_limit: None,
             ws_drop_rate: 0.0,
@@ -182,6 +190,8 @@ pub(crate) fn may_lose_acks(f: &Faults) -> bool {
 pub(crate) struct FaultState {
     pub(crate) faults: Faults,
     rng: SmallRng,
+    /// Message requests held by `holdAfter` right now.
+    pub(crate) held: u32,
 }
 
 impl FaultState {
@@ -189,6 +199,7 @@ impl FaultState {
         Self {
             faults: Faults::default(),
             rng: SmallRng::seed_from_u64(seed),
+            held: 0,
         }
     }
 
@@ -233,6 +244,35 @@ impl FaultState {
             return Some(self.faults.fail_status);
         }
         self.injected_error()
+    }
+
+    /// Whether to hold a message request (see [`Faults::hold_after`]):
+    /// counts down the requests let through first, and counts the ones
+    /// held ([`FaultState::held`]; the caller lets go with
+    /// [`FaultState::unhold`]).
+    pub(crate) fn hold_message(&mut self) -> bool {
+        match &mut self.faults.hold_after {
+            None => false,
+            Some(0) => {
+                self.held += 1;
+                true
+            }
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+        }
+    }
+
+    /// A held request is answered (or its client went away).
+    pub(crate) fn unhold(&mut self) {
+        self.held = self.held.saturating_sub(1);
+    }
+
+    /// Whether held message requests still wait (`holdAfter` is spent and
+    /// not cleared).
+    pub(crate) fn holding(&self) -> bool {
+        self.faults.hold_after == Some(0)
     }
 
     /// Whether to lose the acknowledgement of an accepted message: one of
@@ -330,6 +370,29 @@ mod tests {
         assert!(!s.lose_ack(), "one, then none (lostAckRate is 0)");
         assert!(!s.may_lose_acks());
         assert_eq!((s.faults.fail_next, s.faults.lose_acks), (0, 0));
+    }
+
+    #[test]
+    fn hold_after_lets_n_through_then_holds_until_cleared() {
+        let f = Faults::default()
+            .merged(&serde_json::json!({"holdAfter": 2}))
+            .expect("merge");
+        let mut s = FaultState::new(1);
+        s.faults = f;
+        assert!(!s.holding());
+        assert!(!s.hold_message());
+        assert!(!s.hold_message());
+        assert!(s.holding(), "two let through: later ones wait");
+        assert!(s.hold_message(), "the third is held");
+        assert_eq!(s.held, 1);
+        s.unhold();
+        assert_eq!(s.held, 0);
+        s.faults = s
+            .faults
+            .merged(&serde_json::json!({"holdAfter": null}))
+            .expect("merge");
+        assert!(!s.holding(), "cleared: the held ones are released");
+        assert!(!s.hold_message());
     }
 
     #[test]

@@ -50,7 +50,8 @@ struct Args {
     seed: u64,
     /// Initial faults as JSON, e.g. '{"latencyMs":200,"errorRate":0.1}' (see GET /__emulator/faults).
     /// Rates are rolled by the seeded generator; counts hit exactly the next N message requests:
-    /// '{"failNext":3,"failStatus":503}', '{"loseAcks":2}', '{"forceUnauthorized":1}'.
+    /// '{"failNext":3,"failStatus":503}', '{"loseAcks":2}', '{"forceUnauthorized":1}',
+    /// '{"holdAfter":2}' (later message requests wait unrecorded until it is cleared, then 503).
     #[arg(long, value_name = "JSON")]
     faults: Option<String>,
     /// Status of successful message sends: 200 or 202 (which one Genesys uses is unconfirmed).

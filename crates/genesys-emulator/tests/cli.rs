@@ -112,7 +112,7 @@ fn help_documents_every_flag_and_bad_values_fail() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
-    for count in ["failNext", "loseAcks", "forceUnauthorized"] {
+    for count in ["failNext", "loseAcks", "forceUnauthorized", "holdAfter"] {
         assert!(help.contains(count), "--help lacks the {count} fault");
     }
     for bad in [

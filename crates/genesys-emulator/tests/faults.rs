@@ -412,6 +412,57 @@ async fn fail_next_fails_exactly_n_message_requests_then_accepts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_after_holds_later_messages_unrecorded_until_cleared() {
+    let emu = start().await;
+    let t = emu.control().mint_token(None, None).access_token;
+    emu.control()
+        .update_faults(|f| f.hold_after = Some(1))
+        .unwrap();
+    let r = post_json(&emu, &t, AGENT_PATH, &agent_body("taken"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "the first goes through");
+    let held = {
+        let addr = emu.local_addr();
+        let auth = format!("Bearer {t}");
+        tokio::spawn(async move {
+            send(
+                addr,
+                "POST",
+                AGENT_PATH,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                &agent_body("held").to_string(),
+            )
+            .await
+        })
+    };
+    // Wait for the condition, not for time: the request is held.
+    while emu.control().held_requests() == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!held.is_finished(), "held while holdAfter is spent");
+    assert_eq!(emu.control().messages().total, 1);
+    emu.control()
+        .update_faults(|f| f.hold_after = None)
+        .unwrap();
+    let r = held.await.unwrap().unwrap();
+    assert_error(&r, 503, "service.unavailable");
+    assert_eq!(emu.control().held_requests(), 0);
+    assert_eq!(
+        emu.control()
+            .messages()
+            .lane(RouteKind::AgentSend, "conv-1")
+            .unwrap()
+            .texts,
+        ["taken"],
+        "a held request records nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_decrement_once_per_request_under_concurrency() {
     let emu = start_with(|c| c.rate_limit = 100_000).await;
     let t = emu.control().mint_token(None, None).access_token;
