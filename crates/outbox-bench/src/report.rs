@@ -1147,8 +1147,9 @@ fn findings(
             o,
             "* **One-lane drain is slow.** One conversation drains at {:.0}/s in Outbox vs {:.0}/s in \
              Workbox and {:.0}/s from a bare page: a lane is strict FIFO with one request in flight, \
-             and each message costs two IndexedDB transactions (claim with a lease, then settle) \
-             around its fetch, where Workbox does one delete. Across 100 lanes Outbox sends 8 at \
+             and each message costs one IndexedDB transaction around its fetch (the settle of \
+             its answer and the claim of the next head together), where Workbox does one delete. \
+             Across 100 lanes Outbox sends 8 at \
              once: {:.0}/s vs Workbox's {:.0}/s (Workbox is serial whatever the lanes).",
             one(ob),
             one(wb),
@@ -1247,16 +1248,15 @@ fn findings(
         ) {
             let _ = writeln!(
                 o,
-                "* **Long queues are slow in IndexedDB (outbox-web).** The fetch door queues {:.0}/s \
-                 with an empty queue but {:.0}/s with {} queued, and the drain runs at {:.0}/s while \
-                 {} are queued, {:.0}/s near the end: the cost per message grows with the queue. \
+                "* **Long queues in IndexedDB (outbox-web).** The fetch door queues {:.0}/s \
+                 with an empty queue and {:.0}/s with {} queued, and the drain runs at {:.0}/s while \
+                 {} are queued, {:.0}/s near the end. \
                  Enqueue counts the queue for `maxEntries` only when the span of queued `seq`s \
                  could reach the limit (`IDBObjectStore.count()` walks the records); every claim \
-                 still finds lane heads with a `nextunique` cursor on the lane index, which steps \
-                 over every entry of every lane. Extrapolating the two door rates linearly, \
+                 finds lane heads by seeking from lane to lane on the lane index (O(lanes · log n), \
+                 not a walk of the queue). Extrapolating the two door rates linearly, \
                  queueing 100,000 entries through the door would take about {} — this benchmark \
-                 seeds the bulk instead. A per-lane head record would make the claim independent \
-                 of the queue's length.",
+                 seeds the bulk instead.",
                 empty.per_s,
                 full.per_s,
                 count(full.queued as u64),
