@@ -193,6 +193,14 @@ impl Browser {
         }
     }
 
+    /// The WebDriver BiDi client (Firefox only).
+    pub fn bidi(&self) -> Option<&Firefox> {
+        match &self.inner {
+            Inner::Firefox(f) => Some(f),
+            _ => None,
+        }
+    }
+
     /// Sends a DevTools command (Chromium only).
     pub async fn call(
         &self,

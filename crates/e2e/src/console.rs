@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 use crate::browser::{Browser, Error, Page};
 
 /// Turns on the browser's own log for `page` (`Log.enable`, which also
-/// replays what was logged before it). Chromium only: elsewhere the check
-/// reads nothing yet (the other engines' log events are not mapped).
+/// replays what was logged before it). Chromium only: Firefox's client
+/// subscribes to BiDi's `log.entryAdded` when it starts (console calls and
+/// script errors; the browser's own warnings are not in BiDi's log), and
+/// WebKit's classic WebDriver has no log at all.
 pub async fn enable(page: &Page<'_>) -> Result<(), Error> {
     match page.cdp() {
         Some(page) => page
@@ -25,12 +27,29 @@ pub async fn enable(page: &Page<'_>) -> Result<(), Error> {
 }
 
 /// The console errors seen so far in every page of `browser` (after
-/// [`enable`] for the browser's own messages; Chromium's DevTools events).
+/// [`enable`] for the browser's own messages; Chromium's DevTools events,
+/// Firefox's BiDi log; none in WebKit, which reports none).
 pub async fn errors(browser: &Browser) -> Vec<String> {
-    match browser.cdp() {
-        Some(b) => b.events().await.iter().filter_map(error_of).collect(),
+    if let Some(b) = browser.cdp() {
+        return b.events().await.iter().filter_map(error_of).collect();
+    }
+    match browser.bidi() {
+        Some(f) => f.events().await.iter().filter_map(bidi_error_of).collect(),
         None => Vec::new(),
     }
+}
+
+/// The error a WebDriver BiDi event reports: a `log.entryAdded` at level
+/// `error` (`console.error`, an uncaught exception).
+fn bidi_error_of(e: &Value) -> Option<String> {
+    let p = &e["params"];
+    (e["method"] == "log.entryAdded" && p["level"] == "error").then(|| {
+        format!(
+            "{} error: {}",
+            p["type"].as_str().unwrap_or("log"),
+            p["text"].as_str().unwrap_or("")
+        )
+    })
 }
 
 /// The error an event reports, if it reports one.
@@ -75,6 +94,21 @@ fn error_of(e: &Value) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn picks_bidi_errors() {
+        let error = json!({"method": "log.entryAdded", "params": {
+            "type": "javascript", "level": "error", "text": "TypeError: x is undefined"}});
+        let info = json!({"method": "log.entryAdded", "params": {
+            "type": "console", "level": "info", "text": "hello"}});
+        let other = json!({"method": "browsingContext.load", "params": {}});
+        assert_eq!(
+            bidi_error_of(&error).unwrap(),
+            "javascript error: TypeError: x is undefined"
+        );
+        assert_eq!(bidi_error_of(&info), None);
+        assert_eq!(bidi_error_of(&other), None);
+    }
 
     #[test]
     fn picks_errors_and_leaves_failed_loads_out() {

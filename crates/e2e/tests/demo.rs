@@ -966,6 +966,6 @@ async fn the_agent_answers_in_the_chat() {
         "the automatic answer shows",
     )
     .await;
-    browser.close().await;
+    close(browser).await;
     stack.stop().await;
 }
