@@ -261,7 +261,10 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
     send_many(&page, &stack, 12, &LANES).await;
     // The server takes two messages, then holds every later one unanswered
     // (and unrecorded): the drain stops there, mid-way, whatever the
-    // machine's speed, and the worker dies with the next heads out.
+    // machine's speed, and the worker dies with the next heads out. The
+    // wait is on the emulator, not on the page's `sent` events: the two
+    // taken may share a batch with a held one, whose answers are settled
+    // together (only after the held request times out).
     stack
         .emulator
         .control()
@@ -273,24 +276,25 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
     page.eval::<Value>("navigator.serviceWorker.controller.postMessage({ type: 'flush' }), null")
         .await
         .unwrap();
-    page.wait_for("T.sent().length >= 2", WAIT)
-        .await
-        .expect("the drain started");
     let control = stack.emulator.control();
-    wait_until(|| control.held_requests() > 0)
+    wait_until(|| control.messages().total >= 2 && control.held_requests() > 0)
         .await
-        .expect("the next heads are out, held");
+        .expect("two messages taken, the next heads held");
     browser.stop_service_workers(&page).await.unwrap();
     assert_eq!(
-        stack.emulator.control().messages().total,
+        control.messages().total,
         2,
         "the held requests recorded nothing"
     );
+    // The two taken may not be settled yet: they are kept until their
+    // answers are, and then go again with the same key (replayed, not
+    // recorded twice).
     let left = queued(&page).await;
-    assert_eq!(left, 10, "killed mid-drain: the ten not taken are kept");
-    stack
-        .emulator
-        .control()
+    assert!(
+        (10..=12).contains(&left),
+        "killed mid-drain: {left} kept, 2 recorded"
+    );
+    control
         .update_faults(|f: &mut Faults| f.hold_after = None)
         .unwrap();
     page.reload().await.unwrap();
