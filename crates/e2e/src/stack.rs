@@ -150,3 +150,19 @@ pub fn iso_ms(s: &str) -> Option<u64> {
     let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
     Some((days as u64 * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + millis.parse::<u64>().ok()?)
 }
+
+/// Waits up to `timeout` for a condition on the test's side, such as the
+/// emulator's state, looking every 20 ms: a condition, never a fixed time.
+pub async fn wait_until(
+    timeout: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("not within {timeout:?}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

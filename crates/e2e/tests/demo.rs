@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use e2e::stack::artifacts;
+use e2e::stack::{artifacts, wait_until};
 use e2e::{Browser, Page, Stack, console};
 use genesys_emulator::{Config, Emulator, Faults};
 use outbox_demo::{DemoOptions, DemoServer, Upstream};
@@ -948,14 +948,9 @@ async fn the_agent_answers_in_the_chat() {
     assert_eq!(control.messages().replies.len(), 1);
     // Automatic answers.
     click(&page, "auto-reply").await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while control.auto_reply().is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "auto-reply never switched on"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(WAIT, || control.auto_reply().is_some())
+        .await
+        .expect("auto-reply switched on");
     page.eval::<bool>("D.send('carol', 'my order is late', 'outbox')")
         .await
         .unwrap();

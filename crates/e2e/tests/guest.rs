@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use e2e::stack::wait_until;
 use e2e::{Browser, Page, Stack};
 use genesys_emulator::{Faults, SessionReport};
 use serde_json::{Value, json};
@@ -331,14 +332,11 @@ async fn a_quick_reply_answered_offline_is_delivered_once() {
     assert_eq!(report.actions.get("onMessage"), Some(&1));
     // Online and configured: typing goes out, and is not a message.
     assert!(page.eval::<bool>("T.outbox.sendTyping()").await.unwrap());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !session(&stack, &token).actions.contains_key("typing") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "typing never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(WAIT, || {
+        session(&stack, &token).actions.contains_key("typing")
+    })
+    .await
+    .expect("typing arrived");
     assert_eq!(session(&stack, &token).messages.len(), 1);
     browser.close().await;
     stack.stop().await;
@@ -365,20 +363,20 @@ async fn a_lost_echo_is_reconciled_by_custom_message_id() {
         .unwrap();
     send(&page, "by custom id").await;
     let token = token(&page).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while stack
-        .emulator
-        .control()
-        .sessions()
-        .into_iter()
-        .find(|s| s.token == token)
-        .unwrap_or_default()
-        .messages
-        .is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "never recorded");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(WAIT, || {
+        // The session may not be there yet: not found counts as empty.
+        !stack
+            .emulator
+            .control()
+            .sessions()
+            .into_iter()
+            .find(|s| s.token == token)
+            .unwrap_or_default()
+            .messages
+            .is_empty()
+    })
+    .await
+    .expect("recorded");
     stack.emulator.control().clear_faults();
     drained(&page, &browser).await;
     let report = session(&stack, &token);

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use e2e::stack::iso_ms;
+use e2e::stack::{iso_ms, wait_until};
 use e2e::{Browser, Capability, Page, Stack, skip_without};
 use genesys_emulator::{Faults, Outcome};
 use serde_json::{Value, json};
@@ -112,19 +112,6 @@ fn back_online_refusing(stack: &Stack, status: u16) {
             f.error_statuses = vec![status];
         })
         .unwrap();
-}
-
-/// Waits (up to [`WAIT`]) for a condition on the test's side, such as the
-/// emulator's state: a condition, never a fixed time.
-async fn wait_until(mut done: impl FnMut() -> bool) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("not within {WAIT:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }
 
 async fn finish(browser: Browser, stack: Stack) {
@@ -277,9 +264,11 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
         .await
         .unwrap();
     let control = stack.emulator.control();
-    wait_until(|| control.messages().total >= 2 && control.held_requests() > 0)
-        .await
-        .expect("two messages taken, the next heads held");
+    wait_until(WAIT, || {
+        control.messages().total >= 2 && control.held_requests() > 0
+    })
+    .await
+    .expect("two messages taken, the next heads held");
     browser.stop_service_workers(&page).await.unwrap();
     assert_eq!(
         control.messages().total,
