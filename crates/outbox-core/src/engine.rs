@@ -64,17 +64,21 @@
 //!
 //! [`Engine::flush`] runs short *cycles* until nothing is ready or
 //! [`Config::max_cycles_per_flush`] is spent (browsers kill long-running
-//! workers), and returns when to run again. One cycle is **one store
-//! step**, then the network:
+//! workers), and returns when to run again. What a flush decides is a
+//! synchronous machine, [`Flush`]: it is polled for
+//! the next piece of I/O and fed the result; `Engine::flush` is its one
+//! driver, a loop that does that I/O over the [`Store`], the
+//! [`Transport`] and the [`TokenSource`]. One cycle is **one store step**,
+//! then the network:
 //!
 //! 1. **Settle and claim** (one transaction,
 //!    [`Store::settle_and_claim`]): apply the previous cycle's settlements
 //!    whose lease still matches ([`Entry::settle`]), with their pacing
-//!    consequences ([`Verdicts::update_schedule`]: lanes held behind new
+//!    consequences ([`Verdicts::update_schedule`](crate::verdict::Verdicts::update_schedule): lanes held behind new
 //!    dead letters, throttle signals, a `429` or a `503` with
 //!    `Retry-After` pausing the whole origin, `inin-ratelimit-*` capping
 //!    what is left of the window); then, on the state just written, read
-//!    every lane's head and the pacing state, [`plan`] which heads go
+//!    every lane's head and the pacing state, [`plan`](crate::scheduler::plan) which heads go
 //!    (ready, one per lane, at most [`Config::batch_size`], within each
 //!    origin's pacing budget, a token in hand, its lane not held), lease
 //!    them until `now + lease_ms`, and move heads past their limits (or
@@ -86,7 +90,7 @@
 //!    every `token_retry_ms` while entries wait).
 //! 4. **Send** the claimed entries concurrently, outside any transaction,
 //!    each with the token in hand.
-//! 5. **Judge** the answers ([`verdict::judge`], pure): [`classify`] then
+//! 5. **Judge** the answers ([`verdict::judge`](crate::verdict::judge), pure): [`classify`] then
 //!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) —
 //!    delivered, retry at a time (exponential backoff with full jitter,
 //!    never before a `Retry-After`), await a token, or dead — into
@@ -119,13 +123,6 @@
 //! [`auth_window_ms`](crate::retry::RetryPolicy::auth_window_ms), so a
 //! token blip is not fatal.
 //!
-//! # Planned
-//!
-//! Not in this code yet (issue 11): the flush itself as a synchronous
-//! machine (today an `async fn` over the [`Store`] and [`Transport`]
-//! traits; the decisions it calls are pure: [`plan`], [`verdict`],
-//! [`intercept`]).
-
 use std::cell::RefCell;
 
 use crate::join::join_all;
@@ -135,16 +132,16 @@ use crate::clock::{Clock, Millis, Random, SplitMix64};
 use crate::entry::Head;
 use crate::entry::{Entry, EntryId, EntryState, LastError};
 use crate::event::{Event, EventSink};
+use crate::flush::{Flush, Io, TokenAsks};
 use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
 use crate::pacer::PacerConfig;
 use crate::pacer::ScheduleState;
 use crate::retry::RetryPolicy;
 use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
-use crate::scheduler::{PlanContext, plan};
-use crate::store::{CancelResult, EnqueueError, LeaseTerms, QueueLimits, Settlement, Stats, Store};
+use crate::store::{CancelResult, Claimed, EnqueueError, QueueLimits, Settlement, Stats, Store};
 use crate::token::TokenSource;
 use crate::transport::{OutgoingRequest, Transport};
-use crate::verdict::{self, Aftermath, Answer, Verdicts};
+use crate::verdict::Answer;
 
 /// Everything the engine can be told.
 #[derive(Debug, Clone)]
@@ -258,7 +255,7 @@ pub struct Engine<S, T, C, K, E> {
     rng: RefCell<SplitMix64>,
     /// When a token was last asked for, per origin (in memory: a restarted
     /// engine asks at once).
-    token_asked: RefCell<std::collections::HashMap<String, Millis>>,
+    token_asks: RefCell<TokenAsks>,
 }
 
 impl<S, T, C, K, E> Engine<S, T, C, K, E>
@@ -288,7 +285,7 @@ where
             tokens,
             events,
             rng: RefCell::new(SplitMix64::new(seed)),
-            token_asked: RefCell::default(),
+            token_asks: RefCell::default(),
         }
     }
 
@@ -538,9 +535,7 @@ where
     /// parked entries. Returns whether a token is in hand now.
     fn request_token<'a>(&'a self, origin: &'a str) -> Boxed<'a, Result<bool, S::Error>> {
         Box::pin(async move {
-            self.token_asked
-                .borrow_mut()
-                .insert(origin.to_owned(), self.clock.now());
+            self.token_asks.borrow_mut().asked(origin, self.clock.now());
             match self.tokens.request(origin).await {
                 Some(token) => {
                     self.tokens.offer(origin, &token);
@@ -568,207 +563,76 @@ where
         self.flush_with(true).await
     }
 
+    /// The driver of a [`Flush`]: does the I/O it polls for, feeds the
+    /// results back, tells its events.
     async fn flush_with(&self, exclusive: bool) -> Result<FlushReport, S::Error> {
-        let mut report = FlushReport::default();
-        // The answers of the last cycle, settled in the next cycle's store
-        // step (one transaction per cycle).
-        let mut answered: Option<Verdicts> = None;
-        while report.cycles < self.config.max_cycles_per_flush {
-            report.cycles += 1;
-            // Leases taken by this very flush are settled before its next
-            // claim, so only the first cycle can meet orphaned ones.
-            let steal = exclusive && report.cycles == 1;
-            let (progressed, sent) = self.cycle(&mut report, steal, answered.take()).await?;
-            answered = sent;
-            if !progressed {
-                return Ok(report);
-            }
-        }
-        // Budget spent with work left: settle what is out, and ask to be
-        // called again at once.
-        if let Some(verdicts) = answered {
-            self.settle_alone(verdicts, &mut report).await?;
-        }
-        report.next_wake = Some(self.clock.now());
-        Ok(report)
-    }
-
-    /// One cycle: settle the previous cycle's answers (if any) and claim
-    /// the next heads in one store step, ask for tokens, send, judge the
-    /// answers. Returns whether it did something that may have made more
-    /// work ready, and the verdicts still to settle.
-    async fn cycle(
-        &self,
-        report: &mut FlushReport,
-        steal_leases: bool,
-        previous: Option<Verdicts>,
-    ) -> Result<(bool, Option<Verdicts>), S::Error> {
-        let now = self.clock.now();
+        // The store calls two of the machine's methods inside its
+        // transaction; a `RefCell` lends it to both (never across an await).
+        let flush = RefCell::new(Flush::new(&self.config, exclusive));
         let tokens = &self.tokens;
         let has_token = |origin: &str| tokens.current(origin).is_some();
-        let on_dead = |route: &str| self.config.routes.on_dead(route);
-        let ctx = PlanContext {
-            now,
-            batch_size: self.config.batch_size.max(1),
-            policy: &self.config.retry,
-            pacer: &self.config.pacer,
-            has_token: &has_token,
-            steal_leases,
-            on_dead: &on_dead,
-        };
-        let terms = LeaseTerms {
-            now,
-            until: now + self.config.lease_ms,
-            steal: steal_leases,
-        };
-        let mut still_waiting = Vec::new();
-        let mut held = Vec::new();
-        // An origin just back from an outage gets its backlog spread before
-        // anything more of it is claimed: this step then claims nothing.
-        let came_back = std::cell::Cell::new(false);
-        let mut planner = |schedule: &mut ScheduleState, heads: &[Head]| {
-            if came_back.get() {
-                return (Vec::new(), None);
+        loop {
+            let io = flush.borrow_mut().poll(self.clock.now());
+            let events = flush.borrow_mut().take_events();
+            for event in &events {
+                self.events.emit(event);
             }
-            let p = plan(heads, schedule, &ctx);
-            still_waiting = p.token_wanted;
-            held = p.held;
-            (p.claims, p.next_wake)
-        };
-        let (claimed, mut want_token, mut progressed) = match previous {
-            None => (
-                self.store.claim(terms, &mut planner).await?,
-                Vec::new(),
-                false,
-            ),
-            Some(mut verdicts) => {
-                let settlements = std::mem::take(&mut verdicts.settlements);
-                let mut aftermath = Aftermath::default();
-                let (applied, claimed) = self
-                    .store
-                    .settle_and_claim(
-                        settlements,
-                        &mut |schedule, applied| {
-                            aftermath = verdicts.update_schedule(schedule, applied, &self.config);
-                            came_back.set(!aftermath.came_back.is_empty());
-                        },
-                        terms,
-                        &mut planner,
-                    )
-                    .await?;
-                self.after_settle(&verdicts, &applied, aftermath, report)
-                    .await?;
-                (claimed, verdicts.want_token, came_back.get())
-            }
-        };
-        report.next_wake = claimed.next_wake;
-        for e in &claimed.expired {
-            report.dead += 1;
-            self.events.emit(&Event::Dead {
-                id: e.id,
-                lane: e.lane.clone(),
-                error: e.last_error.clone().unwrap_or_default(),
-            });
-        }
-        self.emit_held(held);
-        for e in &claimed.awaiting_token {
-            report.awaiting_token += 1;
-            if !want_token.contains(&e.origin) {
-                want_token.push(e.origin.clone());
-            }
-            self.events.emit(&Event::AwaitingToken {
-                id: e.id,
-                lane: e.lane.clone(),
-                origin: e.origin.clone(),
-            });
-        }
-        progressed |= !claimed.expired.is_empty();
-        for origin in &want_token {
-            progressed |= self.request_token(origin).await?;
-        }
-        // Entries parked earlier still wait: ask again, now and then (a page
-        // may have opened since, or the token URL may work again).
-        for origin in still_waiting.iter().filter(|o| !want_token.contains(*o)) {
-            let asked = self.token_asked.borrow().get(origin).copied();
-            match asked {
-                Some(at) if now < at + self.config.token_retry_ms => {
-                    let again = at + self.config.token_retry_ms;
-                    report.next_wake = Some(report.next_wake.map_or(again, |w| w.min(again)));
+            let mut settled_into = |schedule: &mut ScheduleState, applied: &[Settlement]| {
+                flush.borrow_mut().settled_into(schedule, applied);
+            };
+            match io {
+                Io::Store { settlements, terms } => {
+                    let mut planner = |schedule: &mut ScheduleState, heads: &[Head]| {
+                        flush.borrow_mut().plan(schedule, heads, &has_token)
+                    };
+                    let (applied, claimed) = match settlements {
+                        None => (Vec::new(), self.store.claim(terms, &mut planner).await?),
+                        Some(settlements) => {
+                            self.store
+                                .settle_and_claim(
+                                    settlements,
+                                    &mut settled_into,
+                                    terms,
+                                    &mut planner,
+                                )
+                                .await?
+                        }
+                    };
+                    let asks = self.token_asks.borrow();
+                    flush.borrow_mut().stored(&applied, claimed, &asks);
                 }
-                _ => progressed |= self.request_token(origin).await?,
+                Io::Settle { now, settlements } => {
+                    let applied = self
+                        .store
+                        .settle(now, settlements, &mut settled_into)
+                        .await?;
+                    let asks = self.token_asks.borrow();
+                    flush
+                        .borrow_mut()
+                        .stored(&applied, Claimed::default(), &asks);
+                }
+                Io::Spread(back) => self.spread_backlog(Some(back)).await?,
+                Io::AskTokens(origins) => {
+                    let mut in_hand = false;
+                    for origin in &origins {
+                        in_hand |= self.request_token(origin).await?;
+                    }
+                    flush.borrow_mut().token_asked(in_hand);
+                }
+                Io::Send(entries) => {
+                    let answers = join_all(entries.iter().map(|e| self.send(e))).await;
+                    let now = self.clock.now();
+                    flush
+                        .borrow_mut()
+                        .answered(entries, answers, now, &mut *self.rng.borrow_mut());
+                }
+                Io::Forget(refused) => {
+                    for (origin, token) in &refused {
+                        self.tokens.rejected(origin, token);
+                    }
+                }
+                Io::Done(report) => return Ok(report),
             }
-        }
-        if claimed.sends.is_empty() {
-            return Ok((progressed, None));
-        }
-
-        // Send, concurrently across lanes.
-        for e in &claimed.sends {
-            self.events.emit(&Event::Sending {
-                id: e.id,
-                lane: e.lane.clone(),
-                attempt: e.attempts,
-            });
-        }
-        let answers = join_all(claimed.sends.iter().map(|e| self.send(e))).await;
-        report.attempts += answers.len();
-        let verdicts = verdict::judge(
-            &claimed.sends,
-            answers,
-            self.clock.now(),
-            &self.config,
-            &mut *self.rng.borrow_mut(),
-        );
-        for (origin, token) in &verdicts.rejected_tokens {
-            self.tokens.rejected(origin, token);
-        }
-        Ok((true, Some(verdicts)))
-    }
-
-    /// Settles a flush's last answers on their own (its cycle budget is
-    /// spent), then asks for the tokens they want.
-    async fn settle_alone(
-        &self,
-        mut verdicts: Verdicts,
-        report: &mut FlushReport,
-    ) -> Result<(), S::Error> {
-        let settlements = std::mem::take(&mut verdicts.settlements);
-        let mut aftermath = Aftermath::default();
-        let applied = self
-            .store
-            .settle(self.clock.now(), settlements, &mut |schedule, applied| {
-                aftermath = verdicts.update_schedule(schedule, applied, &self.config);
-            })
-            .await?;
-        self.after_settle(&verdicts, &applied, aftermath, report)
-            .await?;
-        for origin in &verdicts.want_token {
-            self.request_token(origin).await?;
-        }
-        Ok(())
-    }
-
-    /// After a settle: spreads the backlog of origins back from an outage,
-    /// and tells what applied.
-    async fn after_settle(
-        &self,
-        verdicts: &Verdicts,
-        applied: &[Settlement],
-        aftermath: Aftermath,
-        report: &mut FlushReport,
-    ) -> Result<(), S::Error> {
-        for event in verdicts.events(applied, &aftermath, report) {
-            self.events.emit(&event);
-        }
-        if !aftermath.came_back.is_empty() {
-            self.spread_backlog(Some(aftermath.came_back)).await?;
-        }
-        Ok(())
-    }
-
-    fn emit_held(&self, held: Vec<(String, EntryId)>) {
-        for (lane, id) in held {
-            self.events.emit(&Event::Held { id, lane });
         }
     }
 

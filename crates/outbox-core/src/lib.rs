@@ -10,7 +10,11 @@
 //! The style is sans-I/O: the [`Engine`](engine::Engine) is generic over a
 //! [`Store`](store::Store), a [`Transport`](transport::Transport), a
 //! [`Clock`](clock::Clock), a [`TokenSource`](token::TokenSource) and an
-//! [`EventSink`](event::EventSink).
+//! [`EventSink`](event::EventSink). What a flush decides is a synchronous
+//! machine, [`Flush`](flush::Flush), polled for the next piece of I/O and
+//! fed the results; the engine's `flush` is the one loop that drives it.
+//! Every other decision is a pure function ([`scheduler`], [`verdict`],
+//! [`intercept`], [`classify`], [`retry`], [`pacer`]).
 //!
 //! # Example
 //!
@@ -52,6 +56,7 @@ pub mod conformance;
 pub mod engine;
 pub mod entry;
 pub mod event;
+pub mod flush;
 pub mod guest;
 pub mod headers;
 pub mod hold;

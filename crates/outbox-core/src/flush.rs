@@ -1,0 +1,754 @@
+//! A flush as a synchronous machine: it decides, the driver does the I/O.
+//!
+//! # Design
+//!
+//! A flush runs short *cycles* (see the [engine](crate::engine) doc for
+//! what one does). Everything a cycle decides is here, without I/O and
+//! without `async`, in the style of `quinn-proto`: the driver **polls**
+//! the machine for the next piece of I/O ([`Flush::poll`] → [`Io`]), does
+//! it, and **feeds** the result back; then polls again, until
+//! [`Io::Done`]. The machine never waits, never reads a clock (the driver
+//! passes `now`) and never touches the store, the network or the tokens.
+//!
+//! ```text
+//!            ┌──────────────────────── poll ◀──────────────────────────┐
+//!            ▼                                                         │
+//!   Io::Store{settlements, terms} ── settle + claim, one transaction ───┤ stored()
+//!      (inside it: settled_into(), plan())                             │
+//!   Io::Spread(origins back from an outage) ── update the schedule ─────┤
+//!   Io::AskTokens(origins) ── ask the token source, once each ──────────┤ token_asked()
+//!   Io::Send(entries) ── send concurrently, outside any transaction ────┤ answered()
+//!   Io::Forget(tokens the server refused) ──────────────────────────────┤
+//!   Io::Settle{settlements} ── budget spent: settle alone ──────────────┘ stored()
+//!   Io::Done(report)
+//! ```
+//!
+//! Two calls happen *inside* the store's transaction, because IndexedDB
+//! commits a transaction that awaits anything but its own requests:
+//! [`Flush::settled_into`] writes the settled answers' pacing consequences
+//! into the schedule, and [`Flush::plan`] picks the heads to claim from
+//! the schedule and the lane heads. Both are synchronous, as the store
+//! needs them to be.
+//!
+//! Events are queued in the machine and taken with
+//! [`Flush::take_events`] after every poll, so that a driver tells them
+//! in the order they happened (a message's `sending` before its send).
+//!
+//! The engine's [`flush`](crate::engine::Engine::flush) is the one driver;
+//! this module's tests drive the machine by hand, step by step.
+
+use std::collections::VecDeque;
+
+use crate::clock::{Millis, Random};
+use crate::engine::{Config, FlushReport};
+use crate::entry::{Entry, EntryId, Head, Seq};
+use crate::event::Event;
+use crate::pacer::ScheduleState;
+use crate::scheduler::{Claim, PlanContext, plan};
+use crate::store::{Claimed, LeaseTerms, Settlement};
+use crate::verdict::{self, Aftermath, Answer, Verdicts};
+
+/// When a token was last asked for, per origin: entries parked for a token
+/// ask again every [`Config::token_retry_ms`]. Kept in memory by the
+/// driver across flushes (a restarted driver asks at once).
+#[derive(Debug, Clone, Default)]
+pub struct TokenAsks(std::collections::HashMap<String, Millis>);
+
+impl TokenAsks {
+    /// A token was asked for `origin` at `now`.
+    pub fn asked(&mut self, origin: &str, now: Millis) {
+        self.0.insert(origin.to_owned(), now);
+    }
+
+    /// When `origin` may be asked again, if it was asked before.
+    pub fn again_at(&self, origin: &str, retry_ms: u64) -> Option<Millis> {
+        self.0.get(origin).map(|at| at + retry_ms)
+    }
+}
+
+/// The next piece of I/O a [`Flush`] wants done.
+#[derive(Debug)]
+pub enum Io {
+    /// One store step. With `settlements`: [`Store::settle_and_claim`]
+    /// (calling [`Flush::settled_into`] and [`Flush::plan`] inside it);
+    /// without (a flush's first cycle, or one after a cycle that sent
+    /// nothing): [`Store::claim`] alone. Then [`Flush::stored`].
+    ///
+    /// [`Store::settle_and_claim`]: crate::store::Store::settle_and_claim
+    /// [`Store::claim`]: crate::store::Store::claim
+    Store {
+        /// The last cycle's answers to apply first.
+        settlements: Option<Vec<Settlement>>,
+        /// How to lease what the plan sends.
+        terms: LeaseTerms,
+    },
+    /// The cycle budget is spent: [`Store::settle`] the last answers alone
+    /// at `now` (calling [`Flush::settled_into`] inside), then
+    /// [`Flush::stored`] with nothing claimed.
+    ///
+    /// [`Store::settle`]: crate::store::Store::settle
+    Settle {
+        /// The time.
+        now: Millis,
+        /// The last cycle's answers.
+        settlements: Vec<Settlement>,
+    },
+    /// These origins just came back from an outage (`(origin, outage
+    /// length)`): spread their backlog ([`crate::throttle`]).
+    Spread(Vec<(String, Millis)>),
+    /// Ask for a token for each origin (recording the ask in the
+    /// driver's [`TokenAsks`]); tell [`Flush::token_asked`] whether any
+    /// came at once.
+    AskTokens(Vec<String>),
+    /// Send these leased entries concurrently, each with the token in hand
+    /// for its origin; give them back with their answers, in this order,
+    /// to [`Flush::answered`].
+    Send(Vec<Entry>),
+    /// The server refused these tokens (`(origin, token)`): forget them.
+    Forget(Vec<(String, String)>),
+    /// The flush is over.
+    Done(FlushReport),
+}
+
+/// Where the machine stands between polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// About to start a cycle (or to end the flush).
+    Cycle,
+    /// Waiting for [`Flush::stored`] after [`Io::Store`].
+    Storing,
+    /// Waiting for [`Flush::stored`] after [`Io::Settle`].
+    SettlingAlone,
+    /// The store step is in; tokens asked; send what was claimed, or end.
+    Claimed,
+    /// Waiting for [`Flush::answered`].
+    Sending,
+    /// The last settle is in: done once the queue of I/O is empty.
+    Finishing,
+    /// [`Io::Done`] was returned.
+    Done,
+}
+
+/// One flush, as a synchronous machine (see the [module](self)).
+#[derive(Debug)]
+pub struct Flush<'c> {
+    config: &'c Config,
+    exclusive: bool,
+    phase: Phase,
+    report: FlushReport,
+    /// The last cycle's verdicts, settled by the next store step.
+    answered: Option<Verdicts>,
+    /// The verdicts whose settlements are in the store step under way.
+    settling: Option<Verdicts>,
+    /// What [`Flush::settled_into`] found, for after the store step.
+    aftermath: Aftermath,
+    /// The time the current cycle started.
+    now: Millis,
+    steal: bool,
+    /// From the current cycle's plan: origins whose heads still wait for a
+    /// token, and lanes it held.
+    token_wanted: Vec<String>,
+    held: Vec<(String, EntryId)>,
+    /// Whether the current cycle did something that may have made more
+    /// work ready.
+    progressed: bool,
+    /// Claimed by the store step, to be sent.
+    sends: Vec<Entry>,
+    /// I/O decided, not yet polled.
+    todo: VecDeque<Io>,
+    events: Vec<Event>,
+}
+
+impl<'c> Flush<'c> {
+    /// A flush under `config`. `exclusive`: the driver holds the
+    /// origin-wide flush lock, so leases still standing at the first claim
+    /// were left by a sender that died, and are taken over at once.
+    pub fn new(config: &'c Config, exclusive: bool) -> Self {
+        Self {
+            config,
+            exclusive,
+            phase: Phase::Cycle,
+            report: FlushReport::default(),
+            answered: None,
+            settling: None,
+            aftermath: Aftermath::default(),
+            now: 0,
+            steal: false,
+            token_wanted: Vec::new(),
+            held: Vec::new(),
+            progressed: false,
+            sends: Vec::new(),
+            todo: VecDeque::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The next piece of I/O, at time `now`. Call it again after feeding
+    /// back the result each [`Io`] asks for; after [`Io::Done`] it returns
+    /// `Done` again.
+    pub fn poll(&mut self, now: Millis) -> Io {
+        loop {
+            if let Some(io) = self.todo.pop_front() {
+                return io;
+            }
+            match self.phase {
+                Phase::Cycle => return self.begin_cycle(now),
+                Phase::Claimed => {
+                    if !self.sends.is_empty() {
+                        for e in &self.sends {
+                            self.events.push(Event::Sending {
+                                id: e.id,
+                                lane: e.lane.clone(),
+                                attempt: e.attempts,
+                            });
+                        }
+                        self.phase = Phase::Sending;
+                        return Io::Send(std::mem::take(&mut self.sends));
+                    }
+                    // Nothing sent: go on only if the cycle made something
+                    // ready (a dead head uncovers its successor, a token
+                    // came, a backlog was spread).
+                    self.phase = if self.progressed {
+                        Phase::Cycle
+                    } else {
+                        Phase::Done
+                    };
+                }
+                Phase::Finishing => {
+                    // The budget ran out with work left: run again at once.
+                    self.report.next_wake = Some(now);
+                    self.phase = Phase::Done;
+                }
+                // A poll while I/O is out is a driver bug; answering
+                // `Done` keeps every entry where the store has it.
+                Phase::Storing | Phase::SettlingAlone | Phase::Sending | Phase::Done => {
+                    debug_assert_eq!(self.phase, Phase::Done, "polled while I/O is out");
+                    self.phase = Phase::Done;
+                    return Io::Done(self.report.clone());
+                }
+            }
+        }
+    }
+
+    fn begin_cycle(&mut self, now: Millis) -> Io {
+        if self.report.cycles >= self.config.max_cycles_per_flush {
+            return match self.answered.take() {
+                Some(mut verdicts) => {
+                    let settlements = std::mem::take(&mut verdicts.settlements);
+                    self.settling = Some(verdicts);
+                    self.phase = Phase::SettlingAlone;
+                    Io::Settle { now, settlements }
+                }
+                None => {
+                    self.report.next_wake = Some(now);
+                    self.phase = Phase::Done;
+                    Io::Done(self.report.clone())
+                }
+            };
+        }
+        self.report.cycles += 1;
+        // Leases taken by this very flush are settled before its next
+        // claim, so only the first cycle can meet orphaned ones.
+        self.steal = self.exclusive && self.report.cycles == 1;
+        self.now = now;
+        self.token_wanted.clear();
+        self.held.clear();
+        self.aftermath = Aftermath::default();
+        let settlements = self.answered.take().map(|mut verdicts| {
+            let settlements = std::mem::take(&mut verdicts.settlements);
+            self.settling = Some(verdicts);
+            settlements
+        });
+        self.phase = Phase::Storing;
+        Io::Store {
+            settlements,
+            terms: LeaseTerms {
+                now,
+                until: now + self.config.lease_ms,
+                steal: self.steal,
+            },
+        }
+    }
+
+    /// Inside the store step's settle: writes the pacing consequences of
+    /// the settlements that `applied` into `schedule` (held lanes, throttle
+    /// signals, rate-limit windows, pauses; [`Verdicts::update_schedule`]).
+    pub fn settled_into(&mut self, schedule: &mut ScheduleState, applied: &[Settlement]) {
+        if let Some(verdicts) = &self.settling {
+            self.aftermath = verdicts.update_schedule(schedule, applied, self.config);
+        }
+    }
+
+    /// Inside the store step's claim: which heads to lease, park or bury
+    /// ([`plan`]), and when to look again. An origin that just came back
+    /// from an outage gets its backlog spread before anything more of it
+    /// is claimed: then this step claims nothing.
+    pub fn plan(
+        &mut self,
+        schedule: &mut ScheduleState,
+        heads: &[Head],
+        has_token: &dyn Fn(&str) -> bool,
+    ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
+        if !self.aftermath.came_back.is_empty() {
+            return (Vec::new(), None);
+        }
+        let on_dead = |route: &str| self.config.routes.on_dead(route);
+        let ctx = PlanContext {
+            now: self.now,
+            batch_size: self.config.batch_size.max(1),
+            policy: &self.config.retry,
+            pacer: &self.config.pacer,
+            has_token,
+            steal_leases: self.steal,
+            on_dead: &on_dead,
+        };
+        let p = plan(heads, schedule, &ctx);
+        self.token_wanted = p.token_wanted;
+        self.held = p.held;
+        (p.claims, p.next_wake)
+    }
+
+    /// The store step of [`Io::Store`] or [`Io::Settle`] is done: the
+    /// settlements that `applied` and what was `claimed`. `asks` says when
+    /// tokens were last asked for.
+    pub fn stored(&mut self, applied: &[Settlement], claimed: Claimed, asks: &TokenAsks) {
+        let mut want_token = Vec::new();
+        let mut progressed = false;
+        if let Some(verdicts) = self.settling.take() {
+            let aftermath = std::mem::take(&mut self.aftermath);
+            self.events
+                .extend(verdicts.events(applied, &aftermath, &mut self.report));
+            if !aftermath.came_back.is_empty() {
+                progressed = true;
+                self.todo.push_back(Io::Spread(aftermath.came_back));
+            }
+            want_token = verdicts.want_token;
+        }
+        if self.phase == Phase::SettlingAlone {
+            if !want_token.is_empty() {
+                self.todo.push_back(Io::AskTokens(want_token));
+            }
+            self.phase = Phase::Finishing;
+            return;
+        }
+        self.report.next_wake = claimed.next_wake;
+        for e in &claimed.expired {
+            self.report.dead += 1;
+            self.events.push(Event::Dead {
+                id: e.id,
+                lane: e.lane.clone(),
+                error: e.last_error.clone().unwrap_or_default(),
+            });
+        }
+        for (lane, id) in std::mem::take(&mut self.held) {
+            self.events.push(Event::Held { id, lane });
+        }
+        for e in &claimed.awaiting_token {
+            self.report.awaiting_token += 1;
+            if !want_token.contains(&e.origin) {
+                want_token.push(e.origin.clone());
+            }
+            self.events.push(Event::AwaitingToken {
+                id: e.id,
+                lane: e.lane.clone(),
+                origin: e.origin.clone(),
+            });
+        }
+        progressed |= !claimed.expired.is_empty();
+        // Entries parked earlier still wait: ask again, now and then (a page
+        // may have opened since, or the token URL may work again).
+        let mut ask = want_token;
+        let retry_ms = self.config.token_retry_ms;
+        for origin in std::mem::take(&mut self.token_wanted) {
+            if ask.contains(&origin) {
+                continue;
+            }
+            match asks.again_at(&origin, retry_ms) {
+                Some(again) if self.now < again => {
+                    self.report.next_wake =
+                        Some(self.report.next_wake.map_or(again, |w| w.min(again)));
+                }
+                _ => ask.push(origin),
+            }
+        }
+        if !ask.is_empty() {
+            self.todo.push_back(Io::AskTokens(ask));
+        }
+        self.progressed = progressed;
+        self.sends = claimed.sends;
+        self.phase = Phase::Claimed;
+    }
+
+    /// The tokens of an [`Io::AskTokens`] were asked for; `in_hand`: at
+    /// least one came at once (its origin's parked entries are pending
+    /// again, so the flush goes on).
+    pub fn token_asked(&mut self, in_hand: bool) {
+        self.progressed |= in_hand;
+    }
+
+    /// The entries of an [`Io::Send`], given back with their `answers` in
+    /// the same order, received by `now`; `rng` draws the backoff jitter.
+    /// The verdicts are settled by the next store step.
+    pub fn answered(
+        &mut self,
+        sent: Vec<Entry>,
+        answers: Vec<Answer>,
+        now: Millis,
+        rng: &mut dyn Random,
+    ) {
+        self.report.attempts += answers.len();
+        let mut verdicts = verdict::judge(&sent, answers, now, self.config, rng);
+        let refused = std::mem::take(&mut verdicts.rejected_tokens);
+        if !refused.is_empty() {
+            self.todo.push_back(Io::Forget(refused));
+        }
+        self.answered = Some(verdicts);
+        self.phase = Phase::Cycle;
+    }
+
+    /// The events since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The machine driven by hand, one step at a time: no store, no
+    //! network, no executor.
+
+    use super::*;
+    use crate::classify::Response;
+    use crate::clock::SplitMix64;
+    use crate::entry::{EntryState, StoredRequest};
+    use crate::retry::Action;
+
+    const ORIGIN: &str = "https://api.example.test";
+
+    fn entry(seq: Seq, lane: &str, state: EntryState) -> Entry {
+        Entry {
+            id: EntryId::random(&mut SplitMix64::new(seq)),
+            seq,
+            lane: lane.into(),
+            route: "messages".into(),
+            origin: ORIGIN.into(),
+            request: StoredRequest {
+                method: "POST".into(),
+                url: format!("{ORIGIN}/api/v2/x"),
+                headers: Vec::new(),
+                body: b"{}".to_vec(),
+            },
+            idempotency_key: format!("k{seq}"),
+            needs_token: true,
+            created_at: 1_000,
+            attempts: 1,
+            failures: 0,
+            auth_failures: 0,
+            auth_since: None,
+            not_before: 1_000,
+            state,
+            last_error: None,
+        }
+    }
+
+    fn answer(status: u16, token: Option<&str>) -> Answer {
+        Answer {
+            token: token.map(str::to_owned),
+            result: Ok(Response {
+                status,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }),
+        }
+    }
+
+    fn claimed(sends: Vec<Entry>) -> Claimed {
+        Claimed {
+            sends,
+            ..Claimed::default()
+        }
+    }
+
+    /// Drives `flush` through one cycle that sends `sent` and gets
+    /// `answers` back, from the [`Io::Store`] it is at.
+    fn send_cycle(flush: &mut Flush<'_>, sent: Vec<Entry>, answers: Vec<Answer>, now: Millis) {
+        flush.stored(&[], claimed(sent), &TokenAsks::default());
+        let Io::Send(entries) = flush.poll(now) else {
+            panic!("claimed entries are sent next");
+        };
+        flush.answered(entries, answers, now + 5, &mut SplitMix64::new(7));
+    }
+
+    #[test]
+    fn a_cycle_claims_sends_then_the_next_settles_and_claims_in_one_step() {
+        let config = Config::default();
+        let mut flush = Flush::new(&config, false);
+        let Io::Store { settlements, terms } = flush.poll(1_000) else {
+            panic!("a flush starts with a store step");
+        };
+        assert_eq!(settlements, None, "the first cycle only claims");
+        assert_eq!(
+            (terms.now, terms.until, terms.steal),
+            (1_000, 1_000 + config.lease_ms, false)
+        );
+
+        let head = entry(1, "c1", EntryState::Pending);
+        let (claims, _) = flush.plan(&mut ScheduleState::default(), &[head.head()], &|_| true);
+        assert_eq!(claims, [(1, Claim::Send)]);
+
+        flush.stored(&[], claimed(vec![head.clone()]), &TokenAsks::default());
+        let Io::Send(entries) = flush.poll(1_001) else {
+            panic!("then it sends");
+        };
+        assert_eq!(entries, std::slice::from_ref(&head));
+        let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
+        assert_eq!(kinds, ["sending"], "told before the send goes out");
+
+        flush.answered(
+            entries,
+            vec![answer(200, Some("t"))],
+            1_010,
+            &mut SplitMix64::new(1),
+        );
+        let Io::Store {
+            settlements: Some(settlements),
+            ..
+        } = flush.poll(1_020)
+        else {
+            panic!("the answers are settled by the next claim's store step");
+        };
+        assert_eq!(settlements.len(), 1);
+        assert!(matches!(
+            settlements[0].action,
+            Action::Delivered { status: 200, .. }
+        ));
+        assert_eq!((settlements[0].seq, settlements[0].attempt), (1, 1));
+
+        let mut schedule = ScheduleState::default();
+        flush.settled_into(&mut schedule, &settlements);
+        flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
+        let Io::Done(report) = flush.poll(1_030) else {
+            panic!("nothing more is ready: done");
+        };
+        assert_eq!(
+            (report.cycles, report.attempts, report.delivered),
+            (2, 1, 1)
+        );
+        let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
+        assert_eq!(kinds, ["sent"]);
+        assert!(matches!(flush.poll(1_040), Io::Done(_)), "done stays done");
+    }
+
+    #[test]
+    fn a_stale_settlement_tells_nothing() {
+        let config = Config::default();
+        let mut flush = Flush::new(&config, false);
+        flush.poll(1_000);
+        send_cycle(
+            &mut flush,
+            vec![entry(1, "c1", EntryState::Pending)],
+            vec![answer(200, None)],
+            1_000,
+        );
+        let Io::Store { .. } = flush.poll(1_020) else {
+            panic!("a store step");
+        };
+        flush.take_events();
+        // The store skipped it (the entry was re-leased meanwhile).
+        flush.stored(&[], Claimed::default(), &TokenAsks::default());
+        let Io::Done(report) = flush.poll(1_030) else {
+            panic!("done");
+        };
+        assert_eq!(report.delivered, 0);
+        assert!(flush.take_events().is_empty());
+    }
+
+    #[test]
+    fn a_spent_budget_settles_the_last_answers_alone_and_wakes_at_once() {
+        let config = Config {
+            max_cycles_per_flush: 1,
+            ..Config::default()
+        };
+        let mut flush = Flush::new(&config, false);
+        flush.poll(1_000);
+        send_cycle(
+            &mut flush,
+            vec![entry(1, "c1", EntryState::Pending)],
+            vec![answer(503, None)],
+            1_000,
+        );
+        let Io::Settle { now, settlements } = flush.poll(2_000) else {
+            panic!("no cycle is left: settle alone");
+        };
+        assert_eq!((now, settlements.len()), (2_000, 1));
+        assert!(matches!(settlements[0].action, Action::Retry { .. }));
+        flush.settled_into(&mut ScheduleState::default(), &settlements);
+        flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
+        let Io::Done(report) = flush.poll(2_001) else {
+            panic!("done");
+        };
+        assert_eq!((report.cycles, report.retried), (1, 1));
+        assert_eq!(
+            report.next_wake,
+            Some(2_001),
+            "work is left: run again at once"
+        );
+    }
+
+    #[test]
+    fn an_exclusive_flush_takes_over_leases_in_its_first_claim_only() {
+        let config = Config::default();
+        let mut flush = Flush::new(&config, true);
+        let Io::Store { terms, .. } = flush.poll(1_000) else {
+            panic!("a store step");
+        };
+        assert!(terms.steal);
+        let orphan = entry(
+            1,
+            "c1",
+            EntryState::InFlight {
+                lease_until: 50_000,
+            },
+        );
+        let (claims, _) = flush.plan(&mut ScheduleState::default(), &[orphan.head()], &|_| true);
+        assert_eq!(claims, [(1, Claim::Send)], "an orphaned lease goes at once");
+        send_cycle(&mut flush, vec![orphan], vec![answer(500, None)], 1_000);
+        let Io::Store { terms, .. } = flush.poll(1_020) else {
+            panic!("a store step");
+        };
+        assert!(
+            !terms.steal,
+            "its own leases are settled before the next claim"
+        );
+    }
+
+    #[test]
+    fn a_refused_token_is_forgotten_and_a_fresh_one_asked_for() {
+        let config = Config::default();
+        let mut flush = Flush::new(&config, false);
+        flush.poll(1_000);
+        send_cycle(
+            &mut flush,
+            vec![entry(1, "c1", EntryState::Pending)],
+            vec![answer(401, Some("old"))],
+            1_000,
+        );
+        let Io::Forget(refused) = flush.poll(1_020) else {
+            panic!("the refused token is forgotten first");
+        };
+        assert_eq!(refused, [(ORIGIN.to_owned(), "old".to_owned())]);
+        let Io::Store {
+            settlements: Some(settlements),
+            ..
+        } = flush.poll(1_020)
+        else {
+            panic!("then the store step");
+        };
+        assert!(matches!(settlements[0].action, Action::AwaitToken { .. }));
+        flush.settled_into(&mut ScheduleState::default(), &settlements);
+        flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
+        let Io::AskTokens(origins) = flush.poll(1_030) else {
+            panic!("a token is asked for");
+        };
+        assert_eq!(origins, [ORIGIN]);
+        flush.token_asked(true);
+        assert!(
+            matches!(
+                flush.poll(1_040),
+                Io::Store {
+                    settlements: None,
+                    ..
+                }
+            ),
+            "a token in hand: another cycle"
+        );
+    }
+
+    #[test]
+    fn a_parked_origin_is_asked_again_only_after_token_retry_ms() {
+        let config = Config::default();
+        let parked = entry(1, "c1", EntryState::AwaitingToken);
+        for (asked_at, asks_again) in [(99_000, false), (100_000 - config.token_retry_ms, true)] {
+            let mut flush = Flush::new(&config, false);
+            flush.poll(100_000);
+            let (claims, _) =
+                flush.plan(&mut ScheduleState::default(), &[parked.head()], &|_| false);
+            assert!(claims.is_empty());
+            let mut asks = TokenAsks::default();
+            asks.asked(ORIGIN, asked_at);
+            flush.stored(&[], Claimed::default(), &asks);
+            match flush.poll(100_001) {
+                Io::AskTokens(origins) if asks_again => assert_eq!(origins, [ORIGIN]),
+                Io::Done(report) if !asks_again => {
+                    let again = asked_at + config.token_retry_ms;
+                    assert_eq!(report.next_wake, Some(again), "wakes to ask again");
+                }
+                other => panic!("asked at {asked_at}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_cycle_that_buries_a_head_goes_on_to_its_successor() {
+        let config = Config::default();
+        let mut flush = Flush::new(&config, false);
+        flush.poll(1_000);
+        let mut dead = entry(1, "c1", EntryState::Pending);
+        dead.last_error = Some(crate::entry::LastError::new("max-age", "too old"));
+        flush.stored(
+            &[],
+            Claimed {
+                expired: vec![dead],
+                ..Claimed::default()
+            },
+            &TokenAsks::default(),
+        );
+        assert!(
+            matches!(flush.poll(1_001), Io::Store { .. }),
+            "its successor may be ready"
+        );
+        let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
+        assert_eq!(kinds, ["dead"]);
+    }
+
+    #[test]
+    fn an_origin_back_from_an_outage_has_its_backlog_spread_before_anything_is_claimed() {
+        let config = Config::default();
+        let mut schedule = ScheduleState::default();
+        let unanswered = crate::throttle::Signal::Unanswered;
+        schedule.answered(ORIGIN, unanswered, &config.pacer, 1_000, 0);
+        let mut flush = Flush::new(&config, false);
+        flush.poll(60_000);
+        let head = entry(1, "c1", EntryState::Pending);
+        send_cycle(&mut flush, vec![head], vec![answer(200, None)], 60_000);
+        let Io::Store {
+            settlements: Some(settlements),
+            ..
+        } = flush.poll(60_010)
+        else {
+            panic!("a store step");
+        };
+        flush.settled_into(&mut schedule, &settlements);
+        let next = entry(2, "c1", EntryState::Pending);
+        let (claims, wake) = flush.plan(&mut schedule, &[next.head()], &|_| true);
+        assert_eq!(
+            (claims, wake),
+            (Vec::new(), None),
+            "nothing is claimed before the spread"
+        );
+        flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
+        let Io::Spread(back) = flush.poll(60_020) else {
+            panic!("the backlog is spread first");
+        };
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].0, ORIGIN);
+        let Io::Store {
+            settlements: None, ..
+        } = flush.poll(60_030)
+        else {
+            panic!("then a cycle claims within the spread");
+        };
+        let (claims, _) = flush.plan(&mut schedule, &[next.head()], &|_| true);
+        assert_eq!(claims.len(), 1, "the origin is claimed from again");
+    }
+}
