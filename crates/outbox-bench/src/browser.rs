@@ -167,15 +167,18 @@ fn now_ms() -> f64 {
 }
 
 /// The configuration Outbox's worker runs with: the emulator's origin, the
-/// demo server's token broker, and the pacer lifted so that the drain
-/// measures the worker, not the configured rate (the emulator's limit is
-/// lifted too).
+/// demo server's token broker, and the pacer and the herd throttle lifted
+/// so that the drain measures the worker, not a configured rate (the
+/// emulator's limit is lifted too).
 fn outbox_config(api: &str) -> Value {
     json!({
         "origins": [api],
         "genesysRegions": false,
         "tokenUrl": "/token",
-        "pacer": { "ratePerMinute": 6_000_000, "burst": 1000 },
+        // The herd throttle off too: after the outage it would pace this
+        // one client's 100-lane backlog by its adaptive rate, a second
+        // configured rate (section 1 measures it, with the herd).
+        "pacer": { "ratePerMinute": 6_000_000, "burst": 1000, "throttle": { "enabled": false } },
         // Room for the memory part's queue (the default is 10,000).
         "maxEntries": 1_000_000,
     })
