@@ -65,8 +65,8 @@
 //! [`Engine::flush`] runs short *cycles* until nothing is ready or
 //! [`Config::max_cycles_per_flush`] is spent (browsers kill long-running
 //! workers), and returns when to run again. What a flush decides is a
-//! synchronous machine, [`Flush`]: it is polled for
-//! the next piece of I/O and fed the result; `Engine::flush` is its one
+//! synchronous machine, [`Flush`]: it is polled for the next piece of I/O
+//! and fed the result; `Engine::flush` is its one
 //! driver, a loop that does that I/O over the [`Store`], the
 //! [`Transport`] and the [`TokenSource`]. One cycle is **one store step**,
 //! then the network:
@@ -74,11 +74,13 @@
 //! 1. **Settle and claim** (one transaction,
 //!    [`Store::settle_and_claim`]): apply the previous cycle's settlements
 //!    whose lease still matches ([`Entry::settle`]), with their pacing
-//!    consequences ([`Verdicts::update_schedule`](crate::verdict::Verdicts::update_schedule): lanes held behind new
-//!    dead letters, throttle signals, a `429` or a `503` with
+//!    consequences
+//!    ([`Verdicts::update_schedule`](crate::verdict::Verdicts::update_schedule):
+//!    lanes held behind new dead letters, throttle signals, a `429` or a `503` with
 //!    `Retry-After` pausing the whole origin, `inin-ratelimit-*` capping
 //!    what is left of the window); then, on the state just written, read
-//!    every lane's head and the pacing state, [`plan`](crate::scheduler::plan) which heads go
+//!    every lane's head and the pacing state,
+//!    [`plan`](crate::scheduler::plan) which heads go
 //!    (ready, one per lane, at most [`Config::batch_size`], within each
 //!    origin's pacing budget, a token in hand, its lane not held), lease
 //!    them until `now + lease_ms`, and move heads past their limits (or
@@ -90,7 +92,8 @@
 //!    every `token_retry_ms` while entries wait).
 //! 4. **Send** the claimed entries concurrently, outside any transaction,
 //!    each with the token in hand.
-//! 5. **Judge** the answers ([`verdict::judge`](crate::verdict::judge), pure): [`classify`] then
+//! 5. **Judge** the answers ([`verdict::judge`](crate::verdict::judge),
+//!    pure): [`classify`] then
 //!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) —
 //!    delivered, retry at a time (exponential backoff with full jitter,
 //!    never before a `Retry-After`), await a token, or dead — into

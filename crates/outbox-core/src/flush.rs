@@ -144,7 +144,6 @@ pub struct Flush<'c> {
     aftermath: Aftermath,
     /// The time the current cycle started.
     now: Millis,
-    steal: bool,
     /// From the current cycle's plan: origins whose heads still wait for a
     /// token, and lanes it held.
     token_wanted: Vec<String>,
@@ -173,7 +172,6 @@ impl<'c> Flush<'c> {
             settling: None,
             aftermath: Aftermath::default(),
             now: 0,
-            steal: false,
             token_wanted: Vec::new(),
             held: Vec::new(),
             progressed: false,
@@ -247,9 +245,6 @@ impl<'c> Flush<'c> {
             };
         }
         self.report.cycles += 1;
-        // Leases taken by this very flush are settled before its next
-        // claim, so only the first cycle can meet orphaned ones.
-        self.steal = self.exclusive && self.report.cycles == 1;
         self.now = now;
         self.token_wanted.clear();
         self.held.clear();
@@ -265,9 +260,16 @@ impl<'c> Flush<'c> {
             terms: LeaseTerms {
                 now,
                 until: now + self.config.lease_ms,
-                steal: self.steal,
+                steal: self.steals(),
             },
         }
+    }
+
+    /// Whether the current cycle takes standing leases over. Leases taken
+    /// by this very flush are settled before its next claim, so only the
+    /// first cycle of an exclusive flush can meet orphaned ones.
+    fn steals(&self) -> bool {
+        self.exclusive && self.report.cycles == 1
     }
 
     /// Inside the store step's settle: writes the pacing consequences of
@@ -299,7 +301,7 @@ impl<'c> Flush<'c> {
             policy: &self.config.retry,
             pacer: &self.config.pacer,
             has_token,
-            steal_leases: self.steal,
+            steal_leases: self.steals(),
             on_dead: &on_dead,
         };
         let p = plan(heads, schedule, &ctx);
@@ -479,6 +481,20 @@ mod tests {
         flush.answered(entries, answers, now + 5, &mut SplitMix64::new(7));
     }
 
+    /// A flush under `config` that claimed one head of lane `c1` at 1 000,
+    /// sent it and got `answer` back: its next poll settles it.
+    fn after_one_answer(config: &Config, answer: Answer) -> Flush<'_> {
+        let mut flush = Flush::new(config, false);
+        flush.poll(1_000);
+        send_cycle(
+            &mut flush,
+            vec![entry(1, "c1", EntryState::Pending)],
+            vec![answer],
+            1_000,
+        );
+        flush
+    }
+
     #[test]
     fn a_cycle_claims_sends_then_the_next_settles_and_claims_in_one_step() {
         let config = Config::default();
@@ -542,14 +558,7 @@ mod tests {
     #[test]
     fn a_stale_settlement_tells_nothing() {
         let config = Config::default();
-        let mut flush = Flush::new(&config, false);
-        flush.poll(1_000);
-        send_cycle(
-            &mut flush,
-            vec![entry(1, "c1", EntryState::Pending)],
-            vec![answer(200, None)],
-            1_000,
-        );
+        let mut flush = after_one_answer(&config, answer(200, None));
         let Io::Store { .. } = flush.poll(1_020) else {
             panic!("a store step");
         };
@@ -569,14 +578,7 @@ mod tests {
             max_cycles_per_flush: 1,
             ..Config::default()
         };
-        let mut flush = Flush::new(&config, false);
-        flush.poll(1_000);
-        send_cycle(
-            &mut flush,
-            vec![entry(1, "c1", EntryState::Pending)],
-            vec![answer(503, None)],
-            1_000,
-        );
+        let mut flush = after_one_answer(&config, answer(503, None));
         let Io::Settle { now, settlements } = flush.poll(2_000) else {
             panic!("no cycle is left: settle alone");
         };
@@ -625,14 +627,7 @@ mod tests {
     #[test]
     fn a_refused_token_is_forgotten_and_a_fresh_one_asked_for() {
         let config = Config::default();
-        let mut flush = Flush::new(&config, false);
-        flush.poll(1_000);
-        send_cycle(
-            &mut flush,
-            vec![entry(1, "c1", EntryState::Pending)],
-            vec![answer(401, Some("old"))],
-            1_000,
-        );
+        let mut flush = after_one_answer(&config, answer(401, Some("old")));
         let Io::Forget(refused) = flush.poll(1_020) else {
             panic!("the refused token is forgotten first");
         };
