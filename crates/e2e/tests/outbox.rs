@@ -97,7 +97,17 @@ async fn wait_drained(page: &Page<'_>, browser: &Browser) {
     {
         let console = browser.console().await.join("\n");
         let stats: Value = page.eval("T.outbox.stats()").await.unwrap_or_default();
-        panic!("not drained: {e}\nstats: {stats}\nconsole:\n{console}");
+        // What each entry waits for: its state, attempts, last error and
+        // when it may go, against the page's clock.
+        let entries: Value = page
+            .eval(
+                "T.outbox.queued(20).then(es => ({ now: Date.now(), entries: es.map(e => \
+                 ({ seq: e.seq, state: e.state, attempts: e.attempts, notBefore: e.notBefore, \
+                 leaseUntil: e.leaseUntil, lastError: e.lastError })) }))",
+            )
+            .await
+            .unwrap_or_default();
+        panic!("not drained: {e}\nstats: {stats}\nentries: {entries}\nconsole:\n{console}");
     }
 }
 
