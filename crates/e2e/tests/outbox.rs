@@ -310,6 +310,46 @@ async fn a_worker_killed_mid_drain_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_is_woken_by_its_page_when_its_wait_ends() {
+    if skip_without(Capability::StopWorker) {
+        return;
+    }
+    // The server's daily limit answers `429` with `Retry-After: 20`: the
+    // worker keeps the message and will try again in 20 s.
+    let stack = Stack::start("wake", |c| {
+        c.daily_limit_retry_after = Duration::from_secs(20);
+    })
+    .await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack, json!({})).await;
+    let control = stack.emulator.control();
+    control
+        .update_faults(|f: &mut Faults| f.daily_limit = true)
+        .unwrap();
+    let answer = post(
+        &page,
+        &agent_url(&stack, "conv-w"),
+        json!({ "textBody": "woken" }),
+    )
+    .await;
+    assert_eq!(answer["status"], 202, "{answer}");
+    // The worker has told the page when it wants to run again ...
+    page.wait_for("T.wakes.length > 0", WAIT)
+        .await
+        .expect("the worker tells its pages its next wake-up");
+    control
+        .update_faults(|f: &mut Faults| f.daily_limit = false)
+        .unwrap();
+    // ... and dies idle, its own timer with it (as Firefox and Safari stop
+    // a worker ~30 s after its last event). Nothing else happens: no send,
+    // no `online`, no `flush()`: only the page's timer can wake it.
+    browser.stop_service_workers(&page).await.unwrap();
+    wait_drained(&page, &browser).await;
+    assert_eq!(texts(&stack, "conv-w"), ["woken"]);
+    finish(browser, stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_cold_started_offline_still_queues() {
     if skip_without(Capability::StopWorker) {
         return;

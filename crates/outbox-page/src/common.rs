@@ -13,6 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
+use outbox_core::clock::Millis;
 use outbox_core::engine::FlushReport;
 use outbox_core::entry::EntryId;
 use outbox_core::store::{CancelResult, Store};
@@ -40,6 +41,9 @@ pub(crate) struct Inner {
     pub(crate) closures: RefCell<Vec<Listener>>,
     /// The Guest WebSocket, for a guest outbox (`Outbox.guest`).
     pub(crate) guest: Option<Rc<GuestLink>>,
+    /// The worker's next flush, which this page will ask for
+    /// ([`Message::Wake`]).
+    pub(crate) wake: RefCell<js::Timer>,
 }
 
 /// A JavaScript `Error` with `e`'s message.
@@ -100,6 +104,7 @@ pub(crate) async fn build(
             get_token,
             closures: RefCell::default(),
             guest,
+            wake: RefCell::default(),
         });
         *asker_slot.borrow_mut() = Some(Rc::downgrade(&inner));
         listen(&inner);
@@ -228,19 +233,41 @@ fn listen(inner: &Rc<Inner>) {
             Closure::new(move |e: JsValue| {
                 let Some(inner) = weak.upgrade() else { return };
                 let data = js::get(&e, "data").unwrap_or(JsValue::NULL);
-                let Ok(Some(Message::TokenRefreshRequired { origin, .. })) =
-                    Message::from_js(&data)
-                else {
-                    return;
-                };
-                wasm_bindgen_futures::spawn_local(async move {
-                    if let Some((token, expires)) = token_from_app(&inner).await {
-                        let _ = give_token(&inner, &token, expires, Some(&origin)).await;
+                match Message::from_js(&data) {
+                    Ok(Some(Message::TokenRefreshRequired { origin, .. })) => {
+                        wasm_bindgen_futures::spawn_local(async move {
+                            if let Some((token, expires)) = token_from_app(&inner).await {
+                                let _ = give_token(&inner, &token, expires, Some(&origin)).await;
+                            }
+                        });
                     }
-                });
+                    Ok(Some(Message::Wake { queue_id, at }))
+                        if queue_id == inner.config.database =>
+                    {
+                        wake_worker_at(&inner, at as Millis);
+                    }
+                    _ => {}
+                }
             }),
         );
     }
+}
+
+/// Asks for a flush at `at`, the worker's next wake-up: an idle worker is
+/// stopped with its timers (Firefox, Safari: ~30 s after its last event,
+/// and no Background Sync), this page is not. One timer per page, set to
+/// the latest time the worker told.
+fn wake_worker_at(inner: &Rc<Inner>, at: Millis) {
+    let mut wake = inner.wake.borrow_mut();
+    if wake.at() == Some(at) {
+        return;
+    }
+    let weak = Rc::downgrade(inner);
+    wake.set(at, move || {
+        let Some(inner) = weak.upgrade() else { return };
+        inner.wake.borrow_mut().fired();
+        deliver(&inner);
+    });
 }
 
 /// `on`: listens to every event; returns the function that stops it.

@@ -73,7 +73,12 @@ impl OutboxWorker {
             .map_err(|e| JsValue::from_str(&e.to_string()))?;
         let asker: outbox_web::tokens::Asker = {
             let queue_id = config.database.clone();
-            Rc::new(move |origin: &str| ask_pages_for_token(&queue_id, origin))
+            Rc::new(move |origin: &str| {
+                tell_pages(Message::TokenRefreshRequired {
+                    queue_id: queue_id.clone(),
+                    origin: origin.to_owned(),
+                })
+            })
         };
         let tokens = BrowserTokens::new(config.token_url.clone(), Some(asker));
         let engine = Rc::new(
@@ -87,6 +92,15 @@ impl OutboxWorker {
             .map_err(|e| JsValue::from_str(&e.to_string()))?,
         );
         let flusher = Flusher::new(engine.clone(), &config.database);
+        // This worker's timers die with it (stopped when idle): its pages
+        // keep the next wake-up and send `flush` then.
+        let queue_id = config.database.clone();
+        flusher.on_next_wake(move |at| {
+            tell_pages(Message::Wake {
+                queue_id: queue_id.clone(),
+                at: at as f64,
+            })
+        });
         flusher.kick();
         Ok(OutboxWorker {
             inner: Rc::new(Inner {
@@ -181,7 +195,9 @@ impl OutboxWorker {
                     flush(&inner).await
                 }
                 // Another app's message, or one for pages.
-                Some(Message::TokenRefreshRequired { .. }) | None => Ok(JsValue::UNDEFINED),
+                Some(Message::TokenRefreshRequired { .. } | Message::Wake { .. }) | None => {
+                    Ok(JsValue::UNDEFINED)
+                }
             }
         })
     }
@@ -249,10 +265,8 @@ async fn register_sync() {
     let _ = js::call_async(&sync, "register", &[JsValue::from_str(SYNC_TAG)]).await;
 }
 
-/// Posts `TOKEN_REFRESH_REQUIRED` to every page of the origin.
-fn ask_pages_for_token(queue_id: &str, origin: &str) {
-    let queue_id = queue_id.to_owned();
-    let origin = origin.to_owned();
+/// Posts `message` to every page of the origin.
+fn tell_pages(message: Message) {
     wasm_bindgen_futures::spawn_local(async move {
         let Some(clients) = js::get(&js::global(), "clients") else {
             return;
@@ -263,7 +277,7 @@ fn ask_pages_for_token(queue_id: &str, origin: &str) {
         let Ok(list) = js::call_async(&clients, "matchAll", &[options]).await else {
             return;
         };
-        let message = Message::TokenRefreshRequired { queue_id, origin }.to_js();
+        let message = message.to_js();
         for client in js_sys::Array::from(&list).iter() {
             let _ = js::call(&client, "postMessage", std::slice::from_ref(&message));
         }

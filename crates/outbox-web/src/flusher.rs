@@ -1,16 +1,21 @@
 //! Runs the engine's flush: one at a time per context (calls made while
 //! one runs are folded into one more run), under the origin-wide flush
 //! lock, and again when the engine says something becomes ready.
+//!
+//! "Again" is a timer in this context, and a timer lives only as long as
+//! its context: a service worker is stopped about 30 s after its last
+//! event (Firefox, Safari) whatever timers it has. So a flusher can also
+//! tell someone else when its next run is due
+//! ([`on_next_wake`](Flusher::on_next_wake)); the worker tells its pages,
+//! whose timers then wake it with a `flush` message.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use js_sys::Function;
 use outbox_core::clock::{Clock, Millis};
 use outbox_core::engine::FlushReport;
-use wasm_bindgen::prelude::*;
 
 use crate::WebEngine;
 use crate::js::{self, JsClock};
@@ -20,9 +25,11 @@ use crate::locks::{FLUSH_LOCK, with_lock};
 struct State {
     running: bool,
     again: bool,
-    timer: Option<f64>,
-    timer_at: Option<Millis>,
+    timer: js::Timer,
     last: Option<FlushReport>,
+    on_next_wake: Option<Rc<dyn Fn(Millis)>>,
+    /// Callers folded into the running flush, resolved when it ends.
+    waiting: Vec<js_sys::Function>,
 }
 
 /// The flush loop of one context (a page or the service worker).
@@ -54,13 +61,21 @@ impl Flusher {
         &self.engine
     }
 
+    /// Calls `tell` with the next wake-up after every run that leaves one
+    /// (every time: a page that just opened knows nothing yet).
+    pub fn on_next_wake(&self, tell: impl Fn(Millis) + 'static) {
+        self.state.borrow_mut().on_next_wake = Some(Rc::new(tell));
+    }
+
     /// What the last flush reported.
     pub fn last_report(&self) -> Option<FlushReport> {
         self.state.borrow().last.clone()
     }
 
     /// Flushes until nothing is ready now. If a flush is already running in
-    /// this context, asks it to go round once more and returns at once.
+    /// this context, asks it to go round once more and waits for it to
+    /// end (resolving with what it reported): a worker's event that asked
+    /// for a flush thus keeps the worker alive until the flush is done.
     ///
     /// Boxed on purpose: the flush is the largest state machine of the
     /// bundle, and a boxed future is compiled once instead of being inlined
@@ -71,18 +86,34 @@ impl Flusher {
     }
 
     async fn run_inner(&self) -> Result<FlushReport, FlushError> {
-        {
+        let folded = {
             let mut s = self.state.borrow_mut();
             if s.running {
                 s.again = true;
-                return Ok(FlushReport::default());
+                Some(js_sys::Promise::new(&mut |resolve, _| {
+                    s.waiting.push(resolve)
+                }))
+            } else {
+                s.running = true;
+                None
             }
-            s.running = true;
+        };
+        if let Some(done) = folded {
+            let _ = wasm_bindgen_futures::JsFuture::from(done).await;
+            return Ok(self.last_report().unwrap_or_default());
         }
         let result = self.run_loop().await;
-        self.state.borrow_mut().running = false;
+        let waiting = {
+            let mut s = self.state.borrow_mut();
+            s.running = false;
+            std::mem::take(&mut s.waiting)
+        };
+        for resolve in waiting {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
+        }
         if let Ok(report) = &result {
             self.schedule(report.next_wake);
+            self.tell_next_wake(report.next_wake);
         }
         result
     }
@@ -120,38 +151,25 @@ impl Flusher {
         }
     }
 
+    fn tell_next_wake(&self, at: Option<Millis>) {
+        let tell = self.state.borrow().on_next_wake.clone();
+        if let (Some(tell), Some(at)) = (tell, at) {
+            tell(at);
+        }
+    }
+
     /// Sets (or moves earlier) the timer for the next flush.
     fn schedule(&self, at: Option<Millis>) {
         let Some(at) = at else { return };
         let mut s = self.state.borrow_mut();
-        if s.timer_at.is_some_and(|t| t <= at) {
+        if s.timer.at().is_some_and(|t| t <= at) {
             return;
         }
-        let g = js::global();
-        if let Some(id) = s.timer.take() {
-            let _ = js::call(&g, "clearTimeout", &[JsValue::from_f64(id)]);
-        }
-        let delay = at.saturating_sub(JsClock.now()).min(i32::MAX as u64);
         let me = self.clone();
-        let callback = Closure::once_into_js(move || {
-            {
-                let mut s = me.state.borrow_mut();
-                s.timer = None;
-                s.timer_at = None;
-            }
-            wasm_bindgen_futures::spawn_local(async move {
-                let _ = me.run().await;
-            });
+        s.timer.set(at, move || {
+            me.state.borrow_mut().timer.fired();
+            me.kick();
         });
-        let callback: Function = callback.into();
-        if let Ok(id) = js::call(
-            &g,
-            "setTimeout",
-            &[callback.into(), JsValue::from_f64(delay as f64)],
-        ) {
-            s.timer = id.as_f64();
-            s.timer_at = Some(at);
-        }
     }
 
     /// Starts a flush without waiting for it.

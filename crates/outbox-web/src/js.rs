@@ -116,6 +116,54 @@ pub async fn sleep(ms: u64) {
     let _ = JsFuture::from(promise).await;
 }
 
+/// One pending `setTimeout` callback: [`Timer::set`] replaces the one
+/// before, [`Timer::clear`] cancels it. The callback is called at most
+/// once.
+#[derive(Default)]
+pub struct Timer {
+    id: Option<f64>,
+    at: Option<Millis>,
+}
+
+impl Timer {
+    /// When the pending callback is due, if one is.
+    pub fn at(&self) -> Option<Millis> {
+        self.at
+    }
+
+    /// Calls `f` at `at` (now, when that is past), cancelling what was set
+    /// before. Without `setTimeout` nothing is set.
+    pub fn set(&mut self, at: Millis, f: impl FnOnce() + 'static) {
+        self.clear();
+        let g = global();
+        let delay = at.saturating_sub(JsClock.now()).min(i32::MAX as u64);
+        let callback: js_sys::Function = Closure::once_into_js(f).unchecked_into();
+        if let Ok(id) = call(
+            &g,
+            "setTimeout",
+            &[callback.into(), JsValue::from_f64(delay as f64)],
+        ) {
+            self.id = id.as_f64();
+            self.at = Some(at);
+        }
+    }
+
+    /// Cancels the pending callback, if any.
+    pub fn clear(&mut self) {
+        self.at = None;
+        if let Some(id) = self.id.take() {
+            let _ = call(&global(), "clearTimeout", &[JsValue::from_f64(id)]);
+        }
+    }
+
+    /// Forgets the pending callback without cancelling it (call from the
+    /// callback itself).
+    pub fn fired(&mut self) {
+        self.id = None;
+        self.at = None;
+    }
+}
+
 /// Calls `obj.method(...args)`.
 pub fn call(obj: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
     let f: js_sys::Function = get(obj, method)

@@ -18,6 +18,7 @@
 //! | `online` | page → worker | — | the page saw `online` (workers get no such event in Chromium): what waited only for the network is due |
 //! | `OUTBOX_REPLAY` | page → worker | `key` | the page is about to send a request itself: let the next request of this client with this [`replay_key`](crate::fetch::replay_key) pass untouched; acknowledged on the transferred port |
 //! | `TOKEN_REFRESH_REQUIRED` | worker → page | `origin`, `queueId` | entries wait for a token of `origin`: the page asks its app (`getToken`) and answers `TOKEN_UPDATED` |
+//! | `OUTBOX_WAKE` | worker → page | `queueId`, `at` | the worker's next flush is due at `at` (ms since the epoch): each page keeps a timer and sends `flush` then, because an idle worker's own timer dies with it (Firefox and Safari stop a worker ~30 s after its last event and have no Background Sync) |
 //!
 //! Decoding is strict about the messages it knows (a missing or mistyped
 //! field is a [`CodecError`] naming it) and quiet about the rest: a message
@@ -62,6 +63,13 @@ pub enum Message {
         /// The API origin a token is needed for.
         origin: String,
     },
+    /// Worker → page: the worker's next flush of `queue_id` is due at `at`.
+    Wake {
+        /// The worker's queue (its database name).
+        queue_id: String,
+        /// When, in milliseconds since the epoch.
+        at: f64,
+    },
 }
 
 impl Message {
@@ -75,6 +83,8 @@ impl Message {
     pub const REPLAY: &'static str = "OUTBOX_REPLAY";
     /// `type` of [`Message::TokenRefreshRequired`].
     pub const TOKEN_REFRESH_REQUIRED: &'static str = "TOKEN_REFRESH_REQUIRED";
+    /// `type` of [`Message::Wake`].
+    pub const WAKE: &'static str = "OUTBOX_WAKE";
 
     /// The `type`s a worker takes from pages (the worker module's message
     /// listener hands only these to the engine).
@@ -89,6 +99,7 @@ impl Message {
             Message::Online => Self::ONLINE,
             Message::Replay { .. } => Self::REPLAY,
             Message::TokenRefreshRequired { .. } => Self::TOKEN_REFRESH_REQUIRED,
+            Message::Wake { .. } => Self::WAKE,
         }
     }
 
@@ -116,6 +127,10 @@ impl Message {
                 m.set("queueId", V::string(queue_id));
                 m.set("origin", V::string(origin));
             }
+            Message::Wake { queue_id, at } => {
+                m.set("queueId", V::string(queue_id));
+                m.set("at", V::number(*at));
+            }
         }
         m
     }
@@ -132,11 +147,7 @@ impl Message {
                 origin: optional(data, Self::TOKEN_UPDATED, "origin")?,
                 expires_in: match data.get("expiresIn") {
                     v if v.is_absent() => None,
-                    v => Some(v.as_f64().filter(|s| s.is_finite()).ok_or(CodecError::new(
-                        Self::TOKEN_UPDATED,
-                        "expiresIn",
-                        "not a number",
-                    ))?),
+                    _ => Some(number(data, Self::TOKEN_UPDATED, "expiresIn")?),
                 },
             },
             Self::FLUSH => Message::Flush,
@@ -148,6 +159,10 @@ impl Message {
                 queue_id: optional(data, Self::TOKEN_REFRESH_REQUIRED, "queueId")?
                     .unwrap_or_default(),
                 origin: required(data, Self::TOKEN_REFRESH_REQUIRED, "origin")?,
+            },
+            Self::WAKE => Message::Wake {
+                queue_id: required(data, Self::WAKE, "queueId")?,
+                at: number(data, Self::WAKE, "at")?,
             },
             _ => return Ok(None),
         };
@@ -175,6 +190,22 @@ fn required<V: RecordValue>(
     field: &'static str,
 ) -> Result<String, CodecError> {
     optional(data, kind, field)?.ok_or(CodecError::new(kind, field, "missing"))
+}
+
+/// A finite number field that must be there.
+fn number<V: RecordValue>(
+    data: &V,
+    kind: &'static str,
+    field: &'static str,
+) -> Result<f64, CodecError> {
+    let value = data.get(field);
+    if value.is_absent() {
+        return Err(CodecError::new(kind, field, "missing"));
+    }
+    value
+        .as_f64()
+        .filter(|n| n.is_finite())
+        .ok_or(CodecError::new(kind, field, "not a number"))
 }
 
 /// A string field that may be absent (but is a string when present).
@@ -219,6 +250,10 @@ mod tests {
                 queue_id: "outbox".into(),
                 origin: "https://api.mypurecloud.com".into(),
             },
+            Message::Wake {
+                queue_id: "outbox".into(),
+                at: 1_796_000_000_000.0,
+            },
         ]
     }
 
@@ -239,7 +274,7 @@ mod tests {
         let mut to_worker: Vec<_> = every_message()
             .iter()
             .map(Message::kind)
-            .filter(|k| *k != Message::TOKEN_REFRESH_REQUIRED)
+            .filter(|k| ![Message::TOKEN_REFRESH_REQUIRED, Message::WAKE].contains(k))
             .collect();
         to_worker.dedup();
         assert_eq!(to_worker, Message::TO_WORKER);
@@ -286,6 +321,18 @@ mod tests {
         assert_eq!(
             Message::decode(&r),
             Err(CodecError::new(Message::REPLAY, "key", "missing"))
+        );
+        let mut w = Plain::object();
+        w.set("type", Plain::string(Message::WAKE));
+        w.set("queueId", Plain::string("outbox"));
+        assert_eq!(
+            Message::decode(&w),
+            Err(CodecError::new(Message::WAKE, "at", "missing"))
+        );
+        w.set("at", Plain::number(f64::NAN));
+        assert_eq!(
+            Message::decode(&w),
+            Err(CodecError::new(Message::WAKE, "at", "not a number"))
         );
     }
 }
