@@ -614,13 +614,16 @@ impl Run<'_> {
             .await
             .map(heap)
             .unwrap_or(0.0);
+        // The engine's glue is the worker script's global `outbox_wasm_bindgen`
+        // (a `let` of the no-modules script the worker module imports);
+        // once started, its `initSync()` returns the instance's exports
+        // (and throws before: 0).
         let wasm = self
             .browser
             .call(
                 Some(worker),
                 "Runtime.evaluate",
-                json!({ "expression": "engine ? engine.then(() => wasm_bindgen()).then(w => w.memory.buffer.byteLength) : 0",
-                        "awaitPromise": true, "returnByValue": true, "timeout": 2000 }),
+                json!({ "expression": WASM_MEMORY_BYTES, "returnByValue": true, "timeout": 2000 }),
             )
             .await
             .ok()
@@ -640,6 +643,10 @@ impl Run<'_> {
         }
     }
 }
+
+/// The worker's wasm linear memory in bytes (0 before the engine starts).
+const WASM_MEMORY_BYTES: &str = "(() => { try { return outbox_wasm_bindgen.initSync().memory.buffer.byteLength; } \
+     catch (e) { return 0; } })()";
 
 /// Runs the browser benchmark.
 pub async fn run(options: &Options) -> Result<Results, Error> {
