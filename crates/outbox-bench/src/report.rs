@@ -1,7 +1,8 @@
 //! Turns the parts' results into `BENCHMARKS.md` and the herd plot (SVG).
 //!
 //! Inputs: `herd.json`, `browser.json` (and `memory.json` when the memory
-//! part ran alone) from the results folder, Criterion's
+//! part ran alone; the newer of the two gives the memory section) from the
+//! results folder, Criterion's
 //! `<group>/<bench>/new/{benchmark,estimates}.json`, and the staged bundle
 //! for sizes. A missing part is reported as missing, never invented.
 
@@ -45,9 +46,16 @@ pub const WORKBOX_WORKER: &[&str] = &["workbox-sw.js"];
 pub fn write(inputs: &Inputs, md: &Path, svg_path: &Path) -> Result<(), String> {
     let herd: Option<Vec<HerdResult>> = read(&inputs.results.join("herd.json"));
     let browser: Option<browser::Results> = read(&inputs.results.join("browser.json"));
-    let memory = browser.as_ref().map(|b| b.memory.clone()).or_else(|| {
-        read::<browser::Results>(&inputs.results.join("memory.json")).map(|b| b.memory)
-    });
+    // The memory part's latest run: its own file when it ran alone after
+    // the browser part, else the browser part's.
+    let alone = inputs.results.join("memory.json");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let memory = match read::<browser::Results>(&alone) {
+        Some(m) if modified(&alone) >= modified(&inputs.results.join("browser.json")) => {
+            Some(m.memory)
+        }
+        _ => browser.as_ref().map(|b| b.memory.clone()),
+    };
     let micro = criterion(&inputs.criterion);
     let mode = if inputs.quick { "quick" } else { "full" };
     let flag = if inputs.quick { " --quick" } else { "" };
