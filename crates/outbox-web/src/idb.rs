@@ -95,7 +95,7 @@ pub(crate) fn dom_error(operation: &'static str, thrown: &JsValue) -> IdbError {
     IdbError::Dom {
         operation,
         name: "Error".into(),
-        message: thrown.as_string().unwrap_or_else(|| format!("{thrown:?}")),
+        message: crate::js::thrown_text(thrown),
     }
 }
 

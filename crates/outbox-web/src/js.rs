@@ -67,7 +67,16 @@ pub fn error_text(e: &JsValue) -> String {
     if let Some(s) = e.as_string() {
         return s;
     }
-    get_str(e, "message").unwrap_or_else(|| format!("{e:?}"))
+    get_str(e, "message").unwrap_or_else(|| thrown_text(e))
+}
+
+/// Any thrown value as text: a string as it is, anything else as JSON
+/// (not through `Debug`, which would bring `core::fmt`'s escaping into the
+/// bundle).
+pub fn thrown_text(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| js_sys::JSON::stringify(e).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| "a value that is not an Error".into())
 }
 
 /// The DOM exception name of a thrown value (`QuotaExceededError`, …).
