@@ -383,6 +383,8 @@ pub(crate) fn close(inner: &Inner) {
     if let Some(link) = &inner.guest {
         link.close();
     }
+    // A closed outbox no longer wakes the worker.
+    inner.wake.borrow_mut().clear();
     for (target, name, closure) in inner.closures.borrow_mut().drain(..) {
         let _ = js::call(
             &target,

@@ -71,8 +71,8 @@ pub fn error_text(e: &JsValue) -> String {
 }
 
 /// Any thrown value as text: a string as it is, anything else as JSON
-/// (not through `Debug`, which would bring `core::fmt`'s escaping into the
-/// bundle).
+/// (not through `JsValue`'s `Debug`, which brings wasm-bindgen's
+/// `debugString` glue into the bundle).
 pub fn thrown_text(e: &JsValue) -> String {
     e.as_string()
         .or_else(|| js_sys::JSON::stringify(e).ok().and_then(|s| s.as_string()))
