@@ -10,11 +10,13 @@
 use std::future::Future;
 
 use crate::clock::{Millis, SplitMix64};
-use crate::entry::{Entry, EntryId, EntryState, Head, LastError, StoredRequest};
+use crate::entry::{Entry, EntryId, EntryState, Head, LastError, Seq, StoredRequest};
 use crate::pacer::{PacerConfig, ScheduleState};
 use crate::retry::Action;
 use crate::scheduler::Claim;
-use crate::store::{CancelResult, EnqueueError, LeaseTerms, QueueLimits, Settlement, Store};
+use crate::store::{
+    CancelResult, EnqueueError, LeaseTerms, Planner, QueueLimits, Settlement, Store, planning,
+};
 
 const T0: Millis = 1_700_000_000_000;
 const ORIGIN: &str = "https://api.mypurecloud.ie";
@@ -36,6 +38,7 @@ pub const CASES: &[&str] = &[
     "holds_persist_and_lift_with_their_dead_letter",
     "auth_backoff_survives_a_token",
     "settle_and_claim_is_one_step",
+    "followers_lease_behind_their_head",
 ];
 
 /// Runs every case, each on a fresh store from `make(case_name)`.
@@ -59,6 +62,7 @@ where
     holds_persist_and_lift_with_their_dead_letter(make(CASES[11]).await).await;
     auth_backoff_survives_a_token(make(CASES[12]).await).await;
     settle_and_claim_is_one_step(make(CASES[13]).await).await;
+    followers_lease_behind_their_head(make(CASES[14]).await).await;
 }
 
 /// One test per conformance case, each on a fresh store.
@@ -85,7 +89,7 @@ macro_rules! store_conformance_tests {
             release_is_per_origin revive_discard_cancel purge_clears_everything
             stats_and_listings unanswered_retries_can_be_hurried
             holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token
-            settle_and_claim_is_one_step);
+            settle_and_claim_is_one_step followers_lease_behind_their_head);
     };
     (async #[$attr:meta], $make:expr) => {
         $crate::store_conformance_tests!(@each [async $attr, $make]
@@ -95,7 +99,7 @@ macro_rules! store_conformance_tests {
             release_is_per_origin revive_discard_cancel purge_clears_everything
             stats_and_listings unanswered_retries_can_be_hurried
             holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token
-            settle_and_claim_is_one_step);
+            settle_and_claim_is_one_step followers_lease_behind_their_head);
     };
     (@each $how:tt $($case:ident)*) => {
         $( $crate::store_conformance_tests!(@case $how $case); )*
@@ -139,16 +143,19 @@ pub async fn holds_persist_and_lift_with_their_dead_letter<S: Store>(store: S) {
     // a1 expires at claim and holds lane "a" in that same claim.
     ok(
         store
-            .claim(terms(T0, T0 + 60_000), &mut |s, _| {
-                s.holds.hold("a", a1.id);
-                (
-                    vec![
-                        (a1.seq, Claim::Expire(LastError::new("x", "y"))),
-                        (b1.seq, Claim::Send),
-                    ],
-                    None,
-                )
-            })
+            .claim(
+                terms(T0, T0 + 60_000),
+                &mut planning(|s, _| {
+                    s.holds.hold("a", a1.id);
+                    (
+                        vec![
+                            (a1.seq, Claim::Expire(LastError::new("x", "y"))),
+                            (b1.seq, Claim::Send),
+                        ],
+                        None,
+                    )
+                }),
+            )
             .await,
         "claim",
     );
@@ -362,20 +369,166 @@ async fn claim_all<S: Store>(store: &S, now: Millis) -> (Vec<Head>, Vec<Entry>) 
     let mut seen = Vec::new();
     let claimed = ok(
         store
-            .claim(terms(now, now + 60_000), &mut |_s, heads| {
-                seen = heads.to_vec();
-                let sends = heads
-                    .iter()
-                    .filter(|h| h.state != EntryState::AwaitingToken)
-                    .map(|h| (h.seq, Claim::Send))
-                    .collect();
-                (sends, None)
-            })
+            .claim(
+                terms(now, now + 60_000),
+                &mut planning(|_s, heads| {
+                    seen = heads.to_vec();
+                    let sends = heads
+                        .iter()
+                        .filter(|h| h.state != EntryState::AwaitingToken)
+                        .map(|h| (h.seq, Claim::Send))
+                        .collect();
+                    (sends, None)
+                }),
+            )
             .await,
         "claim",
     );
     seen.sort_by_key(|h| h.seq);
     (seen, claimed.sends)
+}
+
+/// A planner that sends every head and lets up to `room` entries follow,
+/// refusing `refuse`; it records what it was asked to follow, and pauses
+/// [`OTHER`] when it accepts one (to show the schedule it wrote is saved).
+struct Following {
+    room: usize,
+    refuse: Option<Seq>,
+    asked: Vec<Seq>,
+}
+
+impl Planner for Following {
+    fn plan(
+        &mut self,
+        _schedule: &mut ScheduleState,
+        heads: &[Head],
+    ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
+        let mut sends: Vec<(Seq, Claim)> = heads.iter().map(|h| (h.seq, Claim::Send)).collect();
+        sends.sort_by_key(|(seq, _)| *seq);
+        (sends, None)
+    }
+
+    fn follow_room(&self) -> usize {
+        self.room
+    }
+
+    fn follow(&mut self, schedule: &mut ScheduleState, next: &Head) -> bool {
+        self.asked.push(next.seq);
+        assert_eq!(
+            next.state,
+            EntryState::Pending,
+            "a follower is read as stored"
+        );
+        if self.refuse == Some(next.seq) {
+            return false;
+        }
+        self.room -= 1;
+        schedule.pause(OTHER, T0 + 999, &PacerConfig::default(), T0);
+        true
+    }
+}
+
+/// A claim leases the entries its planner lets follow the heads it sends:
+/// right behind each head, in `seq` order, up to the planner's room and
+/// stopping at the first it refuses, after the heads in `sends`, with the
+/// pacing state the planner wrote saved. An unsent follower settles back
+/// to pending with its attempt taken back; a stale one is skipped.
+pub async fn followers_lease_behind_their_head<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(15);
+    let a1 = put(&store, &mut rng, "a", ORIGIN, b"1").await;
+    let b1 = put(&store, &mut rng, "b", ORIGIN, b"2").await;
+    let a2 = put(&store, &mut rng, "a", ORIGIN, b"3").await;
+    let a3 = put(&store, &mut rng, "a", ORIGIN, b"4").await;
+    let a4 = put(&store, &mut rng, "a", ORIGIN, b"5").await;
+    let c1 = put(&store, &mut rng, "c", ORIGIN, b"6").await;
+    let c2 = put(&store, &mut rng, "c", ORIGIN, b"7").await;
+    let mut planner = Following {
+        room: 5,
+        refuse: Some(a4.seq),
+        asked: Vec::new(),
+    };
+    let claimed = ok(
+        store.claim(terms(T0, T0 + 60_000), &mut planner).await,
+        "claim",
+    );
+    let sent: Vec<Seq> = claimed.sends.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        sent,
+        [a1.seq, b1.seq, c1.seq, a2.seq, a3.seq, c2.seq],
+        "heads first; then each head's followers in order, up to a refusal"
+    );
+    assert_eq!(planner.asked, [a2.seq, a3.seq, a4.seq, c2.seq]);
+    assert_eq!(planner.room, 2);
+    for e in &claimed.sends {
+        assert_eq!(e.attempts, 1);
+        assert_eq!(
+            e.state,
+            EntryState::InFlight {
+                lease_until: T0 + 60_000
+            }
+        );
+    }
+    let a3_sent = &claimed.sends[4];
+    assert_eq!(a3_sent.request.body, b"4", "a follower comes with its body");
+    let stored = ok(store.get(a2.id).await, "get").expect("a2 is queued");
+    assert_eq!(stored.attempts, 1, "a follower's lease is stored");
+    let schedule = ok(store.schedule().await, "schedule");
+    assert_eq!(
+        schedule.paused_until(OTHER, T0),
+        Some(T0 + 999),
+        "what the planner wrote while following is saved"
+    );
+    assert_eq!(
+        ok(store.get(a4.id).await, "get").map(|e| e.state),
+        Some(EntryState::Pending),
+        "a refused follower is left as it was"
+    );
+
+    // a1 got through, a2 went and failed, a3 never went; c2's settlement is
+    // stale (another lease).
+    let unsent = |e: &Entry, attempt: u32| Settlement {
+        seq: e.seq,
+        attempt,
+        action: Action::Unsent,
+    };
+    let applied = ok(
+        store
+            .settle(
+                T0 + 5,
+                vec![
+                    Settlement {
+                        seq: a1.seq,
+                        attempt: 1,
+                        action: Action::Delivered {
+                            status: 200,
+                            duplicate: false,
+                        },
+                    },
+                    unsent(&a3, 1),
+                    unsent(&c2, 2),
+                ],
+                &mut |_, _| {},
+            )
+            .await,
+        "settle",
+    );
+    assert_eq!(
+        applied.iter().map(|s| s.seq).collect::<Vec<_>>(),
+        [a1.seq, a3.seq]
+    );
+    let a3_now = ok(store.get(a3.id).await, "get").expect("a3 stays queued");
+    assert_eq!(
+        (
+            a3_now.state,
+            a3_now.attempts,
+            a3_now.failures,
+            a3_now.last_error
+        ),
+        (EntryState::Pending, 0, 0, None),
+        "an unsent follower goes back as it was"
+    );
+    let c2_now = ok(store.get(c2.id).await, "get").expect("c2 stays queued");
+    assert!(matches!(c2_now.state, EntryState::InFlight { .. }));
 }
 
 /// Enqueue assigns increasing `seq`, keeps every byte, and `get`/`lane_busy` see it.
@@ -496,18 +649,21 @@ pub async fn claim_applies_each_decision<S: Store>(store: S) {
     let pacer = PacerConfig::default();
     let claimed = ok(
         store
-            .claim(terms(T0, T0 + 5_000), &mut |schedule, _| {
-                schedule.pause(ORIGIN, T0 + 777, &pacer, T0);
-                (
-                    vec![
-                        (a.seq, Claim::Send),
-                        (b.seq, Claim::AwaitToken),
-                        (c.seq, Claim::Expire(error.clone())),
-                        (d.seq, Claim::Send),
-                    ],
-                    Some(T0 + 10_000),
-                )
-            })
+            .claim(
+                terms(T0, T0 + 5_000),
+                &mut planning(|schedule, _| {
+                    schedule.pause(ORIGIN, T0 + 777, &pacer, T0);
+                    (
+                        vec![
+                            (a.seq, Claim::Send),
+                            (b.seq, Claim::AwaitToken),
+                            (c.seq, Claim::Expire(error.clone())),
+                            (d.seq, Claim::Send),
+                        ],
+                        Some(T0 + 10_000),
+                    )
+                }),
+            )
             .await,
         "claim",
     );
@@ -731,11 +887,11 @@ pub async fn settle_and_claim_is_one_step<S: Store>(store: S) {
                     s.pause(OTHER, T0 + 999, &pacer, T0);
                 },
                 terms(T0 + 100, T0 + 60_100),
-                &mut |s, heads| {
+                &mut planning(|s, heads| {
                     seen = heads.to_vec();
                     saw_pause = s.paused_until(OTHER, T0 + 100);
                     (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None)
-                },
+                }),
             )
             .await,
         "settle_and_claim",
@@ -838,7 +994,9 @@ pub async fn expired_lease_counts_a_failure<S: Store>(store: S) {
                     until: T0 + 200_000,
                     steal: true,
                 },
-                &mut |_, heads| (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None),
+                &mut planning(|_, heads| {
+                    (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None)
+                }),
             )
             .await,
         "claim",
@@ -864,12 +1022,15 @@ pub async fn release_is_per_origin<S: Store>(store: S) {
     let b = put(&store, &mut rng, "b", OTHER, b"b").await;
     ok(
         store
-            .claim(terms(T0, T0 + 1), &mut |_, heads| {
-                (
-                    heads.iter().map(|h| (h.seq, Claim::AwaitToken)).collect(),
-                    None,
-                )
-            })
+            .claim(
+                terms(T0, T0 + 1),
+                &mut planning(|_, heads| {
+                    (
+                        heads.iter().map(|h| (h.seq, Claim::AwaitToken)).collect(),
+                        None,
+                    )
+                }),
+            )
             .await,
         "claim",
     );
@@ -892,9 +1053,10 @@ pub async fn release_is_per_origin<S: Store>(store: S) {
     // leases it as it stands.
     let claimed = ok(
         store
-            .claim(terms(T0 + 7, T0 + 60_000), &mut |_, _| {
-                (vec![(b.seq, Claim::Send)], None)
-            })
+            .claim(
+                terms(T0 + 7, T0 + 60_000),
+                &mut planning(|_, _| (vec![(b.seq, Claim::Send)], None)),
+            )
             .await,
         "claim",
     );
@@ -921,16 +1083,19 @@ pub async fn revive_discard_cancel<S: Store>(store: S) {
     let err = LastError::new("x", "y");
     ok(
         store
-            .claim(terms(T0, T0 + 60_000), &mut |_, _| {
-                (
-                    vec![
-                        (a1.seq, Claim::Expire(err.clone())),
-                        (b.seq, Claim::Expire(err.clone())),
-                        (c.seq, Claim::Send),
-                    ],
-                    None,
-                )
-            })
+            .claim(
+                terms(T0, T0 + 60_000),
+                &mut planning(|_, _| {
+                    (
+                        vec![
+                            (a1.seq, Claim::Expire(err.clone())),
+                            (b.seq, Claim::Expire(err.clone())),
+                            (c.seq, Claim::Send),
+                        ],
+                        None,
+                    )
+                }),
+            )
             .await,
         "claim",
     );
@@ -975,10 +1140,13 @@ pub async fn purge_clears_everything<S: Store>(store: S) {
     let pacer = PacerConfig::default();
     ok(
         store
-            .claim(terms(T0, T0 + 1), &mut |s, _| {
-                s.pause(ORIGIN, T0 + 50, &pacer, T0);
-                (vec![(a.seq, Claim::Expire(LastError::new("x", "y")))], None)
-            })
+            .claim(
+                terms(T0, T0 + 1),
+                &mut planning(|s, _| {
+                    s.pause(ORIGIN, T0 + 50, &pacer, T0);
+                    (vec![(a.seq, Claim::Expire(LastError::new("x", "y")))], None)
+                }),
+            )
             .await,
         "claim",
     );
@@ -1010,17 +1178,20 @@ pub async fn stats_and_listings<S: Store>(store: S) {
     let pacer = PacerConfig::default();
     ok(
         store
-            .claim(terms(T0, T0 + 60_000), &mut |s, _| {
-                s.pause(OTHER, T0 + 30, &pacer, T0);
-                (
-                    vec![
-                        (a.seq, Claim::Send),
-                        (b.seq, Claim::AwaitToken),
-                        (c.seq, Claim::Expire(LastError::new("x", "y"))),
-                    ],
-                    None,
-                )
-            })
+            .claim(
+                terms(T0, T0 + 60_000),
+                &mut planning(|s, _| {
+                    s.pause(OTHER, T0 + 30, &pacer, T0);
+                    (
+                        vec![
+                            (a.seq, Claim::Send),
+                            (b.seq, Claim::AwaitToken),
+                            (c.seq, Claim::Expire(LastError::new("x", "y"))),
+                        ],
+                        None,
+                    )
+                }),
+            )
             .await,
         "claim",
     );

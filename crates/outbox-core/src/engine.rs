@@ -132,8 +132,8 @@ use crate::join::join_all;
 
 use crate::classify::{ClassifyConfig, Outcome, Response, TransportError, classify};
 use crate::clock::{Clock, Millis, Random, SplitMix64};
-use crate::entry::Head;
 use crate::entry::{Entry, EntryId, EntryState, LastError};
+use crate::entry::{Head, Seq};
 use crate::event::{Event, EventSink};
 use crate::flush::{Flush, Io, TokenAsks};
 use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
@@ -141,7 +141,10 @@ use crate::pacer::PacerConfig;
 use crate::pacer::ScheduleState;
 use crate::retry::RetryPolicy;
 use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
-use crate::store::{CancelResult, Claimed, EnqueueError, QueueLimits, Settlement, Stats, Store};
+use crate::scheduler::Claim;
+use crate::store::{
+    CancelResult, Claimed, EnqueueError, Planner, QueueLimits, Settlement, Stats, Store,
+};
 use crate::token::TokenSource;
 use crate::transport::{OutgoingRequest, Transport};
 use crate::verdict::Answer;
@@ -394,7 +397,7 @@ where
     ) -> Result<(), S::Error> {
         let info = response.rate_limit();
         let pause = outcome.pause_ms(self.config.classify.retry_after_fallback_ms);
-        let low = matches!((info.count, info.allowed), (Some(c), Some(a)) if a.saturating_sub(c) <= u64::from(self.config.pacer.burst));
+        let low = info.nearly_spent(u64::from(self.config.pacer.burst));
         if pause.is_none() && !low {
             return Ok(());
         }
@@ -585,8 +588,9 @@ where
             };
             match io {
                 Io::Store { settlements, terms } => {
-                    let mut planner = |schedule: &mut ScheduleState, heads: &[Head]| {
-                        flush.borrow_mut().plan(schedule, heads, &has_token)
+                    let mut planner = FlushPlanner {
+                        flush: &flush,
+                        has_token: &has_token,
                     };
                     let (applied, claimed) = match settlements {
                         None => (Vec::new(), self.store.claim(terms, &mut planner).await?),
@@ -751,5 +755,34 @@ pub fn queue_reason(reason: QueueReason) -> &'static str {
         QueueReason::LaneBusy => "lane-busy",
         QueueReason::LaneHeld => "lane-held",
         QueueReason::OriginPaused { .. } => "origin-paused",
+    }
+}
+
+/// Lends a [`Flush`] to a store's claim as its [`Planner`] (inside the
+/// transaction; never across an await).
+struct FlushPlanner<'f, 'c> {
+    flush: &'f RefCell<Flush<'c>>,
+    has_token: &'f dyn Fn(&str) -> bool,
+}
+
+impl Planner for FlushPlanner<'_, '_> {
+    fn plan(
+        &mut self,
+        schedule: &mut ScheduleState,
+        heads: &[Head],
+    ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
+        self.flush
+            .borrow_mut()
+            .plan(schedule, heads, self.has_token)
+    }
+
+    fn follow_room(&self) -> usize {
+        self.flush.borrow().follow_room()
+    }
+
+    fn follow(&mut self, schedule: &mut ScheduleState, next: &Head) -> bool {
+        self.flush
+            .borrow_mut()
+            .follow(schedule, next, self.has_token)
     }
 }

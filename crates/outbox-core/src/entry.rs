@@ -329,6 +329,11 @@ impl Entry {
                 self.bury(error.clone(), now);
                 Fate::Bury
             }
+            Action::Unsent => {
+                self.state = EntryState::Pending;
+                self.attempts = self.attempts.saturating_sub(1);
+                Fate::Keep
+            }
         }
     }
 

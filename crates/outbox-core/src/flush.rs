@@ -41,10 +41,11 @@ use std::collections::VecDeque;
 
 use crate::clock::{Millis, Random};
 use crate::engine::{Config, FlushReport};
-use crate::entry::{Entry, EntryId, Head, Seq};
+use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::event::Event;
+use crate::hold::OnDead;
 use crate::pacer::ScheduleState;
-use crate::scheduler::{Claim, PlanContext, plan};
+use crate::scheduler::{Claim, PlanContext, follows, plan};
 use crate::store::{Claimed, LeaseTerms, Settlement};
 use crate::verdict::{self, Aftermath, Answer, Verdicts};
 
@@ -151,8 +152,21 @@ pub struct Flush<'c> {
     /// Whether the current cycle did something that may have made more
     /// work ready.
     progressed: bool,
-    /// Claimed by the store step, to be sent.
+    /// Claimed by the store step (or cleared to follow), to be sent.
     sends: Vec<Entry>,
+    /// Leased to follow an entry of their lane in this cycle, waiting for
+    /// it to clear the lane; in `seq` order per lane.
+    followers: Vec<Entry>,
+    /// How many more entries may follow the heads the current claim sends.
+    room: usize,
+    /// Origins whose throttle limited them when a claim of this flush
+    /// began: nothing follows to them for the rest of the flush (each of
+    /// their requests waits for the throttle's own decision, as a head).
+    throttled: Vec<String>,
+    /// Origins with an answer this cycle that did not clear its lane (a
+    /// refusal, a pause, a failure): nothing more follows to them until
+    /// the next store step has settled it.
+    halted: Vec<String>,
     /// I/O decided, not yet polled.
     todo: VecDeque<Io>,
     events: Vec<Event>,
@@ -176,6 +190,10 @@ impl<'c> Flush<'c> {
             held: Vec::new(),
             progressed: false,
             sends: Vec::new(),
+            followers: Vec::new(),
+            room: 0,
+            throttled: Vec::new(),
+            halted: Vec::new(),
             todo: VecDeque::new(),
             events: Vec::new(),
         }
@@ -248,6 +266,7 @@ impl<'c> Flush<'c> {
         self.now = now;
         self.token_wanted.clear();
         self.held.clear();
+        self.halted.clear();
         self.aftermath = Aftermath::default();
         let settlements = self.answered.take().map(|mut verdicts| {
             let settlements = std::mem::take(&mut verdicts.settlements);
@@ -291,23 +310,71 @@ impl<'c> Flush<'c> {
         heads: &[Head],
         has_token: &dyn Fn(&str) -> bool,
     ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
+        self.room = 0;
         if !self.aftermath.came_back.is_empty() {
             return (Vec::new(), None);
         }
+        for origin in schedule.throttled(&self.config.pacer, self.now) {
+            if !self.throttled.contains(&origin) {
+                self.throttled.push(origin);
+            }
+        }
         let on_dead = |route: &str| self.config.routes.on_dead(route);
-        let ctx = PlanContext {
+        let ctx = self.context(has_token, &on_dead);
+        let p = plan(heads, schedule, &ctx);
+        self.room = ctx.batch_size.saturating_sub(p.sends());
+        self.token_wanted = p.token_wanted;
+        self.held = p.held;
+        (p.claims, p.next_wake)
+    }
+
+    /// Inside the store step's claim, after [`plan`](Self::plan): how
+    /// many entries may still follow the heads it sends (the batch's room).
+    pub fn follow_room(&self) -> usize {
+        self.room
+    }
+
+    /// Inside the store step's claim: whether `next`, the entry right
+    /// behind one the claim leased in its lane, is leased to follow it
+    /// ([`follows`]); it is sent in this cycle once that one clears the
+    /// lane.
+    pub fn follow(
+        &mut self,
+        schedule: &mut ScheduleState,
+        next: &Head,
+        has_token: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        if self.room == 0 {
+            return false;
+        }
+        let on_dead = |route: &str| self.config.routes.on_dead(route);
+        let throttled = self.throttled.contains(&next.origin);
+        let follows = follows(
+            next,
+            throttled,
+            schedule,
+            &self.context(has_token, &on_dead),
+        );
+        if follows {
+            self.room -= 1;
+        }
+        follows
+    }
+
+    fn context<'a>(
+        &'a self,
+        has_token: &'a dyn Fn(&str) -> bool,
+        on_dead: &'a dyn Fn(&str) -> OnDead,
+    ) -> PlanContext<'a> {
+        PlanContext {
             now: self.now,
             batch_size: self.config.batch_size.max(1),
             policy: &self.config.retry,
             pacer: &self.config.pacer,
             has_token,
             steal_leases: self.steals(),
-            on_dead: &on_dead,
-        };
-        let p = plan(heads, schedule, &ctx);
-        self.token_wanted = p.token_wanted;
-        self.held = p.held;
-        (p.claims, p.next_wake)
+            on_dead,
+        }
     }
 
     /// The store step of [`Io::Store`] or [`Io::Settle`] is done: the
@@ -377,7 +444,19 @@ impl<'c> Flush<'c> {
             self.todo.push_back(Io::AskTokens(ask));
         }
         self.progressed = progressed;
-        self.sends = claimed.sends;
+        // A lane's first entry goes now; the ones leased to follow it wait
+        // for it to clear the lane.
+        let mut lanes: Vec<String> = Vec::new();
+        let (leads, followers): (Vec<Entry>, Vec<Entry>) =
+            claimed.sends.into_iter().partition(|e| {
+                let first = !lanes.contains(&e.lane);
+                if first {
+                    lanes.push(e.lane.clone());
+                }
+                first
+            });
+        self.sends = leads;
+        self.followers = followers;
         self.phase = Phase::Claimed;
     }
 
@@ -390,7 +469,10 @@ impl<'c> Flush<'c> {
 
     /// The entries of an [`Io::Send`], given back with their `answers` in
     /// the same order, received by `now`; `rng` draws the backoff jitter.
-    /// The verdicts are settled by the next store step.
+    /// The verdicts are settled by the next store step. An entry whose
+    /// answer clears its lane lets the next entry leased to follow it go
+    /// now (another [`Io::Send`], same cycle) — if its lease outlives a
+    /// send; the followers of a lane that was not cleared go back unsent.
     pub fn answered(
         &mut self,
         sent: Vec<Entry>,
@@ -404,8 +486,53 @@ impl<'c> Flush<'c> {
         if !refused.is_empty() {
             self.todo.push_back(Io::Forget(refused));
         }
-        self.answered = Some(verdicts);
-        self.phase = Phase::Cycle;
+        let mut cleared: Vec<&str> = Vec::new();
+        for e in &sent {
+            if verdicts.cleared.contains(&e.seq) {
+                cleared.push(&e.lane);
+            } else if !self.halted.contains(&e.origin) {
+                self.halted.push(e.origin.clone());
+            }
+        }
+        let lease_left = |e: &Entry| match e.state {
+            EntryState::InFlight { lease_until } => {
+                lease_until > now.saturating_add(self.config.send_timeout_ms)
+            }
+            _ => false,
+        };
+        let (mut next, mut waiting, mut unsent) = (Vec::new(), Vec::new(), Vec::new());
+        for follower in std::mem::take(&mut self.followers) {
+            let lane = follower.lane.as_str();
+            if next.iter().any(|e: &Entry| e.lane == lane) {
+                waiting.push(follower);
+            } else if cleared.contains(&lane)
+                && !self.halted.contains(&follower.origin)
+                && lease_left(&follower)
+            {
+                next.push(follower);
+            } else {
+                unsent.push(follower);
+            }
+        }
+        // Behind an unsent follower, its lane's later followers stay unsent.
+        let (unsent_lanes, later): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|e: &Entry| unsent.iter().any(|u: &Entry| u.lane == e.lane));
+        unsent.extend(unsent_lanes);
+        self.followers = later;
+        match &mut self.answered {
+            Some(earlier) => earlier.absorb(verdicts),
+            None => self.answered = Some(verdicts),
+        }
+        if let Some(answered) = &mut self.answered {
+            answered.unsent(unsent);
+        }
+        if next.is_empty() {
+            self.phase = Phase::Cycle;
+        } else {
+            self.sends = next;
+            self.phase = Phase::Claimed;
+        }
     }
 
     /// The events since the last call, in order.
@@ -553,6 +680,140 @@ mod tests {
         let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
         assert_eq!(kinds, ["sent"]);
         assert!(matches!(flush.poll(1_040), Io::Done(_)), "done stays done");
+    }
+
+    #[test]
+    fn followers_go_as_their_lane_clears_and_come_back_unsent_when_it_does_not() {
+        let config = Config::default();
+        let mut flush = Flush::new(&config, false);
+        let Io::Store { terms, .. } = flush.poll(1_000) else {
+            panic!("a store step");
+        };
+        let leased = EntryState::InFlight {
+            lease_until: terms.until,
+        };
+        // Lane b is on another origin: a failure halts following to its
+        // own origin for the rest of the cycle.
+        let elsewhere = |e: Entry| Entry {
+            origin: "https://other.example.test".into(),
+            ..e
+        };
+        let (a1, b1) = (entry(1, "a", leased), elsewhere(entry(2, "b", leased)));
+        let (a2, b2) = (entry(3, "a", leased), elsewhere(entry(4, "b", leased)));
+        let pending = |e: &Entry| Head {
+            state: EntryState::Pending,
+            attempts: 0,
+            ..e.head()
+        };
+        let mut schedule = ScheduleState::default();
+        let (claims, _) = flush.plan(&mut schedule, &[pending(&a1), pending(&b1)], &|_| true);
+        assert_eq!(claims.len(), 2);
+        assert_eq!(flush.follow_room(), config.batch_size - 2);
+        assert!(flush.follow(&mut schedule, &pending(&a2), &|_| true));
+        assert!(flush.follow(&mut schedule, &pending(&b2), &|_| true));
+        let parked = Head {
+            state: EntryState::AwaitingToken,
+            ..pending(&entry(5, "a", leased))
+        };
+        assert!(
+            !flush.follow(&mut schedule, &parked, &|_| true),
+            "only a plain pending entry follows"
+        );
+
+        flush.stored(
+            &[],
+            claimed(vec![a1.clone(), b1.clone(), a2.clone(), b2.clone()]),
+            &TokenAsks::default(),
+        );
+        let Io::Send(first) = flush.poll(1_001) else {
+            panic!("the heads go first");
+        };
+        assert_eq!(first, [a1.clone(), b1.clone()]);
+        let told: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
+        assert_eq!(told, ["sending", "sending"], "followers are not told yet");
+
+        // a1 gets through, b1 does not.
+        flush.answered(
+            first,
+            vec![answer(200, None), answer(503, None)],
+            1_010,
+            &mut SplitMix64::new(3),
+        );
+        let Io::Send(second) = flush.poll(1_011) else {
+            panic!("a1 cleared lane a: its follower goes, with no store step");
+        };
+        assert_eq!(second, std::slice::from_ref(&a2));
+        let told: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
+        assert_eq!(told, ["sending"]);
+        flush.answered(
+            second,
+            vec![answer(201, None)],
+            1_020,
+            &mut SplitMix64::new(4),
+        );
+
+        let Io::Store {
+            settlements: Some(settlements),
+            ..
+        } = flush.poll(1_030)
+        else {
+            panic!("then one store step settles the whole cycle");
+        };
+        let got: Vec<_> = settlements
+            .iter()
+            .map(|s| (s.seq, s.attempt, std::mem::discriminant(&s.action)))
+            .collect();
+        let kind = |a: Action| std::mem::discriminant(&a);
+        let delivered = kind(Action::Delivered {
+            status: 200,
+            duplicate: false,
+        });
+        assert_eq!(got.len(), 4);
+        assert!(got.contains(&(1, 1, delivered)));
+        assert!(got.contains(&(3, 1, delivered)));
+        assert!(got.contains(&(4, 1, kind(Action::Unsent))), "{got:?}");
+        assert!(matches!(
+            settlements.iter().find(|s| s.seq == 2).map(|s| &s.action),
+            Some(Action::Retry { .. })
+        ));
+    }
+
+    #[test]
+    fn a_follower_whose_lease_would_run_out_mid_send_goes_back_unsent() {
+        let config = Config::default();
+        let mut flush = Flush::new(&config, false);
+        flush.poll(1_000);
+        let a1 = entry(
+            1,
+            "a",
+            EntryState::InFlight {
+                lease_until: 1_000 + config.lease_ms,
+            },
+        );
+        let short = EntryState::InFlight {
+            lease_until: 1_010 + config.send_timeout_ms,
+        };
+        let a2 = entry(2, "a", short);
+        flush.stored(&[], claimed(vec![a1.clone(), a2]), &TokenAsks::default());
+        let Io::Send(first) = flush.poll(1_001) else {
+            panic!("the head goes");
+        };
+        flush.answered(
+            first,
+            vec![answer(200, None)],
+            1_010,
+            &mut SplitMix64::new(5),
+        );
+        let Io::Store {
+            settlements: Some(settlements),
+            ..
+        } = flush.poll(1_011)
+        else {
+            panic!("no round for a lease that would run out: the store step");
+        };
+        assert_eq!(settlements.len(), 2);
+        assert_eq!(settlements[1].seq, 2);
+        assert_eq!(settlements[1].action, Action::Unsent);
     }
 
     #[test]

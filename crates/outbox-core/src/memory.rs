@@ -105,7 +105,7 @@ impl Store for MemoryStore {
     async fn claim(
         &self,
         terms: LeaseTerms,
-        planner: &mut Planner<'_>,
+        planner: &mut dyn Planner,
     ) -> Result<Claimed, Infallible> {
         let (now, lease_until) = (terms.now, terms.until);
         let mut inner = self.0.borrow_mut();
@@ -117,7 +117,7 @@ impl Store for MemoryStore {
             .filter_map(|seq| inner.queue.get(seq))
             .map(Entry::head)
             .collect();
-        let (claims, next_wake) = planner(&mut inner.schedule, &heads);
+        let (claims, next_wake) = planner.plan(&mut inner.schedule, &heads);
         let mut claimed = Claimed {
             next_wake,
             ..Claimed::default()
@@ -148,6 +148,31 @@ impl Store for MemoryStore {
                     entry.bury(error, now);
                     claimed.expired.push(inner.file_dead(entry));
                 }
+            }
+        }
+        // Followers: behind each head leased to send, in `seq` order.
+        let leads: Vec<(String, Seq)> = claimed
+            .sends
+            .iter()
+            .map(|e| (e.lane.clone(), e.seq))
+            .collect();
+        for (lane, lead) in leads {
+            let room = planner.follow_room();
+            if room == 0 {
+                break;
+            }
+            let behind: Vec<Seq> = inner.lanes.get(&lane).map_or_else(Vec::new, |seqs| {
+                seqs.range(lead + 1..).take(room).copied().collect()
+            });
+            for seq in behind {
+                let Some(entry) = inner.queue.get_mut(&seq) else {
+                    break;
+                };
+                if !planner.follow(&mut inner.schedule, &entry.head()) {
+                    break;
+                }
+                entry.lease(lease_until);
+                claimed.sends.push(entry.clone());
             }
         }
         Ok(claimed)

@@ -215,6 +215,16 @@ impl ScheduleState {
             .and_then(|p| p.throttle.allowance(&config.throttle, now))
     }
 
+    /// The origins whose throttle limits them at `now`
+    /// ([`Throttle::limits`](crate::throttle::Throttle::limits)).
+    pub fn throttled(&self, config: &PacerConfig, now: Millis) -> Vec<String> {
+        self.origins
+            .iter()
+            .filter(|(_, pace)| pace.throttle.limits(&config.throttle, now))
+            .map(|(origin, _)| origin.clone())
+            .collect()
+    }
+
     /// Pauses the origin until `until` (a later pause wins).
     pub fn pause(&mut self, origin: &str, until: Millis, config: &PacerConfig, now: Millis) {
         let pace = self.origin(origin, config, now);

@@ -80,6 +80,11 @@ pub enum Action {
         /// Why.
         error: LastError,
     },
+    /// Never sent: leased to follow its lane's previous entry in the same
+    /// cycle ([`crate::flush`]), which did not get through (or the lease
+    /// would have run out before an answer). It goes back as it was, the
+    /// attempt its lease counted taken back.
+    Unsent,
 }
 
 impl RetryPolicy {

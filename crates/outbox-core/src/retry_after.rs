@@ -242,6 +242,12 @@ impl RateLimitInfo {
     pub fn is_present(&self) -> bool {
         self.count.is_some() || self.allowed.is_some() || self.reset_secs.is_some()
     }
+
+    /// Whether the window has at most `margin` requests left (both
+    /// `count` and `allowed` known).
+    pub fn nearly_spent(&self, margin: u64) -> bool {
+        matches!((self.count, self.allowed), (Some(c), Some(a)) if a.saturating_sub(c) <= margin)
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,12 @@
 //! skipping paused origins and origins whose bucket is empty. Planning
 //! looks at lane heads only: its cost is O(lanes · log lanes + batch),
 //! whatever the queue's length.
+//!
+//! When the heads leave room in the batch, the entries right behind the
+//! heads being sent may be leased to *follow* them ([`follows`]): each goes
+//! in the same cycle, only once the entry before it in its lane got
+//! through ([`crate::flush`]), so one conversation's backlog pays one store
+//! step per batch instead of one per message, and its order is kept.
 
 use crate::clock::Millis;
 use crate::entry::{CORRUPT, EntryId, EntryState, Head, LEASE_EXPIRED, LastError, Seq};
@@ -193,6 +199,35 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
         token_wanted,
         held,
     }
+}
+
+/// Whether `next`, the entry right behind one of its lane that this cycle
+/// sends, may be leased to follow it (sent in the same cycle once that one
+/// clears the lane). Only a plain pending entry that is due, within its
+/// limits, with a token in hand if it needs one, in a lane no dead letter
+/// holds, and within its origin's pacing budget, of which it takes one
+/// request (so an origin being probed after an outage, or spreading its
+/// backlog, lets nothing follow beyond what its throttle allows). An
+/// origin whose throttle limited it when the claim began (`throttled`:
+/// probing, spreading a backlog or slowed by refusals) lets nothing follow
+/// at all: there every request waits for the throttle's own decision. The
+/// caller counts the batch.
+pub fn follows(
+    next: &Head,
+    throttled: bool,
+    schedule: &mut ScheduleState,
+    ctx: &PlanContext<'_>,
+) -> bool {
+    let now = ctx.now;
+    !throttled
+        && !next.corrupt
+        && next.state == EntryState::Pending
+        && next.not_before <= now
+        && next.failures < ctx.policy.max_attempts
+        && !ctx.policy.is_expired(next.created_at, now)
+        && (!next.needs_token || (ctx.has_token)(&next.origin))
+        && schedule.holds.holder(&next.lane).is_none()
+        && schedule.try_take(&next.origin, ctx.pacer, now).is_ok()
 }
 
 #[cfg(test)]

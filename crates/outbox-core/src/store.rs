@@ -66,7 +66,9 @@ pub enum EnqueueError<E: std::error::Error + 'static> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Claimed {
     /// Entries leased for sending (their `attempts` already counts this
-    /// send), in `seq` order.
+    /// send): the heads in the plan's order (oldest first), then the
+    /// entries that follow them ([`Planner::follow`]), in `seq` order per
+    /// lane.
     pub sends: Vec<Entry>,
     /// Entries parked until a token arrives.
     pub awaiting_token: Vec<Entry>,
@@ -165,9 +167,60 @@ impl LeaseTerms {
     }
 }
 
-/// The planner a claim runs inside its transaction.
-pub type Planner<'a> =
-    dyn FnMut(&mut ScheduleState, &[Head]) -> (Vec<(Seq, Claim)>, Option<Millis>) + 'a;
+/// The planner a claim runs inside its transaction (synchronously: a
+/// store awaits nothing but its own requests between these calls).
+///
+/// A claim first calls [`plan`](Self::plan) with every lane's head and
+/// applies the claims it returns. Then, for each lane whose head it leased
+/// to send and while [`follow_room`](Self::follow_room) is not zero, it
+/// reads the entries behind that head in `seq` order and leases each one
+/// [`follow`](Self::follow) accepts, stopping at the first it refuses;
+/// those go into [`Claimed::sends`] after the heads, in `seq` order per
+/// lane. Any `FnMut(&mut ScheduleState, &[Head]) -> (claims, next_wake)`
+/// is a planner that lets nothing follow.
+pub trait Planner {
+    /// Which heads to lease, park or bury, and when to look again.
+    fn plan(
+        &mut self,
+        schedule: &mut ScheduleState,
+        heads: &[Head],
+    ) -> (Vec<(Seq, Claim)>, Option<Millis>);
+
+    /// How many entries may still follow the heads this cycle (0: do not
+    /// read any).
+    fn follow_room(&self) -> usize {
+        0
+    }
+
+    /// Whether `next`, the entry right behind one just leased in its lane,
+    /// is leased to follow it (it takes from the pacing budget in
+    /// `schedule` when it is).
+    fn follow(&mut self, _schedule: &mut ScheduleState, _next: &Head) -> bool {
+        false
+    }
+}
+
+/// A closure as a [`Planner`] (it lets nothing follow): names the
+/// closure's argument types where a `&mut dyn Planner` is expected.
+pub fn planning<F>(plan: F) -> F
+where
+    F: FnMut(&mut ScheduleState, &[Head]) -> (Vec<(Seq, Claim)>, Option<Millis>),
+{
+    plan
+}
+
+impl<F> Planner for F
+where
+    F: FnMut(&mut ScheduleState, &[Head]) -> (Vec<(Seq, Claim)>, Option<Millis>),
+{
+    fn plan(
+        &mut self,
+        schedule: &mut ScheduleState,
+        heads: &[Head],
+    ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
+        self(schedule, heads)
+    }
+}
 
 /// Durable storage for the outbox. Async without `Send` (wasm is
 /// single-threaded); each method is atomic.
@@ -192,12 +245,13 @@ pub trait Store {
     /// asks `planner` what to do, and applies it — leasing sends until
     /// `terms.until` when [`LeaseTerms::allows`] them ([`Entry::lease`]),
     /// parking entries that await a token ([`Entry::park_for_token`]),
-    /// moving expired ones to the dead letters ([`Entry::bury`]) — and
-    /// saves the pacing state.
+    /// moving expired ones to the dead letters ([`Entry::bury`]); then
+    /// leases the entries that follow the heads it sends, as the
+    /// [`Planner`] says — and saves the pacing state.
     async fn claim(
         &self,
         terms: LeaseTerms,
-        planner: &mut Planner<'_>,
+        planner: &mut dyn Planner,
     ) -> Result<Claimed, Self::Error>;
 
     /// In one transaction: applies attempt results with
@@ -226,7 +280,7 @@ pub trait Store {
         settlements: Vec<Settlement>,
         schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
         terms: LeaseTerms,
-        planner: &mut Planner<'_>,
+        planner: &mut dyn Planner,
     ) -> Result<(Vec<Settlement>, Claimed), Self::Error> {
         let applied = self.settle(terms.now, settlements, schedule).await?;
         let claimed = self.claim(terms, planner).await?;

@@ -195,6 +195,12 @@ impl Throttle {
         }
     }
 
+    /// Whether the throttle limits its origin at `now`: probing an origin
+    /// that gives no answer, within a spread window, or at a cut rate.
+    pub fn limits(&self, config: &ThrottleConfig, now: Millis) -> bool {
+        config.enabled && (self.rate != 0 || self.down_since != 0 || self.spread_until > now)
+    }
+
     /// Takes the request [`check`](Self::check) allowed.
     pub fn take(&mut self, config: &ThrottleConfig, now: Millis) {
         if !config.enabled {

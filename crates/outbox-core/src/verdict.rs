@@ -63,6 +63,10 @@ pub struct Verdicts {
     pub rejected_tokens: Vec<(String, String)>,
     /// Origins that need a fresh token, once each.
     pub want_token: Vec<String>,
+    /// Entries (by `seq`) whose answer lets the next entry of their lane
+    /// go in the same cycle: delivered, with no pause and a rate-limit
+    /// window not nearly spent.
+    pub cleared: Vec<Seq>,
     sent: Vec<Sent>,
     /// `(origin, until, reason)`: a `429`, or a `503` that said how long.
     pauses: Vec<(String, Millis, String)>,
@@ -99,6 +103,7 @@ pub fn judge(
         settlements: Vec::with_capacity(answers.len()),
         rejected_tokens: Vec::new(),
         want_token: Vec::new(),
+        cleared: Vec::new(),
         sent: Vec::with_capacity(answers.len()),
         pauses: Vec::new(),
         observed: Vec::new(),
@@ -113,9 +118,11 @@ pub fn judge(
             .is_some_and(|r| r.conflict_is_delivered);
         let outcome = classify(&answer.result, conflict_ok, now, &config.classify);
         v.signals.push((entry.origin.clone(), Signal::of(&outcome)));
+        let mut window_spent = false;
         if let Ok(response) = &answer.result {
             let info = response.rate_limit();
             if info.is_present() {
+                window_spent = info.nearly_spent(u64::from(config.pacer.burst));
                 v.observed.push((entry.origin.clone(), info));
             }
         }
@@ -135,6 +142,9 @@ pub fn judge(
         let action = config
             .retry
             .decide(entry, &outcome, now, pause.unwrap_or(0), rng);
+        if matches!(action, Action::Delivered { .. }) && pause.is_none() && !window_spent {
+            v.cleared.push(entry.seq);
+        }
         v.settlements.push(Settlement {
             seq: entry.seq,
             attempt: entry.attempts,
@@ -154,6 +164,36 @@ pub fn judge(
 }
 
 impl Verdicts {
+    /// Adds a later round of the same cycle (followers sent after their
+    /// lane's entry cleared it): one store step settles both.
+    pub fn absorb(&mut self, later: Verdicts) {
+        self.settlements.extend(later.settlements);
+        self.rejected_tokens.extend(later.rejected_tokens);
+        for origin in later.want_token {
+            if !self.want_token.contains(&origin) {
+                self.want_token.push(origin);
+            }
+        }
+        self.cleared = later.cleared;
+        self.sent.extend(later.sent);
+        self.pauses.extend(later.pauses);
+        self.observed.extend(later.observed);
+        self.signals.extend(later.signals);
+        self.now = later.now;
+        self.phase = later.phase;
+    }
+
+    /// Settles `entries` as never sent ([`Action::Unsent`]): leased to
+    /// follow an entry of their lane that did not clear it.
+    pub fn unsent(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        self.settlements
+            .extend(entries.into_iter().map(|e| Settlement {
+                seq: e.seq,
+                attempt: e.attempts,
+                action: Action::Unsent,
+            }));
+    }
+
     /// The pacing consequences of the settlements that `applied`, written
     /// into `schedule` inside the store's settle: lanes held behind heads
     /// that died (per their route's `onDead`), throttle signals, rate-limit
@@ -223,7 +263,7 @@ impl Verdicts {
                 continue;
             };
             let (id, lane) = (e.id, e.lane.clone());
-            events.push(match &s.action {
+            let event = match &s.action {
                 Action::Delivered { status, duplicate } => {
                     report.delivered += 1;
                     Event::Sent {
@@ -261,7 +301,10 @@ impl Verdicts {
                         error: error.clone(),
                     }
                 }
-            });
+                // Never sent, never told "sending": nothing to tell.
+                Action::Unsent => continue,
+            };
+            events.push(event);
         }
         for (lane, id) in &aftermath.held {
             events.push(Event::Held {

@@ -425,7 +425,7 @@ fn apply_settlements(
 async fn claim_in(
     tx: &Tx,
     terms: LeaseTerms,
-    planner: &mut Planner<'_>,
+    planner: &mut dyn Planner,
 ) -> Result<Claimed, IdbError> {
     let entries = tx.store(ENTRIES)?;
     let dead = tx.store(DEAD)?;
@@ -456,7 +456,7 @@ async fn claim_in(
 
     // The planner runs synchronously, inside the transaction.
     let mut after = before.clone();
-    let (claims, next_wake) = planner(&mut after, &heads);
+    let (claims, next_wake) = planner.plan(&mut after, &heads);
 
     // Decode in full only what the plan names; a plan names heads, and
     // anything else it names is read first.
@@ -495,6 +495,7 @@ async fn claim_in(
         ..Claimed::default()
     };
     apply_claims(tx, &entries, &dead, terms, claims, &mut work, &mut claimed)?;
+    claim_followers(tx, &entries, terms, planner, &mut after, &mut claimed).await?;
     save_schedule(tx, &meta, &before, &after)?;
     let bodies = tx.store(BODIES)?;
     let mut reads = Vec::new();
@@ -506,6 +507,50 @@ async fn claim_in(
     fill_bodies(&mut claimed.awaiting_token, &mut read)?;
     fill_bodies(&mut claimed.expired, &mut read)?;
     Ok(claimed)
+}
+
+/// Leases the entries that follow the heads `claimed` sends, as the
+/// planner accepts them (see [`Planner`]): one `getAll` per lane on the
+/// lane index (whose records of one lane come in `seq` order), at most the
+/// planner's room past the head. A record that cannot be read stops its
+/// lane's followers: it dies as a head, in its turn.
+async fn claim_followers(
+    tx: &Tx,
+    entries: &IdbObjectStore,
+    terms: LeaseTerms,
+    planner: &mut dyn Planner,
+    schedule: &mut ScheduleState,
+    claimed: &mut Claimed,
+) -> Result<(), IdbError> {
+    let room = planner.follow_room();
+    if room == 0 || claimed.sends.is_empty() {
+        return Ok(());
+    }
+    let leads: Vec<Seq> = claimed.sends.iter().map(|e| e.seq).collect();
+    let lanes = index(tx, entries, BY_LANE)?;
+    let limit = u32::try_from(room + 1).unwrap_or(u32::MAX);
+    let mut reads = Vec::with_capacity(leads.len());
+    for e in &claimed.sends {
+        let lane = JsValue::from_str(&e.lane);
+        reads.push(watch(tx, lanes.get_all_with_key_and_limit(&lane, limit))?);
+    }
+    for (lead, values) in leads.into_iter().zip(all(reads).await?) {
+        for value in js_sys::Array::from(&values).iter() {
+            let Ok(mut record) = decode_entry(&value) else {
+                break;
+            };
+            if record.entry.seq <= lead {
+                continue;
+            }
+            if planner.follow_room() == 0 || !planner.follow(schedule, &record.entry.head()) {
+                break;
+            }
+            record.entry.lease(terms.until);
+            put_record(tx, entries, &record)?;
+            claimed.sends.push(record.entry);
+        }
+    }
+    Ok(())
 }
 
 /// A settle inside `tx` (see [`Store::settle`]).
@@ -772,7 +817,7 @@ impl Store for IdbStore {
     async fn claim(
         &self,
         terms: LeaseTerms,
-        planner: &mut Planner<'_>,
+        planner: &mut dyn Planner,
     ) -> Result<Claimed, IdbError> {
         let tx = self
             .tx("claim", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
@@ -801,7 +846,7 @@ impl Store for IdbStore {
         settlements: Vec<Settlement>,
         schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
         terms: LeaseTerms,
-        planner: &mut Planner<'_>,
+        planner: &mut dyn Planner,
     ) -> Result<(Vec<Settlement>, Claimed), IdbError> {
         let tx = self
             .tx(

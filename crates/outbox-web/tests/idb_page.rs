@@ -11,7 +11,7 @@ use outbox_core::conformance::sample_entry;
 use outbox_core::entry::{Entry, EntryState, Head};
 use outbox_core::pacer::{PacerConfig, ScheduleState};
 use outbox_core::scheduler::Claim;
-use outbox_core::store::{LeaseTerms, QueueLimits, Store};
+use outbox_core::store::{LeaseTerms, QueueLimits, Store, planning};
 use outbox_web::{IdbError, IdbStore};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -131,7 +131,7 @@ async fn data_survives_closing_and_reopening() {
                 until: T0 + 60_000,
                 steal: false,
             },
-            &mut |_, heads| {
+            &mut planning(|_, heads| {
                 (
                     heads
                         .iter()
@@ -140,7 +140,7 @@ async fn data_survives_closing_and_reopening() {
                         .collect(),
                     None,
                 )
-            },
+            }),
         )
         .await
         .unwrap();
@@ -238,12 +238,12 @@ async fn the_schedule_round_trips() {
                 until: T0 + 3,
                 steal: false,
             },
-            &mut |s, heads| {
+            &mut planning(|s, heads| {
                 assert!(heads.is_empty());
                 assert_eq!(*s, expected);
                 s.pause("https://other.example", T0 + 9, &pacer, T0 + 2);
                 (vec![], None)
-            },
+            }),
         )
         .await
         .unwrap();
@@ -288,10 +288,10 @@ async fn a_claim_over_1000_entries_in_100_lanes_sees_100_heads() {
                 until: T0 + 1,
                 steal: false,
             },
-            &mut |_, shown| {
+            &mut planning(|_, shown| {
                 heads = shown.to_vec();
                 (vec![], None)
-            },
+            }),
         )
         .await
         .unwrap();
@@ -338,10 +338,10 @@ async fn plan_claim(store: &IdbStore, now: u64) -> outbox_core::store::Claimed {
                 until: now + 60_000,
                 steal: false,
             },
-            &mut |s, heads| {
+            &mut planning(|s, heads| {
                 let p = outbox_core::scheduler::plan(heads, s, &ctx);
                 (p.claims, p.next_wake)
-            },
+            }),
         )
         .await
         .unwrap()
