@@ -91,7 +91,10 @@
 //! 3. **Tokens**: ask for a token for each origin that lacks one (and again
 //!    every `token_retry_ms` while entries wait).
 //! 4. **Send** the claimed entries concurrently, outside any transaction,
-//!    each with the token in hand.
+//!    each with the token in hand. Entries leased to *follow* a head of
+//!    their lane (when the heads leave room in the batch) go one after the
+//!    other, each once the one before it is delivered (see
+//!    [`flush`](crate::flush)): one store step per batch, not per message.
 //! 5. **Judge** the answers ([`verdict::judge`](crate::verdict::judge),
 //!    pure): [`classify`] then
 //!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) —

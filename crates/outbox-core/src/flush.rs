@@ -18,6 +18,7 @@
 //!   Io::Spread(origins back from an outage) ── update the schedule ─────┤
 //!   Io::AskTokens(origins) ── ask the token source, once each ──────────┤ token_asked()
 //!   Io::Send(entries) ── send concurrently, outside any transaction ────┤ answered()
+//!      (again, same cycle, for the followers of lanes the answers cleared)
 //!   Io::Forget(tokens the server refused) ──────────────────────────────┤
 //!   Io::Settle{settlements} ── budget spent: settle alone ──────────────┘ stored()
 //!   Io::Done(report)
@@ -29,6 +30,23 @@
 //! into the schedule, and [`Flush::plan`] picks the heads to claim from
 //! the schedule and the lane heads. Both are synchronous, as the store
 //! needs them to be.
+//!
+//! # Followers: one store step per batch, not per message
+//!
+//! A lane sends one entry at a time, so one conversation's backlog would
+//! pay a store step per message. When the heads a claim sends leave room
+//! in the batch, the claim also leases the entries right behind them
+//! ([`Flush::follow_room`], [`Flush::follow`], which asks
+//! [`scheduler::follows`](crate::scheduler::follows)). The first entry of
+//! each lane goes in the cycle's first [`Io::Send`]; each answer that
+//! *clears* its lane (delivered, no pause, a rate-limit window not nearly
+//! spent: [`Verdicts::cleared`]) lets the next follower of that lane go in
+//! another `Io::Send` of the same cycle. An answer that does not clear its
+//! lane halts following to its origin for the rest of the cycle; a follower
+//! that does not go — its lane or origin stopped, or its lease would run
+//! out before a send could finish — is settled back as it was
+//! ([`Action::Unsent`](crate::retry::Action::Unsent)). All the cycle's
+//! answers are settled by the next store step, as one.
 //!
 //! Events are queued in the machine and taken with
 //! [`Flush::take_events`] after every poll, so that a driver tells them
