@@ -553,6 +553,22 @@ pub async fn enqueue_round_trips_and_orders<S: Store>(store: S) {
     assert!(ok(store.lane_busy("c1").await, "lane_busy"));
     assert!(ok(store.lane_busy("c2").await, "lane_busy"));
     assert!(!ok(store.lane_busy("c3").await, "lane_busy"));
+    let pacer = PacerConfig::default();
+    ok(
+        store
+            .update_schedule(&mut |s| s.pause(ORIGIN, T0 + 5, &pacer, T0))
+            .await,
+        "update_schedule",
+    );
+    let schedule = ok(store.schedule().await, "schedule");
+    assert_eq!(schedule.paused_until(ORIGIN, T0), Some(T0 + 5));
+    for (lane, busy) in [("c1", true), ("c3", false)] {
+        assert_eq!(
+            ok(store.lane_and_schedule(lane).await, "lane_and_schedule"),
+            (busy, schedule.clone()),
+            "one read sees what the two do"
+        );
+    }
     let missing = EntryId::random(&mut rng);
     assert_eq!(ok(store.get(missing).await, "get"), None);
 }

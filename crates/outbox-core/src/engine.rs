@@ -336,8 +336,7 @@ where
             self.token_updated(&prepared.origin, Some(token)).await?;
         }
         let now = self.clock.now();
-        let busy = self.store.lane_busy(&prepared.lane).await?;
-        let schedule = self.store.schedule().await?;
+        let (busy, schedule) = self.store.lane_and_schedule(&prepared.lane).await?;
         Ok(intercept::before_forward(
             busy,
             schedule.holds.is_held(&prepared.lane),

@@ -241,6 +241,14 @@ pub trait Store {
     /// Whether the lane has queued entries (any state but dead).
     async fn lane_busy(&self, lane: &str) -> Result<bool, Self::Error>;
 
+    /// In one read, what an intercepted request is decided on:
+    /// [`lane_busy`](Self::lane_busy) and the pacing state
+    /// ([`schedule`](Self::schedule)). A store with transactions should
+    /// read both in one (the live pass-through pays for each).
+    async fn lane_and_schedule(&self, lane: &str) -> Result<(bool, ScheduleState), Self::Error> {
+        Ok((self.lane_busy(lane).await?, self.schedule().await?))
+    }
+
     /// In one transaction: reads the pacing state and every lane's head,
     /// asks `planner` what to do, and applies it — leasing sends until
     /// `terms.until` when [`LeaseTerms::allows`] them ([`Entry::lease`]),

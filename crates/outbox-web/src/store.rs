@@ -814,6 +814,20 @@ impl Store for IdbStore {
         Ok(!absent(&read.next().await?))
     }
 
+    async fn lane_and_schedule(&self, lane: &str) -> Result<(bool, ScheduleState), IdbError> {
+        let tx = self
+            .tx("lane_and_schedule", &[ENTRIES, META], Mode::Read)
+            .await?;
+        let lanes = index(&tx, &tx.store(ENTRIES)?, BY_LANE)?;
+        let reads = vec![
+            watch(&tx, lanes.get_key(&JsValue::from_str(lane)))?,
+            get_schedule(&tx, &tx.store(META)?)?,
+        ];
+        let mut read = all(reads).await?.into_iter();
+        let busy = !absent(&read.next().unwrap_or_default());
+        Ok((busy, decode_schedule(&read.next().unwrap_or_default())))
+    }
+
     async fn claim(
         &self,
         terms: LeaseTerms,
