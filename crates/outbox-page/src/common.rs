@@ -253,11 +253,18 @@ fn listen(inner: &Rc<Inner>) {
     }
 }
 
-/// Asks for a flush at `at`, the worker's next wake-up: an idle worker is
-/// stopped with its timers (Firefox, Safari: ~30 s after its last event,
-/// and no Background Sync), this page is not. One timer per page, set to
-/// the latest time the worker told.
+/// How long after the worker's own wake-up a page asks for a flush: a
+/// live worker's timer fires first, and the `OUTBOX_WAKE` it sends after
+/// that run replaces the page's timer before it fires, so only a stopped
+/// worker is woken by its pages (that late), not every live one twice.
+const WAKE_GRACE_MS: Millis = 2_000;
+
+/// Asks for a flush soon after `at`, the worker's next wake-up: an idle
+/// worker is stopped with its timers (Firefox, Safari: ~30 s after its
+/// last event, and no Background Sync), this page is not. One timer per
+/// page, set from the latest time the worker told.
 fn wake_worker_at(inner: &Rc<Inner>, at: Millis) {
+    let at = at.saturating_add(WAKE_GRACE_MS);
     let mut wake = inner.wake.borrow_mut();
     if wake.at() == Some(at) {
         return;
