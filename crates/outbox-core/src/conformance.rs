@@ -360,6 +360,7 @@ fn terms(now: Millis, until: Millis) -> LeaseTerms {
         now,
         until,
         steal: false,
+        survey: false,
     }
 }
 
@@ -1009,6 +1010,7 @@ pub async fn expired_lease_counts_a_failure<S: Store>(store: S) {
                     now: T0 + 60_001,
                     until: T0 + 200_000,
                     steal: true,
+                    survey: false,
                 },
                 &mut planning(|_, heads| {
                     (heads.iter().map(|h| (h.seq, Claim::Send)).collect(), None)

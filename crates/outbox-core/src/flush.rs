@@ -298,6 +298,7 @@ impl<'c> Flush<'c> {
                 now,
                 until: now + self.config.lease_ms,
                 steal: self.steals(),
+                survey: self.report.cycles == 1,
             },
         }
     }

@@ -329,8 +329,9 @@ impl Future for Values {
                 .value()
                 .map(|value| this.values.push(value))
                 .and_then(|()| match cursor.key().map(|k| k.as_string()) {
-                    Ok(Some(key)) if this.first_per_key => {
-                        cursor.continue_with_key(&JsValue::from_str(&format!("{key}\0")))
+                    Ok(Some(mut key)) if this.first_per_key => {
+                        key.push('\0');
+                        cursor.continue_with_key(&JsValue::from_str(&key))
                     }
                     _ => cursor.continue_(),
                 });

@@ -16,8 +16,8 @@ use outbox_core::store::{
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
-    IdbDatabase, IdbIndex, IdbIndexParameters, IdbObjectStore, IdbObjectStoreParameters,
-    IdbRequest, IdbTransaction,
+    IdbDatabase, IdbIndex, IdbIndexParameters, IdbKeyRange, IdbObjectStore,
+    IdbObjectStoreParameters, IdbRequest, IdbTransaction,
 };
 
 use crate::codec::{
@@ -36,6 +36,24 @@ const BY_ID: &str = "id";
 const BY_ORIGIN: &str = "origin";
 const NEXT_SEQ: &str = "nextSeq";
 const SCHEDULE: &str = "schedule";
+/// The prefix of the `meta` keys that list the lanes (`lane:<lane>`; see
+/// [`lane_key`]).
+const LANE_PREFIX: &str = "lane:";
+/// The first string after every `lane:` key (`;` follows `:`).
+const LANE_END: &str = "lane;";
+
+/// The `meta` key that lists `lane`: written with every entry the store
+/// adds to it (enqueue, revive), found and pruned by a claim that does not
+/// survey ([`LeaseTerms::survey`]), rewritten by one that does. A claim
+/// then reads each listed lane's head with one `get` on the lane index,
+/// all at once, instead of seeking from lane to lane, one request after
+/// the other.
+fn lane_key(lane: &str) -> JsValue {
+    let mut key = String::with_capacity(LANE_PREFIX.len() + lane.len());
+    key.push_str(LANE_PREFIX);
+    key.push_str(lane);
+    JsValue::from_str(&key)
+}
 
 /// The upgrade steps; step `i` takes the database from version `i` to
 /// `i + 1`, so the schema version is the list's length. Append only.
@@ -431,12 +449,23 @@ async fn claim_in(
     let dead = tx.store(DEAD)?;
     let meta = tx.store(META)?;
     let schedule = get_schedule(tx, &meta)?;
-    // The lane index, first record of each lane: its lowest `seq`, its
-    // head (seeking from lane to lane, O(lanes · log n)).
-    let cursor = watch(tx, index(tx, &entries, BY_LANE)?.open_cursor())?;
-    let schedule = schedule.next().await?;
-    let records = first_per_key(cursor).await?;
-    let before = decode_schedule(&schedule);
+    let lanes = index(tx, &entries, BY_LANE)?;
+    let records = if terms.survey {
+        // The lane index, first record of each lane: its lowest `seq`, its
+        // head (seeking from lane to lane, O(lanes · log n), one request
+        // after the other); every lane found is listed again.
+        let cursor = watch(tx, lanes.open_cursor())?;
+        let records = first_per_key(cursor).await?;
+        for value in &records {
+            if let Some(lane) = codec::field(value, "lane").as_string() {
+                fire(tx, meta.put_with_key(&JsValue::TRUE, &lane_key(&lane)))?;
+            }
+        }
+        records
+    } else {
+        listed_heads(tx, &meta, &lanes).await?
+    };
+    let before = decode_schedule(&schedule.next().await?);
     let mut heads: Vec<Head> = Vec::with_capacity(records.len());
     // Poison records, by their place in `records`: the plan makes them
     // dead letters.
@@ -507,6 +536,42 @@ async fn claim_in(
     fill_bodies(&mut claimed.awaiting_token, &mut read)?;
     fill_bodies(&mut claimed.expired, &mut read)?;
     Ok(claimed)
+}
+
+/// The head of every listed lane ([`lane_key`]): the list in one request,
+/// then one `get` per lane on the lane index (its lowest `seq`), all
+/// issued at once. A listed lane with no entry left is unlisted.
+async fn listed_heads(
+    tx: &Tx,
+    meta: &IdbObjectStore,
+    lanes: &IdbIndex,
+) -> Result<Vec<JsValue>, IdbError> {
+    let range = IdbKeyRange::bound(
+        &JsValue::from_str(LANE_PREFIX),
+        &JsValue::from_str(LANE_END),
+    )
+    .map_err(|e| dom_error("claim", &e))?;
+    let keys = watch(tx, meta.get_all_keys_with_key(&range))?
+        .next()
+        .await?;
+    let keys: Vec<JsValue> = js_sys::Array::from(&keys).iter().collect();
+    let mut reads = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let lane = key
+            .as_string()
+            .and_then(|k| k.strip_prefix(LANE_PREFIX).map(str::to_owned))
+            .unwrap_or_default();
+        reads.push(watch(tx, lanes.get(&JsValue::from_str(&lane)))?);
+    }
+    let mut heads = Vec::with_capacity(keys.len());
+    for (key, value) in keys.iter().zip(all(reads).await?) {
+        if absent(&value) {
+            fire(tx, meta.delete(key))?;
+        } else {
+            heads.push(value);
+        }
+    }
+    Ok(heads)
 }
 
 /// Leases the entries that follow the heads `claimed` sends, as the
@@ -765,6 +830,10 @@ impl IdbStore {
                 .add_with_key(&encode_body(&record.entry.request.body), &seq),
         )?;
         fire(&tx, meta.put_with_key(&seq, &JsValue::from_str(NEXT_SEQ)))?;
+        fire(
+            &tx,
+            meta.put_with_key(&JsValue::TRUE, &lane_key(&record.entry.lane)),
+        )?;
         tx.commit().await?;
         Ok(Ok(record.entry))
     }
@@ -994,6 +1063,11 @@ impl Store for IdbStore {
         entry.revive(now);
         let record = Record::new(entry);
         put_record(&tx, &tx.store(ENTRIES)?, &record)?;
+        fire(
+            &tx,
+            tx.store(META)?
+                .put_with_key(&JsValue::TRUE, &lane_key(&record.entry.lane)),
+        )?;
         tx.commit().await?;
         Ok(Some(record.entry))
     }

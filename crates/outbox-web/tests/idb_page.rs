@@ -11,7 +11,7 @@ use outbox_core::conformance::sample_entry;
 use outbox_core::entry::{Entry, EntryState, Head};
 use outbox_core::pacer::{PacerConfig, ScheduleState};
 use outbox_core::scheduler::Claim;
-use outbox_core::store::{LeaseTerms, QueueLimits, Store, planning};
+use outbox_core::store::{LeaseTerms, QueueLimits, Settlement, Store, planning};
 use outbox_web::{IdbError, IdbStore};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -130,6 +130,7 @@ async fn data_survives_closing_and_reopening() {
                 now: T0,
                 until: T0 + 60_000,
                 steal: false,
+                survey: true,
             },
             &mut planning(|_, heads| {
                 (
@@ -237,6 +238,7 @@ async fn the_schedule_round_trips() {
                 now: T0 + 2,
                 until: T0 + 3,
                 steal: false,
+                survey: true,
             },
             &mut planning(|s, heads| {
                 assert!(heads.is_empty());
@@ -287,6 +289,7 @@ async fn a_claim_over_1000_entries_in_100_lanes_sees_100_heads() {
                 now: T0,
                 until: T0 + 1,
                 steal: false,
+                survey: true,
             },
             &mut planning(|_, shown| {
                 heads = shown.to_vec();
@@ -304,15 +307,136 @@ async fn a_claim_over_1000_entries_in_100_lanes_sees_100_heads() {
             "the head is the lane's oldest"
         );
     }
+    let listed = lanes_seen(&store, false).await;
+    let claimed_listed = Date::now();
+    let mut surveyed: Vec<String> = heads.iter().map(|h| h.lane.clone()).collect();
+    surveyed.sort();
+    assert_eq!(listed, surveyed, "the listed lanes are the lanes");
     let stats = store.stats(T0).await.unwrap();
     assert_eq!((stats.pending, stats.lanes), (1_000, 100));
     console_log!(
-        "1000 strict enqueues: {:.0} ms ({:.2} ms each); claim over 100 lanes: {:.0} ms; stats: {:.0} ms",
+        "1000 strict enqueues: {:.0} ms ({:.2} ms each); claim over 100 lanes: {:.0} ms surveyed, {:.0} ms listed; stats: {:.0} ms",
         enqueued - started,
         (enqueued - started) / 1000.0,
         claimed - enqueued,
-        Date::now() - claimed
+        claimed_listed - claimed,
+        Date::now() - claimed_listed
     );
+}
+
+/// The lanes whose heads a claim is shown (claiming nothing).
+async fn lanes_seen(store: &IdbStore, survey: bool) -> Vec<String> {
+    let mut lanes = Vec::new();
+    store
+        .claim(
+            LeaseTerms {
+                now: T0,
+                until: T0 + 1,
+                steal: false,
+                survey,
+            },
+            &mut planning(|_, heads| {
+                lanes = heads.iter().map(|h| h.lane.clone()).collect();
+                (vec![], None)
+            }),
+        )
+        .await
+        .unwrap();
+    lanes.sort();
+    lanes
+}
+
+async fn raw_get(db: &IdbDatabase, store: &str, key: &JsValue) -> JsValue {
+    let tx = db
+        .transaction_with_str_and_mode(store, IdbTransactionMode::Readonly)
+        .unwrap();
+    let request = tx.object_store(store).unwrap().get(key).unwrap();
+    settle(&request).await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn claims_find_listed_lanes_and_a_survey_finds_the_rest() {
+    let name = "listed-lanes";
+    let store = fresh(name).await;
+    let mut rng = SplitMix64::new(16);
+    let a1 = put(&store, &mut rng, "a", b"1").await;
+    put(&store, &mut rng, "b", b"2").await;
+    assert_eq!(lanes_seen(&store, false).await, ["a", "b"]);
+
+    // An older writer sharing the database lists nothing: lane "b" unlisted.
+    let db = raw_open(name, None, |_| {}).await;
+    let tx = db
+        .transaction_with_str_and_mode("meta", IdbTransactionMode::Readwrite)
+        .unwrap();
+    let request = tx
+        .object_store("meta")
+        .unwrap()
+        .delete(&"lane:b".into())
+        .unwrap();
+    settle(&request).await.unwrap();
+    assert_eq!(
+        lanes_seen(&store, false).await,
+        ["a"],
+        "a claim that does not survey trusts the list"
+    );
+    assert_eq!(
+        lanes_seen(&store, true).await,
+        ["a", "b"],
+        "a survey reads the queue"
+    );
+    assert_eq!(
+        lanes_seen(&store, false).await,
+        ["a", "b"],
+        "and lists what it found"
+    );
+
+    // A lane emptied is unlisted by the next claim.
+    assert_eq!(lease_lane(&store, "a").await, 1);
+    let delivered = Settlement {
+        seq: a1.seq,
+        attempt: 1,
+        action: outbox_core::retry::Action::Delivered {
+            status: 200,
+            duplicate: false,
+        },
+    };
+    let applied = store
+        .settle(T0, vec![delivered], &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 1);
+    assert!(!raw_get(&db, "meta", &"lane:a".into()).await.is_undefined());
+    assert_eq!(lanes_seen(&store, false).await, ["b"]);
+    assert!(
+        raw_get(&db, "meta", &"lane:a".into()).await.is_undefined(),
+        "an empty lane is unlisted"
+    );
+    db.close();
+}
+
+/// Leases `lane`'s head through a claim (so that a settlement for attempt
+/// 1 applies); returns how many it leased.
+async fn lease_lane(store: &IdbStore, lane: &str) -> usize {
+    let claimed = store
+        .claim(
+            LeaseTerms {
+                now: T0,
+                until: T0 + 60_000,
+                steal: false,
+                survey: false,
+            },
+            &mut planning(|_, heads| {
+                let sends = heads
+                    .iter()
+                    .filter(|h| h.lane == lane)
+                    .map(|h| (h.seq, Claim::Send))
+                    .collect();
+                (sends, None)
+            }),
+        )
+        .await
+        .unwrap();
+    claimed.sends.len()
 }
 
 /// Claims with the engine's own planner: every route holds its lane on a
@@ -337,6 +461,7 @@ async fn plan_claim(store: &IdbStore, now: u64) -> outbox_core::store::Claimed {
                 now,
                 until: now + 60_000,
                 steal: false,
+                survey: true,
             },
             &mut planning(|s, heads| {
                 let p = outbox_core::scheduler::plan(heads, s, &ctx);
