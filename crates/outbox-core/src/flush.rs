@@ -519,10 +519,15 @@ impl<'c> Flush<'c> {
             }
             _ => false,
         };
+        // Followers come in `seq` order per lane: the first of each lane
+        // goes (or not); behind it the rest wait, or, behind one that does
+        // not go, stay unsent too.
         let (mut next, mut waiting, mut unsent) = (Vec::new(), Vec::new(), Vec::new());
         for follower in std::mem::take(&mut self.followers) {
             let lane = follower.lane.as_str();
-            if next.iter().any(|e: &Entry| e.lane == lane) {
+            if unsent.iter().any(|e: &Entry| e.lane == lane) {
+                unsent.push(follower);
+            } else if next.iter().any(|e: &Entry| e.lane == lane) {
                 waiting.push(follower);
             } else if cleared.contains(&lane)
                 && !self.halted.contains(&follower.origin)
@@ -533,12 +538,7 @@ impl<'c> Flush<'c> {
                 unsent.push(follower);
             }
         }
-        // Behind an unsent follower, its lane's later followers stay unsent.
-        let (unsent_lanes, later): (Vec<_>, Vec<_>) = waiting
-            .into_iter()
-            .partition(|e: &Entry| unsent.iter().any(|u: &Entry| u.lane == e.lane));
-        unsent.extend(unsent_lanes);
-        self.followers = later;
+        self.followers = waiting;
         match &mut self.answered {
             Some(earlier) => earlier.absorb(verdicts),
             None => self.answered = Some(verdicts),
@@ -813,7 +813,13 @@ mod tests {
             lease_until: 1_010 + config.send_timeout_ms,
         };
         let a2 = entry(2, "a", short);
-        flush.stored(&[], claimed(vec![a1.clone(), a2]), &TokenAsks::default());
+        // Behind one that does not go, nothing of its lane goes.
+        let a3 = entry(3, "a", a1.state);
+        flush.stored(
+            &[],
+            claimed(vec![a1.clone(), a2, a3]),
+            &TokenAsks::default(),
+        );
         let Io::Send(first) = flush.poll(1_001) else {
             panic!("the head goes");
         };
@@ -830,9 +836,12 @@ mod tests {
         else {
             panic!("no round for a lease that would run out: the store step");
         };
-        assert_eq!(settlements.len(), 2);
-        assert_eq!(settlements[1].seq, 2);
-        assert_eq!(settlements[1].action, Action::Unsent);
+        let unsent: Vec<_> = settlements
+            .iter()
+            .filter(|s| s.action == Action::Unsent)
+            .map(|s| s.seq)
+            .collect();
+        assert_eq!((settlements.len(), unsent), (3, vec![2, 3]));
     }
 
     #[test]
