@@ -114,6 +114,22 @@ async fn raw_put(db: &IdbDatabase, store: &str, value: &JsValue, key: Option<&Js
     settle(&request).await.unwrap();
 }
 
+async fn raw_delete(db: &IdbDatabase, store: &str, key: &JsValue) {
+    let tx = db
+        .transaction_with_str_and_mode(store, IdbTransactionMode::Readwrite)
+        .unwrap();
+    let request = tx.object_store(store).unwrap().delete(key).unwrap();
+    settle(&request).await.unwrap();
+}
+
+async fn raw_get(db: &IdbDatabase, store: &str, key: &JsValue) -> JsValue {
+    let tx = db
+        .transaction_with_str_and_mode(store, IdbTransactionMode::Readonly)
+        .unwrap();
+    let request = tx.object_store(store).unwrap().get(key).unwrap();
+    settle(&request).await.unwrap()
+}
+
 // --- IndexedDB-specific behaviour ---
 
 #[wasm_bindgen_test]
@@ -346,14 +362,6 @@ async fn lanes_seen(store: &IdbStore, survey: bool) -> Vec<String> {
     lanes
 }
 
-async fn raw_get(db: &IdbDatabase, store: &str, key: &JsValue) -> JsValue {
-    let tx = db
-        .transaction_with_str_and_mode(store, IdbTransactionMode::Readonly)
-        .unwrap();
-    let request = tx.object_store(store).unwrap().get(key).unwrap();
-    settle(&request).await.unwrap()
-}
-
 #[wasm_bindgen_test]
 async fn claims_find_listed_lanes_and_a_survey_finds_the_rest() {
     let name = "listed-lanes";
@@ -365,15 +373,7 @@ async fn claims_find_listed_lanes_and_a_survey_finds_the_rest() {
 
     // An older writer sharing the database lists nothing: lane "b" unlisted.
     let db = raw_open(name, None, |_| {}).await;
-    let tx = db
-        .transaction_with_str_and_mode("meta", IdbTransactionMode::Readwrite)
-        .unwrap();
-    let request = tx
-        .object_store("meta")
-        .unwrap()
-        .delete(&"lane:b".into())
-        .unwrap();
-    settle(&request).await.unwrap();
+    raw_delete(&db, "meta", &"lane:b".into()).await;
     assert_eq!(
         lanes_seen(&store, false).await,
         ["a"],
@@ -526,15 +526,7 @@ async fn a_poison_record_becomes_a_corrupt_dead_letter_and_holds_its_lane() {
     );
     // The raw record is kept whole in the dead letter's record.
     let db = raw_open(name, None, |_| {}).await;
-    let tx = db
-        .transaction_with_str_and_mode("dead", IdbTransactionMode::Readonly)
-        .unwrap();
-    let request = tx
-        .object_store("dead")
-        .unwrap()
-        .get(&JsValue::from_f64(junk_seq as f64))
-        .unwrap();
-    let stored = settle(&request).await.unwrap();
+    let stored = raw_get(&db, "dead", &JsValue::from_f64(junk_seq as f64)).await;
     let raw = Reflect::get(&stored, &"raw".into())
         .unwrap()
         .as_string()
