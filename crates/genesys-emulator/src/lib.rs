@@ -236,19 +236,33 @@ impl Drop for BlockingEmulator {
     }
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM: how the emulator's and
-/// the demo server's binaries know to stop.
-pub async fn stop_signal() {
+/// Listens for Ctrl-C (SIGINT) or, on Unix, SIGTERM from the moment it is
+/// called, and resolves on the first: how the emulator's and the demo
+/// server's binaries know to stop. Call it (inside the Tokio runtime)
+/// *before* telling anyone how to stop: a signal that comes between the
+/// two is not lost, and does not kill the process unannounced.
+pub fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        let listeners = signal(SignalKind::interrupt())
+            .and_then(|int| signal(SignalKind::terminate()).map(|term| (int, term)));
+        async move {
+            match listeners {
+                Ok((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            return;
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

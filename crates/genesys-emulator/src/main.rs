@@ -232,8 +232,9 @@ fn main() -> ExitCode {
             eprintln!("genesys-emulator: {e}");
             return ExitCode::from(2);
         }
+        let stop = genesys_emulator::stop_signal();
         println!("genesys-emulator listening on {}", emu.base_url());
-        genesys_emulator::stop_signal().await;
+        stop.await;
         emu.shutdown().await;
         ExitCode::SUCCESS
     })

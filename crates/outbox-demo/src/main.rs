@@ -114,6 +114,9 @@ async fn run(args: Args) -> Result<(), String> {
     let server = DemoServer::start(options)
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.bind, args.port))?;
+    // Listening for the stop before anything is printed: a Ctrl-C as soon
+    // as the URL shows is a clean stop.
+    let stop = genesys_emulator::stop_signal();
     let open = format!("http://{}", loopback(server.addr()));
     println!("Outbox demo:       {open}/");
     match &emulator {
@@ -133,7 +136,7 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     println!("Stop with Ctrl-C.");
-    genesys_emulator::stop_signal().await;
+    stop.await;
     eprintln!("outbox-demo: stopping");
     let stopping = async {
         server.shutdown().await;

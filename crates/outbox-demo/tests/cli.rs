@@ -88,7 +88,10 @@ fn address(lines: &[String], label: &str) -> String {
         .to_owned()
 }
 
-/// Sends `signal` and waits (at most 10 s) for the process to end.
+/// Sends `signal` and waits for the process to end. The deadline only
+/// guards against a hang: the server gives open connections at most 5 s,
+/// and on a starved machine the process may not get the CPU for seconds
+/// (a 10 s deadline failed once under two busy loops and a build).
 fn stop(mut child: Child, signal: &str) -> (std::process::ExitStatus, String) {
     let pid = child.id().to_string();
     assert!(
@@ -98,7 +101,7 @@ fn stop(mut child: Child, signal: &str) -> (std::process::ExitStatus, String) {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let mut stderr = String::new();
@@ -112,7 +115,7 @@ fn stop(mut child: Child, signal: &str) -> (std::process::ExitStatus, String) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("still running 10 s after SIG{signal}");
+            panic!("still running 60 s after SIG{signal}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
