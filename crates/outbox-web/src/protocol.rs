@@ -25,7 +25,7 @@
 //! with another `type` — an app's own, on a worker the app shares with
 //! Outbox — decodes to `Ok(None)` and is left to the app.
 //!
-//! The codec is written over the record traits of [`crate::codec`], so it
+//! The codec is written over the record traits of `codec.rs`, so it
 //! also builds and is tested natively.
 
 // Natively (xtask, which reads the message types) the codec is not called.
@@ -177,7 +177,7 @@ impl Message {
         self.encode()
     }
 
-    /// Reads a received `event.data` (see [`Message::decode`]).
+    /// Reads a received `event.data` (the same strict decoding as every message).
     pub fn from_js(data: &wasm_bindgen::JsValue) -> Result<Option<Self>, CodecError> {
         Self::decode(data)
     }
