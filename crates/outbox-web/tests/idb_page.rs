@@ -298,22 +298,7 @@ async fn a_claim_over_1000_entries_in_100_lanes_sees_100_heads() {
         first_of_lane.entry(lane).or_insert(e.seq);
     }
     let enqueued = Date::now();
-    let mut heads: Vec<Head> = Vec::new();
-    store
-        .claim(
-            LeaseTerms {
-                now: T0,
-                until: T0 + 1,
-                steal: false,
-                survey: true,
-            },
-            &mut planning(|_, shown| {
-                heads = shown.to_vec();
-                (vec![], None)
-            }),
-        )
-        .await
-        .unwrap();
+    let heads = heads_seen(&store, true).await;
     let claimed = Date::now();
     assert_eq!(heads.len(), 100, "exactly one head per lane");
     for h in heads.iter() {
@@ -340,9 +325,9 @@ async fn a_claim_over_1000_entries_in_100_lanes_sees_100_heads() {
     );
 }
 
-/// The lanes whose heads a claim is shown (claiming nothing).
-async fn lanes_seen(store: &IdbStore, survey: bool) -> Vec<String> {
-    let mut lanes = Vec::new();
+/// The lane heads a claim is shown (claiming nothing).
+async fn heads_seen(store: &IdbStore, survey: bool) -> Vec<Head> {
+    let mut seen = Vec::new();
     store
         .claim(
             LeaseTerms {
@@ -352,12 +337,22 @@ async fn lanes_seen(store: &IdbStore, survey: bool) -> Vec<String> {
                 survey,
             },
             &mut planning(|_, heads| {
-                lanes = heads.iter().map(|h| h.lane.clone()).collect();
+                seen = heads.to_vec();
                 (vec![], None)
             }),
         )
         .await
         .unwrap();
+    seen
+}
+
+/// The lanes whose heads a claim is shown, sorted.
+async fn lanes_seen(store: &IdbStore, survey: bool) -> Vec<String> {
+    let mut lanes: Vec<String> = heads_seen(store, survey)
+        .await
+        .into_iter()
+        .map(|h| h.lane)
+        .collect();
     lanes.sort();
     lanes
 }
