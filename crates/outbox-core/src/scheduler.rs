@@ -76,6 +76,20 @@ pub struct PlanContext<'a> {
     pub on_dead: &'a dyn Fn(&str) -> OnDead,
 }
 
+/// Why an entry with `failures` failures, created at `created_at`, is past
+/// its limits at `ctx.now` (too many failures, or too old): it dies instead
+/// of going. `None`: within them.
+fn past_limits(failures: u32, created_at: Millis, ctx: &PlanContext<'_>) -> Option<LastError> {
+    if failures >= ctx.policy.max_attempts {
+        let why = LastError::new(LEASE_EXPIRED, "sender stopped before an answer");
+        Some(ctx.policy.max_attempts_error(Some(&why)))
+    } else if ctx.policy.is_expired(created_at, ctx.now) {
+        Some(ctx.policy.max_age_error(None))
+    } else {
+        None
+    }
+}
+
 /// Makes `head` a dead letter; it holds its lane when its route says so, in
 /// this same plan (so in the claim's transaction).
 fn expire(
@@ -150,15 +164,7 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
         // forever.
         let lease_lost = matches!(head.state, EntryState::InFlight { .. });
         let failures = head.failures.saturating_add(u32::from(lease_lost));
-        let expiry = if failures >= ctx.policy.max_attempts {
-            let why = LastError::new(LEASE_EXPIRED, "sender stopped before an answer");
-            Some(ctx.policy.max_attempts_error(Some(&why)))
-        } else if ctx.policy.is_expired(head.created_at, now) {
-            Some(ctx.policy.max_age_error(None))
-        } else {
-            None
-        };
-        if let Some(error) = expiry {
+        if let Some(error) = past_limits(failures, head.created_at, ctx) {
             expire(head, error, schedule, ctx, &mut claims, &mut held);
         } else if head.needs_token && !(ctx.has_token)(&head.origin) {
             claims.push((head.seq, Claim::AwaitToken));
@@ -223,8 +229,7 @@ pub fn follows(
         && !next.corrupt
         && next.state == EntryState::Pending
         && next.not_before <= now
-        && next.failures < ctx.policy.max_attempts
-        && !ctx.policy.is_expired(next.created_at, now)
+        && past_limits(next.failures, next.created_at, ctx).is_none()
         && (!next.needs_token || (ctx.has_token)(&next.origin))
         && schedule.holds.holder(&next.lane).is_none()
         && schedule.try_take(&next.origin, ctx.pacer, now).is_ok()
