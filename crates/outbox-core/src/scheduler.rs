@@ -90,6 +90,13 @@ fn past_limits(failures: u32, created_at: Millis, ctx: &PlanContext<'_>) -> Opti
     }
 }
 
+/// Whether a lease standing until `lease_until` is an orphan at `ctx.now`:
+/// it ran out, or the planner takes over every lease (its sender died
+/// before an answer either way).
+fn orphaned(lease_until: Millis, ctx: &PlanContext<'_>) -> bool {
+    lease_until <= ctx.now || ctx.steal_leases
+}
+
 /// Makes `head` a dead letter; it holds its lane when its route says so, in
 /// this same plan (so in the claim's transaction).
 fn expire(
@@ -136,9 +143,7 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
         match head.state {
             EntryState::Pending if head.not_before <= now => ready.push(head),
             EntryState::Pending => wake(head.not_before),
-            EntryState::InFlight { lease_until } if lease_until <= now || ctx.steal_leases => {
-                ready.push(head)
-            }
+            EntryState::InFlight { lease_until } if orphaned(lease_until, ctx) => ready.push(head),
             EntryState::InFlight { lease_until } => wake(lease_until),
             // Parked for a token: goes again once one is in hand, and once
             // the backoff after a `401` (if any) has passed.
@@ -209,7 +214,9 @@ pub fn plan(heads: &[Head], schedule: &mut ScheduleState, ctx: &PlanContext<'_>)
 
 /// Whether `next`, the entry right behind one of its lane that this cycle
 /// sends, may be leased to follow it (sent in the same cycle once that one
-/// clears the lane). Only a plain pending entry that is due, within its
+/// clears the lane). Only a plain pending entry that is due, or one whose
+/// lease is an orphan (leased to follow by a sender that died: like a
+/// head's, its lost lease counts one failure), within its
 /// limits, with a token in hand if it needs one, in a lane no dead letter
 /// holds, and within its origin's pacing budget, of which it takes one
 /// request (so an origin being probed after an outage, or spreading its
@@ -225,11 +232,19 @@ pub fn follows(
     ctx: &PlanContext<'_>,
 ) -> bool {
     let now = ctx.now;
+    // A lease still standing behind the head is an orphan: its sender died
+    // with the cycle that leased it to follow. Like a head's, it counts one
+    // failure, and the entry may follow again (else it would stay "in
+    // flight" until it became the head).
+    let lease_lost = match next.state {
+        EntryState::Pending if next.not_before <= now => false,
+        EntryState::InFlight { lease_until } if orphaned(lease_until, ctx) => true,
+        _ => return false,
+    };
+    let failures = next.failures.saturating_add(u32::from(lease_lost));
     !throttled
         && !next.corrupt
-        && next.state == EntryState::Pending
-        && next.not_before <= now
-        && past_limits(next.failures, next.created_at, ctx).is_none()
+        && past_limits(failures, next.created_at, ctx).is_none()
         && (!next.needs_token || (ctx.has_token)(&next.origin))
         && schedule.holds.holder(&next.lane).is_none()
         && schedule.try_take(&next.origin, ctx.pacer, now).is_ok()

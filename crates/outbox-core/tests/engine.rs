@@ -9,7 +9,7 @@ use common::{Harness, T0, config};
 use outbox_core::classify::{FailureKind, Response, TransportError};
 use outbox_core::clock::{Clock, ManualClock};
 use outbox_core::engine::Forwarded;
-use outbox_core::entry::EntryState;
+use outbox_core::entry::{Entry, EntryState};
 use outbox_core::event::Event;
 use outbox_core::intercept::{BeforeForward, QueueReason};
 use outbox_core::route::Routing;
@@ -581,6 +581,49 @@ fn a_crash_mid_send_is_recovered_by_the_lease() {
             .all(|r| r.at == T0 || r.at >= T0 + 60_000),
         "resent only after the lease"
     );
+}
+
+#[test]
+fn followers_orphaned_by_a_crash_are_in_flight_no_longer_once_their_lane_goes_again() {
+    // Found by the browser chaos run: a sender died with a head and its
+    // followers leased; the outage went on, the head was retried again and
+    // again, and its followers stayed "in flight" for ever (only a plainly
+    // pending entry could follow).
+    let mut h = Harness::new(21);
+    let sent: Vec<Entry> = (0..3).map(|i| h.submit("a", &format!("m{i}"))).collect();
+    h.transport.crash_after(0);
+    assert!(run_until_stalled(h.engine.flush()).is_none());
+    assert_eq!(h.stats().in_flight, 3, "the head and two followers leased");
+
+    let tokens = outbox_core::sim::SimTokens::new(h.server.clone());
+    h.restart(tokens, 22);
+    h.server.set_faults(SimFaults {
+        outage: true,
+        ..SimFaults::default()
+    });
+    h.clock.set(T0 + h.config.lease_ms);
+    let report = h.flush();
+    assert_eq!(report.attempts, 1, "the head goes again, and fails");
+    let stats = h.stats();
+    assert_eq!(
+        (stats.in_flight, stats.pending),
+        (0, 3),
+        "its orphaned followers are pending again"
+    );
+    for e in &sent[1..] {
+        let e = run(h.store.get(e.id)).unwrap().unwrap();
+        assert_eq!(
+            (e.attempts, e.failures),
+            (1, 1),
+            "a lost lease counts one failure, as for a head"
+        );
+    }
+
+    h.server.set_faults(SimFaults::default());
+    h.drain(20);
+    assert_eq!(h.stats().queued(), 0);
+    let keys: Vec<_> = sent.iter().map(|e| e.idempotency_key.clone()).collect();
+    assert_eq!(h.server.delivered_lane("a"), keys, "in order");
 }
 
 #[test]
