@@ -1228,6 +1228,12 @@ pub async fn stats_and_listings<S: Store>(store: S) {
     assert_eq!(stats.paused, vec![(OTHER.to_owned(), T0 + 30)]);
     let expected_bytes: usize = [&a, &b, &d].iter().map(|e| e.request.size_bytes()).sum();
     assert_eq!(stats.bytes, expected_bytes);
+    let later = ok(store.stats(T0 + 60_000).await, "stats");
+    assert_eq!(
+        (later.pending, later.in_flight),
+        (2, 0),
+        "a lease that ran out is in flight no longer: its sender stopped"
+    );
     let queued = ok(store.queued(10).await, "queued");
     assert_eq!(
         queued.iter().map(|e| e.id).collect::<Vec<_>>(),

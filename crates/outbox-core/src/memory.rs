@@ -333,27 +333,9 @@ impl Store for MemoryStore {
             ..Stats::default()
         };
         for e in inner.queue.values() {
-            match e.state {
-                EntryState::Pending => stats.pending += 1,
-                EntryState::InFlight { .. } => stats.in_flight += 1,
-                EntryState::AwaitingToken => stats.awaiting_token += 1,
-                EntryState::Dead { .. } => {}
-            }
-            stats.bytes += e.request.size_bytes();
-            stats.oldest_created_at = Some(
-                stats
-                    .oldest_created_at
-                    .map_or(e.created_at, |o| o.min(e.created_at)),
-            );
+            stats.count(e.state, e.created_at, e.request.size_bytes(), now);
         }
-        stats.paused = inner
-            .schedule
-            .origins
-            .iter()
-            .filter(|(_, p)| p.paused_until > now)
-            .map(|(o, p)| (o.clone(), p.paused_until))
-            .collect();
-        stats.held = inner.schedule.holds.list();
+        stats.read_schedule(&inner.schedule, now);
         Ok(stats)
     }
 }

@@ -10,7 +10,7 @@
 //! implementation.
 
 use crate::clock::Millis;
-use crate::entry::{Entry, EntryId, Head, Seq};
+use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::pacer::ScheduleState;
 use crate::retry::Action;
 use crate::scheduler::Claim;
@@ -139,6 +139,35 @@ impl Stats {
     /// Queued entries (everything but dead letters).
     pub fn queued(&self) -> usize {
         self.pending + self.in_flight + self.awaiting_token
+    }
+
+    /// Counts one queued entry, in `state`, created at `created_at`, of
+    /// `bytes`, as seen at `now`. An entry is in flight while its lease
+    /// stands; one whose lease ran out counts as pending (its sender
+    /// stopped before an answer: it goes again in its turn).
+    pub fn count(&mut self, state: EntryState, created_at: Millis, bytes: usize, now: Millis) {
+        match state {
+            EntryState::InFlight { lease_until } if lease_until > now => self.in_flight += 1,
+            EntryState::Pending | EntryState::InFlight { .. } => self.pending += 1,
+            EntryState::AwaitingToken => self.awaiting_token += 1,
+            EntryState::Dead { .. } => {}
+        }
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.oldest_created_at = Some(
+            self.oldest_created_at
+                .map_or(created_at, |o| o.min(created_at)),
+        );
+    }
+
+    /// Takes the origins paused at `now` and the held lanes from `schedule`.
+    pub fn read_schedule(&mut self, schedule: &ScheduleState, now: Millis) {
+        self.paused = schedule
+            .origins
+            .iter()
+            .filter(|(_, p)| p.paused_until > now)
+            .map(|(o, p)| (o.clone(), p.paused_until))
+            .collect();
+        self.held = schedule.holds.list();
     }
 }
 

@@ -608,14 +608,14 @@ fn followers_orphaned_by_a_crash_are_in_flight_no_longer_once_their_lane_goes_ag
     assert_eq!(
         (stats.in_flight, stats.pending),
         (0, 3),
-        "its orphaned followers are pending again"
+        "nothing is left in flight"
     );
     for e in &sent[1..] {
         let e = run(h.store.get(e.id)).unwrap().unwrap();
         assert_eq!(
-            (e.attempts, e.failures),
-            (1, 1),
-            "a lost lease counts one failure, as for a head"
+            (e.state, e.attempts, e.failures),
+            (EntryState::Pending, 1, 1),
+            "an orphaned follower followed again and came back unsent; its lost lease counts one failure, as a head's"
         );
     }
 

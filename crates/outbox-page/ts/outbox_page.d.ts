@@ -178,7 +178,9 @@ export interface OutboxEntry {
 
 /** Counts per state. */
 export interface OutboxStats {
+  /** Waiting their turn (an entry whose sender stopped mid-send, its lease run out, counts here). */
   pending: number;
+  /** Being sent: leased, the lease still standing. */
   inFlight: number;
   awaitingToken: number;
   dead: number;

@@ -676,31 +676,12 @@ fn compute_stats(
             created_at: now,
             size: 0,
         });
-        match s.state {
-            EntryState::Pending => stats.pending += 1,
-            EntryState::InFlight { .. } => stats.in_flight += 1,
-            EntryState::AwaitingToken => stats.awaiting_token += 1,
-            EntryState::Dead { .. } => {}
-        }
-        stats.bytes = stats
-            .bytes
-            .saturating_add(usize::try_from(s.size).unwrap_or(usize::MAX));
-        stats.oldest_created_at = Some(
-            stats
-                .oldest_created_at
-                .map_or(s.created_at, |o| o.min(s.created_at)),
-        );
+        let size = usize::try_from(s.size).unwrap_or(usize::MAX);
+        stats.count(s.state, s.created_at, size, now);
         lanes.insert(s.lane);
     }
     stats.lanes = lanes.len();
-    let schedule = decode_schedule(schedule);
-    stats.paused = schedule
-        .origins
-        .iter()
-        .filter(|(_, p)| p.paused_until > now)
-        .map(|(o, p)| (o.clone(), p.paused_until))
-        .collect();
-    stats.held = schedule.holds.list();
+    stats.read_schedule(&decode_schedule(schedule), now);
     Ok(stats)
 }
 
