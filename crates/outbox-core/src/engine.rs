@@ -654,7 +654,7 @@ where
         };
         let mut headers = entry.request.headers.clone();
         if let Some(token) = &token {
-            headers.push(("authorization".into(), format!("Bearer {token}")));
+            headers.push(crate::headers::authorization(token));
         }
         let request = OutgoingRequest {
             method: &entry.request.method,

@@ -28,6 +28,19 @@ impl EntryId {
         &self.0
     }
 
+    /// The hyphenated text (8-4-4-4-12 lower-case hex digits), as
+    /// [`Display`](fmt::Display) writes it, built without `core::fmt`.
+    pub fn hyphenated(&self) -> String {
+        let mut out = String::with_capacity(36);
+        for (i, part) in [0..4, 4..6, 6..8, 8..10, 10..16].into_iter().enumerate() {
+            if i > 0 {
+                out.push('-');
+            }
+            crate::json::push_hex(&mut out, &self.0[part]);
+        }
+        out
+    }
+
     /// Builds an id from raw bytes.
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(bytes)
@@ -36,13 +49,7 @@ impl EntryId {
 
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&self.hyphenated())
     }
 }
 
@@ -456,11 +463,18 @@ mod tests {
     use crate::clock::SplitMix64;
 
     #[test]
+    fn ids_are_written_as_8_4_4_4_12_hex_digits() {
+        let id = EntryId::from_bytes(std::array::from_fn(|i| (i as u8) * 17));
+        assert_eq!(id.hyphenated(), "00112233-4455-6677-8899-aabbccddeeff");
+    }
+
+    #[test]
     fn ids_are_v4_and_round_trip_through_text() {
         let mut rng = SplitMix64::new(1);
         for _ in 0..100 {
             let id = EntryId::random(&mut rng);
             let text = id.to_string();
+            assert_eq!(text, id.hyphenated());
             assert_eq!(text.len(), 36);
             assert_eq!(&text[14..15], "4");
             assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"));

@@ -2,7 +2,7 @@
 
 use crate::clock::Millis;
 use crate::entry::{EntryId, LastError};
-use crate::json;
+use crate::json::Object;
 
 /// A state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,13 +153,17 @@ impl Event {
     /// The event as a JSON object with a `type` field and camelCase fields,
     /// the form pages receive over `BroadcastChannel`.
     pub fn to_json(&self) -> String {
-        let mut o = Obj::new(self.kind());
+        let mut o = typed(self.kind());
         match self {
             Event::Queued { id, lane, reason } => {
-                o.id(id).str("lane", lane).str("reason", reason);
+                o.str("id", &id.hyphenated())
+                    .str("lane", lane)
+                    .str("reason", reason);
             }
             Event::Sending { id, lane, attempt } => {
-                o.id(id).str("lane", lane).num("attempt", *attempt as u64);
+                o.str("id", &id.hyphenated())
+                    .str("lane", lane)
+                    .num("attempt", *attempt as u64);
             }
             Event::Sent {
                 id,
@@ -167,10 +171,10 @@ impl Event {
                 status,
                 duplicate,
             } => {
-                o.id(id)
+                o.str("id", &id.hyphenated())
                     .str("lane", lane)
                     .num("status", *status as u64)
-                    .raw("duplicate", if *duplicate { "true" } else { "false" });
+                    .bool("duplicate", *duplicate);
             }
             Event::Retrying {
                 id,
@@ -179,14 +183,16 @@ impl Event {
                 next_attempt_at,
                 error,
             } => {
-                o.id(id)
+                o.str("id", &id.hyphenated())
                     .str("lane", lane)
                     .num("attempt", *attempt as u64)
                     .num("nextAttemptAt", *next_attempt_at)
                     .raw("error", &error_json(error));
             }
             Event::AwaitingToken { id, lane, origin } => {
-                o.id(id).str("lane", lane).str("origin", origin);
+                o.str("id", &id.hyphenated())
+                    .str("lane", lane)
+                    .str("origin", origin);
             }
             Event::Paused {
                 origin,
@@ -198,13 +204,15 @@ impl Event {
                     .str("reason", reason);
             }
             Event::Dead { id, lane, error } => {
-                o.id(id).str("lane", lane).raw("error", &error_json(error));
+                o.str("id", &id.hyphenated())
+                    .str("lane", lane)
+                    .raw("error", &error_json(error));
             }
             Event::Revived { id, lane } | Event::Held { id, lane } => {
-                o.id(id).str("lane", lane);
+                o.str("id", &id.hyphenated()).str("lane", lane);
             }
             Event::Discarded { id } | Event::Cancelled { id } => {
-                o.id(id);
+                o.str("id", &id.hyphenated());
             }
             Event::Purged { queued, dead } => {
                 o.num("queued", *queued as u64).num("dead", *dead as u64);
@@ -216,7 +224,7 @@ impl Event {
 
 /// A [`LastError`] as a JSON object (`status`, `code`, `message`, `contextId`).
 pub fn error_json(e: &LastError) -> String {
-    let mut o = Obj::bare();
+    let mut o = Object::new();
     if let Some(s) = e.status {
         o.num("status", s as u64);
     }
@@ -230,54 +238,11 @@ pub fn error_json(e: &LastError) -> String {
     o.finish()
 }
 
-/// A tiny JSON object writer.
-pub(crate) struct Obj(String);
-
-impl Obj {
-    pub(crate) fn bare() -> Self {
-        Obj(String::from("{"))
-    }
-
-    fn new(kind: &str) -> Self {
-        let mut o = Self::bare();
-        o.str("type", kind);
-        o
-    }
-
-    fn sep(&mut self, key: &str) {
-        if self.0.len() > 1 {
-            self.0.push(',');
-        }
-        json::write_string(&mut self.0, key);
-        self.0.push(':');
-    }
-
-    pub(crate) fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        self.sep(key);
-        json::write_string(&mut self.0, value);
-        self
-    }
-
-    pub(crate) fn num(&mut self, key: &str, value: u64) -> &mut Self {
-        self.sep(key);
-        self.0.push_str(&value.to_string());
-        self
-    }
-
-    pub(crate) fn raw(&mut self, key: &str, json: &str) -> &mut Self {
-        self.sep(key);
-        self.0.push_str(json);
-        self
-    }
-
-    fn id(&mut self, id: &EntryId) -> &mut Self {
-        self.str("id", &id.to_string())
-    }
-
-    pub(crate) fn finish(mut self) -> String {
-        self.0.push('}');
-        self.0
-    }
+/// An event's JSON object: its `type` first.
+fn typed(kind: &str) -> Object {
+    let mut o = Object::new();
+    o.str("type", kind);
+    o
 }
 
 /// Receives events. Implementations must not block (the browser posts them

@@ -23,8 +23,8 @@
 
 use crate::classify::Response;
 use crate::entry::{EntryId, StoredRequest};
-use crate::event::Obj;
 use crate::json;
+use crate::json::Object;
 use crate::route::Prepared;
 
 /// The `http(s)` origin of a `ws(s)` URL (where the same host serves
@@ -123,10 +123,10 @@ impl GuestEntry {
 
     /// The stored body: `{"text": …}`, plus `"buttonResponse": {text, payload}`.
     pub fn body(&self) -> Vec<u8> {
-        let mut o = Obj::bare();
+        let mut o = Object::new();
         o.str("text", &self.text);
         if let Some(b) = &self.button {
-            let mut br = Obj::bare();
+            let mut br = Object::new();
             br.str("text", &b.text).str("payload", &b.payload);
             o.raw("buttonResponse", &br.finish());
         }
@@ -152,7 +152,7 @@ impl GuestEntry {
 
 /// `configureSession`: opens (or resumes) the guest's session.
 pub fn configure_session(deployment_id: &str, token: &str, tracing_id: &str) -> String {
-    let mut o = Obj::bare();
+    let mut o = Object::new();
     o.str("action", "configureSession")
         .str("deploymentId", deployment_id)
         .str("token", token)
@@ -189,24 +189,24 @@ pub fn on_message_entry(
     outbox_id: &str,
     time_iso: &str,
 ) -> String {
-    let mut metadata = Obj::bare();
+    let mut metadata = Object::new();
     metadata
         .str(CUSTOM_MESSAGE_ID_KEY, outbox_id)
         .str(OUTBOX_ID_KEY, outbox_id);
-    let mut message = Obj::bare();
+    let mut message = Object::new();
     message.str("type", "Text").str("text", &entry.text);
     if let Some(b) = &entry.button {
-        let mut br = Obj::bare();
+        let mut br = Object::new();
         br.str("type", "QuickReply")
             .str("text", &b.text)
             .str("payload", &b.payload);
-        let mut item = Obj::bare();
+        let mut item = Object::new();
         item.str("contentType", "ButtonResponse")
             .raw("buttonResponse", &br.finish());
         message.raw("content", &format!("[{}]", item.finish()));
     }
     message.raw("metadata", &metadata.finish());
-    let mut o = Obj::bare();
+    let mut o = Object::new();
     o.str("action", "onMessage")
         .str("token", token)
         .str("tracingId", tracing_id)
@@ -218,17 +218,17 @@ pub fn on_message_entry(
 /// `onMessage` with a typing indicator (`Event`, `Typing` `On`): best-effort,
 /// sent only on an open socket, never stored; the server does not answer it.
 pub fn typing(token: &str, tracing_id: &str, time_iso: &str) -> String {
-    let mut typing = Obj::bare();
+    let mut typing = Object::new();
     typing.str("type", "On");
-    let mut event = Obj::bare();
+    let mut event = Object::new();
     event
         .str("eventType", "Typing")
         .raw("typing", &typing.finish());
-    let mut message = Obj::bare();
+    let mut message = Object::new();
     message
         .str("type", "Event")
         .raw("events", &format!("[{}]", event.finish()));
-    let mut o = Obj::bare();
+    let mut o = Object::new();
     o.str("action", "onMessage")
         .str("token", token)
         .str("tracingId", tracing_id)
@@ -239,7 +239,7 @@ pub fn typing(token: &str, tracing_id: &str, time_iso: &str) -> String {
 
 /// `getJwt`: a token for the history endpoint.
 pub fn get_jwt(token: &str, tracing_id: &str) -> String {
-    let mut o = Obj::bare();
+    let mut o = Object::new();
     o.str("action", "getJwt")
         .str("token", token)
         .str("tracingId", tracing_id);
@@ -248,9 +248,9 @@ pub fn get_jwt(token: &str, tracing_id: &str) -> String {
 
 /// `echo`: the health check.
 pub fn echo(token: &str, tracing_id: &str) -> String {
-    let mut message = Obj::bare();
+    let mut message = Object::new();
     message.str("type", "Text").str("text", "ping");
-    let mut o = Obj::bare();
+    let mut o = Object::new();
     o.str("action", "echo")
         .str("token", token)
         .str("tracingId", tracing_id)
@@ -261,7 +261,7 @@ pub fn echo(token: &str, tracing_id: &str) -> String {
 /// The body of a stored guest entry: `{"text": …}` (the id travels as the
 /// entry's idempotency key).
 pub fn entry_body(text: &str) -> Vec<u8> {
-    let mut o = Obj::bare();
+    let mut o = Object::new();
     o.str("text", text);
     o.finish().into_bytes()
 }
@@ -430,7 +430,7 @@ impl Frame {
 /// a dead letter shows the guest API's own code and text.
 pub fn answer(frame: &Frame) -> Option<Response> {
     let error = |status: u16, code: u32, message: &str| {
-        let mut o = Obj::bare();
+        let mut o = Object::new();
         o.str("code", &code.to_string()).str("message", message);
         Response {
             status,

@@ -58,6 +58,14 @@ where
         .collect()
 }
 
+/// The `Authorization` header that presents `token` (name in lower case).
+pub fn authorization(token: &str) -> (String, String) {
+    let mut value = String::with_capacity(7 + token.len());
+    value.push_str("Bearer ");
+    value.push_str(token);
+    ("authorization".to_owned(), value)
+}
+
 /// The bearer token in an `Authorization` header value, if it is one.
 pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;

@@ -116,7 +116,7 @@ impl Holds {
     pub fn encode_into(&self, out: &mut String) {
         for h in &self.0 {
             out.push_str(LINE);
-            out.push_str(&h.id.to_string());
+            out.push_str(&h.id.hyphenated());
             out.push(' ');
             for c in h.lane.chars() {
                 match c {

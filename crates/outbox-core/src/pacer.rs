@@ -10,6 +10,7 @@
 
 use crate::clock::Millis;
 use crate::hold::Holds;
+use crate::json;
 use crate::retry_after::RateLimitInfo;
 use crate::throttle::{Signal, Throttle, ThrottleConfig};
 
@@ -270,14 +271,12 @@ impl ScheduleState {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         for (origin, p) in &self.origins {
-            out.push_str(&format!(
-                "{origin} {} {} {}",
-                p.credit, p.updated_at, p.paused_until
-            ));
-            if p.throttle != Throttle::default() {
-                for f in p.throttle.fields() {
-                    out.push_str(&format!(" {f}"));
-                }
+            out.push_str(origin);
+            let throttle = (p.throttle != Throttle::default()).then(|| p.throttle.fields());
+            let fields = [p.credit, p.updated_at, p.paused_until];
+            for f in fields.iter().chain(throttle.iter().flatten()) {
+                out.push(' ');
+                json::push_u64(&mut out, *f);
             }
             out.push('\n');
         }

@@ -487,7 +487,7 @@ impl RouteTable {
                 json::find(&stored.body, &path).and_then(|v| v.as_str().map(|s| s.into_owned()))
             }
         });
-        let key = existing.unwrap_or_else(|| id.to_string());
+        let key = existing.unwrap_or_else(|| id.hyphenated());
         for carrier in &route.carriers {
             match carrier {
                 Carrier::Header(name) => {

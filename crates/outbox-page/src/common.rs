@@ -46,10 +46,7 @@ pub(crate) struct Inner {
     pub(crate) wake: RefCell<js::Timer>,
 }
 
-/// A JavaScript `Error` with `e`'s message.
-pub(crate) fn err(e: impl std::fmt::Display) -> JsValue {
-    js_sys::Error::new(&e.to_string()).into()
-}
+pub(crate) use outbox_web::js::error as err;
 
 /// An entry id from JavaScript, or an error naming it.
 pub(crate) fn parse_id(id: &str) -> Result<EntryId, JsValue> {

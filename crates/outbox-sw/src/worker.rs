@@ -69,8 +69,7 @@ impl OutboxWorker {
     /// URL). Starts a flush: whatever waited while the worker slept goes
     /// out now.
     pub async fn start(config: String) -> Result<OutboxWorker, JsValue> {
-        let config = outbox_web::config::from_json(&config)
-            .map_err(|e| JsValue::from_str(&e.to_string()))?;
+        let config = outbox_web::config::from_json(&config).map_err(js::error)?;
         let asker: outbox_web::tokens::Asker = {
             let queue_id = config.database.clone();
             Rc::new(move |origin: &str| {
@@ -89,7 +88,7 @@ impl OutboxWorker {
                 BroadcastEvents::new(&config.channel),
             )
             .await
-            .map_err(|e| JsValue::from_str(&e.to_string()))?,
+            .map_err(js::error)?,
         );
         let flusher = Flusher::new(engine.clone(), &config.database);
         // This worker's timers die with it (stopped when idle): its pages
@@ -154,7 +153,7 @@ impl OutboxWorker {
     pub fn handle_message(&self, data: JsValue, client_id: Option<String>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let message = Message::from_js(&data).map_err(|e| JsValue::from_str(&e.to_string()))?;
+            let message = Message::from_js(&data).map_err(js::error)?;
             match message {
                 Some(Message::Replay { key }) => {
                     let Some(client) = client_id else {
@@ -180,18 +179,14 @@ impl OutboxWorker {
                         expires_in,
                     )
                     .await
-                    .map_err(|e| JsValue::from_str(&e.to_string()))?;
+                    .map_err(js::error)?;
                     flush(&inner).await
                 }
                 Some(Message::Flush) => flush(&inner).await,
                 // A page's `online` event (workers get none in Chromium):
                 // what waited only for the network is due now.
                 Some(Message::Online) => {
-                    inner
-                        .engine
-                        .network_back()
-                        .await
-                        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+                    inner.engine.network_back().await.map_err(js::error)?;
                     flush(&inner).await
                 }
                 // Another app's message, or one for pages.
@@ -215,11 +210,7 @@ impl OutboxWorker {
             }
             let started = js_sys::Date::now();
             loop {
-                let report = inner
-                    .flusher
-                    .run()
-                    .await
-                    .map_err(|e| JsValue::from_str(&e.to_string()))?;
+                let report = inner.flusher.run().await.map_err(js::error)?;
                 let Some(next) = report.next_wake else {
                     return Ok(JsValue::UNDEFINED);
                 };
@@ -244,11 +235,7 @@ impl OutboxWorker {
 }
 
 async fn flush(inner: &Inner) -> Result<JsValue, JsValue> {
-    let report = inner
-        .flusher
-        .run()
-        .await
-        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let report = inner.flusher.run().await.map_err(js::error)?;
     if report.next_wake.is_some() {
         register_sync().await;
     }
@@ -371,7 +358,7 @@ async fn forward(
         && !has_auth
         && let Some(token) = inner.tokens.current(&prepared.origin)
     {
-        headers.push(("authorization".into(), format!("Bearer {token}")));
+        headers.push(outbox_core::headers::authorization(&token));
     }
     let result = fetch::fetch(
         Parts {
@@ -390,7 +377,7 @@ async fn forward(
     match inner.engine.after_forward(prepared, &classified).await {
         Ok(Forwarded::PassThrough(_)) => match result {
             Ok(r) => Ok(r),
-            Err(e) => Err(JsValue::from_str(&e.to_string())),
+            Err(e) => Err(js::error(e)),
         },
         Ok(Forwarded::Queued(entry)) => {
             inner.flusher.kick();
@@ -419,13 +406,12 @@ fn queued_answer<E: std::error::Error>(
 ) -> Result<Response, JsValue> {
     match result {
         Ok(entry) => {
-            let body = format!(
-                r#"{{"queued":true,"id":{},"lane":{},"reason":{}}}"#,
-                json::string(&entry.id.to_string()),
-                json::string(&entry.lane),
-                json::string(reason)
-            );
-            json_response(202, &body)
+            let mut body = json::Object::new();
+            body.bool("queued", true)
+                .str("id", &entry.id.hyphenated())
+                .str("lane", &entry.lane)
+                .str("reason", reason);
+            json_response(202, &body.finish())
         }
         Err(e) => {
             let (status, code) = match &e {
@@ -435,12 +421,11 @@ fn queued_answer<E: std::error::Error>(
                 EnqueueError::Duplicate(_) => (409, "duplicate-entry"),
                 EnqueueError::Store(_) => (500, "store-error"),
             };
-            let body = format!(
-                r#"{{"queued":false,"error":{},"message":{}}}"#,
-                json::string(code),
-                json::string(&e.to_string())
-            );
-            json_response(status, &body)
+            let mut body = json::Object::new();
+            body.bool("queued", false)
+                .str("error", code)
+                .str("message", &e.to_string());
+            json_response(status, &body.finish())
         }
     }
 }

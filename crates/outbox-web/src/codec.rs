@@ -320,7 +320,7 @@ pub(crate) fn encode_entry_to<V: RecordBuild>(record: &Record) -> Result<V, Code
     let size = entry.request.size_bytes() - entry.request.body.len() + record.body_len;
     let mut obj = V::object();
     obj.set("seq", V::number(check_seq(entry.seq)?));
-    obj.set("id", V::string(&entry.id.to_string()));
+    obj.set("id", V::string(&entry.id.hyphenated()));
     obj.set("lane", V::string(&entry.lane));
     obj.set("route", V::string(&entry.route));
     obj.set("origin", V::string(&entry.origin));

@@ -7,6 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
 use outbox_core::classify::{self, FailureKind, TransportError};
+use outbox_core::json;
 use outbox_core::transport::{OutgoingRequest, Transport};
 
 use crate::js;
@@ -35,7 +36,9 @@ pub fn replay_key(method: &str, url: &str, body: &[u8]) -> String {
             hash = (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    format!("{hash:016x}")
+    let mut key = String::with_capacity(16);
+    json::push_hex(&mut key, &hash.to_be_bytes());
+    key
 }
 
 /// In a page controlled by a service worker, announces the request as an

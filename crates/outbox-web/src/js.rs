@@ -53,6 +53,12 @@ pub fn global() -> JsValue {
     js_sys::global().into()
 }
 
+/// A JavaScript `Error` with `e`'s message: what the exported functions
+/// throw or reject with.
+pub fn error(e: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&e.to_string()).into()
+}
+
 /// A message for any thrown JS value.
 pub fn error_text(e: &JsValue) -> String {
     if let Some(err) = e.dyn_ref::<js_sys::Error>() {

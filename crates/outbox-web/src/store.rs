@@ -195,7 +195,7 @@ fn count(v: &JsValue) -> Result<usize, IdbError> {
 }
 
 fn id_key(id: EntryId) -> JsValue {
-    JsValue::from_str(&id.to_string())
+    JsValue::from_str(&id.hyphenated())
 }
 
 fn absent(v: &JsValue) -> bool {

@@ -13,7 +13,7 @@ use crate::js;
 /// leaseUntil?, deadAt?, method, url, body, lastError?}`.
 pub fn entry(e: &Entry) -> JsValue {
     let o = js::object();
-    js::set(&o, "id", e.id.to_string());
+    js::set(&o, "id", e.id.hyphenated());
     js::set(&o, "seq", e.seq as f64);
     js::set(&o, "lane", e.lane.as_str());
     js::set(&o, "route", e.route.as_str());
@@ -75,7 +75,7 @@ pub fn stats(s: &Stats) -> JsValue {
     for (lane, id) in &s.held {
         let h = js::object();
         js::set(&h, "lane", lane.as_str());
-        js::set(&h, "id", id.to_string().as_str());
+        js::set(&h, "id", id.hyphenated().as_str());
         held.push(&h);
     }
     js::set(&o, "held", held);
