@@ -219,7 +219,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// protocol (the message types a worker takes): one home for each.
 pub fn worker_facts() -> String {
     use outbox_core::json::string;
-    let regions: Vec<String> = outbox_core::route::GENESYS_REGIONS
+    let regions: Vec<String> = outbox_core::genesys::REGIONS
         .iter()
         .map(|r| string(r))
         .collect();

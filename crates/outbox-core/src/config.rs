@@ -305,10 +305,10 @@ impl OutboxConfig {
                     .map_err(|e| bad("apiBase", RouteError::from(e)))?,
             ),
             (None, Some(region)) => {
-                if !crate::route::GENESYS_REGIONS.contains(&region.as_str()) {
+                let Ok(region) = crate::genesys::region(&region) else {
                     return Err(bad("region", Problem::UnknownRegion(region)));
-                }
-                Some(format!("https://api.{region}"))
+                };
+                Some(crate::genesys::api_origin(region))
             }
             (None, None) => None,
         };

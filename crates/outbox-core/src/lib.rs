@@ -57,6 +57,7 @@ pub mod engine;
 pub mod entry;
 pub mod event;
 pub mod flush;
+pub mod genesys;
 pub mod guest;
 pub mod headers;
 pub mod hold;
@@ -91,3 +92,8 @@ pub mod prelude {
     pub use crate::token::{MemoryTokens, TokenSource};
     pub use crate::transport::{OutgoingRequest, Transport};
 }
+
+/// The crate's README, whose example runs as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

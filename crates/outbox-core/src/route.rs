@@ -8,28 +8,6 @@ use crate::entry::{EntryId, StoredRequest};
 use crate::hold::OnDead;
 use crate::{headers, json, url};
 
-/// Every Genesys Cloud region domain (from Genesys's own SDKs).
-pub const GENESYS_REGIONS: &[&str] = &[
-    "mypurecloud.com",
-    "mypurecloud.ie",
-    "mypurecloud.com.au",
-    "mypurecloud.jp",
-    "mypurecloud.de",
-    "usw2.pure.cloud",
-    "cac1.pure.cloud",
-    "apne2.pure.cloud",
-    "apse1.pure.cloud",
-    "euw2.pure.cloud",
-    "aps1.pure.cloud",
-    "use2.us-gov-pure.cloud",
-    "sae1.pure.cloud",
-    "mec1.pure.cloud",
-    "apne3.pure.cloud",
-    "euc2.pure.cloud",
-    "mxc1.pure.cloud",
-    "edee1.eusc-pure.cloud",
-];
-
 /// Names of the default routes.
 pub mod names {
     /// Agent send: `/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages`.
@@ -320,8 +298,8 @@ impl RouteTable {
     /// every Genesys region.
     pub fn genesys() -> Self {
         let mut table = Self::empty();
-        for domain in GENESYS_REGIONS {
-            table.origins.push(format!("https://api.{domain}"));
+        for region in crate::genesys::REGIONS {
+            table.origins.push(crate::genesys::api_origin(region));
         }
         table.routes = default_routes();
         table

@@ -5,9 +5,9 @@
 
 use outbox_core::clock::SplitMix64;
 use outbox_core::entry::EntryId;
+use outbox_core::genesys::REGIONS;
 use outbox_core::route::{
-    Carrier, GENESYS_REGIONS, IncomingRequest, LaneSource, Prepared, Route, RouteTable, Routing,
-    names,
+    Carrier, IncomingRequest, LaneSource, Prepared, Route, RouteTable, Routing, names,
 };
 
 fn id(seed: u64) -> EntryId {
@@ -47,9 +47,9 @@ const SEED: &str = "/api/v2/conversations/messaging/messages";
 #[test]
 fn every_region_gets_the_four_routes() {
     let table = RouteTable::genesys();
-    assert_eq!(GENESYS_REGIONS.len(), 18);
+    assert_eq!(REGIONS.len(), 18);
     assert_eq!(table.routes().len(), 4);
-    for domain in GENESYS_REGIONS {
+    for domain in REGIONS {
         let base = format!("https://api.{domain}");
         let p = matched(
             &table,

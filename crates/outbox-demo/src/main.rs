@@ -172,5 +172,5 @@ fn nonempty(value: &Option<String>) -> Option<&str> {
 }
 
 fn genesys_regions() -> &'static [&'static str] {
-    outbox_core::route::GENESYS_REGIONS
+    outbox_core::genesys::REGIONS
 }

@@ -13,7 +13,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use outbox_core::clock::SplitMix64;
 use outbox_core::entry::EntryId;
-use outbox_core::guest;
+use outbox_core::{genesys, guest};
 use outbox_web::js;
 
 use crate::common::{Inner, accepted, build, err, queue_methods};
@@ -39,24 +39,18 @@ impl Outbox {
     ) -> Result<GuestOutbox, JsValue> {
         let deployment = js::get_str(&config, "deploymentId")
             .ok_or_else(|| err("Outbox.guest needs a `deploymentId`"))?;
-        let region = js::get_str(&config, "region");
-        if let Some(r) = &region
-            && !outbox_core::route::GENESYS_REGIONS.contains(&r.as_str())
-        {
-            return Err(err(format!("`{r}` is not a Genesys Cloud region domain")));
-        }
+        let region = match js::get_str(&config, "region") {
+            Some(r) => Some(genesys::region(&r).map_err(err)?),
+            None => None,
+        };
         let url = js::get_str(&config, "url")
-            .or_else(|| {
-                region
-                    .as_ref()
-                    .map(|r| format!("wss://webmessaging.{r}/v1"))
-            })
+            .or_else(|| region.map(genesys::guest_socket_url))
             .ok_or_else(|| err("Outbox.guest needs a `region` or a socket `url`"))?;
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(err(format!("`{url}` is not a ws:// or wss:// URL")));
         }
         let api_base = js::get_str(&config, "apiBase")
-            .or_else(|| region.as_ref().map(|r| format!("https://api.{r}")))
+            .or_else(|| region.map(genesys::api_origin))
             .or_else(|| guest::http_origin(&url))
             .unwrap_or_else(|| url.clone());
         // Guest defaults: its own database and channel, and the per-session

@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use outbox_core::json;
+use outbox_core::genesys::{self, IdType, OpenFrom};
 use outbox_core::route::IncomingRequest;
 use outbox_web::js;
 use outbox_web::tokens::absolute_url;
@@ -99,13 +99,9 @@ impl Outbox {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let base = api_base(&inner)?;
-            let url = format!(
-                "{base}/api/v2/conversations/messages/{}/communications/{}/messages",
-                segment(&conversation_id)?,
-                segment(&communication_id)?
-            );
-            let body = format!(r#"{{"textBody":{}}}"#, json::string(&text));
-            submit(&inner, json_post(url, body)).await
+            let request = genesys::agent_message(&base, &conversation_id, &communication_id, &text)
+                .map_err(err)?;
+            submit(&inner, request).await
         })
     }
 
@@ -126,32 +122,20 @@ impl Outbox {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let base = api_base(&inner)?;
-            let url = format!(
-                "{base}/api/v2/conversations/messages/{}/inbound/open/message",
-                segment(&integration_id)?
-            );
-            let id_type = js::get_str(&options, "idType").unwrap_or_else(|| "Opaque".into());
-            if !matches!(id_type.as_str(), "Email" | "Phone" | "Opaque") {
-                return Err(err(format!(
-                    "idType must be Email, Phone or Opaque, not `{id_type}`"
-                )));
-            }
-            let mut from = format!(
-                r#"{{"id":{},"idType":{}"#,
-                json::string(&from_id),
-                json::string(&id_type)
-            );
-            if let Some(nick) = js::get_str(&options, "nickname") {
-                from.push_str(&format!(r#","nickname":{}"#, json::string(&nick)));
-            }
-            from.push('}');
+            let id_type = match js::get_str(&options, "idType") {
+                Some(name) => name.parse::<IdType>().map_err(err)?,
+                None => IdType::default(),
+            };
+            let nickname = js::get_str(&options, "nickname");
+            let from = OpenFrom {
+                id: &from_id,
+                id_type,
+                nickname: nickname.as_deref(),
+            };
             let time: String = js_sys::Date::new_0().to_iso_string().into();
-            let body = format!(
-                r#"{{"channel":{{"from":{from},"time":{}}},"text":{}}}"#,
-                json::string(&time),
-                json::string(&text)
-            );
-            submit(&inner, json_post(url, body)).await
+            let request =
+                genesys::open_message(&base, &integration_id, &from, &text, &time).map_err(err)?;
+            submit(&inner, request).await
         })
     }
 
@@ -211,23 +195,6 @@ fn api_base(inner: &Inner) -> Result<String, JsValue> {
     inner.config.api_base.clone().ok_or_else(|| {
         err("set `apiBase` or `region` in the configuration to use the Genesys helpers")
     })
-}
-
-/// A path segment: non-empty and free of `/`, `?`, `#`.
-fn segment(s: &str) -> Result<String, JsValue> {
-    if s.is_empty() || s.contains(['/', '?', '#']) {
-        return Err(err(format!("`{s}` is not a valid id")));
-    }
-    Ok(js_sys::encode_uri_component(s).into())
-}
-
-fn json_post(url: String, body: String) -> IncomingRequest {
-    IncomingRequest {
-        method: "POST".into(),
-        url,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: body.into_bytes(),
-    }
 }
 
 fn incoming(request: &JsValue) -> Result<IncomingRequest, JsValue> {
