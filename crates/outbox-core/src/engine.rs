@@ -150,7 +150,7 @@ use crate::store::{
 };
 use crate::token::TokenSource;
 use crate::transport::{OutgoingRequest, Transport};
-use crate::verdict::Answer;
+use crate::verdict::{Answer, OriginNote};
 
 /// Everything the engine can be told.
 #[derive(Debug, Clone)]
@@ -359,11 +359,10 @@ where
             now,
             &self.config.classify,
         );
-        if let Ok(response) = result {
-            self.note_rate_limits(&prepared.origin, response, &outcome, now)
-                .await
-                .map_err(EnqueueError::Store)?;
-        }
+        let note = OriginNote::read(result, &outcome, &self.config, now);
+        self.heed(&prepared.origin, &note, now)
+            .await
+            .map_err(EnqueueError::Store)?;
         match intercept::after_forward(&outcome) {
             AfterForward::PassThrough => Ok(Forwarded::PassThrough(outcome)),
             AfterForward::Queue {
@@ -387,40 +386,24 @@ where
         }
     }
 
-    /// Pauses after a `429` seen outside a flush, and heeds a nearly spent
-    /// server window (writes only when it matters, to keep pass-through
-    /// cheap).
-    async fn note_rate_limits(
-        &self,
-        origin: &str,
-        response: &Response,
-        outcome: &Outcome,
-        now: Millis,
-    ) -> Result<(), S::Error> {
-        let info = response.rate_limit();
-        let pause = outcome.pause_ms(self.config.classify.retry_after_fallback_ms);
-        let low = info.nearly_spent(u64::from(self.config.pacer.burst));
-        if pause.is_none() && !low {
+    /// Writes what a live answer told its origin's pacing (a `429`'s
+    /// pause, a nearly spent server window), as a flush would
+    /// ([`OriginNote::apply`]); nothing when it told neither, to keep a
+    /// healthy pass-through free of writes.
+    async fn heed(&self, origin: &str, note: &OriginNote, now: Millis) -> Result<(), S::Error> {
+        let pacer = self.config.pacer;
+        if note.lets_more_go(&pacer) {
             return Ok(());
         }
-        let pacer = self.config.pacer;
-        let mut paused_until = None;
+        let mut paused = Vec::new();
         self.store
-            .update_schedule(&mut |s| {
-                if let Some(wait) = pause {
-                    s.pause(origin, now + wait, &pacer, now);
-                    paused_until = Some(now + wait);
-                }
-                if let Some(until) = s.observe(origin, &info, &pacer, now) {
-                    paused_until = Some(paused_until.map_or(until, |p: Millis| p.max(until)));
-                }
-            })
+            .update_schedule(&mut |s| paused = note.apply(origin, s, &pacer, now))
             .await?;
-        if let Some(until) = paused_until {
+        for (until, reason) in paused {
             self.events.emit(&Event::Paused {
                 origin: origin.to_owned(),
                 until,
-                reason: "rate limit".into(),
+                reason,
             });
         }
         Ok(())

@@ -19,6 +19,11 @@
 //!    applied (a settlement whose lease no longer matches is skipped by the
 //!    store, and tells nothing), counted into the flush's report.
 //!
+//! What one answer tells its origin's pacing (a pause, a rate-limit
+//! window) is read by [`OriginNote`], here for a flush and by
+//! [`Engine::after_forward`](crate::engine::Engine::after_forward) for a
+//! request the worker forwarded live: both pause alike.
+//!
 //! [`RetryPolicy::decide`]: crate::retry::RetryPolicy::decide
 
 use crate::classify::{Outcome, Response, TransportError, classify};
@@ -27,7 +32,7 @@ use crate::engine::{Config, FlushReport};
 use crate::entry::{Entry, EntryId, Seq};
 use crate::event::Event;
 use crate::hold::OnDead;
-use crate::pacer::ScheduleState;
+use crate::pacer::{PacerConfig, ScheduleState};
 use crate::retry::Action;
 use crate::retry_after::RateLimitInfo;
 use crate::store::Settlement;
@@ -68,10 +73,9 @@ pub struct Verdicts {
     /// window not nearly spent.
     pub cleared: Vec<Seq>,
     sent: Vec<Sent>,
-    /// `(origin, until, reason)`: a `429`, or a `503` that said how long.
-    pauses: Vec<(String, Millis, String)>,
-    /// `inin-ratelimit-*` headers, per answer that had them.
-    observed: Vec<(String, RateLimitInfo)>,
+    /// What the answers told their origins' pacing, per answer that told
+    /// anything.
+    notes: Vec<(String, OriginNote)>,
     /// What each answer tells its origin's throttle.
     signals: Vec<(String, Signal)>,
     now: Millis,
@@ -86,8 +90,78 @@ pub struct Aftermath {
     /// Origins back from an outage no spread covered: `(origin, outage
     /// length)`; spread their backlog.
     pub came_back: Vec<(String, Millis)>,
-    /// Origins whose rate-limit window is spent: `(origin, until)`.
-    window_pauses: Vec<(String, Millis)>,
+    /// Pauses the notes started: `(origin, until, reason)`.
+    paused: Vec<(String, Millis, String)>,
+}
+
+/// What one answer tells its origin's pacing: a pause it asked for (a
+/// `429`, or a `503` that said how long) and the server's rate-limit window
+/// (`inin-ratelimit-*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginNote {
+    /// The pause asked for: `(until, reason)`.
+    pub pause: Option<(Millis, String)>,
+    /// The window the answer's headers describe, when they do.
+    pub window: Option<RateLimitInfo>,
+}
+
+impl OriginNote {
+    /// Reads an answer (`result`, which [`classify`] made `outcome`) that
+    /// came in at `now`.
+    pub fn read(
+        result: &Result<Response, TransportError>,
+        outcome: &Outcome,
+        config: &Config,
+        now: Millis,
+    ) -> Self {
+        let window = result
+            .as_ref()
+            .ok()
+            .map(Response::rate_limit)
+            .filter(RateLimitInfo::is_present);
+        let pause = outcome
+            .pause_ms(config.classify.retry_after_fallback_ms)
+            .zip(outcome.error())
+            .map(|(wait, error)| (now + wait, error.message.clone()));
+        Self { pause, window }
+    }
+
+    /// Whether it tells nothing.
+    pub fn is_empty(&self) -> bool {
+        self.pause.is_none() && self.window.is_none()
+    }
+
+    /// Whether its origin may take another request at once: no pause, and
+    /// a window (if any) not nearly spent (within the pacer's burst).
+    pub fn lets_more_go(&self, pacer: &PacerConfig) -> bool {
+        self.pause.is_none()
+            && !self
+                .window
+                .is_some_and(|w| w.nearly_spent(u64::from(pacer.burst)))
+    }
+
+    /// Writes it into `schedule` for `origin` at `now`: caps the pacing by
+    /// the window, pauses where told to. Returns the pauses it started,
+    /// `(until, reason)`.
+    pub fn apply(
+        &self,
+        origin: &str,
+        schedule: &mut ScheduleState,
+        pacer: &PacerConfig,
+        now: Millis,
+    ) -> Vec<(Millis, String)> {
+        let mut paused = Vec::new();
+        if let Some(window) = &self.window
+            && let Some(until) = schedule.observe(origin, window, pacer, now)
+        {
+            paused.push((until, "server rate-limit window spent".to_owned()));
+        }
+        if let Some((until, reason)) = &self.pause {
+            schedule.pause(origin, *until, pacer, now);
+            paused.push((*until, reason.clone()));
+        }
+        paused
+    }
 }
 
 /// Judges a cycle's answers: `answers[i]` is the answer to `sent[i]`.
@@ -105,8 +179,7 @@ pub fn judge(
         want_token: Vec::new(),
         cleared: Vec::new(),
         sent: Vec::with_capacity(answers.len()),
-        pauses: Vec::new(),
-        observed: Vec::new(),
+        notes: Vec::new(),
         signals: Vec::with_capacity(answers.len()),
         now,
         phase: 0,
@@ -118,19 +191,8 @@ pub fn judge(
             .is_some_and(|r| r.conflict_is_delivered);
         let outcome = classify(&answer.result, conflict_ok, now, &config.classify);
         v.signals.push((entry.origin.clone(), Signal::of(&outcome)));
-        let mut window_spent = false;
-        if let Ok(response) = &answer.result {
-            let info = response.rate_limit();
-            if info.is_present() {
-                window_spent = info.nearly_spent(u64::from(config.pacer.burst));
-                v.observed.push((entry.origin.clone(), info));
-            }
-        }
+        let note = OriginNote::read(&answer.result, &outcome, config, now);
         let pause = outcome.pause_ms(config.classify.retry_after_fallback_ms);
-        if let (Some(wait), Some(error)) = (pause, outcome.error()) {
-            v.pauses
-                .push((entry.origin.clone(), now + wait, error.message.clone()));
-        }
         if matches!(outcome, Outcome::Unauthorized { .. }) {
             if let Some(token) = answer.token {
                 v.rejected_tokens.push((entry.origin.clone(), token));
@@ -142,8 +204,11 @@ pub fn judge(
         let action = config
             .retry
             .decide(entry, &outcome, now, pause.unwrap_or(0), rng);
-        if matches!(action, Action::Delivered { .. }) && pause.is_none() && !window_spent {
+        if matches!(action, Action::Delivered { .. }) && note.lets_more_go(&config.pacer) {
             v.cleared.push(entry.seq);
+        }
+        if !note.is_empty() {
+            v.notes.push((entry.origin.clone(), note));
         }
         v.settlements.push(Settlement {
             seq: entry.seq,
@@ -176,8 +241,7 @@ impl Verdicts {
         }
         self.cleared = later.cleared;
         self.sent.extend(later.sent);
-        self.pauses.extend(later.pauses);
-        self.observed.extend(later.observed);
+        self.notes.extend(later.notes);
         self.signals.extend(later.signals);
         self.now = later.now;
         self.phase = later.phase;
@@ -224,13 +288,10 @@ impl Verdicts {
                 after.came_back.push((origin.clone(), outage));
             }
         }
-        for (origin, info) in &self.observed {
-            if let Some(until) = schedule.observe(origin, info, pacer, now) {
-                after.window_pauses.push((origin.clone(), until));
+        for (origin, note) in &self.notes {
+            for (until, reason) in note.apply(origin, schedule, pacer, now) {
+                after.paused.push((origin.clone(), until, reason));
             }
-        }
-        for (origin, until, _) in &self.pauses {
-            schedule.pause(origin, *until, pacer, now);
         }
         after
     }
@@ -243,19 +304,12 @@ impl Verdicts {
         aftermath: &Aftermath,
         report: &mut FlushReport,
     ) -> Vec<Event> {
-        let mut events = Vec::with_capacity(applied.len() + self.pauses.len());
-        for (origin, until, reason) in &self.pauses {
+        let mut events = Vec::with_capacity(applied.len() + aftermath.paused.len());
+        for (origin, until, reason) in &aftermath.paused {
             events.push(Event::Paused {
                 origin: origin.clone(),
                 until: *until,
                 reason: reason.clone(),
-            });
-        }
-        for (origin, until) in &aftermath.window_pauses {
-            events.push(Event::Paused {
-                origin: origin.clone(),
-                until: *until,
-                reason: "server rate-limit window spent".into(),
             });
         }
         for s in applied {
@@ -317,5 +371,66 @@ impl Verdicts {
 
     fn sent(&self, seq: Seq) -> Option<&Sent> {
         self.sent.iter().find(|e| e.seq == seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: &str = "https://api.example.test";
+    const NOW: Millis = 1_000_000;
+
+    fn answer(status: u16, headers: &[(&str, &str)]) -> Result<Response, TransportError> {
+        Ok(Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: Vec::new(),
+        })
+    }
+
+    fn note(result: &Result<Response, TransportError>, config: &Config) -> OriginNote {
+        let outcome = classify(result, false, NOW, &config.classify);
+        OriginNote::read(result, &outcome, config, NOW)
+    }
+
+    #[test]
+    fn an_origin_note_pauses_on_a_429_and_on_a_spent_window_and_is_empty_otherwise() {
+        let config = Config::default();
+        let pacer = &config.pacer;
+
+        let plain = note(&answer(200, &[]), &config);
+        assert!(plain.is_empty() && plain.lets_more_go(pacer));
+
+        let window = [
+            ("inin-ratelimit-count", "300"),
+            ("inin-ratelimit-allowed", "300"),
+            ("inin-ratelimit-reset", "7"),
+        ];
+        let spent = note(&answer(200, &window), &config);
+        assert!(!spent.is_empty() && !spent.lets_more_go(pacer));
+        let mut schedule = ScheduleState::default();
+        let paused = spent.apply(ORIGIN, &mut schedule, pacer, NOW);
+        assert_eq!(
+            paused,
+            [(NOW + 7_000, "server rate-limit window spent".to_owned())]
+        );
+        assert_eq!(schedule.paused_until(ORIGIN, NOW), Some(NOW + 7_000));
+
+        let refused = note(&answer(429, &[("retry-after", "3")]), &config);
+        assert_eq!(refused.pause.as_ref().map(|p| p.0), Some(NOW + 3_000));
+        assert!(!refused.lets_more_go(pacer));
+        let mut schedule = ScheduleState::default();
+        assert_eq!(refused.apply(ORIGIN, &mut schedule, pacer, NOW).len(), 1);
+        assert_eq!(schedule.paused_until(ORIGIN, NOW), Some(NOW + 3_000));
+
+        let offline = Err(TransportError {
+            kind: crate::classify::FailureKind::Network,
+            message: "offline".into(),
+        });
+        assert!(note(&offline, &config).is_empty());
     }
 }
