@@ -92,9 +92,10 @@
 //!    every `token_retry_ms` while entries wait).
 //! 4. **Send** the claimed entries concurrently, outside any transaction,
 //!    each with the token in hand. Entries leased to *follow* a head of
-//!    their lane (when the heads leave room in the batch) go one after the
-//!    other, each once the one before it is delivered (see
-//!    [`flush`](crate::flush)): one store step per batch, not per message.
+//!    their lane (up to [`BATCHES_PER_CYCLE`](crate::flush::BATCHES_PER_CYCLE)
+//!    batches' worth a cycle) go one after the other, each once the one
+//!    before it is delivered (see [`flush`](crate::flush)): one store step
+//!    per cycle, not per message, and never more than a batch in flight.
 //! 5. **Judge** the answers ([`verdict::judge`](crate::verdict::judge),
 //!    pure): [`classify`] then
 //!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) —

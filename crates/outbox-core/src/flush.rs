@@ -31,13 +31,15 @@
 //! the schedule and the lane heads. Both are synchronous, as the store
 //! needs them to be.
 //!
-//! # Followers: one store step per batch, not per message
+//! # Followers: one store step per cycle, not per message
 //!
 //! A lane sends one entry at a time, so one conversation's backlog would
-//! pay a store step per message. When the heads a claim sends leave room
-//! in the batch, the claim also leases the entries right behind them
-//! ([`Flush::follow_room`], [`Flush::follow`], which asks
-//! [`scheduler::follows`](crate::scheduler::follows)). The first entry of
+//! pay a store step per message. The claim also leases the entries right
+//! behind the heads it sends ([`Flush::follow_room`], [`Flush::follow`],
+//! which asks [`scheduler::follows`](crate::scheduler::follows)), up to
+//! [`BATCHES_PER_CYCLE`] batches' worth of entries in the cycle. A lane
+//! still has one request in flight, so a cycle never has more than a batch
+//! in flight; the followers only share the store step. The first entry of
 //! each lane goes in the cycle's first [`Io::Send`]; each answer that
 //! *clears* its lane (delivered, no pause, a rate-limit window not nearly
 //! spent: [`Verdicts::cleared`]) lets the next follower of that lane go in
@@ -66,6 +68,13 @@ use crate::pacer::ScheduleState;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
 use crate::store::{Claimed, LeaseTerms, Settlement};
 use crate::verdict::{self, Aftermath, Answer, Verdicts};
+
+/// How many batches' worth of entries one cycle may lease: the heads it
+/// sends (at most a batch, all at once) and the followers behind them. A
+/// lane's followers go one at a time, so at most a batch of requests is
+/// ever in flight; the factor only sets how many of one conversation's
+/// messages share a store step.
+pub const BATCHES_PER_CYCLE: usize = 4;
 
 /// When a token was last asked for, per origin: entries parked for a token
 /// ask again every [`Config::token_retry_ms`]. Kept in memory by the
@@ -341,14 +350,18 @@ impl<'c> Flush<'c> {
         let on_dead = |route: &str| self.config.routes.on_dead(route);
         let ctx = self.context(has_token, &on_dead);
         let p = plan(heads, schedule, &ctx);
-        self.room = ctx.batch_size.saturating_sub(p.sends());
+        self.room = ctx
+            .batch_size
+            .saturating_mul(BATCHES_PER_CYCLE)
+            .saturating_sub(p.sends());
         self.token_wanted = p.token_wanted;
         self.held = p.held;
         (p.claims, p.next_wake)
     }
 
     /// Inside the store step's claim, after [`plan`](Self::plan): how
-    /// many entries may still follow the heads it sends (the batch's room).
+    /// many entries may still follow the heads it sends (the cycle's room:
+    /// [`BATCHES_PER_CYCLE`] batches less what the claim leased).
     pub fn follow_room(&self) -> usize {
         self.room
     }
@@ -727,7 +740,10 @@ mod tests {
         let mut schedule = ScheduleState::default();
         let (claims, _) = flush.plan(&mut schedule, &[pending(&a1), pending(&b1)], &|_| true);
         assert_eq!(claims.len(), 2);
-        assert_eq!(flush.follow_room(), config.batch_size - 2);
+        assert_eq!(
+            flush.follow_room(),
+            config.batch_size * BATCHES_PER_CYCLE - 2
+        );
         assert!(flush.follow(&mut schedule, &pending(&a2), &|_| true));
         assert!(flush.follow(&mut schedule, &pending(&b2), &|_| true));
         let parked = Head {

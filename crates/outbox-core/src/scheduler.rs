@@ -7,11 +7,12 @@
 //! looks at lane heads only: its cost is O(lanes · log lanes + batch),
 //! whatever the queue's length.
 //!
-//! When the heads leave room in the batch, the entries right behind the
-//! heads being sent may be leased to *follow* them ([`follows`]): each goes
-//! in the same cycle, only once the entry before it in its lane got
-//! through ([`crate::flush`]), so one conversation's backlog pays one store
-//! step per batch instead of one per message, and its order is kept.
+//! The entries right behind the heads being sent may be leased to
+//! *follow* them ([`follows`]; a cycle leases up to
+//! [`BATCHES_PER_CYCLE`](crate::flush::BATCHES_PER_CYCLE) batches' worth):
+//! each goes in the same cycle, only once the entry before it in its lane
+//! got through ([`crate::flush`]), so one conversation's backlog pays one
+//! store step per cycle instead of one per message, and its order is kept.
 
 use crate::clock::Millis;
 use crate::entry::{CORRUPT, EntryId, EntryState, Head, LEASE_EXPIRED, LastError, Seq};
