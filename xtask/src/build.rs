@@ -167,7 +167,7 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
         ],
     )?;
     eprintln!(
-        "xtask: built {} — worker bundle {:.1} KB gzip, page bundle {:.1} KB gzip",
+        "xtask: built {} — worker bundle {:.1} KiB gzip, page bundle {:.1} KiB gzip",
         bundle.dist.display(),
         bundle.gzip_of(WORKER_FILES) as f64 / 1024.0,
         bundle.gzip_of(PAGE_FILES) as f64 / 1024.0

@@ -265,7 +265,7 @@ fn ratio(v: f64, base: f64) -> String {
 }
 
 fn kb(bytes: u64) -> String {
-    format!("{:.1} KB", bytes as f64 / 1024.0)
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
 }
 
 fn mb(bytes: f64) -> String {
