@@ -1169,9 +1169,10 @@ fn findings(
             "* **Draining is bound by the lane and the batch.** One conversation drains at {:.0}/s in \
              Outbox vs {:.0}/s in Workbox and {:.0}/s from a bare page: a lane is strict FIFO with \
              one request in flight, so each message waits for the answer to the one before; the \
-             entries behind a lane's head follow it within one flush cycle, so a batch of 8 costs \
-             one IndexedDB transaction (Workbox does one per message), but the fetches stay in \
-             series. Across 100 lanes Outbox sends 8 at once and each claim reads 100 lane heads: \
+             entries behind a lane's head follow it within one flush cycle, so up to 32 messages \
+             (four batches) cost one IndexedDB transaction (Workbox does one per message), but \
+             the fetches stay in series. Across 100 lanes Outbox has 8 in flight at once and each \
+             claim reads 100 lane heads: \
              {:.0}/s vs Workbox's {:.0}/s (Workbox is serial whatever the lanes); the bare page \
              sends all 100 lanes at once.",
             one(ob),
