@@ -126,6 +126,13 @@ impl OriginNote {
         Self { pause, window }
     }
 
+    /// How long the pause asked for lasts from `now` (0: none).
+    pub fn pause_ms(&self, now: Millis) -> u64 {
+        self.pause
+            .as_ref()
+            .map_or(0, |(until, _)| until.saturating_sub(now))
+    }
+
     /// Whether it tells nothing.
     pub fn is_empty(&self) -> bool {
         self.pause.is_none() && self.window.is_none()
@@ -192,7 +199,6 @@ pub fn judge(
         let outcome = classify(&answer.result, conflict_ok, now, &config.classify);
         v.signals.push((entry.origin.clone(), Signal::of(&outcome)));
         let note = OriginNote::read(&answer.result, &outcome, config, now);
-        let pause = outcome.pause_ms(config.classify.retry_after_fallback_ms);
         if matches!(outcome, Outcome::Unauthorized { .. }) {
             if let Some(token) = answer.token {
                 v.rejected_tokens.push((entry.origin.clone(), token));
@@ -203,7 +209,7 @@ pub fn judge(
         }
         let action = config
             .retry
-            .decide(entry, &outcome, now, pause.unwrap_or(0), rng);
+            .decide(entry, &outcome, now, note.pause_ms(now), rng);
         if matches!(action, Action::Delivered { .. }) && note.lets_more_go(&config.pacer) {
             v.cleared.push(entry.seq);
         }
