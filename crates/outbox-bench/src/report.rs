@@ -577,10 +577,12 @@ fn browser_section(o: &mut String, b: Option<&browser::Results>, inputs: &Inputs
         "\n¹ The first drain's {} sends, one at a time, while offline. With no worker the fetch \
          simply rejects and nothing is kept: the ratio is the price of durability. \
          ² The worker stopped through DevTools, then one online send: start-up (script, \
-         engine from Cache Storage, IndexedDB) plus the send; with no worker, a plain send. \
+         engine from Cache Storage, IndexedDB) plus the send; with no worker, a plain send; the \
+         median of {} such starts. \
          ³ From the recovery signal to the last message recorded by the emulator; with no worker, \
          the page re-sending everything itself.\n",
-        ob.drains.first().map_or(0, |d| d.enqueue.n)
+        ob.drains.first().map_or(0, |d| d.enqueue.n),
+        ob.cold_start.n
     );
     // Correctness side of the drains.
     let _ = writeln!(

@@ -66,8 +66,9 @@ pub struct OutboxWorker {
 impl OutboxWorker {
     /// Opens the store and starts the engine. `config` is the JSON of the
     /// configuration (the shim passes the `config` parameter of its own
-    /// URL). Starts a flush: whatever waited while the worker slept goes
-    /// out now.
+    /// URL). Starts a flush once the event that woke the worker is served
+    /// ([`Flusher::kick_soon`]): whatever waited while it slept goes out
+    /// then.
     pub async fn start(config: String) -> Result<OutboxWorker, JsValue> {
         let config = outbox_web::config::from_json(&config).map_err(js::error)?;
         let asker: outbox_web::tokens::Asker = {
@@ -100,7 +101,7 @@ impl OutboxWorker {
                 at: at as f64,
             })
         });
-        flusher.kick();
+        flusher.kick_soon();
         Ok(OutboxWorker {
             inner: Rc::new(Inner {
                 config,

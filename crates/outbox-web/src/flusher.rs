@@ -172,6 +172,14 @@ impl Flusher {
         });
     }
 
+    /// Starts a flush once the current task is done (a timer due now): a
+    /// worker woken by an event serves that event before its start-up
+    /// flush takes the store.
+    pub fn kick_soon(&self) {
+        use outbox_core::clock::Clock;
+        self.schedule(Some(js::JsClock.now()));
+    }
+
     /// Starts a flush without waiting for it.
     pub fn kick(&self) {
         let me = self.clone();
