@@ -46,6 +46,9 @@
 //! * `leaseMs` must be longer than `sendTimeoutMs`, so that only a dead
 //!   sender lets a lease expire.
 //!
+//! A guest outbox (`Outbox.guest`) reads the same schema with its own
+//! defaults under it, and where its conversation lives ([`GuestConfig`]).
+//!
 //! Every field is optional and `null` counts as absent. A wrong type or
 //! value is a [`ConfigError`] naming the field (`routes[2].lane`,
 //! `retry.baseMs`); unknown fields are ignored. With a repeated key the
@@ -130,6 +133,12 @@ pub enum Problem {
     /// The top-level `onDead` names a route that is not configured.
     #[error("names no configured route")]
     UnknownRoute,
+    /// A guest outbox has neither a `region` nor a socket `url`.
+    #[error("needs a `region` or a socket `url`")]
+    NoGuestSocket,
+    /// A guest socket `url` is not a WebSocket URL.
+    #[error("`{0}` is not a ws:// or wss:// URL")]
+    NotAWebSocketUrl(String),
 }
 
 fn bad(field: &str, problem: impl Into<Problem>) -> ConfigError {
@@ -168,22 +177,7 @@ impl OutboxConfig {
     /// the driver runs on (`location.origin`), against which an absolute
     /// `tokenUrl` is checked.
     pub fn parse(text: &str, here: &str) -> Result<Self, ConfigError> {
-        const ROOT: &str = "(config)";
-        let doc = text.as_bytes();
-        let root = if text.trim().is_empty() {
-            None
-        } else {
-            json::validate(doc).map_err(|e| bad(ROOT, e))?;
-            match json::find(doc, &[]) {
-                Some(v) if v.kind == Kind::Object => Some(v),
-                Some(v) if v.kind == Kind::Null => None,
-                _ => return Err(bad(ROOT, Problem::NotAnObject)),
-            }
-        };
-        let obj = Obj {
-            value: root,
-            at: String::new(),
-        };
+        let obj = Obj::root(text)?;
 
         let mut core = Config::default();
         let regions = obj.bool("genesysRegions")? != Some(false);
@@ -329,6 +323,99 @@ impl OutboxConfig {
     }
 }
 
+/// What a guest outbox (`Outbox.guest`) is told: an outbox's
+/// configuration, read with the guest's defaults under it
+/// ([`GUEST_DEFAULTS`]), and where the guest's conversation lives.
+///
+/// Besides every [`OutboxConfig`] field it reads `deploymentId`
+/// (required), `region` (a Genesys region: the socket is
+/// `wss://webmessaging.<region>/v1`, history at `https://api.<region>`),
+/// `url` (the socket, instead of a region's) and `apiBase` (where history
+/// is read; default the region's API, else the socket's host over
+/// `http(s)`).
+#[derive(Debug, Clone)]
+pub struct GuestConfig {
+    /// The outbox's configuration.
+    pub outbox: OutboxConfig,
+    /// The Messenger deployment.
+    pub deployment_id: String,
+    /// The Guest WebSocket URL.
+    pub socket_url: String,
+    /// Where the guest's history is read.
+    pub api_base: String,
+}
+
+/// A guest outbox's defaults, under what the app gives (a key given
+/// replaces the default's whole value): its own database and channel, no
+/// REST routes, and Genesys's per-session rate (2 messages a second) kept
+/// with room to spare.
+pub const GUEST_DEFAULTS: &str = r#"{"database":"outbox-guest","channel":"outbox-guest","genesysRegions":false,"defaultRoutes":false,"sendTimeoutMs":15000,"leaseMs":30000,"pacer":{"ratePerMinute":60,"burst":1}}"#;
+
+impl GuestConfig {
+    /// Reads a guest outbox's configuration from its JSON text; `here` as
+    /// for [`OutboxConfig::parse`].
+    pub fn parse(text: &str, here: &str) -> Result<Self, ConfigError> {
+        let obj = Obj::root(text)?;
+        let deployment_id = obj
+            .string("deploymentId")?
+            .ok_or_else(|| bad("deploymentId", Problem::Missing("deploymentId")))?;
+        let region = match obj.string("region")? {
+            Some(r) => Some(
+                crate::genesys::region(&r).map_err(|_| bad("region", Problem::UnknownRegion(r)))?,
+            ),
+            None => None,
+        };
+        let socket_url = obj
+            .string("url")?
+            .or_else(|| region.map(crate::genesys::guest_socket_url))
+            .ok_or_else(|| bad("url", Problem::NoGuestSocket))?;
+        if !(socket_url.starts_with("ws://") || socket_url.starts_with("wss://")) {
+            return Err(bad("url", Problem::NotAWebSocketUrl(socket_url)));
+        }
+        let api_base = obj
+            .string("apiBase")?
+            .or_else(|| region.map(crate::genesys::api_origin))
+            .or_else(|| crate::guest::http_origin(&socket_url))
+            .unwrap_or_else(|| socket_url.clone());
+        let merged = under(GUEST_DEFAULTS, &obj);
+        Ok(Self {
+            outbox: OutboxConfig::parse(&merged, here)?,
+            deployment_id,
+            socket_url,
+            api_base,
+        })
+    }
+
+    /// The local-storage key of the guest's session token: one per
+    /// database and deployment.
+    pub fn storage_key(&self) -> String {
+        let mut key = String::from("outbox-guest-token:");
+        key.push_str(&self.outbox.database);
+        key.push(':');
+        key.push_str(&self.deployment_id);
+        key
+    }
+}
+
+/// `defaults` (a JSON object) with the members of `given` over it: a key
+/// `given` has replaces the default's whole value.
+fn under(defaults: &str, given: &Obj<'_>) -> String {
+    let given = given
+        .value
+        .and_then(|v| json::members(v.raw))
+        .unwrap_or_default();
+    let mut out = json::Object::new();
+    for (key, value) in json::members(defaults.as_bytes()).unwrap_or_default() {
+        if !given.iter().any(|(k, _)| *k == key) {
+            out.raw(&key, &String::from_utf8_lossy(value.raw));
+        }
+    }
+    for (key, value) in &given {
+        out.raw(key, &String::from_utf8_lossy(value.raw));
+    }
+    out.finish()
+}
+
 /// The largest count accepted (a JS number is exact up to 2⁵³; 9·10¹⁵
 /// stays clear of it).
 const MAX_COUNT: u64 = 9_000_000_000_000_000;
@@ -415,6 +502,27 @@ struct Obj<'a> {
 }
 
 impl<'a> Obj<'a> {
+    /// The document `text` as the root object: empty (or all white space)
+    /// text and `null` are an absent one.
+    fn root(text: &'a str) -> Result<Self, ConfigError> {
+        const ROOT: &str = "(config)";
+        let doc = text.as_bytes();
+        let value = if text.trim().is_empty() {
+            None
+        } else {
+            json::validate(doc).map_err(|e| bad(ROOT, e))?;
+            match json::find(doc, &[]) {
+                Some(v) if v.kind == Kind::Object => Some(v),
+                Some(v) if v.kind == Kind::Null => None,
+                _ => return Err(bad(ROOT, Problem::NotAnObject)),
+            }
+        };
+        Ok(Obj {
+            value,
+            at: String::new(),
+        })
+    }
+
     fn field(&self, key: &str) -> String {
         format!("{}{key}", self.at)
     }
@@ -986,5 +1094,68 @@ mod tests {
     fn the_first_of_repeated_keys_counts() {
         let c = parse(r#"{"database": "a", "database": 5}"#).unwrap();
         assert_eq!(c.database, "a");
+    }
+
+    #[test]
+    fn a_guest_outbox_reads_its_defaults_under_what_it_is_given() {
+        let g = GuestConfig::parse(
+            r#"{"deploymentId": "dep-1", "region": "mypurecloud.ie", "channel": "mine",
+                "pacer": {"ratePerMinute": 30}}"#,
+            HERE,
+        )
+        .unwrap();
+        assert_eq!(g.deployment_id, "dep-1");
+        assert_eq!(g.socket_url, "wss://webmessaging.mypurecloud.ie/v1");
+        assert_eq!(g.api_base, "https://api.mypurecloud.ie");
+        let c = &g.outbox;
+        assert_eq!(
+            (c.database.as_str(), c.channel.as_str()),
+            ("outbox-guest", "mine")
+        );
+        assert_eq!((c.core.send_timeout_ms, c.core.lease_ms), (15_000, 30_000));
+        // A key given replaces the default's whole value: `burst` is the
+        // engine's default again, not the guest's 1.
+        assert_eq!((c.core.pacer.rate_per_minute, c.core.pacer.burst), (30, 10));
+        assert!(c.core.routes.routes().is_empty(), "no REST routes");
+        assert_eq!(g.storage_key(), "outbox-guest-token:outbox-guest:dep-1");
+
+        let g = GuestConfig::parse(
+            r#"{"deploymentId": "d", "url": "ws://127.0.0.1:9/v1"}"#,
+            HERE,
+        )
+        .unwrap();
+        assert_eq!(
+            g.api_base, "http://127.0.0.1:9",
+            "the socket's host over http"
+        );
+        assert_eq!(g.outbox.core.pacer.burst, 1, "the guest's default");
+    }
+
+    #[test]
+    fn a_guest_outbox_says_what_is_missing_or_wrong() {
+        let error = |text: &str| {
+            GuestConfig::parse(text, HERE)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(error("{}"), "config `deploymentId`: needs a `deploymentId`");
+        assert_eq!(
+            error(r#"{"deploymentId": "d"}"#),
+            "config `url`: needs a `region` or a socket `url`"
+        );
+        assert_eq!(
+            error(r#"{"deploymentId": "d", "region": "example.com"}"#),
+            "config `region`: `example.com` is not a Genesys Cloud region domain"
+        );
+        assert_eq!(
+            error(r#"{"deploymentId": "d", "url": "https://x/v1"}"#),
+            "config `url`: `https://x/v1` is not a ws:// or wss:// URL"
+        );
+        assert_eq!(
+            error(r#"{"deploymentId": "d", "url": "ws://x/v1", "leaseMs": 5}"#),
+            "config `leaseMs`: must be longer than sendTimeoutMs"
+        );
+        assert_eq!(error("[1]"), "config `(config)`: must be an object");
     }
 }

@@ -7,13 +7,12 @@
 use std::rc::Rc;
 
 use js_sys::Promise;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use outbox_core::clock::SplitMix64;
 use outbox_core::entry::EntryId;
-use outbox_core::{genesys, guest};
+use outbox_core::guest;
 use outbox_web::js;
 
 use crate::common::{Inner, accepted, build, err, queue_methods};
@@ -37,46 +36,15 @@ impl Outbox {
     pub async fn guest(
         #[wasm_bindgen(unchecked_param_type = "GuestConfig")] config: JsValue,
     ) -> Result<GuestOutbox, JsValue> {
-        let deployment = js::get_str(&config, "deploymentId")
-            .ok_or_else(|| err("Outbox.guest needs a `deploymentId`"))?;
-        let region = match js::get_str(&config, "region") {
-            Some(r) => Some(genesys::region(&r).map_err(err)?),
-            None => None,
-        };
-        let url = js::get_str(&config, "url")
-            .or_else(|| region.map(genesys::guest_socket_url))
-            .ok_or_else(|| err("Outbox.guest needs a `region` or a socket `url`"))?;
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(err(format!("`{url}` is not a ws:// or wss:// URL")));
-        }
-        let api_base = js::get_str(&config, "apiBase")
-            .or_else(|| region.map(genesys::api_origin))
-            .or_else(|| guest::http_origin(&url))
-            .unwrap_or_else(|| url.clone());
-        // Guest defaults: its own database and channel, and the per-session
-        // rate (2 messages a second) kept with room to spare.
-        let defaults = js::object();
-        js::set(&defaults, "database", "outbox-guest");
-        js::set(&defaults, "channel", "outbox-guest");
-        js::set(&defaults, "genesysRegions", false);
-        js::set(&defaults, "defaultRoutes", false);
-        js::set(&defaults, "sendTimeoutMs", 15_000.0);
-        js::set(&defaults, "leaseMs", 30_000.0);
-        let pacer = js::object();
-        js::set(&pacer, "ratePerMinute", 60.0);
-        js::set(&pacer, "burst", 1.0);
-        js::set(&defaults, "pacer", pacer);
-        let merged = js_sys::Object::new();
-        js_sys::Object::assign(&merged, defaults.unchecked_ref::<js_sys::Object>());
-        if config.is_object() {
-            js_sys::Object::assign(&merged, config.unchecked_ref::<js_sys::Object>());
-        }
-        let merged: JsValue = merged.into();
-        let web = outbox_web::config::from_js(&merged).map_err(err)?;
-        let storage_key = format!("outbox-guest-token:{}:{deployment}", web.database);
-        let link = Rc::new(GuestLink::new(&url, &deployment, &api_base, &storage_key));
+        let guest = outbox_web::config::guest_from_js(&config).map_err(err)?;
+        let link = Rc::new(GuestLink::new(
+            &guest.socket_url,
+            &guest.deployment_id,
+            &guest.api_base,
+            &guest.storage_key(),
+        ));
         Ok(GuestOutbox {
-            inner: build(web, &merged, Some(link)).await?,
+            inner: build(guest.outbox, &config, Some(link)).await?,
         })
     }
 }

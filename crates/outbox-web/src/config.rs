@@ -4,25 +4,33 @@
 //! defaults and its error messages live. This module only turns a JS value
 //! into that text and supplies the origin the code runs on.
 
-pub use outbox_core::config::{ConfigError, OutboxConfig as WebConfig, Problem};
+pub use outbox_core::config::{ConfigError, GuestConfig, OutboxConfig as WebConfig, Problem};
 use wasm_bindgen::JsValue;
 
 use crate::js;
 
 /// Reads a configuration object (`undefined` or `null`: every default).
 pub fn from_js(value: &JsValue) -> Result<WebConfig, ConfigError> {
-    let json = if value.is_undefined() || value.is_null() {
-        "{}".to_owned()
-    } else {
-        js_sys::JSON::stringify(value)
-            .ok()
-            .and_then(|s| s.as_string())
-            .ok_or_else(|| ConfigError {
-                field: "(config)".into(),
-                problem: Problem::NotAnObject,
-            })?
-    };
-    from_json(&json)
+    from_json(&json_of(value)?)
+}
+
+/// Reads a guest outbox's configuration object ([`GuestConfig`]).
+pub fn guest_from_js(value: &JsValue) -> Result<GuestConfig, ConfigError> {
+    GuestConfig::parse(&json_of(value)?, &origin_of_global())
+}
+
+/// The JSON text of a configuration object (`undefined` or `null`: `{}`).
+fn json_of(value: &JsValue) -> Result<String, ConfigError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok("{}".to_owned());
+    }
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| ConfigError {
+            field: "(config)".into(),
+            problem: Problem::NotAnObject,
+        })
 }
 
 /// Reads a configuration from JSON text (empty: every default).
