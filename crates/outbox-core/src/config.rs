@@ -298,12 +298,7 @@ impl OutboxConfig {
                 crate::url::normalize_origin(&base)
                     .map_err(|e| bad("apiBase", RouteError::from(e)))?,
             ),
-            (None, Some(region)) => {
-                let Ok(region) = crate::genesys::region(&region) else {
-                    return Err(bad("region", Problem::UnknownRegion(region)));
-                };
-                Some(crate::genesys::api_origin(region))
-            }
+            (None, Some(region)) => Some(crate::genesys::api_origin(known_region(region)?)),
             (None, None) => None,
         };
         if let Some(base) = &api_base {
@@ -359,12 +354,7 @@ impl GuestConfig {
         let deployment_id = obj
             .string("deploymentId")?
             .ok_or_else(|| bad("deploymentId", Problem::Missing("deploymentId")))?;
-        let region = match obj.string("region")? {
-            Some(r) => Some(
-                crate::genesys::region(&r).map_err(|_| bad("region", Problem::UnknownRegion(r)))?,
-            ),
-            None => None,
-        };
+        let region = obj.string("region")?.map(known_region).transpose()?;
         let socket_url = obj
             .string("url")?
             .or_else(|| region.map(crate::genesys::guest_socket_url))
@@ -483,6 +473,12 @@ fn whole_number(raw: &[u8]) -> Option<u64> {
         n = n.checked_mul(10)?;
     }
     (n <= MAX_COUNT).then_some(n)
+}
+
+/// The top-level `region` as a known Genesys region domain
+/// ([`crate::genesys::REGIONS`]).
+fn known_region(region: String) -> Result<&'static str, ConfigError> {
+    crate::genesys::region(&region).map_err(|_| bad("region", Problem::UnknownRegion(region)))
 }
 
 fn to_u32(n: u64) -> u32 {
