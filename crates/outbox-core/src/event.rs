@@ -154,45 +154,41 @@ impl Event {
     /// the form pages receive over `BroadcastChannel`.
     pub fn to_json(&self) -> String {
         let mut o = typed(self.kind());
+        // The entry's id first, for every event about one entry.
+        if let Some(id) = self.id() {
+            o.str("id", &id.hyphenated());
+        }
         match self {
-            Event::Queued { id, lane, reason } => {
-                o.str("id", &id.hyphenated())
-                    .str("lane", lane)
-                    .str("reason", reason);
+            Event::Queued { lane, reason, .. } => {
+                o.str("lane", lane).str("reason", reason);
             }
-            Event::Sending { id, lane, attempt } => {
-                o.str("id", &id.hyphenated())
-                    .str("lane", lane)
-                    .num("attempt", *attempt as u64);
+            Event::Sending { lane, attempt, .. } => {
+                o.str("lane", lane).num("attempt", *attempt as u64);
             }
             Event::Sent {
-                id,
                 lane,
                 status,
                 duplicate,
+                ..
             } => {
-                o.str("id", &id.hyphenated())
-                    .str("lane", lane)
+                o.str("lane", lane)
                     .num("status", *status as u64)
                     .bool("duplicate", *duplicate);
             }
             Event::Retrying {
-                id,
                 lane,
                 attempt,
                 next_attempt_at,
                 error,
+                ..
             } => {
-                o.str("id", &id.hyphenated())
-                    .str("lane", lane)
+                o.str("lane", lane)
                     .num("attempt", *attempt as u64)
                     .num("nextAttemptAt", *next_attempt_at)
                     .raw("error", &error_json(error));
             }
-            Event::AwaitingToken { id, lane, origin } => {
-                o.str("id", &id.hyphenated())
-                    .str("lane", lane)
-                    .str("origin", origin);
+            Event::AwaitingToken { lane, origin, .. } => {
+                o.str("lane", lane).str("origin", origin);
             }
             Event::Paused {
                 origin,
@@ -203,17 +199,13 @@ impl Event {
                     .num("until", *until)
                     .str("reason", reason);
             }
-            Event::Dead { id, lane, error } => {
-                o.str("id", &id.hyphenated())
-                    .str("lane", lane)
-                    .raw("error", &error_json(error));
+            Event::Dead { lane, error, .. } => {
+                o.str("lane", lane).raw("error", &error_json(error));
             }
-            Event::Revived { id, lane } | Event::Held { id, lane } => {
-                o.str("id", &id.hyphenated()).str("lane", lane);
+            Event::Revived { lane, .. } | Event::Held { lane, .. } => {
+                o.str("lane", lane);
             }
-            Event::Discarded { id } | Event::Cancelled { id } => {
-                o.str("id", &id.hyphenated());
-            }
+            Event::Discarded { .. } | Event::Cancelled { .. } => {}
             Event::Purged { queued, dead } => {
                 o.num("queued", *queued as u64).num("dead", *dead as u64);
             }

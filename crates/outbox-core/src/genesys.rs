@@ -210,14 +210,12 @@ fn push_segment(url: &mut String, id: &str) -> Result<(), GenesysError> {
     if id.is_empty() || id.contains(['/', '?', '#']) {
         return Err(GenesysError::BadId(id.to_owned()));
     }
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in id.as_bytes() {
         if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
             url.push(char::from(b));
         } else {
             url.push('%');
-            url.push(char::from(HEX[usize::from(b >> 4)]));
-            url.push(char::from(HEX[usize::from(b & 0x0f)]));
+            crate::json::push_hex_in(url, &[b], b"0123456789ABCDEF");
         }
     }
     Ok(())

@@ -313,10 +313,15 @@ pub fn push_u64(out: &mut String, mut n: u64) {
 
 /// Appends `bytes` as lower-case hexadecimal, two digits a byte.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    push_hex_in(out, bytes, b"0123456789abcdef");
+}
+
+/// Appends `bytes` as hexadecimal, two digits a byte, from `digits` (the
+/// sixteen digits of the case wanted).
+pub(crate) fn push_hex_in(out: &mut String, bytes: &[u8], digits: &[u8; 16]) {
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 0x0f)]));
     }
 }
 
