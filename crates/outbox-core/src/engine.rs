@@ -9,15 +9,23 @@
 //! An [`Engine`] owns no I/O. A driver hands it a [`Store`] (the queue:
 //! IndexedDB in the browser, [`MemoryStore`](crate::memory::MemoryStore) in
 //! tests), a [`Transport`] (`fetch`, the Guest WebSocket, the simulator), a
-//! [`Clock`], a [`TokenSource`] and an [`EventSink`]; the engine makes
-//! every decision and calls them. The service worker, the page, the native
-//! tests and the simulator run this same code; only the drivers differ.
-//! Every decision it makes is a pure function elsewhere in the crate
-//! (routing in [`route`](crate::route), intercept rules in
-//! [`intercept`], what an answer means in [`classify`](crate::classify),
-//! what to do about it in [`retry`](crate::retry), which heads go in
-//! [`scheduler`](crate::scheduler), pacing in [`pacer`](crate::pacer)); the
-//! engine wires them to the store and the network.
+//! [`Clock`], a [`TokenSource`] and an [`EventSink`]. The service worker,
+//! the page, the native tests and the simulator run this same code; only
+//! those parts differ.
+//!
+//! Every decision is made by a **synchronous machine** ([`crate::io`]):
+//! a [`Flush`], or one of the front doors of [`crate::door`]. A machine
+//! is polled for the next piece of I/O ([`Io`]: a store call, a token
+//! ask, sends) and fed the result ([`Done`]); it never awaits, reads a
+//! clock or touches the store. The machines in turn ask pure functions:
+//! routing in [`route`](crate::route), intercept rules in
+//! [`intercept`](crate::intercept), what an answer means in
+//! [`classify`](crate::classify), what to do about it in
+//! [`retry`](crate::retry), which heads go in
+//! [`scheduler`](crate::scheduler), pacing in [`pacer`](crate::pacer).
+//! The engine's one piece of `async` code is the driver loop that runs a
+//! machine over the parts (`Engine::run`); each public method builds a
+//! machine, runs it and returns its result.
 //!
 //! # Entries, lanes and order
 //!
@@ -64,12 +72,8 @@
 //!
 //! [`Engine::flush`] runs short *cycles* until nothing is ready or
 //! [`Config::max_cycles_per_flush`] is spent (browsers kill long-running
-//! workers), and returns when to run again. What a flush decides is a
-//! synchronous machine, [`Flush`]: it is polled for the next piece of I/O
-//! and fed the result; `Engine::flush` is its one
-//! driver, a loop that does that I/O over the [`Store`], the
-//! [`Transport`] and the [`TokenSource`]. One cycle is **one store step**,
-//! then the network:
+//! workers), and returns when to run again; the machine is [`Flush`].
+//! One cycle is **one store step**, then the network:
 //!
 //! 1. **Settle and claim** (one transaction,
 //!    [`Store::settle_and_claim`]): apply the previous cycle's settlements
@@ -97,7 +101,7 @@
 //!    before it is delivered (see [`flush`](crate::flush)): one store step
 //!    per cycle, not per message, and never more than a batch in flight.
 //! 5. **Judge** the answers ([`verdict::judge`](crate::verdict::judge),
-//!    pure): [`classify`] then
+//!    pure): [`classify`](crate::classify::classify) then
 //!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) —
 //!    delivered, retry at a time (exponential backoff with full jitter,
 //!    never before a `Retry-After`), await a token, or dead — into
@@ -134,13 +138,15 @@ use std::cell::RefCell;
 
 use crate::join::join_all;
 
-use crate::classify::{ClassifyConfig, Outcome, Response, TransportError, classify};
-use crate::clock::{Clock, Millis, Random, SplitMix64};
-use crate::entry::{Entry, EntryId, EntryState, LastError};
+use crate::classify::{ClassifyConfig, Outcome, Response, TransportError};
+use crate::clock::{Clock, Millis, SplitMix64};
+use crate::door::{self, AdminCall};
+use crate::entry::{Entry, EntryId, LastError};
 use crate::entry::{Head, Seq};
-use crate::event::{Event, EventSink};
-use crate::flush::{Flush, Io, TokenAsks};
-use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
+use crate::event::EventSink;
+use crate::flush::{Flush, TokenAsks};
+use crate::intercept::{BeforeForward, QueueReason};
+use crate::io::{Cx, Done, Io, Machine};
 use crate::pacer::PacerConfig;
 use crate::pacer::ScheduleState;
 use crate::retry::RetryPolicy;
@@ -151,7 +157,7 @@ use crate::store::{
 };
 use crate::token::TokenSource;
 use crate::transport::{OutgoingRequest, Transport};
-use crate::verdict::{Answer, OriginNote};
+use crate::verdict::Answer;
 
 /// Everything the engine can be told.
 #[derive(Debug, Clone)]
@@ -331,86 +337,28 @@ where
 
     /// First decision for a matched request: forward it now, or queue it
     /// (its lane has a backlog, or its origin is paused). A bearer token on
-    /// the request is taken as the latest token for its origin.
+    /// the request is taken as the latest token for its origin
+    /// ([`door::Intercept`]).
     pub async fn before_forward(&self, prepared: &Prepared) -> Result<BeforeForward, S::Error> {
-        if let Some(token) = &prepared.bearer {
-            self.token_updated(&prepared.origin, Some(token)).await?;
-        }
-        let now = self.clock.now();
-        let (busy, schedule) = self.store.lane_and_schedule(&prepared.lane).await?;
-        Ok(intercept::before_forward(
-            busy,
-            schedule.holds.is_held(&prepared.lane),
-            schedule.paused_until(&prepared.origin, now),
-            now,
-        ))
+        let mut door = door::Intercept::new(prepared);
+        self.run(&mut door).await?;
+        Ok(finished(door.decision()))
     }
 
     /// Second decision, once the forwarded request answered (or did not):
-    /// pass the answer through, or queue the request.
+    /// pass the answer through, or queue the request ([`door::Forward`]).
     pub async fn after_forward(
         &self,
         prepared: Prepared,
         result: &Result<Response, TransportError>,
     ) -> Result<Forwarded, EnqueueError<S::Error>> {
-        let now = self.clock.now();
-        let outcome = classify(
-            result,
-            prepared.conflict_is_delivered,
-            now,
-            &self.config.classify,
-        );
-        let note = OriginNote::read(result, &outcome, &self.config, now);
-        self.heed(&prepared.origin, &note, now)
-            .await
-            .map_err(EnqueueError::Store)?;
-        match intercept::after_forward(&outcome) {
-            AfterForward::PassThrough => Ok(Forwarded::PassThrough(outcome)),
-            AfterForward::Queue {
-                awaiting_token,
-                error,
-            } => {
-                if let (true, Some(token)) = (awaiting_token, &prepared.bearer) {
-                    self.tokens.rejected(&prepared.origin, token);
-                }
-                let reason = error.to_string();
-                let entry = self
-                    .enqueue(prepared, awaiting_token, Some(error), &reason)
-                    .await?;
-                if awaiting_token {
-                    self.request_token(&entry.origin)
-                        .await
-                        .map_err(EnqueueError::Store)?;
-                }
-                Ok(Forwarded::Queued(Box::new(entry)))
-            }
-        }
+        let mut door = door::Forward::new(prepared, result, &self.config, self.clock.now());
+        self.run(&mut door).await.map_err(EnqueueError::Store)?;
+        finished(door.result())
     }
 
-    /// Writes what a live answer told its origin's pacing (a `429`'s
-    /// pause, a nearly spent server window), as a flush would
-    /// ([`OriginNote::apply`]); nothing when it told neither, to keep a
-    /// healthy pass-through free of writes.
-    async fn heed(&self, origin: &str, note: &OriginNote, now: Millis) -> Result<(), S::Error> {
-        let pacer = self.config.pacer;
-        if note.lets_more_go(&pacer) {
-            return Ok(());
-        }
-        let mut paused = Vec::new();
-        self.store
-            .update_schedule(&mut |s| paused = note.apply(origin, s, &pacer, now))
-            .await?;
-        for (until, reason) in paused {
-            self.events.emit(&Event::Paused {
-                origin: origin.to_owned(),
-                until,
-                reason,
-            });
-        }
-        Ok(())
-    }
-
-    /// Makes a prepared request durable.
+    /// Makes a prepared request durable ([`door::Write`]); `reason` is
+    /// told with its `queued` event.
     pub async fn enqueue(
         &self,
         prepared: Prepared,
@@ -418,58 +366,9 @@ where
         error: Option<LastError>,
         reason: &str,
     ) -> Result<Entry, EnqueueError<S::Error>> {
-        let boxed: Boxed<'_, _> =
-            Box::pin(self.enqueue_inner(prepared, awaiting_token, error, reason));
-        boxed.await
-    }
-
-    /// The body of [`enqueue`](Self::enqueue), behind a box so that its
-    /// state machine is compiled once however many callers it has (the
-    /// wasm bundle's size depends on it).
-    async fn enqueue_inner(
-        &self,
-        prepared: Prepared,
-        awaiting_token: bool,
-        error: Option<LastError>,
-        reason: &str,
-    ) -> Result<Entry, EnqueueError<S::Error>> {
-        let now = self.clock.now();
-        let entry = Entry {
-            id: prepared.id,
-            seq: 0,
-            lane: prepared.lane,
-            route: prepared.route,
-            origin: prepared.origin,
-            request: prepared.request,
-            idempotency_key: prepared.idempotency_key,
-            needs_token: prepared.needs_token,
-            created_at: now,
-            attempts: 0,
-            failures: 0,
-            auth_failures: 0,
-            auth_since: None,
-            not_before: now,
-            state: if awaiting_token {
-                EntryState::AwaitingToken
-            } else {
-                EntryState::Pending
-            },
-            last_error: error,
-        };
-        let entry = self.store.enqueue(entry, &self.config.limits).await?;
-        self.events.emit(&Event::Queued {
-            id: entry.id,
-            lane: entry.lane.clone(),
-            reason: reason.to_owned(),
-        });
-        if awaiting_token {
-            self.events.emit(&Event::AwaitingToken {
-                id: entry.id,
-                lane: entry.lane.clone(),
-                origin: entry.origin.clone(),
-            });
-        }
-        Ok(entry)
+        let mut door = door::Write::new(prepared, awaiting_token, error, reason);
+        self.run(&mut door).await.map_err(EnqueueError::Store)?;
+        finished(door.result())
     }
 
     /// The page door: routes a request and makes it durable at once
@@ -482,61 +381,26 @@ where
             }),
             Routing::Unroutable { route, reason } => Err(SubmitError::Unroutable { route, reason }),
             Routing::Matched(prepared) => {
-                if let Some(token) = &prepared.bearer {
-                    self.token_updated(&prepared.origin, Some(token))
-                        .await
-                        .map_err(|e| SubmitError::Enqueue(EnqueueError::Store(e)))?;
-                }
-                Ok(self
-                    .enqueue(*prepared, false, None, "write-through")
-                    .await?)
+                let mut door = door::Write::through(*prepared);
+                self.run(&mut door)
+                    .await
+                    .map_err(|e| SubmitError::Enqueue(EnqueueError::Store(e)))?;
+                Ok(finished(door.result())?)
             }
         }
     }
 
     /// A token arrived for `origin` (or, with `None`, may have): entries
-    /// waiting for one become pending again.
+    /// waiting for one become pending again ([`door::Arrival`]). Returns
+    /// how many.
     pub async fn token_updated(
         &self,
         origin: &str,
         token: Option<&str>,
     ) -> Result<usize, S::Error> {
-        let fresh = token.is_none_or(|t| self.tokens.offer(origin, t));
-        if !fresh {
-            return Ok(0);
-        }
-        self.release(origin).await
-    }
-
-    /// Makes the origin's parked entries pending again.
-    fn release<'a>(&'a self, origin: &'a str) -> Boxed<'a, Result<usize, S::Error>> {
-        Box::pin(async move {
-            let released = self.store.release_awaiting_token(origin).await?;
-            for head in &released {
-                self.events.emit(&Event::Queued {
-                    id: head.id,
-                    lane: head.lane.clone(),
-                    reason: "token arrived".into(),
-                });
-            }
-            Ok(released.len())
-        })
-    }
-
-    /// Asks for a token; when one comes at once, releases the origin's
-    /// parked entries. Returns whether a token is in hand now.
-    fn request_token<'a>(&'a self, origin: &'a str) -> Boxed<'a, Result<bool, S::Error>> {
-        Box::pin(async move {
-            self.token_asks.borrow_mut().asked(origin, self.clock.now());
-            match self.tokens.request(origin).await {
-                Some(token) => {
-                    self.tokens.offer(origin, &token);
-                    self.release(origin).await?;
-                    Ok(true)
-                }
-                None => Ok(false),
-            }
-        })
+        let mut door = door::Arrival::new(origin, token);
+        self.run(&mut door).await?;
+        Ok(door.released())
     }
 
     /// Runs flush cycles — claim ready lane heads, send them concurrently,
@@ -555,78 +419,181 @@ where
         self.flush_with(true).await
     }
 
-    /// The driver of a [`Flush`]: does the I/O it polls for, feeds the
-    /// results back, tells its events.
     async fn flush_with(&self, exclusive: bool) -> Result<FlushReport, S::Error> {
-        // The store calls two of the machine's methods inside its
-        // transaction; a `RefCell` lends it to both (never across an await).
-        let flush = RefCell::new(Flush::new(&self.config, exclusive));
-        let tokens = &self.tokens;
-        let has_token = |origin: &str| tokens.current(origin).is_some();
-        loop {
-            let io = flush.borrow_mut().poll(self.clock.now());
-            let events = flush.borrow_mut().take_events();
-            for event in &events {
-                self.events.emit(event);
-            }
-            let mut settled_into = |schedule: &mut ScheduleState, applied: &[Settlement]| {
-                flush.borrow_mut().settled_into(schedule, applied);
-            };
-            match io {
-                Io::Store { settlements, terms } => {
-                    let mut planner = FlushPlanner {
-                        flush: &flush,
-                        has_token: &has_token,
-                    };
-                    let (applied, claimed) = match settlements {
-                        None => (Vec::new(), self.store.claim(terms, &mut planner).await?),
-                        Some(settlements) => {
-                            self.store
-                                .settle_and_claim(
-                                    settlements,
-                                    &mut settled_into,
-                                    terms,
-                                    &mut planner,
-                                )
-                                .await?
-                        }
-                    };
-                    let asks = self.token_asks.borrow();
-                    flush.borrow_mut().stored(&applied, claimed, &asks);
-                }
-                Io::Settle { now, settlements } => {
-                    let applied = self
-                        .store
-                        .settle(now, settlements, &mut settled_into)
-                        .await?;
-                    let asks = self.token_asks.borrow();
-                    flush
-                        .borrow_mut()
-                        .stored(&applied, Claimed::default(), &asks);
-                }
-                Io::Spread(back) => self.spread_backlog(Some(back)).await?,
-                Io::AskTokens(origins) => {
-                    let mut in_hand = false;
-                    for origin in &origins {
-                        in_hand |= self.request_token(origin).await?;
-                    }
-                    flush.borrow_mut().token_asked(in_hand);
-                }
-                Io::Send(entries) => {
-                    let answers = join_all(entries.iter().map(|e| self.send(e))).await;
-                    let now = self.clock.now();
-                    flush
-                        .borrow_mut()
-                        .answered(entries, answers, now, &mut *self.rng.borrow_mut());
-                }
-                Io::Forget(refused) => {
-                    for (origin, token) in &refused {
-                        self.tokens.rejected(origin, token);
-                    }
-                }
-                Io::Done(report) => return Ok(report),
-            }
+        let mut flush = Flush::new(&self.config, exclusive);
+        self.run(&mut flush).await?;
+        Ok(flush.report().clone())
+    }
+
+    /// The device is back online (a page's `online` event): entries that
+    /// were backing off only because no answer came are due now — within
+    /// the spread of each origin that was unreachable (one probe first,
+    /// the rest over a window growing with the outage; see
+    /// [`crate::throttle`] and [`door::NetworkBack`]). Returns how many;
+    /// flush afterwards.
+    pub async fn network_back(&self) -> Result<usize, S::Error> {
+        let mut door = door::NetworkBack::new(self.config.pacer);
+        self.run(&mut door).await?;
+        Ok(door.due())
+    }
+
+    /// Puts a dead letter back in the queue.
+    pub async fn revive(&self, id: EntryId) -> Result<Option<Entry>, S::Error> {
+        match self.admin(AdminCall::Revive(id)).await? {
+            Some(Done::Entry(entry)) => Ok(entry),
+            _ => Ok(None),
         }
+    }
+
+    /// Deletes a dead letter.
+    pub async fn discard(&self, id: EntryId) -> Result<bool, S::Error> {
+        let done = self.admin(AdminCall::Discard(id)).await?;
+        Ok(matches!(done, Some(Done::Entry(Some(_)))))
+    }
+
+    /// Removes a queued entry that is not being sent.
+    pub async fn cancel(&self, id: EntryId) -> Result<CancelResult, S::Error> {
+        match self.admin(AdminCall::Cancel(id)).await? {
+            Some(Done::Cancelled(result)) => Ok(result),
+            _ => Ok(CancelResult::NotFound),
+        }
+    }
+
+    /// Deletes everything (log-out on a shared device).
+    pub async fn purge(&self) -> Result<crate::store::Purged, S::Error> {
+        match self.admin(AdminCall::Purge).await? {
+            Some(Done::Purged(purged)) => Ok(purged),
+            _ => Ok(crate::store::Purged::default()),
+        }
+    }
+
+    /// Counts and ages.
+    pub async fn stats(&self) -> Result<Stats, S::Error> {
+        match self.admin(AdminCall::Stats).await? {
+            Some(Done::Stats(stats)) => Ok(stats),
+            _ => Ok(Stats::default()),
+        }
+    }
+
+    /// Runs an [`AdminCall`]; its result is the store's answer (the
+    /// driver feeds each [`Io`] the [`Done`] it names, so the callers'
+    /// other arms are never taken).
+    async fn admin(&self, call: AdminCall) -> Result<Option<Done<S::Error>>, S::Error> {
+        let mut door = door::Admin::new(call);
+        self.run(&mut door).await?;
+        Ok(door.result())
+    }
+
+    /// **The driver**: runs `machine` to its end — polls it, tells its
+    /// events, does the [`Io`] it asks for over the [`Store`], the
+    /// [`TokenSource`] and the [`Transport`], and feeds the result back.
+    /// The only place the engine awaits; boxed, so it is compiled once
+    /// for every machine.
+    fn run<'a>(
+        &'a self,
+        machine: &'a mut dyn Machine<S::Error>,
+    ) -> Boxed<'a, Result<(), S::Error>> {
+        Box::pin(async move {
+            // The store calls the machine inside its transaction; a
+            // `RefCell` lends it there (never across an await).
+            let machine = RefCell::new(machine);
+            let tokens = &self.tokens;
+            let has_token = |origin: &str| tokens.current(origin).is_some();
+            loop {
+                let io = machine.borrow_mut().poll(self.clock.now());
+                for event in machine.borrow_mut().take_events() {
+                    self.events.emit(&event);
+                }
+                let mut settled_into = |schedule: &mut ScheduleState, applied: &[Settlement]| {
+                    machine.borrow_mut().settled_into(schedule, applied);
+                };
+                let done = match io {
+                    Io::Done => return Ok(()),
+                    Io::Store { settlements, terms } => {
+                        let mut planner = MachinePlanner {
+                            machine: &machine,
+                            has_token: &has_token,
+                        };
+                        let (applied, claimed) = match settlements {
+                            None => (Vec::new(), self.store.claim(terms, &mut planner).await?),
+                            Some(settlements) => {
+                                self.store
+                                    .settle_and_claim(
+                                        settlements,
+                                        &mut settled_into,
+                                        terms,
+                                        &mut planner,
+                                    )
+                                    .await?
+                            }
+                        };
+                        Done::Stored { applied, claimed }
+                    }
+                    Io::Settle { now, settlements } => Done::Stored {
+                        applied: self
+                            .store
+                            .settle(now, settlements, &mut settled_into)
+                            .await?,
+                        claimed: Claimed::default(),
+                    },
+                    Io::LaneAndSchedule(lane) => {
+                        let (busy, schedule) = self.store.lane_and_schedule(&lane).await?;
+                        Done::Lane { busy, schedule }
+                    }
+                    Io::EditSchedule => {
+                        self.store
+                            .update_schedule(&mut |s| machine.borrow_mut().edit_schedule(s))
+                            .await?;
+                        Done::Nothing
+                    }
+                    Io::Enqueue(entry) => {
+                        Done::Enqueued(self.store.enqueue(*entry, &self.config.limits).await)
+                    }
+                    Io::Release(origin) => {
+                        Done::Released(self.store.release_awaiting_token(&origin).await?)
+                    }
+                    Io::RetryUnreachable(now) => {
+                        Done::Count(self.store.retry_unreachable_now(now).await?)
+                    }
+                    Io::Stats(now) => Done::Stats(self.store.stats(now).await?),
+                    Io::Revive(id, now) => Done::Entry(self.store.revive(id, now).await?),
+                    Io::Discard(id) => Done::Entry(self.store.discard(id).await?),
+                    Io::Cancel(id) => Done::Cancelled(self.store.cancel(id).await?),
+                    Io::Purge => Done::Purged(self.store.purge().await?),
+                    Io::Offer { origin, token } => Done::Fresh(self.tokens.offer(&origin, &token)),
+                    Io::AskTokens(origins) => {
+                        let mut came = Vec::new();
+                        for origin in origins {
+                            self.token_asks
+                                .borrow_mut()
+                                .asked(&origin, self.clock.now());
+                            if let Some(token) = self.tokens.request(&origin).await {
+                                self.tokens.offer(&origin, &token);
+                                came.push(origin);
+                            }
+                        }
+                        Done::Tokens(came)
+                    }
+                    Io::Forget(refused) => {
+                        for (origin, token) in &refused {
+                            self.tokens.rejected(origin, token);
+                        }
+                        Done::Nothing
+                    }
+                    Io::Send(sent) => {
+                        let answers = join_all(sent.iter().map(|e| self.send(e))).await;
+                        Done::Answered { sent, answers }
+                    }
+                };
+                let asks = self.token_asks.borrow();
+                let mut cx = Cx {
+                    now: self.clock.now(),
+                    rng: &mut *self.rng.borrow_mut(),
+                    asks: &asks,
+                };
+                machine.borrow_mut().feed(done, &mut cx);
+            }
+        })
     }
 
     /// Sends one leased entry, attaching the token in hand.
@@ -651,87 +618,16 @@ where
         let result = self.transport.send(request).await;
         Answer { token, result }
     }
+}
 
-    /// The device is back online (a page's `online` event): entries that
-    /// were backing off only because no answer came are due now — within
-    /// the spread of each origin that was unreachable (one probe first,
-    /// the rest over a window growing with the outage; see
-    /// [`crate::throttle`]). Returns how many; flush afterwards.
-    pub async fn network_back(&self) -> Result<usize, S::Error> {
-        let due = self.store.retry_unreachable_now(self.clock.now()).await?;
-        self.spread_backlog(None).await?;
-        Ok(due)
-    }
-
-    /// Spreads the backlog of origins back from an outage: those given
-    /// `(origin, outage)`, or (`None`) every origin still unanswered.
-    fn spread_backlog(
-        &self,
-        back: Option<Vec<(String, Millis)>>,
-    ) -> Boxed<'_, Result<(), S::Error>> {
-        Box::pin(async move {
-            let now = self.clock.now();
-            let backlog = self.store.stats(now).await?.queued() as u64;
-            let phase = self.rng.borrow_mut().next_u64();
-            let pacer = self.config.pacer;
-            self.store
-                .update_schedule(&mut |s| match &back {
-                    Some(back) => {
-                        for (origin, outage) in back {
-                            s.spread(origin, *outage, backlog, &pacer, now, phase);
-                        }
-                    }
-                    None => {
-                        s.network_back(backlog, &pacer, now, phase);
-                    }
-                })
-                .await
-        })
-    }
-
-    /// Puts a dead letter back in the queue.
-    pub async fn revive(&self, id: EntryId) -> Result<Option<Entry>, S::Error> {
-        let entry = self.store.revive(id, self.clock.now()).await?;
-        if let Some(e) = &entry {
-            self.events.emit(&Event::Revived {
-                id,
-                lane: e.lane.clone(),
-            });
-        }
-        Ok(entry)
-    }
-
-    /// Deletes a dead letter.
-    pub async fn discard(&self, id: EntryId) -> Result<bool, S::Error> {
-        let found = self.store.discard(id).await?.is_some();
-        if found {
-            self.events.emit(&Event::Discarded { id });
-        }
-        Ok(found)
-    }
-
-    /// Removes a queued entry that is not being sent.
-    pub async fn cancel(&self, id: EntryId) -> Result<CancelResult, S::Error> {
-        let result = self.store.cancel(id).await?;
-        if result == CancelResult::Cancelled {
-            self.events.emit(&Event::Cancelled { id });
-        }
-        Ok(result)
-    }
-
-    /// Deletes everything (log-out on a shared device).
-    pub async fn purge(&self) -> Result<crate::store::Purged, S::Error> {
-        let purged = self.store.purge().await?;
-        self.events.emit(&Event::Purged {
-            queued: purged.queued,
-            dead: purged.dead,
-        });
-        Ok(purged)
-    }
-
-    /// Counts and ages.
-    pub async fn stats(&self) -> Result<Stats, S::Error> {
-        self.store.stats(self.clock.now()).await
+/// The result of a machine the driver ran to [`Io::Done`]: every machine
+/// sets its result before it answers `Done`, so a missing one is a bug in
+/// the machine, not something outside input can cause.
+#[track_caller]
+fn finished<T>(result: Option<T>) -> T {
+    match result {
+        Some(result) => result,
+        None => unreachable!("a finished machine always has its result"),
     }
 }
 
@@ -744,30 +640,30 @@ pub fn queue_reason(reason: QueueReason) -> &'static str {
     }
 }
 
-/// Lends a [`Flush`] to a store's claim as its [`Planner`] (inside the
+/// Lends a [`Machine`] to a store's claim as its [`Planner`] (inside the
 /// transaction; never across an await).
-struct FlushPlanner<'f, 'c> {
-    flush: &'f RefCell<Flush<'c>>,
-    has_token: &'f dyn Fn(&str) -> bool,
+struct MachinePlanner<'m, 'r, E: std::error::Error + 'static> {
+    machine: &'m RefCell<&'r mut dyn Machine<E>>,
+    has_token: &'m dyn Fn(&str) -> bool,
 }
 
-impl Planner for FlushPlanner<'_, '_> {
+impl<E: std::error::Error + 'static> Planner for MachinePlanner<'_, '_, E> {
     fn plan(
         &mut self,
         schedule: &mut ScheduleState,
         heads: &[Head],
     ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
-        self.flush
+        self.machine
             .borrow_mut()
             .plan(schedule, heads, self.has_token)
     }
 
     fn follow_room(&self) -> usize {
-        self.flush.borrow().follow_room()
+        self.machine.borrow().follow_room()
     }
 
     fn follow(&mut self, schedule: &mut ScheduleState, next: &Head) -> bool {
-        self.flush
+        self.machine
             .borrow_mut()
             .follow(schedule, next, self.has_token)
     }

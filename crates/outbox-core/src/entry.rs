@@ -269,6 +269,39 @@ pub enum Fate {
 /// conformance suite holds them to it). Counters read from storage may be
 /// anything: they saturate, never overflow.
 impl Entry {
+    /// A new entry for a `prepared` request, queued at `now`: pending, or
+    /// (after a `401`) parked for a token, with the error that queued it.
+    /// Its `seq` is the store's to assign.
+    pub fn queued(
+        prepared: crate::route::Prepared,
+        now: Millis,
+        awaiting_token: bool,
+        error: Option<LastError>,
+    ) -> Self {
+        Self {
+            id: prepared.id,
+            seq: 0,
+            lane: prepared.lane,
+            route: prepared.route,
+            origin: prepared.origin,
+            request: prepared.request,
+            idempotency_key: prepared.idempotency_key,
+            needs_token: prepared.needs_token,
+            created_at: now,
+            attempts: 0,
+            failures: 0,
+            auth_failures: 0,
+            auth_since: None,
+            not_before: now,
+            state: if awaiting_token {
+                EntryState::AwaitingToken
+            } else {
+                EntryState::Pending
+            },
+            last_error: error,
+        }
+    }
+
     /// Leases the entry for a send until `until`, counting the attempt. A
     /// lease still standing means its sender stopped before an answer: that
     /// counts a server-side failure.

@@ -15,14 +15,21 @@
 //!            ▼                                                         │
 //!   Io::Store{settlements, terms} ── settle + claim, one transaction ───┤ stored()
 //!      (inside it: settled_into(), plan())                             │
-//!   Io::Spread(origins back from an outage) ── update the schedule ─────┤
-//!   Io::AskTokens(origins) ── ask the token source, once each ──────────┤ token_asked()
+//!   Io::Stats, Io::EditSchedule ── spread the backlog of origins back ──┤ (a Spread)
+//!   Io::AskTokens(origins) ── ask the token source, once each ──────────┤ tokens_came()
+//!   Io::Release(origin) ── for each token that came at once ────────────┤ (an Arrival)
 //!   Io::Send(entries) ── send concurrently, outside any transaction ────┤ answered()
 //!      (again, same cycle, for the followers of lanes the answers cleared)
 //!   Io::Forget(tokens the server refused) ──────────────────────────────┤
 //!   Io::Settle{settlements} ── budget spent: settle alone ──────────────┘ stored()
-//!   Io::Done(report)
+//!   Io::Done ── report()
 //! ```
+//!
+//! The vocabulary ([`Io`], [`Done`]) and the [`Machine`] trait are shared
+//! with the front doors ([`crate::io`], [`crate::door`]); the two steps of
+//! several I/O a flush may queue, spreading a backlog and releasing the
+//! entries a token was waited for, are the doors' own [`Spread`] and
+//! [`Arrival`].
 //!
 //! Two calls happen *inside* the store's transaction, because IndexedDB
 //! commits a transaction that awaits anything but its own requests:
@@ -54,16 +61,18 @@
 //! [`Flush::take_events`] after every poll, so that a driver tells them
 //! in the order they happened (a message's `sending` before its send).
 //!
-//! The engine's [`flush`](crate::engine::Engine::flush) is the one driver;
+//! The engine's driver runs it for [`flush`](crate::engine::Engine::flush);
 //! this module's tests drive the machine by hand, step by step.
 
 use std::collections::VecDeque;
 
 use crate::clock::{Millis, Random};
+use crate::door::{Arrival, Spread};
 use crate::engine::{Config, FlushReport};
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::event::Event;
 use crate::hold::OnDead;
+use crate::io::{Cx, Done, Io, Machine};
 use crate::pacer::ScheduleState;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
 use crate::store::{Claimed, LeaseTerms, Settlement};
@@ -94,48 +103,13 @@ impl TokenAsks {
     }
 }
 
-/// The next piece of I/O a [`Flush`] wants done.
+/// What is queued in a flush for its driver: a piece of I/O, or a step
+/// of several ([`Spread`], a token's [`Arrival`]) run to its end.
 #[derive(Debug)]
-pub enum Io {
-    /// One store step. With `settlements`: [`Store::settle_and_claim`]
-    /// (calling [`Flush::settled_into`] and [`Flush::plan`] inside it);
-    /// without (a flush's first cycle, or one after a cycle that sent
-    /// nothing): [`Store::claim`] alone. Then [`Flush::stored`].
-    ///
-    /// [`Store::settle_and_claim`]: crate::store::Store::settle_and_claim
-    /// [`Store::claim`]: crate::store::Store::claim
-    Store {
-        /// The last cycle's answers to apply first.
-        settlements: Option<Vec<Settlement>>,
-        /// How to lease what the plan sends.
-        terms: LeaseTerms,
-    },
-    /// The cycle budget is spent: [`Store::settle`] the last answers alone
-    /// at `now` (calling [`Flush::settled_into`] inside), then
-    /// [`Flush::stored`] with nothing claimed.
-    ///
-    /// [`Store::settle`]: crate::store::Store::settle
-    Settle {
-        /// The time.
-        now: Millis,
-        /// The last cycle's answers.
-        settlements: Vec<Settlement>,
-    },
-    /// These origins just came back from an outage (`(origin, outage
-    /// length)`): spread their backlog ([`crate::throttle`]).
-    Spread(Vec<(String, Millis)>),
-    /// Ask for a token for each origin (recording the ask in the
-    /// driver's [`TokenAsks`]); tell [`Flush::token_asked`] whether any
-    /// came at once.
-    AskTokens(Vec<String>),
-    /// Send these leased entries concurrently, each with the token in hand
-    /// for its origin; give them back with their answers, in this order,
-    /// to [`Flush::answered`].
-    Send(Vec<Entry>),
-    /// The server refused these tokens (`(origin, token)`): forget them.
-    Forget(Vec<(String, String)>),
-    /// The flush is over.
-    Done(FlushReport),
+enum Todo {
+    Io(Io),
+    Spread(Spread),
+    Arrival(Arrival),
 }
 
 /// Where the machine stands between polls.
@@ -195,7 +169,9 @@ pub struct Flush<'c> {
     /// the next store step has settled it.
     halted: Vec<String>,
     /// I/O decided, not yet polled.
-    todo: VecDeque<Io>,
+    todo: VecDeque<Todo>,
+    /// The step of several under way, polled until it has no more I/O.
+    step: Option<Todo>,
     events: Vec<Event>,
 }
 
@@ -222,6 +198,7 @@ impl<'c> Flush<'c> {
             throttled: Vec::new(),
             halted: Vec::new(),
             todo: VecDeque::new(),
+            step: None,
             events: Vec::new(),
         }
     }
@@ -231,8 +208,16 @@ impl<'c> Flush<'c> {
     /// `Done` again.
     pub fn poll(&mut self, now: Millis) -> Io {
         loop {
-            if let Some(io) = self.todo.pop_front() {
+            if let Some(io) = self.step_io(now) {
                 return io;
+            }
+            match self.todo.pop_front() {
+                Some(Todo::Io(io)) => return io,
+                Some(step) => {
+                    self.step = Some(step);
+                    continue;
+                }
+                None => {}
             }
             match self.phase {
                 Phase::Cycle => return self.begin_cycle(now),
@@ -267,7 +252,7 @@ impl<'c> Flush<'c> {
                 Phase::Storing | Phase::SettlingAlone | Phase::Sending | Phase::Done => {
                     debug_assert_eq!(self.phase, Phase::Done, "polled while I/O is out");
                     self.phase = Phase::Done;
-                    return Io::Done(self.report.clone());
+                    return Io::Done;
                 }
             }
         }
@@ -285,7 +270,7 @@ impl<'c> Flush<'c> {
                 None => {
                     self.report.next_wake = Some(now);
                     self.phase = Phase::Done;
-                    Io::Done(self.report.clone())
+                    Io::Done
                 }
             };
         }
@@ -421,13 +406,16 @@ impl<'c> Flush<'c> {
                 .extend(verdicts.events(applied, &aftermath, &mut self.report));
             if !aftermath.came_back.is_empty() {
                 progressed = true;
-                self.todo.push_back(Io::Spread(aftermath.came_back));
+                self.todo.push_back(Todo::Spread(Spread::new(
+                    Some(aftermath.came_back),
+                    self.config.pacer,
+                )));
             }
             want_token = verdicts.want_token;
         }
         if self.phase == Phase::SettlingAlone {
             if !want_token.is_empty() {
-                self.todo.push_back(Io::AskTokens(want_token));
+                self.todo.push_back(Todo::Io(Io::AskTokens(want_token)));
             }
             self.phase = Phase::Finishing;
             return;
@@ -473,7 +461,7 @@ impl<'c> Flush<'c> {
             }
         }
         if !ask.is_empty() {
-            self.todo.push_back(Io::AskTokens(ask));
+            self.todo.push_back(Todo::Io(Io::AskTokens(ask)));
         }
         self.progressed = progressed;
         // A lane's first entry goes now; the ones leased to follow it wait
@@ -492,11 +480,35 @@ impl<'c> Flush<'c> {
         self.phase = Phase::Claimed;
     }
 
-    /// The tokens of an [`Io::AskTokens`] were asked for; `in_hand`: at
-    /// least one came at once (its origin's parked entries are pending
-    /// again, so the flush goes on).
-    pub fn token_asked(&mut self, in_hand: bool) {
-        self.progressed |= in_hand;
+    /// The tokens of an [`Io::AskTokens`] were asked for; for each origin
+    /// in `came` one came at once: its parked entries are released next
+    /// (an [`Arrival`]), and the flush goes on.
+    pub fn tokens_came(&mut self, came: Vec<String>) {
+        self.progressed |= !came.is_empty();
+        for origin in came.iter().rev() {
+            self.todo
+                .push_front(Todo::Arrival(Arrival::in_hand(origin)));
+        }
+    }
+
+    /// What the flush did (final once [`Io::Done`] is polled).
+    pub fn report(&self) -> &FlushReport {
+        &self.report
+    }
+
+    /// The I/O of the step under way, if it has any left; a step that has
+    /// none is over, and its events join the flush's.
+    fn step_io(&mut self, now: Millis) -> Option<Io> {
+        let (io, events) = match self.step.as_mut()? {
+            Todo::Io(_) => (None, Vec::new()),
+            Todo::Spread(spread) => (spread.next_io(now), Vec::new()),
+            Todo::Arrival(arrival) => (arrival.next_io(), arrival.take_events()),
+        };
+        self.events.extend(events);
+        if io.is_none() {
+            self.step = None;
+        }
+        io
     }
 
     /// The entries of an [`Io::Send`], given back with their `answers` in
@@ -516,7 +528,7 @@ impl<'c> Flush<'c> {
         let mut verdicts = verdict::judge(&sent, answers, now, self.config, rng);
         let refused = std::mem::take(&mut verdicts.rejected_tokens);
         if !refused.is_empty() {
-            self.todo.push_back(Io::Forget(refused));
+            self.todo.push_back(Todo::Io(Io::Forget(refused)));
         }
         let mut cleared: Vec<&str> = Vec::new();
         for e in &sent {
@@ -573,6 +585,61 @@ impl<'c> Flush<'c> {
     }
 }
 
+impl<E: std::error::Error + 'static> Machine<E> for Flush<'_> {
+    fn poll(&mut self, now: Millis) -> Io {
+        Flush::poll(self, now)
+    }
+
+    fn feed(&mut self, done: Done<E>, cx: &mut Cx<'_>) {
+        match (&mut self.step, done) {
+            (Some(Todo::Spread(spread)), done) => spread.take(done, cx),
+            (Some(Todo::Arrival(arrival)), done) => arrival.take(done),
+            (_, Done::Stored { applied, claimed }) => self.stored(&applied, claimed, cx.asks),
+            (_, Done::Tokens(came)) => self.tokens_came(came),
+            (_, Done::Answered { sent, answers }) => {
+                self.answered(sent, answers, cx.now, &mut *cx.rng);
+            }
+            _ => {}
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        Flush::take_events(self)
+    }
+
+    fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
+        if let Some(Todo::Spread(spread)) = &self.step {
+            spread.edit(schedule);
+        }
+    }
+
+    fn settled_into(&mut self, schedule: &mut ScheduleState, applied: &[Settlement]) {
+        Flush::settled_into(self, schedule, applied);
+    }
+
+    fn plan(
+        &mut self,
+        schedule: &mut ScheduleState,
+        heads: &[Head],
+        has_token: &dyn Fn(&str) -> bool,
+    ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
+        Flush::plan(self, schedule, heads, has_token)
+    }
+
+    fn follow_room(&self) -> usize {
+        Flush::follow_room(self)
+    }
+
+    fn follow(
+        &mut self,
+        schedule: &mut ScheduleState,
+        next: &Head,
+        has_token: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        Flush::follow(self, schedule, next, has_token)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The machine driven by hand, one step at a time: no store, no
@@ -583,6 +650,7 @@ mod tests {
     use crate::clock::SplitMix64;
     use crate::entry::{EntryState, StoredRequest};
     use crate::retry::Action;
+    use crate::store::Stats;
 
     const ORIGIN: &str = "https://api.example.test";
 
@@ -702,7 +770,7 @@ mod tests {
         let mut schedule = ScheduleState::default();
         flush.settled_into(&mut schedule, &settlements);
         flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
-        let Io::Done(report) = flush.poll(1_030) else {
+        let (Io::Done, report) = (flush.poll(1_030), flush.report().clone()) else {
             panic!("nothing more is ready: done");
         };
         assert_eq!(
@@ -711,7 +779,7 @@ mod tests {
         );
         let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
         assert_eq!(kinds, ["sent"]);
-        assert!(matches!(flush.poll(1_040), Io::Done(_)), "done stays done");
+        assert!(matches!(flush.poll(1_040), Io::Done), "done stays done");
     }
 
     #[test]
@@ -870,7 +938,7 @@ mod tests {
         flush.take_events();
         // The store skipped it (the entry was re-leased meanwhile).
         flush.stored(&[], Claimed::default(), &TokenAsks::default());
-        let Io::Done(report) = flush.poll(1_030) else {
+        let (Io::Done, report) = (flush.poll(1_030), flush.report().clone()) else {
             panic!("done");
         };
         assert_eq!(report.delivered, 0);
@@ -891,7 +959,7 @@ mod tests {
         assert!(matches!(settlements[0].action, Action::Retry { .. }));
         flush.settled_into(&mut ScheduleState::default(), &settlements);
         flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
-        let Io::Done(report) = flush.poll(2_001) else {
+        let (Io::Done, report) = (flush.poll(2_001), flush.report().clone()) else {
             panic!("done");
         };
         assert_eq!((report.cycles, report.retried), (1, 1));
@@ -951,7 +1019,20 @@ mod tests {
             panic!("a token is asked for");
         };
         assert_eq!(origins, [ORIGIN]);
-        flush.token_asked(true);
+        flush.tokens_came(vec![ORIGIN.to_owned()]);
+        let Io::Release(origin) = flush.poll(1_031) else {
+            panic!("the origin's parked entries are released");
+        };
+        assert_eq!(origin, ORIGIN);
+        let mut rng = SplitMix64::new(3);
+        let asks = TokenAsks::default();
+        let mut cx = Cx {
+            now: 1_032,
+            rng: &mut rng,
+            asks: &asks,
+        };
+        let parked = entry(1, "c1", EntryState::AwaitingToken).head();
+        Machine::<std::io::Error>::feed(&mut flush, Done::Released(vec![parked]), &mut cx);
         assert!(
             matches!(
                 flush.poll(1_040),
@@ -979,9 +1060,9 @@ mod tests {
             flush.stored(&[], Claimed::default(), &asks);
             match flush.poll(100_001) {
                 Io::AskTokens(origins) if asks_again => assert_eq!(origins, [ORIGIN]),
-                Io::Done(report) if !asks_again => {
+                Io::Done if !asks_again => {
                     let again = asked_at + config.token_retry_ms;
-                    assert_eq!(report.next_wake, Some(again), "wakes to ask again");
+                    assert_eq!(flush.report().next_wake, Some(again), "wakes to ask again");
                 }
                 other => panic!("asked at {asked_at}: {other:?}"),
             }
@@ -1037,11 +1118,29 @@ mod tests {
             "nothing is claimed before the spread"
         );
         flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
-        let Io::Spread(back) = flush.poll(60_020) else {
-            panic!("the backlog is spread first");
+        let Io::Stats(at) = flush.poll(60_020) else {
+            panic!("the backlog is counted first");
         };
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].0, ORIGIN);
+        assert_eq!(at, 60_020);
+        let mut rng = SplitMix64::new(3);
+        let asks = TokenAsks::default();
+        let mut cx = Cx {
+            now: 60_021,
+            rng: &mut rng,
+            asks: &asks,
+        };
+        let backlog = Stats {
+            pending: 40,
+            ..Stats::default()
+        };
+        Machine::<std::io::Error>::feed(&mut flush, Done::Stats(backlog), &mut cx);
+        let Io::EditSchedule = flush.poll(60_022) else {
+            panic!("then spread");
+        };
+        let before = schedule.clone();
+        Machine::<std::io::Error>::edit_schedule(&mut flush, &mut schedule);
+        assert_ne!(schedule, before, "the spread is written into the schedule");
+        Machine::<std::io::Error>::feed(&mut flush, Done::Nothing, &mut cx);
         let Io::Store {
             settlements: None, ..
         } = flush.poll(60_030)

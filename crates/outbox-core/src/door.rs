@@ -1,0 +1,735 @@
+//! The engine's front doors as synchronous machines: everything but the
+//! flush ([`crate::flush`]) that reads or writes the queue.
+//!
+//! # Design
+//!
+//! Each door is a small [`Machine`]: built from its arguments, polled for
+//! I/O, fed the results, finished with its result in a field the engine
+//! reads. Each one only sequences a few store calls around a decision
+//! made by a pure function elsewhere, and says what to tell:
+//!
+//! | door | steps (→ the pure decision) |
+//! |---|---|
+//! | [`Intercept`] (a service worker's first look) | a bearer token's [`Arrival`]; read the lane and the schedule → [`intercept::before_forward`] |
+//! | [`Forward`] (the live answer to a forwarded request) | [`classify`], [`OriginNote`] written into the schedule when it pauses; → [`intercept::after_forward`]: pass through, or forget a refused token, [`Write`] it, ask for a token |
+//! | [`Write`] (write-through, and the queueing of a forward) | a bearer token's [`Arrival`]; [`Entry::queued`] made durable |
+//! | [`Arrival`] (a token arrived, or may have) | offer it; if new, release the origin's parked entries |
+//! | [`NetworkBack`] (the device is online again) | due now what was unreachable; the backlog's [`Spread`] ([`crate::throttle`]) |
+//! | [`Admin`] (revive, discard, cancel, purge, stats) | one store call, and its event |
+//!
+//! [`Arrival`] and [`Spread`] are also *steps* of other machines (the
+//! flush uses both): a parent polls its step until the step has no more
+//! I/O ([`Arrival::next_io`] → `None`), feeding it every result meanwhile,
+//! then takes its events.
+
+use crate::classify::{Outcome, Response, TransportError, classify};
+use crate::clock::Millis;
+use crate::engine::{Config, Forwarded};
+use crate::entry::{Entry, EntryId, LastError};
+use crate::event::Event;
+use crate::intercept::{self, AfterForward, BeforeForward};
+use crate::io::{Cx, Done, Io, Machine};
+use crate::pacer::{PacerConfig, ScheduleState};
+use crate::route::Prepared;
+use crate::store::{CancelResult, EnqueueError};
+use crate::verdict::OriginNote;
+
+/// A token arrived for an origin (or, without one, may have): offer it to
+/// the token source; if it is new, release the origin's entries parked
+/// for a token, each told `queued` again.
+#[derive(Debug)]
+pub struct Arrival {
+    origin: String,
+    step: ArrivalStep,
+    released: usize,
+    events: Vec<Event>,
+}
+
+#[derive(Debug)]
+enum ArrivalStep {
+    Offer(String),
+    Offering,
+    Release,
+    Releasing,
+    Finished,
+}
+
+impl Arrival {
+    /// `token` arrived for `origin`; `None`: one may have (the page says
+    /// so), release without an offer.
+    pub fn new(origin: &str, token: Option<&str>) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            step: token.map_or(ArrivalStep::Release, |t| ArrivalStep::Offer(t.to_owned())),
+            released: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// A token for `origin` is in hand already (asked for, and offered):
+    /// release.
+    pub fn in_hand(origin: &str) -> Self {
+        Self::new(origin, None)
+    }
+
+    /// How many entries were released.
+    pub fn released(&self) -> usize {
+        self.released
+    }
+
+    /// The next I/O of this step; `None` when it has none left.
+    pub fn next_io(&mut self) -> Option<Io> {
+        match std::mem::replace(&mut self.step, ArrivalStep::Finished) {
+            ArrivalStep::Offer(token) => {
+                self.step = ArrivalStep::Offering;
+                Some(Io::Offer {
+                    origin: self.origin.clone(),
+                    token,
+                })
+            }
+            ArrivalStep::Release => {
+                self.step = ArrivalStep::Releasing;
+                Some(Io::Release(self.origin.clone()))
+            }
+            ArrivalStep::Offering | ArrivalStep::Releasing | ArrivalStep::Finished => None,
+        }
+    }
+
+    /// The result of the I/O [`next_io`](Self::next_io) gave.
+    pub fn take<E: std::error::Error + 'static>(&mut self, done: Done<E>) {
+        self.step = match (&self.step, done) {
+            (ArrivalStep::Offering, Done::Fresh(true)) => ArrivalStep::Release,
+            (ArrivalStep::Releasing, Done::Released(heads)) => {
+                self.released = heads.len();
+                self.events
+                    .extend(heads.into_iter().map(|head| Event::Queued {
+                        id: head.id,
+                        lane: head.lane,
+                        reason: "token arrived".into(),
+                    }));
+                ArrivalStep::Finished
+            }
+            _ => ArrivalStep::Finished,
+        };
+    }
+
+    /// The events decided so far, taken.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+impl<E: std::error::Error + 'static> Machine<E> for Arrival {
+    fn poll(&mut self, _now: Millis) -> Io {
+        self.next_io().unwrap_or(Io::Done)
+    }
+
+    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
+        self.take(done);
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        Arrival::take_events(self)
+    }
+}
+
+/// Spreads the backlog of origins back from an outage over a window
+/// ([`crate::throttle`]): counts the backlog, then edits the schedule with
+/// a random phase.
+#[derive(Debug)]
+pub struct Spread {
+    /// `(origin, outage length)` for each origin back, or `None`: every
+    /// origin still unanswered (the device came back online).
+    back: Option<Vec<(String, Millis)>>,
+    pacer: PacerConfig,
+    step: SpreadStep,
+    now: Millis,
+    backlog: u64,
+    phase: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpreadStep {
+    Count,
+    Counting,
+    Edit,
+    Editing,
+    Finished,
+}
+
+impl Spread {
+    /// Spreads the origins `back` (see the field), under `pacer`.
+    pub fn new(back: Option<Vec<(String, Millis)>>, pacer: PacerConfig) -> Self {
+        Self {
+            back,
+            pacer,
+            step: SpreadStep::Count,
+            now: 0,
+            backlog: 0,
+            phase: 0,
+        }
+    }
+
+    /// The next I/O of this step at `now`; `None` when it has none left.
+    pub fn next_io(&mut self, now: Millis) -> Option<Io> {
+        match self.step {
+            SpreadStep::Count => {
+                self.now = now;
+                self.step = SpreadStep::Counting;
+                Some(Io::Stats(now))
+            }
+            SpreadStep::Edit => {
+                self.step = SpreadStep::Editing;
+                Some(Io::EditSchedule)
+            }
+            SpreadStep::Counting | SpreadStep::Editing | SpreadStep::Finished => {
+                self.step = SpreadStep::Finished;
+                None
+            }
+        }
+    }
+
+    /// The result of the I/O [`next_io`](Self::next_io) gave.
+    pub fn take<E: std::error::Error + 'static>(&mut self, done: Done<E>, cx: &mut Cx<'_>) {
+        self.step = match (self.step, done) {
+            (SpreadStep::Counting, Done::Stats(stats)) => {
+                self.backlog = stats.queued() as u64;
+                self.phase = cx.rng.next_u64();
+                SpreadStep::Edit
+            }
+            _ => SpreadStep::Finished,
+        };
+    }
+
+    /// Inside [`Io::EditSchedule`]: spreads the backlog.
+    pub fn edit(&self, schedule: &mut ScheduleState) {
+        if self.step != SpreadStep::Editing {
+            return;
+        }
+        let (pacer, now, backlog, phase) = (&self.pacer, self.now, self.backlog, self.phase);
+        match &self.back {
+            Some(back) => {
+                for (origin, outage) in back {
+                    schedule.spread(origin, *outage, backlog, pacer, now, phase);
+                }
+            }
+            None => {
+                schedule.network_back(backlog, pacer, now, phase);
+            }
+        }
+    }
+}
+
+/// A service worker's first look at a matched request: forward it now, or
+/// queue it at once (its lane has a backlog or is held, its origin is
+/// paused). A bearer token on the request is taken as the latest token
+/// for its origin. Result: [`Intercept::decision`].
+#[derive(Debug)]
+pub struct Intercept {
+    lane: String,
+    origin: String,
+    arrival: Option<Arrival>,
+    reading: bool,
+    now: Millis,
+    decision: Option<BeforeForward>,
+    events: Vec<Event>,
+}
+
+impl Intercept {
+    /// The first look at `prepared`.
+    pub fn new(prepared: &Prepared) -> Self {
+        Self {
+            lane: prepared.lane.clone(),
+            origin: prepared.origin.clone(),
+            arrival: prepared
+                .bearer
+                .as_deref()
+                .map(|token| Arrival::new(&prepared.origin, Some(token))),
+            reading: false,
+            now: 0,
+            decision: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// The decision, once finished.
+    pub fn decision(&self) -> Option<BeforeForward> {
+        self.decision
+    }
+}
+
+impl<E: std::error::Error + 'static> Machine<E> for Intercept {
+    fn poll(&mut self, now: Millis) -> Io {
+        if let Some(io) = poll_arrival(&mut self.arrival, &mut self.events) {
+            return io;
+        }
+        if self.reading || self.decision.is_some() {
+            return Io::Done;
+        }
+        self.reading = true;
+        self.now = now;
+        Io::LaneAndSchedule(self.lane.clone())
+    }
+
+    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
+        if let Some(arrival) = &mut self.arrival {
+            return arrival.take(done);
+        }
+        if let Done::Lane { busy, schedule } = done {
+            self.decision = Some(intercept::before_forward(
+                busy,
+                schedule.holds.is_held(&self.lane),
+                schedule.paused_until(&self.origin, self.now),
+                self.now,
+            ));
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// Polls a step that may be under way: its I/O, or `None` once it has
+/// none left (then its events are moved to `events` and the step is gone).
+fn poll_arrival(arrival: &mut Option<Arrival>, events: &mut Vec<Event>) -> Option<Io> {
+    let step = arrival.as_mut()?;
+    let io = step.next_io();
+    events.append(&mut step.events);
+    if io.is_none() {
+        *arrival = None;
+    }
+    io
+}
+
+/// Makes a request durable ([`Entry::queued`]), first taking a bearer
+/// token it carries as its origin's latest ([`Arrival`]), when asked to.
+/// Result: [`Write::result`].
+#[derive(Debug)]
+pub struct Write<E: std::error::Error + 'static> {
+    arrival: Option<Arrival>,
+    prepared: Option<Prepared>,
+    awaiting_token: bool,
+    error: Option<LastError>,
+    reason: String,
+    result: Option<Result<Entry, EnqueueError<E>>>,
+    events: Vec<Event>,
+}
+
+impl<E: std::error::Error + 'static> Write<E> {
+    /// Queues `prepared` (parked for a token when `awaiting_token`), with
+    /// the `error` that queued it; `reason` is told with `queued`.
+    pub fn new(
+        prepared: Prepared,
+        awaiting_token: bool,
+        error: Option<LastError>,
+        reason: &str,
+    ) -> Self {
+        Self {
+            arrival: None,
+            prepared: Some(prepared),
+            awaiting_token,
+            error,
+            reason: reason.to_owned(),
+            result: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// The page's write-through: its bearer token (if any) arrives first,
+    /// then the request is queued, pending.
+    pub fn through(prepared: Prepared) -> Self {
+        let arrival = prepared
+            .bearer
+            .as_deref()
+            .map(|token| Arrival::new(&prepared.origin, Some(token)));
+        Self {
+            arrival,
+            ..Self::new(prepared, false, None, "write-through")
+        }
+    }
+
+    /// The stored entry or why the queue refused it, once finished.
+    pub fn result(self) -> Option<Result<Entry, EnqueueError<E>>> {
+        self.result
+    }
+
+    /// The next I/O of this step at `now`; `None` when it has none left.
+    fn next_io(&mut self, now: Millis) -> Option<Io> {
+        if let Some(io) = poll_arrival(&mut self.arrival, &mut self.events) {
+            return Some(io);
+        }
+        let prepared = self.prepared.take()?;
+        let entry = Entry::queued(prepared, now, self.awaiting_token, self.error.take());
+        Some(Io::Enqueue(Box::new(entry)))
+    }
+
+    fn take(&mut self, done: Done<E>) {
+        if let Some(arrival) = &mut self.arrival {
+            return arrival.take(done);
+        }
+        let Done::Enqueued(result) = done else {
+            return;
+        };
+        if let Ok(entry) = &result {
+            self.events.push(Event::Queued {
+                id: entry.id,
+                lane: entry.lane.clone(),
+                reason: std::mem::take(&mut self.reason),
+            });
+            if self.awaiting_token {
+                self.events.push(Event::AwaitingToken {
+                    id: entry.id,
+                    lane: entry.lane.clone(),
+                    origin: entry.origin.clone(),
+                });
+            }
+        }
+        self.result = Some(result);
+    }
+}
+
+impl<E: std::error::Error + 'static> Machine<E> for Write<E> {
+    fn poll(&mut self, now: Millis) -> Io {
+        self.next_io(now).unwrap_or(Io::Done)
+    }
+
+    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
+        self.take(done);
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// The live answer to a forwarded request (or its failure): what it tells
+/// its origin's pacing is written when it pauses (a healthy pass-through
+/// writes nothing); then it passes through, or the request is queued —
+/// after a `401` parked for a token, the refused token forgotten and a
+/// new one asked for. Result: [`Forward::result`].
+#[derive(Debug)]
+pub struct Forward<'c, E: std::error::Error + 'static> {
+    config: &'c Config,
+    origin: String,
+    now: Millis,
+    outcome: Outcome,
+    note: OriginNote,
+    prepared: Option<Prepared>,
+    step: ForwardStep<E>,
+    result: Option<Result<Forwarded, EnqueueError<E>>>,
+    events: Vec<Event>,
+}
+
+#[derive(Debug)]
+enum ForwardStep<E: std::error::Error + 'static> {
+    Heed,
+    Heeding,
+    Decide,
+    Forgetting(Write<E>),
+    Writing(Write<E>),
+    Asking(Box<Entry>),
+    Releasing(Arrival, Box<Entry>),
+    Finished,
+}
+
+impl<'c, E: std::error::Error + 'static> Forward<'c, E> {
+    /// `prepared` was forwarded and `result` came back at `now`.
+    pub fn new(
+        prepared: Prepared,
+        result: &Result<Response, TransportError>,
+        config: &'c Config,
+        now: Millis,
+    ) -> Self {
+        let outcome = classify(
+            result,
+            prepared.conflict_is_delivered,
+            now,
+            &config.classify,
+        );
+        let note = OriginNote::read(result, &outcome, config, now);
+        Self {
+            config,
+            origin: prepared.origin.clone(),
+            now,
+            outcome,
+            note,
+            prepared: Some(prepared),
+            step: ForwardStep::Heed,
+            result: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Passed through or queued, or why the queue refused it; once
+    /// finished.
+    pub fn result(self) -> Option<Result<Forwarded, EnqueueError<E>>> {
+        self.result
+    }
+
+    fn decide(&mut self) -> ForwardStep<E> {
+        let Some(prepared) = self.prepared.take() else {
+            return ForwardStep::Finished;
+        };
+        match intercept::after_forward(&self.outcome) {
+            AfterForward::PassThrough => {
+                self.result = Some(Ok(Forwarded::PassThrough(self.outcome.clone())));
+                ForwardStep::Finished
+            }
+            AfterForward::Queue {
+                awaiting_token,
+                error,
+            } => {
+                let refused = prepared.bearer.clone().filter(|_| awaiting_token);
+                let reason = error.to_string();
+                let write = Write::new(prepared, awaiting_token, Some(error), &reason);
+                match refused {
+                    Some(_) => ForwardStep::Forgetting(write),
+                    None => ForwardStep::Writing(write),
+                }
+            }
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> Machine<E> for Forward<'_, E> {
+    fn poll(&mut self, now: Millis) -> Io {
+        loop {
+            match std::mem::replace(&mut self.step, ForwardStep::Finished) {
+                ForwardStep::Heed if !self.note.lets_more_go(&self.config.pacer) => {
+                    self.step = ForwardStep::Heeding;
+                    return Io::EditSchedule;
+                }
+                ForwardStep::Heed => self.step = ForwardStep::Decide,
+                ForwardStep::Decide => {
+                    self.step = self.decide();
+                    if let ForwardStep::Forgetting(write) = &self.step {
+                        let token = write
+                            .prepared
+                            .as_ref()
+                            .and_then(|p| p.bearer.clone())
+                            .unwrap_or_default();
+                        return Io::Forget(vec![(self.origin.clone(), token)]);
+                    }
+                }
+                ForwardStep::Writing(mut write) => {
+                    if let Some(io) = write.next_io(now) {
+                        self.step = ForwardStep::Writing(write);
+                        return io;
+                    }
+                    self.events.append(&mut write.events);
+                    let awaiting = write.awaiting_token;
+                    match write.result() {
+                        Some(Ok(entry)) if awaiting => {
+                            self.step = ForwardStep::Asking(Box::new(entry));
+                            return Io::AskTokens(vec![self.origin.clone()]);
+                        }
+                        Some(Ok(entry)) => {
+                            self.result = Some(Ok(Forwarded::Queued(Box::new(entry))));
+                        }
+                        Some(Err(e)) => self.result = Some(Err(e)),
+                        None => {}
+                    }
+                }
+                ForwardStep::Releasing(mut arrival, entry) => {
+                    if let Some(io) = arrival.next_io() {
+                        self.step = ForwardStep::Releasing(arrival, entry);
+                        return io;
+                    }
+                    self.events.append(&mut arrival.events);
+                    self.result = Some(Ok(Forwarded::Queued(entry)));
+                }
+                ForwardStep::Heeding
+                | ForwardStep::Forgetting(_)
+                | ForwardStep::Asking(_)
+                | ForwardStep::Finished => return Io::Done,
+            }
+        }
+    }
+
+    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
+        self.step = match (
+            std::mem::replace(&mut self.step, ForwardStep::Finished),
+            done,
+        ) {
+            (ForwardStep::Heeding, _) => ForwardStep::Decide,
+            (ForwardStep::Forgetting(write), _) => ForwardStep::Writing(write),
+            (ForwardStep::Writing(mut write), done) => {
+                write.take(done);
+                ForwardStep::Writing(write)
+            }
+            (ForwardStep::Asking(entry), Done::Tokens(came)) if !came.is_empty() => {
+                ForwardStep::Releasing(Arrival::in_hand(&self.origin), entry)
+            }
+            (ForwardStep::Asking(entry), _) => {
+                self.result = Some(Ok(Forwarded::Queued(entry)));
+                ForwardStep::Finished
+            }
+            (ForwardStep::Releasing(mut arrival, entry), done) => {
+                arrival.take(done);
+                ForwardStep::Releasing(arrival, entry)
+            }
+            (step, _) => step,
+        };
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
+        if !matches!(self.step, ForwardStep::Heeding) {
+            return;
+        }
+        let paused = self
+            .note
+            .apply(&self.origin, schedule, &self.config.pacer, self.now);
+        self.events
+            .extend(paused.into_iter().map(|(until, reason)| Event::Paused {
+                origin: self.origin.clone(),
+                until,
+                reason,
+            }));
+    }
+}
+
+/// The device is back online: entries that were backing off only because
+/// no answer came are due now, within the [`Spread`] of each origin that
+/// was unreachable. Result: [`NetworkBack::due`].
+#[derive(Debug)]
+pub struct NetworkBack {
+    asked: bool,
+    due: usize,
+    spread: Option<Spread>,
+}
+
+impl NetworkBack {
+    /// The network came back; spread under `pacer`.
+    pub fn new(pacer: PacerConfig) -> Self {
+        Self {
+            asked: false,
+            due: 0,
+            spread: Some(Spread::new(None, pacer)),
+        }
+    }
+
+    /// How many entries became due.
+    pub fn due(&self) -> usize {
+        self.due
+    }
+}
+
+impl<E: std::error::Error + 'static> Machine<E> for NetworkBack {
+    fn poll(&mut self, now: Millis) -> Io {
+        if !self.asked {
+            self.asked = true;
+            return Io::RetryUnreachable(now);
+        }
+        self.spread
+            .as_mut()
+            .and_then(|spread| spread.next_io(now))
+            .unwrap_or(Io::Done)
+    }
+
+    fn feed(&mut self, done: Done<E>, cx: &mut Cx<'_>) {
+        match done {
+            Done::Count(due) => self.due = due,
+            done => {
+                if let Some(spread) = &mut self.spread {
+                    spread.take(done, cx);
+                }
+            }
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        Vec::new()
+    }
+
+    fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
+        if let Some(spread) = &self.spread {
+            spread.edit(schedule);
+        }
+    }
+}
+
+/// A call on one entry or the whole queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminCall {
+    /// Put a dead letter back in the queue.
+    Revive(EntryId),
+    /// Delete a dead letter.
+    Discard(EntryId),
+    /// Remove a queued entry not being sent.
+    Cancel(EntryId),
+    /// Delete everything.
+    Purge,
+    /// Counts and ages.
+    Stats,
+}
+
+/// One [`AdminCall`]: one store call, and its event when it did
+/// something. Result: [`Admin::result`], the store's answer.
+#[derive(Debug)]
+pub struct Admin<E: std::error::Error + 'static> {
+    call: AdminCall,
+    asked: bool,
+    result: Option<Done<E>>,
+    events: Vec<Event>,
+}
+
+impl<E: std::error::Error + 'static> Admin<E> {
+    /// The call.
+    pub fn new(call: AdminCall) -> Self {
+        Self {
+            call,
+            asked: false,
+            result: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// What the store answered, once finished.
+    pub fn result(self) -> Option<Done<E>> {
+        self.result
+    }
+}
+
+impl<E: std::error::Error + 'static> Machine<E> for Admin<E> {
+    fn poll(&mut self, now: Millis) -> Io {
+        if std::mem::replace(&mut self.asked, true) {
+            return Io::Done;
+        }
+        match self.call {
+            AdminCall::Revive(id) => Io::Revive(id, now),
+            AdminCall::Discard(id) => Io::Discard(id),
+            AdminCall::Cancel(id) => Io::Cancel(id),
+            AdminCall::Purge => Io::Purge,
+            AdminCall::Stats => Io::Stats(now),
+        }
+    }
+
+    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
+        let event = match (self.call, &done) {
+            (AdminCall::Revive(id), Done::Entry(Some(entry))) => Some(Event::Revived {
+                id,
+                lane: entry.lane.clone(),
+            }),
+            (AdminCall::Discard(id), Done::Entry(Some(_))) => Some(Event::Discarded { id }),
+            (AdminCall::Cancel(id), Done::Cancelled(CancelResult::Cancelled)) => {
+                Some(Event::Cancelled { id })
+            }
+            (AdminCall::Purge, Done::Purged(purged)) => Some(Event::Purged {
+                queued: purged.queued,
+                dead: purged.dead,
+            }),
+            _ => None,
+        };
+        self.events.extend(event);
+        self.result = Some(done);
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
