@@ -733,3 +733,282 @@ impl<E: std::error::Error + 'static> Machine<E> for Admin<E> {
         std::mem::take(&mut self.events)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The doors driven by hand, one step at a time: no store, no network,
+    //! no executor. Each test is the whole conversation of one door with
+    //! its driver.
+
+    use super::*;
+    use crate::clock::SplitMix64;
+    use crate::entry::{EntryState, Head, StoredRequest};
+    use crate::flush::TokenAsks;
+    use crate::store::Stats;
+
+    type Error = std::io::Error;
+    const ORIGIN: &str = "https://api.example.test";
+
+    fn prepared(bearer: Option<&str>) -> Prepared {
+        Prepared {
+            id: EntryId::random(&mut SplitMix64::new(1)),
+            route: "messages".into(),
+            origin: ORIGIN.into(),
+            lane: "c1".into(),
+            request: StoredRequest {
+                method: "POST".into(),
+                url: format!("{ORIGIN}/api/v2/x"),
+                headers: Vec::new(),
+                body: b"{}".to_vec(),
+            },
+            idempotency_key: "k1".into(),
+            needs_token: true,
+            conflict_is_delivered: false,
+            bearer: bearer.map(str::to_owned),
+        }
+    }
+
+    fn answer(status: u16, headers: &[(&str, &str)]) -> Result<Response, TransportError> {
+        Ok(Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: Vec::new(),
+        })
+    }
+
+    /// Feeds `done` to `machine` at `now`.
+    fn feed(machine: &mut dyn Machine<Error>, done: Done<Error>, now: Millis) {
+        let mut rng = SplitMix64::new(9);
+        let asks = TokenAsks::default();
+        let mut cx = Cx {
+            now,
+            rng: &mut rng,
+            asks: &asks,
+        };
+        machine.feed(done, &mut cx);
+    }
+
+    fn kinds(machine: &mut dyn Machine<Error>) -> Vec<&'static str> {
+        machine.take_events().iter().map(Event::kind).collect()
+    }
+
+    fn head(entry: &Entry) -> Head {
+        entry.head()
+    }
+
+    #[test]
+    fn intercept_takes_a_new_bearer_token_releases_its_origin_then_reads_the_lane() {
+        let mut door = Intercept::new(&prepared(Some("t1")));
+        let Io::Offer { origin, token } = Machine::<Error>::poll(&mut door, 1_000) else {
+            panic!("the bearer token is offered first");
+        };
+        assert_eq!((origin.as_str(), token.as_str()), (ORIGIN, "t1"));
+        feed(&mut door, Done::Fresh(true), 1_000);
+        let Io::Release(origin) = Machine::<Error>::poll(&mut door, 1_000) else {
+            panic!("a new token releases its origin's parked entries");
+        };
+        assert_eq!(origin, ORIGIN);
+        let parked = Entry::queued(prepared(None), 500, true, None);
+        feed(&mut door, Done::Released(vec![head(&parked)]), 1_000);
+        let Io::LaneAndSchedule(lane) = Machine::<Error>::poll(&mut door, 1_001) else {
+            panic!("then the lane is read");
+        };
+        assert_eq!(lane, "c1");
+        assert_eq!(kinds(&mut door), ["queued"], "the released entry is told");
+        feed(
+            &mut door,
+            Done::Lane {
+                busy: true,
+                schedule: ScheduleState::default(),
+            },
+            1_002,
+        );
+        assert!(matches!(Machine::<Error>::poll(&mut door, 1_003), Io::Done));
+        assert_eq!(
+            door.decision(),
+            Some(BeforeForward::Queue(intercept::QueueReason::LaneBusy)),
+            "a lane with a backlog queues at once"
+        );
+    }
+
+    #[test]
+    fn intercept_with_a_known_token_releases_nothing_and_forwards_on_a_free_lane() {
+        let mut door = Intercept::new(&prepared(Some("t1")));
+        assert!(matches!(
+            Machine::<Error>::poll(&mut door, 1_000),
+            Io::Offer { .. }
+        ));
+        feed(&mut door, Done::Fresh(false), 1_000);
+        assert!(matches!(
+            Machine::<Error>::poll(&mut door, 1_000),
+            Io::LaneAndSchedule(_)
+        ));
+        feed(
+            &mut door,
+            Done::Lane {
+                busy: false,
+                schedule: ScheduleState::default(),
+            },
+            1_000,
+        );
+        assert!(matches!(Machine::<Error>::poll(&mut door, 1_000), Io::Done));
+        assert_eq!(door.decision(), Some(BeforeForward::Forward));
+        assert!(kinds(&mut door).is_empty());
+    }
+
+    #[test]
+    fn a_healthy_answer_passes_through_without_any_io() {
+        let config = Config::default();
+        let mut door = Forward::<Error>::new(prepared(None), &answer(200, &[]), &config, 1_000);
+        assert!(matches!(door.poll(1_000), Io::Done), "no write at all");
+        assert!(matches!(
+            door.result(),
+            Some(Ok(Forwarded::PassThrough(Outcome::Delivered { .. })))
+        ));
+    }
+
+    #[test]
+    fn a_401_forgets_the_token_queues_the_request_parked_and_asks_for_a_new_one() {
+        let config = Config::default();
+        let mut door =
+            Forward::<Error>::new(prepared(Some("old")), &answer(401, &[]), &config, 1_000);
+        let Io::Forget(refused) = door.poll(1_000) else {
+            panic!("the refused token is forgotten first");
+        };
+        assert_eq!(refused, [(ORIGIN.to_owned(), "old".to_owned())]);
+        feed(&mut door, Done::Nothing, 1_000);
+        let Io::Enqueue(entry) = door.poll(1_001) else {
+            panic!("then the request is made durable");
+        };
+        assert_eq!(entry.state, EntryState::AwaitingToken, "parked for a token");
+        assert_eq!(entry.created_at, 1_001);
+        assert!(entry.last_error.is_some(), "with the error that queued it");
+        let mut stored = *entry;
+        stored.seq = 1;
+        feed(&mut door, Done::Enqueued(Ok(stored.clone())), 1_002);
+        let Io::AskTokens(origins) = door.poll(1_003) else {
+            panic!("then a token is asked for");
+        };
+        assert_eq!(origins, [ORIGIN]);
+        assert_eq!(kinds(&mut door), ["queued", "awaiting-token"]);
+        feed(&mut door, Done::Tokens(vec![ORIGIN.to_owned()]), 1_004);
+        let Io::Release(origin) = door.poll(1_004) else {
+            panic!("a token came at once: the origin is released");
+        };
+        assert_eq!(origin, ORIGIN);
+        feed(&mut door, Done::Released(vec![head(&stored)]), 1_005);
+        assert!(matches!(door.poll(1_005), Io::Done));
+        assert_eq!(kinds(&mut door), ["queued"]);
+        let Some(Ok(Forwarded::Queued(queued))) = door.result() else {
+            panic!("queued");
+        };
+        assert_eq!(queued.seq, 1);
+    }
+
+    #[test]
+    fn a_429_pauses_its_origin_first_and_a_refused_enqueue_is_the_callers_error() {
+        let config = Config::default();
+        let mut door = Forward::<Error>::new(
+            prepared(None),
+            &answer(429, &[("retry-after", "30")]),
+            &config,
+            1_000,
+        );
+        let Io::EditSchedule = door.poll(1_000) else {
+            panic!("what the answer tells its origin is written first");
+        };
+        let mut schedule = ScheduleState::default();
+        door.edit_schedule(&mut schedule);
+        assert_eq!(schedule.paused_until(ORIGIN, 1_000), Some(31_000));
+        feed(&mut door, Done::Nothing, 1_000);
+        assert_eq!(kinds(&mut door), ["paused"]);
+        let Io::Enqueue(_) = door.poll(1_001) else {
+            panic!("then the request is queued");
+        };
+        feed(
+            &mut door,
+            Done::Enqueued(Err(EnqueueError::QuotaExceeded("disk full".into()))),
+            1_002,
+        );
+        assert!(matches!(door.poll(1_002), Io::Done));
+        assert!(kinds(&mut door).is_empty(), "nothing queued, nothing told");
+        assert!(matches!(
+            door.result(),
+            Some(Err(EnqueueError::QuotaExceeded(_)))
+        ));
+    }
+
+    #[test]
+    fn network_back_hurries_the_unreachable_then_spreads_the_backlog() {
+        let config = Config::default();
+        let mut schedule = ScheduleState::default();
+        let unanswered = crate::throttle::Signal::Unanswered;
+        schedule.answered(ORIGIN, unanswered, &config.pacer, 1_000, 0);
+        let mut door = NetworkBack::new(config.pacer);
+        let Io::RetryUnreachable(at) = Machine::<Error>::poll(&mut door, 60_000) else {
+            panic!("due now first");
+        };
+        assert_eq!(at, 60_000);
+        feed(&mut door, Done::Count(3), 60_000);
+        let Io::Stats(_) = Machine::<Error>::poll(&mut door, 60_001) else {
+            panic!("then the backlog is counted");
+        };
+        let backlog = Stats {
+            pending: 3,
+            ..Stats::default()
+        };
+        feed(&mut door, Done::Stats(backlog), 60_001);
+        let Io::EditSchedule = Machine::<Error>::poll(&mut door, 60_002) else {
+            panic!("and spread");
+        };
+        let before = schedule.clone();
+        Machine::<Error>::edit_schedule(&mut door, &mut schedule);
+        assert_ne!(schedule, before, "the origin's backlog is spread");
+        feed(&mut door, Done::Nothing, 60_002);
+        assert!(matches!(
+            Machine::<Error>::poll(&mut door, 60_003),
+            Io::Done
+        ));
+        assert_eq!(door.due(), 3);
+    }
+
+    #[test]
+    fn admin_calls_tell_only_what_they_did() {
+        let entry = Entry::queued(prepared(None), 1_000, false, None);
+        let id = entry.id;
+        let cases: [(AdminCall, Done<Error>, &[&str]); 5] = [
+            (
+                AdminCall::Revive(id),
+                Done::Entry(Some(entry.clone())),
+                &["revived"],
+            ),
+            (AdminCall::Revive(id), Done::Entry(None), &[]),
+            (
+                AdminCall::Discard(id),
+                Done::Entry(Some(entry)),
+                &["discarded"],
+            ),
+            (
+                AdminCall::Cancel(id),
+                Done::Cancelled(CancelResult::InFlight),
+                &[],
+            ),
+            (
+                AdminCall::Cancel(id),
+                Done::Cancelled(CancelResult::Cancelled),
+                &["cancelled"],
+            ),
+        ];
+        for (call, done, told) in cases {
+            let mut door = Admin::<Error>::new(call);
+            assert!(!matches!(door.poll(1_000), Io::Done));
+            feed(&mut door, done, 1_000);
+            assert!(matches!(door.poll(1_000), Io::Done));
+            assert_eq!(kinds(&mut door), told, "{call:?}");
+            assert!(door.result().is_some());
+        }
+    }
+}
