@@ -260,6 +260,9 @@ pub enum SubmitError<E: std::error::Error + 'static> {
 /// boxed once instead of being inlined into each caller.
 type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
 
+/// Does the store calls of [`door::Admin`] (see `Engine::run_with`).
+type DoorIo<'a, E> = dyn Fn(Io) -> Boxed<'a, Result<Done<E>, E>> + 'a;
+
 /// The outbox engine.
 pub struct Engine<S, T, C, K, E> {
     config: Config,
@@ -480,7 +483,18 @@ where
     /// other arms are never taken).
     async fn admin(&self, call: AdminCall) -> Result<Option<Done<S::Error>>, S::Error> {
         let mut door = door::Admin::new(call);
-        self.run(&mut door).await?;
+        let door_io = |io: Io| -> Boxed<'_, Result<Done<S::Error>, S::Error>> {
+            Box::pin(async move {
+                Ok(match io {
+                    Io::Revive(id, now) => Done::Entry(self.store.revive(id, now).await?),
+                    Io::Discard(id) => Done::Entry(self.store.discard(id).await?),
+                    Io::Cancel(id) => Done::Cancelled(self.store.cancel(id).await?),
+                    Io::Purge => Done::Purged(self.store.purge().await?),
+                    _ => Done::Nothing,
+                })
+            })
+        };
+        self.run_with(&mut door, Some(&door_io)).await?;
         Ok(door.result())
     }
 
@@ -492,6 +506,20 @@ where
     fn run<'a>(
         &'a self,
         machine: &'a mut dyn Machine<S::Error>,
+    ) -> Boxed<'a, Result<(), S::Error>> {
+        self.run_with(machine, None)
+    }
+
+    /// [`run`](Self::run), with the store calls only [`door::Admin`]
+    /// asks for (revive, discard, cancel, purge) done by `door_io`, which
+    /// [`admin`](Self::admin) passes: a service worker makes none of them,
+    /// and so they stay out of its bundle (4 KB of it), as they did when
+    /// each was its own `async` method. Without `door_io` they are
+    /// answered [`Done::Nothing`].
+    fn run_with<'a>(
+        &'a self,
+        machine: &'a mut dyn Machine<S::Error>,
+        door_io: Option<&'a DoorIo<'a, S::Error>>,
     ) -> Boxed<'a, Result<(), S::Error>> {
         Box::pin(async move {
             // The store calls the machine inside its transaction; a
@@ -556,10 +584,12 @@ where
                         Done::Count(self.store.retry_unreachable_now(now).await?)
                     }
                     Io::Stats(now) => Done::Stats(self.store.stats(now).await?),
-                    Io::Revive(id, now) => Done::Entry(self.store.revive(id, now).await?),
-                    Io::Discard(id) => Done::Entry(self.store.discard(id).await?),
-                    Io::Cancel(id) => Done::Cancelled(self.store.cancel(id).await?),
-                    Io::Purge => Done::Purged(self.store.purge().await?),
+                    io @ (Io::Revive(..) | Io::Discard(_) | Io::Cancel(_) | Io::Purge) => {
+                        match door_io {
+                            Some(door_io) => door_io(io).await?,
+                            None => Done::Nothing,
+                        }
+                    }
                     Io::Offer { origin, token } => Done::Fresh(self.tokens.offer(&origin, &token)),
                     Io::AskTokens(origins) => {
                         let mut came = Vec::new();
