@@ -426,6 +426,7 @@ enum ForwardStep<E: std::error::Error + 'static> {
     Heed,
     Heeding,
     Decide,
+    Forget(String, Write<E>),
     Forgetting(Write<E>),
     Writing(Write<E>),
     Asking(Box<Entry>),
@@ -484,7 +485,7 @@ impl<'c, E: std::error::Error + 'static> Forward<'c, E> {
                 let reason = error.to_string();
                 let write = Write::new(prepared, awaiting_token, Some(error), &reason);
                 match refused {
-                    Some(_) => ForwardStep::Forgetting(write),
+                    Some(token) => ForwardStep::Forget(token, write),
                     None => ForwardStep::Writing(write),
                 }
             }
@@ -501,16 +502,10 @@ impl<E: std::error::Error + 'static> Machine<E> for Forward<'_, E> {
                     return Io::EditSchedule;
                 }
                 ForwardStep::Heed => self.step = ForwardStep::Decide,
-                ForwardStep::Decide => {
-                    self.step = self.decide();
-                    if let ForwardStep::Forgetting(write) = &self.step {
-                        let token = write
-                            .prepared
-                            .as_ref()
-                            .and_then(|p| p.bearer.clone())
-                            .unwrap_or_default();
-                        return Io::Forget(vec![(self.origin.clone(), token)]);
-                    }
+                ForwardStep::Decide => self.step = self.decide(),
+                ForwardStep::Forget(token, write) => {
+                    self.step = ForwardStep::Forgetting(write);
+                    return Io::Forget(vec![(self.origin.clone(), token)]);
                 }
                 ForwardStep::Writing(mut write) => {
                     if let Some(io) = write.next_io(now) {
