@@ -148,6 +148,17 @@ pub enum EntryState {
 }
 
 impl EntryState {
+    /// The state as the app sees it at `now`: an entry is in flight only
+    /// while its lease stands; one whose lease ran out is pending (its
+    /// sender stopped before an answer, and it goes again in its turn,
+    /// the lost lease counted as a failure when it is leased again).
+    pub fn seen_at(self, now: Millis) -> Self {
+        match self {
+            EntryState::InFlight { lease_until } if lease_until <= now => EntryState::Pending,
+            state => state,
+        }
+    }
+
     /// A short stable name (`pending`, `in-flight`, `awaiting-token`, `dead`).
     pub fn name(&self) -> &'static str {
         match self {
@@ -494,6 +505,23 @@ pub struct Head {
 mod tests {
     use super::*;
     use crate::clock::SplitMix64;
+
+    #[test]
+    fn an_entry_is_seen_in_flight_only_while_its_lease_stands() {
+        let leased = EntryState::InFlight { lease_until: 2_000 };
+        assert_eq!(leased.seen_at(1_999), leased);
+        assert_eq!(
+            leased.seen_at(2_000),
+            EntryState::Pending,
+            "its sender died"
+        );
+        let dead = EntryState::Dead { at: 5 };
+        assert_eq!(dead.seen_at(9_999), dead);
+        assert_eq!(
+            EntryState::AwaitingToken.seen_at(0),
+            EntryState::AwaitingToken
+        );
+    }
 
     #[test]
     fn ids_are_written_as_8_4_4_4_12_hex_digits() {

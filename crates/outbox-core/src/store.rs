@@ -142,13 +142,12 @@ impl Stats {
     }
 
     /// Counts one queued entry, in `state`, created at `created_at`, of
-    /// `bytes`, as seen at `now`. An entry is in flight while its lease
-    /// stands; one whose lease ran out counts as pending (its sender
-    /// stopped before an answer: it goes again in its turn).
+    /// `bytes`, as seen at `now` ([`EntryState::seen_at`]: one whose lease
+    /// ran out counts as pending).
     pub fn count(&mut self, state: EntryState, created_at: Millis, bytes: usize, now: Millis) {
-        match state {
-            EntryState::InFlight { lease_until } if lease_until > now => self.in_flight += 1,
-            EntryState::Pending | EntryState::InFlight { .. } => self.pending += 1,
+        match state.seen_at(now) {
+            EntryState::InFlight { .. } => self.in_flight += 1,
+            EntryState::Pending => self.pending += 1,
             EntryState::AwaitingToken => self.awaiting_token += 1,
             EntryState::Dead { .. } => {}
         }

@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
-use outbox_core::clock::Millis;
+use outbox_core::clock::{Clock, Millis};
 use outbox_core::engine::FlushReport;
 use outbox_core::entry::EntryId;
 use outbox_core::store::{CancelResult, Store};
@@ -297,7 +297,7 @@ pub(crate) fn queued(inner: &Rc<Inner>, limit: Option<u32>) -> Promise {
             .queued(limit.unwrap_or(1000) as usize)
             .await
             .map_err(err)?;
-        Ok(view::entries(&list))
+        Ok(view::entries(&list, inner.engine.clock().now()))
     })
 }
 
@@ -311,7 +311,7 @@ pub(crate) fn dead_letters(inner: &Rc<Inner>, limit: Option<u32>) -> Promise {
             .dead_letters(limit.unwrap_or(1000) as usize)
             .await
             .map_err(err)?;
-        Ok(view::entries(&list))
+        Ok(view::entries(&list, inner.engine.clock().now()))
     })
 }
 

@@ -163,10 +163,12 @@ export interface OutboxEntry {
   lane: string;
   route: string;
   origin: string;
+  /** As `stats()` counts it: an entry whose sender stopped mid-send, its lease run out, is `"pending"`. */
   state: EntryState;
   attempts: number;
   createdAt: number;
   notBefore: number;
+  /** While `"in-flight"`: when its lease runs out. */
   leaseUntil?: number;
   deadAt?: number;
   method: string;

@@ -1,6 +1,7 @@
 //! Entries and stats as plain objects for application code (camelCase,
 //! body as text), shared by the page API and the worker's answers.
 
+use outbox_core::clock::Millis;
 use outbox_core::engine::FlushReport;
 use outbox_core::entry::{Entry, EntryState, LastError};
 use outbox_core::event::error_json;
@@ -10,19 +11,21 @@ use wasm_bindgen::JsValue;
 use crate::js;
 
 /// `{id, seq, lane, route, origin, state, attempts, createdAt, notBefore,
-/// leaseUntil?, deadAt?, method, url, body, lastError?}`.
-pub fn entry(e: &Entry) -> JsValue {
+/// leaseUntil?, deadAt?, method, url, body, lastError?}`, its state as
+/// seen at `now` ([`EntryState::seen_at`], as `stats()` counts it).
+pub fn entry(e: &Entry, now: Millis) -> JsValue {
     let o = js::object();
     js::set(&o, "id", e.id.hyphenated());
     js::set(&o, "seq", e.seq as f64);
     js::set(&o, "lane", e.lane.as_str());
     js::set(&o, "route", e.route.as_str());
     js::set(&o, "origin", e.origin.as_str());
-    js::set(&o, "state", e.state.name());
+    let state = e.state.seen_at(now);
+    js::set(&o, "state", state.name());
     js::set(&o, "attempts", e.attempts);
     js::set(&o, "createdAt", e.created_at as f64);
     js::set(&o, "notBefore", e.not_before as f64);
-    match e.state {
+    match state {
         EntryState::InFlight { lease_until } => js::set(&o, "leaseUntil", lease_until as f64),
         EntryState::Dead { at } => js::set(&o, "deadAt", at as f64),
         _ => {}
@@ -83,10 +86,10 @@ pub fn stats(s: &Stats) -> JsValue {
 }
 
 /// A list of entries.
-pub fn entries(list: &[Entry]) -> JsValue {
+pub fn entries(list: &[Entry], now: Millis) -> JsValue {
     let a = js_sys::Array::new();
     for e in list {
-        a.push(&entry(e));
+        a.push(&entry(e, now));
     }
     a.into()
 }
