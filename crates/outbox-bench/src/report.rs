@@ -343,7 +343,8 @@ fn herd_section(
          * *Outbox, timers only* — the same engine when nothing tells it the network is back: it \
          retries when its backoff says so; the first answer ends the outage and starts the spread.\n\
          * *Outbox, herd throttle off* — the same engine with `pacer.throttle.enabled = false`: \
-         the engine before herd safety (`online` forwarded makes every backed-off entry due at once).\n"
+         the engine before herd safety (`online` forwarded makes every backed-off entry due at once); \
+         not run at N = 100,000, where it alone would take some nine minutes to simulate.\n"
     );
     let _ = writeln!(
         o,
