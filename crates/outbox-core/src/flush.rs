@@ -104,11 +104,19 @@ impl TokenAsks {
 }
 
 /// What is queued in a flush for its driver: a piece of I/O, or a step
-/// of several ([`Spread`], a token's [`Arrival`]) run to its end.
+/// of several.
 #[derive(Debug)]
 enum Todo {
     Io(Io),
+    Step(Step),
+}
+
+/// A step of several I/O, run to its end before anything else is polled.
+#[derive(Debug)]
+enum Step {
+    /// Spread the backlog of origins back from an outage.
     Spread(Spread),
+    /// Release the entries a token that came was waited for.
     Arrival(Arrival),
 }
 
@@ -171,7 +179,7 @@ pub struct Flush<'c> {
     /// I/O decided, not yet polled.
     todo: VecDeque<Todo>,
     /// The step of several under way, polled until it has no more I/O.
-    step: Option<Todo>,
+    step: Option<Step>,
     events: Vec<Event>,
 }
 
@@ -213,7 +221,7 @@ impl<'c> Flush<'c> {
             }
             match self.todo.pop_front() {
                 Some(Todo::Io(io)) => return io,
-                Some(step) => {
+                Some(Todo::Step(step)) => {
                     self.step = Some(step);
                     continue;
                 }
@@ -406,10 +414,10 @@ impl<'c> Flush<'c> {
                 .extend(verdicts.events(applied, &aftermath, &mut self.report));
             if !aftermath.came_back.is_empty() {
                 progressed = true;
-                self.todo.push_back(Todo::Spread(Spread::new(
+                self.todo.push_back(Todo::Step(Step::Spread(Spread::new(
                     Some(aftermath.came_back),
                     self.config.pacer,
-                )));
+                ))));
             }
             want_token = verdicts.want_token;
         }
@@ -487,7 +495,7 @@ impl<'c> Flush<'c> {
         self.progressed |= !came.is_empty();
         for origin in came.iter().rev() {
             self.todo
-                .push_front(Todo::Arrival(Arrival::in_hand(origin)));
+                .push_front(Todo::Step(Step::Arrival(Arrival::in_hand(origin))));
         }
     }
 
@@ -500,9 +508,8 @@ impl<'c> Flush<'c> {
     /// none is over, and its events join the flush's.
     fn step_io(&mut self, now: Millis) -> Option<Io> {
         let (io, events) = match self.step.as_mut()? {
-            Todo::Io(_) => (None, Vec::new()),
-            Todo::Spread(spread) => (spread.next_io(now), Vec::new()),
-            Todo::Arrival(arrival) => (arrival.next_io(), arrival.take_events()),
+            Step::Spread(spread) => (spread.next_io(now), Vec::new()),
+            Step::Arrival(arrival) => (arrival.next_io(), arrival.take_events()),
         };
         self.events.extend(events);
         if io.is_none() {
@@ -592,8 +599,8 @@ impl<E: std::error::Error + 'static> Machine<E> for Flush<'_> {
 
     fn feed(&mut self, done: Done<E>, cx: &mut Cx<'_>) {
         match (&mut self.step, done) {
-            (Some(Todo::Spread(spread)), done) => spread.take(done, cx),
-            (Some(Todo::Arrival(arrival)), done) => arrival.take(done),
+            (Some(Step::Spread(spread)), done) => spread.take(done, cx),
+            (Some(Step::Arrival(arrival)), done) => arrival.take(done),
             (_, Done::Stored { applied, claimed }) => self.stored(&applied, claimed, cx.asks),
             (_, Done::Tokens(came)) => self.tokens_came(came),
             (_, Done::Answered { sent, answers }) => {
@@ -608,7 +615,7 @@ impl<E: std::error::Error + 'static> Machine<E> for Flush<'_> {
     }
 
     fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
-        if let Some(Todo::Spread(spread)) = &self.step {
+        if let Some(Step::Spread(spread)) = &self.step {
             spread.edit(schedule);
         }
     }
