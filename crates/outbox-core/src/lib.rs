@@ -10,11 +10,12 @@
 //! The style is sans-I/O: the [`Engine`](engine::Engine) is generic over a
 //! [`Store`](store::Store), a [`Transport`](transport::Transport), a
 //! [`Clock`](clock::Clock), a [`TokenSource`](token::TokenSource) and an
-//! [`EventSink`](event::EventSink). What a flush decides is a synchronous
-//! machine, [`Flush`](flush::Flush), polled for the next piece of I/O and
-//! fed the results; the engine's `flush` is the one loop that drives it.
-//! Every other decision is a pure function ([`scheduler`], [`verdict`],
-//! [`intercept`], [`classify`], [`retry`], [`pacer`]).
+//! [`EventSink`](event::EventSink). Everything it does is a synchronous
+//! machine — a [`Flush`](flush::Flush), or a front door of [`door`] —
+//! polled for the next piece of I/O ([`io::Io`]) and fed the results; the
+//! engine's one driver loop does that I/O for every machine. The
+//! decisions the machines ask for are pure functions ([`scheduler`],
+//! [`verdict`], [`intercept`], [`classify`], [`retry`], [`pacer`]).
 //!
 //! # Example
 //!
