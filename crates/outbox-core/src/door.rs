@@ -738,7 +738,7 @@ mod tests {
     use super::*;
     use crate::clock::SplitMix64;
     use crate::entry::{EntryState, Head, StoredRequest};
-    use crate::flush::TokenAsks;
+    use crate::io::feed_at;
     use crate::store::Stats;
 
     type Error = std::io::Error;
@@ -774,18 +774,6 @@ mod tests {
         })
     }
 
-    /// Feeds `done` to `machine` at `now`.
-    fn feed(machine: &mut dyn Machine<Error>, done: Done<Error>, now: Millis) {
-        let mut rng = SplitMix64::new(9);
-        let asks = TokenAsks::default();
-        let mut cx = Cx {
-            now,
-            rng: &mut rng,
-            asks: &asks,
-        };
-        machine.feed(done, &mut cx);
-    }
-
     fn kinds(machine: &mut dyn Machine<Error>) -> Vec<&'static str> {
         machine.take_events().iter().map(Event::kind).collect()
     }
@@ -801,19 +789,19 @@ mod tests {
             panic!("the bearer token is offered first");
         };
         assert_eq!((origin.as_str(), token.as_str()), (ORIGIN, "t1"));
-        feed(&mut door, Done::Fresh(true), 1_000);
+        feed_at(&mut door, Done::Fresh(true), 1_000);
         let Io::Release(origin) = Machine::<Error>::poll(&mut door, 1_000) else {
             panic!("a new token releases its origin's parked entries");
         };
         assert_eq!(origin, ORIGIN);
         let parked = Entry::queued(prepared(None), 500, true, None);
-        feed(&mut door, Done::Released(vec![head(&parked)]), 1_000);
+        feed_at(&mut door, Done::Released(vec![head(&parked)]), 1_000);
         let Io::LaneAndSchedule(lane) = Machine::<Error>::poll(&mut door, 1_001) else {
             panic!("then the lane is read");
         };
         assert_eq!(lane, "c1");
         assert_eq!(kinds(&mut door), ["queued"], "the released entry is told");
-        feed(
+        feed_at(
             &mut door,
             Done::Lane {
                 busy: true,
@@ -836,12 +824,12 @@ mod tests {
             Machine::<Error>::poll(&mut door, 1_000),
             Io::Offer { .. }
         ));
-        feed(&mut door, Done::Fresh(false), 1_000);
+        feed_at(&mut door, Done::Fresh(false), 1_000);
         assert!(matches!(
             Machine::<Error>::poll(&mut door, 1_000),
             Io::LaneAndSchedule(_)
         ));
-        feed(
+        feed_at(
             &mut door,
             Done::Lane {
                 busy: false,
@@ -874,7 +862,7 @@ mod tests {
             panic!("the refused token is forgotten first");
         };
         assert_eq!(refused, [(ORIGIN.to_owned(), "old".to_owned())]);
-        feed(&mut door, Done::Nothing, 1_000);
+        feed_at(&mut door, Done::Nothing, 1_000);
         let Io::Enqueue(entry) = door.poll(1_001) else {
             panic!("then the request is made durable");
         };
@@ -883,18 +871,18 @@ mod tests {
         assert!(entry.last_error.is_some(), "with the error that queued it");
         let mut stored = *entry;
         stored.seq = 1;
-        feed(&mut door, Done::Enqueued(Ok(stored.clone())), 1_002);
+        feed_at(&mut door, Done::Enqueued(Ok(stored.clone())), 1_002);
         let Io::AskTokens(origins) = door.poll(1_003) else {
             panic!("then a token is asked for");
         };
         assert_eq!(origins, [ORIGIN]);
         assert_eq!(kinds(&mut door), ["queued", "awaiting-token"]);
-        feed(&mut door, Done::Tokens(vec![ORIGIN.to_owned()]), 1_004);
+        feed_at(&mut door, Done::Tokens(vec![ORIGIN.to_owned()]), 1_004);
         let Io::Release(origin) = door.poll(1_004) else {
             panic!("a token came at once: the origin is released");
         };
         assert_eq!(origin, ORIGIN);
-        feed(&mut door, Done::Released(vec![head(&stored)]), 1_005);
+        feed_at(&mut door, Done::Released(vec![head(&stored)]), 1_005);
         assert!(matches!(door.poll(1_005), Io::Done));
         assert_eq!(kinds(&mut door), ["queued"]);
         let Some(Ok(Forwarded::Queued(queued))) = door.result() else {
@@ -918,12 +906,12 @@ mod tests {
         let mut schedule = ScheduleState::default();
         door.edit_schedule(&mut schedule);
         assert_eq!(schedule.paused_until(ORIGIN, 1_000), Some(31_000));
-        feed(&mut door, Done::Nothing, 1_000);
+        feed_at(&mut door, Done::Nothing, 1_000);
         assert_eq!(kinds(&mut door), ["paused"]);
         let Io::Enqueue(_) = door.poll(1_001) else {
             panic!("then the request is queued");
         };
-        feed(
+        feed_at(
             &mut door,
             Done::Enqueued(Err(EnqueueError::QuotaExceeded("disk full".into()))),
             1_002,
@@ -947,7 +935,7 @@ mod tests {
             panic!("due now first");
         };
         assert_eq!(at, 60_000);
-        feed(&mut door, Done::Count(3), 60_000);
+        feed_at(&mut door, Done::Count(3), 60_000);
         let Io::Stats(_) = Machine::<Error>::poll(&mut door, 60_001) else {
             panic!("then the backlog is counted");
         };
@@ -955,14 +943,14 @@ mod tests {
             pending: 3,
             ..Stats::default()
         };
-        feed(&mut door, Done::Stats(backlog), 60_001);
+        feed_at(&mut door, Done::Stats(backlog), 60_001);
         let Io::EditSchedule = Machine::<Error>::poll(&mut door, 60_002) else {
             panic!("and spread");
         };
         let before = schedule.clone();
         Machine::<Error>::edit_schedule(&mut door, &mut schedule);
         assert_ne!(schedule, before, "the origin's backlog is spread");
-        feed(&mut door, Done::Nothing, 60_002);
+        feed_at(&mut door, Done::Nothing, 60_002);
         assert!(matches!(
             Machine::<Error>::poll(&mut door, 60_003),
             Io::Done
@@ -1000,7 +988,7 @@ mod tests {
         for (call, done, told) in cases {
             let mut door = Admin::<Error>::new(call);
             assert!(!matches!(door.poll(1_000), Io::Done));
-            feed(&mut door, done, 1_000);
+            feed_at(&mut door, done, 1_000);
             assert!(matches!(door.poll(1_000), Io::Done));
             assert_eq!(kinds(&mut door), told, "{call:?}");
             assert!(door.result().is_some());

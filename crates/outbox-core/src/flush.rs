@@ -656,6 +656,7 @@ mod tests {
     use crate::classify::Response;
     use crate::clock::SplitMix64;
     use crate::entry::{EntryState, StoredRequest};
+    use crate::io::feed_at;
     use crate::retry::Action;
     use crate::store::Stats;
 
@@ -1031,15 +1032,8 @@ mod tests {
             panic!("the origin's parked entries are released");
         };
         assert_eq!(origin, ORIGIN);
-        let mut rng = SplitMix64::new(3);
-        let asks = TokenAsks::default();
-        let mut cx = Cx {
-            now: 1_032,
-            rng: &mut rng,
-            asks: &asks,
-        };
         let parked = entry(1, "c1", EntryState::AwaitingToken).head();
-        Machine::<std::io::Error>::feed(&mut flush, Done::Released(vec![parked]), &mut cx);
+        feed_at(&mut flush, Done::Released(vec![parked]), 1_032);
         assert!(
             matches!(
                 flush.poll(1_040),
@@ -1129,25 +1123,18 @@ mod tests {
             panic!("the backlog is counted first");
         };
         assert_eq!(at, 60_020);
-        let mut rng = SplitMix64::new(3);
-        let asks = TokenAsks::default();
-        let mut cx = Cx {
-            now: 60_021,
-            rng: &mut rng,
-            asks: &asks,
-        };
         let backlog = Stats {
             pending: 40,
             ..Stats::default()
         };
-        Machine::<std::io::Error>::feed(&mut flush, Done::Stats(backlog), &mut cx);
+        feed_at(&mut flush, Done::Stats(backlog), 60_021);
         let Io::EditSchedule = flush.poll(60_022) else {
             panic!("then spread");
         };
         let before = schedule.clone();
         Machine::<std::io::Error>::edit_schedule(&mut flush, &mut schedule);
         assert_ne!(schedule, before, "the spread is written into the schedule");
-        Machine::<std::io::Error>::feed(&mut flush, Done::Nothing, &mut cx);
+        feed_at(&mut flush, Done::Nothing, 60_022);
         let Io::Store {
             settlements: None, ..
         } = flush.poll(60_030)

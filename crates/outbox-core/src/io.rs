@@ -235,3 +235,21 @@ pub trait Machine<E: std::error::Error + 'static> {
         false
     }
 }
+
+/// Feeds `done` to `machine` as a driver would at `now` (no token asked
+/// before, a fixed seed): for the tests that drive machines by hand.
+#[cfg(test)]
+pub(crate) fn feed_at(
+    machine: &mut dyn Machine<std::io::Error>,
+    done: Done<std::io::Error>,
+    now: Millis,
+) {
+    let mut rng = crate::clock::SplitMix64::new(9);
+    let asks = TokenAsks::default();
+    let mut cx = Cx {
+        now,
+        rng: &mut rng,
+        asks: &asks,
+    };
+    machine.feed(done, &mut cx);
+}
