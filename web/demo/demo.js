@@ -435,6 +435,7 @@ function logEvent(e) {
     retrying: () => `attempt ${e.attempt} · ${errorLine(e.error)} · again at ${clock(e.nextAttemptAt)}`,
     'awaiting-token': () => e.origin,
     paused: () => `${e.origin} until ${clock(e.until)} · ${e.reason}`,
+    throttle: () => `${e.origin} · ${throttleText(e)}`,
     dead: () => errorLine(e.error),
     purged: () => `${e.queued} queued, ${e.dead} dead`,
   }[e.type];
@@ -495,6 +496,23 @@ function renderStats(s) {
   $('paused').textContent = paused
     .map((p) => `Sending to ${p.origin} is paused for ${seconds(p.until - now)} (until ${clock(p.until)}${ui.pausedReason.has(p.origin) ? ` · ${ui.pausedReason.get(p.origin)}` : ''}).`)
     .join(' ');
+  const throttled = s.throttled || [];
+  $('throttled').hidden = throttled.length === 0;
+  $('throttled').textContent = throttled
+    .map((t) => `Herd throttle on ${t.origin}: ${throttleText(t)}.`)
+    .join(' ');
+}
+
+/** What the herd throttle does to an origin, and why (stats().throttled, `throttle` events). */
+function throttleText(t) {
+  switch (t.reason) {
+    case 'probing':
+      return 'no answer — one request at a time until it answers';
+    case 'shedding':
+      return `the server sheds ${t.shedPercent}% of requests — ${t.ratePerMinute} a minute until it stops`;
+    default:
+      return 'off — back at the pacer\'s rate';
+  }
 }
 
 /** "37 / 120 delivered" while the queue drains, from the first queued entry until it is empty. */

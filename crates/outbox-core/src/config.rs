@@ -22,8 +22,8 @@
 //!   "retry": { "baseMs": 2000, "factor": 2, "capMs": 60000, "maxAttempts": 25,
 //!              "maxAgeMs": 259200000, "maxAuthFailures": 3, "authWindowMs": 60000 },
 //!   "pacer": { "ratePerMinute": 150, "burst": 10,
-//!              "throttle": { "enabled": true, "spreadPercent": 10, "spreadMaxMs": 300000,
-//!                            "maxIntervalMs": 120000 } },
+//!              "throttle": { "enabled": true, "tolerancePercent": 30, "stepPercent": 5,
+//!                            "memoryMs": 120000, "maxIntervalMs": 120000 } },
 //!   "batchSize": 8, "sendTimeoutMs": 30000, "leaseMs": 60000, "forwardTimeoutMs": 10000,
 //!   "retryAfterCapMs": 21600000
 //! }
@@ -265,10 +265,14 @@ impl OutboxConfig {
             if let Some(throttle) = pacer.object("throttle")? {
                 let t = &mut p.throttle;
                 t.enabled = throttle.bool("enabled")?.unwrap_or(t.enabled);
-                t.spread_percent = throttle
-                    .count("spreadPercent")?
-                    .map_or(t.spread_percent, |f| to_u32(f.min(100)));
-                t.spread_max_ms = throttle.count("spreadMaxMs")?.unwrap_or(t.spread_max_ms);
+                t.tolerance_percent = throttle
+                    .count("tolerancePercent")?
+                    .map_or(t.tolerance_percent, |f| to_u32(f.min(100)));
+                t.step_percent = throttle
+                    .count("stepPercent")?
+                    .map_or(t.step_percent, |f| to_u32(f.min(100)))
+                    .max(1);
+                t.memory_ms = throttle.count("memoryMs")?.unwrap_or(t.memory_ms).max(1);
                 t.max_interval_ms = throttle
                     .count("maxIntervalMs")?
                     .unwrap_or(t.max_interval_ms)
@@ -694,7 +698,8 @@ mod tests {
                      "maxAuthFailures": 7, "authWindowMs": 8 },
           "onDead": { "agentless": "skip" },
           "pacer": { "ratePerMinute": 0, "burst": 2,
-                     "throttle": { "enabled": false, "spreadPercent": 250, "maxIntervalMs": 0 } },
+                     "throttle": { "enabled": false, "tolerancePercent": 250, "stepPercent": 0,
+                                   "memoryMs": 0, "maxIntervalMs": 0 } },
           "batchSize": 0, "sendTimeoutMs": 100, "leaseMs": 101, "forwardTimeoutMs": 7,
           "retryAfterCapMs": 9, "unknown": [1, {"x": null}]
         }"#;
@@ -762,8 +767,14 @@ mod tests {
         assert_eq!((c.core.pacer.rate_per_minute, c.core.pacer.burst), (1, 2));
         let t = c.core.pacer.throttle;
         assert_eq!(
-            (t.enabled, t.spread_percent, t.max_interval_ms),
-            (false, 100, 1)
+            (
+                t.enabled,
+                t.tolerance_percent,
+                t.step_percent,
+                t.memory_ms,
+                t.max_interval_ms
+            ),
+            (false, 100, 1, 1, 1)
         );
         assert_eq!(c.core.batch_size, 1);
         assert_eq!((c.core.send_timeout_ms, c.core.lease_ms), (100, 101));

@@ -14,12 +14,12 @@
 //! | [`Forward`] (the live answer to a forwarded request) | [`classify`], [`OriginNote`] written into the schedule when it pauses; → [`intercept::after_forward`]: pass through, or forget a refused token, [`Write`] it, ask for a token |
 //! | [`Write`] (write-through, and the queueing of a forward) | a bearer token's [`Arrival`]; [`Entry::queued`] made durable |
 //! | [`Arrival`] (a token arrived, or may have) | offer it; if new, release the origin's parked entries |
-//! | [`NetworkBack`] (the device is online again) | due now what was unreachable; the backlog's [`Spread`] ([`crate::throttle`]) |
+//! | [`NetworkBack`] (the device is online again) | due now what was unreachable (each origin still unanswered is probed first: [`crate::throttle`]) |
 //! | [`Admin`] (revive, discard, cancel, purge, stats) | one store call, and its event |
 //!
-//! [`Arrival`] and [`Spread`] are also *steps* of other machines (the
-//! flush uses both): a parent polls its step until the step has no more
-//! I/O ([`Arrival::next_io`] → `None`), feeding it every result meanwhile,
+//! [`Arrival`] is also a *step* of another machine (the flush uses it):
+//! a parent polls its step until the step has no more I/O
+//! ([`Arrival::next_io`] → `None`), feeding it every result meanwhile,
 //! then takes its events.
 
 use crate::classify::{Outcome, Response, TransportError, classify};
@@ -29,7 +29,7 @@ use crate::entry::{Entry, EntryId, LastError};
 use crate::event::Event;
 use crate::intercept::{self, AfterForward, BeforeForward};
 use crate::io::{Cx, Done, Io, Machine};
-use crate::pacer::{PacerConfig, ScheduleState};
+use crate::pacer::ScheduleState;
 use crate::route::Prepared;
 use crate::store::{CancelResult, EnqueueError};
 use crate::verdict::OriginNote;
@@ -130,93 +130,6 @@ impl<E: std::error::Error + 'static> Machine<E> for Arrival {
 
     fn take_events(&mut self) -> Vec<Event> {
         Arrival::take_events(self)
-    }
-}
-
-/// Spreads the backlog of origins back from an outage over a window
-/// ([`crate::throttle`]): counts the backlog, then edits the schedule with
-/// a random phase.
-#[derive(Debug)]
-pub struct Spread {
-    /// `(origin, outage length)` for each origin back, or `None`: every
-    /// origin still unanswered (the device came back online).
-    back: Option<Vec<(String, Millis)>>,
-    pacer: PacerConfig,
-    step: SpreadStep,
-    now: Millis,
-    backlog: u64,
-    phase: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SpreadStep {
-    Count,
-    Counting,
-    Edit,
-    Editing,
-    Finished,
-}
-
-impl Spread {
-    /// Spreads the origins `back` (see the field), under `pacer`.
-    pub fn new(back: Option<Vec<(String, Millis)>>, pacer: PacerConfig) -> Self {
-        Self {
-            back,
-            pacer,
-            step: SpreadStep::Count,
-            now: 0,
-            backlog: 0,
-            phase: 0,
-        }
-    }
-
-    /// The next I/O of this step at `now`; `None` when it has none left.
-    pub fn next_io(&mut self, now: Millis) -> Option<Io> {
-        match self.step {
-            SpreadStep::Count => {
-                self.now = now;
-                self.step = SpreadStep::Counting;
-                Some(Io::Stats(now))
-            }
-            SpreadStep::Edit => {
-                self.step = SpreadStep::Editing;
-                Some(Io::EditSchedule)
-            }
-            SpreadStep::Counting | SpreadStep::Editing | SpreadStep::Finished => {
-                self.step = SpreadStep::Finished;
-                None
-            }
-        }
-    }
-
-    /// The result of the I/O [`next_io`](Self::next_io) gave.
-    pub fn take<E: std::error::Error + 'static>(&mut self, done: Done<E>, cx: &mut Cx<'_>) {
-        self.step = match (self.step, done) {
-            (SpreadStep::Counting, Done::Stats(stats)) => {
-                self.backlog = stats.queued() as u64;
-                self.phase = cx.rng.next_u64();
-                SpreadStep::Edit
-            }
-            _ => SpreadStep::Finished,
-        };
-    }
-
-    /// Inside [`Io::EditSchedule`]: spreads the backlog.
-    pub fn edit(&self, schedule: &mut ScheduleState) {
-        if self.step != SpreadStep::Editing {
-            return;
-        }
-        let (pacer, now, backlog, phase) = (&self.pacer, self.now, self.backlog, self.phase);
-        match &self.back {
-            Some(back) => {
-                for (origin, outage) in back {
-                    schedule.spread(origin, *outage, backlog, pacer, now, phase);
-                }
-            }
-            None => {
-                schedule.network_back(backlog, pacer, now, phase);
-            }
-        }
     }
 }
 
@@ -589,22 +502,22 @@ impl<E: std::error::Error + 'static> Machine<E> for Forward<'_, E> {
 }
 
 /// The device is back online: entries that were backing off only because
-/// no answer came are due now, within the [`Spread`] of each origin that
-/// was unreachable. Result: [`NetworkBack::due`].
+/// no answer came are due now. Each origin that gave no answer stays in
+/// its probe until it answers ([`crate::throttle`]): the first thing a
+/// recovering server gets from this client is one request. Result:
+/// [`NetworkBack::due`].
 #[derive(Debug)]
 pub struct NetworkBack {
     asked: bool,
     due: usize,
-    spread: Option<Spread>,
 }
 
 impl NetworkBack {
-    /// The network came back; spread under `pacer`.
-    pub fn new(pacer: PacerConfig) -> Self {
+    /// The network came back.
+    pub fn new() -> Self {
         Self {
             asked: false,
             due: 0,
-            spread: Some(Spread::new(None, pacer)),
         }
     }
 
@@ -614,37 +527,28 @@ impl NetworkBack {
     }
 }
 
+impl Default for NetworkBack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<E: std::error::Error + 'static> Machine<E> for NetworkBack {
     fn poll(&mut self, now: Millis) -> Io {
-        if !self.asked {
-            self.asked = true;
-            return Io::RetryUnreachable(now);
+        if std::mem::replace(&mut self.asked, true) {
+            return Io::Done;
         }
-        self.spread
-            .as_mut()
-            .and_then(|spread| spread.next_io(now))
-            .unwrap_or(Io::Done)
+        Io::RetryUnreachable(now)
     }
 
-    fn feed(&mut self, done: Done<E>, cx: &mut Cx<'_>) {
-        match done {
-            Done::Count(due) => self.due = due,
-            done => {
-                if let Some(spread) = &mut self.spread {
-                    spread.take(done, cx);
-                }
-            }
+    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
+        if let Done::Count(due) = done {
+            self.due = due;
         }
     }
 
     fn take_events(&mut self) -> Vec<Event> {
         Vec::new()
-    }
-
-    fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
-        if let Some(spread) = &self.spread {
-            spread.edit(schedule);
-        }
     }
 }
 
@@ -739,7 +643,6 @@ mod tests {
     use crate::clock::SplitMix64;
     use crate::entry::{EntryState, Head, StoredRequest};
     use crate::io::feed_at;
-    use crate::store::Stats;
 
     type Error = std::io::Error;
     const ORIGIN: &str = "https://api.example.test";
@@ -925,32 +828,15 @@ mod tests {
     }
 
     #[test]
-    fn network_back_hurries_the_unreachable_then_spreads_the_backlog() {
-        let config = Config::default();
-        let mut schedule = ScheduleState::default();
-        let unanswered = crate::throttle::Signal::Unanswered;
-        schedule.answered(ORIGIN, unanswered, &config.pacer, 1_000, 0);
-        let mut door = NetworkBack::new(config.pacer);
+    fn network_back_hurries_the_unreachable_and_nothing_else() {
+        let mut door = NetworkBack::new();
         let Io::RetryUnreachable(at) = Machine::<Error>::poll(&mut door, 60_000) else {
             panic!("due now first");
         };
         assert_eq!(at, 60_000);
         feed_at(&mut door, Done::Count(3), 60_000);
-        let Io::Stats(_) = Machine::<Error>::poll(&mut door, 60_001) else {
-            panic!("then the backlog is counted");
-        };
-        let backlog = Stats {
-            pending: 3,
-            ..Stats::default()
-        };
-        feed_at(&mut door, Done::Stats(backlog), 60_001);
-        let Io::EditSchedule = Machine::<Error>::poll(&mut door, 60_002) else {
-            panic!("and spread");
-        };
-        let before = schedule.clone();
-        Machine::<Error>::edit_schedule(&mut door, &mut schedule);
-        assert_ne!(schedule, before, "the origin's backlog is spread");
-        feed_at(&mut door, Done::Nothing, 60_002);
+        // No spread: each unanswered origin is probed first by the flush
+        // that follows (its throttle), then goes at its pace.
         assert!(matches!(
             Machine::<Error>::poll(&mut door, 60_003),
             Io::Done

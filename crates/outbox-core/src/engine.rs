@@ -107,9 +107,9 @@
 //!    never before a `Retry-After`), await a token, or dead — into
 //!    settlements for the next cycle's store step.
 //!
-//! An origin that just came back from an outage gets its backlog spread
-//! ([`crate::throttle`]) before the claim that would send it: that store
-//! step claims nothing, and the next one claims within the spread.
+//! An origin that gives no answer is probed, one request at a time, until
+//! it answers; one whose server sheds load is slowed to the rate its shed
+//! share allows ([`crate::throttle`]).
 //!
 //! # Crash safety and duplicates
 //!
@@ -429,13 +429,11 @@ where
     }
 
     /// The device is back online (a page's `online` event): entries that
-    /// were backing off only because no answer came are due now — within
-    /// the spread of each origin that was unreachable (one probe first,
-    /// the rest over a window growing with the outage; see
-    /// [`crate::throttle`] and [`door::NetworkBack`]). Returns how many;
-    /// flush afterwards.
+    /// were backing off only because no answer came are due now, each
+    /// origin that was unreachable probed first ([`crate::throttle`],
+    /// [`door::NetworkBack`]). Returns how many; flush afterwards.
     pub async fn network_back(&self) -> Result<usize, S::Error> {
-        let mut door = door::NetworkBack::new(self.config.pacer);
+        let mut door = door::NetworkBack::new();
         self.run(&mut door).await?;
         Ok(door.due())
     }

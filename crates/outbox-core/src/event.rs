@@ -3,6 +3,7 @@
 use crate::clock::Millis;
 use crate::entry::{EntryId, LastError};
 use crate::json::Object;
+use crate::throttle::Limit;
 
 /// A state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,15 @@ pub enum Event {
         /// Entry id.
         id: EntryId,
     },
+    /// An origin's herd throttle started, changed or stopped limiting it
+    /// ([`crate::throttle`]): what `stats().throttled` shows, as it
+    /// happens.
+    Throttle {
+        /// The origin.
+        origin: String,
+        /// What the throttle does now; `None`: it no longer limits.
+        limit: Option<Limit>,
+    },
     /// Everything was deleted.
     Purged {
         /// Queued entries removed.
@@ -115,7 +125,7 @@ pub enum Event {
 impl Event {
     /// The event's type name (`queued`, `sending`, `sent`, `retrying`,
     /// `awaiting-token`, `paused`, `dead`, `revived`, `discarded`,
-    /// `cancelled`, `purged`, `held`).
+    /// `cancelled`, `purged`, `held`, `throttle`).
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Queued { .. } => "queued",
@@ -130,6 +140,7 @@ impl Event {
             Event::Discarded { .. } => "discarded",
             Event::Cancelled { .. } => "cancelled",
             Event::Purged { .. } => "purged",
+            Event::Throttle { .. } => "throttle",
         }
     }
 
@@ -146,7 +157,7 @@ impl Event {
             | Event::Revived { id, .. }
             | Event::Discarded { id }
             | Event::Cancelled { id } => Some(*id),
-            Event::Paused { .. } | Event::Purged { .. } => None,
+            Event::Paused { .. } | Event::Purged { .. } | Event::Throttle { .. } => None,
         }
     }
 
@@ -209,6 +220,10 @@ impl Event {
             Event::Purged { queued, dead } => {
                 o.num("queued", *queued as u64).num("dead", *dead as u64);
             }
+            Event::Throttle { origin, limit } => {
+                o.str("origin", origin);
+                limit_json(&mut o, limit.as_ref());
+            }
         }
         o.finish()
     }
@@ -228,6 +243,43 @@ pub fn error_json(e: &LastError) -> String {
         o.str("contextId", c);
     }
     o.finish()
+}
+
+/// Writes what a throttle does into `o`: `reason` (`probing`, `shedding`
+/// or `none`), and when shedding `ratePerMinute` (requests a minute, up
+/// to three decimals) and `shedPercent`. The form of a `throttle` event
+/// and of each entry of `stats().throttled`.
+pub fn limit_json(o: &mut Object, limit: Option<&Limit>) {
+    match limit {
+        None => {
+            o.str("reason", "none");
+        }
+        Some(limit @ Limit::Probing) => {
+            o.str("reason", limit.reason());
+        }
+        Some(limit @ Limit::Shedding { rate, shed_percent }) => {
+            let mut per_minute = String::new();
+            crate::json::push_u64(&mut per_minute, rate / 1000);
+            let milli = rate % 1000;
+            if milli != 0 {
+                per_minute.push('.');
+                let digits = [milli / 100, milli / 10 % 10, milli % 10];
+                let keep = if milli % 10 != 0 {
+                    3
+                } else if milli % 100 != 0 {
+                    2
+                } else {
+                    1
+                };
+                for d in &digits[..keep] {
+                    per_minute.push(char::from(b'0' + *d as u8));
+                }
+            }
+            o.str("reason", limit.reason())
+                .raw("ratePerMinute", &per_minute)
+                .num("shedPercent", u64::from(*shed_percent));
+        }
+    }
 }
 
 /// An event's JSON object: its `type` first.

@@ -15,7 +15,6 @@
 //!            ▼                                                         │
 //!   Io::Store{settlements, terms} ── settle + claim, one transaction ───┤ stored()
 //!      (inside it: settled_into(), plan())                             │
-//!   Io::Stats, Io::EditSchedule ── spread the backlog of origins back ──┤ (a Spread)
 //!   Io::AskTokens(origins) ── ask the token source, once each ──────────┤ tokens_came()
 //!   Io::Release(origin) ── for each token that came at once ────────────┤ (an Arrival)
 //!   Io::Send(entries) ── send concurrently, outside any transaction ────┤ answered()
@@ -27,9 +26,8 @@
 //!
 //! The vocabulary ([`Io`], [`Done`]) and the [`Machine`] trait are shared
 //! with the front doors ([`crate::io`], [`crate::door`]); the two steps of
-//! several I/O a flush may queue, spreading a backlog and releasing the
-//! entries a token was waited for, are the doors' own [`Spread`] and
-//! [`Arrival`].
+//! several I/O a flush may queue, releasing the entries a token was
+//! waited for, is the doors' own [`Arrival`].
 //!
 //! Two calls happen *inside* the store's transaction, because IndexedDB
 //! commits a transaction that awaits anything but its own requests:
@@ -67,7 +65,7 @@
 use std::collections::VecDeque;
 
 use crate::clock::{Millis, Random};
-use crate::door::{Arrival, Spread};
+use crate::door::Arrival;
 use crate::engine::{Config, FlushReport};
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::event::Event;
@@ -114,8 +112,6 @@ enum Todo {
 /// A step of several I/O, run to its end before anything else is polled.
 #[derive(Debug)]
 enum Step {
-    /// Spread the backlog of origins back from an outage.
-    Spread(Spread),
     /// Release the entries a token that came was waited for.
     Arrival(Arrival),
 }
@@ -216,7 +212,7 @@ impl<'c> Flush<'c> {
     /// `Done` again.
     pub fn poll(&mut self, now: Millis) -> Io {
         loop {
-            if let Some(io) = self.step_io(now) {
+            if let Some(io) = self.step_io() {
                 return io;
             }
             match self.todo.pop_front() {
@@ -243,7 +239,7 @@ impl<'c> Flush<'c> {
                     }
                     // Nothing sent: go on only if the cycle made something
                     // ready (a dead head uncovers its successor, a token
-                    // came, a backlog was spread).
+                    // came).
                     self.phase = if self.progressed {
                         Phase::Cycle
                     } else {
@@ -332,10 +328,7 @@ impl<'c> Flush<'c> {
         has_token: &dyn Fn(&str) -> bool,
     ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
         self.room = 0;
-        if !self.aftermath.came_back.is_empty() {
-            return (Vec::new(), None);
-        }
-        for origin in schedule.throttled(&self.config.pacer, self.now) {
+        for origin in schedule.throttled(&self.config.pacer) {
             if !self.throttled.contains(&origin) {
                 self.throttled.push(origin);
             }
@@ -412,13 +405,6 @@ impl<'c> Flush<'c> {
             let aftermath = std::mem::take(&mut self.aftermath);
             self.events
                 .extend(verdicts.events(applied, &aftermath, &mut self.report));
-            if !aftermath.came_back.is_empty() {
-                progressed = true;
-                self.todo.push_back(Todo::Step(Step::Spread(Spread::new(
-                    Some(aftermath.came_back),
-                    self.config.pacer,
-                ))));
-            }
             want_token = verdicts.want_token;
         }
         if self.phase == Phase::SettlingAlone {
@@ -506,9 +492,8 @@ impl<'c> Flush<'c> {
 
     /// The I/O of the step under way, if it has any left; a step that has
     /// none is over, and its events join the flush's.
-    fn step_io(&mut self, now: Millis) -> Option<Io> {
+    fn step_io(&mut self) -> Option<Io> {
         let (io, events) = match self.step.as_mut()? {
-            Step::Spread(spread) => (spread.next_io(now), Vec::new()),
             Step::Arrival(arrival) => (arrival.next_io(), arrival.take_events()),
         };
         self.events.extend(events);
@@ -599,7 +584,6 @@ impl<E: std::error::Error + 'static> Machine<E> for Flush<'_> {
 
     fn feed(&mut self, done: Done<E>, cx: &mut Cx<'_>) {
         match (&mut self.step, done) {
-            (Some(Step::Spread(spread)), done) => spread.take(done, cx),
             (Some(Step::Arrival(arrival)), done) => arrival.take(done),
             (_, Done::Stored { applied, claimed }) => self.stored(&applied, claimed, cx.asks),
             (_, Done::Tokens(came)) => self.tokens_came(came),
@@ -612,12 +596,6 @@ impl<E: std::error::Error + 'static> Machine<E> for Flush<'_> {
 
     fn take_events(&mut self) -> Vec<Event> {
         Flush::take_events(self)
-    }
-
-    fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
-        if let Some(Step::Spread(spread)) = &self.step {
-            spread.edit(schedule);
-        }
     }
 
     fn settled_into(&mut self, schedule: &mut ScheduleState, applied: &[Settlement]) {
@@ -658,7 +636,6 @@ mod tests {
     use crate::entry::{EntryState, StoredRequest};
     use crate::io::feed_at;
     use crate::retry::Action;
-    use crate::store::Stats;
 
     const ORIGIN: &str = "https://api.example.test";
 
@@ -1094,7 +1071,9 @@ mod tests {
     }
 
     #[test]
-    fn an_origin_back_from_an_outage_has_its_backlog_spread_before_anything_is_claimed() {
+    fn an_origin_back_from_an_outage_is_claimed_from_at_once() {
+        // The probe of an origin that gave no answer is answered: the next
+        // cycle claims its backlog at the pacer's pace, no window first.
         let config = Config::default();
         let mut schedule = ScheduleState::default();
         let unanswered = crate::throttle::Signal::Unanswered;
@@ -1111,37 +1090,11 @@ mod tests {
             panic!("a store step");
         };
         flush.settled_into(&mut schedule, &settlements);
-        let next = entry(2, "c1", EntryState::Pending);
-        let (claims, wake) = flush.plan(&mut schedule, &[next.head()], &|_| true);
-        assert_eq!(
-            (claims, wake),
-            (Vec::new(), None),
-            "nothing is claimed before the spread"
-        );
-        flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
-        let Io::Stats(at) = flush.poll(60_020) else {
-            panic!("the backlog is counted first");
-        };
-        assert_eq!(at, 60_020);
-        let backlog = Stats {
-            pending: 40,
-            ..Stats::default()
-        };
-        feed_at(&mut flush, Done::Stats(backlog), 60_021);
-        let Io::EditSchedule = flush.poll(60_022) else {
-            panic!("then spread");
-        };
-        let before = schedule.clone();
-        Machine::<std::io::Error>::edit_schedule(&mut flush, &mut schedule);
-        assert_ne!(schedule, before, "the spread is written into the schedule");
-        feed_at(&mut flush, Done::Nothing, 60_022);
-        let Io::Store {
-            settlements: None, ..
-        } = flush.poll(60_030)
-        else {
-            panic!("then a cycle claims within the spread");
-        };
-        let (claims, _) = flush.plan(&mut schedule, &[next.head()], &|_| true);
-        assert_eq!(claims.len(), 1, "the origin is claimed from again");
+        assert!(schedule.throttled(&config.pacer).is_empty(), "answered");
+        let heads: Vec<Head> = (2..5)
+            .map(|seq| entry(seq, &format!("c{seq}"), EntryState::Pending).head())
+            .collect();
+        let (claims, _) = flush.plan(&mut schedule, &heads, &|_| true);
+        assert_eq!(claims.len(), 3, "every lane goes in the same cycle");
     }
 }

@@ -12,7 +12,7 @@ use crate::clock::Millis;
 use crate::hold::Holds;
 use crate::json;
 use crate::retry_after::RateLimitInfo;
-use crate::throttle::{Signal, Throttle, ThrottleConfig};
+use crate::throttle::{Limit, Signal, Throttle, ThrottleConfig};
 
 /// Pacing settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,9 +148,7 @@ impl ScheduleState {
     }
 
     /// Tells the origin's throttle what an attempt's answer (or its
-    /// absence) said. `phase` is a random number. Returns the outage's
-    /// length when the origin just came back from one no spread covered:
-    /// spread the backlog then ([`spread`](Self::spread)).
+    /// absence) said ([`Throttle::observe`]). `phase` is a random number.
     pub fn answered(
         &mut self,
         origin: &str,
@@ -158,72 +156,44 @@ impl ScheduleState {
         config: &PacerConfig,
         now: Millis,
         phase: u64,
-    ) -> Option<Millis> {
+    ) {
         let ceiling = config.throttle_ceiling();
         let pace = self.origin(origin, config, now);
         pace.throttle
-            .observe(&config.throttle, signal, ceiling, now, phase)
-    }
-
-    /// Spreads a backlog of `backlog` requests to `origin` after an outage
-    /// of `outage_ms` (see [`crate::throttle`]). Returns the window.
-    pub fn spread(
-        &mut self,
-        origin: &str,
-        outage_ms: Millis,
-        backlog: u64,
-        config: &PacerConfig,
-        now: Millis,
-        phase: u64,
-    ) -> Millis {
-        let ceiling = config.throttle_ceiling();
-        let pace = self.origin(origin, config, now);
-        pace.throttle
-            .spread(&config.throttle, outage_ms, backlog, ceiling, now, phase)
-    }
-
-    /// The network is back: every origin that gave no answer since and has
-    /// not been spread yet spreads `backlog` over a window growing with its
-    /// outage. Returns `(origin, window)` for each.
-    pub fn network_back(
-        &mut self,
-        backlog: u64,
-        config: &PacerConfig,
-        now: Millis,
-        phase: u64,
-    ) -> Vec<(String, Millis)> {
-        let down: Vec<(String, Millis)> = self
-            .origins
-            .iter()
-            .filter(|(_, p)| {
-                let t = &p.throttle;
-                t.down_since != 0 && t.spread_until < t.down_since
-            })
-            .map(|(o, p)| (o.clone(), now.saturating_sub(p.throttle.down_since)))
-            .collect();
-        down.into_iter()
-            .map(|(origin, outage)| {
-                let w = self.spread(&origin, outage, backlog, config, now, phase);
-                (origin, w)
-            })
-            .collect()
+            .observe(&config.throttle, signal, ceiling, now, phase);
     }
 
     /// How many requests the origin's throttle lets go at `now`; `None`
     /// when it does not limit.
     pub fn allowance(&self, origin: &str, config: &PacerConfig, now: Millis) -> Option<u64> {
-        self.get(origin)
-            .and_then(|p| p.throttle.allowance(&config.throttle, now))
+        self.get(origin).and_then(|p| {
+            p.throttle
+                .allowance(&config.throttle, config.throttle_ceiling(), now)
+        })
     }
 
-    /// The origins whose throttle limits them at `now`
+    /// The origins whose throttle limits them
     /// ([`Throttle::limits`](crate::throttle::Throttle::limits)).
-    pub fn throttled(&self, config: &PacerConfig, now: Millis) -> Vec<String> {
+    pub fn throttled(&self, config: &PacerConfig) -> Vec<String> {
         self.origins
             .iter()
-            .filter(|(_, pace)| pace.throttle.limits(&config.throttle, now))
+            .filter(|(_, pace)| pace.throttle.limits(&config.throttle))
             .map(|(origin, _)| origin.clone())
             .collect()
+    }
+
+    /// How and why each origin's throttle limits it ([`Throttle::view`]),
+    /// for those it does.
+    pub fn throttle_views(&self) -> Vec<(String, Limit)> {
+        self.origins
+            .iter()
+            .filter_map(|(origin, pace)| Some((origin.clone(), pace.throttle.view()?)))
+            .collect()
+    }
+
+    /// How the origin's throttle limits it, if it does.
+    pub fn throttle_view(&self, origin: &str) -> Option<Limit> {
+        self.get(origin)?.throttle.view()
     }
 
     /// Pauses the origin until `until` (a later pause wins).
@@ -265,18 +235,23 @@ impl ScheduleState {
 
     /// A compact text form for storage: one origin per line,
     /// `origin credit updated_at paused_until` separated by spaces, then,
-    /// when its throttle holds anything, the throttle's seven fields
-    /// (`rate credit updated_at down_since probe_until spread_until
-    /// cut_at`).
+    /// when its throttle holds anything, `t` and the throttle's seven
+    /// fields (`rate credit updated_at down_since probe_until shed
+    /// shed_at`).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         for (origin, p) in &self.origins {
             out.push_str(origin);
-            let throttle = (p.throttle != Throttle::default()).then(|| p.throttle.fields());
-            let fields = [p.credit, p.updated_at, p.paused_until];
-            for f in fields.iter().chain(throttle.iter().flatten()) {
+            for f in [p.credit, p.updated_at, p.paused_until] {
                 out.push(' ');
-                json::push_u64(&mut out, *f);
+                json::push_u64(&mut out, f);
+            }
+            if p.throttle != Throttle::default() {
+                out.push_str(" t");
+                for f in p.throttle.fields() {
+                    out.push(' ');
+                    json::push_u64(&mut out, f);
+                }
             }
             out.push('\n');
         }
@@ -284,16 +259,21 @@ impl ScheduleState {
         out
     }
 
-    /// Reads [`encode`](Self::encode)'s form, and the older one without
-    /// throttle fields; bad lines are skipped (pacing state is advisory:
-    /// losing a line only forgets a pause).
+    /// Reads [`encode`](Self::encode)'s form, and the older ones (without
+    /// throttle fields, or with the seven fields of the throttle that
+    /// spread a backlog, which start afresh); bad lines are skipped
+    /// (pacing state is advisory: losing a line only forgets a pause).
     pub fn decode(text: &str) -> Self {
         let mut state = Self::default();
         for line in text.lines() {
             if state.holds.decode_line(line) {
                 continue;
             }
-            let f: Vec<&str> = line.split(' ').collect();
+            let mut f: Vec<&str> = line.split(' ').collect();
+            let current = f.get(4) == Some(&"t");
+            if current {
+                f.remove(4);
+            }
             let (origin, numbers) = match f.as_slice() {
                 [origin, rest @ ..] if rest.len() == 3 || rest.len() == 10 => (*origin, rest),
                 _ => continue,
@@ -306,7 +286,9 @@ impl ScheduleState {
                 continue;
             };
             let throttle = match n.get(3..) {
-                Some(&[a, b, c, d, e, f, g]) => Throttle::from_fields([a, b, c, d, e, f, g]),
+                Some(&[a, b, c, d, e, f, g]) if current => {
+                    Throttle::from_fields([a, b, c, d, e, f, g])
+                }
                 _ => Throttle::default(),
             };
             state.origins.retain(|(o, _)| o != origin);
@@ -327,6 +309,7 @@ impl ScheduleState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::throttle::PROBE_HOLD_MS;
 
     const O: &str = "https://api.mypurecloud.ie";
 
@@ -429,25 +412,46 @@ mod tests {
         let mut s = ScheduleState::default();
         // Down: one probe at a time, whatever the bucket holds.
         s.answered(O, Signal::Unanswered, &cfg, 0, 0);
+        assert_eq!(s.throttled(&cfg), vec![O.to_owned()]);
         assert_eq!(s.try_take(O, &cfg, 1), Ok(()));
-        assert!(s.try_take(O, &cfg, 2).is_err());
-        // The network is back after 10 minutes: 5 entries over a minute.
-        let back = 600_001; // the outage began at 1 (0 means "not down")
-        assert_eq!(
-            s.network_back(5, &cfg, back, 0),
-            vec![(O.to_owned(), 60_000)]
+        assert_eq!(s.try_take(O, &cfg, 2), Err(1 + PROBE_HOLD_MS));
+        // Answered: the pacer alone again.
+        s.answered(O, Signal::Accepted, &cfg, 100, 0);
+        assert!(s.throttled(&cfg).is_empty());
+        assert_eq!(s.throttle_views(), vec![]);
+        for _ in 0..8 {
+            assert_eq!(s.try_take(O, &cfg, 100), Ok(()));
+        }
+        // A server shedding every request: a reduced rate, shown with why.
+        for i in 0..10 {
+            s.answered(O, Signal::Shed, &cfg, 200 + i, 0);
+        }
+        let views = s.throttle_views();
+        assert!(
+            matches!(views.as_slice(), [(o, Limit::Shedding { shed_percent: 74.., .. })] if o == O),
+            "{views:?}"
         );
-        assert_eq!(s.allowance(O, &cfg, back), Some(0));
-        assert_eq!(s.network_back(5, &cfg, back, 0), vec![], "spread once");
-        assert_eq!(s.try_take(O, &cfg, back), Err(back + 12_000));
-        // The probe goes, and holds the origin until it is answered.
-        assert_eq!(s.try_take(O, &cfg, back + 12_000), Ok(()));
-        assert_eq!(s.try_take(O, &cfg, back + 30_000), Err(back + 42_000));
-        assert_eq!(
-            s.answered(O, Signal::Accepted, &cfg, back + 30_000, 0),
-            None
-        );
-        assert_eq!(s.try_take(O, &cfg, back + 30_000), Ok(()));
-        assert_eq!(s.try_take(O, &cfg, back + 30_001), Err(back + 42_000));
+        assert_eq!(s.throttle_view(O), Some(views[0].1));
+        assert!(s.try_take(O, &cfg, 300).is_err(), "at the reduced rate");
+        // Looked at again as the flusher does (no later than it is told),
+        // the share fades and the next request goes before the floor's
+        // two minutes; then it waits again.
+        let mut now = 300;
+        while let Err(at) = s.try_take(O, &cfg, now) {
+            now = at;
+        }
+        assert!(now < 120_000, "went at {now}");
+        assert!(s.try_take(O, &cfg, now + 1).is_err(), "one at a time");
+    }
+
+    #[test]
+    fn an_older_throttle_record_starts_afresh() {
+        // Ten numbers without the `t` marker: the throttle that spread a
+        // backlog (its `spread_until` would read as a shed share).
+        let old =
+            "https://api.mypurecloud.ie 600000 5 77 75000 0 5 0 0 1700000060000 1700000000000\n";
+        let read = ScheduleState::decode(old);
+        assert_eq!(read.paused_until(O, 6), Some(77));
+        assert_eq!(read.get(O).unwrap().throttle, Throttle::default());
     }
 }

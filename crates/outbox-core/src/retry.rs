@@ -16,7 +16,9 @@ pub struct RetryPolicy {
     pub cap_ms: u64,
     /// Server-side failures (`408`, `5xx`, expired leases) after which the
     /// entry dies (default 25). Network failures without an answer do not
-    /// count: an offline device is not the message's fault.
+    /// count: an offline device is not the message's fault; nor is a busy
+    /// server's `503` or `408` ever the last straw (the count stops one
+    /// short of the limit on them).
     pub max_attempts: u32,
     /// Age after which an entry dies, whatever happened (default 72 h).
     pub max_age_ms: u64,
@@ -28,6 +30,13 @@ pub struct RetryPolicy {
     /// The first `401` of a run goes again as soon as a fresh token is in
     /// hand; after each later one the entry also backs off as after a
     /// server failure (equal jitter, ceiling growing from `base_ms`).
+    ///
+    /// The window is judged on the server's answers, not on the sender's
+    /// pace: a run dies only once it spans the window both on the clock
+    /// *and* in that backoff schedule ([`auth_schedule_ms`](Self::auth_schedule_ms)),
+    /// so a sender slowed by something else (a throttled origin, an
+    /// offline device, a paused worker) needs as many `401`s as one at
+    /// the backoff's own pace before it concludes the refusal is for good.
     pub auth_window_ms: u64,
 }
 
@@ -100,6 +109,17 @@ impl RetryPolicy {
         self.base_ms.saturating_mul(growth).min(self.cap_ms)
     }
 
+    /// The shortest time the backoff schedule itself puts between the
+    /// first and the `auth_failures`-th `401` of a run: none before the
+    /// second (it waits only for a fresh token), then at least half of
+    /// each later ceiling (equal jitter). A run of `401`s dies only once
+    /// this too reaches [`auth_window_ms`](Self::auth_window_ms).
+    pub fn auth_schedule_ms(&self, auth_failures: u32) -> u64 {
+        (1..auth_failures.saturating_sub(1))
+            .map(|n| self.ceiling_ms(n) / 2)
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// Whether an entry created at `created_at` is too old at `now`.
     pub fn is_expired(&self, created_at: Millis, now: Millis) -> bool {
         now.saturating_sub(created_at) >= self.max_age_ms
@@ -155,7 +175,10 @@ impl RetryPolicy {
                 let auth_failures = entry.auth_failures.saturating_add(1);
                 let since = entry.auth_since.unwrap_or(now).min(now);
                 let span = now - since;
-                if auth_failures >= self.max_auth_failures && span >= self.auth_window_ms {
+                if auth_failures >= self.max_auth_failures
+                    && span >= self.auth_window_ms
+                    && self.auth_schedule_ms(auth_failures) >= self.auth_window_ms
+                {
                     Action::Dead {
                         error: with_cause(
                             LastError::new(
@@ -210,7 +233,16 @@ impl RetryPolicy {
                 server_failure,
                 ..
             } => {
-                let failures = entry.failures + u32::from(*server_failure);
+                // A server that only says it is busy (`503`) or that the
+                // request came too slowly (`408`) says nothing about the
+                // message: such an answer is never the failure that kills
+                // it (a herd after an outage meets many; the throttle
+                // slows them). Its count stops one short of the limit.
+                let busy = *server_failure && matches!(error.status, Some(408 | 503));
+                let mut failures = entry.failures + u32::from(*server_failure);
+                if busy {
+                    failures = failures.min(self.max_attempts.saturating_sub(1));
+                }
                 if failures >= self.max_attempts {
                     Action::Dead {
                         error: self.max_attempts_error(Some(error)),

@@ -14,6 +14,7 @@ use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::pacer::ScheduleState;
 use crate::retry::Action;
 use crate::scheduler::Claim;
+use crate::throttle::Limit;
 
 /// Limits on what the queue accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +134,10 @@ pub struct Stats {
     /// Lanes held by a dead letter ([`crate::hold`]): the lane and the dead
     /// letter's id.
     pub held: Vec<(String, EntryId)>,
+    /// Origins the herd throttle limits ([`crate::throttle`]), with how and
+    /// why: probing an origin that gives no answer, or a reduced rate while
+    /// its server sheds load.
+    pub throttled: Vec<(String, Limit)>,
 }
 
 impl Stats {
@@ -167,6 +172,7 @@ impl Stats {
             .map(|(o, p)| (o.clone(), p.paused_until))
             .collect();
         self.held = schedule.holds.list();
+        self.throttled = schedule.throttle_views();
     }
 }
 

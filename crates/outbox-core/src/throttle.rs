@@ -1,49 +1,86 @@
-//! Herd safety: an adaptive per-origin throttle, and the spread of a
-//! backlog after an outage.
+//! Herd safety: a per-origin throttle that follows the server's shed
+//! signals, fast for one client and safe for a hundred thousand.
 //!
 //! After an outage every client comes back at once. The pacer
 //! ([`crate::pacer`]) keeps one client under its token's rate limit, but
 //! ten thousand clients each within their limit still flood the service.
 //! Clients cannot know how many others there are; the server's answers are
-//! their only signal. Three rules follow, all per origin:
+//! their only signal, and a client must tell "the server sheds load" from
+//! "my network failed": a lost connection says nothing about the server's
+//! capacity. Two rules, per origin:
 //!
 //! 1. **Probe while down.** From the first request that gets no answer
 //!    (network error, timeout) until the next answer, at most one request
-//!    is out at a time: the probe. A device that is offline tries its lanes
-//!    one after another, never all at once, and the first thing that
-//!    reaches a recovering server is one request per client.
-//! 2. **Spread the backlog after an outage.** When the origin comes back
-//!    after being unreachable for `D` (the page's `online` event through
-//!    [`Engine::network_back`](crate::engine::Engine::network_back), or the
-//!    first answer after failures), what is queued is spread over a window
-//!    `W = D × spread_percent / 100` (capped at `spread_max_ms`): the
-//!    throttle's rate becomes `backlog ÷ W` with a random phase, without a
-//!    burst. A 30 s blip gives `W` = 3 s and, with ten messages queued, the
-//!    first goes within 0.3 s; a 10-minute outage spreads ten messages over
-//!    a minute. The spread is proportional to the work: a client holding
-//!    more than its pacer could send in `W` is not slowed at all (the pacer
-//!    is then the tighter limit). While the window lasts the rate only
-//!    falls.
-//! 3. **Follow the server (MIMD).** A shed signal — `429`, `408`, `502`,
-//!    `503`, `504`, or no answer while throttling — halves the rate (at most
-//!    once a second, with a random phase before the next request); each
-//!    answer that is not a shed signal, once the window is over, raises it
-//!    by 1/200. The throttle switches itself off once its rate reaches the
-//!    pacer's, and a healthy origin is never throttled (rule 1 aside).
+//!    is out at a time: the probe. A device that is offline tries its
+//!    lanes one after another, never all at once, and the first thing that
+//!    reaches a recovering server is one request per client. No answer
+//!    never slows the rate itself: when the origin answers again the
+//!    client goes on at the rate it had.
+//! 2. **Follow the shed share.** Each answer tells whether the server shed
+//!    it: `429`, `408`, `502`, `503`, `504` ([`Signal::Shed`]) against an
+//!    answer it took ([`Signal::Accepted`]); a `500` or a `4xx` says
+//!    nothing about load and is not counted. The throttle keeps the share
+//!    of shed answers among the recent ones (`shed`: an average over
+//!    answers, each weighing 1/[`SHED_WEIGHT`], that also fades with time
+//!    toward zero over `memory_ms`, 2 min by default). While that share is
+//!    within the tolerance (30 %) the throttle does not limit at all.
+//!    Above it the rate is the pacer's halved for every `step_percent`
+//!    (5 %) of shed share beyond the tolerance,
+//!    `rate = pacer × 2^−(shed − tolerance)/step`, never below one request
+//!    every `max_interval_ms` (2 min).
 //!
-//! Why a multiplicative increase and not AIMD's additive one: in a herd of
-//! N clients each one's fair share is `capacity ÷ N`, a request a minute
-//! or less, and a fixed additive step is then far larger than the share
-//! itself. With both steps multiplicative, the share of shed requests at
-//! equilibrium is `ln(1 + g) ÷ (ln(1 + g) + ln(1/β))` ≈ 0.7 % for
-//! `g` = 1/200 and `β` = ½, whatever N and whatever each client's rate.
-//! (AWS's CUBIC-based adaptive retry and Google SRE's accept-ratio
-//! throttling need many requests per client to estimate a rate or a ratio;
-//! a herd client may hold ten.)
+//! # Why it recovers at the server's pace
+//!
+//! A clean answer takes an eighth of the shed share away, so once the
+//! server stops shedding the rate climbs by a factor of
+//! `2^(shed/8/step)` per answer — about doubling per answer at a 40 %
+//! share — and is back at the pacer's within a handful of answers: a
+//! flaky minute never leaves a client crawling for an hour, as a rate
+//! that grew back by 1/200 per answer did. A client that was cut deep
+//! and gets no answers (it sends little) is not stuck either: the share
+//! fades with the clock over `memory_ms`. No answer and a `500` never cut
+//! the rate, so an offline device or a buggy endpoint is not slowed; a
+//! lone client that meets up to 30 % of shed answers (a flaky gateway)
+//! is not slowed at all.
+//!
+//! # Why it holds for every N
+//!
+//! The server sheds every client's requests alike, so every client of a
+//! herd measures the same share `p`, and all of them settle at the same
+//! rate — unlike rules where each client's rate random-walks with its own
+//! luck (halve on a shed, grow a little per answer), which starve the
+//! unlucky and make the herd's last message wait for them. With `N`
+//! clients each holding a backlog, the herd offers
+//! `N × pacer × 2^−(p − tolerance)/step`, the server takes its capacity
+//! `C` and sheds the rest, so the share settles where the offer meets the
+//! capacity: `p* ≈ tolerance + step × log2(N × pacer ÷ C)`. The server
+//! runs at its capacity whatever `N` (the herd drains in its ideal time),
+//! and the price of a larger herd is a shed share growing by `step`
+//! (5 points) per doubling of `N` — 30 % at a thousand clients that each
+//! could send 150 a minute to a service taking 2,000 a second, about
+//! 50 % at ten thousand (measured: BENCHMARKS.md, herd part). The floor
+//! sets the limit: above `C × max_interval_ms` clients (240,000 for a
+//! 2-minute floor and 2,000 requests a second) the herd at its slowest
+//! still offers more than the capacity, and only the server's own
+//! `Retry-After` can spread it further (a `503` or `429` that carries one
+//! pauses the origin, [`crate::verdict::OriginNote`]).
+//!
+//! # What no client-side rule can do
+//!
+//! Before its first answer a client of a herd of 100,000 and a client
+//! alone are in the same state: same outage, same backlog. The lone
+//! client must send at once (its ten messages within seconds of the
+//! network's return), so each member of the herd does too, and the first
+//! seconds after a herd's return carry one request per client whatever
+//! the rule — the peak of the first second grows with `N`, and the `503`s
+//! of that first contact with it. Spreading the first contact over a
+//! window that grows with the outage (the rule this one replaced) keeps a
+//! herd of 10,000 under capacity and makes one client wait a minute
+//! after a 10-minute outage.
 //!
 //! The state is part of [`ScheduleState`](crate::pacer::ScheduleState),
-//! persisted with the queue: a restarted worker keeps its rate, its window
-//! and its probe.
+//! persisted with the queue: a restarted worker keeps its share and its
+//! probe.
 
 use crate::classify::Outcome;
 use crate::clock::Millis;
@@ -56,38 +93,38 @@ pub const TOKEN: u64 = 60_000_000;
 /// that died mid-probe); an answer ends the hold at once.
 pub const PROBE_HOLD_MS: Millis = 30_000;
 
-/// Cuts closer together than this count as one (the answers to one batch).
-pub const CUT_GUARD_MS: Millis = 1_000;
+/// Each answer weighs 1/`SHED_WEIGHT` in the shed share.
+pub const SHED_WEIGHT: u64 = 8;
+
+/// The shed share's unit: parts per million.
+const SHARE: u64 = 1_000_000;
 
 /// Throttle settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleConfig {
-    /// Whether the throttle, the probe and the spread apply (default true).
+    /// Whether the throttle and the probe apply (default true).
     pub enabled: bool,
-    /// The spread window as a share of the outage's length, in percent
-    /// (default 10: a 10-minute outage spreads the backlog over a minute).
-    pub spread_percent: u32,
-    /// The longest spread window (default 5 min).
-    pub spread_max_ms: Millis,
+    /// The shed share tolerated without slowing, in percent (default 30).
+    pub tolerance_percent: u32,
+    /// Each this many points of shed share beyond the tolerance halve the
+    /// rate (default 5).
+    pub step_percent: u32,
+    /// How long the shed share takes to fade by half without answers
+    /// (default 2 min).
+    pub memory_ms: Millis,
     /// The longest wait between two requests the throttle imposes (default
     /// 2 min): the floor of its rate.
     pub max_interval_ms: Millis,
-    /// What a shed signal keeps of the rate, in percent (default 50).
-    pub decrease_percent: u32,
-    /// What an answer adds to the rate after the window, per mille of the
-    /// rate (default 5).
-    pub increase_per_mille: u32,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            spread_percent: 10,
-            spread_max_ms: 5 * 60_000,
+            tolerance_percent: 30,
+            step_percent: 5,
+            memory_ms: 120_000,
             max_interval_ms: 120_000,
-            decrease_percent: 50,
-            increase_per_mille: 5,
         }
     }
 }
@@ -98,20 +135,33 @@ impl ThrottleConfig {
         (60_000_000 / self.max_interval_ms.max(1)).max(1)
     }
 
-    /// The spread window after an outage of `outage_ms`.
-    pub fn window_ms(&self, outage_ms: Millis) -> Millis {
-        (outage_ms.saturating_mul(u64::from(self.spread_percent)) / 100).min(self.spread_max_ms)
+    /// The rate for a shed share of `shed` (parts per million) under a
+    /// pacer of `max_rate` milli-requests a minute: 0 (no limit) within
+    /// the tolerance, else the pacer's halved per `step_percent` beyond it
+    /// (interpolated linearly between halvings), at least the floor.
+    pub fn rate_for(&self, shed: u64, max_rate: u64) -> u64 {
+        let tolerance = u64::from(self.tolerance_percent.min(100)) * (SHARE / 100);
+        if shed <= tolerance {
+            return 0;
+        }
+        let step = u64::from(self.step_percent.max(1)) * (SHARE / 100);
+        let beyond = shed - tolerance;
+        let (halvings, part) = (beyond / step, beyond % step);
+        let whole = max_rate.checked_shr(halvings.min(63) as u32).unwrap_or(0);
+        // Between two halvings, linearly: 2^-x ≈ 1 - x/2 on [0, 1).
+        let rate = whole - whole * part / step / 2;
+        rate.max(self.floor()).min(max_rate)
     }
 }
 
 /// What an answer tells the throttle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
-    /// The origin answered and took the request (grow).
+    /// The origin answered and took the request.
     Accepted,
     /// The origin answered; nothing to learn about load (`500`, `4xx`).
     Answered,
-    /// The origin sheds load: `429`, `408`, `502`, `503`, `504` (cut).
+    /// The origin sheds load: `429`, `408`, `502`, `503`, `504`.
     Shed,
     /// No answer: network error or timeout.
     Unanswered,
@@ -137,10 +187,34 @@ impl Signal {
     }
 }
 
+/// Why a throttle limits its origin, as [`Throttle::view`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The origin gives no answer: one request at a time.
+    Probing,
+    /// The server sheds more than the tolerance: a reduced rate.
+    Shedding {
+        /// The rate, in milli-requests a minute.
+        rate: u64,
+        /// The shed share among recent answers, in percent.
+        shed_percent: u32,
+    },
+}
+
+impl Limit {
+    /// A short name: `probing` or `shedding`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Limit::Probing => "probing",
+            Limit::Shedding { .. } => "shedding",
+        }
+    }
+}
+
 /// One origin's throttle state (persisted).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Throttle {
-    /// Allowed rate in milli-requests a minute; 0 when not throttling.
+    /// Allowed rate in milli-requests a minute; 0 when not limiting.
     pub rate: u64,
     /// What the bucket holds, in [`TOKEN`] units per request (at most one).
     pub credit: u64,
@@ -150,10 +224,10 @@ pub struct Throttle {
     pub down_since: Millis,
     /// A probe is out until this time (0: none).
     pub probe_until: Millis,
-    /// When the last spread window ends (0: never spread).
-    pub spread_until: Millis,
-    /// When the rate was last cut.
-    pub cut_at: Millis,
+    /// The share of shed answers among recent ones, in parts per million.
+    pub shed: u64,
+    /// When `shed` last changed (its fading starts there).
+    pub shed_at: Millis,
 }
 
 impl Throttle {
@@ -165,9 +239,33 @@ impl Throttle {
         }
     }
 
+    /// The shed share at `now`: faded by half every `memory_ms` since it
+    /// last changed (hyperbolically: `shed × m ÷ (m + elapsed)`).
+    fn shed_at(&self, config: &ThrottleConfig, now: Millis) -> u64 {
+        let m = config.memory_ms.max(1);
+        let elapsed = now.saturating_sub(self.shed_at);
+        (u128::from(self.shed) * u128::from(m) / u128::from(m + elapsed)) as u64
+    }
+
+    /// Sets the rate for the shed share at `now`, keeping the bucket's
+    /// credit (a throttle that starts limiting starts at `phase`, a random
+    /// point of its first interval: no burst, no lockstep).
+    fn settle_rate(&mut self, config: &ThrottleConfig, max_rate: u64, now: Millis, phase: u64) {
+        let rate = config.rate_for(self.shed_at(config, now), max_rate);
+        if rate == 0 || rate >= max_rate {
+            self.rate = 0;
+        } else if self.rate == 0 {
+            self.rate = rate;
+            self.credit = phase % TOKEN;
+            self.updated_at = now;
+        } else {
+            self.refill(now);
+            self.rate = rate;
+        }
+    }
+
     /// Whether a request may go at `now`; `Err(t)`: look again at `t`.
-    /// `max_rate` is the pacer's rate in milli-requests a minute: at or
-    /// above it the throttle switches off.
+    /// `max_rate` is the pacer's rate in milli-requests a minute.
     pub fn check(
         &mut self,
         config: &ThrottleConfig,
@@ -183,22 +281,40 @@ impl Throttle {
         if self.rate == 0 {
             return Ok(());
         }
-        if self.rate >= max_rate {
-            self.rate = 0;
+        // The share fades while nothing is answered: the rate with it.
+        let phase = self.credit;
+        self.settle_rate(config, max_rate, now, phase);
+        if self.rate == 0 {
             return Ok(());
         }
         self.refill(now);
         if self.credit >= TOKEN {
             Ok(())
         } else {
-            Err(now + (TOKEN - self.credit).div_ceil(self.rate).max(1))
+            // Look again no later than a tenth of the memory: the share
+            // may have faded enough by then to allow it sooner.
+            let wait = (TOKEN - self.credit).div_ceil(self.rate).max(1);
+            Err(now + wait.min(config.memory_ms / 10).max(1))
         }
     }
 
     /// Whether the throttle limits its origin at `now`: probing an origin
-    /// that gives no answer, within a spread window, or at a cut rate.
-    pub fn limits(&self, config: &ThrottleConfig, now: Millis) -> bool {
-        config.enabled && (self.rate != 0 || self.down_since != 0 || self.spread_until > now)
+    /// that gives no answer, or at a reduced rate.
+    pub fn limits(&self, config: &ThrottleConfig) -> bool {
+        config.enabled && (self.rate != 0 || self.down_since != 0)
+    }
+
+    /// How and why it limits its origin, if it does, as of the last
+    /// answer or check: what `stats()`, the events and the demo show. (A
+    /// disabled throttle never leaves its default state: `None`.)
+    pub fn view(&self) -> Option<Limit> {
+        if self.down_since != 0 {
+            return Some(Limit::Probing);
+        }
+        (self.rate != 0).then(|| Limit::Shedding {
+            rate: self.rate,
+            shed_percent: (self.shed * 100).div_ceil(SHARE) as u32,
+        })
     }
 
     /// Takes the request [`check`](Self::check) allowed.
@@ -214,22 +330,24 @@ impl Throttle {
         }
     }
 
-    /// How many requests the throttle lets go at `now` without waiting:
+    /// How many requests the throttle lets go at `now` without waiting, as
+    /// [`check`](Self::check) would see it (the share faded to `now`):
     /// `None` when it does not limit (off, or not throttling).
-    pub fn allowance(&self, config: &ThrottleConfig, now: Millis) -> Option<u64> {
+    pub fn allowance(&self, config: &ThrottleConfig, max_rate: u64, now: Millis) -> Option<u64> {
         if !config.enabled || self.rate == 0 {
             return None;
         }
         let mut t = self.clone();
+        t.settle_rate(config, max_rate, now, t.credit);
+        if t.rate == 0 {
+            return None;
+        }
         t.refill(now);
         Some(t.credit / TOKEN)
     }
 
     /// Learns from an answer (or its absence) at `now`. `phase` is a random
-    /// number (the next request's phase after a cut). Returns the outage's
-    /// length when the origin just came back from one that no spread has
-    /// covered yet: the caller then spreads the backlog
-    /// ([`spread`](Self::spread)).
+    /// number (where the first interval of a new limit starts).
     pub fn observe(
         &mut self,
         config: &ThrottleConfig,
@@ -237,88 +355,33 @@ impl Throttle {
         max_rate: u64,
         now: Millis,
         phase: u64,
-    ) -> Option<Millis> {
+    ) {
         if !config.enabled {
-            return None;
-        }
-        self.probe_until = 0;
-        if signal == Signal::Unanswered {
-            if self.down_since == 0 {
-                self.down_since = now.max(1);
-                if self.rate > 0 {
-                    self.cut(config, now, phase);
-                }
-            }
-            return None;
-        }
-        let outage = (self.down_since != 0)
-            .then(|| now.saturating_sub(self.down_since))
-            .filter(|_| self.spread_until < self.down_since);
-        self.down_since = 0;
-        match signal {
-            Signal::Shed => {
-                if self.rate == 0 {
-                    self.rate = max_rate;
-                    self.updated_at = now;
-                }
-                self.cut(config, now, phase);
-            }
-            Signal::Accepted if self.rate > 0 && now >= self.spread_until => {
-                self.refill(now);
-                let step = (self.rate * u64::from(config.increase_per_mille) / 1000).max(1);
-                self.rate = self.rate.saturating_add(step);
-            }
-            _ => {}
-        }
-        outage
-    }
-
-    fn cut(&mut self, config: &ThrottleConfig, now: Millis, phase: u64) {
-        if self.cut_at != 0 && now < self.cut_at + CUT_GUARD_MS {
             return;
         }
-        self.cut_at = now;
-        self.refill(now);
-        self.rate =
-            (self.rate * u64::from(config.decrease_percent.min(100)) / 100).max(config.floor());
-        self.credit = phase % TOKEN;
-        self.updated_at = now;
-    }
-
-    /// Spreads a backlog of `backlog` requests after an outage of
-    /// `outage_ms` ending at `now`: the rate becomes `backlog ÷ window`
-    /// (never higher than it was), starting at a random `phase` with no
-    /// burst — unless that is as fast as the pacer's `max_rate`, which then
-    /// stays the only limit. Returns the window (0: too short to spread).
-    pub fn spread(
-        &mut self,
-        config: &ThrottleConfig,
-        outage_ms: Millis,
-        backlog: u64,
-        max_rate: u64,
-        now: Millis,
-        phase: u64,
-    ) -> Millis {
-        if !config.enabled {
-            return 0;
-        }
-        let window = config.window_ms(outage_ms);
-        self.spread_until = now.max(1) + window;
-        if window < 1_000 {
-            return 0;
-        }
-        let pace = (backlog.max(1).saturating_mul(TOKEN) / window).max(config.floor());
-        if pace >= max_rate {
-            return window;
-        }
-        self.rate = if self.rate == 0 {
-            pace
-        } else {
-            self.rate.min(pace)
+        self.probe_until = 0;
+        let counted = match signal {
+            Signal::Unanswered => {
+                if self.down_since == 0 {
+                    self.down_since = now.max(1);
+                }
+                return;
+            }
+            Signal::Answered => None,
+            Signal::Accepted => Some(0),
+            Signal::Shed => Some(SHARE),
         };
-        self.credit = phase % TOKEN;
-        self.updated_at = now;
-        window
+        self.down_since = 0;
+        if let Some(x) = counted {
+            let shed = self.shed_at(config, now);
+            self.shed = if x > shed {
+                shed + (x - shed) / SHED_WEIGHT
+            } else {
+                shed - (shed - x) / SHED_WEIGHT
+            };
+            self.shed_at = now;
+        }
+        self.settle_rate(config, max_rate, now, phase);
     }
 
     /// The fields after the pacer's in [`ScheduleState::encode`](crate::pacer::ScheduleState::encode).
@@ -329,8 +392,8 @@ impl Throttle {
             self.updated_at,
             self.down_since,
             self.probe_until,
-            self.spread_until,
-            self.cut_at,
+            self.shed,
+            self.shed_at,
         ]
     }
 
@@ -342,8 +405,8 @@ impl Throttle {
             updated_at,
             down_since,
             probe_until,
-            spread_until,
-            cut_at,
+            shed,
+            shed_at,
         ] = f;
         Self {
             rate,
@@ -351,8 +414,8 @@ impl Throttle {
             updated_at,
             down_since,
             probe_until,
-            spread_until,
-            cut_at,
+            shed: shed.min(SHARE),
+            shed_at,
         }
     }
 }
@@ -368,22 +431,14 @@ mod tests {
         ThrottleConfig::default()
     }
 
-    /// Sends as fast as the throttle allows from `from` until `n` went;
-    /// returns the send times.
-    fn drain(t: &mut Throttle, from: Millis, n: usize) -> Vec<Millis> {
+    /// Feeds `signals` one per second from `from`; returns the time after.
+    fn feed(t: &mut Throttle, from: Millis, signals: &[Signal]) -> Millis {
         let mut now = from;
-        let mut sent = Vec::new();
-        while sent.len() < n {
-            match t.check(&cfg(), PACER, now) {
-                Ok(()) => {
-                    t.take(&cfg(), now);
-                    sent.push(now);
-                    t.observe(&cfg(), Signal::Accepted, PACER, now + 100, 0);
-                }
-                Err(at) => now = at,
-            }
+        for s in signals {
+            t.observe(&cfg(), *s, PACER, now, 0);
+            now += 1_000;
         }
-        sent
+        now
     }
 
     #[test]
@@ -393,13 +448,15 @@ mod tests {
             assert_eq!(t.check(&cfg(), PACER, T), Ok(()));
             t.take(&cfg(), T);
         }
-        assert_eq!(t.allowance(&cfg(), T), None);
+        assert_eq!(t.allowance(&cfg(), PACER, T), None);
+        assert_eq!(t.view(), None);
     }
 
     #[test]
-    fn one_probe_at_a_time_while_down() {
+    fn one_probe_at_a_time_while_down_and_no_cut_for_it() {
         let mut t = Throttle::default();
-        assert_eq!(t.observe(&cfg(), Signal::Unanswered, PACER, T, 0), None);
+        t.observe(&cfg(), Signal::Unanswered, PACER, T, 0);
+        assert_eq!(t.view(), Some(Limit::Probing));
         assert_eq!(t.check(&cfg(), PACER, T), Ok(()));
         t.take(&cfg(), T);
         assert_eq!(t.check(&cfg(), PACER, T + 10), Err(T + PROBE_HOLD_MS));
@@ -407,101 +464,107 @@ mod tests {
         t.observe(&cfg(), Signal::Unanswered, PACER, T + 20, 0);
         assert_eq!(t.check(&cfg(), PACER, T + 20), Ok(()));
         t.take(&cfg(), T + 20);
-        // It is answered after a 10-minute outage: that came back unspread.
+        // Answered after a 10-minute outage: back at full pace at once —
+        // an outage is not the server shedding load.
         let back = T + 600_000;
-        assert_eq!(
-            t.observe(&cfg(), Signal::Accepted, PACER, back, 0),
-            Some(600_000)
-        );
-        assert_eq!(t.check(&cfg(), PACER, back), Ok(()));
-    }
-
-    #[test]
-    fn a_backlog_is_spread_over_a_window_growing_with_the_outage() {
-        // 10 minutes: 10 requests over 60 s, one every 6 s, no burst.
-        let mut t = Throttle::default();
-        t.observe(&cfg(), Signal::Unanswered, PACER, T, 0);
-        let back = T + 600_000;
-        assert_eq!(
-            t.spread(&cfg(), 600_000, 10, PACER, back, TOKEN / 2),
-            60_000
-        );
-        let sent = drain(&mut t, back, 10);
-        assert_eq!(sent[0], back + 3_000, "the probe at the phase");
-        assert!(sent.windows(2).all(|w| w[1] - w[0] >= 5_900), "{sent:?}");
-        assert!(*sent.last().unwrap() <= back + 60_000, "{sent:?}");
-        // A 30 s blip: 10 requests within 3 s.
-        let mut t = Throttle::default();
-        t.observe(&cfg(), Signal::Unanswered, PACER, T, 0);
-        assert_eq!(t.spread(&cfg(), 30_000, 10, PACER, T + 30_000, 0), 3_000);
-        let sent = drain(&mut t, T + 30_000, 10);
-        assert!(*sent.last().unwrap() <= T + 33_000, "{sent:?}");
-        // A few seconds: no spread at all.
-        let mut t = Throttle::default();
-        assert_eq!(t.spread(&cfg(), 5_000, 10, PACER, T, 0), 0);
-        assert_eq!(t.allowance(&cfg(), T), None);
-    }
-
-    #[test]
-    fn a_big_backlog_is_left_to_the_pacer() {
-        let mut t = Throttle::default();
-        assert_eq!(t.spread(&cfg(), 600_000, 400, PACER, T, 0), 60_000); // 400 a minute > 150
-        assert_eq!(t.allowance(&cfg(), T), None, "not throttled");
-        // Throttled before (rate 100 a minute), it stays so, and then
-        // switches itself off once the rate is back at the pacer's.
-        let mut t = Throttle {
-            rate: 100_000,
-            ..Throttle::default()
-        };
-        t.spread(&cfg(), 600_000, 400, PACER, T, 0);
-        assert_eq!(t.rate, 100_000);
-        t.rate = PACER;
-        assert_eq!(t.check(&cfg(), PACER, T), Ok(()));
-        assert_eq!(t.rate, 0);
-    }
-
-    #[test]
-    fn shed_signals_halve_the_rate_once_per_batch_and_answers_grow_it() {
-        let mut t = Throttle::default();
-        t.observe(&cfg(), Signal::Shed, PACER, T, 0);
-        assert_eq!(t.rate, PACER / 2, "from the pacer's rate");
-        t.observe(&cfg(), Signal::Shed, PACER, T + 10, 0);
-        assert_eq!(t.rate, PACER / 2, "the same batch cuts once");
-        t.observe(&cfg(), Signal::Shed, PACER, T + 2_000, 0);
-        assert_eq!(t.rate, PACER / 4);
-        t.observe(&cfg(), Signal::Accepted, PACER, T + 3_000, 0);
-        assert_eq!(t.rate, PACER / 4 + PACER / 4 * 5 / 1000);
-        t.observe(&cfg(), Signal::Answered, PACER, T + 3_000, 0);
-        assert_eq!(
-            t.rate,
-            PACER / 4 + PACER / 4 * 5 / 1000,
-            "a 500 teaches nothing"
-        );
-        // Never below the floor: one request every 2 minutes.
-        for i in 0..40 {
-            t.observe(&cfg(), Signal::Shed, PACER, T + 10_000 * (i + 1), 0);
+        t.observe(&cfg(), Signal::Accepted, PACER, back, 0);
+        assert_eq!(t.view(), None);
+        for _ in 0..10 {
+            assert_eq!(t.check(&cfg(), PACER, back), Ok(()));
+            t.take(&cfg(), back);
         }
-        assert_eq!(t.rate, 500);
-        // No answer while throttling counts as shed, once, when it goes down.
-        let mut t = Throttle {
-            rate: 100_000,
-            ..Throttle::default()
-        };
-        t.observe(&cfg(), Signal::Unanswered, PACER, T, 0);
-        assert_eq!(t.rate, 50_000);
-        t.observe(&cfg(), Signal::Unanswered, PACER, T + 5_000, 0);
-        assert_eq!(t.rate, 50_000);
     }
 
     #[test]
-    fn the_rate_only_falls_during_the_window() {
+    fn the_rate_is_the_pacers_halved_per_step_beyond_the_tolerance() {
+        let c = cfg();
+        let pct = |p: u64| p * SHARE / 100;
+        assert_eq!(c.rate_for(pct(30), PACER), 0, "within the tolerance");
+        assert_eq!(c.rate_for(pct(35), PACER), PACER / 2);
+        assert_eq!(c.rate_for(pct(40), PACER), PACER / 4);
+        let between = c.rate_for(pct(30) + pct(5) / 2, PACER);
+        assert!(
+            (PACER * 7 / 10..=PACER * 8 / 10).contains(&between),
+            "{between}"
+        );
+        assert_eq!(c.rate_for(SHARE, PACER), 500, "the floor: one every 2 min");
+    }
+
+    #[test]
+    fn a_shedding_server_slows_the_origin_and_a_clean_one_brings_it_back_fast() {
         let mut t = Throttle::default();
-        t.spread(&cfg(), 600_000, 10, PACER, T, 0);
-        let pace = t.rate;
-        t.observe(&cfg(), Signal::Accepted, PACER, T + 1_000, 0);
-        assert_eq!(t.rate, pace);
-        t.observe(&cfg(), Signal::Accepted, PACER, T + 60_000, 0);
-        assert!(t.rate > pace);
+        // Six sheds in a row: the share is 1 - (7/8)^6 ≈ 55 %.
+        let now = feed(&mut t, T, &[Signal::Shed; 6]);
+        let Some(Limit::Shedding { rate, shed_percent }) = t.view() else {
+            panic!("{t:?}")
+        };
+        assert!((54..=56).contains(&shed_percent), "{shed_percent}");
+        assert!(rate < PACER / 16, "{rate}");
+        // The server takes everything again: within eight answers the
+        // throttle is out of the way (a rate growing by 1/200 an answer
+        // would need hundreds).
+        let mut now = now;
+        let mut answers = 0;
+        while t.view().is_some() {
+            t.observe(&cfg(), Signal::Accepted, PACER, now, 0);
+            now += 100;
+            answers += 1;
+        }
+        assert!(answers <= 8, "{answers} answers to recover");
+    }
+
+    #[test]
+    fn no_answer_and_a_500_teach_nothing_about_load() {
+        let mut t = Throttle::default();
+        let mut now = T;
+        for _ in 0..50 {
+            t.observe(&cfg(), Signal::Unanswered, PACER, now, 0);
+            t.observe(&cfg(), Signal::Answered, PACER, now + 500, 0);
+            now += 1_000;
+        }
+        assert_eq!(t.shed, 0);
+        assert_eq!(t.view(), None);
+    }
+
+    #[test]
+    fn a_flaky_gateway_within_the_tolerance_slows_nothing() {
+        // One shed answer in five (20 %), for ten minutes.
+        let mut t = Throttle::default();
+        let mut now = T;
+        for i in 0..600 {
+            let s = if i % 5 == 0 {
+                Signal::Shed
+            } else {
+                Signal::Accepted
+            };
+            t.observe(&cfg(), s, PACER, now, 0);
+            assert_eq!(t.view(), None, "answer {i}");
+            now += 1_000;
+        }
+    }
+
+    #[test]
+    fn a_client_cut_deep_comes_back_with_the_clock_alone() {
+        let mut t = Throttle::default();
+        let now = feed(&mut t, T, &[Signal::Shed; 20]);
+        assert!(matches!(t.view(), Some(Limit::Shedding { rate: 500, .. })));
+        // No answer comes (it sends one every two minutes): the share
+        // fades, and the rate with it, within a few memories.
+        let later = now + 4 * cfg().memory_ms;
+        assert_eq!(t.check(&cfg(), PACER, later), Ok(()));
+        assert_eq!(t.rate, 0);
+        assert_eq!(t.view(), None);
+    }
+
+    #[test]
+    fn a_limited_origin_looks_again_before_the_share_has_faded_much() {
+        let mut t = Throttle::default();
+        let now = feed(&mut t, T, &[Signal::Shed; 20]);
+        t.take(&cfg(), now);
+        let Err(at) = t.check(&cfg(), PACER, now) else {
+            panic!("limited")
+        };
+        assert!(at <= now + cfg().memory_ms / 10, "{at}");
     }
 
     #[test]
@@ -511,10 +574,10 @@ mod tests {
             ..cfg()
         };
         let mut t = Throttle::default();
-        assert_eq!(t.observe(&off, Signal::Shed, PACER, T, 0), None);
-        assert_eq!(t.observe(&off, Signal::Unanswered, PACER, T, 0), None);
-        assert_eq!(t.spread(&off, 600_000, 1, PACER, T, 0), 0);
+        t.observe(&off, Signal::Shed, PACER, T, 0);
+        t.observe(&off, Signal::Unanswered, PACER, T, 0);
         assert_eq!(t, Throttle::default());
+        assert_eq!(t.view(), None);
     }
 
     #[test]
@@ -544,5 +607,13 @@ mod tests {
             }),
             Signal::Shed
         );
+    }
+
+    #[test]
+    fn fields_round_trip() {
+        let mut t = Throttle::default();
+        feed(&mut t, T, &[Signal::Shed; 5]);
+        t.observe(&cfg(), Signal::Unanswered, PACER, T + 9_000, 0);
+        assert_eq!(Throttle::from_fields(t.fields()), t);
     }
 }

@@ -12,9 +12,9 @@
 //! 2. [`Verdicts::update_schedule`], inside the store's settle (the same
 //!    transaction that applies the settlements): hold the lanes of heads
 //!    that died, tell each origin's throttle what its answers said, cap
-//!    by the rate-limit windows, pause where told to. It learns which
-//!    origins just came back from an outage (their backlog is spread
-//!    next, see [`crate::throttle`]).
+//!    by the rate-limit windows, pause where told to; and says which
+//!    origins' throttles changed what they do ([`crate::throttle`]), to be
+//!    told as events.
 //! 3. [`Verdicts::events`], after the store step: the events for what
 //!    applied (a settlement whose lease no longer matches is skipped by the
 //!    store, and tells nothing), counted into the flush's report.
@@ -36,7 +36,7 @@ use crate::pacer::{PacerConfig, ScheduleState};
 use crate::retry::Action;
 use crate::retry_after::RateLimitInfo;
 use crate::store::Settlement;
-use crate::throttle::Signal;
+use crate::throttle::{Limit, Signal};
 
 /// One attempt's answer, as the transport gave it, with the token it went
 /// with (to mark that token refused on a `401`).
@@ -87,9 +87,9 @@ pub struct Verdicts {
 pub struct Aftermath {
     /// Lanes newly held by a head that died: `(lane, dead letter id)`.
     pub held: Vec<(String, EntryId)>,
-    /// Origins back from an outage no spread covered: `(origin, outage
-    /// length)`; spread their backlog.
-    pub came_back: Vec<(String, Millis)>,
+    /// Origins whose throttle started, changed or stopped limiting them:
+    /// `(origin, what it does now)`.
+    pub throttled: Vec<(String, Option<Limit>)>,
     /// Pauses the notes started: `(origin, until, reason)`.
     paused: Vec<(String, Millis, String)>,
 }
@@ -289,9 +289,17 @@ impl Verdicts {
                 after.held.push((e.lane.clone(), e.id));
             }
         }
+        let mut before: Vec<(&str, Option<Limit>)> = Vec::new();
         for (origin, signal) in &self.signals {
-            if let Some(outage) = schedule.answered(origin, *signal, pacer, now, self.phase) {
-                after.came_back.push((origin.clone(), outage));
+            if !before.iter().any(|(o, _)| o == origin) {
+                before.push((origin, schedule.throttle_view(origin)));
+            }
+            schedule.answered(origin, *signal, pacer, now, self.phase);
+        }
+        for (origin, was) in before {
+            let is = schedule.throttle_view(origin);
+            if changed(was, is) {
+                after.throttled.push((origin.to_owned(), is));
             }
         }
         for (origin, note) in &self.notes {
@@ -316,6 +324,12 @@ impl Verdicts {
                 origin: origin.clone(),
                 until: *until,
                 reason: reason.clone(),
+            });
+        }
+        for (origin, limit) in &aftermath.throttled {
+            events.push(Event::Throttle {
+                origin: origin.clone(),
+                limit: *limit,
             });
         }
         for s in applied {
@@ -377,6 +391,19 @@ impl Verdicts {
 
     fn sent(&self, seq: Seq) -> Option<&Sent> {
         self.sent.iter().find(|e| e.seq == seq)
+    }
+}
+
+/// Whether a throttle's change from `was` to `is` is worth telling: it
+/// started or stopped limiting, changed why, or its rate moved by half or
+/// double (not every answer's small step).
+fn changed(was: Option<Limit>, is: Option<Limit>) -> bool {
+    match (was, is) {
+        (None, None) | (Some(Limit::Probing), Some(Limit::Probing)) => false,
+        (Some(Limit::Shedding { rate: a, .. }), Some(Limit::Shedding { rate: b, .. })) => {
+            a >= b.saturating_mul(2) || b >= a.saturating_mul(2)
+        }
+        _ => true,
     }
 }
 

@@ -561,8 +561,8 @@ fn limits_make_dead_letters_never_drops() {
     let p = RetryPolicy::default();
     let mut rng = SplitMix64::new(1);
     let err = LastError {
-        status: Some(503),
-        code: Some("service.unavailable".into()),
+        status: Some(500),
+        code: Some("internal.server.error".into()),
         message: "down".into(),
         context_id: Some("c".into()),
     };
@@ -581,10 +581,33 @@ fn limits_make_dead_letters_never_drops() {
     ) {
         Action::Dead { error } => {
             assert_eq!(error.code.as_deref(), Some("max-attempts"));
-            assert_eq!(error.status, Some(503), "the last cause is kept");
+            assert_eq!(error.status, Some(500), "the last cause is kept");
             assert!(error.message.contains("down"));
         }
         other => panic!("{other:?}"),
+    }
+    // A busy server (503, 408) is never the last straw: the message goes
+    // on retrying, its count one short of the limit, until a failure that
+    // may be its own, or its age.
+    for status in [503, 408] {
+        let busy = LastError {
+            status: Some(status),
+            ..err.clone()
+        };
+        match p.decide(
+            &e,
+            &Outcome::Retryable {
+                error: busy,
+                server_failure: true,
+                retry_after: None,
+            },
+            NOW,
+            0,
+            &mut rng,
+        ) {
+            Action::Retry { failures, .. } => assert_eq!(failures, p.max_attempts - 1),
+            other => panic!("{status}: {other:?}"),
+        }
     }
     let mut e = entry();
     e.created_at = NOW - p.max_age_ms;
@@ -604,11 +627,16 @@ fn limits_make_dead_letters_never_drops() {
     }
     // 401: a burst is a blip. Any number of 401s inside the window park the
     // entry: the first only until a fresh token, later ones with a growing
-    // backoff (never at once); the run dies only once
-    // it has both `max_auth_failures` answers and spans `auth_window_ms`.
+    // backoff (never at once); the run dies only once it has both
+    // `max_auth_failures` answers and spans `auth_window_ms`, on the clock
+    // and in the backoff schedule (8 answers with the defaults).
+    let needed = (1..)
+        .find(|n| p.auth_schedule_ms(*n) >= p.auth_window_ms)
+        .unwrap();
+    assert!(needed > p.max_auth_failures);
     let mut e = entry();
     let mut now = NOW;
-    for expected in 1..=p.max_auth_failures + 2 {
+    for expected in 1..needed {
         match p.decide(
             &e,
             &Outcome::Unauthorized { error: err.clone() },
@@ -644,6 +672,21 @@ fn limits_make_dead_letters_never_drops() {
     }
     // Past the window with enough failures: a dead letter that says so.
     now = NOW + p.auth_window_ms;
+    let mut short = e.clone();
+    short.auth_failures = needed - 2;
+    assert!(
+        matches!(
+            p.decide(
+                &short,
+                &Outcome::Unauthorized { error: err.clone() },
+                now,
+                0,
+                &mut rng
+            ),
+            Action::AwaitToken { .. }
+        ),
+        "past the window on the clock, but fewer 401s than the schedule makes in it"
+    );
     match p.decide(
         &e,
         &Outcome::Unauthorized { error: err.clone() },
@@ -688,4 +731,77 @@ fn limits_make_dead_letters_never_drops() {
         Action::Retry { .. } => {}
         other => panic!("{other:?}"),
     }
+}
+
+/// Runs `count` `401`s, each `gap_ms` after the one before, through the
+/// policy; returns the action the last one decided.
+fn run_of_401s(p: &RetryPolicy, count: u32, gap_ms: u64) -> Action {
+    let mut rng = SplitMix64::new(4);
+    let mut e = entry();
+    let unauthorized = Outcome::Unauthorized {
+        error: LastError::new("credentials.expired", "expired"),
+    };
+    let mut last = None;
+    for n in 0..count {
+        let now = NOW + u64::from(n) * gap_ms;
+        let action = p.decide(&e, &unauthorized, now, 0, &mut rng);
+        if let Action::AwaitToken {
+            auth_failures,
+            since,
+            ..
+        } = &action
+        {
+            e.auth_failures = *auth_failures;
+            e.auth_since = Some(*since);
+        }
+        last = Some(action);
+    }
+    last.expect("at least one 401")
+}
+
+#[test]
+fn a_few_401s_met_by_a_slowed_sender_are_no_verdict() {
+    // The crawl of issue 22: four 401s, each with a fresh token, one every
+    // 25 s because the sender was slowed: 75 s on the clock, but only what
+    // a sender at the backoff's pace meets in about 4 s.
+    let p = RetryPolicy::default();
+    assert!(
+        matches!(
+            run_of_401s(&p, 4, 25_000),
+            Action::AwaitToken {
+                auth_failures: 4,
+                ..
+            }
+        ),
+        "four 401s over 75 s are a blip"
+    );
+    // The schedule's own span: nothing before the second 401, then half of
+    // each ceiling (2, 4, 8, 16, 32, 60 s).
+    let spans: Vec<u64> = (1..=8).map(|n| p.auth_schedule_ms(n)).collect();
+    assert_eq!(spans, [0, 0, 1_000, 3_000, 7_000, 15_000, 31_000, 61_000]);
+}
+
+#[test]
+fn a_permanent_401_dies_at_any_pace() {
+    let p = RetryPolicy::default();
+    // Slowed to one attempt every 25 s: the eighth 401 (175 s) is the verdict.
+    assert!(matches!(
+        run_of_401s(&p, 7, 25_000),
+        Action::AwaitToken { .. }
+    ));
+    match run_of_401s(&p, 8, 25_000) {
+        Action::Dead { error } => assert_eq!(error.code.as_deref(), Some("auth-failed")),
+        other => panic!("{other:?}"),
+    }
+    // At the backoff's own pace (≥ half of each ceiling apart) it dies as
+    // soon as the run spans the window on the clock too.
+    match run_of_401s(&p, 8, 9_000) {
+        Action::Dead { .. } => {}
+        other => panic!("eight 401s over 63 s: {other:?}"),
+    }
+    // A fast burst never dies, however many: the clock's window holds.
+    assert!(matches!(
+        run_of_401s(&p, 20, 100),
+        Action::AwaitToken { .. }
+    ));
 }

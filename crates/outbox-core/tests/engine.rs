@@ -332,6 +332,41 @@ fn a_message_queued_with_a_stale_token_goes_as_soon_as_a_fresh_one_comes() {
 }
 
 #[test]
+fn a_few_401s_met_by_a_slowed_sender_are_a_blip() {
+    // Issue 22's dead letter: a handful of 401s, each with a fresh token,
+    // met one every 25 s because the sender was slowed (there by the
+    // throttle's crawl; here by a sender that flushes only every 25 s).
+    // Five 401s over 75 s (the first two at once: the first of a run goes
+    // again as soon as a fresh token is in hand) are past the auth window
+    // on the clock, but fewer than the backoff makes in it: no verdict,
+    // and the message is delivered. (The rule before: dead at the fifth.)
+    let h = Harness::new(6);
+    h.server.set_faults(SimFaults {
+        unauthorized_next: 5,
+        ..SimFaults::default()
+    });
+    let e = h.submit("s", "slow");
+    for _ in 0..6 {
+        h.flush();
+        h.clock.advance(25_000);
+    }
+    assert!(h.dead().is_empty(), "{:?}", h.dead());
+    assert_eq!(h.server.delivered_lane("s"), [e.id.to_string()]);
+    let unauthorized = h
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.outcome == SimOutcome::Unauthorized)
+        .map(|r| r.at)
+        .collect::<Vec<_>>();
+    assert_eq!(unauthorized.len(), 5);
+    assert!(
+        unauthorized[4] - unauthorized[0] >= 75_000,
+        "{unauthorized:?}"
+    );
+}
+
+#[test]
 fn repeated_401s_with_fresh_tokens_end_as_a_dead_letter_after_the_window() {
     let h = Harness::new(6);
     h.server.set_faults(SimFaults {

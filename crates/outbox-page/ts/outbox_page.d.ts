@@ -69,13 +69,36 @@ export interface RetryConfig {
   maxAttempts?: number;
   maxAgeMs?: number;
   maxAuthFailures?: number;
+  /** How long a run of `401`s must span, on the clock and in the backoff schedule, before it is a dead letter (default 60 s). */
+  authWindowMs?: number;
 }
 
 /** Pacing per origin. */
 export interface PacerConfig {
   ratePerMinute?: number;
   burst?: number;
+  /** The herd throttle: one probe while an origin gives no answer, a rate that follows the server's shed share. */
+  throttle?: ThrottleConfig;
 }
+
+/** The herd throttle's settings (README, "Herd safety"). */
+export interface ThrottleConfig {
+  /** Default `true`. */
+  enabled?: boolean;
+  /** Shed answers (429, 408, 502, 503, 504) tolerated without slowing, percent of recent answers (default 30). */
+  tolerancePercent?: number;
+  /** Each this many points of shed share beyond the tolerance halve the rate (default 5). */
+  stepPercent?: number;
+  /** How long the shed share takes to fade by half without answers (default 120000). */
+  memoryMs?: number;
+  /** The slowest rate: one request every this long (default 120000). */
+  maxIntervalMs?: number;
+}
+
+/** What the herd throttle does to an origin: `probing` (it gives no answer: one request at a time) or `shedding` (its server sheds load: a reduced rate). */
+export type ThrottleState =
+  | { origin: string; reason: "probing" }
+  | { origin: string; reason: "shedding"; ratePerMinute: number; shedPercent: number };
 
 /** Configuration of a guest outbox (`Outbox.guest`). */
 export interface GuestConfig {
@@ -193,6 +216,8 @@ export interface OutboxStats {
   paused: { origin: string; until: number }[];
   /** Lanes waiting for a dead letter (`id`) to be retried or discarded. */
   held: { lane: string; id: string }[];
+  /** Origins the herd throttle limits, with how and why (a slow drain is never a mystery). */
+  throttled: ThrottleState[];
 }
 
 /** What `flush` resolves with. */
@@ -225,7 +250,8 @@ export type OutboxEvent =
   | { type: "revived"; id: string; lane: string; at: number }
   | { type: "discarded"; id: string; at: number }
   | { type: "cancelled"; id: string; at: number }
-  | { type: "purged"; queued: number; dead: number; at: number };
+  | { type: "purged"; queued: number; dead: number; at: number }
+  | (({ reason: "none"; origin: string } | ThrottleState) & { type: "throttle"; at: number });
 
 /** The queue methods of both outboxes. */
 interface QueueMethods {

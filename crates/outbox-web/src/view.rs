@@ -50,7 +50,8 @@ pub fn error(e: &LastError) -> JsValue {
 }
 
 /// `{pending, inFlight, awaitingToken, dead, queued, lanes, oldestCreatedAt,
-/// bytes, paused: [{origin, until}], held: [{lane, id}]}`.
+/// bytes, paused: [{origin, until}], held: [{lane, id}], throttled:
+/// [{origin, reason, ratePerMinute?, shedPercent?}]}`.
 pub fn stats(s: &Stats) -> JsValue {
     let o = js::object();
     js::set(&o, "pending", s.pending as f64);
@@ -82,6 +83,14 @@ pub fn stats(s: &Stats) -> JsValue {
         held.push(&h);
     }
     js::set(&o, "held", held);
+    let throttled = js_sys::Array::new();
+    for (origin, limit) in &s.throttled {
+        let mut t = outbox_core::json::Object::new();
+        t.str("origin", origin);
+        outbox_core::event::limit_json(&mut t, Some(limit));
+        throttled.push(&js::parse_json(&t.finish()));
+    }
+    js::set(&o, "throttled", throttled);
     o
 }
 

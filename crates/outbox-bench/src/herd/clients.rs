@@ -148,7 +148,7 @@ impl Client for SeedBatch {
                             until: now + retry_after_s * 1000,
                         };
                     }
-                    Answer::Unavailable => {
+                    Answer::Unavailable | Answer::Failed(_) => {
                         let backoff = (1000u64 << self.retry[k].min(20)).min(30_000);
                         self.step = BatchStep::Sleeping {
                             k,
@@ -276,7 +276,7 @@ impl SeedJitter {
                         self.retry[k] = r + 1;
                         self.next_at[k] = now + retry_after_s * 1000;
                     }
-                    Answer::Unavailable | Answer::LostAck | Answer::Offline => {
+                    Answer::Unavailable | Answer::Failed(_) | Answer::LostAck | Answer::Offline => {
                         self.present[k] = true;
                         self.retry[k] = r + 1;
                         self.next_at[k] = now + self.backoff(r + 1);

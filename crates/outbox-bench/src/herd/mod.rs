@@ -55,6 +55,14 @@ pub struct Scenario {
     pub lanes: usize,
     /// Outage length (T).
     pub outage_ms: Millis,
+    /// A flaky period after the outage, before recovery: short outages
+    /// (2–8 s, 5–20 s apart) and a share of requests failed with `5xx`.
+    #[serde(default)]
+    pub flaky_ms: Millis,
+    /// The share of requests failed with `500`/`502`/`503`/`504` during
+    /// the flaky period, in percent.
+    #[serde(default)]
+    pub flaky_error_percent: u32,
     /// Server capacity, requests per second.
     pub capacity_per_s: u32,
     /// Per-token limit: requests per window.
@@ -99,6 +107,8 @@ impl Scenario {
             messages: 10,
             lanes: 3,
             outage_ms: 10 * 60_000,
+            flaky_ms: 0,
+            flaky_error_percent: 0,
             capacity_per_s: 2_000,
             token_limit: 300,
             token_window_ms: 60_000,
@@ -135,13 +145,54 @@ impl Scenario {
         }
     }
 
+    /// One client after a 10-minute outage: `runs` independent clients,
+    /// as [`blip`](Self::blip) but for the outage's length.
+    pub fn lone(runs: usize) -> Self {
+        Self {
+            name: format!("lone-{runs}"),
+            horizon_ms: 10 * 60_000,
+            ..Self::herd(runs)
+        }
+    }
+
+    /// A flaky network before recovery: no long outage, but two minutes of
+    /// short outages and 30 % of the requests that get through failed with
+    /// `5xx` (as the emulator's error fault: `500`, `502`, `503`, `504`),
+    /// while `clients` clients write their messages. `runs` independent
+    /// clients (one client, many times) or a herd, by `clients`.
+    pub fn flaky(clients: usize) -> Self {
+        Self {
+            name: format!("flaky-{clients}"),
+            outage_ms: 0,
+            flaky_ms: 2 * 60_000,
+            flaky_error_percent: 30,
+            horizon_ms: 30 * 60_000,
+            ..Self::herd(clients)
+        }
+    }
+
     /// The time the server needs at full capacity: N·M ÷ capacity.
     pub fn ideal_ms(&self) -> Millis {
         (self.clients * self.messages) as u64 * 1000 / u64::from(self.capacity_per_s.max(1))
     }
 
     fn recover_at(&self) -> Millis {
-        T0 + self.outage_ms
+        T0 + self.outage_ms + self.flaky_ms
+    }
+
+    /// The flaky period's outage windows (seeded; the same for every
+    /// client: the network of a region, or the service, is flaky).
+    fn flaky_outages(&self) -> Vec<(Millis, Millis)> {
+        let mut rng = SplitMix64::new(self.seed ^ 0xf1a4);
+        let (from, end) = (T0 + self.outage_ms, self.recover_at());
+        let mut out = Vec::new();
+        let mut t = from + 5_000 + rng.below_or_eq(15_000);
+        while t < end {
+            let stop = (t + 2_000 + rng.below_or_eq(6_000)).min(end);
+            out.push((t, stop));
+            t = stop + 5_000 + rng.below_or_eq(15_000);
+        }
+        out
     }
 }
 
@@ -268,8 +319,11 @@ pub struct ClientSetup {
     pub first_message: usize,
     /// When it writes each of its messages (sorted).
     pub writes: Vec<Millis>,
-    /// When it learns that the network is back.
+    /// When it first learns that the network is back.
     pub online_at: Millis,
+    /// Every time it learns so (the end of each outage of a flaky period,
+    /// then the recovery), sorted; the first is `online_at`.
+    pub online_events: Vec<Millis>,
     /// Its own seed.
     pub seed: u64,
 }
@@ -285,17 +339,27 @@ pub trait Client {
 
 fn setups(s: &Scenario) -> Vec<ClientSetup> {
     let mut rng = SplitMix64::new(s.seed);
+    let flaky = s.flaky_outages();
+    let written_over = (s.outage_ms + s.flaky_ms).saturating_sub(1);
     (0..s.clients)
         .map(|index| {
             let mut writes: Vec<Millis> = (0..s.messages)
-                .map(|_| T0 + rng.below_or_eq(s.outage_ms.saturating_sub(1)))
+                .map(|_| T0 + rng.below_or_eq(written_over))
                 .collect();
             writes.sort_unstable();
+            let mut online_events: Vec<Millis> = flaky
+                .iter()
+                .map(|(_, end)| *end)
+                .chain([s.recover_at()])
+                .map(|back| back + rng.below_or_eq(s.detect_ms))
+                .collect();
+            online_events.sort_unstable();
             ClientSetup {
                 index,
                 first_message: index * s.messages,
                 writes,
-                online_at: s.recover_at() + rng.below_or_eq(s.detect_ms),
+                online_at: online_events[0],
+                online_events,
                 seed: rng.next_u64(),
             }
         })
@@ -315,6 +379,15 @@ pub fn run(scenario: &Scenario, strategy: Strategy) -> HerdResult {
         offline_fail_ms: 5,
         outage_from: T0,
         recover_at: scenario.recover_at(),
+        flaky: server::Flaky {
+            from: if scenario.flaky_ms > 0 {
+                T0 + scenario.outage_ms
+            } else {
+                0
+            },
+            outages: scenario.flaky_outages(),
+            error_percent: scenario.flaky_error_percent,
+        },
     };
     let total = scenario.clients * scenario.messages;
     let mut server = Server::new(config, scenario.clients, total, scenario.seed ^ 0x5eed);
@@ -365,7 +438,13 @@ pub fn scenarios(quick: bool) -> Vec<Scenario> {
     if !quick {
         herds.push(Scenario::herd(100_000));
     }
-    herds.extend([Scenario::backlog(200, 400), Scenario::blip(100)]);
+    herds.extend([
+        Scenario::backlog(200, 400),
+        Scenario::blip(100),
+        Scenario::lone(100),
+        Scenario::flaky(100),
+        Scenario::flaky(10_000),
+    ]);
     herds
 }
 
@@ -377,7 +456,15 @@ pub fn run_all(
     mut progress: impl FnMut(&HerdResult),
 ) -> Vec<HerdResult> {
     let mut out = Vec::new();
-    for scenario in scenarios(quick)
+    let mut list = scenarios(quick);
+    if let Some(n) = only
+        .and_then(|o| o.strip_prefix("herd-"))
+        .and_then(|n| n.parse().ok())
+        && !list.iter().any(|s| s.name == format!("herd-{n}"))
+    {
+        list.push(Scenario::herd(n));
+    }
+    for scenario in list
         .into_iter()
         .filter(|s| only.is_none_or(|o| o == s.name))
     {

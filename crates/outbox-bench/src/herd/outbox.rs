@@ -105,6 +105,11 @@ fn response(answer: Answer) -> Result<Response, TransportError> {
             headers: vec![json],
             body: error_body(503, "service.unavailable", "Service Unavailable"),
         }),
+        Answer::Failed(status) => Ok(Response {
+            status,
+            headers: vec![json],
+            body: error_body(status, "internal.server.error", "Injected server error"),
+        }),
         Answer::LostAck | Answer::Offline => Err(TransportError {
             kind: FailureKind::Network,
             message: "Failed to fetch".into(),
@@ -192,8 +197,8 @@ pub struct OutboxClient {
     slots: Slots,
     writes: Vec<Millis>,
     next_write: usize,
-    online_at: Millis,
-    online: bool,
+    /// The `online` events still to come, sorted.
+    online_events: Vec<Millis>,
     online_signal: bool,
     timer_at: Option<Millis>,
     flush: Option<Flush>,
@@ -227,8 +232,7 @@ impl OutboxClient {
             slots,
             writes: s.writes,
             next_write: 0,
-            online_at: s.online_at,
-            online: false,
+            online_events: s.online_events,
             online_signal: shared.online_signal,
             timer_at: None,
             flush: None,
@@ -279,8 +283,9 @@ impl Client for OutboxClient {
             );
             kick = true;
         }
-        if !self.online && now >= self.online_at {
-            self.online = true;
+        let online = self.online_events.iter().take_while(|t| **t <= now).count();
+        if online > 0 {
+            self.online_events.drain(..online);
             if self.online_signal {
                 // The page's `online` event: what waited for the network is due.
                 let _ = run_until_stalled(self.engine.network_back());
@@ -345,7 +350,7 @@ impl Client for OutboxClient {
             answers,
             self.timer_at,
             self.writes.get(self.next_write).copied(),
-            (!self.online).then_some(self.online_at),
+            self.online_events.first().copied(),
         ]
         .into_iter()
         .flatten()

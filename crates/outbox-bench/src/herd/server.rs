@@ -34,6 +34,32 @@ pub struct ServerConfig {
     pub outage_from: Millis,
     /// When the network comes back.
     pub recover_at: Millis,
+    /// A flaky period before `recover_at` ([`Flaky`]): the network is up
+    /// between short outages, and the server fails a share of requests.
+    pub flaky: Flaky,
+}
+
+/// A flaky period: from `from` until `recover_at`, the network drops for
+/// the `outages` windows (absolute, sorted) and is up between them, and
+/// the server answers `error_percent` % of the requests that reach it with
+/// a server error (`500`, `502`, `503` or `504`, evenly) without
+/// processing them — an injected fault, not load.
+#[derive(Debug, Clone, Default)]
+pub struct Flaky {
+    /// Start of the flaky period (0: none).
+    pub from: Millis,
+    /// Outage windows `[start, end)` within it.
+    pub outages: Vec<(Millis, Millis)>,
+    /// Share of the requests answered with a server error.
+    pub error_percent: u32,
+}
+
+impl Flaky {
+    /// Whether the network is down at `now` (within the period).
+    fn down(&self, now: Millis) -> bool {
+        let i = self.outages.partition_point(|(start, _)| *start <= now);
+        i > 0 && now < self.outages[i - 1].1
+    }
 }
 
 /// What a client gets back.
@@ -57,6 +83,9 @@ pub enum Answer {
     },
     /// `503`: shed, over capacity. Not processed.
     Unavailable,
+    /// An injected server error of a flaky period (`500`, `502`, `503` or
+    /// `504`), load or not. Not processed.
+    Failed(u16),
     /// Processed, then the connection was cut: a network error.
     LostAck,
     /// The network is down: a network error, nothing reached the server.
@@ -93,6 +122,8 @@ pub struct Server {
     pub too_many: u64,
     /// `503` answers.
     pub shed: u64,
+    /// Injected server errors of the flaky period.
+    pub injected: u64,
     /// Lost acknowledgements.
     pub lost_acks: u64,
     /// Requests arriving in each second after recovery.
@@ -119,6 +150,7 @@ impl Server {
             offline_attempts: 0,
             too_many: 0,
             shed: 0,
+            injected: 0,
             lost_acks: 0,
             arrivals_per_s: Vec::new(),
         }
@@ -136,18 +168,32 @@ impl Server {
     /// Client `client` sends message `message` at `now`: the answer, and
     /// when it reaches the client.
     pub fn handle(&mut self, now: Millis, client: usize, message: usize) -> (Answer, Millis) {
-        if now < self.config.recover_at && now >= self.config.outage_from {
+        let flaky = &self.config.flaky;
+        let in_flaky = flaky.from != 0 && now >= flaky.from && now < self.config.recover_at;
+        let down = if in_flaky {
+            flaky.down(now)
+        } else {
+            now < self.config.recover_at && now >= self.config.outage_from
+        };
+        if down {
             self.offline_attempts += 1;
             return (Answer::Offline, now + self.config.offline_fail_ms.max(1));
         }
         let rtt = self.config.rtt_ms + self.rng.below_or_eq(self.config.rtt_jitter_ms);
         let at = now + rtt.max(1);
         self.requests += 1;
-        let second = (now.saturating_sub(self.config.recover_at) / 1000) as usize;
-        if self.arrivals_per_s.len() <= second {
-            self.arrivals_per_s.resize(second + 1, 0);
+        if now >= self.config.recover_at {
+            let second = ((now - self.config.recover_at) / 1000) as usize;
+            if self.arrivals_per_s.len() <= second {
+                self.arrivals_per_s.resize(second + 1, 0);
+            }
+            self.arrivals_per_s[second] += 1;
         }
-        self.arrivals_per_s[second] += 1;
+        if in_flaky && self.chance(f64::from(flaky.error_percent) / 100.0) {
+            self.injected += 1;
+            let status = [500, 502, 503, 504][self.rng.below_or_eq(3) as usize];
+            return (Answer::Failed(status), at);
+        }
 
         // The edge: per-token sliding window.
         let (limit, window) = (self.config.token_limit, self.config.token_window_ms);
@@ -219,6 +265,7 @@ mod tests {
             offline_fail_ms: 5,
             outage_from: 0,
             recover_at: 1_000,
+            flaky: Flaky::default(),
         }
     }
 
