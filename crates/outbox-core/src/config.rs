@@ -57,10 +57,58 @@
 //! [`default_routes`]: crate::route::default_routes
 //! [`is_credential`]: crate::headers::is_credential
 
-use crate::engine::Config;
+use crate::classify::ClassifyConfig;
 use crate::hold::OnDead;
 use crate::json::{self, JsonError, Kind, Value};
+use crate::pacer::PacerConfig;
+use crate::retry::RetryPolicy;
 use crate::route::{Carrier, LaneSource, Route, RouteError, RouteTable};
+use crate::store::QueueLimits;
+
+/// Everything the engine can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What is intercepted, lanes, idempotency carriers.
+    pub routes: RouteTable,
+    /// Backoff and dead-letter limits.
+    pub retry: RetryPolicy,
+    /// Pacing per origin.
+    pub pacer: PacerConfig,
+    /// `Retry-After` fallback and cap.
+    pub classify: ClassifyConfig,
+    /// Queue size limits.
+    pub limits: QueueLimits,
+    /// Most requests sent at once in a flush cycle (default 8; one per lane).
+    pub batch_size: usize,
+    /// Send timeout (default 30 s).
+    pub send_timeout_ms: u64,
+    /// How long a send's lease lasts (default 60 s; longer than the
+    /// timeout, so only a dead sender lets it expire).
+    pub lease_ms: u64,
+    /// Most cycles one [`Engine::flush`] runs before handing back (default
+    /// 64; browsers kill long-running workers, so runs stay short).
+    pub max_cycles_per_flush: usize,
+    /// How long entries parked for a token wait before a token is asked
+    /// for again (default 15 s).
+    pub token_retry_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            routes: RouteTable::genesys(),
+            retry: RetryPolicy::default(),
+            pacer: PacerConfig::default(),
+            classify: ClassifyConfig::default(),
+            limits: QueueLimits::default(),
+            batch_size: 8,
+            send_timeout_ms: 30_000,
+            lease_ms: 60_000,
+            max_cycles_per_flush: 64,
+            token_retry_ms: 15_000,
+        }
+    }
+}
 
 /// A configuration problem: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,10 +9,11 @@
 
 use std::future::Future;
 
+use crate::classify::LastError;
 use crate::clock::{Millis, SplitMix64};
-use crate::entry::{Entry, EntryId, EntryState, Head, LastError, Seq, StoredRequest};
+use crate::entry::Action;
+use crate::entry::{Entry, EntryId, EntryState, Head, Seq, StoredRequest};
 use crate::pacer::{PacerConfig, ScheduleState};
-use crate::retry::Action;
 use crate::scheduler::Claim;
 use crate::store::{
     CancelResult, EnqueueError, LeaseTerms, Planner, QueueLimits, Settlement, Store, planning,

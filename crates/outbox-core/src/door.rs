@@ -22,17 +22,27 @@
 //! I/O ([`Arrival::next_io`] → `None`), feeding it every result meanwhile,
 //! then takes its events.
 
+use crate::classify::LastError;
 use crate::classify::{Outcome, Response, TransportError, classify};
 use crate::clock::Millis;
-use crate::engine::{Config, Forwarded};
-use crate::entry::{Entry, EntryId, LastError};
+use crate::config::Config;
+use crate::entry::Prepared;
+use crate::entry::{Entry, EntryId};
 use crate::event::Event;
 use crate::intercept::{self, AfterForward, BeforeForward};
 use crate::io::{Cx, Done, Io, Machine};
 use crate::pacer::{PacerConfig, ScheduleState};
-use crate::route::Prepared;
 use crate::store::{CancelResult, EnqueueError};
 use crate::verdict::OriginNote;
+
+/// What became of a forwarded request.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// Hand the server's answer to the caller.
+    PassThrough(Outcome),
+    /// It was queued; answer `202`.
+    Queued(Box<Entry>),
+}
 
 /// A token arrived for an origin (or, without one, may have): offer it to
 /// the token source; if it is new, release the origin's entries parked

@@ -136,101 +136,25 @@
 //!
 use std::cell::RefCell;
 
-use crate::join::join_all;
-
-use crate::classify::{ClassifyConfig, Outcome, Response, TransportError};
+use crate::classify::{LastError, Response, TransportError};
 use crate::clock::{Clock, Millis, SplitMix64};
-use crate::door::{self, AdminCall};
-use crate::entry::{Entry, EntryId, LastError};
-use crate::entry::{Head, Seq};
+use crate::config::Config;
+use crate::door::{self, AdminCall, Forwarded};
+use crate::entry::{Entry, EntryId, Head, Prepared, Seq};
 use crate::event::EventSink;
-use crate::flush::{Flush, TokenAsks};
-use crate::intercept::{BeforeForward, QueueReason};
+use crate::flush::Flush;
+use crate::intercept::BeforeForward;
 use crate::io::{Cx, Done, Io, Machine};
-use crate::pacer::PacerConfig;
+use crate::join::join_all;
 use crate::pacer::ScheduleState;
-use crate::retry::RetryPolicy;
-use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
+use crate::report::FlushReport;
+use crate::request::{IncomingRequest, OutgoingRequest};
+use crate::route::Routing;
 use crate::scheduler::Claim;
-use crate::store::{
-    CancelResult, Claimed, EnqueueError, Planner, QueueLimits, Settlement, Stats, Store,
-};
-use crate::token::TokenSource;
-use crate::transport::{OutgoingRequest, Transport};
+use crate::store::{CancelResult, Claimed, EnqueueError, Planner, Settlement, Stats, Store};
+use crate::token::{TokenAsks, TokenSource};
+use crate::transport::Transport;
 use crate::verdict::Answer;
-
-/// Everything the engine can be told.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// What is intercepted, lanes, idempotency carriers.
-    pub routes: RouteTable,
-    /// Backoff and dead-letter limits.
-    pub retry: RetryPolicy,
-    /// Pacing per origin.
-    pub pacer: PacerConfig,
-    /// `Retry-After` fallback and cap.
-    pub classify: ClassifyConfig,
-    /// Queue size limits.
-    pub limits: QueueLimits,
-    /// Most requests sent at once in a flush cycle (default 8; one per lane).
-    pub batch_size: usize,
-    /// Send timeout (default 30 s).
-    pub send_timeout_ms: u64,
-    /// How long a send's lease lasts (default 60 s; longer than the
-    /// timeout, so only a dead sender lets it expire).
-    pub lease_ms: u64,
-    /// Most cycles one [`Engine::flush`] runs before handing back (default
-    /// 64; browsers kill long-running workers, so runs stay short).
-    pub max_cycles_per_flush: usize,
-    /// How long entries parked for a token wait before a token is asked
-    /// for again (default 15 s).
-    pub token_retry_ms: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            routes: RouteTable::genesys(),
-            retry: RetryPolicy::default(),
-            pacer: PacerConfig::default(),
-            classify: ClassifyConfig::default(),
-            limits: QueueLimits::default(),
-            batch_size: 8,
-            send_timeout_ms: 30_000,
-            lease_ms: 60_000,
-            max_cycles_per_flush: 64,
-            token_retry_ms: 15_000,
-        }
-    }
-}
-
-/// What a flush did.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FlushReport {
-    /// Cycles run.
-    pub cycles: usize,
-    /// Requests sent.
-    pub attempts: usize,
-    /// Entries delivered.
-    pub delivered: usize,
-    /// Entries rescheduled.
-    pub retried: usize,
-    /// Entries that became dead letters.
-    pub dead: usize,
-    /// Entries parked for a token.
-    pub awaiting_token: usize,
-    /// When to flush again; `None` when nothing is waiting on time.
-    pub next_wake: Option<Millis>,
-}
-
-/// What became of a forwarded request.
-#[derive(Debug)]
-pub enum Forwarded {
-    /// Hand the server's answer to the caller.
-    PassThrough(Outcome),
-    /// It was queued; answer `202`.
-    Queued(Box<Entry>),
-}
 
 /// Why [`Engine::submit`] refused a request. The caller keeps it.
 #[derive(Debug, thiserror::Error)]
@@ -658,15 +582,6 @@ fn finished<T>(result: Option<T>) -> T {
     match result {
         Some(result) => result,
         None => unreachable!("a finished machine always has its result"),
-    }
-}
-
-/// The reason text of a queue-at-once decision.
-pub fn queue_reason(reason: QueueReason) -> &'static str {
-    match reason {
-        QueueReason::LaneBusy => "lane-busy",
-        QueueReason::LaneHeld => "lane-held",
-        QueueReason::OriginPaused { .. } => "origin-paused",
     }
 }
 

@@ -54,7 +54,7 @@
 //! lane halts following to its origin for the rest of the cycle; a follower
 //! that does not go — its lane or origin stopped, or its lease would run
 //! out before a send could finish — is settled back as it was
-//! ([`Action::Unsent`](crate::retry::Action::Unsent)). All the cycle's
+//! ([`Action::Unsent`](crate::entry::Action::Unsent)). All the cycle's
 //! answers are settled by the next store step, as one.
 //!
 //! Events are queued in the machine and taken with
@@ -67,15 +67,17 @@
 use std::collections::VecDeque;
 
 use crate::clock::{Millis, Random};
+use crate::config::Config;
 use crate::door::{Arrival, Spread};
-use crate::engine::{Config, FlushReport};
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::event::Event;
 use crate::hold::OnDead;
 use crate::io::{Cx, Done, Io, Machine};
 use crate::pacer::ScheduleState;
+use crate::report::FlushReport;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
 use crate::store::{Claimed, LeaseTerms, Settlement};
+use crate::token::TokenAsks;
 use crate::verdict::{self, Aftermath, Answer, Verdicts};
 
 /// How many batches' worth of entries one cycle may lease: the heads it
@@ -84,24 +86,6 @@ use crate::verdict::{self, Aftermath, Answer, Verdicts};
 /// ever in flight; the factor only sets how many of one conversation's
 /// messages share a store step.
 pub const BATCHES_PER_CYCLE: usize = 4;
-
-/// When a token was last asked for, per origin: entries parked for a token
-/// ask again every [`Config::token_retry_ms`]. Kept in memory by the
-/// driver across flushes (a restarted driver asks at once).
-#[derive(Debug, Clone, Default)]
-pub struct TokenAsks(std::collections::HashMap<String, Millis>);
-
-impl TokenAsks {
-    /// A token was asked for `origin` at `now`.
-    pub fn asked(&mut self, origin: &str, now: Millis) {
-        self.0.insert(origin.to_owned(), now);
-    }
-
-    /// When `origin` may be asked again, if it was asked before.
-    pub fn again_at(&self, origin: &str, retry_ms: u64) -> Option<Millis> {
-        self.0.get(origin).map(|at| at + retry_ms)
-    }
-}
 
 /// What is queued in a flush for its driver: a piece of I/O, or a step
 /// of several.
@@ -655,9 +639,9 @@ mod tests {
     use super::*;
     use crate::classify::Response;
     use crate::clock::SplitMix64;
+    use crate::entry::Action;
     use crate::entry::{EntryState, StoredRequest};
     use crate::io::feed_at;
-    use crate::retry::Action;
     use crate::store::Stats;
 
     const ORIGIN: &str = "https://api.example.test";
@@ -1076,7 +1060,7 @@ mod tests {
         let mut flush = Flush::new(&config, false);
         flush.poll(1_000);
         let mut dead = entry(1, "c1", EntryState::Pending);
-        dead.last_error = Some(crate::entry::LastError::new("max-age", "too old"));
+        dead.last_error = Some(crate::classify::LastError::new("max-age", "too old"));
         flush.stored(
             &[],
             Claimed {

@@ -22,10 +22,10 @@
 //! retry policy and pacing as the REST routes.
 
 use crate::classify::Response;
+use crate::entry::Prepared;
 use crate::entry::{EntryId, StoredRequest};
 use crate::json;
 use crate::json::Object;
-use crate::route::Prepared;
 
 /// The `http(s)` origin of a `ws(s)` URL (where the same host serves
 /// history), or `None` when it is not one.

@@ -35,10 +35,10 @@
 use crate::clock::{Millis, Random};
 use crate::entry::{Entry, EntryId, Head, Seq};
 use crate::event::Event;
-use crate::flush::TokenAsks;
 use crate::pacer::ScheduleState;
 use crate::scheduler::Claim;
 use crate::store::{CancelResult, Claimed, EnqueueError, LeaseTerms, Purged, Settlement, Stats};
+use crate::token::TokenAsks;
 use crate::verdict::Answer;
 
 /// The next piece of I/O a [`Machine`] wants done. The doc of each

@@ -69,6 +69,8 @@ pub mod join;
 pub mod json;
 pub mod memory;
 pub mod pacer;
+pub mod report;
+pub mod request;
 pub mod retry;
 pub mod retry_after;
 pub mod route;
@@ -83,17 +85,23 @@ pub mod verdict;
 
 /// The names most programs need.
 pub mod prelude {
+    pub use crate::classify::LastError;
     pub use crate::classify::{FailureKind, Outcome, Response, TransportError};
     pub use crate::clock::{Clock, ManualClock, Millis, Random, SplitMix64};
-    pub use crate::engine::{Config, Engine, FlushReport, Forwarded, SubmitError};
-    pub use crate::entry::{Entry, EntryId, EntryState, LastError, Seq};
+    pub use crate::config::Config;
+    pub use crate::door::Forwarded;
+    pub use crate::engine::{Engine, SubmitError};
+    pub use crate::entry::Prepared;
+    pub use crate::entry::{Entry, EntryId, EntryState, Seq};
     pub use crate::event::{Event, EventLog, EventSink, NoEvents};
     pub use crate::intercept::BeforeForward;
     pub use crate::memory::MemoryStore;
-    pub use crate::route::{IncomingRequest, Prepared, RouteTable, Routing};
+    pub use crate::report::FlushReport;
+    pub use crate::request::{IncomingRequest, OutgoingRequest};
+    pub use crate::route::{RouteTable, Routing};
     pub use crate::store::{EnqueueError, QueueLimits, Stats, Store};
     pub use crate::token::{MemoryTokens, TokenSource};
-    pub use crate::transport::{OutgoingRequest, Transport};
+    pub use crate::transport::Transport;
 }
 
 /// The crate's README, whose example runs as a doc test.

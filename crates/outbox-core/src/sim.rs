@@ -21,8 +21,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use crate::classify::{FailureKind, Response, TransportError};
 use crate::clock::{Clock, ManualClock, Millis, Random, SplitMix64};
 use crate::json;
+use crate::request::OutgoingRequest;
 use crate::token::{MemoryTokens, TokenSource};
-use crate::transport::{OutgoingRequest, Transport};
+use crate::transport::Transport;
 
 /// Faults and behaviour of the simulated server. Rates are probabilities
 /// per request, in `0.0..=1.0`.

@@ -10,9 +10,9 @@
 //! implementation.
 
 use crate::clock::Millis;
+use crate::entry::Action;
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::pacer::ScheduleState;
-use crate::retry::Action;
 use crate::scheduler::Claim;
 
 /// Limits on what the queue accepts.

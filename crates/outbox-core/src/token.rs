@@ -7,6 +7,26 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::clock::Millis;
+
+/// When a token was last asked for, per origin: entries parked for a token
+/// ask again every [`Config::token_retry_ms`]. Kept in memory by the
+/// driver across flushes (a restarted driver asks at once).
+#[derive(Debug, Clone, Default)]
+pub struct TokenAsks(HashMap<String, Millis>);
+
+impl TokenAsks {
+    /// A token was asked for `origin` at `now`.
+    pub fn asked(&mut self, origin: &str, now: Millis) {
+        self.0.insert(origin.to_owned(), now);
+    }
+
+    /// When `origin` may be asked again, if it was asked before.
+    pub fn again_at(&self, origin: &str, retry_ms: u64) -> Option<Millis> {
+        self.0.get(origin).map(|at| at + retry_ms)
+    }
+}
+
 /// A source of bearer tokens, per origin.
 #[allow(async_fn_in_trait)]
 pub trait TokenSource {

@@ -28,12 +28,13 @@
 
 use crate::classify::{Outcome, Response, TransportError, classify};
 use crate::clock::{Millis, Random};
-use crate::engine::{Config, FlushReport};
+use crate::config::Config;
+use crate::entry::Action;
 use crate::entry::{Entry, EntryId, Seq};
 use crate::event::Event;
 use crate::hold::OnDead;
 use crate::pacer::{PacerConfig, ScheduleState};
-use crate::retry::Action;
+use crate::report::FlushReport;
 use crate::retry_after::RateLimitInfo;
 use crate::store::Settlement;
 use crate::throttle::Signal;

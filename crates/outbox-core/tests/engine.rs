@@ -8,7 +8,7 @@ mod common;
 use common::{Harness, T0, config};
 use outbox_core::classify::{FailureKind, Response, TransportError};
 use outbox_core::clock::{Clock, ManualClock};
-use outbox_core::engine::Forwarded;
+use outbox_core::door::Forwarded;
 use outbox_core::entry::{Entry, EntryState};
 use outbox_core::event::Event;
 use outbox_core::intercept::{BeforeForward, QueueReason};

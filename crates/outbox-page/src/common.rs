@@ -14,8 +14,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use outbox_core::clock::{Clock, Millis};
-use outbox_core::engine::FlushReport;
 use outbox_core::entry::EntryId;
+use outbox_core::report::FlushReport;
 use outbox_core::store::{CancelResult, Store};
 use outbox_web::config::WebConfig;
 use outbox_web::events::BroadcastEvents;

@@ -8,10 +8,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 use web_sys::{Request, Response, ResponseInit};
 
-use outbox_core::engine::{Forwarded, queue_reason};
+use outbox_core::door::Forwarded;
+use outbox_core::entry::Prepared;
 use outbox_core::intercept::BeforeForward;
 use outbox_core::json;
-use outbox_core::route::{IncomingRequest, Prepared, Routing};
+use outbox_core::request::IncomingRequest;
+use outbox_core::route::Routing;
 use outbox_core::store::EnqueueError;
 use outbox_core::token::TokenSource;
 use outbox_web::config::WebConfig;
@@ -327,9 +329,9 @@ async fn respond(
         BeforeForward::Queue(reason) => {
             let result = inner
                 .engine
-                .enqueue(prepared, false, None, queue_reason(reason))
+                .enqueue(prepared, false, None, reason.name())
                 .await;
-            let response = queued_answer(result.map(Box::new), queue_reason(reason));
+            let response = queued_answer(result.map(Box::new), reason.name());
             inner.flusher.kick();
             register_sync().await;
             response

@@ -39,9 +39,10 @@
 
 #[cfg(target_arch = "wasm32")]
 use js_sys::{Array, Object, Reflect, Uint8Array};
+use outbox_core::classify::LastError;
 #[cfg(target_arch = "wasm32")]
 use outbox_core::entry::CORRUPT;
-use outbox_core::entry::{Entry, EntryId, EntryState, Head, LastError, Seq, StoredRequest};
+use outbox_core::entry::{Entry, EntryId, EntryState, Head, Seq, StoredRequest};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::{JsCast, JsValue};
 

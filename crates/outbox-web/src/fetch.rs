@@ -8,7 +8,8 @@ use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
 use outbox_core::classify::{self, FailureKind, TransportError};
 use outbox_core::json;
-use outbox_core::transport::{OutgoingRequest, Transport};
+use outbox_core::request::OutgoingRequest;
+use outbox_core::transport::Transport;
 
 use crate::js;
 use crate::protocol::Message;

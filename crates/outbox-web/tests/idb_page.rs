@@ -390,7 +390,7 @@ async fn claims_find_listed_lanes_and_a_survey_finds_the_rest() {
     let delivered = Settlement {
         seq: a1.seq,
         attempt: 1,
-        action: outbox_core::retry::Action::Delivered {
+        action: outbox_core::entry::Action::Delivered {
             status: 200,
             duplicate: false,
         },

@@ -6,11 +6,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use outbox_core::clock::{Clock, ManualClock, Millis};
-use outbox_core::engine::{Config, Engine, FlushReport};
+use outbox_core::config::Config;
+use outbox_core::engine::Engine;
 use outbox_core::entry::Entry;
 use outbox_core::event::{Event, EventSink};
 use outbox_core::memory::MemoryStore;
-use outbox_core::route::IncomingRequest;
+use outbox_core::report::FlushReport;
+use outbox_core::request::IncomingRequest;
 use outbox_core::sim::{SimServer, SimTokens, SimTransport, run_until_stalled};
 
 pub const T0: Millis = 1_700_000_000_000;
