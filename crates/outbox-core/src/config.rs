@@ -61,9 +61,9 @@ use crate::classify::ClassifyConfig;
 use crate::hold::OnDead;
 use crate::json::{self, JsonError, Kind, Value};
 use crate::pacer::PacerConfig;
+use crate::queue::QueueLimits;
 use crate::retry::RetryPolicy;
 use crate::route::{Carrier, LaneSource, Route, RouteError, RouteTable};
-use crate::store::QueueLimits;
 
 /// Everything the engine can be told.
 #[derive(Debug, Clone)]

@@ -4,6 +4,9 @@
 //!
 //! [`StoredRequest`]: crate::entry::StoredRequest
 
+use crate::entry::{Entry, Prepared};
+use crate::headers;
+
 /// A request as the app made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingRequest {
@@ -37,4 +40,58 @@ pub struct OutgoingRequest<'a> {
     /// can look it up (the guest channel reads the session's history) does
     /// so before sending again.
     pub unknown_outcome: bool,
+}
+
+impl<'a> OutgoingRequest<'a> {
+    /// A leased entry as a flush sends it: its stored request, plus
+    /// `Authorization` with `token` (the one in hand for its origin) when
+    /// it needs one.
+    pub fn of(entry: &'a Entry, token: Option<&str>, timeout_ms: u64) -> Self {
+        let mut headers = entry.request.headers.clone();
+        if let Some(token) = token.filter(|_| entry.needs_token) {
+            headers.push(headers::authorization(token));
+        }
+        Self {
+            method: &entry.request.method,
+            url: &entry.request.url,
+            headers,
+            body: &entry.request.body,
+            timeout_ms,
+            unknown_outcome: entry.last_attempt_unanswered(),
+        }
+    }
+
+    /// The live first attempt of an intercepted request: the app's own
+    /// headers (its token included) where the prepared request has none of
+    /// that name, the prepared ones (the carriers), and, when the route
+    /// needs a token and the app sent none, `Authorization` with `token`
+    /// (the one in hand for its origin).
+    pub fn live(
+        incoming: &IncomingRequest,
+        prepared: &'a Prepared,
+        token: Option<&str>,
+        timeout_ms: u64,
+    ) -> Self {
+        let mut headers: Vec<(String, String)> = incoming
+            .headers
+            .iter()
+            .filter(|(name, _)| prepared.request.header(name).is_none())
+            .cloned()
+            .collect();
+        headers.extend(prepared.request.headers.iter().cloned());
+        let has_auth = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if let Some(token) = token.filter(|_| prepared.needs_token && !has_auth) {
+            headers.push(headers::authorization(token));
+        }
+        Self {
+            method: &prepared.request.method,
+            url: &prepared.request.url,
+            headers,
+            body: &prepared.request.body,
+            timeout_ms,
+            unknown_outcome: false,
+        }
+    }
 }

@@ -34,9 +34,9 @@ use crate::entry::{Entry, EntryId, Seq};
 use crate::event::Event;
 use crate::hold::OnDead;
 use crate::pacer::{PacerConfig, ScheduleState};
+use crate::queue::Settlement;
 use crate::report::FlushReport;
 use crate::retry_after::RateLimitInfo;
-use crate::store::Settlement;
 use crate::throttle::Signal;
 
 /// One attempt's answer, as the transport gave it, with the token it went

@@ -12,10 +12,10 @@ use outbox_core::door::Forwarded;
 use outbox_core::entry::Prepared;
 use outbox_core::intercept::BeforeForward;
 use outbox_core::json;
-use outbox_core::request::IncomingRequest;
+use outbox_core::queue::EnqueueError;
+use outbox_core::request::{IncomingRequest, OutgoingRequest};
 use outbox_core::route::Routing;
-use outbox_core::store::EnqueueError;
-use outbox_core::token::TokenSource;
+use outbox_driver::token::TokenSource;
 use outbox_web::config::WebConfig;
 use outbox_web::events::BroadcastEvents;
 use outbox_web::fetch::{self, BrowserTransport, FetchTransport, Parts};
@@ -340,37 +340,29 @@ async fn respond(
     }
 }
 
-/// The live first attempt: the app's own headers (its token included) plus
-/// the carriers, then the design's decision on the answer.
+/// The live first attempt (assembled by core: the app's own headers, the
+/// carriers, the token in hand where the route needs one and the app sent
+/// none), then the design's decision on the answer.
 async fn forward(
     inner: &Rc<Inner>,
     incoming: &IncomingRequest,
     prepared: Prepared,
 ) -> Result<Response, JsValue> {
-    let mut headers: Vec<(String, String)> = incoming
-        .headers
-        .iter()
-        .filter(|(n, _)| prepared.request.header(n).is_none())
-        .cloned()
-        .collect();
-    headers.extend(prepared.request.headers.iter().cloned());
-    let has_auth = headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
-    if prepared.needs_token
-        && !has_auth
-        && let Some(token) = inner.tokens.current(&prepared.origin)
-    {
-        headers.push(outbox_core::headers::authorization(&token));
-    }
+    let token = inner.tokens.current(&prepared.origin);
+    let live = OutgoingRequest::live(
+        incoming,
+        &prepared,
+        token.as_deref(),
+        inner.config.forward_timeout_ms,
+    );
     let result = fetch::fetch(
         Parts {
-            method: &prepared.request.method,
-            url: &prepared.request.url,
-            headers: &headers,
-            body: &prepared.request.body,
+            method: live.method,
+            url: live.url,
+            headers: &live.headers,
+            body: live.body,
         },
-        inner.config.forward_timeout_ms,
+        live.timeout_ms,
     )
     .await;
     let classified = match &result {

@@ -686,7 +686,7 @@ pub(crate) mod plain {
 mod tests {
     use super::*;
     use outbox_core::clock::SplitMix64;
-    use outbox_core::conformance::sample_entry;
+    use outbox_driver::conformance::sample_entry;
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn entries() -> Vec<Entry> {
@@ -901,7 +901,7 @@ mod native_tests {
     use super::plain::Plain;
     use super::*;
     use outbox_core::clock::SplitMix64;
-    use outbox_core::conformance::sample_entry;
+    use outbox_driver::conformance::sample_entry;
     use outbox_fuzz::{Rng, run};
 
     /// An entry with every field drawn at random, edges over-represented.

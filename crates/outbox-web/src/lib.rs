@@ -1,7 +1,7 @@
 //! Outbox in the browser: the drivers the service worker (`outbox-sw`) and
 //! the page API (`outbox-page`) share.
 //!
-//! `IdbStore` implements [`outbox_core::store::Store`] on raw `web-sys`
+//! `IdbStore` implements [`outbox_driver::store::Store`] on raw `web-sys`
 //! IndexedDB; `fetch::FetchTransport` sends with `fetch` and a timeout;
 //! `tokens::BrowserTokens` keeps tokens in memory only (token URL or page
 //! protocol); `events::BroadcastEvents` posts events on a
@@ -93,7 +93,7 @@ pub use store::IdbStore;
 
 /// The engine as the browser runs it.
 #[cfg(target_arch = "wasm32")]
-pub type WebEngine = outbox_core::engine::Engine<
+pub type WebEngine = outbox_driver::engine::Engine<
     IdbStore,
     fetch::BrowserTransport,
     js::JsClock,
@@ -110,7 +110,7 @@ pub async fn open_engine(
     events: events::BroadcastEvents,
 ) -> Result<WebEngine, IdbError> {
     let store = IdbStore::open(&config.database).await?;
-    Ok(outbox_core::engine::Engine::new(
+    Ok(outbox_driver::engine::Engine::new(
         config.core.clone(),
         store,
         transport,

@@ -5,8 +5,8 @@ use outbox_core::classify::LastError;
 use outbox_core::clock::Millis;
 use outbox_core::entry::{Entry, EntryState};
 use outbox_core::event::error_json;
+use outbox_core::queue::Stats;
 use outbox_core::report::FlushReport;
-use outbox_core::store::Stats;
 use wasm_bindgen::JsValue;
 
 use crate::js;

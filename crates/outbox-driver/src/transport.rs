@@ -1,8 +1,8 @@
 //! The sending interface: `fetch` in the browser, a simulated server in
 //! tests.
 
-use crate::classify::{Response, TransportError};
-use crate::request::OutgoingRequest;
+use outbox_core::classify::{Response, TransportError};
+use outbox_core::request::OutgoingRequest;
 
 /// Sends requests. Async without `Send` (wasm is single-threaded).
 #[allow(async_fn_in_trait)]

@@ -8,8 +8,8 @@ mod common;
 
 use common::{Harness, T0, config};
 use outbox_core::clock::{Clock, Millis};
-use outbox_core::sim::{SimFaults, SimOutcome, SimServer, SimTokens, run_until_stalled};
-use outbox_core::store::Store;
+use outbox_driver::sim::{SimFaults, SimOutcome, SimServer, SimTokens, run_until_stalled};
+use outbox_driver::store::Store;
 
 fn outage() -> SimFaults {
     SimFaults {
