@@ -473,10 +473,7 @@ impl Transaction for Enqueue {
                     unreachable!("an enqueue decides once")
                 };
                 let size = entry.request.size_bytes();
-                let refused = if found.yes(|a| match a {
-                    Answer::Full(full) => Some(*full),
-                    _ => None,
-                }) {
+                let refused = if found.yes(|a| matches!(a, Answer::Full(_))) {
                     Some(EnqueueError::Full {
                         max_entries: limits.max_entries,
                     })
@@ -485,10 +482,7 @@ impl Transaction for Enqueue {
                         size,
                         max: limits.max_entry_bytes,
                     })
-                } else if found.yes(|a| match a {
-                    Answer::Taken(taken) => Some(*taken),
-                    _ => None,
-                }) {
+                } else if found.yes(|a| matches!(a, Answer::Taken(_))) {
                     Some(EnqueueError::Duplicate(entry.id))
                 } else {
                     None
@@ -605,30 +599,24 @@ impl Cycle {
 
     /// Applies the settlements to the entries read, making the writes.
     fn settle_entries(&mut self, hooks: &mut dyn Planner) -> Vec<Write> {
-        let mut work: Vec<Option<Entry>> = self.answers.entries().into_iter().map(Some).collect();
+        let mut work = self.answers.entries();
         let mut writes = Vec::new();
         for s in self.settlements.take().unwrap_or_default() {
-            let Some(slot) = work
-                .iter_mut()
-                .find(|e| e.as_ref().is_some_and(|e| e.seq == s.seq))
-            else {
+            // Not queued, or gone already: skipped.
+            let Some(at) = work.iter().position(|e| e.seq == s.seq) else {
                 continue;
             };
-            let Some(entry) = slot else { continue };
+            let entry = &mut work[at];
             if !entry.holds_lease(s.attempt) {
                 continue;
             }
             match entry.settle(&s.action, self.now) {
                 Fate::Keep => writes.push(Write::Put(entry.clone())),
                 Fate::Remove => {
+                    work.swap_remove(at);
                     writes.push(Write::Remove(s.seq));
-                    *slot = None;
                 }
-                Fate::Bury => {
-                    if let Some(dead) = slot.take() {
-                        writes.push(Write::Bury(dead));
-                    }
-                }
+                Fate::Bury => writes.push(Write::Bury(work.swap_remove(at))),
             }
             self.applied.push(s);
         }
@@ -638,16 +626,14 @@ impl Cycle {
 
     /// Applies the plan's claims to the heads read, making the writes.
     fn apply_claims(&mut self, terms: LeaseTerms) -> Vec<Write> {
-        let mut work: Vec<Option<Entry>> = self.answers.entries().into_iter().map(Some).collect();
+        let mut work = self.answers.entries();
         let mut writes = Vec::new();
         for (seq, claim) in std::mem::take(&mut self.claims) {
-            let Some(slot) = work
-                .iter_mut()
-                .find(|e| e.as_ref().is_some_and(|e| e.seq == seq))
-            else {
+            // Not queued, or buried already: skipped.
+            let Some(at) = work.iter().position(|e| e.seq == seq) else {
                 continue;
             };
-            let Some(entry) = slot else { continue };
+            let entry = &mut work[at];
             let corrupt = entry.is_corrupt();
             match claim {
                 Claim::Send | Claim::AwaitToken if corrupt => {}
@@ -670,10 +656,9 @@ impl Cycle {
                         _ => error,
                     };
                     entry.bury(error, terms.now);
-                    if let Some(dead) = slot.take() {
-                        writes.push(Write::Bury(dead.clone()));
-                        self.claimed.expired.push(dead);
-                    }
+                    let dead = work.swap_remove(at);
+                    writes.push(Write::Bury(dead.clone()));
+                    self.claimed.expired.push(dead);
                 }
             }
         }
@@ -703,13 +688,10 @@ impl Cycle {
         writes
     }
 
-    /// Every entry claimed, for its body.
-    fn claimed_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+    /// Every list of entries claimed, for their bodies.
+    fn claimed_lists(&mut self) -> [&mut Vec<Entry>; 3] {
         let c = &mut self.claimed;
-        c.sends
-            .iter_mut()
-            .chain(c.awaiting_token.iter_mut())
-            .chain(c.expired.iter_mut())
+        [&mut c.sends, &mut c.awaiting_token, &mut c.expired]
     }
 }
 
@@ -835,7 +817,10 @@ impl Transaction for Cycle {
                     }
                 }
                 Phase::Bodies => {
-                    let seqs: Vec<Seq> = self.claimed_mut().map(|e| e.seq).collect();
+                    let mut seqs: Vec<Seq> = Vec::new();
+                    for list in self.claimed_lists() {
+                        seqs.extend(list.iter().map(|e| e.seq));
+                    }
                     if seqs.is_empty() {
                         self.phase = Phase::Save;
                     } else {
@@ -845,9 +830,11 @@ impl Transaction for Cycle {
                 }
                 Phase::Attach => {
                     let mut bodies = self.answers.bodies();
-                    for entry in self.claimed_mut() {
-                        if let Some(at) = bodies.iter().position(|(seq, _)| *seq == entry.seq) {
-                            entry.request.body = bodies.swap_remove(at).1;
+                    for list in self.claimed_lists() {
+                        for entry in list.iter_mut() {
+                            if let Some(at) = bodies.iter().position(|(seq, _)| *seq == entry.seq) {
+                                entry.request.body = bodies.swap_remove(at).1;
+                            }
                         }
                     }
                     self.phase = Phase::Save;
@@ -910,10 +897,7 @@ impl Transaction for LaneAndSchedule {
                 ]
             },
             |mut found| {
-                let busy = found.yes(|a| match a {
-                    Answer::Lane(busy) => Some(*busy),
-                    _ => None,
-                });
+                let busy = found.yes(|a| matches!(a, Answer::Lane(_)));
                 (Vec::new(), (busy, found.schedule()))
             },
         )

@@ -431,102 +431,90 @@ impl SummariesRead {
 /// What a step's answers hold, taken by kind (a step asks each kind at
 /// most once).
 #[derive(Debug, Default)]
-pub(crate) struct Answers(Vec<Answer>);
+pub(crate) struct Answers(Vec<Found>);
 
 impl Answers {
     pub(crate) fn new(found: Vec<Found>) -> Self {
-        Self(found.into_iter().map(|f| f.0).collect())
+        Self(found)
     }
 
-    fn take<T>(&mut self, pick: impl Fn(Answer) -> Result<T, Answer>) -> Option<T> {
-        let mut taken = None;
-        for answer in std::mem::take(&mut self.0) {
-            match taken {
-                None => match pick(answer) {
-                    Ok(t) => taken = Some(t),
-                    Err(other) => self.0.push(other),
-                },
-                Some(_) => self.0.push(answer),
-            }
-        }
-        taken
+    /// The first answer `like` accepts, taken out.
+    fn take(&mut self, like: fn(&Answer) -> bool) -> Option<Answer> {
+        let at = self.0.iter().position(|f| like(&f.0))?;
+        Some(self.0.swap_remove(at).0)
     }
 
     pub(crate) fn schedule(&mut self) -> ScheduleState {
-        self.take(|a| match a {
-            Answer::Schedule(s) => Ok(s),
-            a => Err(a),
-        })
-        .unwrap_or_default()
+        match self.take(|a| matches!(a, Answer::Schedule(_))) {
+            Some(Answer::Schedule(s)) => s,
+            _ => ScheduleState::default(),
+        }
     }
 
     pub(crate) fn heads(&mut self) -> Vec<Head> {
-        self.take(|a| match a {
-            Answer::Heads(h) => Ok(h),
-            a => Err(a),
-        })
-        .unwrap_or_default()
+        match self.take(|a| matches!(a, Answer::Heads(_))) {
+            Some(Answer::Heads(h)) => h,
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn entries(&mut self) -> Vec<Entry> {
-        self.take(|a| match a {
-            Answer::Entries(e) | Answer::State(e) | Answer::List(e) => Ok(e),
-            a => Err(a),
-        })
-        .unwrap_or_default()
+        let like =
+            |a: &Answer| matches!(a, Answer::Entries(_) | Answer::State(_) | Answer::List(_));
+        match self.take(like) {
+            Some(Answer::Entries(e) | Answer::State(e) | Answer::List(e)) => e,
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn behind(&mut self) -> Vec<Vec<Option<Entry>>> {
-        self.take(|a| match a {
-            Answer::Behind(b) => Ok(b),
-            a => Err(a),
-        })
-        .unwrap_or_default()
+        match self.take(|a| matches!(a, Answer::Behind(_))) {
+            Some(Answer::Behind(b)) => b,
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn bodies(&mut self) -> Vec<(Seq, Vec<u8>)> {
-        self.take(|a| match a {
-            Answer::Bodies(b) => Ok(b),
-            a => Err(a),
-        })
-        .unwrap_or_default()
+        match self.take(|a| matches!(a, Answer::Bodies(_))) {
+            Some(Answer::Bodies(b)) => b,
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn found(&mut self) -> Option<Entry> {
-        self.take(|a| match a {
-            Answer::Find(e) => Ok(e),
-            a => Err(a),
-        })
-        .flatten()
-        .map(|e| *e)
+        match self.take(|a| matches!(a, Answer::Find(_))) {
+            Some(Answer::Find(e)) => e.map(|e| *e),
+            _ => None,
+        }
     }
 
-    /// A yes-or-no answer (lane, full, taken): no answer is no.
-    pub(crate) fn yes(&mut self, which: fn(&Answer) -> Option<bool>) -> bool {
-        self.take(|a| which(&a).ok_or(a)).unwrap_or(false)
+    /// A yes-or-no answer of the kind `like` accepts (lane, full, taken):
+    /// no answer is no.
+    pub(crate) fn yes(&mut self, like: fn(&Answer) -> bool) -> bool {
+        matches!(
+            self.take(like),
+            Some(Answer::Lane(true) | Answer::Full(true) | Answer::Taken(true))
+        )
     }
 
     pub(crate) fn last_seq(&mut self) -> Seq {
-        self.take(|a| match a {
-            Answer::LastSeq(s) => Ok(s),
-            a => Err(a),
-        })
-        .unwrap_or(0)
+        match self.take(|a| matches!(a, Answer::LastSeq(_))) {
+            Some(Answer::LastSeq(s)) => s,
+            _ => 0,
+        }
     }
 
     pub(crate) fn count(&mut self) -> usize {
-        self.take(|a| match a {
-            Answer::Count(n) => Ok(n),
-            a => Err(a),
-        })
-        .unwrap_or(0)
+        match self.take(|a| matches!(a, Answer::Count(_))) {
+            Some(Answer::Count(n)) => n,
+            _ => 0,
+        }
     }
 
     pub(crate) fn summaries(&mut self) -> Vec<Summary> {
-        self.take(|a| match a {
-            Answer::Summaries(s) => Ok(s),
-            a => Err(a),
-        })
-        .unwrap_or_default()
+        match self.take(|a| matches!(a, Answer::Summaries(_))) {
+            Some(Answer::Summaries(s)) => s,
+            _ => Vec::new(),
+        }
     }
 }

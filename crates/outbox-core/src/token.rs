@@ -6,7 +6,6 @@
 //! [`Forward`](crate::door::Forward) note every ask here).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::clock::Millis;
@@ -15,17 +14,25 @@ use crate::clock::Millis;
 /// ask again every [`Config::token_retry_ms`](crate::config::Config::token_retry_ms).
 /// Clones share one record, so that every machine of one engine sees the
 /// others' asks; it lives in memory (a restarted engine asks at once).
+/// A list: an outbox talks to a handful of origins.
 #[derive(Debug, Clone, Default)]
-pub struct TokenAsks(Rc<RefCell<HashMap<String, Millis>>>);
+pub struct TokenAsks(Rc<RefCell<Vec<(String, Millis)>>>);
 
 impl TokenAsks {
     /// A token was asked for `origin` at `now`.
     pub fn asked(&self, origin: &str, now: Millis) {
-        self.0.borrow_mut().insert(origin.to_owned(), now);
+        let mut asks = self.0.borrow_mut();
+        match asks.iter_mut().find(|(o, _)| o == origin) {
+            Some((_, at)) => *at = now,
+            None => asks.push((origin.to_owned(), now)),
+        }
     }
 
     /// When `origin` may be asked again, if it was asked before.
     pub fn again_at(&self, origin: &str, retry_ms: u64) -> Option<Millis> {
-        self.0.borrow().get(origin).map(|at| at + retry_ms)
+        let asks = self.0.borrow();
+        asks.iter()
+            .find(|(o, _)| o == origin)
+            .map(|(_, at)| at + retry_ms)
     }
 }

@@ -10,7 +10,6 @@
 //! could reach the limit, heads without bodies).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use outbox_core::clock::{Clock, Millis};
@@ -19,7 +18,7 @@ use outbox_core::pacer::ScheduleState;
 use outbox_core::store::{
     Access, Among, Behind, BehindRead, BodiesRead, CountRead, EntriesRead, FindRead, Found,
     FullRead, HeadsRead, LaneRead, LastSeqRead, ListRead, Read, ScheduleRead, StateRead,
-    SummariesRead, Summary, TakenRead, Waiting, Write,
+    SummariesRead, TakenRead, Waiting, Write,
 };
 use outbox_driver::store::{Store, StoreTx};
 use wasm_bindgen::prelude::*;
@@ -313,32 +312,52 @@ struct Kept {
 /// transaction, and [`commit`](StoreTx::commit) reports it).
 pub struct IdbTx {
     tx: Tx,
+    entries: IdbObjectStore,
+    dead: IdbObjectStore,
+    bodies: IdbObjectStore,
+    meta: IdbObjectStore,
     access: Access,
     now: Millis,
-    kept: HashMap<Seq, Kept>,
+    /// By `seq`, sorted (records mostly come in `seq` order).
+    kept: Vec<(Seq, Kept)>,
 }
 
 impl IdbTx {
-    fn store(&self, name: &str) -> Result<IdbObjectStore, IdbError> {
-        self.tx.store(name)
+    fn store(&self, name: &str) -> &IdbObjectStore {
+        match name {
+            DEAD => &self.dead,
+            BODIES => &self.bodies,
+            META => &self.meta,
+            _ => &self.entries,
+        }
     }
 
     /// Remembers what writing `record` back needs, and gives its entry.
     fn keep(&mut self, record: Record) -> Entry {
-        self.kept.insert(
-            record.entry.seq,
-            Kept {
-                body_len: record.body_len,
-                raw: record.raw,
-            },
-        );
+        let kept = Kept {
+            body_len: record.body_len,
+            raw: record.raw,
+        };
+        match self
+            .kept
+            .binary_search_by_key(&record.entry.seq, |(seq, _)| *seq)
+        {
+            Ok(at) => self.kept[at].1 = kept,
+            Err(at) => self.kept.insert(at, (record.entry.seq, kept)),
+        }
         record.entry
+    }
+
+    /// What was kept of the record of `seq`, if it was read here.
+    fn kept(&self, seq: Seq) -> Option<&Kept> {
+        let at = self.kept.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
+        Some(&self.kept[at].1)
     }
 
     /// `entry` as a record to write back: its body length and raw record as
     /// read in this transaction (an entry not read here holds its body).
     fn record(&self, entry: Entry) -> Record {
-        match self.kept.get(&entry.seq) {
+        match self.kept(entry.seq) {
             Some(kept) => Record {
                 body_len: kept.body_len,
                 raw: kept.raw.clone(),
@@ -350,19 +369,18 @@ impl IdbTx {
 
     fn put(&self, store: &str, entry: Entry) -> Result<(), IdbError> {
         let record = self.record(entry);
-        fire(&self.tx, self.store(store)?.put(&encode_entry(&record)?))
+        fire(&self.tx, self.store(store).put(&encode_entry(&record)?))
     }
 
     fn delete(&self, store: &str, seq: Seq) -> Result<(), IdbError> {
-        fire(&self.tx, self.store(store)?.delete(&seq_key(seq)?))
+        fire(&self.tx, self.store(store).delete(&seq_key(seq)?))
     }
 
     /// Lists `lane` in `meta` (see [`lane_key`]).
     fn list_lane(&self, lane: &str) -> Result<(), IdbError> {
         fire(
             &self.tx,
-            self.store(META)?
-                .put_with_key(&JsValue::TRUE, &lane_key(lane)),
+            self.meta.put_with_key(&JsValue::TRUE, &lane_key(lane)),
         )
     }
 
@@ -378,8 +396,8 @@ impl IdbTx {
 
     /// Issues the first requests of `read` (see [`Then`]).
     fn ask(&mut self, read: Read) -> Result<Next, IdbError> {
-        let entries = self.store(ENTRIES)?;
-        let meta = self.store(META)?;
+        let entries = &self.entries;
+        let meta = &self.meta;
         Ok(match read {
             Read::Schedule(ask) => Self::all(
                 vec![self.request(meta.get(&JsValue::from_str(SCHEDULE)))?],
@@ -390,7 +408,7 @@ impl IdbTx {
                 // `seq`, its head (seeking from lane to lane, O(lanes · log
                 // n), one request after the other); every lane found is
                 // listed again.
-                let lanes = index(&self.tx, &entries, BY_LANE)?;
+                let lanes = index(&self.tx, entries, BY_LANE)?;
                 let cursor = self.request(lanes.open_cursor())?;
                 Next::Wait(Wait::Cursor(first_per_key(cursor)), Then::Heads(ask, None))
             }
@@ -416,7 +434,7 @@ impl IdbTx {
                 // One `getAll` per lane on the lane index (whose records of
                 // one lane come in `seq` order); the head is the lane's first
                 // record: one more is read.
-                let lanes = index(&self.tx, &entries, BY_LANE)?;
+                let lanes = index(&self.tx, entries, BY_LANE)?;
                 let mut requests = Vec::with_capacity(ask.lanes.len());
                 for behind in &ask.lanes {
                     let limit = u32::try_from(behind.limit.saturating_add(1)).unwrap_or(u32::MAX);
@@ -432,7 +450,7 @@ impl IdbTx {
             Read::State(ask) => {
                 let cursor = match &ask.origin {
                     // Same origin: in `seq` order.
-                    Some(origin) => index(&self.tx, &entries, BY_ORIGIN)?
+                    Some(origin) => index(&self.tx, entries, BY_ORIGIN)?
                         .open_cursor_with_range(&JsValue::from_str(origin)),
                     None => entries.open_cursor(),
                 };
@@ -444,17 +462,17 @@ impl IdbTx {
                 let key = id_key(ask.id);
                 let mut requests = Vec::with_capacity(2);
                 if ask.among != Among::Dead {
-                    requests.push(self.request(index(&self.tx, &entries, BY_ID)?.get(&key))?);
+                    requests.push(self.request(index(&self.tx, entries, BY_ID)?.get(&key))?);
                 }
                 if ask.among != Among::Queued {
-                    let dead = self.store(DEAD)?;
-                    requests.push(self.request(index(&self.tx, &dead, BY_ID)?.get(&key))?);
+                    let dead = &self.dead;
+                    requests.push(self.request(index(&self.tx, dead, BY_ID)?.get(&key))?);
                 }
                 Self::all(requests, Then::Find(ask))
             }
             Read::List(ask) => {
                 let store = match ask.among {
-                    Among::Dead => self.store(DEAD)?,
+                    Among::Dead => &self.dead,
                     Among::Queued | Among::Either => entries,
                 };
                 let limit = u32::try_from(ask.limit.max(1)).unwrap_or(u32::MAX);
@@ -464,7 +482,7 @@ impl IdbTx {
                 )
             }
             Read::Lane(ask) => {
-                let lanes = index(&self.tx, &entries, BY_LANE)?;
+                let lanes = index(&self.tx, entries, BY_LANE)?;
                 Self::all(
                     vec![self.request(lanes.get_key(&JsValue::from_str(&ask.lane)))?],
                     Then::Lane(ask),
@@ -483,10 +501,10 @@ impl IdbTx {
             }
             Read::Taken(ask) => {
                 let key = id_key(ask.id);
-                let dead = self.store(DEAD)?;
+                let dead = &self.dead;
                 let requests = vec![
-                    self.request(index(&self.tx, &entries, BY_ID)?.get_key(&key))?,
-                    self.request(index(&self.tx, &dead, BY_ID)?.get_key(&key))?,
+                    self.request(index(&self.tx, entries, BY_ID)?.get_key(&key))?,
+                    self.request(index(&self.tx, dead, BY_ID)?.get_key(&key))?,
                 ];
                 Self::all(requests, Then::Taken(ask))
             }
@@ -496,7 +514,7 @@ impl IdbTx {
             ),
             Read::Count(ask) => {
                 let store = match ask.among {
-                    Among::Dead => self.store(DEAD)?,
+                    Among::Dead => &self.dead,
                     Among::Queued | Among::Either => entries,
                 };
                 Self::all(vec![self.request(store.count())?], Then::Count(ask))
@@ -509,7 +527,7 @@ impl IdbTx {
 
     /// Requests for the bodies of these entries.
     fn body_requests(&self, seqs: &[Seq]) -> Result<Vec<Request>, IdbError> {
-        let bodies = self.store(BODIES)?;
+        let bodies = &self.bodies;
         let mut requests = Vec::with_capacity(seqs.len());
         for seq in seqs {
             requests.push(self.request(bodies.get(&seq_key(*seq)?))?);
@@ -522,7 +540,7 @@ impl IdbTx {
     fn bodies(&self, seqs: &[Seq], values: Vec<JsValue>) -> Result<Vec<(Seq, Vec<u8>)>, IdbError> {
         let mut bodies = Vec::with_capacity(seqs.len());
         for (seq, value) in seqs.iter().zip(values) {
-            let salvaged = self.kept.get(seq).is_some_and(|k| k.raw.is_some());
+            let salvaged = self.kept(*seq).is_some_and(|k| k.raw.is_some());
             let body = decode_body(&value);
             bodies.push((
                 *seq,
@@ -571,7 +589,7 @@ impl IdbTx {
             }
             Then::Heads(ask, Some(keys)) => {
                 // A listed lane with no entry left is unlisted.
-                let meta = self.store(META)?;
+                let meta = &self.meta;
                 let mut records = Vec::with_capacity(keys.len());
                 for (key, value) in keys.iter().zip(values) {
                     if absent(&value) {
@@ -586,7 +604,7 @@ impl IdbTx {
                 // Then one `get` per listed lane on the lane index (its
                 // lowest `seq`), all at once.
                 let keys: Vec<JsValue> = js_sys::Array::from(&next()).iter().collect();
-                let lanes = index(&self.tx, &self.store(ENTRIES)?, BY_LANE)?;
+                let lanes = index(&self.tx, &self.entries, BY_LANE)?;
                 let mut requests = Vec::with_capacity(keys.len());
                 for key in &keys {
                     let lane = key
@@ -687,7 +705,7 @@ impl IdbTx {
                 if span < ask.at_least {
                     ask.reply(false)
                 } else {
-                    let count = self.request(self.store(ENTRIES)?.count())?;
+                    let count = self.request(self.entries.count())?;
                     return Ok(Self::all(vec![count], Then::Full(ask)));
                 }
             }
@@ -704,12 +722,7 @@ impl IdbTx {
                 for record in array(&records)?.iter() {
                     // A record that cannot be read still counts.
                     summaries.push(match codec::decode_summary(&record) {
-                        Ok(s) => Summary {
-                            lane: s.lane,
-                            state: s.state,
-                            created_at: s.created_at,
-                            size: s.size,
-                        },
+                        Ok(summary) => summary,
                         Err(_) => ask.unreadable(
                             codec::field(&record, "lane")
                                 .as_string()
@@ -748,16 +761,15 @@ impl IdbTx {
             Write::Add(entry) => {
                 let seq = seq_key(entry.seq)?;
                 let record = Record::new(entry);
-                fire(&self.tx, self.store(ENTRIES)?.add(&encode_entry(&record)?))?;
+                fire(&self.tx, self.entries.add(&encode_entry(&record)?))?;
                 fire(
                     &self.tx,
-                    self.store(BODIES)?
+                    self.bodies
                         .add_with_key(&encode_body(&record.entry.request.body), &seq),
                 )?;
                 fire(
                     &self.tx,
-                    self.store(META)?
-                        .put_with_key(&seq, &JsValue::from_str(NEXT_SEQ)),
+                    self.meta.put_with_key(&seq, &JsValue::from_str(NEXT_SEQ)),
                 )?;
                 self.list_lane(&record.entry.lane)
             }
@@ -782,20 +794,17 @@ impl IdbTx {
             }
             Write::Schedule(schedule) => fire(
                 &self.tx,
-                self.store(META)?.put_with_key(
+                self.meta.put_with_key(
                     &JsValue::from_str(&schedule.encode()),
                     &JsValue::from_str(SCHEDULE),
                 ),
             ),
             Write::Purge => {
-                fire(&self.tx, self.store(ENTRIES)?.clear())?;
-                fire(&self.tx, self.store(DEAD)?.clear())?;
-                fire(&self.tx, self.store(BODIES)?.clear())?;
+                fire(&self.tx, self.entries.clear())?;
+                fire(&self.tx, self.dead.clear())?;
+                fire(&self.tx, self.bodies.clear())?;
                 // `nextSeq` stays: seq is never reused.
-                fire(
-                    &self.tx,
-                    self.store(META)?.delete(&JsValue::from_str(SCHEDULE)),
-                )
+                fire(&self.tx, self.meta.delete(&JsValue::from_str(SCHEDULE)))
             }
         }
     }
@@ -911,11 +920,16 @@ impl Store for IdbStore {
             Access::Write => Mode::Write,
             Access::Durable => Mode::WriteStrict,
         };
+        let tx = Tx::new(&db, name, &[ENTRIES, DEAD, BODIES, META], mode)?;
         Ok(IdbTx {
-            tx: Tx::new(&db, name, &[ENTRIES, DEAD, BODIES, META], mode)?,
+            entries: tx.store(ENTRIES)?,
+            dead: tx.store(DEAD)?,
+            bodies: tx.store(BODIES)?,
+            meta: tx.store(META)?,
+            tx,
             access,
             now: JsClock.now(),
-            kept: HashMap::new(),
+            kept: Vec::new(),
         })
     }
 
