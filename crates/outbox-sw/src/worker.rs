@@ -115,13 +115,6 @@ impl OutboxWorker {
         })
     }
 
-    /// Whether a request may be Outbox's, from its method and URL alone.
-    /// Others are left alone entirely (their bodies are never read).
-    #[wasm_bindgen(js_name = isCandidate)]
-    pub fn is_candidate(&self, method: &str, url: &str) -> bool {
-        self.inner.config.core.routes.is_candidate(method, url)
-    }
-
     /// Answers an intercepted request (for `FetchEvent.respondWith`);
     /// `client_id` is the fetch event's `clientId` (a page's announced
     /// replay from that client goes by untouched).
