@@ -85,8 +85,9 @@ pub struct Config {
     /// How long a send's lease lasts (default 60 s; longer than the
     /// timeout, so only a dead sender lets it expire).
     pub lease_ms: u64,
-    /// Most cycles one [`Engine::flush`] runs before handing back (default
-    /// 64; browsers kill long-running workers, so runs stay short).
+    /// Most cycles one [`Flush`](crate::flush::Flush) runs before handing
+    /// back (default 64; browsers kill long-running workers, so runs stay
+    /// short).
     pub max_cycles_per_flush: usize,
     /// How long entries parked for a token wait before a token is asked
     /// for again (default 15 s).

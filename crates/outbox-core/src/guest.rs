@@ -18,8 +18,8 @@
 //! best-effort frames ([`typing`]): never stored, never retried.
 //!
 //! [`answer`] maps each frame to the engine's [`Response`], so the guest
-//! channel runs on the same [`Engine`](crate::engine::Engine), store,
-//! retry policy and pacing as the REST routes.
+//! channel runs on the same machines ([`Flush`](crate::flush::Flush)),
+//! store, retry policy and pacing as the REST routes.
 
 use crate::classify::Response;
 use crate::entry::Prepared;

@@ -4,7 +4,7 @@
 //! (a `403`, too many server failures, too old, a `401` run, a record that
 //! could not be read), what should happen to the messages behind it? Going
 //! on would deliver message 6 while message 5 sits in the dead letters,
-//! and a later [`revive`](crate::engine::Engine::revive) would deliver 5
+//! and a later [`revive`](crate::queue::Revive) would deliver 5
 //! after 32. So, by default, the lane **holds**: its later entries wait,
 //! visibly (a [`Held`](crate::event::Event::Held) event, [`Stats::held`](crate::queue::Stats::held),
 //! the intercept queues new requests of that lane instead of forwarding

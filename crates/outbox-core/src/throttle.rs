@@ -14,7 +14,7 @@
 //!    reaches a recovering server is one request per client.
 //! 2. **Spread the backlog after an outage.** When the origin comes back
 //!    after being unreachable for `D` (the page's `online` event through
-//!    [`Engine::network_back`](crate::engine::Engine::network_back), or the
+//!    [`NetworkBack`](crate::door::NetworkBack), or the
 //!    first answer after failures), what is queued is spread over a window
 //!    `W = D × spread_percent / 100` (capped at `spread_max_ms`): the
 //!    throttle's rate becomes `backlog ÷ W` with a random phase, without a

@@ -20,9 +20,9 @@
 //!    store, and tells nothing), counted into the flush's report.
 //!
 //! What one answer tells its origin's pacing (a pause, a rate-limit
-//! window) is read by [`OriginNote`], here for a flush and by
-//! [`Engine::after_forward`](crate::engine::Engine::after_forward) for a
-//! request the worker forwarded live: both pause alike.
+//! window) is read by [`OriginNote`], here for a flush and by the
+//! [`Forward`](crate::door::Forward) door for a request the worker
+//! forwarded live: both pause alike.
 //!
 //! [`RetryPolicy::decide`]: crate::retry::RetryPolicy::decide
 

@@ -19,9 +19,11 @@
 //! * [`store`], [`transport`], [`token`]: what the engine drives.
 //! * [`memory`]: [`MemoryStore`](memory::MemoryStore), a store in memory.
 //! * [`join`]: the two combinators the loop and the browser transport use.
-//! * With the `testing` feature: [`conformance`](crate::conformance) (the
-//!   suite every store passes) and [`sim`](crate::sim) (a simulated Genesys
-//!   server, its transport and tokens, and a single-threaded executor).
+//! * With the `testing` feature: `conformance` (the suite every store
+//!   passes) and `sim` (a simulated Genesys server, its transport and
+//!   tokens, and a single-threaded executor). The crate's tests, the
+//!   stores' test suites and the benchmarks enable it; no browser bundle
+//!   does.
 //!
 //! # Example
 //!

@@ -5,8 +5,8 @@
 //! …) is that, with one transaction of `outbox_core::queue`. A store
 //! implements [`Store::begin`] and a [`StoreTx`] — answering the reads and
 //! carrying out the writes of [`outbox_core::store`] — and decides
-//! nothing; the conformance suite ([`crate::conformance`], feature
-//! `testing`) holds every store to the same behaviour.
+//! nothing; the conformance suite (`conformance`, feature `testing`)
+//! holds every store to the same behaviour.
 
 use std::future::Future;
 use std::pin::Pin;
