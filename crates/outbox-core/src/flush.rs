@@ -105,13 +105,14 @@ use std::rc::Rc;
 
 use crate::clock::{Millis, Random};
 use crate::config::Config;
+use crate::cycle::Cycle;
 use crate::door::{Arrival, Spread};
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::event::Event;
 use crate::hold::OnDead;
 use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, Reply, SendAsk, StoreAsk, TokensAsk, Tx};
 use crate::pacer::ScheduleState;
-use crate::queue::{Claimed, Cycle, LeaseTerms, Settlement};
+use crate::queue::{Claimed, LeaseTerms, Settlement};
 use crate::report::FlushReport;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
 use crate::token::TokenAsks;

@@ -46,12 +46,12 @@
 
 use crate::classify::{FailureKind, Response, TransportError};
 use crate::clock::{Millis, Random};
+use crate::cycle::Cycle;
 use crate::entry::{Entry, Head, Seq};
 use crate::event::Event;
 use crate::pacer::ScheduleState;
 use crate::queue::{
-    Cycle, EditSchedule, Enqueue, Hurry, LaneAndSchedule, Planner, Release, Settlement, Tally,
-    Transaction,
+    EditSchedule, Enqueue, Hurry, LaneAndSchedule, Planner, Release, Settlement, Tally, Transaction,
 };
 use crate::request::OutgoingRequest;
 use crate::scheduler::Claim;

@@ -149,6 +149,7 @@
 pub mod classify;
 pub mod clock;
 pub mod config;
+pub mod cycle;
 pub mod door;
 pub mod entry;
 pub mod event;

@@ -4,7 +4,7 @@
 //!
 //! Every step that reads or changes the queue is one atomic
 //! [`Transaction`]: enqueue ([`Enqueue`]), a flush cycle's settle and
-//! claim ([`Cycle`]), the intercept's lane read ([`LaneAndSchedule`]), an
+//! claim ([`Cycle`](crate::cycle::Cycle)), the intercept's lane read ([`LaneAndSchedule`]), an
 //! edit of the pacing state ([`EditSchedule`]), the release of entries
 //! parked for a token ([`Release`]), hurrying unanswered retries
 //! ([`Hurry`]), stats ([`Tally`]), the dead-letter and admin calls
@@ -15,6 +15,11 @@
 //! store (IndexedDB, memory, SQLite, PostgreSQL, a host in another
 //! language) only reads, writes and commits, and all of them behave alike
 //! (the conformance suite holds them to it).
+//!
+//! Every transaction but a flush's reads once and decides: it is a
+//! [`Rule`] (what it reads; what it writes and gives from what was read),
+//! run by [`Simple`]. A flush cycle reads in several steps, each decided
+//! from the last ([`crate::cycle`]).
 //!
 //! The transitions of one entry are [`Entry`]'s ([`Entry::lease`],
 //! [`Entry::settle`], …); what a transaction adds is the rest of a rule:
@@ -27,26 +32,16 @@
 //! decisions are the flush machine's, reached through the [`Planner`]
 //! hooks a store passes to [`Transaction::poll`].
 //!
-//! ```text
-//!   Cycle:  read schedule (+ the entries settled)
-//!           → settle: Entry::settle each whose lease still matches; Planner::settled
-//!           → write; read every lane's head
-//!           → Planner::plan → read the heads it names
-//!           → lease / park / bury → write; read the entries behind the heads sent
-//!           → Planner::follow each → write; read the bodies of what was claimed
-//!           → write the pacing state if it changed → commit
-//! ```
 
 use std::convert::Infallible;
 
 use crate::clock::Millis;
-use crate::entry::{Entry, EntryId, EntryState, Fate, Head, Seq};
+use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::pacer::ScheduleState;
 use crate::scheduler::Claim;
 use crate::store::{
-    Access, Among, Answer, Answers, Behind, BehindRead, BodiesRead, CountRead, EntriesRead,
-    FindRead, Found, FullRead, HeadsRead, LaneRead, LastSeqRead, ListRead, Read, ScheduleRead,
-    StateRead, Step, SummariesRead, TakenRead, Waiting, Write,
+    Access, Among, Answer, Answers, CountRead, FindRead, Found, FullRead, LaneRead, LastSeqRead,
+    ListRead, Read, ScheduleRead, StateRead, Step, SummariesRead, TakenRead, Waiting, Write,
 };
 
 /// Limits on what the queue accepts.
@@ -343,586 +338,230 @@ pub trait Transaction {
     fn feed(&mut self, found: Vec<Found>);
 }
 
-/// The phases of a transaction of one read step: ask, decide (and write),
-/// commit.
+/// A rule that reads once and decides: every transaction but a flush's
+/// [`Cycle`](crate::cycle::Cycle), run by [`Simple`]. Only core writes
+/// rules (what a step found, [`Answers`], can only be read here).
+pub trait Rule {
+    /// What the transaction gives.
+    type Output;
+    /// What it does (see [`Transaction::name`]).
+    const NAME: &'static str;
+    /// How it uses the store.
+    const ACCESS: Access;
+
+    /// What it reads, in one step (nothing: it decides at once).
+    fn reads(&self) -> Vec<Read>;
+
+    /// What it writes and gives, from what was read; `hooks` decide where
+    /// the rule asks them.
+    fn decide(&mut self, found: Answers, hooks: &mut dyn Planner) -> (Vec<Write>, Self::Output);
+}
+
+/// A transaction of one read step: it asks for its [`Rule`]'s reads, then
+/// makes the rule's writes, then commits.
+#[derive(Debug)]
+pub struct Simple<R: Rule> {
+    rule: R,
+    state: Once<R::Output>,
+}
+
+/// Where a [`Simple`] transaction stands.
 #[derive(Debug)]
 enum Once<T> {
     Ask,
-    Asked(Option<Answers>),
+    Asked(Answers),
     Decided(T),
 }
 
-impl<T> Once<T> {
-    fn new() -> Self {
-        Self::Ask
+impl<R: Rule> Simple<R> {
+    fn of(rule: R) -> Self {
+        Self {
+            rule,
+            state: Once::Ask,
+        }
     }
 
-    /// The step of a one-read transaction: `reads` first, then the writes
-    /// that `decide` makes from the answers, then the commit.
-    fn step(
-        &mut self,
-        reads: impl FnOnce() -> Vec<Read>,
-        decide: impl FnOnce(Answers) -> (Vec<Write>, T),
-    ) -> Step {
-        match self {
-            Self::Ask => {
-                *self = Self::Asked(None);
-                let reads = reads();
-                if reads.is_empty() {
-                    *self = Self::Asked(Some(Answers::default()));
-                    return self.step(Vec::new, decide);
-                }
-                Step::Read(reads)
+    /// The transaction's result. A store answers [`Step::Commit`] only at
+    /// the end, so a missing one is a bug in the store (it returned before
+    /// the transaction committed).
+    #[track_caller]
+    pub fn finish(self) -> R::Output {
+        match self.state {
+            Once::Decided(result) => result,
+            Once::Ask | Once::Asked(_) => {
+                unreachable!("a transaction's result was taken before it committed")
             }
-            Self::Asked(answers) => {
-                let (writes, result) = decide(answers.take().unwrap_or_default());
-                *self = Self::Decided(result);
+        }
+    }
+}
+
+impl<R: Rule> Transaction for Simple<R> {
+    fn name(&self) -> &'static str {
+        R::NAME
+    }
+
+    fn access(&self) -> Access {
+        R::ACCESS
+    }
+
+    fn poll(&mut self, hooks: &mut dyn Planner) -> Step {
+        if let Once::Ask = self.state {
+            let reads = self.rule.reads();
+            self.state = Once::Asked(Answers::default());
+            if !reads.is_empty() {
+                return Step::Read(reads);
+            }
+        }
+        match std::mem::replace(&mut self.state, Once::Ask) {
+            Once::Asked(found) => {
+                let (writes, result) = self.rule.decide(found, hooks);
+                self.state = Once::Decided(result);
                 if writes.is_empty() {
                     Step::Commit
                 } else {
                     Step::Write(writes)
                 }
             }
-            Self::Decided(_) => Step::Commit,
+            decided => {
+                self.state = decided;
+                Step::Commit
+            }
         }
     }
 
     fn feed(&mut self, found: Vec<Found>) {
-        if let Self::Asked(answers) = self {
-            *answers = Some(Answers::new(found));
-        }
-    }
-
-    fn finish(self) -> Option<T> {
-        match self {
-            Self::Decided(result) => Some(result),
-            Self::Ask | Self::Asked(_) => None,
+        if let Once::Asked(answers) = &mut self.state {
+            *answers = Answers::new(found);
         }
     }
 }
 
-/// The result of a transaction that committed; a store answers
-/// [`Step::Commit`] only at the end, so a missing result is a bug in the
-/// store (a transaction returned before it committed).
-#[track_caller]
-fn committed<T>(result: Option<T>) -> T {
-    match result {
-        Some(result) => result,
-        None => unreachable!("a transaction's result was taken before it committed"),
-    }
-}
+/// Makes an entry durable at the end of its lane, under the queue's limits
+/// ([`EnqueueRule`]). Result: the stored entry (its `seq` assigned), or the
+/// refusal.
+pub type Enqueue = Simple<EnqueueRule>;
 
-/// Makes `entry` durable at the end of its lane, under `limits`. The
-/// refusals come in this order: full, too large, an id already taken
-/// (queued or dead). The entry's `seq` becomes the last one given plus
-/// one (its own is ignored).
+/// The rule of an [`Enqueue`]: the refusals come in this order — full, too
+/// large, an id already taken (queued or dead); the entry's `seq` becomes
+/// the last one given plus one (its own is ignored).
 #[derive(Debug)]
-pub struct Enqueue {
+pub struct EnqueueRule {
     entry: Option<Entry>,
     limits: QueueLimits,
-    once: Once<Result<Entry, Refusal>>,
 }
 
 impl Enqueue {
-    /// Enqueues `entry`.
+    /// Enqueues `entry` under `limits`.
     pub fn new(entry: Entry, limits: QueueLimits) -> Self {
-        Self {
+        Self::of(EnqueueRule {
             entry: Some(entry),
             limits,
-            once: Once::new(),
-        }
+        })
     }
 
     /// The store refused the write for lack of room (a quota): the entry
     /// was not kept.
     pub fn quota_exceeded(&mut self, why: String) {
-        self.once = Once::Decided(Err(EnqueueError::QuotaExceeded(why)));
-    }
-
-    /// The stored entry (its `seq` assigned), or the refusal.
-    pub fn finish(self) -> Result<Entry, Refusal> {
-        committed(self.once.finish())
+        self.state = Once::Decided(Err(EnqueueError::QuotaExceeded(why)));
     }
 }
 
-impl Transaction for Enqueue {
-    fn name(&self) -> &'static str {
-        "enqueue"
+impl Rule for EnqueueRule {
+    type Output = Result<Entry, Refusal>;
+    const NAME: &'static str = "enqueue";
+    const ACCESS: Access = Access::Durable;
+
+    fn reads(&self) -> Vec<Read> {
+        let mut reads = vec![
+            Read::Full(FullRead {
+                at_least: self.limits.max_entries,
+            }),
+            Read::LastSeq(LastSeqRead),
+        ];
+        reads.extend(
+            self.entry
+                .as_ref()
+                .map(|e| Read::Taken(TakenRead { id: e.id })),
+        );
+        reads
     }
 
-    fn access(&self) -> Access {
-        Access::Durable
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let (entry, limits) = (&mut self.entry, self.limits);
-        let id = entry.as_ref().map(|e| e.id);
-        self.once.step(
-            || {
-                let mut reads = vec![
-                    Read::Full(FullRead {
-                        at_least: limits.max_entries,
-                    }),
-                    Read::LastSeq(LastSeqRead),
-                ];
-                reads.extend(id.map(|id| Read::Taken(TakenRead { id })));
-                reads
-            },
-            |mut found| {
-                let Some(mut entry) = entry.take() else {
-                    unreachable!("an enqueue decides once")
-                };
-                let size = entry.request.size_bytes();
-                let refused = if found.yes(|a| matches!(a, Answer::Full(_))) {
-                    Some(EnqueueError::Full {
-                        max_entries: limits.max_entries,
-                    })
-                } else if size > limits.max_entry_bytes {
-                    Some(EnqueueError::TooLarge {
-                        size,
-                        max: limits.max_entry_bytes,
-                    })
-                } else if found.yes(|a| matches!(a, Answer::Taken(_))) {
-                    Some(EnqueueError::Duplicate(entry.id))
-                } else {
-                    None
-                };
-                if let Some(refused) = refused {
-                    return (Vec::new(), Err(refused));
-                }
-                entry.seq = found.last_seq() + 1;
-                (vec![Write::Add(entry.clone())], Ok(entry))
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Self::Output) {
+        let Some(mut entry) = self.entry.take() else {
+            unreachable!("an enqueue decides once")
+        };
+        let limits = self.limits;
+        let size = entry.request.size_bytes();
+        let refused = if found.yes(|a| matches!(a, Answer::Full(_))) {
+            Some(EnqueueError::Full {
+                max_entries: limits.max_entries,
+            })
+        } else if size > limits.max_entry_bytes {
+            Some(EnqueueError::TooLarge {
+                size,
+                max: limits.max_entry_bytes,
+            })
+        } else if found.yes(|a| matches!(a, Answer::Taken(_))) {
+            Some(EnqueueError::Duplicate(entry.id))
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            return (Vec::new(), Err(refused));
+        }
+        entry.seq = found.last_seq() + 1;
+        (vec![Write::Add(entry.clone())], Ok(entry))
     }
 }
 
-/// Where a [`Cycle`] stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Start,
-    Settle,
-    Heads,
-    Plan,
-    Apply,
-    Follow,
-    Followed,
-    Bodies,
-    Attach,
-    Save,
-    Done,
-}
+/// The intercept's one read ([`LaneRule`]). Result: whether the lane is
+/// busy, and the pacing state.
+pub type LaneAndSchedule = Simple<LaneRule>;
 
-/// A flush cycle's store step, in one transaction: settle the answers of
-/// the last cycle (if any), then claim the next heads (unless settling
-/// alone). A claim that fails undoes the settle with it (the leases then
-/// run out, and the entries go again, as after a crash).
-///
-/// * **Settle**: each settlement whose entry is queued and still holds the
-///   lease it was sent under ([`Entry::holds_lease`]) is applied
-///   ([`Entry::settle`]): kept, removed (delivered), or moved to the dead
-///   letters; the others are stale and skipped. [`Planner::settled`] then
-///   writes their pacing consequences.
-/// * **Claim**: the pacing state and every lane's head go to
-///   [`Planner::plan`]; of what it names, a head to send is leased
-///   ([`Entry::lease`]) if [`LeaseTerms::allows`] it, one without a token
-///   parked ([`Entry::park_for_token`]), one past its limits buried
-///   ([`Entry::bury`]). A salvaged record ([`Entry::is_corrupt`]) is never
-///   leased or parked, and is buried with its own error. Then the entries
-///   behind each head sent follow it as [`Planner::follow`] accepts them.
-/// * The pacing state is written once, at the end, if it changed.
+/// The rule of a [`LaneAndSchedule`]: whether the lane has queued entries
+/// (any state but dead), and the pacing state, in one read.
 #[derive(Debug)]
-pub struct Cycle {
-    now: Millis,
-    settlements: Option<Vec<Settlement>>,
-    terms: Option<LeaseTerms>,
-    phase: Phase,
-    answers: Answers,
-    read: ScheduleState,
-    schedule: ScheduleState,
-    applied: Vec<Settlement>,
-    claims: Vec<(Seq, Claim)>,
-    leads: Vec<(String, Seq)>,
-    claimed: Claimed,
-}
-
-impl Cycle {
-    /// Settles `settlements` at `terms.now`, then claims under `terms`.
-    pub fn settle_and_claim(settlements: Vec<Settlement>, terms: LeaseTerms) -> Self {
-        Self::new(terms.now, Some(settlements), Some(terms))
-    }
-
-    /// Claims under `terms`.
-    pub fn claim(terms: LeaseTerms) -> Self {
-        Self::new(terms.now, None, Some(terms))
-    }
-
-    /// Settles `settlements` at `now`, and claims nothing.
-    pub fn settle(now: Millis, settlements: Vec<Settlement>) -> Self {
-        Self::new(now, Some(settlements), None)
-    }
-
-    fn new(now: Millis, settlements: Option<Vec<Settlement>>, terms: Option<LeaseTerms>) -> Self {
-        Self {
-            now,
-            settlements,
-            terms,
-            phase: Phase::Start,
-            answers: Answers::default(),
-            read: ScheduleState::default(),
-            schedule: ScheduleState::default(),
-            applied: Vec::new(),
-            claims: Vec::new(),
-            leads: Vec::new(),
-            claimed: Claimed::default(),
-        }
-    }
-
-    /// The settlements that applied, and what the claim leased, parked
-    /// and buried (each entry with its body).
-    pub fn finish(self) -> (Vec<Settlement>, Claimed) {
-        if self.phase != Phase::Done {
-            committed(None::<()>);
-        }
-        (self.applied, self.claimed)
-    }
-
-    /// Its time, settlements and terms: for the tests.
-    #[cfg(test)]
-    pub(crate) fn parts(&self) -> (Millis, Option<Vec<Settlement>>, Option<LeaseTerms>) {
-        (self.now, self.settlements.clone(), self.terms)
-    }
-
-    /// Applies the settlements to the entries read, making the writes.
-    fn settle_entries(&mut self, hooks: &mut dyn Planner) -> Vec<Write> {
-        let mut work = self.answers.entries();
-        let mut writes = Vec::new();
-        for s in self.settlements.take().unwrap_or_default() {
-            // Not queued, or gone already: skipped.
-            let Some(at) = work.iter().position(|e| e.seq == s.seq) else {
-                continue;
-            };
-            let entry = &mut work[at];
-            if !entry.holds_lease(s.attempt) {
-                continue;
-            }
-            match entry.settle(&s.action, self.now) {
-                Fate::Keep => writes.push(Write::Put(entry.clone())),
-                Fate::Remove => {
-                    work.swap_remove(at);
-                    writes.push(Write::Remove(s.seq));
-                }
-                Fate::Bury => writes.push(Write::Bury(work.swap_remove(at))),
-            }
-            self.applied.push(s);
-        }
-        hooks.settled(&mut self.schedule, &self.applied);
-        writes
-    }
-
-    /// Applies the plan's claims to the heads read, making the writes.
-    fn apply_claims(&mut self, terms: LeaseTerms) -> Vec<Write> {
-        let mut work = self.answers.entries();
-        let mut writes = Vec::new();
-        for (seq, claim) in std::mem::take(&mut self.claims) {
-            // Not queued, or buried already: skipped.
-            let Some(at) = work.iter().position(|e| e.seq == seq) else {
-                continue;
-            };
-            let entry = &mut work[at];
-            let corrupt = entry.is_corrupt();
-            match claim {
-                Claim::Send | Claim::AwaitToken if corrupt => {}
-                Claim::Send => {
-                    if terms.allows(entry) {
-                        entry.lease(terms.until);
-                        writes.push(Write::Put(entry.clone()));
-                        self.claimed.sends.push(entry.clone());
-                    }
-                }
-                Claim::AwaitToken => {
-                    entry.park_for_token();
-                    writes.push(Write::Put(entry.clone()));
-                    self.claimed.awaiting_token.push(entry.clone());
-                }
-                Claim::Expire(error) => {
-                    // A salvaged record keeps its own, more telling, reason.
-                    let error = match (corrupt, entry.last_error.take()) {
-                        (true, Some(own)) => own,
-                        _ => error,
-                    };
-                    entry.bury(error, terms.now);
-                    let dead = work.swap_remove(at);
-                    writes.push(Write::Bury(dead.clone()));
-                    self.claimed.expired.push(dead);
-                }
-            }
-        }
-        writes
-    }
-
-    /// Leases the entries behind the heads sent, as `hooks` accept them.
-    fn follow(&mut self, terms: LeaseTerms, hooks: &mut dyn Planner) -> Vec<Write> {
-        let mut writes = Vec::new();
-        let lists = self.answers.behind();
-        for ((_, lead), list) in std::mem::take(&mut self.leads).into_iter().zip(lists) {
-            for next in list {
-                // A record that cannot be read stops its lane's followers:
-                // it dies as a head, in its turn.
-                let Some(mut next) = next else { break };
-                if next.seq <= lead {
-                    continue;
-                }
-                if hooks.follow_room() == 0 || !hooks.follow(&mut self.schedule, &next.head()) {
-                    break;
-                }
-                next.lease(terms.until);
-                writes.push(Write::Put(next.clone()));
-                self.claimed.sends.push(next);
-            }
-        }
-        writes
-    }
-
-    /// Every list of entries claimed, for their bodies.
-    fn claimed_lists(&mut self) -> [&mut Vec<Entry>; 3] {
-        let c = &mut self.claimed;
-        [&mut c.sends, &mut c.awaiting_token, &mut c.expired]
-    }
-}
-
-impl Transaction for Cycle {
-    fn name(&self) -> &'static str {
-        match (&self.settlements, &self.terms) {
-            (Some(_), Some(_)) => "settle_and_claim",
-            (_, Some(_)) => "claim",
-            _ => "settle",
-        }
-    }
-
-    fn access(&self) -> Access {
-        Access::Write
-    }
-
-    fn poll(&mut self, hooks: &mut dyn Planner) -> Step {
-        loop {
-            match self.phase {
-                Phase::Start => {
-                    let mut reads = vec![Read::Schedule(ScheduleRead)];
-                    match (&self.settlements, self.terms) {
-                        (Some(settlements), _) => {
-                            let mut seqs: Vec<Seq> = Vec::with_capacity(settlements.len());
-                            for s in settlements {
-                                if !seqs.contains(&s.seq) {
-                                    seqs.push(s.seq);
-                                }
-                            }
-                            reads.push(Read::Entries(EntriesRead { seqs }));
-                            self.phase = Phase::Settle;
-                        }
-                        (None, Some(terms)) => {
-                            reads.push(Read::Heads(HeadsRead {
-                                survey: terms.survey,
-                            }));
-                            self.phase = Phase::Settle;
-                        }
-                        (None, None) => self.phase = Phase::Settle,
-                    }
-                    return Step::Read(reads);
-                }
-                Phase::Settle => {
-                    self.read = self.answers.schedule();
-                    self.schedule = self.read.clone();
-                    if self.settlements.is_some() {
-                        self.phase = Phase::Heads;
-                        let writes = self.settle_entries(hooks);
-                        if !writes.is_empty() {
-                            return Step::Write(writes);
-                        }
-                    } else {
-                        // A claim alone read its heads with the schedule.
-                        self.phase = Phase::Plan;
-                    }
-                }
-                Phase::Heads => match self.terms {
-                    Some(terms) => {
-                        self.phase = Phase::Plan;
-                        return Step::Read(vec![Read::Heads(HeadsRead {
-                            survey: terms.survey,
-                        })]);
-                    }
-                    None => self.phase = Phase::Save,
-                },
-                Phase::Plan => {
-                    let heads = self.answers.heads();
-                    let (claims, next_wake) = hooks.plan(&mut self.schedule, &heads);
-                    self.claimed.next_wake = next_wake;
-                    let mut seqs: Vec<Seq> = Vec::with_capacity(claims.len());
-                    for (seq, _) in &claims {
-                        if !seqs.contains(seq) {
-                            seqs.push(*seq);
-                        }
-                    }
-                    self.claims = claims;
-                    self.phase = Phase::Apply;
-                    if !seqs.is_empty() {
-                        return Step::Read(vec![Read::Entries(EntriesRead { seqs })]);
-                    }
-                }
-                Phase::Apply => {
-                    let Some(terms) = self.terms else {
-                        self.phase = Phase::Save;
-                        continue;
-                    };
-                    let writes = self.apply_claims(terms);
-                    self.phase = Phase::Follow;
-                    if !writes.is_empty() {
-                        return Step::Write(writes);
-                    }
-                }
-                Phase::Follow => {
-                    self.phase = Phase::Bodies;
-                    let room = hooks.follow_room();
-                    if room > 0 && !self.claimed.sends.is_empty() {
-                        self.leads = self
-                            .claimed
-                            .sends
-                            .iter()
-                            .map(|e| (e.lane.clone(), e.seq))
-                            .collect();
-                        let lanes = self
-                            .leads
-                            .iter()
-                            .map(|(lane, after)| Behind {
-                                lane: lane.clone(),
-                                after: *after,
-                                limit: room,
-                            })
-                            .collect();
-                        self.phase = Phase::Followed;
-                        return Step::Read(vec![Read::Behind(BehindRead { lanes })]);
-                    }
-                }
-                Phase::Followed => {
-                    self.phase = Phase::Bodies;
-                    if let Some(terms) = self.terms {
-                        let writes = self.follow(terms, hooks);
-                        if !writes.is_empty() {
-                            return Step::Write(writes);
-                        }
-                    }
-                }
-                Phase::Bodies => {
-                    let mut seqs: Vec<Seq> = Vec::new();
-                    for list in self.claimed_lists() {
-                        seqs.extend(list.iter().map(|e| e.seq));
-                    }
-                    if seqs.is_empty() {
-                        self.phase = Phase::Save;
-                    } else {
-                        self.phase = Phase::Attach;
-                        return Step::Read(vec![Read::Bodies(BodiesRead { seqs })]);
-                    }
-                }
-                Phase::Attach => {
-                    let mut bodies = self.answers.bodies();
-                    for list in self.claimed_lists() {
-                        for entry in list.iter_mut() {
-                            if let Some(at) = bodies.iter().position(|(seq, _)| *seq == entry.seq) {
-                                entry.request.body = bodies.swap_remove(at).1;
-                            }
-                        }
-                    }
-                    self.phase = Phase::Save;
-                }
-                Phase::Save => {
-                    self.phase = Phase::Done;
-                    if self.schedule != self.read {
-                        return Step::Write(vec![Write::Schedule(self.schedule.clone())]);
-                    }
-                }
-                Phase::Done => return Step::Commit,
-            }
-        }
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.answers = Answers::new(found);
-    }
-}
-
-/// The intercept's one read: whether the lane has queued entries (any
-/// state but dead), and the pacing state.
-#[derive(Debug)]
-pub struct LaneAndSchedule {
-    lane: String,
-    once: Once<(bool, ScheduleState)>,
-}
+pub struct LaneRule(String);
 
 impl LaneAndSchedule {
     /// Reads `lane`.
     pub fn new(lane: &str) -> Self {
-        Self {
-            lane: lane.to_owned(),
-            once: Once::new(),
-        }
-    }
-
-    /// Whether the lane is busy, and the pacing state.
-    pub fn finish(self) -> (bool, ScheduleState) {
-        committed(self.once.finish())
+        Self::of(LaneRule(lane.to_owned()))
     }
 }
 
-impl Transaction for LaneAndSchedule {
-    fn name(&self) -> &'static str {
-        "lane_and_schedule"
+impl Rule for LaneRule {
+    type Output = (bool, ScheduleState);
+    const NAME: &'static str = "lane_and_schedule";
+    const ACCESS: Access = Access::Read;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![
+            Read::Lane(LaneRead {
+                lane: self.0.clone(),
+            }),
+            Read::Schedule(ScheduleRead),
+        ]
     }
 
-    fn access(&self) -> Access {
-        Access::Read
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let lane = &self.lane;
-        self.once.step(
-            || {
-                vec![
-                    Read::Lane(LaneRead { lane: lane.clone() }),
-                    Read::Schedule(ScheduleRead),
-                ]
-            },
-            |mut found| {
-                let busy = found.yes(|a| matches!(a, Answer::Lane(_)));
-                (Vec::new(), (busy, found.schedule()))
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Self::Output) {
+        let busy = found.yes(|a| matches!(a, Answer::Lane(_)));
+        (Vec::new(), (busy, found.schedule()))
     }
 }
 
-/// Edits the pacing state ([`Planner::edit`]), writing it if it changed.
+/// Edits the pacing state ([`EditRule`]).
+pub type EditSchedule = Simple<EditRule>;
+
+/// The rule of an [`EditSchedule`]: [`Planner::edit`] edits the pacing
+/// state, written back if it changed.
 #[derive(Debug)]
-pub struct EditSchedule {
-    once: Once<()>,
-}
+pub struct EditRule;
 
 impl EditSchedule {
     /// An edit.
     pub fn new() -> Self {
-        Self { once: Once::new() }
-    }
-
-    /// Done.
-    pub fn finish(self) {
-        committed(self.once.finish());
+        Self::of(EditRule)
     }
 }
 
@@ -932,52 +571,39 @@ impl Default for EditSchedule {
     }
 }
 
-impl Transaction for EditSchedule {
-    fn name(&self) -> &'static str {
-        "update_schedule"
+impl Rule for EditRule {
+    type Output = ();
+    const NAME: &'static str = "update_schedule";
+    const ACCESS: Access = Access::Write;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![Read::Schedule(ScheduleRead)]
     }
 
-    fn access(&self) -> Access {
-        Access::Write
-    }
-
-    fn poll(&mut self, hooks: &mut dyn Planner) -> Step {
-        self.once.step(
-            || vec![Read::Schedule(ScheduleRead)],
-            |mut found| {
-                let read = found.schedule();
-                let mut schedule = read.clone();
-                hooks.edit(&mut schedule);
-                let writes = if schedule == read {
-                    Vec::new()
-                } else {
-                    vec![Write::Schedule(schedule)]
-                };
-                (writes, ())
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
+    fn decide(&mut self, mut found: Answers, hooks: &mut dyn Planner) -> (Vec<Write>, ()) {
+        let read = found.schedule();
+        let mut schedule = read.clone();
+        hooks.edit(&mut schedule);
+        let writes = if schedule == read {
+            Vec::new()
+        } else {
+            vec![Write::Schedule(schedule)]
+        };
+        (writes, ())
     }
 }
 
-/// Reads the pacing state.
+/// Reads the pacing state ([`ScheduleRule`]).
+pub type ReadSchedule = Simple<ScheduleRule>;
+
+/// The rule of a [`ReadSchedule`]: the pacing state.
 #[derive(Debug)]
-pub struct ReadSchedule {
-    once: Once<ScheduleState>,
-}
+pub struct ScheduleRule;
 
 impl ReadSchedule {
     /// A read.
     pub fn new() -> Self {
-        Self { once: Once::new() }
-    }
-
-    /// The pacing state.
-    pub fn finish(self) -> ScheduleState {
-        committed(self.once.finish())
+        Self::of(ScheduleRule)
     }
 }
 
@@ -987,325 +613,231 @@ impl Default for ReadSchedule {
     }
 }
 
-impl Transaction for ReadSchedule {
-    fn name(&self) -> &'static str {
-        "schedule"
+impl Rule for ScheduleRule {
+    type Output = ScheduleState;
+    const NAME: &'static str = "schedule";
+    const ACCESS: Access = Access::Read;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![Read::Schedule(ScheduleRead)]
     }
 
-    fn access(&self) -> Access {
-        Access::Read
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        self.once.step(
-            || vec![Read::Schedule(ScheduleRead)],
-            |mut found| (Vec::new(), found.schedule()),
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, ScheduleState) {
+        (Vec::new(), found.schedule())
     }
 }
 
-/// A fresh token arrived for an origin: every entry of it parked for a
-/// token is pending again ([`Entry::release_for_token`]).
+/// Releases an origin's entries parked for a token ([`ReleaseRule`]).
+/// Result: the entries released, as heads, in `seq` order.
+pub type Release = Simple<ReleaseRule>;
+
+/// The rule of a [`Release`]: a fresh token arrived for an origin, so
+/// every entry of it parked for a token is pending again
+/// ([`Entry::release_for_token`]).
 #[derive(Debug)]
-pub struct Release {
-    origin: String,
-    once: Once<Vec<Head>>,
-}
+pub struct ReleaseRule(String);
 
 impl Release {
     /// Releases `origin`'s parked entries.
     pub fn new(origin: &str) -> Self {
-        Self {
-            origin: origin.to_owned(),
-            once: Once::new(),
+        Self::of(ReleaseRule(origin.to_owned()))
+    }
+}
+
+impl Rule for ReleaseRule {
+    type Output = Vec<Head>;
+    const NAME: &'static str = "release_awaiting_token";
+    const ACCESS: Access = Access::Write;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![Read::State(StateRead {
+            state: Waiting::AwaitingToken,
+            origin: Some(self.0.clone()),
+        })]
+    }
+
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Vec<Head>) {
+        let mut writes = Vec::new();
+        let mut released = Vec::new();
+        for mut entry in found.entries() {
+            if entry.state != EntryState::AwaitingToken || entry.origin != self.0 {
+                continue;
+            }
+            entry.release_for_token();
+            released.push(entry.head());
+            writes.push(Write::Put(entry));
         }
-    }
-
-    /// The entries released, as heads, in `seq` order.
-    pub fn finish(self) -> Vec<Head> {
-        committed(self.once.finish())
+        (writes, released)
     }
 }
 
-impl Transaction for Release {
-    fn name(&self) -> &'static str {
-        "release_awaiting_token"
-    }
+/// Makes unanswered retries due now ([`HurryRule`]). Result: how many.
+pub type Hurry = Simple<HurryRule>;
 
-    fn access(&self) -> Access {
-        Access::Write
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let origin = &self.origin;
-        self.once.step(
-            || {
-                vec![Read::State(StateRead {
-                    state: Waiting::AwaitingToken,
-                    origin: Some(origin.clone()),
-                })]
-            },
-            |mut found| {
-                let mut writes = Vec::new();
-                let mut released = Vec::new();
-                for mut entry in found.entries() {
-                    if entry.state != EntryState::AwaitingToken || entry.origin != *origin {
-                        continue;
-                    }
-                    entry.release_for_token();
-                    released.push(entry.head());
-                    writes.push(Write::Put(entry));
-                }
-                (writes, released)
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
-    }
-}
-
-/// The device says the network is back: pending entries whose last
-/// attempt got no answer at all (network failure, timeout) are due now,
-/// their backoff meaning nothing any more ([`Entry::hurry`]).
+/// The rule of a [`Hurry`]: the device says the network is back, so
+/// pending entries whose last attempt got no answer at all (network
+/// failure, timeout) are due now, their backoff meaning nothing any more
+/// ([`Entry::hurry`]).
 #[derive(Debug)]
-pub struct Hurry {
-    now: Millis,
-    once: Once<usize>,
-}
+pub struct HurryRule(Millis);
 
 impl Hurry {
     /// Hurries at `now`.
     pub fn new(now: Millis) -> Self {
-        Self {
-            now,
-            once: Once::new(),
+        Self::of(HurryRule(now))
+    }
+}
+
+impl Rule for HurryRule {
+    type Output = usize;
+    const NAME: &'static str = "retry_unreachable_now";
+    const ACCESS: Access = Access::Write;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![Read::State(StateRead {
+            state: Waiting::Pending,
+            origin: None,
+        })]
+    }
+
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, usize) {
+        let mut writes = Vec::new();
+        for mut entry in found.entries() {
+            if entry.hurry(self.0) {
+                writes.push(Write::Put(entry));
+            }
         }
-    }
-
-    /// How many became due.
-    pub fn finish(self) -> usize {
-        committed(self.once.finish())
+        let hurried = writes.len();
+        (writes, hurried)
     }
 }
 
-impl Transaction for Hurry {
-    fn name(&self) -> &'static str {
-        "retry_unreachable_now"
-    }
+/// Counts and ages at a time ([`TallyRule`]).
+pub type Tally = Simple<TallyRule>;
 
-    fn access(&self) -> Access {
-        Access::Write
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let now = self.now;
-        self.once.step(
-            || {
-                vec![Read::State(StateRead {
-                    state: Waiting::Pending,
-                    origin: None,
-                })]
-            },
-            |mut found| {
-                let mut writes = Vec::new();
-                for mut entry in found.entries() {
-                    if entry.hurry(now) {
-                        writes.push(Write::Put(entry));
-                    }
-                }
-                let hurried = writes.len();
-                (writes, hurried)
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
-    }
-}
-
-/// Counts and ages at a time ([`Stats::count`] for each queued entry; the
-/// distinct lanes; the paused origins and held lanes of the pacing state).
+/// The rule of a [`Tally`]: [`Stats::count`] for each queued entry; the
+/// distinct lanes; the dead letters; the paused origins and held lanes of
+/// the pacing state.
 #[derive(Debug)]
-pub struct Tally {
-    now: Millis,
-    once: Once<Stats>,
-}
+pub struct TallyRule(Millis);
 
 impl Tally {
     /// Counts at `now`.
     pub fn new(now: Millis) -> Self {
-        Self {
-            now,
-            once: Once::new(),
+        Self::of(TallyRule(now))
+    }
+}
+
+impl Rule for TallyRule {
+    type Output = Stats;
+    const NAME: &'static str = "stats";
+    const ACCESS: Access = Access::Read;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![
+            Read::Summaries(SummariesRead { now: self.0 }),
+            Read::Count(CountRead { among: Among::Dead }),
+            Read::Schedule(ScheduleRead),
+        ]
+    }
+
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Stats) {
+        let now = self.0;
+        let mut stats = Stats {
+            dead: found.count(Among::Dead),
+            ..Stats::default()
+        };
+        let mut lanes: Vec<String> = Vec::new();
+        for s in found.summaries() {
+            let size = usize::try_from(s.size).unwrap_or(usize::MAX);
+            stats.count(s.state, s.created_at, size, now);
+            if let Err(at) = lanes.binary_search(&s.lane) {
+                lanes.insert(at, s.lane);
+            }
         }
-    }
-
-    /// The counts.
-    pub fn finish(self) -> Stats {
-        committed(self.once.finish())
+        stats.lanes = lanes.len();
+        stats.read_schedule(&found.schedule(), now);
+        (Vec::new(), stats)
     }
 }
 
-impl Transaction for Tally {
-    fn name(&self) -> &'static str {
-        "stats"
-    }
+/// Puts a dead letter back in the queue ([`ReviveRule`]). Result: the
+/// entry queued again; `None` if there was no such dead letter, or it is
+/// corrupt.
+pub type Revive = Simple<ReviveRule>;
 
-    fn access(&self) -> Access {
-        Access::Read
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let now = self.now;
-        self.once.step(
-            || {
-                vec![
-                    Read::Summaries(SummariesRead { now }),
-                    Read::Count(CountRead { among: Among::Dead }),
-                    Read::Schedule(ScheduleRead),
-                ]
-            },
-            |mut found| {
-                let mut stats = Stats {
-                    dead: found.count(),
-                    ..Stats::default()
-                };
-                let mut lanes: Vec<String> = Vec::new();
-                for s in found.summaries() {
-                    let size = usize::try_from(s.size).unwrap_or(usize::MAX);
-                    stats.count(s.state, s.created_at, size, now);
-                    if let Err(at) = lanes.binary_search(&s.lane) {
-                        lanes.insert(at, s.lane);
-                    }
-                }
-                stats.lanes = lanes.len();
-                stats.read_schedule(&found.schedule(), now);
-                (Vec::new(), stats)
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
-    }
-}
-
-/// Puts a dead letter back in the queue, at its original place in its
-/// lane, with fresh counters, due now ([`Entry::revive`]), and lifts its
-/// hold, if it holds a lane, in the same transaction. A corrupt dead
-/// letter ([`Entry::is_corrupt`]) cannot be sent: it stays where it is.
+/// The rule of a [`Revive`]: the dead letter goes back at its original
+/// place in its lane, with fresh counters, due now ([`Entry::revive`]), and
+/// its hold, if it holds a lane, is lifted in the same transaction. A
+/// corrupt dead letter ([`Entry::is_corrupt`]) cannot be sent: it stays
+/// where it is.
 #[derive(Debug)]
-pub struct Revive {
+pub struct ReviveRule {
     id: EntryId,
     now: Millis,
-    once: Once<Option<Entry>>,
 }
 
 impl Revive {
     /// Revives `id` at `now`.
     pub fn new(id: EntryId, now: Millis) -> Self {
-        Self {
-            id,
-            now,
-            once: Once::new(),
-        }
-    }
-
-    /// The entry queued again; `None` if there was no such dead letter, or
-    /// it is corrupt.
-    pub fn finish(self) -> Option<Entry> {
-        committed(self.once.finish())
+        Self::of(ReviveRule { id, now })
     }
 }
 
-impl Transaction for Revive {
-    fn name(&self) -> &'static str {
-        "revive"
+impl Rule for ReviveRule {
+    type Output = Option<Entry>;
+    const NAME: &'static str = "revive";
+    const ACCESS: Access = Access::Write;
+
+    fn reads(&self) -> Vec<Read> {
+        dead_letter_reads(self.id)
     }
 
-    fn access(&self) -> Access {
-        Access::Write
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let (id, now) = (self.id, self.now);
-        self.once.step(
-            || dead_letter_reads(id),
-            |mut found| {
-                let schedule = found.schedule();
-                let Some(mut entry) = found.found().filter(|e| !e.is_corrupt()) else {
-                    return (Vec::new(), None);
-                };
-                entry.revive(now);
-                let mut writes = vec![Write::Revive(entry.clone())];
-                writes.extend(lifted(schedule, id));
-                (writes, Some(entry))
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Self::Output) {
+        let schedule = found.schedule();
+        let Some(mut entry) = found.found().filter(|e| !e.is_corrupt()) else {
+            return (Vec::new(), None);
+        };
+        entry.revive(self.now);
+        let mut writes = vec![Write::Revive(entry.clone())];
+        writes.extend(lifted(schedule, self.id));
+        (writes, Some(entry))
     }
 }
 
-/// Deletes a dead letter for good, lifting its hold in the same
-/// transaction.
+/// Deletes a dead letter for good ([`DiscardRule`]). Result: the dead
+/// letter deleted, if it existed.
+pub type Discard = Simple<DiscardRule>;
+
+/// The rule of a [`Discard`]: the dead letter and its body go, and its
+/// hold, if it holds a lane, is lifted in the same transaction.
 #[derive(Debug)]
-pub struct Discard {
-    id: EntryId,
-    once: Once<Option<Entry>>,
-}
+pub struct DiscardRule(EntryId);
 
 impl Discard {
     /// Discards `id`.
     pub fn new(id: EntryId) -> Self {
-        Self {
-            id,
-            once: Once::new(),
-        }
-    }
-
-    /// The dead letter deleted, if it existed.
-    pub fn finish(self) -> Option<Entry> {
-        committed(self.once.finish())
+        Self::of(DiscardRule(id))
     }
 }
 
-impl Transaction for Discard {
-    fn name(&self) -> &'static str {
-        "discard"
+impl Rule for DiscardRule {
+    type Output = Option<Entry>;
+    const NAME: &'static str = "discard";
+    const ACCESS: Access = Access::Write;
+
+    fn reads(&self) -> Vec<Read> {
+        dead_letter_reads(self.0)
     }
 
-    fn access(&self) -> Access {
-        Access::Write
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let id = self.id;
-        self.once.step(
-            || dead_letter_reads(id),
-            |mut found| {
-                let schedule = found.schedule();
-                let Some(entry) = found.found() else {
-                    return (Vec::new(), None);
-                };
-                let mut writes = vec![Write::Discard(entry.seq)];
-                writes.extend(lifted(schedule, id));
-                (writes, Some(entry))
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Self::Output) {
+        let schedule = found.schedule();
+        let Some(entry) = found.found() else {
+            return (Vec::new(), None);
+        };
+        let mut writes = vec![Write::Discard(entry.seq)];
+        writes.extend(lifted(schedule, self.0));
+        (writes, Some(entry))
     }
 }
 
@@ -1328,82 +860,57 @@ fn lifted(mut schedule: ScheduleState, id: EntryId) -> Option<Write> {
     (schedule != read).then_some(Write::Schedule(schedule))
 }
 
-/// Removes a queued entry that is not being sent (one in flight, by its
-/// state as stored, is too late to cancel).
+/// Removes a queued entry that is not being sent ([`CancelRule`]).
+/// Result: what was found.
+pub type Cancel = Simple<CancelRule>;
+
+/// The rule of a [`Cancel`]: a queued entry goes, body and all, unless it
+/// is in flight by its state as stored (too late to cancel).
 #[derive(Debug)]
-pub struct Cancel {
-    id: EntryId,
-    once: Once<CancelResult>,
-}
+pub struct CancelRule(EntryId);
 
 impl Cancel {
     /// Cancels `id`.
     pub fn new(id: EntryId) -> Self {
-        Self {
-            id,
-            once: Once::new(),
+        Self::of(CancelRule(id))
+    }
+}
+
+impl Rule for CancelRule {
+    type Output = CancelResult;
+    const NAME: &'static str = "cancel";
+    const ACCESS: Access = Access::Write;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![Read::Find(FindRead {
+            id: self.0,
+            among: Among::Queued,
+        })]
+    }
+
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, CancelResult) {
+        match found.found() {
+            None => (Vec::new(), CancelResult::NotFound),
+            Some(e) if matches!(e.state, EntryState::InFlight { .. }) => {
+                (Vec::new(), CancelResult::InFlight)
+            }
+            Some(e) => (vec![Write::Remove(e.seq)], CancelResult::Cancelled),
         }
     }
-
-    /// What was found.
-    pub fn finish(self) -> CancelResult {
-        committed(self.once.finish())
-    }
 }
 
-impl Transaction for Cancel {
-    fn name(&self) -> &'static str {
-        "cancel"
-    }
+/// Deletes everything ([`PurgeRule`]). Result: how many were deleted.
+pub type Purge = Simple<PurgeRule>;
 
-    fn access(&self) -> Access {
-        Access::Write
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let id = self.id;
-        self.once.step(
-            || {
-                vec![Read::Find(FindRead {
-                    id,
-                    among: Among::Queued,
-                })]
-            },
-            |mut found| match found.found() {
-                None => (Vec::new(), CancelResult::NotFound),
-                Some(e) if matches!(e.state, EntryState::InFlight { .. }) => {
-                    (Vec::new(), CancelResult::InFlight)
-                }
-                Some(e) => (vec![Write::Remove(e.seq)], CancelResult::Cancelled),
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
-    }
-}
-
-/// Deletes every queued entry and dead letter, and the pacing state (the
-/// last `seq` given stays: a `seq` is never reused).
+/// The rule of a [`Purge`]: every queued entry and dead letter goes, and
+/// the pacing state (the last `seq` given stays: a `seq` is never reused).
 #[derive(Debug)]
-pub struct Purge {
-    queued: Option<usize>,
-    once: Once<Purged>,
-}
+pub struct PurgeRule;
 
 impl Purge {
     /// A purge.
     pub fn new() -> Self {
-        Self {
-            queued: None,
-            once: Once::new(),
-        }
-    }
-
-    /// How many were deleted.
-    pub fn finish(self) -> Purged {
-        committed(self.once.finish())
+        Self::of(PurgeRule)
     }
 }
 
@@ -1413,156 +920,110 @@ impl Default for Purge {
     }
 }
 
-impl Transaction for Purge {
-    fn name(&self) -> &'static str {
-        "purge"
-    }
+impl Rule for PurgeRule {
+    type Output = Purged;
+    const NAME: &'static str = "purge";
+    const ACCESS: Access = Access::Write;
 
-    fn access(&self) -> Access {
-        Access::Write
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        if self.queued.is_none() {
-            self.queued = Some(0);
-            return Step::Read(vec![Read::Count(CountRead {
+    fn reads(&self) -> Vec<Read> {
+        vec![
+            Read::Count(CountRead {
                 among: Among::Queued,
-            })]);
-        }
-        let queued = self.queued.unwrap_or(0);
-        self.once.step(
-            || vec![Read::Count(CountRead { among: Among::Dead })],
-            |mut found| {
-                let purged = Purged {
-                    queued,
-                    dead: found.count(),
-                };
-                (vec![Write::Purge], purged)
-            },
-        )
+            }),
+            Read::Count(CountRead { among: Among::Dead }),
+        ]
     }
 
-    fn feed(&mut self, found: Vec<Found>) {
-        match self.once {
-            Once::Ask => self.queued = Some(Answers::new(found).count()),
-            _ => self.once.feed(found),
-        }
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Purged) {
+        let purged = Purged {
+            queued: found.count(Among::Queued),
+            dead: found.count(Among::Dead),
+        };
+        (vec![Write::Purge], purged)
     }
 }
 
-/// The queued entry or dead letter with an id, body included.
+/// The queued entry or dead letter with an id, body included
+/// ([`GetRule`]).
+pub type Get = Simple<GetRule>;
+
+/// The rule of a [`Get`]: the queued entry with the id, else the dead
+/// letter.
 #[derive(Debug)]
-pub struct Get {
-    id: EntryId,
-    once: Once<Option<Entry>>,
-}
+pub struct GetRule(EntryId);
 
 impl Get {
     /// Looks for `id`.
     pub fn new(id: EntryId) -> Self {
-        Self {
-            id,
-            once: Once::new(),
-        }
-    }
-
-    /// The entry, if there is one.
-    pub fn finish(self) -> Option<Entry> {
-        committed(self.once.finish())
+        Self::of(GetRule(id))
     }
 }
 
-impl Transaction for Get {
-    fn name(&self) -> &'static str {
-        "get"
+impl Rule for GetRule {
+    type Output = Option<Entry>;
+    const NAME: &'static str = "get";
+    const ACCESS: Access = Access::Read;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![Read::Find(FindRead {
+            id: self.0,
+            among: Among::Either,
+        })]
     }
 
-    fn access(&self) -> Access {
-        Access::Read
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let id = self.id;
-        self.once.step(
-            || {
-                vec![Read::Find(FindRead {
-                    id,
-                    among: Among::Either,
-                })]
-            },
-            |mut found| (Vec::new(), found.found()),
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Option<Entry>) {
+        (Vec::new(), found.found())
     }
 }
 
 /// The first entries of the queue or of the dead letters, in `seq` order,
-/// bodies included.
+/// bodies included ([`ListRule`]).
+pub type List = Simple<ListRule>;
+
+/// The rule of a [`List`]: at most `limit` entries (none asked: none
+/// read).
 #[derive(Debug)]
-pub struct List {
+pub struct ListRule {
     among: Among,
     limit: usize,
-    once: Once<Vec<Entry>>,
 }
 
 impl List {
     /// The first `limit` queued entries.
     pub fn queued(limit: usize) -> Self {
-        Self::new(Among::Queued, limit)
+        Self::of(ListRule {
+            among: Among::Queued,
+            limit,
+        })
     }
 
     /// The first `limit` dead letters.
     pub fn dead_letters(limit: usize) -> Self {
-        Self::new(Among::Dead, limit)
-    }
-
-    fn new(among: Among, limit: usize) -> Self {
-        Self {
-            among,
+        Self::of(ListRule {
+            among: Among::Dead,
             limit,
-            once: Once::new(),
-        }
-    }
-
-    /// The entries.
-    pub fn finish(self) -> Vec<Entry> {
-        committed(self.once.finish())
+        })
     }
 }
 
-impl Transaction for List {
-    fn name(&self) -> &'static str {
-        match self.among {
-            Among::Dead => "dead_letters",
-            Among::Queued | Among::Either => "queued",
+impl Rule for ListRule {
+    type Output = Vec<Entry>;
+    const NAME: &'static str = "list";
+    const ACCESS: Access = Access::Read;
+
+    fn reads(&self) -> Vec<Read> {
+        if self.limit == 0 {
+            return Vec::new();
         }
+        vec![Read::List(ListRead {
+            among: self.among,
+            limit: self.limit,
+        })]
     }
 
-    fn access(&self) -> Access {
-        Access::Read
-    }
-
-    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
-        let (among, limit) = (self.among, self.limit);
-        self.once.step(
-            || {
-                if limit == 0 {
-                    return Vec::new();
-                }
-                vec![Read::List(ListRead { among, limit })]
-            },
-            |mut found| {
-                let mut entries = found.entries();
-                entries.truncate(limit);
-                (Vec::new(), entries)
-            },
-        )
-    }
-
-    fn feed(&mut self, found: Vec<Found>) {
-        self.once.feed(found);
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Vec<Entry>) {
+        let mut entries = found.entries();
+        entries.truncate(self.limit);
+        (Vec::new(), entries)
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! [`StoredRequest`]: crate::entry::StoredRequest
 
-use crate::entry::{Entry, Prepared};
+use crate::entry::{Entry, Prepared, StoredRequest};
 use crate::headers;
 
 /// A request as the app made it.
@@ -51,14 +51,12 @@ impl<'a> OutgoingRequest<'a> {
         if let Some(token) = token.filter(|_| entry.needs_token) {
             headers.push(headers::authorization(token));
         }
-        Self {
-            method: &entry.request.method,
-            url: &entry.request.url,
+        Self::to(
+            &entry.request,
             headers,
-            body: &entry.request.body,
             timeout_ms,
-            unknown_outcome: entry.last_attempt_unanswered(),
-        }
+            entry.last_attempt_unanswered(),
+        )
     }
 
     /// The live first attempt of an intercepted request: the app's own
@@ -85,13 +83,23 @@ impl<'a> OutgoingRequest<'a> {
         if let Some(token) = token.filter(|_| prepared.needs_token && !has_auth) {
             headers.push(headers::authorization(token));
         }
+        Self::to(&prepared.request, headers, timeout_ms, false)
+    }
+
+    /// `request` sent with `headers`.
+    fn to(
+        request: &'a StoredRequest,
+        headers: Vec<(String, String)>,
+        timeout_ms: u64,
+        unknown_outcome: bool,
+    ) -> Self {
         Self {
-            method: &prepared.request.method,
-            url: &prepared.request.url,
+            method: &request.method,
+            url: &request.url,
             headers,
-            body: &prepared.request.body,
+            body: &request.body,
             timeout_ms,
-            unknown_outcome: false,
+            unknown_outcome,
         }
     }
 }

@@ -203,7 +203,7 @@ pub(crate) enum Answer {
     Full(bool),
     Taken(bool),
     LastSeq(Seq),
-    Count(usize),
+    Count(Among, usize),
     Summaries(Vec<Summary>),
 }
 
@@ -398,7 +398,7 @@ pub struct CountRead {
 impl CountRead {
     /// The answer.
     pub fn reply(self, count: usize) -> Found {
-        Found(Answer::Count(count))
+        Found(Answer::Count(self.among, count))
     }
 }
 
@@ -428,10 +428,11 @@ impl SummariesRead {
     }
 }
 
-/// What a step's answers hold, taken by kind (a step asks each kind at
-/// most once).
+/// What a step's reads found, taken by kind (a step asks each kind at most
+/// once, but for counts, taken by what they count). Only core's rules read
+/// it.
 #[derive(Debug, Default)]
-pub(crate) struct Answers(Vec<Found>);
+pub struct Answers(Vec<Found>);
 
 impl Answers {
     pub(crate) fn new(found: Vec<Found>) -> Self {
@@ -504,9 +505,13 @@ impl Answers {
         }
     }
 
-    pub(crate) fn count(&mut self) -> usize {
-        match self.take(|a| matches!(a, Answer::Count(_))) {
-            Some(Answer::Count(n)) => n,
+    pub(crate) fn count(&mut self, among: Among) -> usize {
+        let at = self
+            .0
+            .iter()
+            .position(|f| matches!(f.0, Answer::Count(of, _) if of == among));
+        match at.map(|at| self.0.swap_remove(at).0) {
+            Some(Answer::Count(_, n)) => n,
             _ => 0,
         }
     }

@@ -12,12 +12,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use outbox_core::clock::Millis;
+use outbox_core::cycle::Cycle;
 use outbox_core::entry::{Entry, EntryId, Head, Seq};
 use outbox_core::pacer::ScheduleState;
 use outbox_core::queue::{
-    Cancel, CancelResult, Claimed, Cycle, Discard, EditSchedule, Enqueue, EnqueueError, Get, Hurry,
+    Cancel, CancelResult, Claimed, Discard, EditSchedule, Enqueue, EnqueueError, Get, Hurry,
     LaneAndSchedule, LeaseTerms, List, NoHooks, Planner, Purge, Purged, QueueLimits, ReadSchedule,
-    Release, Revive, Settlement, Stats, Tally, Transaction,
+    Release, Revive, Rule, Settlement, Simple, Stats, Tally, Transaction,
 };
 use outbox_core::scheduler::Claim;
 use outbox_core::store::{Access, Found, Read, Step, Write};
@@ -90,6 +91,13 @@ pub trait Store {
         })
     }
 
+    /// Runs a one-read transaction ([`Simple`]) that needs no hooks, and
+    /// gives its result.
+    async fn transact<R: Rule>(&self, mut tx: Simple<R>) -> Result<R::Output, Self::Error> {
+        self.run(&mut tx, &mut NoHooks).await?;
+        Ok(tx.finish())
+    }
+
     /// Adds an entry at the end of its lane, assigning the next `seq` (the
     /// entry's own `seq` is ignored). Answers only once the entry is
     /// durable. Refuses, keeping nothing, when full or too large
@@ -117,9 +125,7 @@ pub trait Store {
     /// In one read, what an intercepted request is decided on: whether its
     /// lane is busy, and the pacing state ([`LaneAndSchedule`]).
     async fn lane_and_schedule(&self, lane: &str) -> Result<(bool, ScheduleState), Self::Error> {
-        let mut tx = LaneAndSchedule::new(lane);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(LaneAndSchedule::new(lane)).await
     }
 
     /// In one transaction: reads the pacing state and every lane's head,
@@ -170,9 +176,7 @@ pub trait Store {
 
     /// The pacing state.
     async fn schedule(&self) -> Result<ScheduleState, Self::Error> {
-        let mut tx = ReadSchedule::new();
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(ReadSchedule::new()).await
     }
 
     /// Updates the pacing state (e.g. a pause after a `429` seen while
@@ -190,76 +194,56 @@ pub trait Store {
     /// Makes every entry of `origin` that awaits a token pending again
     /// ([`Release`]). Returns them as heads, in `seq` order.
     async fn release_awaiting_token(&self, origin: &str) -> Result<Vec<Head>, Self::Error> {
-        let mut tx = Release::new(origin);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(Release::new(origin)).await
     }
 
     /// Makes pending entries whose last attempt got no answer at all due
     /// at `now` ([`Hurry`]). Returns how many.
     async fn retry_unreachable_now(&self, now: Millis) -> Result<usize, Self::Error> {
-        let mut tx = Hurry::new(now);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(Hurry::new(now)).await
     }
 
     /// The queued entry or dead letter with this id.
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, Self::Error> {
-        let mut tx = Get::new(id);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(Get::new(id)).await
     }
 
     /// Queued entries in `seq` order, at most `limit`.
     async fn queued(&self, limit: usize) -> Result<Vec<Entry>, Self::Error> {
-        let mut tx = List::queued(limit);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(List::queued(limit)).await
     }
 
     /// Dead letters in `seq` order, at most `limit`.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Entry>, Self::Error> {
-        let mut tx = List::dead_letters(limit);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(List::dead_letters(limit)).await
     }
 
     /// Moves a dead letter back into the queue, lifting its hold in the
     /// same transaction; a corrupt one stays where it is ([`Revive`]).
     async fn revive(&self, id: EntryId, now: Millis) -> Result<Option<Entry>, Self::Error> {
-        let mut tx = Revive::new(id, now);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(Revive::new(id, now)).await
     }
 
     /// Deletes a dead letter for good, lifting its hold in the same
     /// transaction ([`Discard`]). Returns it, if it existed.
     async fn discard(&self, id: EntryId) -> Result<Option<Entry>, Self::Error> {
-        let mut tx = Discard::new(id);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(Discard::new(id)).await
     }
 
     /// Removes a queued entry that is not being sent ([`Cancel`]).
     async fn cancel(&self, id: EntryId) -> Result<CancelResult, Self::Error> {
-        let mut tx = Cancel::new(id);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(Cancel::new(id)).await
     }
 
     /// Deletes every queued entry and dead letter, and the pacing state
     /// ([`Purge`]).
     async fn purge(&self) -> Result<Purged, Self::Error> {
-        let mut tx = Purge::new();
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(Purge::new()).await
     }
 
     /// Counts and ages ([`Tally`]).
     async fn stats(&self, now: Millis) -> Result<Stats, Self::Error> {
-        let mut tx = Tally::new(now);
-        self.run(&mut tx, &mut NoHooks).await?;
-        Ok(tx.finish())
+        self.transact(Tally::new(now)).await
     }
 }
 

@@ -16,9 +16,7 @@ use outbox_core::clock::{Clock, Millis};
 use outbox_core::entry::{Entry, EntryId, Head, Seq};
 use outbox_core::pacer::ScheduleState;
 use outbox_core::store::{
-    Access, Among, Behind, BehindRead, BodiesRead, CountRead, EntriesRead, FindRead, Found,
-    FullRead, HeadsRead, LaneRead, LastSeqRead, ListRead, Read, ScheduleRead, StateRead,
-    SummariesRead, TakenRead, Waiting, Write,
+    Access, Among, Behind, FindRead, Found, FullRead, HeadsRead, ListRead, Read, Waiting, Write,
 };
 use outbox_driver::store::{Store, StoreTx};
 use wasm_bindgen::prelude::*;
@@ -273,30 +271,14 @@ enum Listed {
 /// How a read goes on once what it waited for came (each is plain,
 /// synchronous code; the one loop that waits is [`IdbTx::read`]).
 enum Then {
-    Schedule(ScheduleRead),
-    /// The heads from a survey's cursor (`None`), or from the listed lanes'
-    /// `get`s (their `meta` keys).
-    Heads(HeadsRead, Option<Vec<JsValue>>),
-    /// The listed lanes' keys: then a `get` per lane.
-    Listed(HeadsRead),
-    Entries(EntriesRead),
-    Behind(BehindRead),
-    Bodies(BodiesRead),
-    State(StateRead),
-    /// The entry found: then its body.
-    Find(FindRead),
-    /// The records listed: then their bodies.
-    List(ListRead),
+    /// The read itself, at its first stage.
+    Read(Read),
+    /// The listed lanes' `get`s (their `meta` keys), for their heads.
+    Heads(HeadsRead, Vec<JsValue>),
     /// The entries found or listed, for their bodies.
     WithBodies(Listed, Vec<Entry>),
-    Lane(LaneRead),
-    /// The span of `seq`s: then, perhaps, a count.
-    Span(FullRead),
+    /// The count, once the span of `seq`s could reach the limit.
     Full(FullRead),
-    Taken(TakenRead),
-    LastSeq(LastSeqRead),
-    Count(CountRead),
-    Summaries(SummariesRead),
 }
 
 /// What a transaction keeps of each record it decoded, to write it back as
@@ -401,7 +383,7 @@ impl IdbTx {
         Ok(match read {
             Read::Schedule(ask) => Self::all(
                 vec![self.request(meta.get(&JsValue::from_str(SCHEDULE)))?],
-                Then::Schedule(ask),
+                Then::Read(Read::Schedule(ask)),
             ),
             Read::Heads(ask) if ask.survey => {
                 // The lane index, first record of each lane: its lowest
@@ -410,7 +392,10 @@ impl IdbTx {
                 // listed again.
                 let lanes = index(&self.tx, entries, BY_LANE)?;
                 let cursor = self.request(lanes.open_cursor())?;
-                Next::Wait(Wait::Cursor(first_per_key(cursor)), Then::Heads(ask, None))
+                Next::Wait(
+                    Wait::Cursor(first_per_key(cursor)),
+                    Then::Read(Read::Heads(ask)),
+                )
             }
             Read::Heads(ask) => {
                 let range = IdbKeyRange::bound(
@@ -420,7 +405,7 @@ impl IdbTx {
                 .map_err(|e| dom_error(self.tx.operation(), &e))?;
                 Self::all(
                     vec![self.request(meta.get_all_keys_with_key(&range))?],
-                    Then::Listed(ask),
+                    Then::Read(Read::Heads(ask)),
                 )
             }
             Read::Entries(ask) => {
@@ -428,7 +413,7 @@ impl IdbTx {
                 for seq in &ask.seqs {
                     requests.push(self.request(entries.get(&seq_key(*seq)?))?);
                 }
-                Self::all(requests, Then::Entries(ask))
+                Self::all(requests, Then::Read(Read::Entries(ask)))
             }
             Read::Behind(ask) => {
                 // One `getAll` per lane on the lane index (whose records of
@@ -441,11 +426,11 @@ impl IdbTx {
                     let lane = JsValue::from_str(&behind.lane);
                     requests.push(self.request(lanes.get_all_with_key_and_limit(&lane, limit))?);
                 }
-                Self::all(requests, Then::Behind(ask))
+                Self::all(requests, Then::Read(Read::Behind(ask)))
             }
             Read::Bodies(ask) => {
                 let requests = self.body_requests(&ask.seqs)?;
-                Self::all(requests, Then::Bodies(ask))
+                Self::all(requests, Then::Read(Read::Bodies(ask)))
             }
             Read::State(ask) => {
                 let cursor = match &ask.origin {
@@ -455,7 +440,7 @@ impl IdbTx {
                     None => entries.open_cursor(),
                 };
                 let cursor = self.request(cursor)?;
-                Next::Wait(Wait::Cursor(values(cursor)), Then::State(ask))
+                Next::Wait(Wait::Cursor(values(cursor)), Then::Read(Read::State(ask)))
             }
             Read::Find(ask) => {
                 // Both at once; the queued one counts first.
@@ -468,7 +453,7 @@ impl IdbTx {
                     let dead = &self.dead;
                     requests.push(self.request(index(&self.tx, dead, BY_ID)?.get(&key))?);
                 }
-                Self::all(requests, Then::Find(ask))
+                Self::all(requests, Then::Read(Read::Find(ask)))
             }
             Read::List(ask) => {
                 let store = match ask.among {
@@ -478,14 +463,14 @@ impl IdbTx {
                 let limit = u32::try_from(ask.limit.max(1)).unwrap_or(u32::MAX);
                 Self::all(
                     vec![self.request(store.get_all_with_key_and_limit(&JsValue::NULL, limit))?],
-                    Then::List(ask),
+                    Then::Read(Read::List(ask)),
                 )
             }
             Read::Lane(ask) => {
                 let lanes = index(&self.tx, entries, BY_LANE)?;
                 Self::all(
                     vec![self.request(lanes.get_key(&JsValue::from_str(&ask.lane)))?],
-                    Then::Lane(ask),
+                    Then::Read(Read::Lane(ask)),
                 )
             }
             Read::Full(ask) => {
@@ -497,7 +482,7 @@ impl IdbTx {
                     self.request(entries.open_key_cursor())?,
                     self.request(meta.get(&JsValue::from_str(NEXT_SEQ)))?,
                 ];
-                Self::all(requests, Then::Span(ask))
+                Self::all(requests, Then::Read(Read::Full(ask)))
             }
             Read::Taken(ask) => {
                 let key = id_key(ask.id);
@@ -506,22 +491,26 @@ impl IdbTx {
                     self.request(index(&self.tx, entries, BY_ID)?.get_key(&key))?,
                     self.request(index(&self.tx, dead, BY_ID)?.get_key(&key))?,
                 ];
-                Self::all(requests, Then::Taken(ask))
+                Self::all(requests, Then::Read(Read::Taken(ask)))
             }
             Read::LastSeq(ask) => Self::all(
                 vec![self.request(meta.get(&JsValue::from_str(NEXT_SEQ)))?],
-                Then::LastSeq(ask),
+                Then::Read(Read::LastSeq(ask)),
             ),
             Read::Count(ask) => {
                 let store = match ask.among {
                     Among::Dead => &self.dead,
                     Among::Queued | Among::Either => entries,
                 };
-                Self::all(vec![self.request(store.count())?], Then::Count(ask))
+                Self::all(
+                    vec![self.request(store.count())?],
+                    Then::Read(Read::Count(ask)),
+                )
             }
-            Read::Summaries(ask) => {
-                Self::all(vec![self.request(entries.get_all())?], Then::Summaries(ask))
-            }
+            Read::Summaries(ask) => Self::all(
+                vec![self.request(entries.get_all())?],
+                Then::Read(Read::Summaries(ask)),
+            ),
         })
     }
 
@@ -577,8 +566,8 @@ impl IdbTx {
         let mut values = values.into_iter();
         let mut next = || values.next().unwrap_or_default();
         Ok(Next::Done(match then {
-            Then::Schedule(ask) => ask.reply(decode_schedule(&next())),
-            Then::Heads(ask, None) => {
+            Then::Read(Read::Schedule(ask)) => ask.reply(decode_schedule(&next())),
+            Then::Read(Read::Heads(ask)) if ask.survey => {
                 let records: Vec<JsValue> = std::iter::from_fn(|| values.next()).collect();
                 for value in &records {
                     if let Some(lane) = codec::field(value, "lane").as_string() {
@@ -587,7 +576,7 @@ impl IdbTx {
                 }
                 ask.reply(self.heads(&records)?)
             }
-            Then::Heads(ask, Some(keys)) => {
+            Then::Heads(ask, keys) => {
                 // A listed lane with no entry left is unlisted.
                 let meta = &self.meta;
                 let mut records = Vec::with_capacity(keys.len());
@@ -600,7 +589,7 @@ impl IdbTx {
                 }
                 ask.reply(self.heads(&records)?)
             }
-            Then::Listed(ask) => {
+            Then::Read(Read::Heads(ask)) => {
                 // Then one `get` per listed lane on the lane index (its
                 // lowest `seq`), all at once.
                 let keys: Vec<JsValue> = js_sys::Array::from(&next()).iter().collect();
@@ -613,9 +602,9 @@ impl IdbTx {
                         .unwrap_or_default();
                     requests.push(self.request(lanes.get(&JsValue::from_str(&lane)))?);
                 }
-                return Ok(Self::all(requests, Then::Heads(ask, Some(keys))));
+                return Ok(Self::all(requests, Then::Heads(ask, keys)));
             }
-            Then::Entries(ask) => {
+            Then::Read(Read::Entries(ask)) => {
                 let mut found = Vec::with_capacity(ask.seqs.len());
                 for value in values {
                     if !absent(&value) {
@@ -624,18 +613,18 @@ impl IdbTx {
                 }
                 ask.reply(found)
             }
-            Then::Behind(ask) => {
+            Then::Read(Read::Behind(ask)) => {
                 let mut lists = Vec::with_capacity(ask.lanes.len());
                 for (behind, value) in ask.lanes.iter().zip(values) {
                     lists.push(self.behind(behind, &value));
                 }
                 ask.reply(lists)
             }
-            Then::Bodies(ask) => {
+            Then::Read(Read::Bodies(ask)) => {
                 let bodies = self.bodies(&ask.seqs, values.collect())?;
                 ask.reply(bodies)
             }
-            Then::State(ask) => {
+            Then::Read(Read::State(ask)) => {
                 let name = match ask.state {
                     Waiting::Pending => "pending",
                     Waiting::AwaitingToken => "awaiting-token",
@@ -653,7 +642,7 @@ impl IdbTx {
                 }
                 ask.reply(found)
             }
-            Then::Find(ask) => {
+            Then::Read(Read::Find(ask)) => {
                 let Some(value) = values.find(|v| !absent(v)) else {
                     return Ok(Next::Done(ask.reply(None)));
                 };
@@ -675,7 +664,7 @@ impl IdbTx {
                     Listed::List(ask) => ask.reply(entries),
                 }
             }
-            Then::List(ask) => {
+            Then::Read(Read::List(ask)) => {
                 // Poison records salvaged, so that a listing shows them
                 // rather than fails.
                 let records = next();
@@ -690,8 +679,8 @@ impl IdbTx {
                     Then::WithBodies(Listed::List(ask), entries),
                 ));
             }
-            Then::Lane(ask) => ask.reply(!absent(&next())),
-            Then::Span(ask) => {
+            Then::Read(Read::Lane(ask)) => ask.reply(!absent(&next())),
+            Then::Read(Read::Full(ask)) => {
                 let (first, last) = (next(), next());
                 let last = decode_last_seq(&last)?;
                 let span = if absent(&first) {
@@ -713,10 +702,10 @@ impl IdbTx {
                 let full = count(&next())? >= ask.at_least;
                 ask.reply(full)
             }
-            Then::Taken(ask) => ask.reply(values.any(|v| !absent(&v))),
-            Then::LastSeq(ask) => ask.reply(decode_last_seq(&next())?),
-            Then::Count(ask) => ask.reply(count(&next())?),
-            Then::Summaries(ask) => {
+            Then::Read(Read::Taken(ask)) => ask.reply(values.any(|v| !absent(&v))),
+            Then::Read(Read::LastSeq(ask)) => ask.reply(decode_last_seq(&next())?),
+            Then::Read(Read::Count(ask)) => ask.reply(count(&next())?),
+            Then::Read(Read::Summaries(ask)) => {
                 let records = next();
                 let mut summaries = Vec::new();
                 for record in array(&records)?.iter() {
