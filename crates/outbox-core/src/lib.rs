@@ -23,8 +23,9 @@
 //!    [`token`] (the bookkeeping of token asks).
 //! 2. **Decisions**, pure functions: [`retry`], [`intercept`],
 //!    [`scheduler`], [`verdict`]; and the queue's rules as transactions a
-//!    store runs ([`queue`]), over the store protocol ([`store`]: the reads
-//!    and writes a store must answer and make).
+//!    store runs ([`queue`]; a flush cycle's, [`cycle`]), over the store
+//!    protocol ([`store`]: the reads and writes a store must answer and
+//!    make).
 //! 3. **Machines**: a [`Flush`](flush::Flush) and the front doors of
 //!    [`door`], polled for the next piece of I/O ([`io::Io`]) and fed the
 //!    reply, which only the ask can make ([`io`]).
@@ -83,7 +84,7 @@
 //! budget is spent (browsers kill long-running workers), and says when to
 //! run again. One cycle is one store step — settle the last cycle's
 //! answers and claim the next heads, in one transaction
-//! ([`queue::Cycle`]) — then the sends, outside any transaction, then the
+//! ([`cycle::Cycle`]) — then the sends, outside any transaction, then the
 //! verdicts ([`verdict`]) for the next step.
 //!
 //! # Crash safety and duplicates
