@@ -38,8 +38,8 @@ use crate::intercept::{self, AfterForward, BeforeForward};
 use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, OfferAsk, Reply, StoreAsk, TokensAsk, Tx};
 use crate::pacer::{PacerConfig, ScheduleState};
 use crate::queue::{
-    CancelResult, EditSchedule, Enqueue, Hurry, LaneAndSchedule, Purged, QueueLimits, Refusal,
-    Release, Tally,
+    Backlog, CancelResult, EditSchedule, Enqueue, Hurry, LaneAndSchedule, Purged, QueueLimits,
+    Refusal, Release,
 };
 use crate::token::TokenAsks;
 use crate::verdict::OriginNote;
@@ -195,7 +195,7 @@ impl Spread {
             SpreadStep::Count => {
                 self.now = now;
                 self.step = SpreadStep::Counting;
-                Some(Io::Store(StoreAsk::new(Tx::Tally(Tally::new(now)))))
+                Some(Io::Store(StoreAsk::new(Tx::Backlog(Backlog::new()))))
             }
             SpreadStep::Edit => {
                 self.step = SpreadStep::Editing;
@@ -211,8 +211,8 @@ impl Spread {
     /// The reply to the I/O [`next_io`](Self::next_io) gave.
     pub fn take(&mut self, reply: Reply, cx: &mut Cx<'_>) {
         self.step = match (self.step, reply.fed()) {
-            (SpreadStep::Counting, Fed::Stored(Tx::Tally(tally))) => {
-                self.backlog = tally.finish().queued() as u64;
+            (SpreadStep::Counting, Fed::Stored(Tx::Backlog(backlog))) => {
+                self.backlog = backlog.finish() as u64;
                 self.phase = cx.rng.next_u64();
                 SpreadStep::Edit
             }
@@ -719,7 +719,7 @@ mod tests {
     use crate::entry::{EntryState, StoredRequest};
     use crate::io::{feed_at, serve};
     use crate::queue::EnqueueError;
-    use crate::store::{Read, Summary, Write};
+    use crate::store::{Read, Write};
 
     const ORIGIN: &str = "https://api.example.test";
 
@@ -943,16 +943,8 @@ mod tests {
         let Io::Store(count) = door.poll(60_001) else {
             panic!("then the backlog is counted");
         };
-        let pending = Summary {
-            lane: "c1".into(),
-            state: EntryState::Pending,
-            created_at: 500,
-            size: 2,
-        };
         serve(&mut door, count, 60_001, |read| match read {
-            Read::Summaries(ask) => ask.reply(vec![pending.clone(); 3]),
-            Read::Count(ask) => ask.reply(0),
-            Read::Schedule(ask) => ask.reply(ScheduleState::default()),
+            Read::Count(ask) => ask.reply(3),
             other => panic!("{other:?}"),
         });
         let Io::Store(edit) = door.poll(60_002) else {

@@ -49,7 +49,7 @@
 //!            ▼                                                         │
 //!   Io::Store(Cycle) ── settle + claim, one transaction ────────────────┤ stored()
 //!      (inside it: settled_into(), plan(), follow_room(), follow())    │
-//!   Io::Store(Tally), Io::Store(EditSchedule) ── spread a backlog ──────┤ (a Spread)
+//!   Io::Store(Backlog), Io::Store(EditSchedule) ── spread a backlog ────┤ (a Spread)
 //!   Io::AskTokens(origins) ── ask the token source, once each ──────────┤ tokens_came()
 //!   Io::Store(Release) ── for each token that came at once ─────────────┤ (an Arrival)
 //!   Io::Send(entries) ── send concurrently, outside any transaction ────┤ answered()
@@ -707,7 +707,7 @@ mod tests {
     use crate::entry::Action;
     use crate::entry::{EntryState, StoredRequest};
     use crate::io::{cycle_of, serve};
-    use crate::store::{Read, Summary, Write};
+    use crate::store::{Among, Read, Write};
 
     const ORIGIN: &str = "https://api.example.test";
 
@@ -1194,21 +1194,11 @@ mod tests {
         let Io::Store(count) = flush.poll(60_020) else {
             panic!("the backlog is counted first");
         };
-        let backlog: Vec<Summary> = (0..40)
-            .map(|_| Summary {
-                lane: "c1".into(),
-                state: EntryState::Pending,
-                created_at: 1_000,
-                size: 10,
-            })
-            .collect();
         serve(&mut flush, count, 60_021, |read| match read {
-            Read::Summaries(ask) => {
-                assert_eq!(ask.now, 60_020);
-                ask.reply(backlog.clone())
+            Read::Count(ask) => {
+                assert_eq!(ask.among, Among::Queued);
+                ask.reply(40)
             }
-            Read::Count(ask) => ask.reply(0),
-            Read::Schedule(ask) => ask.reply(ScheduleState::default()),
             other => panic!("{other:?}"),
         });
         let Io::Store(edit) = flush.poll(60_022) else {

@@ -7,7 +7,7 @@
 //! claim ([`Cycle`](crate::cycle::Cycle)), the intercept's lane read ([`LaneAndSchedule`]), an
 //! edit of the pacing state ([`EditSchedule`]), the release of entries
 //! parked for a token ([`Release`]), hurrying unanswered retries
-//! ([`Hurry`]), stats ([`Tally`]), the dead-letter and admin calls
+//! ([`Hurry`]), the backlog ([`Backlog`]), stats ([`Tally`]), the dead-letter and admin calls
 //! ([`Revive`], [`Discard`], [`Cancel`], [`Purge`]) and the listings
 //! ([`Get`], [`List`], [`ReadSchedule`]). Each is a small synchronous
 //! machine over the protocol of [`crate::store`]: it asks for reads,
@@ -758,6 +758,44 @@ impl Rule for TallyRule {
         stats.lanes = lanes.len();
         stats.read_schedule(&found.schedule(), now);
         (Vec::new(), stats)
+    }
+}
+
+/// How many entries are queued ([`BacklogRule`]): the backlog a spread
+/// divides ([`crate::throttle`]).
+pub type Backlog = Simple<BacklogRule>;
+
+/// The rule of a [`Backlog`]: every queued entry counts, whatever its
+/// state (as [`Stats::queued`] counts them).
+#[derive(Debug)]
+pub struct BacklogRule;
+
+impl Backlog {
+    /// A count.
+    pub fn new() -> Self {
+        Self::of(BacklogRule)
+    }
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rule for BacklogRule {
+    type Output = usize;
+    const NAME: &'static str = "backlog";
+    const ACCESS: Access = Access::Read;
+
+    fn reads(&self) -> Vec<Read> {
+        vec![Read::Count(CountRead {
+            among: Among::Queued,
+        })]
+    }
+
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, usize) {
+        (Vec::new(), found.count(Among::Queued))
     }
 }
 
