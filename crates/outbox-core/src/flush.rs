@@ -6,8 +6,9 @@
 //! the network:
 //!
 //! 1. **Settle and claim** (one transaction, a [`Cycle`]): apply the
-//!    previous cycle's settlements whose lease still matches ([`Entry::settle`](crate::entry::Entry::settle)), with
-//!    their pacing consequences ([`Flush::settled_into`] →
+//!    previous cycle's settlements whose lease still matches
+//!    ([`Entry::settle`](crate::entry::Entry::settle)), with their pacing
+//!    consequences ([`Flush::settled_into`] →
 //!    [`Verdicts::update_schedule`]: lanes held behind new dead letters,
 //!    throttle signals, a `429` or a `503` with `Retry-After` pausing the
 //!    whole origin, `inin-ratelimit-*` capping what is left of the
