@@ -261,4 +261,113 @@ mod tests {
             "{facts}"
         );
     }
+
+    /// The worker module decides ownership before its engine starts, in
+    /// JavaScript (a synchronous answer, and the engine's wasm cannot be
+    /// had synchronously); core decides it once the engine runs
+    /// (`config::route_table`, `RouteTable::is_candidate`). Core is the
+    /// rule: here the module's `matcher`, run by Node with the facts a
+    /// build stamps in, answers every request of every configuration as
+    /// core does.
+    #[test]
+    fn the_worker_modules_ownership_is_cores() {
+        let root = crate::tools::root();
+        let module = std::fs::read_to_string(root.join("web/outbox-worker.js"))
+            .expect("web/outbox-worker.js");
+        let start = module
+            .find("  function matcher(config) {")
+            .expect("the module's matcher");
+        let end = start
+            + module[start..]
+                .find("\n  }\n")
+                .expect("the end of the matcher")
+            + "\n  }\n".len();
+        let matcher = &module[start..end];
+
+        let origins = [
+            "http://127.0.0.1:8081",
+            "https://API.example.test:443",
+            "https://api.example.test:8443",
+        ];
+        let configs = [
+            "{}".to_owned(),
+            r#"{"genesysRegions":false}"#.to_owned(),
+            r#"{"defaultRoutes":false,"routes":[{"name":"x","path":"/chat/{room}/send","lane":["path:room"]}]}"#.to_owned(),
+            format!(
+                r#"{{"genesysRegions":false,"origins":["{}","{}"],"routes":[{{"name":"p","method":"put","path":"/v1/{{a}}/{{b}}","lane":["path:a"]}}]}}"#,
+                origins[0], origins[1]
+            ),
+            format!(r#"{{"apiBase":"{}","defaultRoutes":false,"routes":[{{"name":"r","path":"/r","lane":["body:x"]}}]}}"#, origins[2]),
+            r#"{"region":"mypurecloud.de","genesysRegions":false}"#.to_owned(),
+            r#"{"genesysRegions":false,"defaultRoutes":false}"#.to_owned(),
+        ];
+        let paths = [
+            "/api/v2/conversations/messages/c1/communications/m1/messages",
+            "/api/v2/conversations/messages/c1/communications//messages",
+            "/api/v2/conversations/messages/c1/communications/m1/messages/",
+            "/api/v2/conversations/messages/i1/inbound/open/message?x=1",
+            "/api/v2/conversations/messages/agentless#frag",
+            "/api/v2/conversations/messaging/messages",
+            "/api/v2/conversations/messaging",
+            "/chat/room-1/send",
+            "/chat//send",
+            "/v1/a/b",
+            "/v1/a",
+            "/r",
+            "/R",
+        ];
+        let hosts = [
+            "https://api.mypurecloud.ie",
+            "https://api.mypurecloud.de",
+            "https://API.MYPURECLOUD.IE",
+            "https://api.mypurecloud.ie:443",
+            "https://login.mypurecloud.ie",
+            "http://127.0.0.1:8081",
+            "http://localhost:8081",
+            "https://api.example.test",
+            "https://api.example.test:8443",
+        ];
+        let methods = ["POST", "post", "PUT", "GET"];
+        let mut requests = Vec::new();
+        for host in hosts {
+            for path in paths {
+                for method in methods {
+                    requests.push((method, format!("{host}{path}")));
+                }
+            }
+        }
+        let cases: Vec<String> = configs.iter().map(|c| format!("{c:?}")).collect();
+        let asked: Vec<String> = requests
+            .iter()
+            .map(|(m, u)| format!(r#"{{"method":{m:?},"url":{u:?}}}"#))
+            .collect();
+        let script = format!(
+            "const FACTS = {facts};\n{matcher}\nconst configs = [{cases}];\nconst requests = [{asked}];\n\
+             console.log(JSON.stringify(configs.map((c) => {{ const owns = matcher(JSON.parse(c)); return requests.map((r) => owns(r)); }})));\n",
+            facts = super::worker_facts(),
+            cases = cases.join(","),
+            asked = asked.join(","),
+        );
+        let out = std::process::Command::new("node")
+            .args(["-e", &script])
+            .output()
+            .expect("node (the build needs it for npm) runs");
+        assert!(
+            out.status.success(),
+            "node: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let js: Vec<Vec<bool>> =
+            serde_json::from_slice(&out.stdout).expect("the matcher's answers as JSON");
+        for (config, answers) in configs.iter().zip(&js) {
+            let table = outbox_core::config::route_table(config).expect("a valid configuration");
+            for ((method, url), js_owns) in requests.iter().zip(answers) {
+                assert_eq!(
+                    *js_owns,
+                    table.is_candidate(method, url),
+                    "{method} {url} under {config}: the worker module must answer as core does"
+                );
+            }
+        }
+    }
 }

@@ -180,7 +180,7 @@ async fn open<'b>(browser: &'b Browser, stack: &Stack, run: &Run) -> Page<'b> {
         // minute drains at its collapsed rate (halved per second without an
         // answer, grown by 0.5 % per success) — over two minutes for 52
         // entries with seed 33784568. The throttle has its own tests
-        // (outbox-core/tests/throttle.rs, the herd benchmark).
+        // (outbox-driver/tests/throttle.rs, the herd benchmark).
         "pacer": { "ratePerMinute": 12000, "burst": 50, "throttle": { "enabled": false } },
         "batchSize": 12,
     });

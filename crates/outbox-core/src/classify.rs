@@ -1,10 +1,54 @@
 //! What a server's answer (or its absence) means for an entry: the replay
 //! table of the design, and tolerant reading of Genesys `ErrorBody`s.
 
+use std::fmt;
+
 use crate::clock::Millis;
-use crate::entry::LastError;
 use crate::json;
 use crate::retry_after::{RateLimitInfo, RetryAfter, parse_retry_after};
+
+/// What went wrong on the last attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LastError {
+    /// HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// Genesys `ErrorBody.code` (e.g. `too.many.requests.retry.after`), or
+    /// an Outbox code for failures without an answer (`network`, `timeout`,
+    /// `max-attempts`, `max-age`, `auth-failed`).
+    pub code: Option<String>,
+    /// Human-readable text.
+    pub message: String,
+    /// Genesys `contextId`, for support requests.
+    pub context_id: Option<String>,
+}
+
+impl LastError {
+    /// An error with only a code and a message.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: None,
+            code: Some(code.to_owned()),
+            message: message.into(),
+            context_id: None,
+        }
+    }
+}
+
+impl fmt::Display for LastError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(status) = self.status {
+            write!(f, "HTTP {status} ")?;
+        }
+        if let Some(code) = &self.code {
+            write!(f, "[{code}] ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(ctx) = &self.context_id {
+            write!(f, " (contextId {ctx})")?;
+        }
+        Ok(())
+    }
+}
 
 /// An HTTP answer, as a transport returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

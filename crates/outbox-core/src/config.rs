@@ -57,10 +57,59 @@
 //! [`default_routes`]: crate::route::default_routes
 //! [`is_credential`]: crate::headers::is_credential
 
-use crate::engine::Config;
+use crate::classify::ClassifyConfig;
 use crate::hold::OnDead;
 use crate::json::{self, JsonError, Kind, Value};
+use crate::pacer::PacerConfig;
+use crate::queue::QueueLimits;
+use crate::retry::RetryPolicy;
 use crate::route::{Carrier, LaneSource, Route, RouteError, RouteTable};
+
+/// Everything the engine can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What is intercepted, lanes, idempotency carriers.
+    pub routes: RouteTable,
+    /// Backoff and dead-letter limits.
+    pub retry: RetryPolicy,
+    /// Pacing per origin.
+    pub pacer: PacerConfig,
+    /// `Retry-After` fallback and cap.
+    pub classify: ClassifyConfig,
+    /// Queue size limits.
+    pub limits: QueueLimits,
+    /// Most requests sent at once in a flush cycle (default 8; one per lane).
+    pub batch_size: usize,
+    /// Send timeout (default 30 s).
+    pub send_timeout_ms: u64,
+    /// How long a send's lease lasts (default 60 s; longer than the
+    /// timeout, so only a dead sender lets it expire).
+    pub lease_ms: u64,
+    /// Most cycles one [`Flush`](crate::flush::Flush) runs before handing
+    /// back (default 64; browsers kill long-running workers, so runs stay
+    /// short).
+    pub max_cycles_per_flush: usize,
+    /// How long entries parked for a token wait before a token is asked
+    /// for again (default 15 s).
+    pub token_retry_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            routes: RouteTable::genesys(),
+            retry: RetryPolicy::default(),
+            pacer: PacerConfig::default(),
+            classify: ClassifyConfig::default(),
+            limits: QueueLimits::default(),
+            batch_size: 8,
+            send_timeout_ms: 30_000,
+            lease_ms: 60_000,
+            max_cycles_per_flush: 64,
+            token_retry_ms: 15_000,
+        }
+    }
+}
 
 /// A configuration problem: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,64 +228,11 @@ impl OutboxConfig {
     pub fn parse(text: &str, here: &str) -> Result<Self, ConfigError> {
         let obj = Obj::root(text)?;
 
-        let mut core = Config::default();
-        let regions = obj.bool("genesysRegions")? != Some(false);
-        let defaults = obj.bool("defaultRoutes")? != Some(false);
-        core.routes = if regions {
-            RouteTable::genesys()
-        } else {
-            let mut t = RouteTable::empty();
-            for r in crate::route::default_routes() {
-                t.add_route(r);
-            }
-            t
+        let routes = routes(&obj)?;
+        let mut core = Config {
+            routes,
+            ..Config::default()
         };
-        if !defaults {
-            let origins = core.routes.origins().to_vec();
-            core.routes = RouteTable::empty();
-            for o in origins {
-                core.routes.add_origin(&o).map_err(|e| bad("origins", e))?;
-            }
-        }
-        for origin in obj.strings("origins")? {
-            core.routes
-                .add_origin(&origin)
-                .map_err(|e| bad("origins", e))?;
-        }
-        if let Some(routes) = obj.get("routes") {
-            if routes.kind != Kind::Array {
-                return Err(bad("routes", Problem::NotAnArray));
-            }
-            for (i, r) in json::items(routes.raw)
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-            {
-                core.routes.add_route(route(r, i)?);
-            }
-        }
-        if let Some(policies) = obj.get("onDead") {
-            let members = (policies.kind == Kind::Object)
-                .then(|| json::members(policies.raw))
-                .flatten()
-                .ok_or_else(|| bad("onDead", Problem::NotAnOnDeadMap))?;
-            for (name, value) in members {
-                let field = format!("onDead.{name}");
-                let policy = on_dead(&value, &field)?;
-                if !core.routes.set_on_dead(&name, policy) {
-                    return Err(bad(&field, Problem::UnknownRoute));
-                }
-            }
-        }
-        if obj.bool("idempotencyHeaders")? == Some(true) {
-            core.routes.carry_key_in_header("Idempotency-Key");
-        }
-        for h in obj.strings("keepHeaders")? {
-            if crate::headers::is_credential(&h) {
-                return Err(bad("keepHeaders", Problem::Credential(h)));
-            }
-            core.routes.keep_header(&h);
-        }
         if let Some(n) = obj.count("maxEntries")? {
             core.limits.max_entries = to_usize(n);
         }
@@ -297,14 +293,7 @@ impl OutboxConfig {
         {
             return Err(bad("tokenUrl", Problem::NotSameOrigin));
         }
-        let api_base = match (obj.string("apiBase")?, obj.string("region")?) {
-            (Some(base), _) => Some(
-                crate::url::normalize_origin(&base)
-                    .map_err(|e| bad("apiBase", RouteError::from(e)))?,
-            ),
-            (None, Some(region)) => Some(crate::genesys::api_origin(known_region(region)?)),
-            (None, None) => None,
-        };
+        let api_base = api_base(&obj)?;
         if let Some(base) = &api_base {
             core.routes
                 .add_origin(base)
@@ -320,6 +309,96 @@ impl OutboxConfig {
             json: text.to_owned(),
         })
     }
+}
+
+/// The route table a configuration gives, but for `apiBase`/`region`
+/// ([`api_base`]): the Genesys regions and default routes unless turned
+/// off, the configured origins and routes, `onDead`,
+/// `idempotencyHeaders`, `keepHeaders` — read in that order.
+#[inline(always)]
+fn routes(obj: &Obj<'_>) -> Result<RouteTable, ConfigError> {
+    let regions = obj.bool("genesysRegions")? != Some(false);
+    let defaults = obj.bool("defaultRoutes")? != Some(false);
+    let mut table = if regions {
+        RouteTable::genesys()
+    } else {
+        let mut t = RouteTable::empty();
+        for r in crate::route::default_routes() {
+            t.add_route(r);
+        }
+        t
+    };
+    if !defaults {
+        let origins = table.origins().to_vec();
+        table = RouteTable::empty();
+        for o in origins {
+            table.add_origin(&o).map_err(|e| bad("origins", e))?;
+        }
+    }
+    for origin in obj.strings("origins")? {
+        table.add_origin(&origin).map_err(|e| bad("origins", e))?;
+    }
+    if let Some(routes) = obj.get("routes") {
+        if routes.kind != Kind::Array {
+            return Err(bad("routes", Problem::NotAnArray));
+        }
+        for (i, r) in json::items(routes.raw)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            table.add_route(route(r, i)?);
+        }
+    }
+    if let Some(policies) = obj.get("onDead") {
+        let members = (policies.kind == Kind::Object)
+            .then(|| json::members(policies.raw))
+            .flatten()
+            .ok_or_else(|| bad("onDead", Problem::NotAnOnDeadMap))?;
+        for (name, value) in members {
+            let field = format!("onDead.{name}");
+            let policy = on_dead(&value, &field)?;
+            if !table.set_on_dead(&name, policy) {
+                return Err(bad(&field, Problem::UnknownRoute));
+            }
+        }
+    }
+    if obj.bool("idempotencyHeaders")? == Some(true) {
+        table.carry_key_in_header("Idempotency-Key");
+    }
+    for h in obj.strings("keepHeaders")? {
+        if crate::headers::is_credential(&h) {
+            return Err(bad("keepHeaders", Problem::Credential(h)));
+        }
+        table.keep_header(&h);
+    }
+    Ok(table)
+}
+
+/// The origin of `apiBase`, or of `region`'s API (`https://api.<region>`).
+#[inline(always)]
+fn api_base(obj: &Obj<'_>) -> Result<Option<String>, ConfigError> {
+    Ok(match (obj.string("apiBase")?, obj.string("region")?) {
+        (Some(base), _) => Some(
+            crate::url::normalize_origin(&base).map_err(|e| bad("apiBase", RouteError::from(e)))?,
+        ),
+        (None, Some(region)) => Some(crate::genesys::api_origin(known_region(region)?)),
+        (None, None) => None,
+    })
+}
+
+/// Which requests a configuration's outbox owns: its route table, read by
+/// the very code [`OutboxConfig::parse`] reads it with (`apiBase` and
+/// `region` included), and nothing else of the configuration. A service
+/// worker answers "is this request Outbox's?" from it before its engine
+/// has started ([`RouteTable::is_candidate`]).
+pub fn route_table(text: &str) -> Result<RouteTable, ConfigError> {
+    let obj = Obj::root(text)?;
+    let mut table = routes(&obj)?;
+    if let Some(base) = api_base(&obj)? {
+        table.add_origin(&base).map_err(|e| bad("apiBase", e))?;
+    }
+    Ok(table)
 }
 
 /// What a guest outbox (`Outbox.guest`) is told: an outbox's

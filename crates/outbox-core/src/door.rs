@@ -4,35 +4,54 @@
 //! # Design
 //!
 //! Each door is a small [`Machine`]: built from its arguments, polled for
-//! I/O, fed the results, finished with its result in a field the engine
-//! reads. Each one only sequences a few store calls around a decision
-//! made by a pure function elsewhere, and says what to tell:
+//! I/O, fed the replies, finished with its result in a field the driver
+//! reads. Each one only sequences a few transactions of [`crate::queue`]
+//! around a decision made by a pure function elsewhere, and says what to
+//! tell:
 //!
 //! | door | steps (→ the pure decision) |
 //! |---|---|
-//! | [`Intercept`] (a service worker's first look) | a bearer token's [`Arrival`]; read the lane and the schedule → [`intercept::before_forward`] |
-//! | [`Forward`] (the live answer to a forwarded request) | [`classify`], [`OriginNote`] written into the schedule when it pauses; → [`intercept::after_forward`]: pass through, or forget a refused token, [`Write`] it, ask for a token |
-//! | [`Write`] (write-through, and the queueing of a forward) | a bearer token's [`Arrival`]; [`Entry::queued`] made durable |
-//! | [`Arrival`] (a token arrived, or may have) | offer it; if new, release the origin's parked entries |
-//! | [`NetworkBack`] (the device is online again) | due now what was unreachable (each origin still unanswered is probed first: [`crate::throttle`]) |
-//! | [`Admin`] (revive, discard, cancel, purge, stats) | one store call, and its event |
+//! | [`Intercept`] (a service worker's first look) | a bearer token's [`Arrival`]; read the lane and the schedule ([`LaneAndSchedule`]) → [`intercept::before_forward`] |
+//! | [`Forward`] (the live answer to a forwarded request) | [`classify`], [`OriginNote`] written into the schedule when it pauses ([`EditSchedule`]); → [`intercept::after_forward`]: pass through, or forget a refused token, [`Write`] it, ask for a token |
+//! | [`Write`] (write-through, and the queueing of a forward) | a bearer token's [`Arrival`]; [`Entry::queued`] made durable ([`Enqueue`]) |
+//! | [`Arrival`] (a token arrived, or may have) | offer it; if new, release the origin's parked entries ([`Release`]) |
+//! | [`NetworkBack`] (the device is online again) | due now what was unreachable ([`Hurry`]; each origin still unanswered is probed first: [`crate::throttle`]) |
 //!
-//! [`Arrival`] is also a *step* of another machine (the flush uses it):
-//! a parent polls its step until the step has no more I/O
-//! ([`Arrival::next_io`] → `None`), feeding it every result meanwhile,
-//! then takes its events.
+//! The dead-letter and admin calls (revive, discard, cancel, purge) are one
+//! transaction each ([`crate::queue::Revive`], …); what each tells once it
+//! is done is decided here ([`revived`], [`discarded`], [`cancelled`],
+//! [`purged`]).
+//!
+//! [`Arrival`] is also a *step* of another machine (the flush uses it): a
+//! parent polls its step until the step has no more I/O
+//! ([`Arrival::next_io`] → `None`), feeding it every reply meanwhile, then
+//! takes its events.
 
-use crate::classify::{Outcome, Response, TransportError, classify};
+use std::rc::Rc;
+
+use crate::classify::{LastError, Outcome, Response, TransportError, classify};
 use crate::clock::Millis;
-use crate::engine::{Config, Forwarded};
-use crate::entry::{Entry, EntryId, LastError};
+use crate::config::Config;
+use crate::entry::{Entry, EntryId, Prepared};
 use crate::event::Event;
 use crate::intercept::{self, AfterForward, BeforeForward};
-use crate::io::{Cx, Done, Io, Machine};
+use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, OfferAsk, Reply, StoreAsk, TokensAsk, Tx};
 use crate::pacer::ScheduleState;
-use crate::route::Prepared;
-use crate::store::{CancelResult, EnqueueError};
+use crate::queue::{
+    CancelResult, EditSchedule, Enqueue, Hurry, LaneAndSchedule, Purged, QueueLimits, Refusal,
+    Release,
+};
+use crate::token::TokenAsks;
 use crate::verdict::OriginNote;
+
+/// What became of a forwarded request.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// Hand the server's answer to the caller.
+    PassThrough(Outcome),
+    /// It was queued; answer `202`.
+    Queued(Box<Entry>),
+}
 
 /// A token arrived for an origin (or, without one, may have): offer it to
 /// the token source; if it is new, release the origin's entries parked
@@ -82,24 +101,24 @@ impl Arrival {
         match std::mem::replace(&mut self.step, ArrivalStep::Finished) {
             ArrivalStep::Offer(token) => {
                 self.step = ArrivalStep::Offering;
-                Some(Io::Offer {
-                    origin: self.origin.clone(),
-                    token,
-                })
+                Some(Io::Offer(OfferAsk::new(self.origin.clone(), token)))
             }
             ArrivalStep::Release => {
                 self.step = ArrivalStep::Releasing;
-                Some(Io::Release(self.origin.clone()))
+                Some(Io::Store(StoreAsk::new(Tx::Release(Release::new(
+                    &self.origin,
+                )))))
             }
             ArrivalStep::Offering | ArrivalStep::Releasing | ArrivalStep::Finished => None,
         }
     }
 
-    /// The result of the I/O [`next_io`](Self::next_io) gave.
-    pub fn take<E: std::error::Error + 'static>(&mut self, done: Done<E>) {
-        self.step = match (&self.step, done) {
-            (ArrivalStep::Offering, Done::Fresh(true)) => ArrivalStep::Release,
-            (ArrivalStep::Releasing, Done::Released(heads)) => {
+    /// The reply to the I/O [`next_io`](Self::next_io) gave.
+    pub fn take(&mut self, reply: Reply) {
+        self.step = match (&self.step, reply.fed()) {
+            (ArrivalStep::Offering, Fed::Fresh(true)) => ArrivalStep::Release,
+            (ArrivalStep::Releasing, Fed::Stored(Tx::Release(release))) => {
+                let heads = release.finish();
                 self.released = heads.len();
                 self.events
                     .extend(heads.into_iter().map(|head| Event::Queued {
@@ -119,13 +138,13 @@ impl Arrival {
     }
 }
 
-impl<E: std::error::Error + 'static> Machine<E> for Arrival {
+impl Machine for Arrival {
     fn poll(&mut self, _now: Millis) -> Io {
         self.next_io().unwrap_or(Io::Done)
     }
 
-    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
-        self.take(done);
+    fn feed(&mut self, reply: Reply, _cx: &mut Cx<'_>) {
+        self.take(reply);
     }
 
     fn take_events(&mut self) -> Vec<Event> {
@@ -171,7 +190,7 @@ impl Intercept {
     }
 }
 
-impl<E: std::error::Error + 'static> Machine<E> for Intercept {
+impl Machine for Intercept {
     fn poll(&mut self, now: Millis) -> Io {
         if let Some(io) = poll_arrival(&mut self.arrival, &mut self.events) {
             return io;
@@ -181,14 +200,15 @@ impl<E: std::error::Error + 'static> Machine<E> for Intercept {
         }
         self.reading = true;
         self.now = now;
-        Io::LaneAndSchedule(self.lane.clone())
+        Io::Store(StoreAsk::new(Tx::Lane(LaneAndSchedule::new(&self.lane))))
     }
 
-    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
+    fn feed(&mut self, reply: Reply, _cx: &mut Cx<'_>) {
         if let Some(arrival) = &mut self.arrival {
-            return arrival.take(done);
+            return arrival.take(reply);
         }
-        if let Done::Lane { busy, schedule } = done {
+        if let Fed::Stored(Tx::Lane(read)) = reply.fed() {
+            let (busy, schedule) = read.finish();
             self.decision = Some(intercept::before_forward(
                 busy,
                 schedule.holds.is_held(&self.lane),
@@ -215,25 +235,28 @@ fn poll_arrival(arrival: &mut Option<Arrival>, events: &mut Vec<Event>) -> Optio
     io
 }
 
-/// Makes a request durable ([`Entry::queued`]), first taking a bearer
-/// token it carries as its origin's latest ([`Arrival`]), when asked to.
-/// Result: [`Write::result`].
+/// Makes a request durable ([`Entry::queued`]) under the queue's limits,
+/// first taking a bearer token it carries as its origin's latest
+/// ([`Arrival`]), when asked to. Result: [`Write::result`].
 #[derive(Debug)]
-pub struct Write<E: std::error::Error + 'static> {
+pub struct Write {
     arrival: Option<Arrival>,
     prepared: Option<Prepared>,
+    limits: QueueLimits,
     awaiting_token: bool,
     error: Option<LastError>,
     reason: String,
-    result: Option<Result<Entry, EnqueueError<E>>>,
+    result: Option<Result<Entry, Refusal>>,
     events: Vec<Event>,
 }
 
-impl<E: std::error::Error + 'static> Write<E> {
-    /// Queues `prepared` (parked for a token when `awaiting_token`), with
-    /// the `error` that queued it; `reason` is told with `queued`.
+impl Write {
+    /// Queues `prepared` under `limits` (parked for a token when
+    /// `awaiting_token`), with the `error` that queued it; `reason` is told
+    /// with `queued`.
     pub fn new(
         prepared: Prepared,
+        limits: QueueLimits,
         awaiting_token: bool,
         error: Option<LastError>,
         reason: &str,
@@ -241,6 +264,7 @@ impl<E: std::error::Error + 'static> Write<E> {
         Self {
             arrival: None,
             prepared: Some(prepared),
+            limits,
             awaiting_token,
             error,
             reason: reason.to_owned(),
@@ -251,19 +275,19 @@ impl<E: std::error::Error + 'static> Write<E> {
 
     /// The page's write-through: its bearer token (if any) arrives first,
     /// then the request is queued, pending.
-    pub fn through(prepared: Prepared) -> Self {
+    pub fn through(prepared: Prepared, limits: QueueLimits) -> Self {
         let arrival = prepared
             .bearer
             .as_deref()
             .map(|token| Arrival::new(&prepared.origin, Some(token)));
         Self {
             arrival,
-            ..Self::new(prepared, false, None, "write-through")
+            ..Self::new(prepared, limits, false, None, "write-through")
         }
     }
 
     /// The stored entry or why the queue refused it, once finished.
-    pub fn result(self) -> Option<Result<Entry, EnqueueError<E>>> {
+    pub fn result(self) -> Option<Result<Entry, Refusal>> {
         self.result
     }
 
@@ -274,16 +298,20 @@ impl<E: std::error::Error + 'static> Write<E> {
         }
         let prepared = self.prepared.take()?;
         let entry = Entry::queued(prepared, now, self.awaiting_token, self.error.take());
-        Some(Io::Enqueue(Box::new(entry)))
+        Some(Io::Store(StoreAsk::new(Tx::Enqueue(Enqueue::new(
+            entry,
+            self.limits,
+        )))))
     }
 
-    fn take(&mut self, done: Done<E>) {
+    fn take(&mut self, reply: Reply) {
         if let Some(arrival) = &mut self.arrival {
-            return arrival.take(done);
+            return arrival.take(reply);
         }
-        let Done::Enqueued(result) = done else {
+        let Fed::Stored(Tx::Enqueue(enqueue)) = reply.fed() else {
             return;
         };
+        let result = enqueue.finish();
         if let Ok(entry) = &result {
             self.events.push(Event::Queued {
                 id: entry.id,
@@ -302,13 +330,13 @@ impl<E: std::error::Error + 'static> Write<E> {
     }
 }
 
-impl<E: std::error::Error + 'static> Machine<E> for Write<E> {
+impl Machine for Write {
     fn poll(&mut self, now: Millis) -> Io {
         self.next_io(now).unwrap_or(Io::Done)
     }
 
-    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
-        self.take(done);
+    fn feed(&mut self, reply: Reply, _cx: &mut Cx<'_>) {
+        self.take(reply);
     }
 
     fn take_events(&mut self) -> Vec<Event> {
@@ -322,37 +350,40 @@ impl<E: std::error::Error + 'static> Machine<E> for Write<E> {
 /// after a `401` parked for a token, the refused token forgotten and a
 /// new one asked for. Result: [`Forward::result`].
 #[derive(Debug)]
-pub struct Forward<'c, E: std::error::Error + 'static> {
-    config: &'c Config,
+pub struct Forward {
+    config: Rc<Config>,
+    asks: TokenAsks,
     origin: String,
     now: Millis,
     outcome: Outcome,
     note: OriginNote,
     prepared: Option<Prepared>,
-    step: ForwardStep<E>,
-    result: Option<Result<Forwarded, EnqueueError<E>>>,
+    step: ForwardStep,
+    result: Option<Result<Forwarded, Refusal>>,
     events: Vec<Event>,
 }
 
 #[derive(Debug)]
-enum ForwardStep<E: std::error::Error + 'static> {
+enum ForwardStep {
     Heed,
     Heeding,
     Decide,
-    Forget(String, Write<E>),
-    Forgetting(Write<E>),
-    Writing(Write<E>),
+    Forget(String, Write),
+    Forgetting(Write),
+    Writing(Write),
     Asking(Box<Entry>),
     Releasing(Arrival, Box<Entry>),
     Finished,
 }
 
-impl<'c, E: std::error::Error + 'static> Forward<'c, E> {
-    /// `prepared` was forwarded and `result` came back at `now`.
+impl Forward {
+    /// `prepared` was forwarded and `result` came back at `now`; a token
+    /// asked for after a `401` is noted in `asks`.
     pub fn new(
         prepared: Prepared,
         result: &Result<Response, TransportError>,
-        config: &'c Config,
+        config: Rc<Config>,
+        asks: TokenAsks,
         now: Millis,
     ) -> Self {
         let outcome = classify(
@@ -361,9 +392,10 @@ impl<'c, E: std::error::Error + 'static> Forward<'c, E> {
             now,
             &config.classify,
         );
-        let note = OriginNote::read(result, &outcome, config, now);
+        let note = OriginNote::read(result, &outcome, &config, now);
         Self {
             config,
+            asks,
             origin: prepared.origin.clone(),
             now,
             outcome,
@@ -377,11 +409,11 @@ impl<'c, E: std::error::Error + 'static> Forward<'c, E> {
 
     /// Passed through or queued, or why the queue refused it; once
     /// finished.
-    pub fn result(self) -> Option<Result<Forwarded, EnqueueError<E>>> {
+    pub fn result(self) -> Option<Result<Forwarded, Refusal>> {
         self.result
     }
 
-    fn decide(&mut self) -> ForwardStep<E> {
+    fn decide(&mut self) -> ForwardStep {
         let Some(prepared) = self.prepared.take() else {
             return ForwardStep::Finished;
         };
@@ -396,7 +428,8 @@ impl<'c, E: std::error::Error + 'static> Forward<'c, E> {
             } => {
                 let refused = prepared.bearer.clone().filter(|_| awaiting_token);
                 let reason = error.to_string();
-                let write = Write::new(prepared, awaiting_token, Some(error), &reason);
+                let limits = self.config.limits;
+                let write = Write::new(prepared, limits, awaiting_token, Some(error), &reason);
                 match refused {
                     Some(token) => ForwardStep::Forget(token, write),
                     None => ForwardStep::Writing(write),
@@ -406,19 +439,19 @@ impl<'c, E: std::error::Error + 'static> Forward<'c, E> {
     }
 }
 
-impl<E: std::error::Error + 'static> Machine<E> for Forward<'_, E> {
+impl Machine for Forward {
     fn poll(&mut self, now: Millis) -> Io {
         loop {
             match std::mem::replace(&mut self.step, ForwardStep::Finished) {
                 ForwardStep::Heed if !self.note.lets_more_go(&self.config.pacer) => {
                     self.step = ForwardStep::Heeding;
-                    return Io::EditSchedule;
+                    return Io::Store(StoreAsk::new(Tx::Edit(EditSchedule::new())));
                 }
                 ForwardStep::Heed => self.step = ForwardStep::Decide,
                 ForwardStep::Decide => self.step = self.decide(),
                 ForwardStep::Forget(token, write) => {
                     self.step = ForwardStep::Forgetting(write);
-                    return Io::Forget(vec![(self.origin.clone(), token)]);
+                    return Io::Forget(ForgetAsk::new(vec![(self.origin.clone(), token)]));
                 }
                 ForwardStep::Writing(mut write) => {
                     if let Some(io) = write.next_io(now) {
@@ -430,7 +463,8 @@ impl<E: std::error::Error + 'static> Machine<E> for Forward<'_, E> {
                     match write.result() {
                         Some(Ok(entry)) if awaiting => {
                             self.step = ForwardStep::Asking(Box::new(entry));
-                            return Io::AskTokens(vec![self.origin.clone()]);
+                            self.asks.asked(&self.origin, now);
+                            return Io::AskTokens(TokensAsk::new(vec![self.origin.clone()]));
                         }
                         Some(Ok(entry)) => {
                             self.result = Some(Ok(Forwarded::Queued(Box::new(entry))));
@@ -455,29 +489,28 @@ impl<E: std::error::Error + 'static> Machine<E> for Forward<'_, E> {
         }
     }
 
-    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
-        self.step = match (
-            std::mem::replace(&mut self.step, ForwardStep::Finished),
-            done,
-        ) {
-            (ForwardStep::Heeding, _) => ForwardStep::Decide,
-            (ForwardStep::Forgetting(write), _) => ForwardStep::Writing(write),
-            (ForwardStep::Writing(mut write), done) => {
-                write.take(done);
+    fn feed(&mut self, reply: Reply, _cx: &mut Cx<'_>) {
+        self.step = match std::mem::replace(&mut self.step, ForwardStep::Finished) {
+            ForwardStep::Heeding => ForwardStep::Decide,
+            ForwardStep::Forgetting(write) => ForwardStep::Writing(write),
+            ForwardStep::Writing(mut write) => {
+                write.take(reply);
                 ForwardStep::Writing(write)
             }
-            (ForwardStep::Asking(entry), Done::Tokens(came)) if !came.is_empty() => {
-                ForwardStep::Releasing(Arrival::in_hand(&self.origin), entry)
-            }
-            (ForwardStep::Asking(entry), _) => {
-                self.result = Some(Ok(Forwarded::Queued(entry)));
-                ForwardStep::Finished
-            }
-            (ForwardStep::Releasing(mut arrival, entry), done) => {
-                arrival.take(done);
+            ForwardStep::Asking(entry) => match reply.fed() {
+                Fed::Tokens(came) if !came.is_empty() => {
+                    ForwardStep::Releasing(Arrival::in_hand(&self.origin), entry)
+                }
+                _ => {
+                    self.result = Some(Ok(Forwarded::Queued(entry)));
+                    ForwardStep::Finished
+                }
+            },
+            ForwardStep::Releasing(mut arrival, entry) => {
+                arrival.take(reply);
                 ForwardStep::Releasing(arrival, entry)
             }
-            (step, _) => step,
+            step => step,
         };
     }
 
@@ -506,7 +539,7 @@ impl<E: std::error::Error + 'static> Machine<E> for Forward<'_, E> {
 /// its probe until it answers ([`crate::throttle`]): the first thing a
 /// recovering server gets from this client is one request. Result:
 /// [`NetworkBack::due`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct NetworkBack {
     asked: bool,
     due: usize,
@@ -515,10 +548,7 @@ pub struct NetworkBack {
 impl NetworkBack {
     /// The network came back.
     pub fn new() -> Self {
-        Self {
-            asked: false,
-            due: 0,
-        }
+        Self::default()
     }
 
     /// How many entries became due.
@@ -527,23 +557,17 @@ impl NetworkBack {
     }
 }
 
-impl Default for NetworkBack {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<E: std::error::Error + 'static> Machine<E> for NetworkBack {
+impl Machine for NetworkBack {
     fn poll(&mut self, now: Millis) -> Io {
         if std::mem::replace(&mut self.asked, true) {
             return Io::Done;
         }
-        Io::RetryUnreachable(now)
+        Io::Store(StoreAsk::new(Tx::Hurry(Hurry::new(now))))
     }
 
-    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
-        if let Done::Count(due) = done {
-            self.due = due;
+    fn feed(&mut self, reply: Reply, _cx: &mut Cx<'_>) {
+        if let Fed::Stored(Tx::Hurry(hurry)) = reply.fed() {
+            self.due = hurry.finish();
         }
     }
 
@@ -552,84 +576,29 @@ impl<E: std::error::Error + 'static> Machine<E> for NetworkBack {
     }
 }
 
-/// A call on one entry or the whole queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminCall {
-    /// Put a dead letter back in the queue.
-    Revive(EntryId),
-    /// Delete a dead letter.
-    Discard(EntryId),
-    /// Remove a queued entry not being sent.
-    Cancel(EntryId),
-    /// Delete everything.
-    Purge,
-    /// Counts and ages.
-    Stats,
+/// What a revive tells: `revived`, if a dead letter went back in the queue.
+pub fn revived(id: EntryId, entry: Option<&Entry>) -> Option<Event> {
+    entry.map(|entry| Event::Revived {
+        id,
+        lane: entry.lane.clone(),
+    })
 }
 
-/// One [`AdminCall`]: one store call, and its event when it did
-/// something. Result: [`Admin::result`], the store's answer.
-#[derive(Debug)]
-pub struct Admin<E: std::error::Error + 'static> {
-    call: AdminCall,
-    asked: bool,
-    result: Option<Done<E>>,
-    events: Vec<Event>,
+/// What a discard tells: `discarded`, if a dead letter was deleted.
+pub fn discarded(id: EntryId, entry: Option<&Entry>) -> Option<Event> {
+    entry.map(|_| Event::Discarded { id })
 }
 
-impl<E: std::error::Error + 'static> Admin<E> {
-    /// The call.
-    pub fn new(call: AdminCall) -> Self {
-        Self {
-            call,
-            asked: false,
-            result: None,
-            events: Vec::new(),
-        }
-    }
-
-    /// What the store answered, once finished.
-    pub fn result(self) -> Option<Done<E>> {
-        self.result
-    }
+/// What a cancel tells: `cancelled`, if the entry was removed.
+pub fn cancelled(id: EntryId, result: CancelResult) -> Option<Event> {
+    (result == CancelResult::Cancelled).then_some(Event::Cancelled { id })
 }
 
-impl<E: std::error::Error + 'static> Machine<E> for Admin<E> {
-    fn poll(&mut self, now: Millis) -> Io {
-        if std::mem::replace(&mut self.asked, true) {
-            return Io::Done;
-        }
-        match self.call {
-            AdminCall::Revive(id) => Io::Revive(id, now),
-            AdminCall::Discard(id) => Io::Discard(id),
-            AdminCall::Cancel(id) => Io::Cancel(id),
-            AdminCall::Purge => Io::Purge,
-            AdminCall::Stats => Io::Stats(now),
-        }
-    }
-
-    fn feed(&mut self, done: Done<E>, _cx: &mut Cx<'_>) {
-        let event = match (self.call, &done) {
-            (AdminCall::Revive(id), Done::Entry(Some(entry))) => Some(Event::Revived {
-                id,
-                lane: entry.lane.clone(),
-            }),
-            (AdminCall::Discard(id), Done::Entry(Some(_))) => Some(Event::Discarded { id }),
-            (AdminCall::Cancel(id), Done::Cancelled(CancelResult::Cancelled)) => {
-                Some(Event::Cancelled { id })
-            }
-            (AdminCall::Purge, Done::Purged(purged)) => Some(Event::Purged {
-                queued: purged.queued,
-                dead: purged.dead,
-            }),
-            _ => None,
-        };
-        self.events.extend(event);
-        self.result = Some(done);
-    }
-
-    fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+/// What a purge tells: `purged`, with the counts.
+pub fn purged(purged: Purged) -> Event {
+    Event::Purged {
+        queued: purged.queued,
+        dead: purged.dead,
     }
 }
 
@@ -637,14 +606,16 @@ impl<E: std::error::Error + 'static> Machine<E> for Admin<E> {
 mod tests {
     //! The doors driven by hand, one step at a time: no store, no network,
     //! no executor. Each test is the whole conversation of one door with
-    //! its driver.
+    //! its driver; a transaction a door asks for is run by hand, its reads
+    //! answered here ([`serve`]).
 
     use super::*;
     use crate::clock::SplitMix64;
-    use crate::entry::{EntryState, Head, StoredRequest};
-    use crate::io::feed_at;
+    use crate::entry::{EntryState, StoredRequest};
+    use crate::io::{feed_at, serve};
+    use crate::queue::EnqueueError;
+    use crate::store::{Read, Write};
 
-    type Error = std::io::Error;
     const ORIGIN: &str = "https://api.example.test";
 
     fn prepared(bearer: Option<&str>) -> Prepared {
@@ -677,42 +648,67 @@ mod tests {
         })
     }
 
-    fn kinds(machine: &mut dyn Machine<Error>) -> Vec<&'static str> {
+    fn forward(bearer: Option<&str>, status: u16, headers: &[(&str, &str)]) -> Forward {
+        Forward::new(
+            prepared(bearer),
+            &answer(status, headers),
+            Rc::new(Config::default()),
+            TokenAsks::default(),
+            1_000,
+        )
+    }
+
+    fn kinds(machine: &mut dyn Machine) -> Vec<&'static str> {
         machine.take_events().iter().map(Event::kind).collect()
     }
 
-    fn head(entry: &Entry) -> Head {
-        entry.head()
+    /// Answers a release of `ORIGIN` with `parked`.
+    fn released(parked: &Entry) -> impl FnMut(Read) -> crate::store::Found + '_ {
+        move |read| match read {
+            Read::State(ask) => {
+                assert_eq!(ask.origin.as_deref(), Some(ORIGIN));
+                ask.reply(vec![parked.clone()])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Answers an enqueue: not full, a new id, the last `seq` given 0.
+    fn admitted(read: Read) -> crate::store::Found {
+        match read {
+            Read::Full(ask) => ask.reply(false),
+            Read::Taken(ask) => ask.reply(false),
+            Read::LastSeq(ask) => ask.reply(0),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn intercept_takes_a_new_bearer_token_releases_its_origin_then_reads_the_lane() {
         let mut door = Intercept::new(&prepared(Some("t1")));
-        let Io::Offer { origin, token } = Machine::<Error>::poll(&mut door, 1_000) else {
+        let Io::Offer(offer) = door.poll(1_000) else {
             panic!("the bearer token is offered first");
         };
-        assert_eq!((origin.as_str(), token.as_str()), (ORIGIN, "t1"));
-        feed_at(&mut door, Done::Fresh(true), 1_000);
-        let Io::Release(origin) = Machine::<Error>::poll(&mut door, 1_000) else {
+        assert_eq!((offer.origin(), offer.token()), (ORIGIN, "t1"));
+        feed_at(&mut door, offer.reply(true), 1_000);
+        let Io::Store(release) = door.poll(1_000) else {
             panic!("a new token releases its origin's parked entries");
         };
-        assert_eq!(origin, ORIGIN);
         let parked = Entry::queued(prepared(None), 500, true, None);
-        feed_at(&mut door, Done::Released(vec![head(&parked)]), 1_000);
-        let Io::LaneAndSchedule(lane) = Machine::<Error>::poll(&mut door, 1_001) else {
+        serve(&mut door, release, 1_000, released(&parked));
+        let Io::Store(read) = door.poll(1_001) else {
             panic!("then the lane is read");
         };
-        assert_eq!(lane, "c1");
         assert_eq!(kinds(&mut door), ["queued"], "the released entry is told");
-        feed_at(
-            &mut door,
-            Done::Lane {
-                busy: true,
-                schedule: ScheduleState::default(),
-            },
-            1_002,
-        );
-        assert!(matches!(Machine::<Error>::poll(&mut door, 1_003), Io::Done));
+        serve(&mut door, read, 1_002, |read| match read {
+            Read::Lane(ask) => {
+                assert_eq!(ask.lane, "c1");
+                ask.reply(true)
+            }
+            Read::Schedule(ask) => ask.reply(ScheduleState::default()),
+            other => panic!("{other:?}"),
+        });
+        assert!(matches!(door.poll(1_003), Io::Done));
         assert_eq!(
             door.decision(),
             Some(BeforeForward::Queue(intercept::QueueReason::LaneBusy)),
@@ -723,32 +719,26 @@ mod tests {
     #[test]
     fn intercept_with_a_known_token_releases_nothing_and_forwards_on_a_free_lane() {
         let mut door = Intercept::new(&prepared(Some("t1")));
-        assert!(matches!(
-            Machine::<Error>::poll(&mut door, 1_000),
-            Io::Offer { .. }
-        ));
-        feed_at(&mut door, Done::Fresh(false), 1_000);
-        assert!(matches!(
-            Machine::<Error>::poll(&mut door, 1_000),
-            Io::LaneAndSchedule(_)
-        ));
-        feed_at(
-            &mut door,
-            Done::Lane {
-                busy: false,
-                schedule: ScheduleState::default(),
-            },
-            1_000,
-        );
-        assert!(matches!(Machine::<Error>::poll(&mut door, 1_000), Io::Done));
+        let Io::Offer(offer) = door.poll(1_000) else {
+            panic!("the bearer token is offered first");
+        };
+        feed_at(&mut door, offer.reply(false), 1_000);
+        let Io::Store(read) = door.poll(1_000) else {
+            panic!("the lane is read");
+        };
+        serve(&mut door, read, 1_000, |read| match read {
+            Read::Lane(ask) => ask.reply(false),
+            Read::Schedule(ask) => ask.reply(ScheduleState::default()),
+            other => panic!("{other:?}"),
+        });
+        assert!(matches!(door.poll(1_000), Io::Done));
         assert_eq!(door.decision(), Some(BeforeForward::Forward));
         assert!(kinds(&mut door).is_empty());
     }
 
     #[test]
     fn a_healthy_answer_passes_through_without_any_io() {
-        let config = Config::default();
-        let mut door = Forward::<Error>::new(prepared(None), &answer(200, &[]), &config, 1_000);
+        let mut door = forward(None, 200, &[]);
         assert!(matches!(door.poll(1_000), Io::Done), "no write at all");
         assert!(matches!(
             door.result(),
@@ -758,34 +748,34 @@ mod tests {
 
     #[test]
     fn a_401_forgets_the_token_queues_the_request_parked_and_asks_for_a_new_one() {
-        let config = Config::default();
-        let mut door =
-            Forward::<Error>::new(prepared(Some("old")), &answer(401, &[]), &config, 1_000);
-        let Io::Forget(refused) = door.poll(1_000) else {
+        let mut door = forward(Some("old"), 401, &[]);
+        let Io::Forget(forget) = door.poll(1_000) else {
             panic!("the refused token is forgotten first");
         };
-        assert_eq!(refused, [(ORIGIN.to_owned(), "old".to_owned())]);
-        feed_at(&mut door, Done::Nothing, 1_000);
-        let Io::Enqueue(entry) = door.poll(1_001) else {
+        assert_eq!(forget.refused(), [(ORIGIN.to_owned(), "old".to_owned())]);
+        feed_at(&mut door, forget.reply(), 1_000);
+        let Io::Store(enqueue) = door.poll(1_001) else {
             panic!("then the request is made durable");
+        };
+        let writes = serve(&mut door, enqueue, 1_002, admitted);
+        let [Write::Add(entry)] = &writes[..] else {
+            panic!("{writes:?}");
         };
         assert_eq!(entry.state, EntryState::AwaitingToken, "parked for a token");
         assert_eq!(entry.created_at, 1_001);
         assert!(entry.last_error.is_some(), "with the error that queued it");
-        let mut stored = *entry;
-        stored.seq = 1;
-        feed_at(&mut door, Done::Enqueued(Ok(stored.clone())), 1_002);
-        let Io::AskTokens(origins) = door.poll(1_003) else {
+        assert_eq!(entry.seq, 1);
+        let stored = entry.clone();
+        let Io::AskTokens(ask) = door.poll(1_003) else {
             panic!("then a token is asked for");
         };
-        assert_eq!(origins, [ORIGIN]);
+        assert_eq!(ask.origins(), [ORIGIN]);
         assert_eq!(kinds(&mut door), ["queued", "awaiting-token"]);
-        feed_at(&mut door, Done::Tokens(vec![ORIGIN.to_owned()]), 1_004);
-        let Io::Release(origin) = door.poll(1_004) else {
+        feed_at(&mut door, ask.reply(vec![ORIGIN.to_owned()]), 1_004);
+        let Io::Store(release) = door.poll(1_004) else {
             panic!("a token came at once: the origin is released");
         };
-        assert_eq!(origin, ORIGIN);
-        feed_at(&mut door, Done::Released(vec![head(&stored)]), 1_005);
+        serve(&mut door, release, 1_005, released(&stored));
         assert!(matches!(door.poll(1_005), Io::Done));
         assert_eq!(kinds(&mut door), ["queued"]);
         let Some(Ok(Forwarded::Queued(queued))) = door.result() else {
@@ -796,29 +786,26 @@ mod tests {
 
     #[test]
     fn a_429_pauses_its_origin_first_and_a_refused_enqueue_is_the_callers_error() {
-        let config = Config::default();
-        let mut door = Forward::<Error>::new(
-            prepared(None),
-            &answer(429, &[("retry-after", "30")]),
-            &config,
-            1_000,
-        );
-        let Io::EditSchedule = door.poll(1_000) else {
+        let mut door = forward(None, 429, &[("retry-after", "30")]);
+        let Io::Store(edit) = door.poll(1_000) else {
             panic!("what the answer tells its origin is written first");
         };
-        let mut schedule = ScheduleState::default();
-        door.edit_schedule(&mut schedule);
+        let writes = serve(&mut door, edit, 1_000, |read| match read {
+            Read::Schedule(ask) => ask.reply(ScheduleState::default()),
+            other => panic!("{other:?}"),
+        });
+        let [Write::Schedule(schedule)] = &writes[..] else {
+            panic!("{writes:?}");
+        };
         assert_eq!(schedule.paused_until(ORIGIN, 1_000), Some(31_000));
-        feed_at(&mut door, Done::Nothing, 1_000);
         assert_eq!(kinds(&mut door), ["paused"]);
-        let Io::Enqueue(_) = door.poll(1_001) else {
+        let Io::Store(enqueue) = door.poll(1_001) else {
             panic!("then the request is queued");
         };
-        feed_at(
-            &mut door,
-            Done::Enqueued(Err(EnqueueError::QuotaExceeded("disk full".into()))),
-            1_002,
-        );
+        let quota = enqueue
+            .quota_exceeded("disk full".into())
+            .expect("an enqueue can be refused for the quota");
+        feed_at(&mut door, quota, 1_002);
         assert!(matches!(door.poll(1_002), Io::Done));
         assert!(kinds(&mut door).is_empty(), "nothing queued, nothing told");
         assert!(matches!(
@@ -830,17 +817,23 @@ mod tests {
     #[test]
     fn network_back_hurries_the_unreachable_and_nothing_else() {
         let mut door = NetworkBack::new();
-        let Io::RetryUnreachable(at) = Machine::<Error>::poll(&mut door, 60_000) else {
+        let Io::Store(hurry) = door.poll(60_000) else {
             panic!("due now first");
         };
-        assert_eq!(at, 60_000);
-        feed_at(&mut door, Done::Count(3), 60_000);
+        let mut unanswered = Entry::queued(prepared(None), 500, false, None);
+        unanswered.not_before = 90_000;
+        unanswered.last_error = Some(LastError::new("network", "offline"));
+        let writes = serve(&mut door, hurry, 60_000, |read| match read {
+            Read::State(ask) => {
+                assert_eq!(ask.origin, None);
+                ask.reply(vec![unanswered.clone(); 3])
+            }
+            other => panic!("{other:?}"),
+        });
+        assert_eq!(writes.len(), 3, "each due at once: {writes:?}");
         // No spread: each unanswered origin is probed first by the flush
         // that follows (its throttle), then goes at its pace.
-        assert!(matches!(
-            Machine::<Error>::poll(&mut door, 60_003),
-            Io::Done
-        ));
+        assert!(matches!(door.poll(60_003), Io::Done));
         assert_eq!(door.due(), 3);
     }
 
@@ -848,36 +841,17 @@ mod tests {
     fn admin_calls_tell_only_what_they_did() {
         let entry = Entry::queued(prepared(None), 1_000, false, None);
         let id = entry.id;
-        let cases: [(AdminCall, Done<Error>, &[&str]); 5] = [
-            (
-                AdminCall::Revive(id),
-                Done::Entry(Some(entry.clone())),
-                &["revived"],
-            ),
-            (AdminCall::Revive(id), Done::Entry(None), &[]),
-            (
-                AdminCall::Discard(id),
-                Done::Entry(Some(entry)),
-                &["discarded"],
-            ),
-            (
-                AdminCall::Cancel(id),
-                Done::Cancelled(CancelResult::InFlight),
-                &[],
-            ),
-            (
-                AdminCall::Cancel(id),
-                Done::Cancelled(CancelResult::Cancelled),
-                &["cancelled"],
-            ),
-        ];
-        for (call, done, told) in cases {
-            let mut door = Admin::<Error>::new(call);
-            assert!(!matches!(door.poll(1_000), Io::Done));
-            feed_at(&mut door, done, 1_000);
-            assert!(matches!(door.poll(1_000), Io::Done));
-            assert_eq!(kinds(&mut door), told, "{call:?}");
-            assert!(door.result().is_some());
-        }
+        let kind = |event: Option<Event>| event.map(|e| e.kind());
+        assert_eq!(kind(revived(id, Some(&entry))), Some("revived"));
+        assert_eq!(kind(revived(id, None)), None);
+        assert_eq!(kind(discarded(id, Some(&entry))), Some("discarded"));
+        assert_eq!(kind(discarded(id, None)), None);
+        assert_eq!(kind(cancelled(id, CancelResult::InFlight)), None);
+        assert_eq!(kind(cancelled(id, CancelResult::NotFound)), None);
+        assert_eq!(
+            kind(cancelled(id, CancelResult::Cancelled)),
+            Some("cancelled")
+        );
+        assert_eq!(purged(Purged { queued: 2, dead: 1 }).kind(), "purged");
     }
 }

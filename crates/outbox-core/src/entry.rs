@@ -3,8 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::classify::LastError;
 use crate::clock::{Millis, Random};
-use crate::retry::Action;
 
 /// Global sequence number: the order entries were written in. Assigned by
 /// the store, strictly increasing, never reused.
@@ -178,47 +178,71 @@ pub const LEASE_EXPIRED: &str = "lease-expired";
 /// not be read back (a "poison record"): see [`Entry::is_corrupt`].
 pub const CORRUPT: &str = "corrupt";
 
-/// What went wrong on the last attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LastError {
-    /// HTTP status, when the server answered.
-    pub status: Option<u16>,
-    /// Genesys `ErrorBody.code` (e.g. `too.many.requests.retry.after`), or
-    /// an Outbox code for failures without an answer (`network`, `timeout`,
-    /// `max-attempts`, `max-age`, `auth-failed`).
-    pub code: Option<String>,
-    /// Human-readable text.
-    pub message: String,
-    /// Genesys `contextId`, for support requests.
-    pub context_id: Option<String>,
+/// A matched request, made ready to store and send: credentials removed,
+/// idempotency carriers in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The entry id it will have.
+    pub id: EntryId,
+    /// Route name.
+    pub route: String,
+    /// Target origin.
+    pub origin: String,
+    /// Lane key.
+    pub lane: String,
+    /// What will be stored (no credentials).
+    pub request: StoredRequest,
+    /// The idempotency key the request carries.
+    pub idempotency_key: String,
+    /// Whether sending needs a bearer token.
+    pub needs_token: bool,
+    /// Whether a `409` means "already delivered" on this route.
+    pub conflict_is_delivered: bool,
+    /// The bearer token the app attached, kept in memory only (never
+    /// stored): the worker uses it as its last good token.
+    pub bearer: Option<String>,
 }
 
-impl LastError {
-    /// An error with only a code and a message.
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status: None,
-            code: Some(code.to_owned()),
-            message: message.into(),
-            context_id: None,
-        }
-    }
-}
-
-impl fmt::Display for LastError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(status) = self.status {
-            write!(f, "HTTP {status} ")?;
-        }
-        if let Some(code) = &self.code {
-            write!(f, "[{code}] ")?;
-        }
-        f.write_str(&self.message)?;
-        if let Some(ctx) = &self.context_id {
-            write!(f, " (contextId {ctx})")?;
-        }
-        Ok(())
-    }
+/// What to do with an entry after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Delivered: remove it.
+    Delivered {
+        /// HTTP status.
+        status: u16,
+        /// True when a `409` said the server already had it.
+        duplicate: bool,
+    },
+    /// Try again later.
+    Retry {
+        /// Earliest next attempt.
+        not_before: Millis,
+        /// Server failures so far, this one included.
+        failures: u32,
+        /// What went wrong.
+        error: LastError,
+    },
+    /// Wait for a fresh token, then go again no sooner than `not_before`.
+    AwaitToken {
+        /// `401`s in a row so far.
+        auth_failures: u32,
+        /// When this run of `401`s began.
+        since: Millis,
+        /// Earliest next attempt (a backoff between token refreshes).
+        not_before: Millis,
+        /// What went wrong.
+        error: LastError,
+    },
+    /// Give up: a dead letter.
+    Dead {
+        /// Why.
+        error: LastError,
+    },
+    /// Never sent: leased to follow its lane's previous entry in the same
+    /// cycle ([`crate::flush`]), which did not get through (or the lease
+    /// would have run out before an answer). It goes back as it was, the
+    /// attempt its lease counted taken back.
+    Unsent,
 }
 
 /// One outbound request made durable.
@@ -284,7 +308,7 @@ impl Entry {
     /// (after a `401`) parked for a token, with the error that queued it.
     /// Its `seq` is the store's to assign.
     pub fn queued(
-        prepared: crate::route::Prepared,
+        prepared: crate::entry::Prepared,
         now: Millis,
         awaiting_token: bool,
         error: Option<LastError>,

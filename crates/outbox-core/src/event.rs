@@ -1,7 +1,8 @@
 //! Events: every state change, for the UI and for logs.
 
+use crate::classify::LastError;
 use crate::clock::Millis;
-use crate::entry::{EntryId, LastError};
+use crate::entry::EntryId;
 use crate::json::Object;
 use crate::throttle::Limit;
 

@@ -2,39 +2,75 @@
 //!
 //! # Design
 //!
-//! A flush runs short *cycles* (see the [engine](crate::engine) doc for
-//! what one does). Everything a cycle decides is here, without I/O and
-//! without `async`, in the style of `quinn-proto`: the driver **polls**
-//! the machine for the next piece of I/O ([`Flush::poll`] → [`Io`]), does
-//! it, and **feeds** the result back; then polls again, until
-//! [`Io::Done`]. The machine never waits, never reads a clock (the driver
-//! passes `now`) and never touches the store, the network or the tokens.
+//! A flush runs short *cycles*. One cycle is **one store step**, then
+//! the network:
+//!
+//! 1. **Settle and claim** (one transaction, a [`Cycle`]): apply the
+//!    previous cycle's settlements whose lease still matches
+//!    ([`Entry::settle`](crate::entry::Entry::settle)), with their pacing
+//!    consequences ([`Flush::settled_into`] →
+//!    [`Verdicts::update_schedule`]: lanes held behind new dead letters,
+//!    throttle signals, a `429` or a `503` with `Retry-After` pausing the
+//!    whole origin, `inin-ratelimit-*` capping what is left of the
+//!    window); then, on the state just written, [`Flush::plan`] which heads
+//!    go ([`plan`]: ready, one per lane, at most
+//!    [`Config::batch_size`], within each origin's pacing budget, a token
+//!    in hand, its lane not held), lease them until `now + lease_ms`, move
+//!    heads past their limits (or unreadable: `corrupt`) to dead, holding
+//!    their lanes, and park heads without a token. The first cycle of a
+//!    flush only claims; a flush whose budget
+//!    ([`Config::max_cycles_per_flush`]) runs out settles its last answers
+//!    alone.
+//! 2. **Events** for what applied, then for what was claimed.
+//! 3. **Tokens**: ask for a token for each origin that lacks one (and again
+//!    every [`Config::token_retry_ms`] while entries wait; the flush notes
+//!    each ask in its [`TokenAsks`]).
+//! 4. **Send** the claimed entries concurrently, outside any transaction,
+//!    each with the token in hand ([`SendAsk::requests`]).
+//! 5. **Judge** the answers ([`verdict::judge`], pure):
+//!    [`classify`](crate::classify::classify) then
+//!    [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide) —
+//!    delivered, retry at a time (exponential backoff with full jitter,
+//!    never before a `Retry-After`), await a token, or dead — into
+//!    settlements for the next cycle's store step.
+//!
+//! An origin that gives no answer is probed, one request at a time, until
+//! it answers; one whose server sheds load is slowed to the rate its shed
+//! share allows ([`crate::throttle`]).
+//!
+//! Everything a cycle decides is here, without I/O and without `async`, in
+//! the style of `quinn-proto`: the driver **polls** the machine for the
+//! next piece of I/O ([`Flush::poll`] → [`Io`]), does it, and **feeds** the
+//! reply back; then polls again, until [`Io::Done`]. The machine never
+//! waits, never reads a clock (the driver passes `now`) and never touches
+//! the store, the network or the tokens.
 //!
 //! ```text
 //!            ┌──────────────────────── poll ◀──────────────────────────┐
 //!            ▼                                                         │
-//!   Io::Store{settlements, terms} ── settle + claim, one transaction ───┤ stored()
-//!      (inside it: settled_into(), plan())                             │
+//!   Io::Store(Cycle) ── settle + claim, one transaction ────────────────┤ stored()
+//!      (inside it: settled_into(), plan(), follow_room(), follow())    │
 //!   Io::AskTokens(origins) ── ask the token source, once each ──────────┤ tokens_came()
-//!   Io::Release(origin) ── for each token that came at once ────────────┤ (an Arrival)
+//!   Io::Store(Release) ── for each token that came at once ─────────────┤ (an Arrival)
 //!   Io::Send(entries) ── send concurrently, outside any transaction ────┤ answered()
 //!      (again, same cycle, for the followers of lanes the answers cleared)
 //!   Io::Forget(tokens the server refused) ──────────────────────────────┤
-//!   Io::Settle{settlements} ── budget spent: settle alone ──────────────┘ stored()
+//!   Io::Store(Cycle, settle alone) ── budget spent ─────────────────────┘ stored()
 //!   Io::Done ── report()
 //! ```
 //!
-//! The vocabulary ([`Io`], [`Done`]) and the [`Machine`] trait are shared
-//! with the front doors ([`crate::io`], [`crate::door`]); the two steps of
-//! several I/O a flush may queue, releasing the entries a token was
-//! waited for, is the doors' own [`Arrival`].
+//! The vocabulary ([`Io`], [`Reply`]) and the [`Machine`] trait are shared
+//! with the front doors ([`crate::io`], [`crate::door`]); the step of
+//! several I/O a flush may queue, releasing the entries a token was waited
+//! for, is the doors' own [`Arrival`].
 //!
-//! Two calls happen *inside* the store's transaction, because IndexedDB
+//! Four calls happen *inside* the store's transaction, because IndexedDB
 //! commits a transaction that awaits anything but its own requests:
 //! [`Flush::settled_into`] writes the settled answers' pacing consequences
-//! into the schedule, and [`Flush::plan`] picks the heads to claim from
-//! the schedule and the lane heads. Both are synchronous, as the store
-//! needs them to be.
+//! into the schedule, [`Flush::plan`] picks the heads to claim from the
+//! schedule and the lane heads, and [`Flush::follow_room`] and
+//! [`Flush::follow`] lease the entries behind them. All are synchronous,
+//! as the store needs them to be.
 //!
 //! # Followers: one store step per cycle, not per message
 //!
@@ -52,28 +88,32 @@
 //! lane halts following to its origin for the rest of the cycle; a follower
 //! that does not go — its lane or origin stopped, or its lease would run
 //! out before a send could finish — is settled back as it was
-//! ([`Action::Unsent`](crate::retry::Action::Unsent)). All the cycle's
+//! ([`Action::Unsent`](crate::entry::Action::Unsent)). All the cycle's
 //! answers are settled by the next store step, as one.
 //!
 //! Events are queued in the machine and taken with
 //! [`Flush::take_events`] after every poll, so that a driver tells them
 //! in the order they happened (a message's `sending` before its send).
 //!
-//! The engine's driver runs it for [`flush`](crate::engine::Engine::flush);
-//! this module's tests drive the machine by hand, step by step.
+//! A driver runs it for a flush (`outbox-driver`'s `Engine::flush`); this
+//! module's tests drive the machine by hand, step by step.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use crate::clock::{Millis, Random};
+use crate::config::Config;
+use crate::cycle::Cycle;
 use crate::door::Arrival;
-use crate::engine::{Config, FlushReport};
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::event::Event;
 use crate::hold::OnDead;
-use crate::io::{Cx, Done, Io, Machine};
+use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, Reply, SendAsk, StoreAsk, TokensAsk, Tx};
 use crate::pacer::ScheduleState;
+use crate::queue::{Claimed, LeaseTerms, Settlement};
+use crate::report::FlushReport;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
-use crate::store::{Claimed, LeaseTerms, Settlement};
+use crate::token::TokenAsks;
 use crate::verdict::{self, Aftermath, Answer, Verdicts};
 
 /// How many batches' worth of entries one cycle may lease: the heads it
@@ -83,22 +123,9 @@ use crate::verdict::{self, Aftermath, Answer, Verdicts};
 /// messages share a store step.
 pub const BATCHES_PER_CYCLE: usize = 4;
 
-/// When a token was last asked for, per origin: entries parked for a token
-/// ask again every [`Config::token_retry_ms`]. Kept in memory by the
-/// driver across flushes (a restarted driver asks at once).
-#[derive(Debug, Clone, Default)]
-pub struct TokenAsks(std::collections::HashMap<String, Millis>);
-
-impl TokenAsks {
-    /// A token was asked for `origin` at `now`.
-    pub fn asked(&mut self, origin: &str, now: Millis) {
-        self.0.insert(origin.to_owned(), now);
-    }
-
-    /// When `origin` may be asked again, if it was asked before.
-    pub fn again_at(&self, origin: &str, retry_ms: u64) -> Option<Millis> {
-        self.0.get(origin).map(|at| at + retry_ms)
-    }
+/// A flush's store step, as I/O.
+fn store(cycle: Cycle) -> Io {
+    Io::Store(StoreAsk::new(Tx::Cycle(cycle)))
 }
 
 /// What is queued in a flush for its driver: a piece of I/O, or a step
@@ -121,9 +148,9 @@ enum Step {
 enum Phase {
     /// About to start a cycle (or to end the flush).
     Cycle,
-    /// Waiting for [`Flush::stored`] after [`Io::Store`].
+    /// Waiting for [`Flush::stored`] after a settle and claim.
     Storing,
-    /// Waiting for [`Flush::stored`] after [`Io::Settle`].
+    /// Waiting for [`Flush::stored`] after a settle alone.
     SettlingAlone,
     /// The store step is in; tokens asked; send what was claimed, or end.
     Claimed,
@@ -137,8 +164,11 @@ enum Phase {
 
 /// One flush, as a synchronous machine (see the [module](self)).
 #[derive(Debug)]
-pub struct Flush<'c> {
-    config: &'c Config,
+pub struct Flush {
+    config: Rc<Config>,
+    /// When tokens were last asked for (shared with the driver's other
+    /// machines, kept across flushes).
+    asks: TokenAsks,
     exclusive: bool,
     phase: Phase,
     report: FlushReport,
@@ -179,13 +209,15 @@ pub struct Flush<'c> {
     events: Vec<Event>,
 }
 
-impl<'c> Flush<'c> {
-    /// A flush under `config`. `exclusive`: the driver holds the
-    /// origin-wide flush lock, so leases still standing at the first claim
-    /// were left by a sender that died, and are taken over at once.
-    pub fn new(config: &'c Config, exclusive: bool) -> Self {
+impl Flush {
+    /// A flush under `config`; the tokens it asks for are noted in `asks`.
+    /// `exclusive`: the driver holds the origin-wide flush lock, so leases
+    /// still standing at the first claim were left by a sender that died,
+    /// and are taken over at once.
+    pub fn new(config: Rc<Config>, asks: TokenAsks, exclusive: bool) -> Self {
         Self {
             config,
+            asks,
             exclusive,
             phase: Phase::Cycle,
             report: FlushReport::default(),
@@ -235,7 +267,8 @@ impl<'c> Flush<'c> {
                             });
                         }
                         self.phase = Phase::Sending;
-                        return Io::Send(std::mem::take(&mut self.sends));
+                        let sends = std::mem::take(&mut self.sends);
+                        return Io::Send(SendAsk::new(sends, self.config.send_timeout_ms));
                     }
                     // Nothing sent: go on only if the cycle made something
                     // ready (a dead head uncovers its successor, a token
@@ -269,7 +302,7 @@ impl<'c> Flush<'c> {
                     let settlements = std::mem::take(&mut verdicts.settlements);
                     self.settling = Some(verdicts);
                     self.phase = Phase::SettlingAlone;
-                    Io::Settle { now, settlements }
+                    store(Cycle::settle(now, settlements))
                 }
                 None => {
                     self.report.next_wake = Some(now);
@@ -290,15 +323,16 @@ impl<'c> Flush<'c> {
             settlements
         });
         self.phase = Phase::Storing;
-        Io::Store {
-            settlements,
-            terms: LeaseTerms {
-                now,
-                until: now + self.config.lease_ms,
-                steal: self.steals(),
-                survey: self.report.cycles == 1,
-            },
-        }
+        let terms = LeaseTerms {
+            now,
+            until: now + self.config.lease_ms,
+            steal: self.steals(),
+            survey: self.report.cycles == 1,
+        };
+        store(match settlements {
+            Some(settlements) => Cycle::settle_and_claim(settlements, terms),
+            None => Cycle::claim(terms),
+        })
     }
 
     /// Whether the current cycle takes standing leases over. Leases taken
@@ -313,14 +347,12 @@ impl<'c> Flush<'c> {
     /// signals, rate-limit windows, pauses; [`Verdicts::update_schedule`]).
     pub fn settled_into(&mut self, schedule: &mut ScheduleState, applied: &[Settlement]) {
         if let Some(verdicts) = &self.settling {
-            self.aftermath = verdicts.update_schedule(schedule, applied, self.config);
+            self.aftermath = verdicts.update_schedule(schedule, applied, &self.config);
         }
     }
 
     /// Inside the store step's claim: which heads to lease, park or bury
-    /// ([`plan`]), and when to look again. An origin that just came back
-    /// from an outage gets its backlog spread before anything more of it
-    /// is claimed: then this step claims nothing.
+    /// ([`plan`]), and when to look again.
     pub fn plan(
         &mut self,
         schedule: &mut ScheduleState,
@@ -395,10 +427,9 @@ impl<'c> Flush<'c> {
         }
     }
 
-    /// The store step of [`Io::Store`] or [`Io::Settle`] is done: the
-    /// settlements that `applied` and what was `claimed`. `asks` says when
-    /// tokens were last asked for.
-    pub fn stored(&mut self, applied: &[Settlement], claimed: Claimed, asks: &TokenAsks) {
+    /// The store step (a [`Cycle`]) is done: the settlements that
+    /// `applied` and what was `claimed`.
+    pub fn stored(&mut self, applied: &[Settlement], claimed: Claimed) {
         let mut want_token = Vec::new();
         let mut progressed = false;
         if let Some(verdicts) = self.settling.take() {
@@ -409,7 +440,7 @@ impl<'c> Flush<'c> {
         }
         if self.phase == Phase::SettlingAlone {
             if !want_token.is_empty() {
-                self.todo.push_back(Todo::Io(Io::AskTokens(want_token)));
+                self.ask_tokens(want_token);
             }
             self.phase = Phase::Finishing;
             return;
@@ -446,7 +477,7 @@ impl<'c> Flush<'c> {
             if ask.contains(&origin) {
                 continue;
             }
-            match asks.again_at(&origin, retry_ms) {
+            match self.asks.again_at(&origin, retry_ms) {
                 Some(again) if self.now < again => {
                     self.report.next_wake =
                         Some(self.report.next_wake.map_or(again, |w| w.min(again)));
@@ -455,7 +486,7 @@ impl<'c> Flush<'c> {
             }
         }
         if !ask.is_empty() {
-            self.todo.push_back(Todo::Io(Io::AskTokens(ask)));
+            self.ask_tokens(ask);
         }
         self.progressed = progressed;
         // A lane's first entry goes now; the ones leased to follow it wait
@@ -472,6 +503,15 @@ impl<'c> Flush<'c> {
         self.sends = leads;
         self.followers = followers;
         self.phase = Phase::Claimed;
+    }
+
+    /// Asks for a token for each of `origins` (next), noting the ask.
+    fn ask_tokens(&mut self, origins: Vec<String>) {
+        for origin in &origins {
+            self.asks.asked(origin, self.now);
+        }
+        self.todo
+            .push_back(Todo::Io(Io::AskTokens(TokensAsk::new(origins))));
     }
 
     /// The tokens of an [`Io::AskTokens`] were asked for; for each origin
@@ -517,10 +557,11 @@ impl<'c> Flush<'c> {
         rng: &mut dyn Random,
     ) {
         self.report.attempts += answers.len();
-        let mut verdicts = verdict::judge(&sent, answers, now, self.config, rng);
+        let mut verdicts = verdict::judge(&sent, answers, now, &self.config, rng);
         let refused = std::mem::take(&mut verdicts.rejected_tokens);
         if !refused.is_empty() {
-            self.todo.push_back(Todo::Io(Io::Forget(refused)));
+            self.todo
+                .push_back(Todo::Io(Io::Forget(ForgetAsk::new(refused))));
         }
         let mut cleared: Vec<&str> = Vec::new();
         for e in &sent {
@@ -577,19 +618,26 @@ impl<'c> Flush<'c> {
     }
 }
 
-impl<E: std::error::Error + 'static> Machine<E> for Flush<'_> {
+impl Machine for Flush {
     fn poll(&mut self, now: Millis) -> Io {
         Flush::poll(self, now)
     }
 
-    fn feed(&mut self, done: Done<E>, cx: &mut Cx<'_>) {
-        match (&mut self.step, done) {
-            (Some(Step::Arrival(arrival)), done) => arrival.take(done),
-            (_, Done::Stored { applied, claimed }) => self.stored(&applied, claimed, cx.asks),
-            (_, Done::Tokens(came)) => self.tokens_came(came),
-            (_, Done::Answered { sent, answers }) => {
+    fn feed(&mut self, reply: Reply, cx: &mut Cx<'_>) {
+        match &mut self.step {
+            Some(Step::Arrival(arrival)) => return arrival.take(reply),
+            None => {}
+        }
+        match reply.fed() {
+            Fed::Stored(Tx::Cycle(cycle)) => {
+                let (applied, claimed) = cycle.finish();
+                self.stored(&applied, claimed);
+            }
+            Fed::Tokens(came) => self.tokens_came(came),
+            Fed::Answered { sent, answers } => {
                 self.answered(sent, answers, cx.now, &mut *cx.rng);
             }
+            // What a forget is told, and nothing else a flush asks for.
             _ => {}
         }
     }
@@ -633,11 +681,40 @@ mod tests {
     use super::*;
     use crate::classify::Response;
     use crate::clock::SplitMix64;
+    use crate::entry::Action;
     use crate::entry::{EntryState, StoredRequest};
-    use crate::io::feed_at;
-    use crate::retry::Action;
+    use crate::io::{cycle_of, serve};
+    use crate::store::{Read, Write};
 
     const ORIGIN: &str = "https://api.example.test";
+
+    fn new_flush(config: &Config, exclusive: bool) -> Flush {
+        Flush::new(Rc::new(config.clone()), TokenAsks::default(), exclusive)
+    }
+
+    /// The entries of a send, if `io` is one.
+    fn sent(io: Io) -> Option<Vec<Entry>> {
+        match io {
+            Io::Send(ask) => Some(ask.entries().to_vec()),
+            _ => None,
+        }
+    }
+
+    /// The refused tokens to forget, if `io` says so.
+    fn forgotten(io: Io) -> Option<Vec<(String, String)>> {
+        match io {
+            Io::Forget(ask) => Some(ask.refused().to_vec()),
+            _ => None,
+        }
+    }
+
+    /// The origins to ask a token for, if `io` asks.
+    fn asked(io: Io) -> Option<Vec<String>> {
+        match io {
+            Io::AskTokens(ask) => Some(ask.origins().to_vec()),
+            _ => None,
+        }
+    }
 
     fn entry(seq: Seq, lane: &str, state: EntryState) -> Entry {
         Entry {
@@ -685,9 +762,9 @@ mod tests {
 
     /// Drives `flush` through one cycle that sends `sent` and gets
     /// `answers` back, from the [`Io::Store`] it is at.
-    fn send_cycle(flush: &mut Flush<'_>, sent: Vec<Entry>, answers: Vec<Answer>, now: Millis) {
-        flush.stored(&[], claimed(sent), &TokenAsks::default());
-        let Io::Send(entries) = flush.poll(now) else {
+    fn send_cycle(flush: &mut Flush, to_send: Vec<Entry>, answers: Vec<Answer>, now: Millis) {
+        flush.stored(&[], claimed(to_send));
+        let Some(entries) = sent(flush.poll(now)) else {
             panic!("claimed entries are sent next");
         };
         flush.answered(entries, answers, now + 5, &mut SplitMix64::new(7));
@@ -695,8 +772,8 @@ mod tests {
 
     /// A flush under `config` that claimed one head of lane `c1` at 1 000,
     /// sent it and got `answer` back: its next poll settles it.
-    fn after_one_answer(config: &Config, answer: Answer) -> Flush<'_> {
-        let mut flush = Flush::new(config, false);
+    fn after_one_answer(config: &Config, answer: Answer) -> Flush {
+        let mut flush = new_flush(config, false);
         flush.poll(1_000);
         send_cycle(
             &mut flush,
@@ -710,8 +787,8 @@ mod tests {
     #[test]
     fn a_cycle_claims_sends_then_the_next_settles_and_claims_in_one_step() {
         let config = Config::default();
-        let mut flush = Flush::new(&config, false);
-        let Io::Store { settlements, terms } = flush.poll(1_000) else {
+        let mut flush = new_flush(&config, false);
+        let Some((_, settlements, Some(terms))) = cycle_of(flush.poll(1_000)) else {
             panic!("a flush starts with a store step");
         };
         assert_eq!(settlements, None, "the first cycle only claims");
@@ -724,8 +801,8 @@ mod tests {
         let (claims, _) = flush.plan(&mut ScheduleState::default(), &[head.head()], &|_| true);
         assert_eq!(claims, [(1, Claim::Send)]);
 
-        flush.stored(&[], claimed(vec![head.clone()]), &TokenAsks::default());
-        let Io::Send(entries) = flush.poll(1_001) else {
+        flush.stored(&[], claimed(vec![head.clone()]));
+        let Some(entries) = sent(flush.poll(1_001)) else {
             panic!("then it sends");
         };
         assert_eq!(entries, std::slice::from_ref(&head));
@@ -738,11 +815,7 @@ mod tests {
             1_010,
             &mut SplitMix64::new(1),
         );
-        let Io::Store {
-            settlements: Some(settlements),
-            ..
-        } = flush.poll(1_020)
-        else {
+        let Some((_, Some(settlements), Some(_))) = cycle_of(flush.poll(1_020)) else {
             panic!("the answers are settled by the next claim's store step");
         };
         assert_eq!(settlements.len(), 1);
@@ -754,7 +827,7 @@ mod tests {
 
         let mut schedule = ScheduleState::default();
         flush.settled_into(&mut schedule, &settlements);
-        flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
+        flush.stored(&settlements, Claimed::default());
         let (Io::Done, report) = (flush.poll(1_030), flush.report().clone()) else {
             panic!("nothing more is ready: done");
         };
@@ -770,8 +843,8 @@ mod tests {
     #[test]
     fn followers_go_as_their_lane_clears_and_come_back_unsent_when_it_does_not() {
         let config = Config::default();
-        let mut flush = Flush::new(&config, false);
-        let Io::Store { terms, .. } = flush.poll(1_000) else {
+        let mut flush = new_flush(&config, false);
+        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
             panic!("a store step");
         };
         let leased = EntryState::InFlight {
@@ -811,9 +884,8 @@ mod tests {
         flush.stored(
             &[],
             claimed(vec![a1.clone(), b1.clone(), a2.clone(), b2.clone()]),
-            &TokenAsks::default(),
         );
-        let Io::Send(first) = flush.poll(1_001) else {
+        let Some(first) = sent(flush.poll(1_001)) else {
             panic!("the heads go first");
         };
         assert_eq!(first, [a1.clone(), b1.clone()]);
@@ -827,7 +899,7 @@ mod tests {
             1_010,
             &mut SplitMix64::new(3),
         );
-        let Io::Send(second) = flush.poll(1_011) else {
+        let Some(second) = sent(flush.poll(1_011)) else {
             panic!("a1 cleared lane a: its follower goes, with no store step");
         };
         assert_eq!(second, std::slice::from_ref(&a2));
@@ -840,11 +912,7 @@ mod tests {
             &mut SplitMix64::new(4),
         );
 
-        let Io::Store {
-            settlements: Some(settlements),
-            ..
-        } = flush.poll(1_030)
-        else {
+        let Some((_, Some(settlements), Some(_))) = cycle_of(flush.poll(1_030)) else {
             panic!("then one store step settles the whole cycle");
         };
         let got: Vec<_> = settlements
@@ -869,7 +937,7 @@ mod tests {
     #[test]
     fn a_follower_whose_lease_would_run_out_mid_send_goes_back_unsent() {
         let config = Config::default();
-        let mut flush = Flush::new(&config, false);
+        let mut flush = new_flush(&config, false);
         flush.poll(1_000);
         let a1 = entry(
             1,
@@ -884,12 +952,8 @@ mod tests {
         let a2 = entry(2, "a", short);
         // Behind one that does not go, nothing of its lane goes.
         let a3 = entry(3, "a", a1.state);
-        flush.stored(
-            &[],
-            claimed(vec![a1.clone(), a2, a3]),
-            &TokenAsks::default(),
-        );
-        let Io::Send(first) = flush.poll(1_001) else {
+        flush.stored(&[], claimed(vec![a1.clone(), a2, a3]));
+        let Some(first) = sent(flush.poll(1_001)) else {
             panic!("the head goes");
         };
         flush.answered(
@@ -898,11 +962,7 @@ mod tests {
             1_010,
             &mut SplitMix64::new(5),
         );
-        let Io::Store {
-            settlements: Some(settlements),
-            ..
-        } = flush.poll(1_011)
-        else {
+        let Some((_, Some(settlements), Some(_))) = cycle_of(flush.poll(1_011)) else {
             panic!("no round for a lease that would run out: the store step");
         };
         let unsent: Vec<_> = settlements
@@ -917,12 +977,12 @@ mod tests {
     fn a_stale_settlement_tells_nothing() {
         let config = Config::default();
         let mut flush = after_one_answer(&config, answer(200, None));
-        let Io::Store { .. } = flush.poll(1_020) else {
+        let Some(_) = cycle_of(flush.poll(1_020)) else {
             panic!("a store step");
         };
         flush.take_events();
         // The store skipped it (the entry was re-leased meanwhile).
-        flush.stored(&[], Claimed::default(), &TokenAsks::default());
+        flush.stored(&[], Claimed::default());
         let (Io::Done, report) = (flush.poll(1_030), flush.report().clone()) else {
             panic!("done");
         };
@@ -937,13 +997,13 @@ mod tests {
             ..Config::default()
         };
         let mut flush = after_one_answer(&config, answer(503, None));
-        let Io::Settle { now, settlements } = flush.poll(2_000) else {
+        let Some((now, Some(settlements), None)) = cycle_of(flush.poll(2_000)) else {
             panic!("no cycle is left: settle alone");
         };
         assert_eq!((now, settlements.len()), (2_000, 1));
         assert!(matches!(settlements[0].action, Action::Retry { .. }));
         flush.settled_into(&mut ScheduleState::default(), &settlements);
-        flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
+        flush.stored(&settlements, Claimed::default());
         let (Io::Done, report) = (flush.poll(2_001), flush.report().clone()) else {
             panic!("done");
         };
@@ -958,8 +1018,8 @@ mod tests {
     #[test]
     fn an_exclusive_flush_takes_over_leases_in_its_first_claim_only() {
         let config = Config::default();
-        let mut flush = Flush::new(&config, true);
-        let Io::Store { terms, .. } = flush.poll(1_000) else {
+        let mut flush = new_flush(&config, true);
+        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
             panic!("a store step");
         };
         assert!(terms.steal);
@@ -973,7 +1033,7 @@ mod tests {
         let (claims, _) = flush.plan(&mut ScheduleState::default(), &[orphan.head()], &|_| true);
         assert_eq!(claims, [(1, Claim::Send)], "an orphaned lease goes at once");
         send_cycle(&mut flush, vec![orphan], vec![answer(500, None)], 1_000);
-        let Io::Store { terms, .. } = flush.poll(1_020) else {
+        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_020)) else {
             panic!("a store step");
         };
         assert!(
@@ -986,39 +1046,49 @@ mod tests {
     fn a_refused_token_is_forgotten_and_a_fresh_one_asked_for() {
         let config = Config::default();
         let mut flush = after_one_answer(&config, answer(401, Some("old")));
-        let Io::Forget(refused) = flush.poll(1_020) else {
+        let Some(refused) = forgotten(flush.poll(1_020)) else {
             panic!("the refused token is forgotten first");
         };
         assert_eq!(refused, [(ORIGIN.to_owned(), "old".to_owned())]);
-        let Io::Store {
-            settlements: Some(settlements),
-            ..
-        } = flush.poll(1_020)
-        else {
+        let Some((_, Some(settlements), Some(_))) = cycle_of(flush.poll(1_020)) else {
             panic!("then the store step");
         };
         assert!(matches!(settlements[0].action, Action::AwaitToken { .. }));
         flush.settled_into(&mut ScheduleState::default(), &settlements);
-        flush.stored(&settlements, Claimed::default(), &TokenAsks::default());
-        let Io::AskTokens(origins) = flush.poll(1_030) else {
+        flush.stored(&settlements, Claimed::default());
+        let Some(origins) = asked(flush.poll(1_030)) else {
             panic!("a token is asked for");
         };
         assert_eq!(origins, [ORIGIN]);
         flush.tokens_came(vec![ORIGIN.to_owned()]);
-        let Io::Release(origin) = flush.poll(1_031) else {
+        let Io::Store(release) = flush.poll(1_031) else {
             panic!("the origin's parked entries are released");
         };
-        assert_eq!(origin, ORIGIN);
-        let parked = entry(1, "c1", EntryState::AwaitingToken).head();
-        feed_at(&mut flush, Done::Released(vec![parked]), 1_032);
+        let parked = entry(1, "c1", EntryState::AwaitingToken);
+        flush.take_events();
+        let writes = serve(&mut flush, release, 1_032, |read| match read {
+            Read::State(ask) => {
+                assert_eq!(ask.origin.as_deref(), Some(ORIGIN));
+                ask.reply(vec![parked.clone()])
+            }
+            other => panic!("{other:?}"),
+        });
         assert!(
-            matches!(
-                flush.poll(1_040),
-                Io::Store {
-                    settlements: None,
-                    ..
-                }
-            ),
+            matches!(&writes[..], [Write::Put(e)] if e.state == EntryState::Pending),
+            "{writes:?}"
+        );
+        let next = flush.poll(1_040);
+        assert_eq!(
+            flush
+                .take_events()
+                .iter()
+                .map(Event::kind)
+                .collect::<Vec<_>>(),
+            ["queued"],
+            "the released entry is told"
+        );
+        assert!(
+            matches!(cycle_of(next), Some((_, None, Some(_)))),
             "a token in hand: another cycle"
         );
     }
@@ -1028,16 +1098,23 @@ mod tests {
         let config = Config::default();
         let parked = entry(1, "c1", EntryState::AwaitingToken);
         for (asked_at, asks_again) in [(99_000, false), (100_000 - config.token_retry_ms, true)] {
-            let mut flush = Flush::new(&config, false);
+            let asks = TokenAsks::default();
+            asks.asked(ORIGIN, asked_at);
+            let mut flush = Flush::new(Rc::new(config.clone()), asks.clone(), false);
             flush.poll(100_000);
             let (claims, _) =
                 flush.plan(&mut ScheduleState::default(), &[parked.head()], &|_| false);
             assert!(claims.is_empty());
-            let mut asks = TokenAsks::default();
-            asks.asked(ORIGIN, asked_at);
-            flush.stored(&[], Claimed::default(), &asks);
+            flush.stored(&[], Claimed::default());
             match flush.poll(100_001) {
-                Io::AskTokens(origins) if asks_again => assert_eq!(origins, [ORIGIN]),
+                Io::AskTokens(ask) if asks_again => {
+                    assert_eq!(ask.origins(), [ORIGIN]);
+                    assert_eq!(
+                        asks.again_at(ORIGIN, 0),
+                        Some(100_000),
+                        "the flush notes its ask"
+                    );
+                }
                 Io::Done if !asks_again => {
                     let again = asked_at + config.token_retry_ms;
                     assert_eq!(flush.report().next_wake, Some(again), "wakes to ask again");
@@ -1050,20 +1127,19 @@ mod tests {
     #[test]
     fn a_cycle_that_buries_a_head_goes_on_to_its_successor() {
         let config = Config::default();
-        let mut flush = Flush::new(&config, false);
+        let mut flush = new_flush(&config, false);
         flush.poll(1_000);
         let mut dead = entry(1, "c1", EntryState::Pending);
-        dead.last_error = Some(crate::entry::LastError::new("max-age", "too old"));
+        dead.last_error = Some(crate::classify::LastError::new("max-age", "too old"));
         flush.stored(
             &[],
             Claimed {
                 expired: vec![dead],
                 ..Claimed::default()
             },
-            &TokenAsks::default(),
         );
         assert!(
-            matches!(flush.poll(1_001), Io::Store { .. }),
+            cycle_of(flush.poll(1_001)).is_some(),
             "its successor may be ready"
         );
         let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
@@ -1078,15 +1154,11 @@ mod tests {
         let mut schedule = ScheduleState::default();
         let unanswered = crate::throttle::Signal::Unanswered;
         schedule.answered(ORIGIN, unanswered, &config.pacer, 1_000, 0);
-        let mut flush = Flush::new(&config, false);
+        let mut flush = new_flush(&config, false);
         flush.poll(60_000);
         let head = entry(1, "c1", EntryState::Pending);
         send_cycle(&mut flush, vec![head], vec![answer(200, None)], 60_000);
-        let Io::Store {
-            settlements: Some(settlements),
-            ..
-        } = flush.poll(60_010)
-        else {
+        let Some((_, Some(settlements), Some(_))) = cycle_of(flush.poll(60_010)) else {
             panic!("a store step");
         };
         flush.settled_into(&mut schedule, &settlements);

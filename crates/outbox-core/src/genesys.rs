@@ -32,7 +32,7 @@
 use std::str::FromStr;
 
 use crate::json::Object;
-use crate::route::IncomingRequest;
+use crate::request::IncomingRequest;
 
 /// Every Genesys Cloud region domain (from Genesys's own SDKs).
 pub const REGIONS: &[&str] = &[

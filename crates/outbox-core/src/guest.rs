@@ -18,14 +18,14 @@
 //! best-effort frames ([`typing`]): never stored, never retried.
 //!
 //! [`answer`] maps each frame to the engine's [`Response`], so the guest
-//! channel runs on the same [`Engine`](crate::engine::Engine), store,
-//! retry policy and pacing as the REST routes.
+//! channel runs on the same machines ([`Flush`](crate::flush::Flush)),
+//! store, retry policy and pacing as the REST routes.
 
 use crate::classify::Response;
+use crate::entry::Prepared;
 use crate::entry::{EntryId, StoredRequest};
 use crate::json;
 use crate::json::Object;
-use crate::route::Prepared;
 
 /// The `http(s)` origin of a `ws(s)` URL (where the same host serves
 /// history), or `None` when it is not one.

@@ -4,9 +4,9 @@
 //! (a `403`, too many server failures, too old, a `401` run, a record that
 //! could not be read), what should happen to the messages behind it? Going
 //! on would deliver message 6 while message 5 sits in the dead letters,
-//! and a later [`revive`](crate::engine::Engine::revive) would deliver 5
+//! and a later [`revive`](crate::queue::Revive) would deliver 5
 //! after 32. So, by default, the lane **holds**: its later entries wait,
-//! visibly (a [`Held`](crate::event::Event::Held) event, [`Stats::held`](crate::store::Stats::held),
+//! visibly (a [`Held`](crate::event::Event::Held) event, [`Stats::held`](crate::queue::Stats::held),
 //! the intercept queues new requests of that lane instead of forwarding
 //! them), until the dead letter is revived (it goes first, then the rest)
 //! or discarded (the rest goes on). This is the matrix-rust-sdk send
@@ -99,7 +99,7 @@ impl Holds {
     }
 
     /// The held lanes and their dead letters, as
-    /// [`Stats::held`](crate::store::Stats::held) lists them.
+    /// [`Stats::held`](crate::queue::Stats::held) lists them.
     pub fn list(&self) -> Vec<(String, EntryId)> {
         self.0.iter().map(|h| (h.lane.clone(), h.id)).collect()
     }

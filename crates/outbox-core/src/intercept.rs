@@ -10,9 +10,9 @@
 //! 4. Any other `4xx` → pass the real answer through; nothing is queued and
 //!    the caller still holds its message.
 
+use crate::classify::LastError;
 use crate::classify::Outcome;
 use crate::clock::Millis;
-use crate::entry::LastError;
 
 /// Why a request is queued without trying the network first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,17 @@ pub enum QueueReason {
         /// End of the pause.
         until: Millis,
     },
+}
+
+impl QueueReason {
+    /// The reason as told with the `queued` event and in a `202` body.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LaneBusy => "lane-busy",
+            Self::LaneHeld => "lane-held",
+            Self::OriginPaused { .. } => "origin-paused",
+        }
+    }
 }
 
 /// The decision before forwarding.

@@ -1,9 +1,10 @@
 //! The retry policy: exponential backoff with full jitter, and the limits
 //! that turn an entry into a dead letter (never a silent drop).
 
+use crate::classify::LastError;
 use crate::classify::Outcome;
 use crate::clock::{Millis, Random};
-use crate::entry::{Entry, LastError};
+use crate::entry::{Action, Entry};
 
 /// When and how often to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,48 +53,6 @@ impl Default for RetryPolicy {
             auth_window_ms: 60_000,
         }
     }
-}
-
-/// What to do with an entry after an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Delivered: remove it.
-    Delivered {
-        /// HTTP status.
-        status: u16,
-        /// True when a `409` said the server already had it.
-        duplicate: bool,
-    },
-    /// Try again later.
-    Retry {
-        /// Earliest next attempt.
-        not_before: Millis,
-        /// Server failures so far, this one included.
-        failures: u32,
-        /// What went wrong.
-        error: LastError,
-    },
-    /// Wait for a fresh token, then go again no sooner than `not_before`.
-    AwaitToken {
-        /// `401`s in a row so far.
-        auth_failures: u32,
-        /// When this run of `401`s began.
-        since: Millis,
-        /// Earliest next attempt (a backoff between token refreshes).
-        not_before: Millis,
-        /// What went wrong.
-        error: LastError,
-    },
-    /// Give up: a dead letter.
-    Dead {
-        /// Why.
-        error: LastError,
-    },
-    /// Never sent: leased to follow its lane's previous entry in the same
-    /// cycle ([`crate::flush`]), which did not get through (or the lease
-    /// would have run out before an answer). It goes back as it was, the
-    /// attempt its lease counted taken back.
-    Unsent,
 }
 
 impl RetryPolicy {

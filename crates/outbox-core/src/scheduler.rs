@@ -14,8 +14,9 @@
 //! got through ([`crate::flush`]), so one conversation's backlog pays one
 //! store step per cycle instead of one per message, and its order is kept.
 
+use crate::classify::LastError;
 use crate::clock::Millis;
-use crate::entry::{CORRUPT, EntryId, EntryState, Head, LEASE_EXPIRED, LastError, Seq};
+use crate::entry::{CORRUPT, EntryId, EntryState, Head, LEASE_EXPIRED, Seq};
 use crate::hold::OnDead;
 use crate::pacer::{PacerConfig, ScheduleState};
 use crate::retry::RetryPolicy;

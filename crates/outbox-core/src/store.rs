@@ -1,386 +1,525 @@
-//! The storage interface the engine drives, and what it exchanges.
+//! What a store is asked: the reads and writes of one transaction.
 //!
-//! A store holds the queue (entries by `seq`, grouped in lanes), the dead
-//! letters, and the pacing state. Every method is one atomic step: in
-//! IndexedDB, one transaction that awaits nothing but its own requests.
-//! The engine never sends inside a store call: it claims a batch (one
-//! transaction), sends, then settles the results (another transaction).
+//! # Design
 //!
-//! The same conformance suite ([`crate::conformance`]) runs against every
-//! implementation.
+//! A store (IndexedDB, memory, SQLite, …) decides nothing. Every rule of
+//! the queue — what an enqueue refuses and in which order, what a claim
+//! leases, parks or buries, which entries follow a head, what a
+//! settlement does, what revive, discard and cancel check, how stats
+//! count — is written once, in [`crate::queue`], as a
+//! [`Transaction`](crate::queue::Transaction): a synchronous machine that
+//! a store runs inside one transaction of its own. It is polled for the
+//! next [`Step`] — some [`Read`]s, some [`Write`]s, or the commit — and
+//! fed what was read, until it commits:
+//!
+//! ```text
+//!   open a transaction of tx.access()
+//!   loop match tx.poll(hooks) {
+//!       Step::Read(reads)   → answer each read (read.reply(..)), tx.feed(found)
+//!       Step::Write(writes) → carry them out, in order
+//!       Step::Commit        → commit; the result is the transaction's
+//!   }
+//! ```
+//!
+//! The reads are the few a store must be able to answer (a lane's head, the
+//! entries behind it, an entry by id, counts, …); each [`Read`] variant
+//! holds an ask whose only way to make the answer ([`Found`]) is its
+//! `reply` method, so an answer of the wrong kind does not compile. The
+//! [`Write`]s are the few changes a store must be able to make. Reads
+//! come one step at a time, so a store that cannot call back into Rust in
+//! the middle of a read (IndexedDB driven from JavaScript) still runs a
+//! transaction step by step: it reads, then calls the transaction, then
+//! writes, and so on; one that can (SQLite, PostgreSQL, the memory store)
+//! does the same with plain calls.
+//!
+//! Writes are carried out before the next read, and a read sees the
+//! transaction's earlier writes (IndexedDB, SQL and the memory store all
+//! behave so). A step's reads may be answered in any order.
 
 use crate::clock::Millis;
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::pacer::ScheduleState;
-use crate::retry::Action;
-use crate::scheduler::Claim;
-use crate::throttle::Limit;
 
-/// Limits on what the queue accepts.
+/// How a transaction uses its store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueLimits {
-    /// Most entries queued at once (default 10 000). Dead letters do not
-    /// count.
-    pub max_entries: usize,
-    /// Largest stored request (default 256 KiB).
-    pub max_entry_bytes: usize,
+pub enum Access {
+    /// It only reads.
+    Read,
+    /// It reads and writes.
+    Write,
+    /// It writes, and answers only once the writes are on disk
+    /// (IndexedDB's `durability: "strict"`): an enqueue.
+    Durable,
 }
 
-impl Default for QueueLimits {
-    fn default() -> Self {
-        Self {
-            max_entries: 10_000,
-            max_entry_bytes: 256 * 1024,
+/// What a transaction asks its store for next.
+#[derive(Debug)]
+pub enum Step {
+    /// Answer these reads (each with its ask's `reply`), then feed the
+    /// answers back.
+    Read(Vec<Read>),
+    /// Make these changes, in order.
+    Write(Vec<Write>),
+    /// Commit: the transaction is done, its result is in it.
+    Commit,
+}
+
+/// One change to make.
+///
+/// A stored entry is a record plus a body; a body never changes after
+/// [`Add`](Self::Add) (a store may keep it apart and ignore the body of
+/// the entry in [`Put`](Self::Put), [`Bury`](Self::Bury) and
+/// [`Revive`](Self::Revive)).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// A new queued entry, body included; its `seq` is now the last one
+    /// given (a `seq` is never given twice, even after a purge), and its
+    /// lane has entries.
+    Add(Entry),
+    /// A queued entry's record changed (its state, counters, last error).
+    Put(Entry),
+    /// A queued entry is gone (delivered, cancelled), body and all.
+    Remove(Seq),
+    /// A queued entry is now a dead letter (already made one:
+    /// [`Entry::bury`]); its body stays.
+    Bury(Entry),
+    /// A dead letter is queued again (already revived: [`Entry::revive`]),
+    /// at its `seq`; its body stays, and its lane has entries.
+    Revive(Entry),
+    /// A dead letter is gone, body and all.
+    Discard(Seq),
+    /// The pacing state changed.
+    Schedule(ScheduleState),
+    /// Everything is gone — queued entries, dead letters, bodies and the
+    /// pacing state — but the last `seq` given.
+    Purge,
+}
+
+/// Where an entry is looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Among {
+    /// The queue.
+    Queued,
+    /// The dead letters.
+    Dead,
+    /// The queue, then the dead letters.
+    Either,
+}
+
+/// Which queued entries a [`StateRead`] wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Pending ones.
+    Pending,
+    /// Those parked for a token.
+    AwaitingToken,
+}
+
+impl Waiting {
+    /// Whether `state` is this one.
+    pub fn is(self, state: EntryState) -> bool {
+        match self {
+            Self::Pending => state == EntryState::Pending,
+            Self::AwaitingToken => state == EntryState::AwaitingToken,
         }
     }
 }
 
-/// Why an entry was not queued. The caller keeps its request in every case.
-#[derive(Debug, thiserror::Error)]
-pub enum EnqueueError<E: std::error::Error + 'static> {
-    /// The queue holds `max_entries` already.
-    #[error("the outbox is full ({max_entries} entries); nothing was dropped")]
-    Full {
-        /// The limit.
-        max_entries: usize,
-    },
-    /// The request is larger than `max_entry_bytes`.
-    #[error("the request is {size} bytes, more than the {max} bytes an entry may hold")]
-    TooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The browser's storage quota is exhausted.
-    #[error("storage quota exceeded: {0}")]
-    QuotaExceeded(String),
-    /// An entry with this id is already queued.
-    #[error("an entry with id {0} already exists")]
-    Duplicate(EntryId),
-    /// The store failed.
-    #[error("store error: {0}")]
-    Store(#[source] E),
-}
-
-/// What a claim did.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Claimed {
-    /// Entries leased for sending (their `attempts` already counts this
-    /// send): the heads in the plan's order (oldest first), then the
-    /// entries that follow them ([`Planner::follow`]), in `seq` order per
-    /// lane.
-    pub sends: Vec<Entry>,
-    /// Entries parked until a token arrives.
-    pub awaiting_token: Vec<Entry>,
-    /// Entries made dead letters (too old, too many failures).
-    pub expired: Vec<Entry>,
-    /// When to look again (from the plan).
-    pub next_wake: Option<Millis>,
-}
-
-/// The result of one attempt, to write back.
+/// The entries behind a lane's head that a claim may lease to follow it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settlement {
-    /// The entry.
-    pub seq: Seq,
-    /// The attempt it was leased for: a settlement for an older lease (the
-    /// entry was re-leased, retried, cancelled or purged meanwhile) is
-    /// ignored.
-    pub attempt: u32,
-    /// What to do.
-    pub action: Action,
+pub struct Behind {
+    /// The lane.
+    pub lane: String,
+    /// Only entries with a greater `seq` (the head's).
+    pub after: Seq,
+    /// At most this many.
+    pub limit: usize,
 }
 
-/// Counts of a [`Store::purge`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Purged {
-    /// Queued entries removed.
-    pub queued: usize,
-    /// Dead letters removed.
-    pub dead: usize,
+/// What stats count of a queued entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Its lane.
+    pub lane: String,
+    /// Its state as stored.
+    pub state: EntryState,
+    /// When it was created.
+    pub created_at: Millis,
+    /// The request's size at rest.
+    pub size: u64,
 }
 
-/// What [`Store::cancel`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelResult {
-    /// Removed before it was sent.
-    Cancelled,
-    /// Being sent right now: too late to cancel.
-    InFlight,
-    /// No queued entry has that id.
-    NotFound,
+/// One read a transaction asks for. Each variant's ask says what to read
+/// and makes the answer with its `reply`.
+#[derive(Debug)]
+pub enum Read {
+    /// The pacing state.
+    Schedule(ScheduleRead),
+    /// Every lane's head.
+    Heads(HeadsRead),
+    /// Queued entries by `seq`.
+    Entries(EntriesRead),
+    /// The entries behind lane heads.
+    Behind(BehindRead),
+    /// Bodies by `seq`.
+    Bodies(BodiesRead),
+    /// Queued entries in one state.
+    State(StateRead),
+    /// An entry by id.
+    Find(FindRead),
+    /// The first entries of the queue or of the dead letters.
+    List(ListRead),
+    /// Whether a lane has queued entries.
+    Lane(LaneRead),
+    /// Whether the queue holds at least so many entries.
+    Full(FullRead),
+    /// Whether an id is taken.
+    Taken(TakenRead),
+    /// The last `seq` given.
+    LastSeq(LastSeqRead),
+    /// How many entries the queue or the dead letters hold.
+    Count(CountRead),
+    /// What stats count of every queued entry.
+    Summaries(SummariesRead),
 }
 
-/// A snapshot of the queue.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Stats {
-    /// Entries waiting their turn.
-    pub pending: usize,
-    /// Entries being sent.
-    pub in_flight: usize,
-    /// Entries waiting for a token.
-    pub awaiting_token: usize,
-    /// Dead letters.
-    pub dead: usize,
-    /// Lanes with queued entries.
-    pub lanes: usize,
-    /// Creation time of the oldest queued entry.
-    pub oldest_created_at: Option<Millis>,
-    /// Bytes of queued requests.
-    pub bytes: usize,
-    /// Origins paused now, with the pause end.
-    pub paused: Vec<(String, Millis)>,
-    /// Lanes held by a dead letter ([`crate::hold`]): the lane and the dead
-    /// letter's id.
-    pub held: Vec<(String, EntryId)>,
-    /// Origins the herd throttle limits ([`crate::throttle`]), with how and
-    /// why: probing an origin that gives no answer, or a reduced rate while
-    /// its server sheds load.
-    pub throttled: Vec<(String, Limit)>,
+/// What a store read, for the transaction that asked. Made only by the
+/// asks' `reply` methods.
+#[derive(Debug)]
+pub struct Found(pub(crate) Answer);
+
+/// The answers, by read.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Schedule(ScheduleState),
+    Heads(Vec<Head>),
+    Entries(Vec<Entry>),
+    Behind(Vec<Vec<Option<Entry>>>),
+    Bodies(Vec<(Seq, Vec<u8>)>),
+    State(Vec<Entry>),
+    Find(Option<Box<Entry>>),
+    List(Vec<Entry>),
+    Lane(bool),
+    Full(bool),
+    Taken(bool),
+    LastSeq(Seq),
+    Count(Among, usize),
+    Summaries(Vec<Summary>),
 }
 
-impl Stats {
-    /// Queued entries (everything but dead letters).
-    pub fn queued(&self) -> usize {
-        self.pending + self.in_flight + self.awaiting_token
-    }
+/// The pacing state (a store that has none answers the default).
+#[derive(Debug)]
+pub struct ScheduleRead;
 
-    /// Counts one queued entry, in `state`, created at `created_at`, of
-    /// `bytes`, as seen at `now` ([`EntryState::seen_at`]: one whose lease
-    /// ran out counts as pending).
-    pub fn count(&mut self, state: EntryState, created_at: Millis, bytes: usize, now: Millis) {
-        match state.seen_at(now) {
-            EntryState::InFlight { .. } => self.in_flight += 1,
-            EntryState::Pending => self.pending += 1,
-            EntryState::AwaitingToken => self.awaiting_token += 1,
-            EntryState::Dead { .. } => {}
-        }
-        self.bytes = self.bytes.saturating_add(bytes);
-        self.oldest_created_at = Some(
-            self.oldest_created_at
-                .map_or(created_at, |o| o.min(created_at)),
-        );
-    }
-
-    /// Takes the origins paused at `now` and the held lanes from `schedule`.
-    pub fn read_schedule(&mut self, schedule: &ScheduleState, now: Millis) {
-        self.paused = schedule
-            .origins
-            .iter()
-            .filter(|(_, p)| p.paused_until > now)
-            .map(|(o, p)| (o.clone(), p.paused_until))
-            .collect();
-        self.held = schedule.holds.list();
-        self.throttled = schedule.throttle_views();
+impl ScheduleRead {
+    /// The answer.
+    pub fn reply(self, schedule: ScheduleState) -> Found {
+        Found(Answer::Schedule(schedule))
     }
 }
 
-/// How a claim leases the entries it sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseTerms {
-    /// The time.
-    pub now: Millis,
-    /// When the new leases expire.
-    pub until: Millis,
-    /// Take over unexpired leases too: only for a flusher that holds the
-    /// origin-wide flush lock, for which every lease still standing was
-    /// left by a sender that died.
-    pub steal: bool,
-    /// Find the lane heads from the queue itself (the first claim of every
-    /// flush). Otherwise a store may find them from a list of lanes it
-    /// keeps as it writes — faster with many lanes, but blind to a lane
-    /// that a writer which keeps no such list added (an older version of
-    /// the code, sharing the database during an update) until the next
-    /// survey.
+/// The head of every lane: its queued entry with the lowest `seq`, as a
+/// [`Head`]. A record that cannot be read back is given as what could be
+/// read of it, marked [`Head::corrupt`] (and [`EntriesRead`] gives it as
+/// a salvaged entry, [`Entry::is_corrupt`]).
+#[derive(Debug)]
+pub struct HeadsRead {
+    /// Find the heads from the queue itself rather than from a list of
+    /// lanes the store keeps (see
+    /// [`LeaseTerms::survey`](crate::queue::LeaseTerms::survey)).
     pub survey: bool,
 }
 
-impl LeaseTerms {
-    /// Whether `entry` may be leased under these terms (due; parked for a
-    /// token, which the planner only sends once one is in hand; or in
-    /// flight with a lease that ran out or may be stolen).
-    pub fn allows(&self, entry: &Entry) -> bool {
-        use crate::entry::EntryState;
-        entry.is_ready(self.now)
-            || entry.state == EntryState::AwaitingToken
-            || (self.steal && matches!(entry.state, EntryState::InFlight { .. }))
+impl HeadsRead {
+    /// The answer, one head per lane, in any order.
+    pub fn reply(self, heads: Vec<Head>) -> Found {
+        Found(Answer::Heads(heads))
     }
 }
 
-/// The planner a claim runs inside its transaction (synchronously: a
-/// store awaits nothing but its own requests between these calls).
-///
-/// A claim first calls [`plan`](Self::plan) with every lane's head and
-/// applies the claims it returns. Then, for each lane whose head it leased
-/// to send and while [`follow_room`](Self::follow_room) is not zero, it
-/// reads the entries behind that head in `seq` order and leases each one
-/// [`follow`](Self::follow) accepts, stopping at the first it refuses;
-/// those go into [`Claimed::sends`] after the heads, in `seq` order per
-/// lane. Any `FnMut(&mut ScheduleState, &[Head]) -> (claims, next_wake)`
-/// is a planner that lets nothing follow.
-pub trait Planner {
-    /// Which heads to lease, park or bury, and when to look again.
-    fn plan(
-        &mut self,
-        schedule: &mut ScheduleState,
-        heads: &[Head],
-    ) -> (Vec<(Seq, Claim)>, Option<Millis>);
+/// The queued entries with these `seq`s (their bodies may be left
+/// empty). A record that cannot be read back is given salvaged: what
+/// could be read of it, with the `corrupt` error ([`Entry::is_corrupt`]).
+#[derive(Debug)]
+pub struct EntriesRead {
+    /// The entries wanted.
+    pub seqs: Vec<Seq>,
+}
 
-    /// How many entries may still follow the heads this cycle (0: do not
-    /// read any).
-    fn follow_room(&self) -> usize {
-        0
-    }
-
-    /// Whether `next`, the entry right behind one just leased in its lane,
-    /// is leased to follow it (it takes from the pacing budget in
-    /// `schedule` when it is).
-    fn follow(&mut self, _schedule: &mut ScheduleState, _next: &Head) -> bool {
-        false
+impl EntriesRead {
+    /// The answer: those queued, in any order.
+    pub fn reply(self, entries: Vec<Entry>) -> Found {
+        Found(Answer::Entries(entries))
     }
 }
 
-/// A closure as a [`Planner`] (it lets nothing follow): names the
-/// closure's argument types where a `&mut dyn Planner` is expected.
-pub fn planning<F>(plan: F) -> F
-where
-    F: FnMut(&mut ScheduleState, &[Head]) -> (Vec<(Seq, Claim)>, Option<Millis>),
-{
-    plan
+/// For each [`Behind`], the queued entries of its lane after its `seq`,
+/// in `seq` order, at most its limit (their bodies may be left empty).
+#[derive(Debug)]
+pub struct BehindRead {
+    /// The lanes.
+    pub lanes: Vec<Behind>,
 }
 
-impl<F> Planner for F
-where
-    F: FnMut(&mut ScheduleState, &[Head]) -> (Vec<(Seq, Claim)>, Option<Millis>),
-{
-    fn plan(
-        &mut self,
-        schedule: &mut ScheduleState,
-        heads: &[Head],
-    ) -> (Vec<(Seq, Claim)>, Option<Millis>) {
-        self(schedule, heads)
+impl BehindRead {
+    /// The answer: one list per lane asked, in the same order; `None` for
+    /// a record that cannot be read back (nothing behind it follows).
+    pub fn reply(self, lists: Vec<Vec<Option<Entry>>>) -> Found {
+        Found(Answer::Behind(lists))
     }
 }
 
-/// Durable storage for the outbox. Async without `Send` (wasm is
-/// single-threaded); each method is atomic.
-#[allow(async_fn_in_trait)]
-pub trait Store {
-    /// The store's own error.
-    type Error: std::error::Error + 'static;
+/// The bodies of these entries, queued or dead.
+#[derive(Debug)]
+pub struct BodiesRead {
+    /// The entries.
+    pub seqs: Vec<Seq>,
+}
 
-    /// Adds an entry at the end of its lane, assigning the next `seq` (the
-    /// entry's own `seq` is ignored). Answers only once the entry is
-    /// durable. Refuses, keeping nothing, when full or too large.
-    async fn enqueue(
-        &self,
-        entry: Entry,
-        limits: &QueueLimits,
-    ) -> Result<Entry, EnqueueError<Self::Error>>;
+impl BodiesRead {
+    /// The answer: `(seq, body)` for those that have one, in any order.
+    pub fn reply(self, bodies: Vec<(Seq, Vec<u8>)>) -> Found {
+        Found(Answer::Bodies(bodies))
+    }
+}
 
-    /// Whether the lane has queued entries (any state but dead).
-    async fn lane_busy(&self, lane: &str) -> Result<bool, Self::Error>;
+/// The queued entries in one state, of one origin or of every origin, in
+/// `seq` order (their bodies may be left empty; a record that cannot be
+/// read back is left out: a claim salvages it in its turn).
+#[derive(Debug)]
+pub struct StateRead {
+    /// The state.
+    pub state: Waiting,
+    /// Only this origin's, when set.
+    pub origin: Option<String>,
+}
 
-    /// In one read, what an intercepted request is decided on:
-    /// [`lane_busy`](Self::lane_busy) and the pacing state
-    /// ([`schedule`](Self::schedule)). A store with transactions should
-    /// read both in one (the live pass-through pays for each).
-    async fn lane_and_schedule(&self, lane: &str) -> Result<(bool, ScheduleState), Self::Error> {
-        Ok((self.lane_busy(lane).await?, self.schedule().await?))
+impl StateRead {
+    /// The answer.
+    pub fn reply(self, entries: Vec<Entry>) -> Found {
+        Found(Answer::State(entries))
+    }
+}
+
+/// The entry with this id, body included.
+#[derive(Debug)]
+pub struct FindRead {
+    /// Its id.
+    pub id: EntryId,
+    /// Where to look.
+    pub among: Among,
+}
+
+impl FindRead {
+    /// The answer.
+    pub fn reply(self, entry: Option<Entry>) -> Found {
+        Found(Answer::Find(entry.map(Box::new)))
+    }
+}
+
+/// The first `limit` entries of the queue or of the dead letters, in `seq`
+/// order, bodies included (a record that cannot be read back is given
+/// salvaged, so that a listing shows it).
+#[derive(Debug)]
+pub struct ListRead {
+    /// Which ([`Among::Queued`] or [`Among::Dead`]).
+    pub among: Among,
+    /// At most this many (more than zero).
+    pub limit: usize,
+}
+
+impl ListRead {
+    /// The answer.
+    pub fn reply(self, entries: Vec<Entry>) -> Found {
+        Found(Answer::List(entries))
+    }
+}
+
+/// Whether this lane has queued entries.
+#[derive(Debug)]
+pub struct LaneRead {
+    /// The lane.
+    pub lane: String,
+}
+
+impl LaneRead {
+    /// The answer.
+    pub fn reply(self, busy: bool) -> Found {
+        Found(Answer::Lane(busy))
+    }
+}
+
+/// Whether at least `at_least` entries are queued.
+#[derive(Debug)]
+pub struct FullRead {
+    /// The count that makes the queue full.
+    pub at_least: usize,
+}
+
+impl FullRead {
+    /// The answer.
+    pub fn reply(self, full: bool) -> Found {
+        Found(Answer::Full(full))
+    }
+}
+
+/// Whether an entry with this id is queued or dead.
+#[derive(Debug)]
+pub struct TakenRead {
+    /// The id.
+    pub id: EntryId,
+}
+
+impl TakenRead {
+    /// The answer.
+    pub fn reply(self, taken: bool) -> Found {
+        Found(Answer::Taken(taken))
+    }
+}
+
+/// The last `seq` given (0 when none was).
+#[derive(Debug)]
+pub struct LastSeqRead;
+
+impl LastSeqRead {
+    /// The answer.
+    pub fn reply(self, seq: Seq) -> Found {
+        Found(Answer::LastSeq(seq))
+    }
+}
+
+/// How many entries are queued, or dead.
+#[derive(Debug)]
+pub struct CountRead {
+    /// Which ([`Among::Queued`] or [`Among::Dead`]).
+    pub among: Among,
+}
+
+impl CountRead {
+    /// The answer.
+    pub fn reply(self, count: usize) -> Found {
+        Found(Answer::Count(self.among, count))
+    }
+}
+
+/// What stats count of every queued entry.
+#[derive(Debug)]
+pub struct SummariesRead {
+    /// The time stats are counted at.
+    pub now: Millis,
+}
+
+impl SummariesRead {
+    /// What is counted of a record that cannot be read back, found in
+    /// `lane`: a pending entry of no size, created now (the next claim
+    /// makes it a dead letter if it is its lane's head).
+    pub fn unreadable(&self, lane: String) -> Summary {
+        Summary {
+            lane,
+            state: EntryState::Pending,
+            created_at: self.now,
+            size: 0,
+        }
     }
 
-    /// In one transaction: reads the pacing state and every lane's head,
-    /// asks `planner` what to do, and applies it — leasing sends until
-    /// `terms.until` when [`LeaseTerms::allows`] them ([`Entry::lease`]),
-    /// parking entries that await a token ([`Entry::park_for_token`]),
-    /// moving expired ones to the dead letters ([`Entry::bury`]); then
-    /// leases the entries that follow the heads it sends, as the
-    /// [`Planner`] says — and saves the pacing state.
-    async fn claim(
-        &self,
-        terms: LeaseTerms,
-        planner: &mut dyn Planner,
-    ) -> Result<Claimed, Self::Error>;
+    /// The answer, one summary per queued entry.
+    pub fn reply(self, summaries: Vec<Summary>) -> Found {
+        Found(Answer::Summaries(summaries))
+    }
+}
 
-    /// In one transaction: applies attempt results with
-    /// [`Entry::settle`] (deliveries removed, retries rescheduled, dead
-    /// letters moved), then lets `schedule` update the pacing state, given
-    /// the settlements that applied (stale ones are skipped). Returns those.
-    async fn settle(
-        &self,
-        now: Millis,
-        settlements: Vec<Settlement>,
-        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
-    ) -> Result<Vec<Settlement>, Self::Error>;
+/// What a step's reads found, taken by kind (a step asks each kind at most
+/// once, but for counts, taken by what they count). Only core's rules read
+/// it.
+#[derive(Debug, Default)]
+pub struct Answers(Vec<Found>);
 
-    /// In one transaction: [`Store::settle`] at `terms.now`, then
-    /// [`Store::claim`] on the state it left (the lane heads after the
-    /// deliveries, the pacing state after `schedule`). A flush settles the
-    /// answers of one cycle and claims the next in one step: one
-    /// transaction per cycle instead of two. A claim that fails undoes the
-    /// settle with it (the leases then run out, and the entries go again,
-    /// as after a crash).
-    ///
-    /// The default runs the two one after the other, for stores where a
-    /// step costs nothing (the memory store).
-    async fn settle_and_claim(
-        &self,
-        settlements: Vec<Settlement>,
-        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
-        terms: LeaseTerms,
-        planner: &mut dyn Planner,
-    ) -> Result<(Vec<Settlement>, Claimed), Self::Error> {
-        let applied = self.settle(terms.now, settlements, schedule).await?;
-        let claimed = self.claim(terms, planner).await?;
-        Ok((applied, claimed))
+impl Answers {
+    pub(crate) fn new(found: Vec<Found>) -> Self {
+        Self(found)
     }
 
-    /// The pacing state.
-    async fn schedule(&self) -> Result<ScheduleState, Self::Error>;
+    /// The first answer `like` accepts, taken out.
+    fn take(&mut self, like: fn(&Answer) -> bool) -> Option<Answer> {
+        let at = self.0.iter().position(|f| like(&f.0))?;
+        Some(self.0.swap_remove(at).0)
+    }
 
-    /// Updates the pacing state (e.g. a pause after a `429` seen while
-    /// passing a request through).
-    async fn update_schedule(
-        &self,
-        update: &mut dyn FnMut(&mut ScheduleState),
-    ) -> Result<(), Self::Error>;
+    pub(crate) fn schedule(&mut self) -> ScheduleState {
+        match self.take(|a| matches!(a, Answer::Schedule(_))) {
+            Some(Answer::Schedule(s)) => s,
+            _ => ScheduleState::default(),
+        }
+    }
 
-    /// Makes every entry of `origin` that awaits a token pending again
-    /// ([`Entry::release_for_token`]: a fresh token arrived). Returns them
-    /// as heads, in `seq` order.
-    async fn release_awaiting_token(&self, origin: &str) -> Result<Vec<Head>, Self::Error>;
+    pub(crate) fn heads(&mut self) -> Vec<Head> {
+        match self.take(|a| matches!(a, Answer::Heads(_))) {
+            Some(Answer::Heads(h)) => h,
+            _ => Vec::new(),
+        }
+    }
 
-    /// Makes pending entries whose last attempt got no answer at all
-    /// (network failure, timeout) due at `now`: the device says the network
-    /// is back, so their backoff no longer means anything. Returns how many.
-    async fn retry_unreachable_now(&self, now: Millis) -> Result<usize, Self::Error>;
+    pub(crate) fn entries(&mut self) -> Vec<Entry> {
+        let like =
+            |a: &Answer| matches!(a, Answer::Entries(_) | Answer::State(_) | Answer::List(_));
+        match self.take(like) {
+            Some(Answer::Entries(e) | Answer::State(e) | Answer::List(e)) => e,
+            _ => Vec::new(),
+        }
+    }
 
-    /// The queued entry or dead letter with this id.
-    async fn get(&self, id: EntryId) -> Result<Option<Entry>, Self::Error>;
+    pub(crate) fn behind(&mut self) -> Vec<Vec<Option<Entry>>> {
+        match self.take(|a| matches!(a, Answer::Behind(_))) {
+            Some(Answer::Behind(b)) => b,
+            _ => Vec::new(),
+        }
+    }
 
-    /// Queued entries in `seq` order, at most `limit`.
-    async fn queued(&self, limit: usize) -> Result<Vec<Entry>, Self::Error>;
+    pub(crate) fn bodies(&mut self) -> Vec<(Seq, Vec<u8>)> {
+        match self.take(|a| matches!(a, Answer::Bodies(_))) {
+            Some(Answer::Bodies(b)) => b,
+            _ => Vec::new(),
+        }
+    }
 
-    /// Dead letters in `seq` order, at most `limit`.
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<Entry>, Self::Error>;
+    pub(crate) fn found(&mut self) -> Option<Entry> {
+        match self.take(|a| matches!(a, Answer::Find(_))) {
+            Some(Answer::Find(e)) => e.map(|e| *e),
+            _ => None,
+        }
+    }
 
-    /// Moves a dead letter back into the queue, at its original place in its
-    /// lane, with fresh counters, due at `now` ([`Entry::revive`]); lifts
-    /// its hold, if it holds a lane, in the same transaction. A corrupt
-    /// dead letter ([`Entry::is_corrupt`]) stays where it is (`None`).
-    async fn revive(&self, id: EntryId, now: Millis) -> Result<Option<Entry>, Self::Error>;
+    /// A yes-or-no answer of the kind `like` accepts (lane, full, taken):
+    /// no answer is no.
+    pub(crate) fn yes(&mut self, like: fn(&Answer) -> bool) -> bool {
+        matches!(
+            self.take(like),
+            Some(Answer::Lane(true) | Answer::Full(true) | Answer::Taken(true))
+        )
+    }
 
-    /// Deletes a dead letter for good, lifting its hold in the same
-    /// transaction. Returns it, if it existed.
-    async fn discard(&self, id: EntryId) -> Result<Option<Entry>, Self::Error>;
+    pub(crate) fn last_seq(&mut self) -> Seq {
+        match self.take(|a| matches!(a, Answer::LastSeq(_))) {
+            Some(Answer::LastSeq(s)) => s,
+            _ => 0,
+        }
+    }
 
-    /// Removes a queued entry that is not being sent.
-    async fn cancel(&self, id: EntryId) -> Result<CancelResult, Self::Error>;
+    pub(crate) fn count(&mut self, among: Among) -> usize {
+        let at = self
+            .0
+            .iter()
+            .position(|f| matches!(f.0, Answer::Count(of, _) if of == among));
+        match at.map(|at| self.0.swap_remove(at).0) {
+            Some(Answer::Count(_, n)) => n,
+            _ => 0,
+        }
+    }
 
-    /// Deletes every queued entry and dead letter, and the pacing state.
-    async fn purge(&self) -> Result<Purged, Self::Error>;
-
-    /// Counts and ages.
-    async fn stats(&self, now: Millis) -> Result<Stats, Self::Error>;
+    pub(crate) fn summaries(&mut self) -> Vec<Summary> {
+        match self.take(|a| matches!(a, Answer::Summaries(_))) {
+            Some(Answer::Summaries(s)) => s,
+            _ => Vec::new(),
+        }
+    }
 }

@@ -582,7 +582,7 @@ mod tests {
 
     #[test]
     fn signals_follow_the_classifier() {
-        use crate::entry::LastError;
+        use crate::classify::LastError;
         let err = |status| LastError {
             status: Some(status),
             ..LastError::new("x", "y")

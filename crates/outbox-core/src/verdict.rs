@@ -20,22 +20,23 @@
 //!    store, and tells nothing), counted into the flush's report.
 //!
 //! What one answer tells its origin's pacing (a pause, a rate-limit
-//! window) is read by [`OriginNote`], here for a flush and by
-//! [`Engine::after_forward`](crate::engine::Engine::after_forward) for a
-//! request the worker forwarded live: both pause alike.
+//! window) is read by [`OriginNote`], here for a flush and by the
+//! [`Forward`](crate::door::Forward) door for a request the worker
+//! forwarded live: both pause alike.
 //!
 //! [`RetryPolicy::decide`]: crate::retry::RetryPolicy::decide
 
 use crate::classify::{Outcome, Response, TransportError, classify};
 use crate::clock::{Millis, Random};
-use crate::engine::{Config, FlushReport};
+use crate::config::Config;
+use crate::entry::Action;
 use crate::entry::{Entry, EntryId, Seq};
 use crate::event::Event;
 use crate::hold::OnDead;
 use crate::pacer::{PacerConfig, ScheduleState};
-use crate::retry::Action;
+use crate::queue::Settlement;
+use crate::report::FlushReport;
 use crate::retry_after::RateLimitInfo;
-use crate::store::Settlement;
 use crate::throttle::{Limit, Signal};
 
 /// One attempt's answer, as the transport gave it, with the token it went

@@ -4,15 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use outbox_core::classify::LastError;
 use outbox_core::classify::{
     ClassifyConfig, FailureKind, Outcome, Response, TransportError, classify, error_from_body,
 };
 use outbox_core::clock::SplitMix64;
-use outbox_core::entry::{Entry, EntryId, EntryState, LastError, StoredRequest};
+use outbox_core::entry::Action;
+use outbox_core::entry::{Entry, EntryId, EntryState, StoredRequest};
 use outbox_core::intercept::{
     AfterForward, BeforeForward, QueueReason, after_forward, before_forward,
 };
-use outbox_core::retry::{Action, RetryPolicy};
+use outbox_core::retry::RetryPolicy;
 
 const NOW: u64 = 1_700_000_000_000;
 

@@ -5,10 +5,10 @@
 
 use outbox_core::clock::SplitMix64;
 use outbox_core::entry::EntryId;
+use outbox_core::entry::Prepared;
 use outbox_core::genesys::REGIONS;
-use outbox_core::route::{
-    Carrier, IncomingRequest, LaneSource, Prepared, Route, RouteTable, Routing, names,
-};
+use outbox_core::request::IncomingRequest;
+use outbox_core::route::{Carrier, LaneSource, Route, RouteTable, Routing, names};
 
 fn id(seed: u64) -> EntryId {
     EntryId::random(&mut SplitMix64::new(seed))

@@ -8,10 +8,9 @@ use outbox_core::entry::EntryId;
 use outbox_core::guest;
 use outbox_core::headers;
 use outbox_core::json::{self, JsonError, Kind};
+use outbox_core::request::IncomingRequest;
 use outbox_core::retry_after::{RateLimitInfo, RetryAfterNote, parse_http_date, parse_retry_after};
-use outbox_core::route::{
-    Carrier, IncomingRequest, LaneSource, PathTemplate, Route, RouteTable, Routing,
-};
+use outbox_core::route::{Carrier, LaneSource, PathTemplate, Route, RouteTable, Routing};
 use outbox_core::url;
 use outbox_fuzz::{Rng, run};
 

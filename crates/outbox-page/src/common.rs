@@ -14,9 +14,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use outbox_core::clock::{Clock, Millis};
-use outbox_core::engine::FlushReport;
 use outbox_core::entry::EntryId;
-use outbox_core::store::{CancelResult, Store};
+use outbox_core::queue::CancelResult;
+use outbox_core::report::FlushReport;
+use outbox_driver::store::Store;
 use outbox_web::config::WebConfig;
 use outbox_web::events::BroadcastEvents;
 use outbox_web::fetch::{BrowserTransport, FetchTransport};

@@ -26,7 +26,7 @@ use outbox_core::classify::{FailureKind, Response, TransportError};
 use outbox_core::clock::SplitMix64;
 use outbox_core::entry::EntryId;
 use outbox_core::guest::{self, Frame};
-use outbox_core::transport::OutgoingRequest;
+use outbox_core::request::OutgoingRequest;
 use outbox_web::fetch::{self, DynTransport, Parts, with_timeout};
 use outbox_web::js;
 

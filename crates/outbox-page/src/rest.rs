@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use outbox_core::genesys::{self, IdType, OpenFrom};
-use outbox_core::route::IncomingRequest;
+use outbox_core::request::IncomingRequest;
 use outbox_web::js;
 use outbox_web::tokens::absolute_url;
 

@@ -8,12 +8,14 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 use web_sys::{Request, Response, ResponseInit};
 
-use outbox_core::engine::{Forwarded, queue_reason};
+use outbox_core::door::Forwarded;
+use outbox_core::entry::Prepared;
 use outbox_core::intercept::BeforeForward;
 use outbox_core::json;
-use outbox_core::route::{IncomingRequest, Prepared, Routing};
-use outbox_core::store::EnqueueError;
-use outbox_core::token::TokenSource;
+use outbox_core::queue::EnqueueError;
+use outbox_core::request::{IncomingRequest, OutgoingRequest};
+use outbox_core::route::Routing;
+use outbox_driver::token::TokenSource;
 use outbox_web::config::WebConfig;
 use outbox_web::events::BroadcastEvents;
 use outbox_web::fetch::{self, BrowserTransport, FetchTransport, Parts};
@@ -111,13 +113,6 @@ impl OutboxWorker {
                 replays: Default::default(),
             }),
         })
-    }
-
-    /// Whether a request may be Outbox's, from its method and URL alone.
-    /// Others are left alone entirely (their bodies are never read).
-    #[wasm_bindgen(js_name = isCandidate)]
-    pub fn is_candidate(&self, method: &str, url: &str) -> bool {
-        self.inner.config.core.routes.is_candidate(method, url)
     }
 
     /// Answers an intercepted request (for `FetchEvent.respondWith`);
@@ -327,9 +322,9 @@ async fn respond(
         BeforeForward::Queue(reason) => {
             let result = inner
                 .engine
-                .enqueue(prepared, false, None, queue_reason(reason))
+                .enqueue(prepared, false, None, reason.name())
                 .await;
-            let response = queued_answer(result.map(Box::new), queue_reason(reason));
+            let response = queued_answer(result.map(Box::new), reason.name());
             inner.flusher.kick();
             register_sync().await;
             response
@@ -338,37 +333,29 @@ async fn respond(
     }
 }
 
-/// The live first attempt: the app's own headers (its token included) plus
-/// the carriers, then the design's decision on the answer.
+/// The live first attempt (assembled by core: the app's own headers, the
+/// carriers, the token in hand where the route needs one and the app sent
+/// none), then the design's decision on the answer.
 async fn forward(
     inner: &Rc<Inner>,
     incoming: &IncomingRequest,
     prepared: Prepared,
 ) -> Result<Response, JsValue> {
-    let mut headers: Vec<(String, String)> = incoming
-        .headers
-        .iter()
-        .filter(|(n, _)| prepared.request.header(n).is_none())
-        .cloned()
-        .collect();
-    headers.extend(prepared.request.headers.iter().cloned());
-    let has_auth = headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
-    if prepared.needs_token
-        && !has_auth
-        && let Some(token) = inner.tokens.current(&prepared.origin)
-    {
-        headers.push(outbox_core::headers::authorization(&token));
-    }
+    let token = inner.tokens.current(&prepared.origin);
+    let live = OutgoingRequest::live(
+        incoming,
+        &prepared,
+        token.as_deref(),
+        inner.config.forward_timeout_ms,
+    );
     let result = fetch::fetch(
         Parts {
-            method: &prepared.request.method,
-            url: &prepared.request.url,
-            headers: &headers,
-            body: &prepared.request.body,
+            method: live.method,
+            url: live.url,
+            headers: &live.headers,
+            body: live.body,
         },
-        inner.config.forward_timeout_ms,
+        live.timeout_ms,
     )
     .await;
     let classified = match &result {

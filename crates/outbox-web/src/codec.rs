@@ -39,9 +39,11 @@
 
 #[cfg(target_arch = "wasm32")]
 use js_sys::{Array, Object, Reflect, Uint8Array};
+use outbox_core::classify::LastError;
 #[cfg(target_arch = "wasm32")]
 use outbox_core::entry::CORRUPT;
-use outbox_core::entry::{Entry, EntryId, EntryState, Head, LastError, Seq, StoredRequest};
+use outbox_core::entry::{Entry, EntryId, EntryState, Head, Seq, StoredRequest};
+use outbox_core::store::Summary;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -535,19 +537,7 @@ pub(crate) fn salvage(value: &JsValue, seq: Seq, why: &CodecError, now: u64) -> 
     }
 }
 
-/// What `stats` needs from an entry record.
-pub(crate) struct Summary {
-    /// The lane.
-    pub lane: String,
-    /// The state.
-    pub state: EntryState,
-    /// Creation time.
-    pub created_at: u64,
-    /// The request's size at rest.
-    pub size: u64,
-}
-
-/// Decodes an entry record's [`Summary`].
+/// Decodes what stats count of an entry record ([`Summary`]).
 pub(crate) fn decode_summary<V: RecordValue>(value: &V) -> Result<Summary, CodecError> {
     check_object(value, ENTRY)?;
     Ok(Summary {
@@ -685,7 +675,7 @@ pub(crate) mod plain {
 mod tests {
     use super::*;
     use outbox_core::clock::SplitMix64;
-    use outbox_core::conformance::sample_entry;
+    use outbox_driver::conformance::sample_entry;
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn entries() -> Vec<Entry> {
@@ -900,7 +890,7 @@ mod native_tests {
     use super::plain::Plain;
     use super::*;
     use outbox_core::clock::SplitMix64;
-    use outbox_core::conformance::sample_entry;
+    use outbox_driver::conformance::sample_entry;
     use outbox_fuzz::{Rng, run};
 
     /// An entry with every field drawn at random, edges over-represented.

@@ -1,8 +1,6 @@
 //! The store's typed errors. Plain Rust (no JavaScript types), so that
 //! they exist, and are tested, on every target.
 
-use outbox_core::store::EnqueueError;
-
 /// Why an IndexedDB operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdbError {
@@ -53,6 +51,17 @@ impl IdbError {
         }
     }
 
+    /// The message of a quota failure ([`is_quota_exceeded`](Self::is_quota_exceeded)):
+    /// the store's answer to an enqueue it had no room for (the caller
+    /// keeps its request, told `QuotaExceeded`); `None` for any other
+    /// failure.
+    pub fn quota_message(&self) -> Option<String> {
+        match self {
+            IdbError::Dom { message, .. } if self.is_quota_exceeded() => Some(message.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether the browser's storage quota is exhausted. A quota failure
     /// may come from a request or, at commit, as the transaction's abort
     /// (see `idb` for how the request's own error is kept where an engine
@@ -96,19 +105,6 @@ impl CodecError {
     }
 }
 
-/// An enqueue's failure as the engine sees it: a quota failure (from a
-/// request, or the transaction's abort at commit) is
-/// [`EnqueueError::QuotaExceeded`], anything else a store error.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub(crate) fn enqueue_error(e: IdbError) -> EnqueueError<IdbError> {
-    match e {
-        IdbError::Dom { message, .. } if e.is_quota_exceeded() => {
-            EnqueueError::QuotaExceeded(message)
-        }
-        e => EnqueueError::Store(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,19 +116,20 @@ mod tests {
             name: "QuotaExceededError".into(),
             message: "the quota has been exceeded".into(),
         };
-        assert!(matches!(
-            enqueue_error(quota),
-            EnqueueError::QuotaExceeded(m) if m == "the quota has been exceeded"
-        ));
+        assert_eq!(
+            quota.quota_message().as_deref(),
+            Some("the quota has been exceeded")
+        );
         let abort = IdbError::Dom {
             operation: "enqueue",
             name: "AbortError".into(),
             message: String::new(),
         };
-        assert!(matches!(
-            enqueue_error(abort.clone()),
-            EnqueueError::Store(e) if e == abort
-        ));
+        assert_eq!(
+            abort.quota_message(),
+            None,
+            "anything else is a store error"
+        );
     }
 
     #[test]

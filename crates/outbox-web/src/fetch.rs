@@ -8,7 +8,8 @@ use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
 use outbox_core::classify::{self, FailureKind, TransportError};
 use outbox_core::json;
-use outbox_core::transport::{OutgoingRequest, Transport};
+use outbox_core::request::OutgoingRequest;
+use outbox_driver::transport::Transport;
 
 use crate::js;
 use crate::protocol::Message;
@@ -146,7 +147,7 @@ pub async fn fetch(parts: Parts<'_>, timeout_ms: u64) -> Result<Response, Transp
 
 /// Races `future` against a timer; `None` when the timer wins.
 pub async fn with_timeout<F: std::future::Future>(future: F, ms: u64) -> Option<F::Output> {
-    use outbox_core::join::{Either, race};
+    use outbox_driver::join::{Either, race};
     match race(future, js::sleep(ms)).await {
         Either::Left(v) => Some(v),
         Either::Right(()) => None,

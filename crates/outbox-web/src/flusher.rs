@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use outbox_core::clock::{Clock, Millis};
-use outbox_core::engine::FlushReport;
+use outbox_core::report::FlushReport;
 
 use crate::WebEngine;
 use crate::js::{self, JsClock};

@@ -1,8 +1,9 @@
 //! Outbox in the browser: the drivers the service worker (`outbox-sw`) and
 //! the page API (`outbox-page`) share.
 //!
-//! `IdbStore` implements [`outbox_core::store::Store`] on raw `web-sys`
-//! IndexedDB; `fetch::FetchTransport` sends with `fetch` and a timeout;
+//! `IdbStore` implements [`outbox_driver::store::Store`] on raw `web-sys`
+//! IndexedDB: it reads and writes what core's transactions ask for, and
+//! decides nothing; `fetch::FetchTransport` sends with `fetch` and a timeout;
 //! `tokens::BrowserTokens` keeps tokens in memory only (token URL or page
 //! protocol); `events::BroadcastEvents` posts events on a
 //! `BroadcastChannel`; `locks` takes the origin-wide flush lock;
@@ -23,8 +24,8 @@
 //!   migrations, request and transaction futures, `strict` durability.
 //! * `codec`: entries to and from plain JS objects (written over two small
 //!   traits, so that it also builds and is fuzzed natively, in tests).
-//! * `store` (wasm only): `IdbStore` itself and the schema
-//!   (documented there).
+//! * `store` (wasm only): `IdbStore` and its transaction `IdbTx` (core's
+//!   reads answered, its writes made), and the schema (documented there).
 //! * [`protocol`]: the page ↔ service worker messages, one enum and one
 //!   codec.
 //! * `config`, `fetch`, `tokens`, `events`, `locks`, `flusher`, `view`,
@@ -51,7 +52,8 @@
 //! # Example (wasm)
 //!
 //! ```ignore
-//! use outbox_core::store::{QueueLimits, Store};
+//! use outbox_core::queue::QueueLimits;
+//! use outbox_driver::store::Store;
 //! use outbox_web::IdbStore;
 //!
 //! let store = IdbStore::open(outbox_web::DEFAULT_DATABASE).await?;
@@ -89,11 +91,11 @@ pub mod view;
 
 pub use error::{CodecError, IdbError};
 #[cfg(target_arch = "wasm32")]
-pub use store::IdbStore;
+pub use store::{IdbStore, IdbTx};
 
 /// The engine as the browser runs it.
 #[cfg(target_arch = "wasm32")]
-pub type WebEngine = outbox_core::engine::Engine<
+pub type WebEngine = outbox_driver::engine::Engine<
     IdbStore,
     fetch::BrowserTransport,
     js::JsClock,
@@ -110,7 +112,7 @@ pub async fn open_engine(
     events: events::BroadcastEvents,
 ) -> Result<WebEngine, IdbError> {
     let store = IdbStore::open(&config.database).await?;
-    Ok(outbox_core::engine::Engine::new(
+    Ok(outbox_driver::engine::Engine::new(
         config.core.clone(),
         store,
         transport,

@@ -1,18 +1,24 @@
-//! [`IdbStore`]: the outbox's [`Store`] on IndexedDB. The schema is
-//! described on [`IdbStore`].
+//! [`IdbStore`]: the outbox's [`Store`] on IndexedDB, and [`IdbTx`], one of
+//! its transactions. The schema is described on [`IdbStore`].
+//!
+//! The store only reads and writes: every rule of the queue is core's
+//! ([`outbox_core::queue`]), run by [`Store::run`] over an [`IdbTx`], which
+//! answers the reads of [`outbox_core::store`] and issues its writes. What
+//! is IndexedDB's own stays here: the schema, the records' codec (bodies
+//! kept apart, a poison record salvaged), the list of lanes kept in `meta`,
+//! and how each read is made cheap (a count only when the span of `seq`s
+//! could reach the limit, heads without bodies).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
 use std::rc::Rc;
 
-use outbox_core::clock::Millis;
-use outbox_core::entry::{Entry, EntryId, EntryState, Fate, Head, Seq};
+use outbox_core::clock::{Clock, Millis};
+use outbox_core::entry::{Entry, EntryId, Head, Seq};
 use outbox_core::pacer::ScheduleState;
-use outbox_core::scheduler::Claim;
 use outbox_core::store::{
-    CancelResult, Claimed, EnqueueError, LeaseTerms, Planner, Purged, QueueLimits, Settlement,
-    Stats, Store,
+    Access, Among, Behind, FindRead, Found, FullRead, HeadsRead, ListRead, Read, Waiting, Write,
 };
+use outbox_driver::store::{Store, StoreTx};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
@@ -24,8 +30,9 @@ use crate::codec::{
     self, Record, decode_body, decode_entry, decode_head, encode_body, encode_entry, salvage,
     seq_key,
 };
-use crate::error::{CodecError, IdbError, enqueue_error};
+use crate::error::{CodecError, IdbError};
 use crate::idb::{self, Migration, Mode, Request, Tx, all, dom_error, first_per_key, values};
+use crate::js::JsClock;
 
 const ENTRIES: &str = "entries";
 const DEAD: &str = "dead";
@@ -128,9 +135,11 @@ struct Shared {
 
 /// The outbox's [`Store`] on IndexedDB.
 ///
-/// Every method is one IndexedDB transaction that awaits nothing but its
-/// own requests; [`enqueue`](Store::enqueue) uses `durability: "strict"`
-/// and answers only after `complete`. Clones share one connection. The
+/// It decides nothing: each operation runs one of core's transactions
+/// ([`outbox_core::queue`]) in one IndexedDB transaction that awaits
+/// nothing but its own requests, answering the transaction's reads and
+/// issuing its writes ([`IdbTx`]); an enqueue's (`Access::Durable`) uses
+/// `durability: "strict"` and answers only after `complete`. Clones share one connection. The
 /// connection is opened by [`open`](Self::open), closed when another
 /// context upgrades or deletes the database, and reopened by the next call.
 ///
@@ -148,10 +157,11 @@ struct Shared {
 /// `url`, `headers` as `[name, value]` pairs), plus `size` (the request's
 /// size at rest, for stats).
 ///
-/// * Iterating the `lane` index with direction `nextunique` yields each
+/// * Iterating the `lane` index seeking from lane to lane yields each
 ///   lane's first record in (lane, `seq`) order: exactly each lane's head.
-///   [`claim`](Store::claim) reads heads this way, in O(lanes), and decodes
-///   them without touching bodies.
+///   A surveying heads read ([`HeadsRead::survey`]) reads them this way,
+///   in O(lanes); otherwise the lanes listed in `meta` are read, one `get`
+///   each, all at once. Heads are decoded without touching bodies.
 /// * Bodies live apart so that scheduling, leasing and settling (which
 ///   rewrite the entry record) never read or rewrite a body, and so that a
 ///   dead letter keeps its body where it was.
@@ -210,86 +220,12 @@ fn decode_schedule(v: &JsValue) -> ScheduleState {
         .unwrap_or_default()
 }
 
-fn get_schedule(tx: &Tx, meta: &IdbObjectStore) -> Result<Request, IdbError> {
-    watch(tx, meta.get(&JsValue::from_str(SCHEDULE)))
-}
-
-/// Writes the pacing state if it changed.
-fn save_schedule(
-    tx: &Tx,
-    meta: &IdbObjectStore,
-    before: &ScheduleState,
-    after: &ScheduleState,
-) -> Result<(), IdbError> {
-    if before == after {
-        return Ok(());
+/// The last `seq` given, as stored in `meta`.
+fn decode_last_seq(v: &JsValue) -> Result<Seq, IdbError> {
+    if absent(v) {
+        return Ok(0);
     }
-    fire(
-        tx,
-        meta.put_with_key(
-            &JsValue::from_str(&after.encode()),
-            &JsValue::from_str(SCHEDULE),
-        ),
-    )
-}
-
-/// Lifts the hold of dead letter `id`, if it holds a lane (inside the
-/// transaction that revives or discards it).
-async fn lift_hold(tx: &Tx, id: EntryId) -> Result<(), IdbError> {
-    let meta = tx.store(META)?;
-    let before = decode_schedule(&get_schedule(tx, &meta)?.next().await?);
-    let mut after = before.clone();
-    after.holds.lift(id);
-    save_schedule(tx, &meta, &before, &after)
-}
-
-fn put_record(tx: &Tx, store: &IdbObjectStore, record: &Record) -> Result<(), IdbError> {
-    fire(tx, store.put(&encode_entry(record)?))
-}
-
-fn delete_seq(tx: &Tx, store: &IdbObjectStore, seq: Seq) -> Result<(), IdbError> {
-    fire(tx, store.delete(&seq_key(seq)?))
-}
-
-/// Adds requests for the bodies of `entries`, in order, to `reads`.
-fn body_reads(
-    tx: &Tx,
-    bodies: &IdbObjectStore,
-    entries: &[Entry],
-    reads: &mut Vec<Request>,
-) -> Result<(), IdbError> {
-    for e in entries {
-        reads.push(watch(tx, bodies.get(&seq_key(e.seq)?))?);
-    }
-    Ok(())
-}
-
-/// Puts the bodies read by [`body_reads`] in place.
-fn fill_bodies(
-    entries: &mut [Entry],
-    bodies: &mut std::vec::IntoIter<JsValue>,
-) -> Result<(), IdbError> {
-    for e in entries {
-        let body = decode_body(&bodies.next().unwrap_or_default());
-        // A salvaged poison record keeps whatever body it had, if any.
-        e.request.body = if e.is_corrupt() {
-            body.unwrap_or_default()
-        } else {
-            body?
-        };
-    }
-    Ok(())
-}
-
-/// Reads the bodies of `entries` and puts them in place.
-async fn with_bodies(
-    tx: &Tx,
-    bodies: &IdbObjectStore,
-    entries: &mut [Entry],
-) -> Result<(), IdbError> {
-    let mut reads = Vec::with_capacity(entries.len());
-    body_reads(tx, bodies, entries, &mut reads)?;
-    fill_bodies(entries, &mut all(reads).await?.into_iter())
+    Ok(codec::decode_seq(v, "meta", NEXT_SEQ)?)
 }
 
 /// Decodes an entry record; one that cannot be read back (a poison
@@ -305,384 +241,610 @@ fn decode_or_salvage(value: &JsValue, now: Millis) -> Result<Record, IdbError> {
     }
 }
 
-/// Decodes a `getAll` result (poison records salvaged, so that a listing
-/// shows them rather than fails).
-fn decode_list(records: &JsValue) -> Result<Vec<Entry>, IdbError> {
-    let records = records
+/// The records of a `getAll` result.
+fn array(records: &JsValue) -> Result<&js_sys::Array, IdbError> {
+    Ok(records
         .dyn_ref::<js_sys::Array>()
-        .ok_or_else(|| CodecError::new("entry", "(list)", "getAll gave a non-array"))?;
-    let mut entries = Vec::with_capacity(records.length() as usize);
-    for record in records.iter() {
-        entries.push(decode_or_salvage(&record, 0)?.entry);
+        .ok_or_else(|| CodecError::new("entry", "(list)", "getAll gave a non-array"))?)
+}
+
+/// What a read waits for.
+enum Wait {
+    /// The results of these requests, in order.
+    All(Vec<Request>),
+    /// Every value a cursor walks over.
+    Cursor(idb::Values),
+}
+
+/// A read after its first requests: done, or waiting for more.
+enum Next {
+    Done(Found),
+    Wait(Wait, Then),
+}
+
+/// The ask of a read whose bodies come last.
+enum Listed {
+    Find(FindRead),
+    List(ListRead),
+}
+
+/// How a read goes on once what it waited for came (each is plain,
+/// synchronous code; the one loop that waits is [`IdbTx::read`]).
+enum Then {
+    /// The read itself, at its first stage.
+    Read(Read),
+    /// The listed lanes' `get`s (their `meta` keys), for their heads.
+    Heads(HeadsRead, Vec<JsValue>),
+    /// The entries found or listed, for their bodies.
+    WithBodies(Listed, Vec<Entry>),
+    /// The count, once the span of `seq`s could reach the limit.
+    Full(FullRead),
+}
+
+/// What a transaction keeps of each record it decoded, to write it back as
+/// it was but for the entry: the length of its body (kept apart) and, for a
+/// salvaged poison record, the record as it was.
+struct Kept {
+    body_len: usize,
+    raw: Option<String>,
+}
+
+/// One IndexedDB transaction of an [`IdbStore`]: answers core's reads,
+/// issues its writes (fired, not awaited: a failed one aborts the
+/// transaction, and [`commit`](StoreTx::commit) reports it).
+pub struct IdbTx {
+    tx: Tx,
+    entries: IdbObjectStore,
+    dead: IdbObjectStore,
+    bodies: IdbObjectStore,
+    meta: IdbObjectStore,
+    access: Access,
+    now: Millis,
+    /// By `seq`, sorted (records mostly come in `seq` order).
+    kept: Vec<(Seq, Kept)>,
+}
+
+impl IdbTx {
+    fn store(&self, name: &str) -> &IdbObjectStore {
+        match name {
+            DEAD => &self.dead,
+            BODIES => &self.bodies,
+            META => &self.meta,
+            _ => &self.entries,
+        }
     }
-    Ok(entries)
-}
 
-/// One entry of `store` (by its `id` index) with its body, if there.
-async fn find(
-    tx: &Tx,
-    store: &IdbObjectStore,
-    bodies: &IdbObjectStore,
-    id: EntryId,
-) -> Result<Option<Entry>, IdbError> {
-    let found = watch(tx, index(tx, store, BY_ID)?.get(&id_key(id)))?
-        .next()
-        .await?;
-    if absent(&found) {
-        return Ok(None);
+    /// Remembers what writing `record` back needs, and gives its entry.
+    fn keep(&mut self, record: Record) -> Entry {
+        let kept = Kept {
+            body_len: record.body_len,
+            raw: record.raw,
+        };
+        match self
+            .kept
+            .binary_search_by_key(&record.entry.seq, |(seq, _)| *seq)
+        {
+            Ok(at) => self.kept[at].1 = kept,
+            Err(at) => self.kept.insert(at, (record.entry.seq, kept)),
+        }
+        record.entry
     }
-    let mut entry = [decode_entry(&found)?.entry];
-    with_bodies(tx, bodies, &mut entry).await?;
-    let [entry] = entry;
-    Ok(Some(entry))
-}
 
-/// The entry records a transaction reads and changes, as they stand now
-/// (`None`: not, or no longer, in `entries`). A list: it holds one batch.
-type Working = Vec<(Seq, Option<Record>)>;
+    /// What was kept of the record of `seq`, if it was read here.
+    fn kept(&self, seq: Seq) -> Option<&Kept> {
+        let at = self.kept.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
+        Some(&self.kept[at].1)
+    }
 
-fn slot(work: &mut Working, seq: Seq) -> Option<&mut Option<Record>> {
-    work.iter_mut().find(|(s, _)| *s == seq).map(|(_, r)| r)
-}
+    /// `entry` as a record to write back: its body length and raw record as
+    /// read in this transaction (an entry not read here holds its body).
+    fn record(&self, entry: Entry) -> Record {
+        match self.kept(entry.seq) {
+            Some(kept) => Record {
+                body_len: kept.body_len,
+                raw: kept.raw.clone(),
+                entry,
+            },
+            None => Record::new(entry),
+        }
+    }
 
-/// Applies a plan's decisions to the working records, issuing the writes.
-/// Runs synchronously, inside the claim's transaction.
-#[allow(clippy::too_many_arguments)]
-fn apply_claims(
-    tx: &Tx,
-    entries: &IdbObjectStore,
-    dead: &IdbObjectStore,
-    terms: LeaseTerms,
-    claims: Vec<(Seq, Claim)>,
-    work: &mut Working,
-    claimed: &mut Claimed,
-) -> Result<(), IdbError> {
-    for (seq, claim) in claims {
-        let Some(slot) = slot(work, seq) else {
-            continue;
-        };
-        let Some(record) = slot else {
-            continue;
-        };
-        let entry = &mut record.entry;
-        let salvaged = record.raw.is_some();
-        match claim {
-            Claim::Send | Claim::AwaitToken if salvaged => continue,
-            Claim::Send => {
-                if !terms.allows(entry) {
-                    continue;
+    fn put(&self, store: &str, entry: Entry) -> Result<(), IdbError> {
+        let record = self.record(entry);
+        fire(&self.tx, self.store(store).put(&encode_entry(&record)?))
+    }
+
+    fn delete(&self, store: &str, seq: Seq) -> Result<(), IdbError> {
+        fire(&self.tx, self.store(store).delete(&seq_key(seq)?))
+    }
+
+    /// Lists `lane` in `meta` (see [`lane_key`]).
+    fn list_lane(&self, lane: &str) -> Result<(), IdbError> {
+        fire(
+            &self.tx,
+            self.meta.put_with_key(&JsValue::TRUE, &lane_key(lane)),
+        )
+    }
+
+    /// Issues a read request.
+    fn request(&self, made: Result<IdbRequest, JsValue>) -> Result<Request, IdbError> {
+        watch(&self.tx, made)
+    }
+
+    /// Waits for the results of `requests`, then goes on with `then`.
+    fn all(requests: Vec<Request>, then: Then) -> Next {
+        Next::Wait(Wait::All(requests), then)
+    }
+
+    /// Issues the first requests of `read` (see [`Then`]).
+    fn ask(&mut self, read: Read) -> Result<Next, IdbError> {
+        let entries = &self.entries;
+        let meta = &self.meta;
+        Ok(match read {
+            Read::Schedule(ask) => Self::all(
+                vec![self.request(meta.get(&JsValue::from_str(SCHEDULE)))?],
+                Then::Read(Read::Schedule(ask)),
+            ),
+            Read::Heads(ask) if ask.survey => {
+                // The lane index, first record of each lane: its lowest
+                // `seq`, its head (seeking from lane to lane, O(lanes · log
+                // n), one request after the other); every lane found is
+                // listed again.
+                let lanes = index(&self.tx, entries, BY_LANE)?;
+                let cursor = self.request(lanes.open_cursor())?;
+                Next::Wait(
+                    Wait::Cursor(first_per_key(cursor)),
+                    Then::Read(Read::Heads(ask)),
+                )
+            }
+            Read::Heads(ask) => {
+                let range = IdbKeyRange::bound(
+                    &JsValue::from_str(LANE_PREFIX),
+                    &JsValue::from_str(LANE_END),
+                )
+                .map_err(|e| dom_error(self.tx.operation(), &e))?;
+                Self::all(
+                    vec![self.request(meta.get_all_keys_with_key(&range))?],
+                    Then::Read(Read::Heads(ask)),
+                )
+            }
+            Read::Entries(ask) => {
+                let mut requests = Vec::with_capacity(ask.seqs.len());
+                for seq in &ask.seqs {
+                    requests.push(self.request(entries.get(&seq_key(*seq)?))?);
                 }
-                entry.lease(terms.until);
-                put_record(tx, entries, record)?;
-                claimed.sends.push(record.entry.clone());
+                Self::all(requests, Then::Read(Read::Entries(ask)))
             }
-            Claim::AwaitToken => {
-                entry.park_for_token();
-                put_record(tx, entries, record)?;
-                claimed.awaiting_token.push(record.entry.clone());
+            Read::Behind(ask) => {
+                // One `getAll` per lane on the lane index (whose records of
+                // one lane come in `seq` order); the head is the lane's first
+                // record: one more is read.
+                let lanes = index(&self.tx, entries, BY_LANE)?;
+                let mut requests = Vec::with_capacity(ask.lanes.len());
+                for behind in &ask.lanes {
+                    let limit = u32::try_from(behind.limit.saturating_add(1)).unwrap_or(u32::MAX);
+                    let lane = JsValue::from_str(&behind.lane);
+                    requests.push(self.request(lanes.get_all_with_key_and_limit(&lane, limit))?);
+                }
+                Self::all(requests, Then::Read(Read::Behind(ask)))
             }
-            Claim::Expire(error) => {
-                // A salvaged record keeps its own, more telling, reason.
-                let error = match (salvaged, entry.last_error.take()) {
-                    (true, Some(own)) => own,
-                    _ => error,
+            Read::Bodies(ask) => {
+                let requests = self.body_requests(&ask.seqs)?;
+                Self::all(requests, Then::Read(Read::Bodies(ask)))
+            }
+            Read::State(ask) => {
+                let cursor = match &ask.origin {
+                    // Same origin: in `seq` order.
+                    Some(origin) => index(&self.tx, entries, BY_ORIGIN)?
+                        .open_cursor_with_range(&JsValue::from_str(origin)),
+                    None => entries.open_cursor(),
                 };
-                entry.bury(error, terms.now);
-                delete_seq(tx, entries, seq)?;
-                put_record(tx, dead, record)?;
-                if let Some(record) = slot.take() {
-                    claimed.expired.push(record.entry);
+                let cursor = self.request(cursor)?;
+                Next::Wait(Wait::Cursor(values(cursor)), Then::Read(Read::State(ask)))
+            }
+            Read::Find(ask) => {
+                // Both at once; the queued one counts first.
+                let key = id_key(ask.id);
+                let mut requests = Vec::with_capacity(2);
+                if ask.among != Among::Dead {
+                    requests.push(self.request(index(&self.tx, entries, BY_ID)?.get(&key))?);
+                }
+                if ask.among != Among::Queued {
+                    let dead = &self.dead;
+                    requests.push(self.request(index(&self.tx, dead, BY_ID)?.get(&key))?);
+                }
+                Self::all(requests, Then::Read(Read::Find(ask)))
+            }
+            Read::List(ask) => {
+                let store = match ask.among {
+                    Among::Dead => &self.dead,
+                    Among::Queued | Among::Either => entries,
+                };
+                let limit = u32::try_from(ask.limit.max(1)).unwrap_or(u32::MAX);
+                Self::all(
+                    vec![self.request(store.get_all_with_key_and_limit(&JsValue::NULL, limit))?],
+                    Then::Read(Read::List(ask)),
+                )
+            }
+            Read::Lane(ask) => {
+                let lanes = index(&self.tx, entries, BY_LANE)?;
+                Self::all(
+                    vec![self.request(lanes.get_key(&JsValue::from_str(&ask.lane)))?],
+                    Then::Read(Read::Lane(ask)),
+                )
+            }
+            Read::Full(ask) => {
+                // Counting a store walks it (slow with a long queue), so the
+                // lowest queued `seq` comes first: every queued entry lies
+                // between it and the last `seq` given, and only when that
+                // span could reach the limit are the entries counted.
+                let requests = vec![
+                    self.request(entries.open_key_cursor())?,
+                    self.request(meta.get(&JsValue::from_str(NEXT_SEQ)))?,
+                ];
+                Self::all(requests, Then::Read(Read::Full(ask)))
+            }
+            Read::Taken(ask) => {
+                let key = id_key(ask.id);
+                let dead = &self.dead;
+                let requests = vec![
+                    self.request(index(&self.tx, entries, BY_ID)?.get_key(&key))?,
+                    self.request(index(&self.tx, dead, BY_ID)?.get_key(&key))?,
+                ];
+                Self::all(requests, Then::Read(Read::Taken(ask)))
+            }
+            Read::LastSeq(ask) => Self::all(
+                vec![self.request(meta.get(&JsValue::from_str(NEXT_SEQ)))?],
+                Then::Read(Read::LastSeq(ask)),
+            ),
+            Read::Count(ask) => {
+                let store = match ask.among {
+                    Among::Dead => &self.dead,
+                    Among::Queued | Among::Either => entries,
+                };
+                Self::all(
+                    vec![self.request(store.count())?],
+                    Then::Read(Read::Count(ask)),
+                )
+            }
+            Read::Summaries(ask) => Self::all(
+                vec![self.request(entries.get_all())?],
+                Then::Read(Read::Summaries(ask)),
+            ),
+        })
+    }
+
+    /// Requests for the bodies of these entries.
+    fn body_requests(&self, seqs: &[Seq]) -> Result<Vec<Request>, IdbError> {
+        let bodies = &self.bodies;
+        let mut requests = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            requests.push(self.request(bodies.get(&seq_key(*seq)?))?);
+        }
+        Ok(requests)
+    }
+
+    /// The bodies read for `seqs`. A salvaged poison record keeps whatever
+    /// body it had, if any.
+    fn bodies(&self, seqs: &[Seq], values: Vec<JsValue>) -> Result<Vec<(Seq, Vec<u8>)>, IdbError> {
+        let mut bodies = Vec::with_capacity(seqs.len());
+        for (seq, value) in seqs.iter().zip(values) {
+            let salvaged = self.kept(*seq).is_some_and(|k| k.raw.is_some());
+            let body = decode_body(&value);
+            bodies.push((
+                *seq,
+                if salvaged {
+                    body.unwrap_or_default()
+                } else {
+                    body?
+                },
+            ));
+        }
+        Ok(bodies)
+    }
+
+    /// Decodes heads; a poison record is salvaged, its head marked corrupt
+    /// (the plan makes it a dead letter).
+    fn heads(&mut self, records: &[JsValue]) -> Result<Vec<Head>, IdbError> {
+        let mut heads = Vec::with_capacity(records.len());
+        for value in records {
+            match decode_head(value) {
+                Ok(head) => heads.push(head),
+                Err(_) => {
+                    let entry = self.keep(decode_or_salvage(value, self.now)?);
+                    let mut head = entry.head();
+                    head.corrupt = true;
+                    heads.push(head);
                 }
             }
         }
-    }
-    Ok(())
-}
-
-/// Applies the settlements that match their lease, issuing the writes.
-/// Runs synchronously, inside the settle's transaction.
-fn apply_settlements(
-    tx: &Tx,
-    stores: [&IdbObjectStore; 3],
-    now: Millis,
-    settlements: Vec<Settlement>,
-    work: &mut Working,
-) -> Result<Vec<Settlement>, IdbError> {
-    let [entries, dead, bodies] = stores;
-    let mut applied = Vec::with_capacity(settlements.len());
-    for s in settlements {
-        let Some(slot) = slot(work, s.seq) else {
-            continue;
-        };
-        let Some(record) = slot else {
-            continue;
-        };
-        if !record.entry.holds_lease(s.attempt) {
-            continue;
-        }
-        match record.entry.settle(&s.action, now) {
-            Fate::Keep => put_record(tx, entries, record)?,
-            Fate::Remove => {
-                delete_seq(tx, entries, s.seq)?;
-                delete_seq(tx, bodies, s.seq)?;
-                *slot = None;
-            }
-            Fate::Bury => {
-                delete_seq(tx, entries, s.seq)?;
-                put_record(tx, dead, record)?;
-                *slot = None;
-            }
-        }
-        applied.push(s);
-    }
-    Ok(applied)
-}
-
-/// A claim inside `tx` (see [`Store::claim`]): reads the pacing state and
-/// every lane's head, runs the planner, applies its decisions.
-async fn claim_in(
-    tx: &Tx,
-    terms: LeaseTerms,
-    planner: &mut dyn Planner,
-) -> Result<Claimed, IdbError> {
-    let entries = tx.store(ENTRIES)?;
-    let dead = tx.store(DEAD)?;
-    let meta = tx.store(META)?;
-    let schedule = get_schedule(tx, &meta)?;
-    let lanes = index(tx, &entries, BY_LANE)?;
-    let records = if terms.survey {
-        // The lane index, first record of each lane: its lowest `seq`, its
-        // head (seeking from lane to lane, O(lanes · log n), one request
-        // after the other); every lane found is listed again.
-        let cursor = watch(tx, lanes.open_cursor())?;
-        let records = first_per_key(cursor).await?;
-        for value in &records {
-            if let Some(lane) = codec::field(value, "lane").as_string() {
-                fire(tx, meta.put_with_key(&JsValue::TRUE, &lane_key(&lane)))?;
-            }
-        }
-        records
-    } else {
-        listed_heads(tx, &meta, &lanes).await?
-    };
-    let before = decode_schedule(&schedule.next().await?);
-    let mut heads: Vec<Head> = Vec::with_capacity(records.len());
-    // Poison records, by their place in `records`: the plan makes them
-    // dead letters.
-    let mut salvaged: Vec<(usize, Record)> = Vec::new();
-    for (i, value) in records.iter().enumerate() {
-        match decode_head(value) {
-            Ok(head) => heads.push(head),
-            Err(_) => {
-                let record = decode_or_salvage(value, terms.now)?;
-                let mut head = record.entry.head();
-                head.corrupt = true;
-                heads.push(head);
-                salvaged.push((i, record));
-            }
-        }
+        Ok(heads)
     }
 
-    // The planner runs synchronously, inside the transaction.
-    let mut after = before.clone();
-    let (claims, next_wake) = planner.plan(&mut after, &heads);
-
-    // Decode in full only what the plan names; a plan names heads, and
-    // anything else it names is read first.
-    let mut work = Working::new();
-    let mut others = Vec::new();
-    let mut reads = Vec::new();
-    for (seq, _) in &claims {
-        if slot(&mut work, *seq).is_some() {
-            continue;
-        }
-        match heads.iter().position(|h| h.seq == *seq) {
-            Some(i) => {
-                let record = match salvaged.iter().position(|(at, _)| *at == i) {
-                    Some(k) => salvaged.swap_remove(k).1,
-                    None => decode_entry(&records[i])?,
+    /// Goes on with a read once what it waited for came (see [`Then`]).
+    fn then(&mut self, then: Then, values: Vec<JsValue>) -> Result<Next, IdbError> {
+        let mut values = values.into_iter();
+        let mut next = || values.next().unwrap_or_default();
+        Ok(Next::Done(match then {
+            Then::Read(Read::Schedule(ask)) => ask.reply(decode_schedule(&next())),
+            Then::Read(Read::Heads(ask)) if ask.survey => {
+                let records: Vec<JsValue> = std::iter::from_fn(|| values.next()).collect();
+                for value in &records {
+                    if let Some(lane) = codec::field(value, "lane").as_string() {
+                        self.list_lane(&lane)?;
+                    }
+                }
+                ask.reply(self.heads(&records)?)
+            }
+            Then::Heads(ask, keys) => {
+                // A listed lane with no entry left is unlisted.
+                let meta = &self.meta;
+                let mut records = Vec::with_capacity(keys.len());
+                for (key, value) in keys.iter().zip(values) {
+                    if absent(&value) {
+                        fire(&self.tx, meta.delete(key))?;
+                    } else {
+                        records.push(value);
+                    }
+                }
+                ask.reply(self.heads(&records)?)
+            }
+            Then::Read(Read::Heads(ask)) => {
+                // Then one `get` per listed lane on the lane index (its
+                // lowest `seq`), all at once.
+                let keys: Vec<JsValue> = js_sys::Array::from(&next()).iter().collect();
+                let lanes = index(&self.tx, &self.entries, BY_LANE)?;
+                let mut requests = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    let lane = key
+                        .as_string()
+                        .and_then(|k| k.strip_prefix(LANE_PREFIX).map(str::to_owned))
+                        .unwrap_or_default();
+                    requests.push(self.request(lanes.get(&JsValue::from_str(&lane)))?);
+                }
+                return Ok(Self::all(requests, Then::Heads(ask, keys)));
+            }
+            Then::Read(Read::Entries(ask)) => {
+                let mut found = Vec::with_capacity(ask.seqs.len());
+                for value in values {
+                    if !absent(&value) {
+                        found.push(self.keep(decode_or_salvage(&value, self.now)?));
+                    }
+                }
+                ask.reply(found)
+            }
+            Then::Read(Read::Behind(ask)) => {
+                let mut lists = Vec::with_capacity(ask.lanes.len());
+                for (behind, value) in ask.lanes.iter().zip(values) {
+                    lists.push(self.behind(behind, &value));
+                }
+                ask.reply(lists)
+            }
+            Then::Read(Read::Bodies(ask)) => {
+                let bodies = self.bodies(&ask.seqs, values.collect())?;
+                ask.reply(bodies)
+            }
+            Then::Read(Read::State(ask)) => {
+                let name = match ask.state {
+                    Waiting::Pending => "pending",
+                    Waiting::AwaitingToken => "awaiting-token",
                 };
-                work.push((*seq, Some(record)));
+                let mut found = Vec::new();
+                for value in values {
+                    // The state is read before the record is decoded; a
+                    // poison record stays as it is: a claim salvages it.
+                    if codec::field(&value, "state").as_string().as_deref() != Some(name) {
+                        continue;
+                    }
+                    if let Ok(record) = decode_entry(&value) {
+                        found.push(self.keep(record));
+                    }
+                }
+                ask.reply(found)
             }
-            None => {
-                others.push(work.len());
-                work.push((*seq, None));
-                reads.push(watch(tx, entries.get(&seq_key(*seq)?))?);
+            Then::Read(Read::Find(ask)) => {
+                let Some(value) = values.find(|v| !absent(v)) else {
+                    return Ok(Next::Done(ask.reply(None)));
+                };
+                let entry = self.keep(decode_entry(&value)?);
+                let requests = self.body_requests(&[entry.seq])?;
+                return Ok(Self::all(
+                    requests,
+                    Then::WithBodies(Listed::Find(ask), vec![entry]),
+                ));
             }
-        }
-    }
-    if !reads.is_empty() {
-        for (i, value) in others.into_iter().zip(all(reads).await?) {
-            if !absent(&value) {
-                work[i].1 = Some(decode_entry(&value)?);
+            Then::WithBodies(ask, mut entries) => {
+                let seqs: Vec<Seq> = entries.iter().map(|e| e.seq).collect();
+                let bodies = self.bodies(&seqs, values.collect())?;
+                for (entry, (_, body)) in entries.iter_mut().zip(bodies) {
+                    entry.request.body = body;
+                }
+                match ask {
+                    Listed::Find(ask) => ask.reply(entries.pop()),
+                    Listed::List(ask) => ask.reply(entries),
+                }
             }
-        }
+            Then::Read(Read::List(ask)) => {
+                // Poison records salvaged, so that a listing shows them
+                // rather than fails.
+                let records = next();
+                let mut entries = Vec::new();
+                for record in array(&records)?.iter() {
+                    entries.push(self.keep(decode_or_salvage(&record, 0)?));
+                }
+                let seqs: Vec<Seq> = entries.iter().map(|e| e.seq).collect();
+                let requests = self.body_requests(&seqs)?;
+                return Ok(Self::all(
+                    requests,
+                    Then::WithBodies(Listed::List(ask), entries),
+                ));
+            }
+            Then::Read(Read::Lane(ask)) => ask.reply(!absent(&next())),
+            Then::Read(Read::Full(ask)) => {
+                let (first, last) = (next(), next());
+                let last = decode_last_seq(&last)?;
+                let span = if absent(&first) {
+                    0
+                } else {
+                    let key = codec::field(&first, "key");
+                    let lowest = codec::decode_seq(&key, "entries", "(first key)")?;
+                    usize::try_from(last.saturating_sub(lowest).saturating_add(1))
+                        .unwrap_or(usize::MAX)
+                };
+                if span < ask.at_least {
+                    ask.reply(false)
+                } else {
+                    let count = self.request(self.entries.count())?;
+                    return Ok(Self::all(vec![count], Then::Full(ask)));
+                }
+            }
+            Then::Full(ask) => {
+                let full = count(&next())? >= ask.at_least;
+                ask.reply(full)
+            }
+            Then::Read(Read::Taken(ask)) => ask.reply(values.any(|v| !absent(&v))),
+            Then::Read(Read::LastSeq(ask)) => ask.reply(decode_last_seq(&next())?),
+            Then::Read(Read::Count(ask)) => ask.reply(count(&next())?),
+            Then::Read(Read::Summaries(ask)) => {
+                let records = next();
+                let mut summaries = Vec::new();
+                for record in array(&records)?.iter() {
+                    // A record that cannot be read still counts.
+                    summaries.push(match codec::decode_summary(&record) {
+                        Ok(summary) => summary,
+                        Err(_) => ask.unreadable(
+                            codec::field(&record, "lane")
+                                .as_string()
+                                .unwrap_or_default(),
+                        ),
+                    });
+                }
+                ask.reply(summaries)
+            }
+        }))
     }
 
-    let mut claimed = Claimed {
-        next_wake,
-        ..Claimed::default()
-    };
-    apply_claims(tx, &entries, &dead, terms, claims, &mut work, &mut claimed)?;
-    claim_followers(tx, &entries, terms, planner, &mut after, &mut claimed).await?;
-    save_schedule(tx, &meta, &before, &after)?;
-    let bodies = tx.store(BODIES)?;
-    let mut reads = Vec::new();
-    body_reads(tx, &bodies, &claimed.sends, &mut reads)?;
-    body_reads(tx, &bodies, &claimed.awaiting_token, &mut reads)?;
-    body_reads(tx, &bodies, &claimed.expired, &mut reads)?;
-    let mut read = all(reads).await?.into_iter();
-    fill_bodies(&mut claimed.sends, &mut read)?;
-    fill_bodies(&mut claimed.awaiting_token, &mut read)?;
-    fill_bodies(&mut claimed.expired, &mut read)?;
-    Ok(claimed)
-}
-
-/// The head of every listed lane ([`lane_key`]): the list in one request,
-/// then one `get` per lane on the lane index (its lowest `seq`), all
-/// issued at once. A listed lane with no entry left is unlisted.
-async fn listed_heads(
-    tx: &Tx,
-    meta: &IdbObjectStore,
-    lanes: &IdbIndex,
-) -> Result<Vec<JsValue>, IdbError> {
-    let range = IdbKeyRange::bound(
-        &JsValue::from_str(LANE_PREFIX),
-        &JsValue::from_str(LANE_END),
-    )
-    .map_err(|e| dom_error("claim", &e))?;
-    let keys = watch(tx, meta.get_all_keys_with_key(&range))?
-        .next()
-        .await?;
-    let keys: Vec<JsValue> = js_sys::Array::from(&keys).iter().collect();
-    let mut reads = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let lane = key
-            .as_string()
-            .and_then(|k| k.strip_prefix(LANE_PREFIX).map(str::to_owned))
-            .unwrap_or_default();
-        reads.push(watch(tx, lanes.get(&JsValue::from_str(&lane)))?);
-    }
-    let mut heads = Vec::with_capacity(keys.len());
-    for (key, value) in keys.iter().zip(all(reads).await?) {
-        if absent(&value) {
-            fire(tx, meta.delete(key))?;
-        } else {
-            heads.push(value);
-        }
-    }
-    Ok(heads)
-}
-
-/// Leases the entries that follow the heads `claimed` sends, as the
-/// planner accepts them (see [`Planner`]): one `getAll` per lane on the
-/// lane index (whose records of one lane come in `seq` order), at most the
-/// planner's room past the head. A record that cannot be read stops its
-/// lane's followers: it dies as a head, in its turn.
-async fn claim_followers(
-    tx: &Tx,
-    entries: &IdbObjectStore,
-    terms: LeaseTerms,
-    planner: &mut dyn Planner,
-    schedule: &mut ScheduleState,
-    claimed: &mut Claimed,
-) -> Result<(), IdbError> {
-    let room = planner.follow_room();
-    if room == 0 || claimed.sends.is_empty() {
-        return Ok(());
-    }
-    let leads: Vec<Seq> = claimed.sends.iter().map(|e| e.seq).collect();
-    let lanes = index(tx, entries, BY_LANE)?;
-    let limit = u32::try_from(room + 1).unwrap_or(u32::MAX);
-    let mut reads = Vec::with_capacity(leads.len());
-    for e in &claimed.sends {
-        let lane = JsValue::from_str(&e.lane);
-        reads.push(watch(tx, lanes.get_all_with_key_and_limit(&lane, limit))?);
-    }
-    for (lead, values) in leads.into_iter().zip(all(reads).await?) {
-        for value in js_sys::Array::from(&values).iter() {
-            let Ok(mut record) = decode_entry(&value) else {
-                break;
-            };
-            if record.entry.seq <= lead {
-                continue;
-            }
-            if planner.follow_room() == 0 || !planner.follow(schedule, &record.entry.head()) {
+    /// The entries of one lane behind its head, from a `getAll` of it: in
+    /// `seq` order, at most the limit; a record that cannot be read stops
+    /// the list (`None`).
+    fn behind(&mut self, behind: &Behind, values: &JsValue) -> Vec<Option<Entry>> {
+        let mut list = Vec::new();
+        for value in js_sys::Array::from(values).iter() {
+            if list.len() == behind.limit {
                 break;
             }
-            record.entry.lease(terms.until);
-            put_record(tx, entries, &record)?;
-            claimed.sends.push(record.entry);
+            match decode_entry(&value) {
+                Ok(record) if record.entry.seq <= behind.after => {}
+                Ok(record) => list.push(Some(self.keep(record))),
+                Err(_) => {
+                    list.push(None);
+                    break;
+                }
+            }
+        }
+        list
+    }
+
+    fn carry_out(&mut self, write: Write) -> Result<(), IdbError> {
+        match write {
+            Write::Add(entry) => {
+                let seq = seq_key(entry.seq)?;
+                let record = Record::new(entry);
+                fire(&self.tx, self.entries.add(&encode_entry(&record)?))?;
+                fire(
+                    &self.tx,
+                    self.bodies
+                        .add_with_key(&encode_body(&record.entry.request.body), &seq),
+                )?;
+                fire(
+                    &self.tx,
+                    self.meta.put_with_key(&seq, &JsValue::from_str(NEXT_SEQ)),
+                )?;
+                self.list_lane(&record.entry.lane)
+            }
+            Write::Put(entry) => self.put(ENTRIES, entry),
+            Write::Remove(seq) => {
+                self.delete(ENTRIES, seq)?;
+                self.delete(BODIES, seq)
+            }
+            Write::Bury(entry) => {
+                self.delete(ENTRIES, entry.seq)?;
+                self.put(DEAD, entry)
+            }
+            Write::Revive(entry) => {
+                self.delete(DEAD, entry.seq)?;
+                let lane = entry.lane.clone();
+                self.put(ENTRIES, entry)?;
+                self.list_lane(&lane)
+            }
+            Write::Discard(seq) => {
+                self.delete(DEAD, seq)?;
+                self.delete(BODIES, seq)
+            }
+            Write::Schedule(schedule) => fire(
+                &self.tx,
+                self.meta.put_with_key(
+                    &JsValue::from_str(&schedule.encode()),
+                    &JsValue::from_str(SCHEDULE),
+                ),
+            ),
+            Write::Purge => {
+                fire(&self.tx, self.entries.clear())?;
+                fire(&self.tx, self.dead.clear())?;
+                fire(&self.tx, self.bodies.clear())?;
+                // `nextSeq` stays: seq is never reused.
+                fire(&self.tx, self.meta.delete(&JsValue::from_str(SCHEDULE)))
+            }
         }
     }
-    Ok(())
 }
 
-/// A settle inside `tx` (see [`Store::settle`]).
-async fn settle_in(
-    tx: &Tx,
-    now: Millis,
-    settlements: Vec<Settlement>,
-    schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
-) -> Result<Vec<Settlement>, IdbError> {
-    let entries = tx.store(ENTRIES)?;
-    let meta = tx.store(META)?;
-    let mut work = Working::new();
-    let mut reads = vec![get_schedule(tx, &meta)?];
-    for s in &settlements {
-        if slot(&mut work, s.seq).is_none() {
-            work.push((s.seq, None));
-            reads.push(watch(tx, entries.get(&seq_key(s.seq)?))?);
-        }
-    }
-    let mut results = all(reads).await?.into_iter();
-    let before = decode_schedule(&results.next().unwrap_or_default());
-    for ((_, record), value) in work.iter_mut().zip(results) {
-        if !absent(&value) {
-            *record = Some(decode_entry(&value)?);
-        }
-    }
-    let stores = [&entries, &tx.store(DEAD)?, &tx.store(BODIES)?];
-    let applied = apply_settlements(tx, stores, now, settlements, &mut work)?;
-    let mut after = before.clone();
-    schedule(&mut after, &applied);
-    save_schedule(tx, &meta, &before, &after)?;
-    Ok(applied)
-}
+impl StoreTx for IdbTx {
+    type Error = IdbError;
 
-/// Counts and ages from every entry record, and the pauses.
-fn compute_stats(
-    records: &JsValue,
-    dead: &JsValue,
-    schedule: &JsValue,
-    now: Millis,
-) -> Result<Stats, IdbError> {
-    let records = records
-        .dyn_ref::<js_sys::Array>()
-        .ok_or_else(|| CodecError::new("entry", "(list)", "getAll gave a non-array"))?;
-    let mut stats = Stats {
-        dead: count(dead)?,
-        ..Stats::default()
-    };
-    let mut lanes = HashSet::new();
-    for record in records.iter() {
-        // A record that cannot be read still counts (as pending: the next
-        // claim makes it a dead letter if it is a lane's head).
-        let s = codec::decode_summary(&record).unwrap_or_else(|_| codec::Summary {
-            lane: codec::field(&record, "lane")
-                .as_string()
-                .unwrap_or_default(),
-            state: EntryState::Pending,
-            created_at: now,
-            size: 0,
-        });
-        let size = usize::try_from(s.size).unwrap_or(usize::MAX);
-        stats.count(s.state, s.created_at, size, now);
-        lanes.insert(s.lane);
+    /// Issues every read's first requests at once, then waits for each in
+    /// turn (a read of several stages issues its next requests as the
+    /// previous ones come back).
+    async fn read(&mut self, reads: Vec<Read>) -> Result<Vec<Found>, IdbError> {
+        let mut pending = Vec::with_capacity(reads.len());
+        for read in reads {
+            pending.push(self.ask(read)?);
+        }
+        let mut found = Vec::with_capacity(pending.len());
+        for mut next in pending {
+            loop {
+                match next {
+                    Next::Done(answer) => {
+                        found.push(answer);
+                        break;
+                    }
+                    Next::Wait(wait, then) => {
+                        let values = match wait {
+                            Wait::All(requests) => all(requests).await?,
+                            Wait::Cursor(cursor) => cursor.await?,
+                        };
+                        next = self.then(then, values)?;
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
-    stats.lanes = lanes.len();
-    stats.read_schedule(&decode_schedule(schedule), now);
-    Ok(stats)
+
+    fn write(&mut self, writes: Vec<Write>) -> Result<(), IdbError> {
+        for write in writes {
+            self.carry_out(write)?;
+        }
+        Ok(())
+    }
+
+    async fn commit(self) -> Result<(), IdbError> {
+        match self.access {
+            // A read-only transaction ends by itself.
+            Access::Read => Ok(()),
+            Access::Write | Access::Durable => self.tx.commit().await,
+        }
+    }
 }
 
 impl IdbStore {
@@ -734,390 +896,35 @@ impl IdbStore {
         *slot = Some(Connection::new(db.clone()));
         Ok(db)
     }
-
-    async fn tx(
-        &self,
-        operation: &'static str,
-        stores: &[&str],
-        mode: Mode,
-    ) -> Result<Tx, IdbError> {
-        let db = self.db().await?;
-        Tx::new(&db, operation, stores, mode)
-    }
-
-    async fn enqueue_inner(
-        &self,
-        mut entry: Entry,
-        limits: &QueueLimits,
-    ) -> Result<Result<Entry, EnqueueError<IdbError>>, IdbError> {
-        let tx = self
-            .tx("enqueue", &[ENTRIES, DEAD, BODIES, META], Mode::WriteStrict)
-            .await?;
-        let entries = tx.store(ENTRIES)?;
-        let dead = tx.store(DEAD)?;
-        let meta = tx.store(META)?;
-        let id = id_key(entry.id);
-        // Counting a store walks it (slow with a long queue), so the
-        // lowest queued `seq` comes first: every queued entry lies between
-        // it and the last `seq` handed out, and only when that span could
-        // reach the limit are the entries counted.
-        let reads = vec![
-            watch(&tx, entries.open_key_cursor())?,
-            watch(&tx, index(&tx, &entries, BY_ID)?.get_key(&id))?,
-            watch(&tx, index(&tx, &dead, BY_ID)?.get_key(&id))?,
-            watch(&tx, meta.get(&JsValue::from_str(NEXT_SEQ)))?,
-        ];
-        let mut results = all(reads).await?.into_iter();
-        let mut next = || results.next().unwrap_or_default();
-        let (first, queued_id, dead_id, last) = (next(), next(), next(), next());
-        let last = if absent(&last) {
-            0
-        } else {
-            codec::decode_seq(&last, "meta", NEXT_SEQ)?
-        };
-        let span = if absent(&first) {
-            0
-        } else {
-            let lowest = codec::decode_seq(&codec::field(&first, "key"), "entries", "(first key)")?;
-            usize::try_from(last.saturating_sub(lowest).saturating_add(1)).unwrap_or(usize::MAX)
-        };
-        // The order of refusals is the memory store's.
-        let full = span >= limits.max_entries && {
-            let n = watch(&tx, entries.count())?.next().await?;
-            count(&n)? >= limits.max_entries
-        };
-        if full {
-            return Ok(Err(EnqueueError::Full {
-                max_entries: limits.max_entries,
-            }));
-        }
-        let size = entry.request.size_bytes();
-        if size > limits.max_entry_bytes {
-            return Ok(Err(EnqueueError::TooLarge {
-                size,
-                max: limits.max_entry_bytes,
-            }));
-        }
-        if !absent(&queued_id) || !absent(&dead_id) {
-            return Ok(Err(EnqueueError::Duplicate(entry.id)));
-        }
-        entry.seq = last + 1;
-        let seq = seq_key(entry.seq)?;
-        let record = Record::new(entry);
-        fire(&tx, entries.add(&encode_entry(&record)?))?;
-        fire(
-            &tx,
-            tx.store(BODIES)?
-                .add_with_key(&encode_body(&record.entry.request.body), &seq),
-        )?;
-        fire(&tx, meta.put_with_key(&seq, &JsValue::from_str(NEXT_SEQ)))?;
-        fire(
-            &tx,
-            meta.put_with_key(&JsValue::TRUE, &lane_key(&record.entry.lane)),
-        )?;
-        tx.commit().await?;
-        Ok(Ok(record.entry))
-    }
-
-    /// `queued`/`dead_letters`: the first `limit` records of `store` in
-    /// `seq` order, with bodies.
-    async fn list(
-        &self,
-        operation: &'static str,
-        store: &str,
-        limit: usize,
-    ) -> Result<Vec<Entry>, IdbError> {
-        if limit == 0 {
-            // `getAll(query, 0)` would mean "no limit".
-            return Ok(Vec::new());
-        }
-        let tx = self.tx(operation, &[store, BODIES], Mode::Read).await?;
-        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        let read = watch(
-            &tx,
-            tx.store(store)?
-                .get_all_with_key_and_limit(&JsValue::NULL, limit),
-        )?;
-        let mut entries = decode_list(&read.next().await?)?;
-        with_bodies(&tx, &tx.store(BODIES)?, &mut entries).await?;
-        Ok(entries)
-    }
 }
 
 impl Store for IdbStore {
     type Error = IdbError;
+    type Tx<'a> = IdbTx;
 
-    async fn enqueue(
-        &self,
-        entry: Entry,
-        limits: &QueueLimits,
-    ) -> Result<Entry, EnqueueError<IdbError>> {
-        self.enqueue_inner(entry, limits)
-            .await
-            .map_err(enqueue_error)?
-    }
-
-    async fn lane_busy(&self, lane: &str) -> Result<bool, IdbError> {
-        let tx = self.tx("lane_busy", &[ENTRIES], Mode::Read).await?;
-        let lanes = index(&tx, &tx.store(ENTRIES)?, BY_LANE)?;
-        let read = watch(&tx, lanes.get_key(&JsValue::from_str(lane)))?;
-        Ok(!absent(&read.next().await?))
-    }
-
-    async fn lane_and_schedule(&self, lane: &str) -> Result<(bool, ScheduleState), IdbError> {
-        let tx = self
-            .tx("lane_and_schedule", &[ENTRIES, META], Mode::Read)
-            .await?;
-        let lanes = index(&tx, &tx.store(ENTRIES)?, BY_LANE)?;
-        let reads = vec![
-            watch(&tx, lanes.get_key(&JsValue::from_str(lane)))?,
-            get_schedule(&tx, &tx.store(META)?)?,
-        ];
-        let mut read = all(reads).await?.into_iter();
-        let busy = !absent(&read.next().unwrap_or_default());
-        Ok((busy, decode_schedule(&read.next().unwrap_or_default())))
-    }
-
-    async fn claim(
-        &self,
-        terms: LeaseTerms,
-        planner: &mut dyn Planner,
-    ) -> Result<Claimed, IdbError> {
-        let tx = self
-            .tx("claim", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
-            .await?;
-        let claimed = claim_in(&tx, terms, planner).await?;
-        tx.commit().await?;
-        Ok(claimed)
-    }
-
-    async fn settle(
-        &self,
-        now: Millis,
-        settlements: Vec<Settlement>,
-        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
-    ) -> Result<Vec<Settlement>, IdbError> {
-        let tx = self
-            .tx("settle", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
-            .await?;
-        let applied = settle_in(&tx, now, settlements, schedule).await?;
-        tx.commit().await?;
-        Ok(applied)
-    }
-
-    async fn settle_and_claim(
-        &self,
-        settlements: Vec<Settlement>,
-        schedule: &mut dyn FnMut(&mut ScheduleState, &[Settlement]),
-        terms: LeaseTerms,
-        planner: &mut dyn Planner,
-    ) -> Result<(Vec<Settlement>, Claimed), IdbError> {
-        let tx = self
-            .tx(
-                "settle_and_claim",
-                &[ENTRIES, DEAD, BODIES, META],
-                Mode::Write,
-            )
-            .await?;
-        // The claim reads what the settle wrote: IndexedDB requests of one
-        // transaction see its earlier writes.
-        let applied = settle_in(&tx, terms.now, settlements, schedule).await?;
-        let claimed = claim_in(&tx, terms, planner).await?;
-        tx.commit().await?;
-        Ok((applied, claimed))
-    }
-
-    async fn schedule(&self) -> Result<ScheduleState, IdbError> {
-        let tx = self.tx("schedule", &[META], Mode::Read).await?;
-        let read = get_schedule(&tx, &tx.store(META)?)?;
-        Ok(decode_schedule(&read.next().await?))
-    }
-
-    async fn update_schedule(
-        &self,
-        update: &mut dyn FnMut(&mut ScheduleState),
-    ) -> Result<(), IdbError> {
-        let tx = self.tx("update_schedule", &[META], Mode::Write).await?;
-        let meta = tx.store(META)?;
-        let before = decode_schedule(&get_schedule(&tx, &meta)?.next().await?);
-        let mut after = before.clone();
-        update(&mut after);
-        save_schedule(&tx, &meta, &before, &after)?;
-        tx.commit().await
-    }
-
-    async fn release_awaiting_token(&self, origin: &str) -> Result<Vec<Head>, IdbError> {
-        let tx = self
-            .tx("release_awaiting_token", &[ENTRIES], Mode::Write)
-            .await?;
-        let entries = tx.store(ENTRIES)?;
-        let cursor = watch(
-            &tx,
-            index(&tx, &entries, BY_ORIGIN)?.open_cursor_with_range(&JsValue::from_str(origin)),
-        )?;
-        let mut ids = Vec::new();
-        // Same origin: in `seq` order.
-        for value in values(cursor).await? {
-            if codec::field(&value, "state").as_string().as_deref() != Some("awaiting-token") {
-                continue;
-            }
-            // A poison record stays as it is: a claim salvages it.
-            let Ok(mut record) = decode_entry(&value) else {
-                continue;
-            };
-            record.entry.release_for_token();
-            ids.push(record.entry.head());
-            put_record(&tx, &entries, &record)?;
-        }
-        tx.commit().await?;
-        Ok(ids)
-    }
-
-    async fn retry_unreachable_now(&self, now: Millis) -> Result<usize, IdbError> {
-        let tx = self
-            .tx("retry_unreachable_now", &[ENTRIES], Mode::Write)
-            .await?;
-        let entries = tx.store(ENTRIES)?;
-        let cursor = watch(&tx, entries.open_cursor())?;
-        let mut hurried = 0;
-        for value in values(cursor).await? {
-            if codec::field(&value, "state").as_string().as_deref() != Some("pending") {
-                continue;
-            }
-            // A poison record stays as it is: a claim salvages it.
-            let Ok(mut record) = decode_entry(&value) else {
-                continue;
-            };
-            if record.entry.hurry(now) {
-                put_record(&tx, &entries, &record)?;
-                hurried += 1;
-            }
-        }
-        tx.commit().await?;
-        Ok(hurried)
-    }
-
-    async fn get(&self, id: EntryId) -> Result<Option<Entry>, IdbError> {
-        let tx = self.tx("get", &[ENTRIES, DEAD, BODIES], Mode::Read).await?;
-        let key = id_key(id);
-        let reads = vec![
-            watch(&tx, index(&tx, &tx.store(ENTRIES)?, BY_ID)?.get(&key))?,
-            watch(&tx, index(&tx, &tx.store(DEAD)?, BY_ID)?.get(&key))?,
-        ];
-        let mut results = all(reads).await?.into_iter();
-        let queued = results.next().unwrap_or_default();
-        let found = if absent(&queued) {
-            results.next().unwrap_or_default()
-        } else {
-            queued
+    async fn begin(&self, access: Access, name: &'static str) -> Result<IdbTx, IdbError> {
+        let db = self.db().await?;
+        let mode = match access {
+            Access::Read => Mode::Read,
+            Access::Write => Mode::Write,
+            Access::Durable => Mode::WriteStrict,
         };
-        if absent(&found) {
-            return Ok(None);
-        }
-        let mut entry = [decode_entry(&found)?.entry];
-        with_bodies(&tx, &tx.store(BODIES)?, &mut entry).await?;
-        let [entry] = entry;
-        Ok(Some(entry))
+        let tx = Tx::new(&db, name, &[ENTRIES, DEAD, BODIES, META], mode)?;
+        Ok(IdbTx {
+            entries: tx.store(ENTRIES)?,
+            dead: tx.store(DEAD)?,
+            bodies: tx.store(BODIES)?,
+            meta: tx.store(META)?,
+            tx,
+            access,
+            now: JsClock.now(),
+            kept: Vec::new(),
+        })
     }
 
-    async fn queued(&self, limit: usize) -> Result<Vec<Entry>, IdbError> {
-        self.list("queued", ENTRIES, limit).await
-    }
-
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<Entry>, IdbError> {
-        self.list("dead_letters", DEAD, limit).await
-    }
-
-    async fn revive(&self, id: EntryId, now: Millis) -> Result<Option<Entry>, IdbError> {
-        let tx = self
-            .tx("revive", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
-            .await?;
-        let dead = tx.store(DEAD)?;
-        let Some(mut entry) = find(&tx, &dead, &tx.store(BODIES)?, id).await? else {
-            return Ok(None);
-        };
-        if entry.is_corrupt() {
-            return Ok(None);
-        }
-        lift_hold(&tx, id).await?;
-        delete_seq(&tx, &dead, entry.seq)?;
-        entry.revive(now);
-        let record = Record::new(entry);
-        put_record(&tx, &tx.store(ENTRIES)?, &record)?;
-        fire(
-            &tx,
-            tx.store(META)?
-                .put_with_key(&JsValue::TRUE, &lane_key(&record.entry.lane)),
-        )?;
-        tx.commit().await?;
-        Ok(Some(record.entry))
-    }
-
-    async fn discard(&self, id: EntryId) -> Result<Option<Entry>, IdbError> {
-        let tx = self
-            .tx("discard", &[DEAD, BODIES, META], Mode::Write)
-            .await?;
-        let dead = tx.store(DEAD)?;
-        let bodies = tx.store(BODIES)?;
-        let Some(entry) = find(&tx, &dead, &bodies, id).await? else {
-            return Ok(None);
-        };
-        lift_hold(&tx, id).await?;
-        delete_seq(&tx, &dead, entry.seq)?;
-        delete_seq(&tx, &bodies, entry.seq)?;
-        tx.commit().await?;
-        Ok(Some(entry))
-    }
-
-    async fn cancel(&self, id: EntryId) -> Result<CancelResult, IdbError> {
-        let tx = self.tx("cancel", &[ENTRIES, BODIES], Mode::Write).await?;
-        let entries = tx.store(ENTRIES)?;
-        let read = watch(&tx, index(&tx, &entries, BY_ID)?.get(&id_key(id)))?;
-        let found = read.next().await?;
-        if absent(&found) {
-            return Ok(CancelResult::NotFound);
-        }
-        let entry = decode_entry(&found)?.entry;
-        if matches!(entry.state, EntryState::InFlight { .. }) {
-            return Ok(CancelResult::InFlight);
-        }
-        delete_seq(&tx, &entries, entry.seq)?;
-        delete_seq(&tx, &tx.store(BODIES)?, entry.seq)?;
-        tx.commit().await?;
-        Ok(CancelResult::Cancelled)
-    }
-
-    async fn purge(&self) -> Result<Purged, IdbError> {
-        let tx = self
-            .tx("purge", &[ENTRIES, DEAD, BODIES, META], Mode::Write)
-            .await?;
-        let entries = tx.store(ENTRIES)?;
-        let dead = tx.store(DEAD)?;
-        let reads = vec![watch(&tx, entries.count())?, watch(&tx, dead.count())?];
-        let mut results = all(reads).await?.into_iter();
-        let purged = Purged {
-            queued: count(&results.next().unwrap_or_default())?,
-            dead: count(&results.next().unwrap_or_default())?,
-        };
-        fire(&tx, entries.clear())?;
-        fire(&tx, dead.clear())?;
-        fire(&tx, tx.store(BODIES)?.clear())?;
-        // `nextSeq` stays: seq is never reused.
-        fire(&tx, tx.store(META)?.delete(&JsValue::from_str(SCHEDULE)))?;
-        tx.commit().await?;
-        Ok(purged)
-    }
-
-    async fn stats(&self, now: Millis) -> Result<Stats, IdbError> {
-        let tx = self.tx("stats", &[ENTRIES, DEAD, META], Mode::Read).await?;
-        let reads = vec![
-            watch(&tx, tx.store(ENTRIES)?.get_all())?,
-            watch(&tx, tx.store(DEAD)?.count())?,
-            get_schedule(&tx, &tx.store(META)?)?,
-        ];
-        let mut results = all(reads).await?.into_iter();
-        let mut next = || results.next().unwrap_or_default();
-        let (records, dead, schedule) = (next(), next(), next());
-        compute_stats(&records, &dead, &schedule, now)
+    /// A quota failure (from a request, or the transaction's abort at
+    /// commit) refuses an enqueue ([`IdbError::is_quota_exceeded`]).
+    fn quota_exceeded(error: &IdbError) -> Option<String> {
+        error.quota_message()
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use outbox_core::clock::{Clock, Millis};
-use outbox_core::token::TokenSource;
+use outbox_driver::token::TokenSource;
 
 use crate::fetch::{self, Parts};
 use crate::js::{self, JsClock};

@@ -1,11 +1,12 @@
 //! Entries and stats as plain objects for application code (camelCase,
 //! body as text), shared by the page API and the worker's answers.
 
+use outbox_core::classify::LastError;
 use outbox_core::clock::Millis;
-use outbox_core::engine::FlushReport;
-use outbox_core::entry::{Entry, EntryState, LastError};
+use outbox_core::entry::{Entry, EntryState};
 use outbox_core::event::error_json;
-use outbox_core::store::Stats;
+use outbox_core::queue::Stats;
+use outbox_core::report::FlushReport;
 use wasm_bindgen::JsValue;
 
 use crate::js;

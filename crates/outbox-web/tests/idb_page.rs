@@ -7,11 +7,15 @@
 
 use js_sys::{Date, Object, Promise, Reflect};
 use outbox_core::clock::SplitMix64;
-use outbox_core::conformance::sample_entry;
 use outbox_core::entry::{Entry, EntryState, Head};
 use outbox_core::pacer::{PacerConfig, ScheduleState};
+use outbox_core::queue::LeaseTerms;
+use outbox_core::queue::QueueLimits;
+use outbox_core::queue::Settlement;
+use outbox_core::queue::planning;
 use outbox_core::scheduler::Claim;
-use outbox_core::store::{LeaseTerms, QueueLimits, Settlement, Store, planning};
+use outbox_driver::conformance::sample_entry;
+use outbox_driver::store::Store;
 use outbox_web::{IdbError, IdbStore};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -34,7 +38,7 @@ async fn conformance_store(case: &'static str) -> IdbStore {
     fresh(&format!("conformance-page-{case}")).await
 }
 
-outbox_core::store_conformance_tests!(async #[wasm_bindgen_test], conformance_store);
+outbox_driver::store_conformance_tests!(async #[wasm_bindgen_test], conformance_store);
 
 async fn put(store: &IdbStore, rng: &mut SplitMix64, lane: &str, body: &[u8]) -> Entry {
     store
@@ -390,7 +394,7 @@ async fn claims_find_listed_lanes_and_a_survey_finds_the_rest() {
     let delivered = Settlement {
         seq: a1.seq,
         attempt: 1,
-        action: outbox_core::retry::Action::Delivered {
+        action: outbox_core::entry::Action::Delivered {
             status: 200,
             duplicate: false,
         },
@@ -436,7 +440,7 @@ async fn lease_lane(store: &IdbStore, lane: &str) -> usize {
 
 /// Claims with the engine's own planner: every route holds its lane on a
 /// dead head, a token is in hand.
-async fn plan_claim(store: &IdbStore, now: u64) -> outbox_core::store::Claimed {
+async fn plan_claim(store: &IdbStore, now: u64) -> outbox_core::queue::Claimed {
     let policy = outbox_core::retry::RetryPolicy::default();
     let pacer = PacerConfig::default();
     let has_token = |_: &str| true;

@@ -24,4 +24,4 @@ async fn conformance_store(case: &'static str) -> IdbStore {
     IdbStore::open(&name).await.unwrap()
 }
 
-outbox_core::store_conformance_tests!(async #[wasm_bindgen_test], conformance_store);
+outbox_driver::store_conformance_tests!(async #[wasm_bindgen_test], conformance_store);

@@ -17,7 +17,7 @@
 //!   request at a time, deleting each before sending it; any HTTP answer is
 //!   success; a network error puts it back and fails the sync, which
 //!   Chromium retries after 5 min then 15 min, and gives up after 3 tries.
-//! * [`Strategy::Outbox`] — the real [`Engine`](outbox_core::engine::Engine)
+//! * [`Strategy::Outbox`] — the real [`Engine`](outbox_driver::engine::Engine)
 //!   with its default policy, one engine and memory store per client; also
 //!   on its timers alone, and with its herd throttle switched off (the
 //!   engine as it was before it had one).

@@ -16,13 +16,17 @@ use std::task::{Context, Poll, Waker};
 
 use outbox_core::classify::{FailureKind, Response, TransportError};
 use outbox_core::clock::{Clock, ManualClock, Millis};
-use outbox_core::engine::{Config, Engine, FlushReport};
+use outbox_core::config::Config;
 use outbox_core::event::NoEvents;
-use outbox_core::memory::MemoryStore;
-use outbox_core::route::{IncomingRequest, RouteTable, default_routes};
-use outbox_core::sim::run_until_stalled;
-use outbox_core::token::{MemoryTokens, TokenSource};
-use outbox_core::transport::{OutgoingRequest, Transport};
+use outbox_core::report::FlushReport;
+use outbox_core::request::IncomingRequest;
+use outbox_core::request::OutgoingRequest;
+use outbox_core::route::{RouteTable, default_routes};
+use outbox_driver::engine::Engine;
+use outbox_driver::memory::MemoryStore;
+use outbox_driver::sim::run_until_stalled;
+use outbox_driver::token::{MemoryTokens, TokenSource};
+use outbox_driver::transport::Transport;
 
 use super::server::{Answer, Server};
 use super::{Client, ClientEnd, ClientSetup, Scenario};

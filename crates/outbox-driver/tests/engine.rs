@@ -8,14 +8,17 @@ mod common;
 use common::{Harness, T0, config};
 use outbox_core::classify::{FailureKind, Response, TransportError};
 use outbox_core::clock::{Clock, ManualClock};
-use outbox_core::engine::Forwarded;
+use outbox_core::door::Forwarded;
 use outbox_core::entry::{Entry, EntryState};
 use outbox_core::event::Event;
 use outbox_core::intercept::{BeforeForward, QueueReason};
+use outbox_core::queue::CancelResult;
+use outbox_core::queue::EnqueueError;
+use outbox_core::queue::QueueLimits;
 use outbox_core::route::Routing;
-use outbox_core::sim::{SimFaults, SimOutcome, SimServer, run_until_stalled};
-use outbox_core::store::{CancelResult, EnqueueError, QueueLimits, Store};
-use outbox_core::token::{MemoryTokens, TokenSource};
+use outbox_driver::sim::{SimFaults, SimOutcome, SimServer, run_until_stalled};
+use outbox_driver::store::Store;
+use outbox_driver::token::{MemoryTokens, TokenSource};
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
     run_until_stalled(f).expect("stalled")
@@ -530,7 +533,7 @@ fn a_full_queue_refuses_and_drops_nothing() {
     assert!(
         matches!(
             err,
-            outbox_core::engine::SubmitError::Enqueue(EnqueueError::TooLarge { .. })
+            outbox_driver::engine::SubmitError::Enqueue(EnqueueError::TooLarge { .. })
         ),
         "{err}"
     );
@@ -539,7 +542,7 @@ fn a_full_queue_refuses_and_drops_nothing() {
     assert!(
         matches!(
             err,
-            outbox_core::engine::SubmitError::Enqueue(EnqueueError::Full { max_entries: 3 })
+            outbox_driver::engine::SubmitError::Enqueue(EnqueueError::Full { max_entries: 3 })
         ),
         "{err}"
     );
@@ -596,7 +599,7 @@ fn a_crash_mid_send_is_recovered_by_the_lease() {
     assert!(h.transport.crashed());
     let stats = h.stats();
     assert_eq!(stats.in_flight, 2, "leased, unsettled");
-    let tokens = outbox_core::sim::SimTokens::new(h.server.clone());
+    let tokens = outbox_driver::sim::SimTokens::new(h.server.clone());
     h.restart(tokens, 12);
     let report = h.flush();
     assert_eq!(report.attempts, 0, "leases still held");
@@ -630,7 +633,7 @@ fn followers_orphaned_by_a_crash_are_in_flight_no_longer_once_their_lane_goes_ag
     assert!(run_until_stalled(h.engine.flush()).is_none());
     assert_eq!(h.stats().in_flight, 3, "the head and two followers leased");
 
-    let tokens = outbox_core::sim::SimTokens::new(h.server.clone());
+    let tokens = outbox_driver::sim::SimTokens::new(h.server.clone());
     h.restart(tokens, 22);
     h.server.set_faults(SimFaults {
         outage: true,
@@ -667,7 +670,7 @@ fn a_flusher_holding_the_lock_takes_over_orphaned_leases_at_once() {
     let a = h.submit("a", "x");
     h.transport.crash_after(0);
     assert!(run_until_stalled(h.engine.flush()).is_none());
-    let tokens = outbox_core::sim::SimTokens::new(h.server.clone());
+    let tokens = outbox_driver::sim::SimTokens::new(h.server.clone());
     h.restart(tokens, 18);
     assert_eq!(h.flush().attempts, 0, "a plain flush respects the lease");
     let report = h.flush_exclusive();

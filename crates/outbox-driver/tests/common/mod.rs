@@ -6,12 +6,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use outbox_core::clock::{Clock, ManualClock, Millis};
-use outbox_core::engine::{Config, Engine, FlushReport};
+use outbox_core::config::Config;
 use outbox_core::entry::Entry;
 use outbox_core::event::{Event, EventSink};
-use outbox_core::memory::MemoryStore;
-use outbox_core::route::IncomingRequest;
-use outbox_core::sim::{SimServer, SimTokens, SimTransport, run_until_stalled};
+use outbox_core::report::FlushReport;
+use outbox_core::request::IncomingRequest;
+use outbox_driver::engine::Engine;
+use outbox_driver::memory::MemoryStore;
+use outbox_driver::sim::{SimServer, SimTokens, SimTransport, run_until_stalled};
 
 pub const T0: Millis = 1_700_000_000_000;
 pub const SEED_PATH: &str = "/api/v2/conversations/messaging/messages";
@@ -71,7 +73,7 @@ impl Harness<SimTokens> {
     }
 }
 
-impl<K: outbox_core::token::TokenSource + Clone> Harness<K> {
+impl<K: outbox_driver::token::TokenSource + Clone> Harness<K> {
     pub fn build(
         seed: u64,
         config: Config,
@@ -161,12 +163,12 @@ impl<K: outbox_core::token::TokenSource + Clone> Harness<K> {
         max_steps
     }
 
-    pub fn stats(&self) -> outbox_core::store::Stats {
+    pub fn stats(&self) -> outbox_core::queue::Stats {
         run_until_stalled(self.engine.stats()).unwrap().unwrap()
     }
 
     pub fn dead(&self) -> Vec<Entry> {
-        use outbox_core::store::Store;
+        use outbox_driver::store::Store;
         run_until_stalled(self.store.dead_letters(usize::MAX))
             .unwrap()
             .unwrap()

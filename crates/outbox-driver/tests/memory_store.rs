@@ -2,6 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-outbox_core::store_conformance_tests!(sync, |_case: &'static str| async {
-    outbox_core::memory::MemoryStore::new()
+outbox_driver::store_conformance_tests!(sync, |_case: &'static str| async {
+    outbox_driver::memory::MemoryStore::new()
 });

@@ -11,9 +11,9 @@ mod common;
 use common::{Harness, T0, config};
 use outbox_core::clock::{Clock, Millis, Random, SplitMix64};
 use outbox_core::event::Event;
-use outbox_core::sim::{SimFaults, SimOutcome, SimServer, SimTokens, run_until_stalled};
-use outbox_core::store::Store;
 use outbox_core::throttle::Limit;
+use outbox_driver::sim::{SimFaults, SimOutcome, SimServer, SimTokens, run_until_stalled};
+use outbox_driver::store::Store;
 
 fn outage() -> SimFaults {
     SimFaults {

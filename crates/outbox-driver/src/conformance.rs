@@ -9,14 +9,16 @@
 
 use std::future::Future;
 
-use crate::clock::{Millis, SplitMix64};
-use crate::entry::{Entry, EntryId, EntryState, Head, LastError, Seq, StoredRequest};
-use crate::pacer::{PacerConfig, ScheduleState};
-use crate::retry::Action;
-use crate::scheduler::Claim;
-use crate::store::{
-    CancelResult, EnqueueError, LeaseTerms, Planner, QueueLimits, Settlement, Store, planning,
+use crate::store::Store;
+use outbox_core::classify::LastError;
+use outbox_core::clock::{Millis, SplitMix64};
+use outbox_core::entry::Action;
+use outbox_core::entry::{Entry, EntryId, EntryState, Head, Seq, StoredRequest};
+use outbox_core::pacer::{PacerConfig, ScheduleState};
+use outbox_core::queue::{
+    CancelResult, EnqueueError, LeaseTerms, Planner, QueueLimits, Settlement, planning,
 };
+use outbox_core::scheduler::Claim;
 
 const T0: Millis = 1_700_000_000_000;
 const ORIGIN: &str = "https://api.mypurecloud.ie";
@@ -74,8 +76,8 @@ where
 ///
 /// ```
 /// mod memory {
-///     outbox_core::store_conformance_tests!(sync, |_case: &'static str| async {
-///         outbox_core::memory::MemoryStore::new()
+///     outbox_driver::store_conformance_tests!(sync, |_case: &'static str| async {
+///         outbox_driver::memory::MemoryStore::new()
 ///     });
 /// }
 /// ```
@@ -980,7 +982,7 @@ pub async fn expired_lease_counts_a_failure<S: Store>(store: S) {
     );
     assert_eq!(
         sends[0].last_error.as_ref().and_then(|e| e.code.as_deref()),
-        Some(crate::entry::LEASE_EXPIRED)
+        Some(outbox_core::entry::LEASE_EXPIRED)
     );
     // A settlement for the first lease is now stale.
     let applied = ok(

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 
 use common::{Harness, config};
 use outbox_core::clock::Clock;
-use outbox_core::sim::{SimFaults, SimOutcome, SimServer, SimTokens, run_until_stalled};
-use outbox_core::store::Store;
+use outbox_driver::sim::{SimFaults, SimOutcome, SimServer, SimTokens, run_until_stalled};
+use outbox_driver::store::Store;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

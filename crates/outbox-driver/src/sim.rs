@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::classify::{FailureKind, Response, TransportError};
-use crate::clock::{Clock, ManualClock, Millis, Random, SplitMix64};
-use crate::json;
 use crate::token::{MemoryTokens, TokenSource};
-use crate::transport::{OutgoingRequest, Transport};
+use crate::transport::Transport;
+use outbox_core::classify::{FailureKind, Response, TransportError};
+use outbox_core::clock::{Clock, ManualClock, Millis, Random, SplitMix64};
+use outbox_core::json;
+use outbox_core::request::OutgoingRequest;
 
 /// Faults and behaviour of the simulated server. Rates are probabilities
 /// per request, in `0.0..=1.0`.
@@ -213,7 +214,7 @@ impl SimServer {
         let s = &mut *guard;
         s.tick += 1;
         let now = s.clock.now();
-        let origin = crate::url::parse(request.url)
+        let origin = outbox_core::url::parse(request.url)
             .map(|p| p.origin)
             .unwrap_or_default();
         let (lane, key) = identify(request);
@@ -221,7 +222,7 @@ impl SimServer {
             .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-            .and_then(|(_, v)| crate::headers::bearer_token(v))
+            .and_then(|(_, v)| outbox_core::headers::bearer_token(v))
             .map(str::to_owned);
         let faults = s.faults.clone();
         let mut roll = |p: f64| p > 0.0 && (s.rng.next_u64() as f64 / u64::MAX as f64) < p;
@@ -357,7 +358,9 @@ fn identify(request: &OutgoingRequest<'_>) -> (String, String) {
     let body = request.body;
     let text =
         |path: &[&str]| json::find(body, path).and_then(|v| v.as_key().map(|s| s.into_owned()));
-    let path = crate::url::parse(request.url).map(|p| p.path).unwrap_or("");
+    let path = outbox_core::url::parse(request.url)
+        .map(|p| p.path)
+        .unwrap_or("");
     let segments: Vec<&str> = path.split('/').collect();
     let from_path = (segments.len() == 9 && segments.get(6) == Some(&"communications"))
         .then(|| segments[5].to_owned());
