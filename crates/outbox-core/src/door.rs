@@ -34,13 +34,14 @@ use crate::clock::Millis;
 use crate::config::Config;
 use crate::entry::{Entry, EntryId, Prepared};
 use crate::event::Event;
-use crate::intercept::{self, AfterForward, BeforeForward};
+use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
 use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, OfferAsk, Reply, StoreAsk, TokensAsk, Tx};
-use crate::pacer::ScheduleState;
+use crate::pacer::{PacerConfig, ScheduleState};
 use crate::queue::{
     CancelResult, EditSchedule, Enqueue, Hurry, LaneAndSchedule, Purged, QueueLimits, Refusal,
     Release,
 };
+use crate::throttle::{Limit, Signal};
 use crate::token::TokenAsks;
 use crate::verdict::OriginNote;
 
@@ -160,24 +161,37 @@ impl Machine for Arrival {
 pub struct Intercept {
     lane: String,
     origin: String,
+    pacer: PacerConfig,
     arrival: Option<Arrival>,
-    reading: bool,
+    step: InterceptStep,
     now: Millis,
     decision: Option<BeforeForward>,
     events: Vec<Event>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InterceptStep {
+    Read,
+    Reading,
+    /// The origin's throttle limits it: ask it for a request.
+    Gate,
+    Gating,
+    Finished,
+}
+
 impl Intercept {
-    /// The first look at `prepared`.
-    pub fn new(prepared: &Prepared) -> Self {
+    /// The first look at `prepared`, under the origin's `pacer` (its herd
+    /// throttle).
+    pub fn new(prepared: &Prepared, pacer: PacerConfig) -> Self {
         Self {
             lane: prepared.lane.clone(),
             origin: prepared.origin.clone(),
+            pacer,
             arrival: prepared
                 .bearer
                 .as_deref()
                 .map(|token| Arrival::new(&prepared.origin, Some(token))),
-            reading: false,
+            step: InterceptStep::Read,
             now: 0,
             decision: None,
             events: Vec::new(),
@@ -195,31 +209,86 @@ impl Machine for Intercept {
         if let Some(io) = poll_arrival(&mut self.arrival, &mut self.events) {
             return io;
         }
-        if self.reading || self.decision.is_some() {
-            return Io::Done;
+        match self.step {
+            InterceptStep::Read => {
+                self.step = InterceptStep::Reading;
+                self.now = now;
+                Io::Store(StoreAsk::new(Tx::Lane(LaneAndSchedule::new(&self.lane))))
+            }
+            InterceptStep::Gate => {
+                self.step = InterceptStep::Gating;
+                Io::Store(StoreAsk::new(Tx::Edit(EditSchedule::new())))
+            }
+            InterceptStep::Reading | InterceptStep::Gating | InterceptStep::Finished => {
+                self.step = InterceptStep::Finished;
+                Io::Done
+            }
         }
-        self.reading = true;
-        self.now = now;
-        Io::Store(StoreAsk::new(Tx::Lane(LaneAndSchedule::new(&self.lane))))
     }
 
     fn feed(&mut self, reply: Reply, _cx: &mut Cx<'_>) {
         if let Some(arrival) = &mut self.arrival {
             return arrival.take(reply);
         }
-        if let Fed::Stored(Tx::Lane(read)) = reply.fed() {
-            let (busy, schedule) = read.finish();
-            self.decision = Some(intercept::before_forward(
-                busy,
-                schedule.holds.is_held(&self.lane),
-                schedule.paused_until(&self.origin, self.now),
-                self.now,
-            ));
+        match (self.step, reply.fed()) {
+            (InterceptStep::Reading, Fed::Stored(Tx::Lane(read))) => {
+                let (busy, schedule) = read.finish();
+                let decision = intercept::before_forward(
+                    busy,
+                    schedule.holds.is_held(&self.lane),
+                    schedule.paused_until(&self.origin, self.now),
+                    self.now,
+                );
+                // A healthy origin's pass-through stops here: one read.
+                self.step = InterceptStep::Finished;
+                self.decision = Some(decision);
+                if decision.forwards() {
+                    match schedule.throttle_view(&self.origin) {
+                        // The flush's probe (the entry this queues is due
+                        // at once) finds out when the origin is back.
+                        Some(Limit::Probing) => {
+                            self.decision = Some(BeforeForward::Queue(QueueReason::OriginDown));
+                        }
+                        Some(Limit::Shedding { .. }) => {
+                            self.step = InterceptStep::Gate;
+                            self.decision = None;
+                        }
+                        None if schedule.throttle_watches(&self.origin, &self.pacer, self.now) => {
+                            self.decision = Some(BeforeForward::ForwardWatched);
+                        }
+                        None => {}
+                    }
+                }
+            }
+            (InterceptStep::Gating, _) => {
+                self.step = InterceptStep::Finished;
+                // The edit decided; a store that failed to run it left it
+                // unset: keep the request then, as for a spent rate.
+                if self.decision.is_none() {
+                    self.decision = Some(BeforeForward::Queue(QueueReason::Throttled));
+                }
+            }
+            _ => {}
         }
     }
 
     fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
+    }
+
+    fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
+        if self.step != InterceptStep::Gating {
+            return;
+        }
+        let down = schedule.throttle_view(&self.origin) == Some(Limit::Probing);
+        self.decision = Some(
+            match schedule.take_throttle(&self.origin, &self.pacer, self.now) {
+                Ok(()) if !down => BeforeForward::ForwardWatched,
+                // It went down meanwhile: the flush probes.
+                Ok(()) | Err(_) if down => BeforeForward::Queue(QueueReason::OriginDown),
+                _ => BeforeForward::Queue(QueueReason::Throttled),
+            },
+        );
     }
 }
 
@@ -357,6 +426,8 @@ pub struct Forward {
     now: Millis,
     outcome: Outcome,
     note: OriginNote,
+    /// What the answer tells the origin's throttle, when it is to be told.
+    signal: Option<Signal>,
     prepared: Option<Prepared>,
     step: ForwardStep,
     result: Option<Result<Forwarded, Refusal>>,
@@ -378,13 +449,18 @@ enum ForwardStep {
 
 impl Forward {
     /// `prepared` was forwarded and `result` came back at `now`; a token
-    /// asked for after a `401` is noted in `asks`.
+    /// asked for after a `401` is noted in `asks`. `watched`: the origin's
+    /// throttle is to learn from the answer
+    /// ([`BeforeForward::ForwardWatched`]); a lost connection or a shed
+    /// answer is told to it anyway, a clean one only then (a healthy
+    /// origin's pass-through writes nothing).
     pub fn new(
         prepared: Prepared,
         result: &Result<Response, TransportError>,
         config: Rc<Config>,
         asks: TokenAsks,
         now: Millis,
+        watched: bool,
     ) -> Self {
         let outcome = classify(
             result,
@@ -393,6 +469,9 @@ impl Forward {
             &config.classify,
         );
         let note = OriginNote::read(result, &outcome, &config, now);
+        let signal = Signal::of(&outcome);
+        let signal =
+            (watched || matches!(signal, Signal::Unanswered | Signal::Shed)).then_some(signal);
         Self {
             config,
             asks,
@@ -400,6 +479,7 @@ impl Forward {
             now,
             outcome,
             note,
+            signal,
             prepared: Some(prepared),
             step: ForwardStep::Heed,
             result: None,
@@ -443,7 +523,9 @@ impl Machine for Forward {
     fn poll(&mut self, now: Millis) -> Io {
         loop {
             match std::mem::replace(&mut self.step, ForwardStep::Finished) {
-                ForwardStep::Heed if !self.note.lets_more_go(&self.config.pacer) => {
+                ForwardStep::Heed
+                    if self.signal.is_some() || !self.note.lets_more_go(&self.config.pacer) =>
+                {
                     self.step = ForwardStep::Heeding;
                     return Io::Store(StoreAsk::new(Tx::Edit(EditSchedule::new())));
                 }
@@ -522,9 +604,19 @@ impl Machine for Forward {
         if !matches!(self.step, ForwardStep::Heeding) {
             return;
         }
-        let paused = self
-            .note
-            .apply(&self.origin, schedule, &self.config.pacer, self.now);
+        let pacer = &self.config.pacer;
+        if let Some(signal) = self.signal {
+            let was = schedule.throttle_view(&self.origin);
+            schedule.answered(&self.origin, signal, pacer, self.now, self.now);
+            let is = schedule.throttle_view(&self.origin);
+            if crate::verdict::throttle_changed(was, is) {
+                self.events.push(Event::Throttle {
+                    origin: self.origin.clone(),
+                    limit: is,
+                });
+            }
+        }
+        let paused = self.note.apply(&self.origin, schedule, pacer, self.now);
         self.events
             .extend(paused.into_iter().map(|(until, reason)| Event::Paused {
                 origin: self.origin.clone(),
@@ -615,6 +707,7 @@ mod tests {
     use crate::io::{feed_at, serve};
     use crate::queue::EnqueueError;
     use crate::store::{Read, Write};
+    use crate::throttle::TOKEN;
 
     const ORIGIN: &str = "https://api.example.test";
 
@@ -655,6 +748,7 @@ mod tests {
             Rc::new(Config::default()),
             TokenAsks::default(),
             1_000,
+            false,
         )
     }
 
@@ -685,7 +779,7 @@ mod tests {
 
     #[test]
     fn intercept_takes_a_new_bearer_token_releases_its_origin_then_reads_the_lane() {
-        let mut door = Intercept::new(&prepared(Some("t1")));
+        let mut door = Intercept::new(&prepared(Some("t1")), PacerConfig::default());
         let Io::Offer(offer) = door.poll(1_000) else {
             panic!("the bearer token is offered first");
         };
@@ -718,7 +812,7 @@ mod tests {
 
     #[test]
     fn intercept_with_a_known_token_releases_nothing_and_forwards_on_a_free_lane() {
-        let mut door = Intercept::new(&prepared(Some("t1")));
+        let mut door = Intercept::new(&prepared(Some("t1")), PacerConfig::default());
         let Io::Offer(offer) = door.poll(1_000) else {
             panic!("the bearer token is offered first");
         };
@@ -734,6 +828,126 @@ mod tests {
         assert!(matches!(door.poll(1_000), Io::Done));
         assert_eq!(door.decision(), Some(BeforeForward::Forward));
         assert!(kinds(&mut door).is_empty());
+    }
+
+    /// Runs an intercept of a free lane on an origin whose schedule is
+    /// `schedule`; returns the decision and the schedule it wrote, if any.
+    fn intercept_on(
+        schedule: &ScheduleState,
+        now: Millis,
+    ) -> (BeforeForward, Option<ScheduleState>) {
+        let mut door = Intercept::new(&prepared(None), PacerConfig::default());
+        let Io::Store(read) = door.poll(now) else {
+            panic!("the lane is read");
+        };
+        serve(&mut door, read, now, |read| match read {
+            Read::Lane(ask) => ask.reply(false),
+            Read::Schedule(ask) => ask.reply(schedule.clone()),
+            other => panic!("{other:?}"),
+        });
+        let mut written = None;
+        if let Io::Store(edit) = door.poll(now) {
+            let writes = serve(&mut door, edit, now, |read| match read {
+                Read::Schedule(ask) => ask.reply(schedule.clone()),
+                other => panic!("{other:?}"),
+            });
+            if let [Write::Schedule(after)] = &writes[..] {
+                written = Some(after.clone());
+            }
+        }
+        assert!(matches!(door.poll(now), Io::Done));
+        (door.decision().expect("decided"), written)
+    }
+
+    #[test]
+    fn the_live_attempt_obeys_the_throttle() {
+        // Issue 22: while an origin gives no answer, the worker's live
+        // first attempt does not go: the request is kept and answered 202
+        // at once, and the flush its enqueue wakes sends the one probe.
+        let pacer = PacerConfig::default();
+        let mut schedule = ScheduleState::default();
+        schedule.answered(ORIGIN, Signal::Unanswered, &pacer, 1_000, 0);
+        for now in [2_000, 2_001, 60_000] {
+            let (decision, written) = intercept_on(&schedule, now);
+            assert_eq!(decision, BeforeForward::Queue(QueueReason::OriginDown));
+            assert_eq!(written, None, "nothing written to decide it");
+        }
+        assert_eq!(QueueReason::OriginDown.name(), "origin-down");
+        // A shedding server: the live attempt takes from the reduced rate,
+        // one goes and the next is kept.
+        let mut schedule = ScheduleState::default();
+        for i in 0..10 {
+            schedule.answered(ORIGIN, Signal::Shed, &pacer, 1_000 + i, TOKEN);
+        }
+        let (early, _) = intercept_on(&schedule, 2_000);
+        assert_eq!(early, BeforeForward::Queue(QueueReason::Throttled));
+        let (first, written) = intercept_on(&schedule, 121_000);
+        assert_eq!(
+            first,
+            BeforeForward::ForwardWatched,
+            "its interval has passed"
+        );
+        let schedule = written.expect("the request is taken from the rate");
+        let (second, _) = intercept_on(&schedule, 121_001);
+        assert_eq!(second, BeforeForward::Queue(QueueReason::Throttled));
+        // A healthy origin's pass-through reads once and writes nothing.
+        let (healthy, written) = intercept_on(&ScheduleState::default(), 2_000);
+        assert_eq!((healthy, written), (BeforeForward::Forward, None));
+    }
+
+    #[test]
+    fn the_live_answer_teaches_the_throttle() {
+        let config = Rc::new(Config::default());
+        let live = |status: u16, watched: bool| {
+            Forward::new(
+                prepared(None),
+                &answer(status, &[]),
+                config.clone(),
+                TokenAsks::default(),
+                5_000,
+                watched,
+            )
+        };
+        // The probe comes back clean: the origin is answered again.
+        let mut schedule = ScheduleState::default();
+        schedule.answered(ORIGIN, Signal::Unanswered, &config.pacer, 1_000, 0);
+        let mut door = live(200, true);
+        let Io::Store(edit) = door.poll(5_000) else {
+            panic!("a watched answer is written");
+        };
+        let writes = serve(&mut door, edit, 5_000, |read| match read {
+            Read::Schedule(ask) => ask.reply(schedule.clone()),
+            other => panic!("{other:?}"),
+        });
+        let [Write::Schedule(after)] = &writes[..] else {
+            panic!("{writes:?}")
+        };
+        assert_eq!(after.throttle_view(ORIGIN), None, "up again");
+        assert_eq!(kinds(&mut door), ["throttle"], "and it is told");
+        // A lost connection on a healthy origin marks it down, watched or not.
+        let lost = Forward::new(
+            prepared(None),
+            &Err(TransportError {
+                kind: crate::classify::FailureKind::Network,
+                message: "offline".into(),
+            }),
+            config.clone(),
+            TokenAsks::default(),
+            5_000,
+            false,
+        );
+        let mut lost = lost;
+        let Io::Store(edit) = lost.poll(5_000) else {
+            panic!("an unanswered live attempt is written");
+        };
+        let writes = serve(&mut lost, edit, 5_000, |read| match read {
+            Read::Schedule(ask) => ask.reply(ScheduleState::default()),
+            other => panic!("{other:?}"),
+        });
+        let [Write::Schedule(after), ..] = &writes[..] else {
+            panic!("{writes:?}")
+        };
+        assert_eq!(after.throttle_view(ORIGIN), Some(Limit::Probing));
     }
 
     #[test]

@@ -4,10 +4,18 @@
 //! 1. The lane already has queued entries, is held by a dead letter
 //!    ([`crate::hold`]), or the origin is paused by a rate limit → persist and answer `202` (never let a new message
 //!    overtake older ones).
-//! 2. Otherwise forward it. `2xx` → pass the answer through.
-//! 3. Network error, timeout, `408`, `429`, `5xx` → persist, answer `202`;
+//! 2. The origin's herd throttle ([`crate::throttle`]) limits it: while
+//!    the origin gives no answer, persist and answer `202` at once (the
+//!    flush that the enqueue wakes sends the one probe); while its server
+//!    sheds load, the live attempt takes a request of the reduced rate, or
+//!    is persisted and answered `202` when none is left. The live attempt
+//!    obeys the throttle as a flush does. (Taking from the rate is a
+//!    write, so the [`Intercept`](crate::door::Intercept) door makes it
+//!    after this pure first look.)
+//! 3. Otherwise forward it. `2xx` → pass the answer through.
+//! 4. Network error, timeout, `408`, `429`, `5xx` → persist, answer `202`;
 //!    `401` → persist as awaiting-token and ask for a token.
-//! 4. Any other `4xx` → pass the real answer through; nothing is queued and
+//! 5. Any other `4xx` → pass the real answer through; nothing is queued and
 //!    the caller still holds its message.
 
 use crate::classify::LastError;
@@ -26,6 +34,11 @@ pub enum QueueReason {
         /// End of the pause.
         until: Millis,
     },
+    /// The origin gives no answer: the flush probes it.
+    OriginDown,
+    /// The origin's server sheds load and its throttle's reduced rate has
+    /// nothing left to give now.
+    Throttled,
 }
 
 impl QueueReason {
@@ -35,6 +48,8 @@ impl QueueReason {
             Self::LaneBusy => "lane-busy",
             Self::LaneHeld => "lane-held",
             Self::OriginPaused { .. } => "origin-paused",
+            Self::OriginDown => "origin-down",
+            Self::Throttled => "throttled",
         }
     }
 }
@@ -44,8 +59,25 @@ impl QueueReason {
 pub enum BeforeForward {
     /// Try the network now.
     Forward,
+    /// Try the network now, with what the origin's herd throttle gave (its
+    /// probe, or a request of its reduced rate), or while it has something
+    /// to learn from the answer: hand the answer to the throttle
+    /// ([`Forward`](crate::door::Forward) with `watched`).
+    ForwardWatched,
     /// Persist and answer `202` at once.
     Queue(QueueReason),
+}
+
+impl BeforeForward {
+    /// Whether the request goes to the network now.
+    pub fn forwards(self) -> bool {
+        matches!(self, Self::Forward | Self::ForwardWatched)
+    }
+
+    /// Whether the origin's throttle is to learn from the live answer.
+    pub fn watched(self) -> bool {
+        self == Self::ForwardWatched
+    }
 }
 
 /// Decides whether a matched request may try the network now.

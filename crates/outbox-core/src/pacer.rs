@@ -147,6 +147,31 @@ impl ScheduleState {
         Ok(())
     }
 
+    /// A live attempt (the service worker's first try of an intercepted
+    /// request) asks the origin's throttle for a request: its probe while
+    /// the origin gives no answer, or one of its reduced rate. The pacer's
+    /// own bucket is the flush's and is not taken. `Err(t)`: nothing to
+    /// give before `t`.
+    pub fn take_throttle(
+        &mut self,
+        origin: &str,
+        config: &PacerConfig,
+        now: Millis,
+    ) -> Result<(), Millis> {
+        let ceiling = config.throttle_ceiling();
+        let pace = self.origin(origin, config, now);
+        pace.throttle.check(&config.throttle, ceiling, now)?;
+        pace.throttle.take(&config.throttle, now);
+        Ok(())
+    }
+
+    /// Whether an answer from the origin could change its throttle at
+    /// `now` ([`Throttle::watches`]).
+    pub fn throttle_watches(&self, origin: &str, config: &PacerConfig, now: Millis) -> bool {
+        self.get(origin)
+            .is_some_and(|p| p.throttle.watches(&config.throttle, now))
+    }
+
     /// Tells the origin's throttle what an attempt's answer (or its
     /// absence) said ([`Throttle::observe`]). `phase` is a random number.
     pub fn answered(

@@ -317,6 +317,15 @@ impl Throttle {
         })
     }
 
+    /// Whether an answer could change anything at `now`: the throttle
+    /// limits (probing, or at a reduced rate) or remembers a shed share of
+    /// a percent or more. A clean answer from an origin it does not watch
+    /// changes nothing worth writing (the live pass-through skips it).
+    pub fn watches(&self, config: &ThrottleConfig, now: Millis) -> bool {
+        config.enabled
+            && (self.down_since != 0 || self.rate != 0 || self.shed_at(config, now) >= SHARE / 100)
+    }
+
     /// Takes the request [`check`](Self::check) allowed.
     pub fn take(&mut self, config: &ThrottleConfig, now: Millis) {
         if !config.enabled {

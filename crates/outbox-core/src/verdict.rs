@@ -299,7 +299,7 @@ impl Verdicts {
         }
         for (origin, was) in before {
             let is = schedule.throttle_view(origin);
-            if changed(was, is) {
+            if throttle_changed(was, is) {
                 after.throttled.push((origin.to_owned(), is));
             }
         }
@@ -398,7 +398,7 @@ impl Verdicts {
 /// Whether a throttle's change from `was` to `is` is worth telling: it
 /// started or stopped limiting, changed why, or its rate moved by half or
 /// double (not every answer's small step).
-fn changed(was: Option<Limit>, is: Option<Limit>) -> bool {
+pub fn throttle_changed(was: Option<Limit>, is: Option<Limit>) -> bool {
     match (was, is) {
         (None, None) | (Some(Limit::Probing), Some(Limit::Probing)) => false,
         (Some(Limit::Shedding { rate: a, .. }), Some(Limit::Shedding { rate: b, .. })) => {

@@ -155,21 +155,25 @@ where
     }
 
     /// First decision for a matched request: forward it now, or queue it
-    /// (its lane has a backlog, or its origin is paused). A bearer token on
-    /// the request is taken as the latest token for its origin
-    /// ([`door::Intercept`]).
+    /// (its lane has a backlog, its origin is paused, or the origin's herd
+    /// throttle has nothing to give: a probe already out, a spent reduced
+    /// rate). A bearer token on the request is taken as the latest token
+    /// for its origin ([`door::Intercept`]).
     pub async fn before_forward(&self, prepared: &Prepared) -> Result<BeforeForward, S::Error> {
-        let mut door = door::Intercept::new(prepared);
+        let mut door = door::Intercept::new(prepared, self.config.pacer);
         self.run(&mut door).await?;
         Ok(finished(door.decision()))
     }
 
     /// Second decision, once the forwarded request answered (or did not):
     /// pass the answer through, or queue the request ([`door::Forward`]).
+    /// `decision` is what [`before_forward`](Self::before_forward) said (its
+    /// throttle may be waiting for this answer).
     pub async fn after_forward(
         &self,
         prepared: Prepared,
         result: &Result<Response, TransportError>,
+        decision: BeforeForward,
     ) -> Result<Forwarded, EnqueueError<S::Error>> {
         let mut door = door::Forward::new(
             prepared,
@@ -177,6 +181,7 @@ where
             self.config.clone(),
             self.asks.clone(),
             self.clock.now(),
+            decision.watched(),
         );
         self.run(&mut door).await.map_err(EnqueueError::Store)?;
         finished(door.result()).map_err(|refused| refused.widen())

@@ -60,6 +60,52 @@ fn write_through_then_delivery_in_order_per_lane() {
 }
 
 #[test]
+fn the_live_attempt_obeys_the_probe_while_the_origin_gives_no_answer() {
+    // Issue 22: a live attempt that got no answer marks its origin down;
+    // from then on every request on another lane is kept and answered 202
+    // at once ("origin-down"), and the flush sends one probe at a time;
+    // once the probe is answered, requests pass through live again.
+    let h = Harness::new(3);
+    let offline = Err(TransportError {
+        kind: FailureKind::Network,
+        message: "Failed to fetch".into(),
+    });
+    let live = |lane: &str| {
+        let Routing::Matched(prepared) = h.engine.route(&h.request(lane, "m")) else {
+            panic!("must match")
+        };
+        let decision = run(h.engine.before_forward(&prepared)).unwrap();
+        (prepared, decision)
+    };
+    let (first, decision) = live("a");
+    assert_eq!(decision, BeforeForward::Forward);
+    assert!(matches!(
+        run(h.engine.after_forward(*first, &offline, decision)).unwrap(),
+        Forwarded::Queued(_)
+    ));
+    h.server.set_faults(SimFaults {
+        outage: true,
+        ..SimFaults::default()
+    });
+    let before = h.server.requests().len();
+    for lane in ["b", "c", "d", "e"] {
+        let (_, decision) = live(lane);
+        assert_eq!(
+            decision,
+            BeforeForward::Queue(QueueReason::OriginDown),
+            "lane {lane}: kept at once, not tried"
+        );
+    }
+    assert_eq!(h.server.requests().len(), before, "nothing went live");
+    // The network is back: the flush's probe is answered, and the origin
+    // is up again for the live door.
+    h.server.set_faults(SimFaults::default());
+    h.flush();
+    let (_, decision) = live("f");
+    assert_eq!(decision, BeforeForward::Forward);
+}
+
+#[test]
 fn intercept_forwards_when_idle_and_queues_failures_without_credentials() {
     let h = Harness::new(2);
     let mut req = h.request("a", "hello");
@@ -76,7 +122,12 @@ fn intercept_forwards_when_idle_and_queues_failures_without_credentials() {
         kind: FailureKind::Network,
         message: "Failed to fetch".into(),
     });
-    let Forwarded::Queued(entry) = run(h.engine.after_forward(*prepared, &offline)).unwrap() else {
+    let Forwarded::Queued(entry) =
+        run(h
+            .engine
+            .after_forward(*prepared, &offline, BeforeForward::Forward))
+        .unwrap()
+    else {
         panic!("must queue")
     };
     assert!(
@@ -102,6 +153,15 @@ fn intercept_forwards_when_idle_and_queues_failures_without_credentials() {
     let Routing::Matched(other) = h.engine.route(&h.request("b", "other lane")) else {
         panic!()
     };
+    // No answer came: the origin is probed by the flush before the live
+    // door tries it again (the herd throttle's probe); once the probe is
+    // answered, other lanes are free.
+    assert_eq!(
+        run(h.engine.before_forward(&other)).unwrap(),
+        BeforeForward::Queue(QueueReason::OriginDown),
+        "the origin gave no answer"
+    );
+    h.flush();
     assert_eq!(
         run(h.engine.before_forward(&other)).unwrap(),
         BeforeForward::Forward,
@@ -114,7 +174,7 @@ fn intercept_forwards_when_idle_and_queues_failures_without_credentials() {
         body: b"{}".to_vec(),
     });
     assert!(matches!(
-        run(h.engine.after_forward(*other, &ok)).unwrap(),
+        run(h.engine.after_forward(*other, &ok, BeforeForward::Forward)).unwrap(),
         Forwarded::PassThrough(_)
     ));
     // A 400 passes through too: the caller keeps its message.
@@ -127,10 +187,13 @@ fn intercept_forwards_when_idle_and_queues_failures_without_credentials() {
         body: br#"{"code":"bad.request"}"#.to_vec(),
     });
     assert!(matches!(
-        run(h.engine.after_forward(*bad, &bad_answer)).unwrap(),
+        run(h
+            .engine
+            .after_forward(*bad, &bad_answer, BeforeForward::Forward))
+        .unwrap(),
         Forwarded::PassThrough(_)
     ));
-    assert_eq!(h.stats().queued(), 1);
+    assert_eq!(h.stats().queued(), 0, "the flush delivered lane a's entry");
 }
 
 #[test]

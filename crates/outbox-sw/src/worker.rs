@@ -329,7 +329,9 @@ async fn respond(
             register_sync().await;
             response
         }
-        BeforeForward::Forward => forward(inner, &incoming, prepared).await,
+        BeforeForward::Forward | BeforeForward::ForwardWatched => {
+            forward(inner, &incoming, prepared, decision).await
+        }
     }
 }
 
@@ -340,6 +342,7 @@ async fn forward(
     inner: &Rc<Inner>,
     incoming: &IncomingRequest,
     prepared: Prepared,
+    decision: BeforeForward,
 ) -> Result<Response, JsValue> {
     let token = inner.tokens.current(&prepared.origin);
     let live = OutgoingRequest::live(
@@ -362,7 +365,11 @@ async fn forward(
         Ok(r) => Ok(fetch::read(r, true).await),
         Err(e) => Err(e.clone()),
     };
-    match inner.engine.after_forward(prepared, &classified).await {
+    match inner
+        .engine
+        .after_forward(prepared, &classified, decision)
+        .await
+    {
         Ok(Forwarded::PassThrough(_)) => match result {
             Ok(r) => Ok(r),
             Err(e) => Err(js::error(e)),
