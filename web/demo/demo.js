@@ -177,7 +177,7 @@ function reasonText(reason) {
     'lane-busy': 'waits behind earlier messages',
     'lane-held': 'waits: an earlier message of this conversation is a dead letter (retry or discard it)',
     'origin-paused': 'sending is paused (rate limit)',
-    'origin-down': 'the server gives no answer: kept, one probe at a time until it answers',
+    'origin-down': 'the server gives no answer: kept while one probe finds out when it is back',
     throttled: 'the server sheds load: kept, sent at the reduced rate',
     revived: 'back from the dead letters',
   }[reason];

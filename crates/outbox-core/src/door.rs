@@ -243,20 +243,13 @@ impl Machine for Intercept {
                 self.step = InterceptStep::Finished;
                 self.decision = Some(decision);
                 if decision.forwards() {
-                    match schedule.throttle_view(&self.origin) {
-                        // The flush's probe (the entry this queues is due
-                        // at once) finds out when the origin is back.
-                        Some(Limit::Probing) => {
-                            self.decision = Some(BeforeForward::Queue(QueueReason::OriginDown));
-                        }
-                        Some(Limit::Shedding { .. }) => {
-                            self.step = InterceptStep::Gate;
-                            self.decision = None;
-                        }
-                        None if schedule.throttle_watches(&self.origin, &self.pacer, self.now) => {
-                            self.decision = Some(BeforeForward::ForwardWatched);
-                        }
-                        None => {}
+                    if schedule.throttle_view(&self.origin).is_some() {
+                        // Ask the throttle for its probe or a request of
+                        // its reduced rate (a write).
+                        self.step = InterceptStep::Gate;
+                        self.decision = None;
+                    } else if schedule.throttle_watches(&self.origin, &self.pacer, self.now) {
+                        self.decision = Some(BeforeForward::ForwardWatched);
                     }
                 }
             }
@@ -283,10 +276,11 @@ impl Machine for Intercept {
         let down = schedule.throttle_view(&self.origin) == Some(Limit::Probing);
         self.decision = Some(
             match schedule.take_throttle(&self.origin, &self.pacer, self.now) {
-                Ok(()) if !down => BeforeForward::ForwardWatched,
-                // It went down meanwhile: the flush probes.
-                Ok(()) | Err(_) if down => BeforeForward::Queue(QueueReason::OriginDown),
-                _ => BeforeForward::Queue(QueueReason::Throttled),
+                // The probe of an origin that gives no answer (one at a
+                // time), or a request of its reduced rate.
+                Ok(()) => BeforeForward::ForwardWatched,
+                Err(_) if down => BeforeForward::Queue(QueueReason::OriginDown),
+                Err(_) => BeforeForward::Queue(QueueReason::Throttled),
             },
         );
     }
@@ -862,16 +856,16 @@ mod tests {
     #[test]
     fn the_live_attempt_obeys_the_throttle() {
         // Issue 22: while an origin gives no answer, the worker's live
-        // first attempt does not go: the request is kept and answered 202
-        // at once, and the flush its enqueue wakes sends the one probe.
+        // first attempt obeys the probe as a flush does: one goes (and
+        // holds the probe), the rest are answered 202 at once.
         let pacer = PacerConfig::default();
         let mut schedule = ScheduleState::default();
         schedule.answered(ORIGIN, Signal::Unanswered, &pacer, 1_000, 0);
-        for now in [2_000, 2_001, 60_000] {
-            let (decision, written) = intercept_on(&schedule, now);
-            assert_eq!(decision, BeforeForward::Queue(QueueReason::OriginDown));
-            assert_eq!(written, None, "nothing written to decide it");
-        }
+        let (first, written) = intercept_on(&schedule, 2_000);
+        assert_eq!(first, BeforeForward::ForwardWatched, "the probe goes live");
+        let probing = written.expect("the probe is taken in the schedule");
+        let (second, _) = intercept_on(&probing, 2_001);
+        assert_eq!(second, BeforeForward::Queue(QueueReason::OriginDown));
         assert_eq!(QueueReason::OriginDown.name(), "origin-down");
         // A shedding server: the live attempt takes from the reduced rate,
         // one goes and the next is kept.

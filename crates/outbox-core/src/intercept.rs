@@ -5,13 +5,14 @@
 //!    ([`crate::hold`]), or the origin is paused by a rate limit → persist and answer `202` (never let a new message
 //!    overtake older ones).
 //! 2. The origin's herd throttle ([`crate::throttle`]) limits it: while
-//!    the origin gives no answer, persist and answer `202` at once (the
-//!    flush that the enqueue wakes sends the one probe); while its server
-//!    sheds load, the live attempt takes a request of the reduced rate, or
-//!    is persisted and answered `202` when none is left. The live attempt
-//!    obeys the throttle as a flush does. (Taking from the rate is a
-//!    write, so the [`Intercept`](crate::door::Intercept) door makes it
-//!    after this pure first look.)
+//!    the origin gives no answer the live attempt may be its one probe, and
+//!    while a probe is out the request is persisted and answered `202` at
+//!    once; while its server sheds load, the live attempt takes a request
+//!    of the reduced rate, or is persisted and answered `202` when none is
+//!    left. The live attempt obeys the throttle as a flush does. (Taking
+//!    from the throttle is a write, so the
+//!    [`Intercept`](crate::door::Intercept) door makes it after this pure
+//!    first look.)
 //! 3. Otherwise forward it. `2xx` → pass the answer through.
 //! 4. Network error, timeout, `408`, `429`, `5xx` → persist, answer `202`;
 //!    `401` → persist as awaiting-token and ask for a token.
@@ -34,7 +35,7 @@ pub enum QueueReason {
         /// End of the pause.
         until: Millis,
     },
-    /// The origin gives no answer: the flush probes it.
+    /// The origin gives no answer and its one probe is already out.
     OriginDown,
     /// The origin's server sheds load and its throttle's reduced rate has
     /// nothing left to give now.

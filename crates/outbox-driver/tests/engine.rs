@@ -62,14 +62,17 @@ fn write_through_then_delivery_in_order_per_lane() {
 #[test]
 fn the_live_attempt_obeys_the_probe_while_the_origin_gives_no_answer() {
     // Issue 22: a live attempt that got no answer marks its origin down;
-    // from then on every request on another lane is kept and answered 202
-    // at once ("origin-down"), and the flush sends one probe at a time;
-    // once the probe is answered, requests pass through live again.
+    // from then on the live door sends one probe at a time: while one is
+    // out, every other request is kept and answered 202 at once
+    // ("origin-down"); once a probe is answered, requests pass through
+    // live again.
     let h = Harness::new(3);
-    let offline = Err(TransportError {
-        kind: FailureKind::Network,
-        message: "Failed to fetch".into(),
-    });
+    let offline = || {
+        Err(TransportError {
+            kind: FailureKind::Network,
+            message: "Failed to fetch".into(),
+        })
+    };
     let live = |lane: &str| {
         let Routing::Matched(prepared) = h.engine.route(&h.request(lane, "m")) else {
             panic!("must match")
@@ -78,17 +81,16 @@ fn the_live_attempt_obeys_the_probe_while_the_origin_gives_no_answer() {
         (prepared, decision)
     };
     let (first, decision) = live("a");
-    assert_eq!(decision, BeforeForward::Forward);
+    assert_eq!(decision, BeforeForward::Forward, "a healthy origin");
     assert!(matches!(
-        run(h.engine.after_forward(*first, &offline, decision)).unwrap(),
+        run(h.engine.after_forward(*first, &offline(), decision)).unwrap(),
         Forwarded::Queued(_)
     ));
-    h.server.set_faults(SimFaults {
-        outage: true,
-        ..SimFaults::default()
-    });
-    let before = h.server.requests().len();
-    for lane in ["b", "c", "d", "e"] {
+    // Down: the next live attempt is the probe …
+    let (probe, decision) = live("b");
+    assert_eq!(decision, BeforeForward::ForwardWatched, "the probe");
+    // … and while it is out, the rest are kept at once.
+    for lane in ["c", "d", "e"] {
         let (_, decision) = live(lane);
         assert_eq!(
             decision,
@@ -96,12 +98,26 @@ fn the_live_attempt_obeys_the_probe_while_the_origin_gives_no_answer() {
             "lane {lane}: kept at once, not tried"
         );
     }
-    assert_eq!(h.server.requests().len(), before, "nothing went live");
-    // The network is back: the flush's probe is answered, and the origin
-    // is up again for the live door.
-    h.server.set_faults(SimFaults::default());
-    h.flush();
-    let (_, decision) = live("f");
+    // The probe gets no answer either: the next one may go, one at a time.
+    assert!(matches!(
+        run(h.engine.after_forward(*probe, &offline(), decision)).unwrap(),
+        Forwarded::Queued(_)
+    ));
+    let (probe, decision) = live("f");
+    assert_eq!(decision, BeforeForward::ForwardWatched);
+    let (_, kept) = live("g");
+    assert_eq!(kept, BeforeForward::Queue(QueueReason::OriginDown));
+    // This probe is answered: the origin is up for the live door again.
+    let ok = Ok(Response {
+        status: 200,
+        headers: vec![],
+        body: b"{}".to_vec(),
+    });
+    assert!(matches!(
+        run(h.engine.after_forward(*probe, &ok, decision)).unwrap(),
+        Forwarded::PassThrough(_)
+    ));
+    let (_, decision) = live("h");
     assert_eq!(decision, BeforeForward::Forward);
 }
 
@@ -153,18 +169,11 @@ fn intercept_forwards_when_idle_and_queues_failures_without_credentials() {
     let Routing::Matched(other) = h.engine.route(&h.request("b", "other lane")) else {
         panic!()
     };
-    // No answer came: the origin is probed by the flush before the live
-    // door tries it again (the herd throttle's probe); once the probe is
-    // answered, other lanes are free.
+    // Other lanes are free: the origin gave no answer, so this one goes
+    // as its probe (the herd throttle's; its answer is the throttle's).
     assert_eq!(
         run(h.engine.before_forward(&other)).unwrap(),
-        BeforeForward::Queue(QueueReason::OriginDown),
-        "the origin gave no answer"
-    );
-    h.flush();
-    assert_eq!(
-        run(h.engine.before_forward(&other)).unwrap(),
-        BeforeForward::Forward,
+        BeforeForward::ForwardWatched,
         "other lanes are free"
     );
     // A 2xx passes through and stores nothing.
@@ -174,7 +183,10 @@ fn intercept_forwards_when_idle_and_queues_failures_without_credentials() {
         body: b"{}".to_vec(),
     });
     assert!(matches!(
-        run(h.engine.after_forward(*other, &ok, BeforeForward::Forward)).unwrap(),
+        run(h
+            .engine
+            .after_forward(*other, &ok, BeforeForward::ForwardWatched))
+        .unwrap(),
         Forwarded::PassThrough(_)
     ));
     // A 400 passes through too: the caller keeps its message.
@@ -193,7 +205,7 @@ fn intercept_forwards_when_idle_and_queues_failures_without_credentials() {
         .unwrap(),
         Forwarded::PassThrough(_)
     ));
-    assert_eq!(h.stats().queued(), 0, "the flush delivered lane a's entry");
+    assert_eq!(h.stats().queued(), 1);
 }
 
 #[test]
