@@ -134,9 +134,8 @@ fn after_a_blip_the_backlog_goes_at_once() {
     assert!(*sent.last().unwrap() <= 1_000, "{sent:?}");
 }
 
-#[test]
-fn a_503_without_retry_after_slows_the_whole_origin() {
-    let h = Harness::new(5);
+/// Six messages on six lanes, all answered `503` by one flush.
+fn six_lanes_shed(h: &Harness<SimTokens>) {
     for i in 0..6 {
         h.submit(&format!("lane{i}"), &format!("m{i}"));
     }
@@ -145,6 +144,12 @@ fn a_503_without_retry_after_slows_the_whole_origin() {
         ..SimFaults::default()
     });
     h.flush();
+}
+
+#[test]
+fn a_503_without_retry_after_slows_the_whole_origin() {
+    let h = Harness::new(5);
+    six_lanes_shed(&h);
     let shed = h.server.requests().len();
     assert_eq!(shed, 6, "six lanes, six 503s");
     // Six shed answers in a row: a share of 1 - (7/8)^6 ≈ 55 %, the pacer's
@@ -184,14 +189,7 @@ fn a_503_without_retry_after_slows_the_whole_origin() {
 #[test]
 fn a_restarted_worker_keeps_its_throttle() {
     let mut h = Harness::new(4);
-    for i in 0..6 {
-        h.submit(&format!("lane{i}"), &format!("m{i}"));
-    }
-    h.server.set_faults(SimFaults {
-        server_error_rate: 1.0,
-        ..SimFaults::default()
-    });
-    h.flush();
+    six_lanes_shed(&h);
     let before = limit(&h);
     assert!(matches!(before, Some(Limit::Shedding { .. })));
     // The worker dies and starts again: no fresh burst, the same limit.
