@@ -63,6 +63,14 @@
 //!   replayed by its idempotency key. On an agent lane it would be a
 //!   duplicate that no fault accounts for, and the test could not tell it
 //!   from a real bug.
+//! * Server errors and lost acknowledgements come in bursts of at most 3
+//!   and 2, a new one only once the last is used up. Faults are by count
+//!   (so the test never races the product), and a count is used up by the
+//!   requests that meet it, however slowly they come: piled up, bursts
+//!   made a run of shed answers (`502` nine times over, seed 7 in WebKit)
+//!   that the throttle rightly answered by slowing to a few requests a
+//!   minute, which stretched the same nine answers over 75 s — a server
+//!   failing for longer the slower its client, which no real one does.
 //! * Lost acknowledgements by count (`loseAcks`): the emulator keeps
 //!   connections from being reused while one is pending, so no browser
 //!   resends a cut `POST` behind the outbox's back (a `POST` is retried
@@ -82,8 +90,9 @@ use outbox_core::config::OutboxConfig;
 use outbox_core::retry::RetryPolicy;
 use serde_json::{Value, json};
 
-/// How long a condition of the schedule may take (a lane drained behind a
-/// backoff of up to 60 s, a token asked again after 15 s…).
+/// How long a condition of the schedule may take at least (nothing in
+/// flight, the origin probed; a drain waits longer for a longer backlog:
+/// [`backlog_wait`]).
 const WAIT: Duration = Duration::from_secs(120);
 const AGENT_LANES: usize = 6;
 const OPEN_LANES: usize = 6;
@@ -326,6 +335,10 @@ struct Run {
     /// Outage windows, `[from, to)` in ms since the epoch.
     outages: Vec<(u64, u64)>,
     outage_since: Option<u64>,
+    /// The emulator, for the record a failure leaves behind.
+    control: genesys_emulator::Control,
+    /// The configuration the outbox runs with ([`product_config`]).
+    config: OutboxConfig,
 }
 
 impl Run {
@@ -355,6 +368,38 @@ impl Run {
 
     fn can(&self, capability: Capability) -> bool {
         self.engine.lacks(capability).is_none()
+    }
+
+    /// Leaves the run's record in the artifacts folder for a failure
+    /// report: the events the pages saw (`pending`: those not taken yet)
+    /// and the emulator's request log. Returns where.
+    fn dump(&self, pending: &Value) -> String {
+        let dir = e2e::stack::artifacts();
+        let stem = format!("chaos-{}-{}", self.engine.name(), self.seed);
+        let mut events = self.events.clone();
+        if let (Some(last), Some(more)) = (events.last_mut(), pending.as_array()) {
+            last.extend(more.iter().cloned());
+        }
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join(format!("{stem}-events.json")),
+                    serde_json::to_string(&events).unwrap_or_default(),
+                )
+            })
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join(format!("{stem}-requests.json")),
+                    serde_json::to_string(&self.control.requests().entries).unwrap_or_default(),
+                )
+            });
+        match written {
+            Ok(()) => format!(
+                "events and requests in {}",
+                dir.join(format!("{stem}-*.json")).display()
+            ),
+            Err(e) => format!("(record not written: {e})"),
+        }
     }
 }
 
@@ -415,6 +460,15 @@ async fn stats(page: &Page<'_>) -> Value {
     page.eval("T.outbox.stats()").await.unwrap_or_default()
 }
 
+/// How long the outbox may take to drain what it holds now: the drain
+/// bound of that backlog ([`DrainBound`]), at least [`WAIT`]. The schedule
+/// hands messages over faster than the pacer's 150 a minute, so a wait
+/// for a drain grows with the backlog.
+async fn backlog_wait(page: &Page<'_>, run: &Run) -> Duration {
+    let queued = stats(page).await["queued"].as_u64().unwrap_or(0);
+    DrainBound::new(&run.config, queued).total().max(WAIT)
+}
+
 async fn wait_or_panic(
     page: &Page<'_>,
     browser: &Browser,
@@ -429,10 +483,16 @@ async fn wait_or_panic(
             .eval("T.outbox.deadLetters()")
             .await
             .unwrap_or_default();
-        let events: Value = page.eval("T.chaos.slice(-20)").await.unwrap_or_default();
+        let pending: Value = page.eval("T.chaos").await.unwrap_or_default();
+        let last: Vec<&Value> = pending
+            .as_array()
+            .map(|a| a.iter().rev().take(20).rev().collect())
+            .unwrap_or_default();
         panic!(
-            "{}: {what}: {e}\nstats {stats}\ndead letters {dead}\nlast events {events}\nconsole:\n{}",
+            "{}: {what}: {e}\nstats {stats}\ndead letters {dead}\nlast events {}\n{}\nconsole:\n{}",
             run.context(),
+            json!(last),
+            run.dump(&pending),
             browser.console().await.join("\n")
         );
     }
@@ -501,13 +561,14 @@ async fn mid_flight(stack: &Stack, page: &Page<'_>, browser: &Browser, run: &mut
             .map(|l| l.key.clone())
             .collect::<Vec<_>>()
     );
+    let timeout = backlog_wait(page, run).await;
     wait_or_panic(
         page,
         browser,
         run,
         &format!("T.outbox.queued().then(q => !q.some(e => {agent}.includes(e.lane)))"),
         "the agent lanes empty before a mid-flight disruption",
-        WAIT,
+        timeout,
     )
     .await;
     let in_flight = stats(page).await["inFlight"].as_u64().unwrap_or(0);
@@ -700,17 +761,23 @@ async fn session(stack: &Stack, run: &mut Run) -> bool {
             set_outage(stack, run, true);
             in_outage = true;
         } else if roll < 35 {
+            // A burst of server errors, unless one is still pending.
             let n = run.rng.range(1, 3) as u32;
             let status = [500, 502, 503, 504][run.rng.range(0, 3) as usize];
-            run.tally.fail_next += n;
-            faults(stack, |f| {
-                f.fail_next += n;
-                f.fail_status = status;
-            });
+            if stack.emulator.control().faults().fail_next == 0 {
+                run.tally.fail_next += n;
+                faults(stack, |f| {
+                    f.fail_next = n;
+                    f.fail_status = status;
+                });
+            }
         } else if roll < 55 {
+            // Lost acknowledgements, unless some are still pending.
             let n = run.rng.range(1, 2) as u32;
-            run.tally.lose_acks += n;
-            faults(stack, |f| f.lose_acks += n);
+            if stack.emulator.control().faults().lose_acks == 0 {
+                run.tally.lose_acks += n;
+                faults(stack, |f| f.lose_acks = n);
+            }
         } else if roll < 65 {
             let (latency, jitter) = if run.rng.percent(50) {
                 (run.rng.range(20, 200), run.rng.range(0, 100))
@@ -756,13 +823,14 @@ async fn session(stack: &Stack, run: &mut Run) -> bool {
 async fn the_tail(stack: &Stack, page: &Page<'_>, browser: &Browser, run: &mut Run) -> String {
     stack.emulator.control().clear_faults();
     online(stack, page, run).await;
+    let timeout = backlog_wait(page, run).await;
     wait_or_panic(
         page,
         browser,
         run,
         "T.outbox.stats().then(s => s.queued === 0)",
         "the schedule's backlog drained",
-        WAIT,
+        timeout,
     )
     .await;
     // One message through the fetch door first, with the app's token: the
@@ -797,11 +865,13 @@ async fn the_tail(stack: &Stack, page: &Page<'_>, browser: &Browser, run: &mut R
         .await
     {
         let left = stats(page).await;
+        let pending: Value = page.eval("T.chaos").await.unwrap_or_default();
         panic!(
             "{}: the backlog did not drain within the bound after the last fault ({bound}): \
-             after {:.1?}, stats {left}: {e}\nconsole:\n{}",
+             after {:.1?}, stats {left}: {e}\n{}\nconsole:\n{}",
             run.context(),
             healthy.elapsed(),
+            run.dump(&pending),
             browser.console().await.join("\n")
         );
     }
@@ -982,7 +1052,6 @@ async fn chaos_loses_nothing_and_keeps_every_lane_in_order() {
         c.seed = seed;
     })
     .await;
-    let retry = product_config(&stack).core.retry;
     let mut lanes = Vec::new();
     for i in 0..AGENT_LANES {
         lanes.push(Lane {
@@ -1008,10 +1077,12 @@ async fn chaos_loses_nothing_and_keeps_every_lane_in_order() {
         killed: false,
         stopped: false,
         reloaded: false,
-        unauthorized_left: auth_answers_to_die(&retry) - 1,
+        unauthorized_left: auth_answers_to_die(&product_config(&stack).core.retry) - 1,
         events: Vec::new(),
         outages: Vec::new(),
         outage_since: None,
+        control: stack.emulator.control(),
+        config: product_config(&stack),
     };
     while !session(&stack, &mut run).await {}
 
@@ -1078,9 +1149,10 @@ async fn chaos_loses_nothing_and_keeps_every_lane_in_order() {
     });
     assert!(
         problems.is_empty(),
-        "{}\n{}\nrequest outcomes: {counts:?}",
+        "{}\n{}\nrequest outcomes: {counts:?}\n{}",
         run.context(),
-        problems.join("\n")
+        problems.join("\n"),
+        run.dump(&Value::Null)
     );
     assert_eq!(
         report.total - report.duplicates,
