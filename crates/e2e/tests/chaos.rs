@@ -19,7 +19,7 @@
 //!   (`sendAgentMessage`, `sendOpenMessage`), drawn by the seed.
 //! * Faults, set through the emulator's fault API: outages, server errors
 //!   (`failNext` with 500/502/503/504), lost acknowledgements (`loseAcks`),
-//!   401 bursts (`forceUnauthorized`), latency and jitter.
+//!   401 bursts (`forceUnauthorized`, 1 to 4 at a time), latency and jitter.
 //! * Disruptions: service-worker stops, page reloads, and kills of the
 //!   whole browser (SIGKILL) restarted on the same profile, each at least
 //!   once where the engine can. WebKit can neither stop a worker nor kill
@@ -39,10 +39,14 @@
 //! What went into the outages is printed per run ([`OutageReport`]):
 //! requests the emulator dropped (preflights, posts, token requests) and
 //! the outbox's attempts behind them — live first attempts of the fetch
-//! door and the flushes' probes. Firefox sends up to ten `OPTIONS` for one
-//! attempt into an outage: a preflight is a safe method, and Firefox
-//! retries a safe request whose connection closed before any answer, up
-//! to `network.http.request.max-attempts` (10) times; Chromium sends one.
+//! door and the flushes' probes. The attempts are alike in every engine;
+//! the requests are not: Firefox sends up to ten `OPTIONS` for one attempt
+//! into an outage (a preflight is a safe method, and Firefox retries a
+//! safe request whose connection closed before any answer, up to
+//! `network.http.request.max-attempts`, 10, times), Chromium one, and
+//! WebKit, which keeps its preflight cache, the `POST` alone. The rule
+//! holds on the outbox's attempts; what an engine makes of each is the
+//! engine's.
 //!
 //! The seed is `OUTBOX_CHAOS_SEED` or drawn from the clock; it is printed at
 //! the start and in every failure, so a failing schedule can be run again
@@ -69,8 +73,9 @@
 //!   requests that meet it, however slowly they come: piled up, bursts
 //!   made a run of shed answers (`502` nine times over, seed 7 in WebKit)
 //!   that the throttle rightly answered by slowing to a few requests a
-//!   minute, which stretched the same nine answers over 75 s — a server
-//!   failing for longer the slower its client, which no real one does.
+//!   minute, which stretched the same nine answers over 75 s: a server
+//!   whose failure lasts longer the slower its client is, so the fault
+//!   model, not the product, set the pace.
 //! * Lost acknowledgements by count (`loseAcks`): the emulator keeps
 //!   connections from being reused while one is pending, so no browser
 //!   resends a cut `POST` behind the outbox's back (a `POST` is retried
