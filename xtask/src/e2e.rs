@@ -21,7 +21,7 @@ use crate::tools::{self, Need, Tools};
 
 /// A browser engine, as `OUTBOX_BROWSER` spells it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Engine {
+pub enum Engine {
     Chromium,
     Firefox,
     Webkit,
@@ -30,7 +30,8 @@ enum Engine {
 impl Engine {
     const ALL: [Engine; 3] = [Engine::Chromium, Engine::Firefox, Engine::Webkit];
 
-    fn name(self) -> &'static str {
+    /// The name `OUTBOX_BROWSER` takes.
+    pub fn name(self) -> &'static str {
         match self {
             Engine::Chromium => "chromium",
             Engine::Firefox => "firefox",
@@ -54,6 +55,14 @@ pub enum BrowserArg {
 
 /// `cargo xtask e2e`: see the module documentation.
 pub fn e2e(browsers: &[BrowserArg], passthrough: &[String]) -> Result<(), String> {
+    let (engines, tools) = prepare(browsers)?;
+    build::build(&tools, None)?;
+    run_engines(&engines, tools.chromium.as_deref(), passthrough)
+}
+
+/// The engines `browsers` names (all three when none; each once, in the
+/// order given), with everything they need installed.
+pub fn prepare(browsers: &[BrowserArg]) -> Result<(Vec<Engine>, Tools), String> {
     let mut engines = Vec::new();
     for b in browsers {
         match b {
@@ -83,8 +92,7 @@ pub fn e2e(browsers: &[BrowserArg], passthrough: &[String]) -> Result<(), String
     if engines.contains(&Engine::Webkit) {
         tools::ensure_webkit()?;
     }
-    build::build(&tools, None)?;
-    run_engines(&engines, tools.chromium.as_deref(), passthrough)
+    Ok((engines, tools))
 }
 
 /// Runs the e2e test binaries once per engine, then prints the summary;

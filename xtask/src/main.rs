@@ -87,6 +87,9 @@ enum Command {
         /// Messages to send.
         #[arg(long, default_value_t = chaos::DEFAULT_MESSAGES)]
         messages: u64,
+        /// Engines, comma-separated (each runs the same seed).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "chromium")]
+        browser: Vec<e2e::BrowserArg>,
     },
 }
 
@@ -104,7 +107,11 @@ fn main() -> ExitCode {
             .and_then(|t| build::build(&t, None))
             .and_then(|b| package::package(&b.dist))
             .map(|_| ()),
-        Command::Chaos { seed, messages } => chaos::chaos(seed, messages),
+        Command::Chaos {
+            seed,
+            messages,
+            browser,
+        } => chaos::chaos(seed, messages, &browser),
         Command::Fuzz { cases, seed } => fuzz::fuzz(cases, seed),
         Command::E2e { browser, rest } => e2e::e2e(&browser, &rest),
         Command::Examples => tools::Tools::ensure(tools::Need::Build)
