@@ -621,20 +621,26 @@ impl Machine for Forward {
 }
 
 /// The device is back online: entries that were backing off only because
-/// no answer came are due now. Each origin that gave no answer stays in
-/// its probe until it answers ([`crate::throttle`]): the first thing a
-/// recovering server gets from this client is one request. Result:
-/// [`NetworkBack::due`].
-#[derive(Debug, Default)]
+/// no answer came are due now, and a token that was asked for while the
+/// network was down is asked for again at once (the record of the asks is
+/// forgotten). Each origin that gave no answer stays in its probe until it
+/// answers ([`crate::throttle`]): the first thing a recovering server gets
+/// from this client is one request. Result: [`NetworkBack::due`].
+#[derive(Debug)]
 pub struct NetworkBack {
+    asks: TokenAsks,
     asked: bool,
     due: usize,
 }
 
 impl NetworkBack {
-    /// The network came back.
-    pub fn new() -> Self {
-        Self::default()
+    /// The network came back; `asks` is the engine's record of token asks.
+    pub fn new(asks: TokenAsks) -> Self {
+        Self {
+            asks,
+            asked: false,
+            due: 0,
+        }
     }
 
     /// How many entries became due.
@@ -648,6 +654,7 @@ impl Machine for NetworkBack {
         if std::mem::replace(&mut self.asked, true) {
             return Io::Done;
         }
+        self.asks.forget();
         Io::Store(StoreAsk::new(Tx::Hurry(Hurry::new(now))))
     }
 
@@ -1024,7 +1031,9 @@ mod tests {
 
     #[test]
     fn network_back_hurries_the_unreachable_and_nothing_else() {
-        let mut door = NetworkBack::new();
+        let asks = TokenAsks::default();
+        asks.asked(ORIGIN, 50_000);
+        let mut door = NetworkBack::new(asks.clone());
         let Io::Store(hurry) = door.poll(60_000) else {
             panic!("due now first");
         };
@@ -1040,9 +1049,11 @@ mod tests {
         });
         assert_eq!(writes.len(), 3, "each due at once: {writes:?}");
         // No spread: each unanswered origin is probed first by the flush
-        // that follows (its throttle), then goes at its pace.
+        // that follows (its throttle), then goes at its pace; a token asked
+        // for while the network was down is asked for again at once.
         assert!(matches!(door.poll(60_003), Io::Done));
         assert_eq!(door.due(), 3);
+        assert_eq!(asks.again_at(ORIGIN, 15_000), None);
     }
 
     #[test]

@@ -457,10 +457,15 @@ impl Flush {
         for (lane, id) in std::mem::take(&mut self.held) {
             self.events.push(Event::Held { id, lane });
         }
+        // A token the server refused (a `401` this cycle) is asked for
+        // again at once; an entry parked for want of one asks at most every
+        // `token_retry_ms` (a page may have opened since, or the token URL
+        // may work again) — not once per cycle into an outage.
+        let mut wanted = std::mem::take(&mut self.token_wanted);
         for e in &claimed.awaiting_token {
             self.report.awaiting_token += 1;
-            if !want_token.contains(&e.origin) {
-                want_token.push(e.origin.clone());
+            if !wanted.contains(&e.origin) {
+                wanted.push(e.origin.clone());
             }
             self.events.push(Event::AwaitingToken {
                 id: e.id,
@@ -469,11 +474,9 @@ impl Flush {
             });
         }
         progressed |= !claimed.expired.is_empty();
-        // Entries parked earlier still wait: ask again, now and then (a page
-        // may have opened since, or the token URL may work again).
         let mut ask = want_token;
         let retry_ms = self.config.token_retry_ms;
-        for origin in std::mem::take(&mut self.token_wanted) {
+        for origin in wanted {
             if ask.contains(&origin) {
                 continue;
             }
@@ -1121,6 +1124,32 @@ mod tests {
                 }
                 other => panic!("asked at {asked_at}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn an_entry_newly_parked_for_a_token_asks_no_more_often_either() {
+        // During an outage the token URL fails and every cycle parks an
+        // entry for want of a token: one ask per `token_retry_ms`, not one
+        // per cycle (CI's chaos run counted up to 28 token requests into
+        // one outage). A token the server refused (a 401) is asked at once:
+        // `a_refused_token_is_forgotten_and_a_fresh_one_asked_for`.
+        let config = Config::default();
+        let parked = entry(1, "c1", EntryState::AwaitingToken);
+        for (asked_at, asks_again) in [(99_000, false), (100_000 - config.token_retry_ms, true)] {
+            let asks = TokenAsks::default();
+            asks.asked(ORIGIN, asked_at);
+            let mut flush = Flush::new(Rc::new(config.clone()), asks, false);
+            flush.poll(100_000);
+            flush.stored(
+                &[],
+                Claimed {
+                    awaiting_token: vec![parked.clone()],
+                    ..Claimed::default()
+                },
+            );
+            let io = flush.poll(100_001);
+            assert_eq!(asked(io).is_some(), asks_again, "asked at {asked_at}");
         }
     }
 

@@ -28,6 +28,12 @@ impl TokenAsks {
         }
     }
 
+    /// Forgets every ask: the next one goes at once (the network is back,
+    /// and an ask that failed while it was down says nothing any more).
+    pub fn forget(&self) {
+        self.0.borrow_mut().clear();
+    }
+
     /// When `origin` may be asked again, if it was asked before.
     pub fn again_at(&self, origin: &str, retry_ms: u64) -> Option<Millis> {
         let asks = self.0.borrow();

@@ -261,7 +261,7 @@ where
     /// origin that was unreachable probed first ([`door::NetworkBack`],
     /// [`outbox_core::throttle`]). Returns how many; flush afterwards.
     pub async fn network_back(&self) -> Result<usize, S::Error> {
-        let mut door = door::NetworkBack::new();
+        let mut door = door::NetworkBack::new(self.asks.clone());
         self.run(&mut door).await?;
         Ok(door.due())
     }
