@@ -170,6 +170,8 @@ pub struct Flush {
     /// machines, kept across flushes).
     asks: TokenAsks,
     exclusive: bool,
+    /// Asked to end early ([`Flush::wind_down`]): no new cycle starts.
+    winding_down: bool,
     phase: Phase,
     report: FlushReport,
     /// The last cycle's verdicts, settled by the next store step.
@@ -219,6 +221,7 @@ impl Flush {
             config,
             asks,
             exclusive,
+            winding_down: false,
             phase: Phase::Cycle,
             report: FlushReport::default(),
             answered: None,
@@ -295,8 +298,18 @@ impl Flush {
         }
     }
 
+    /// Ends the flush early, as if its budget were spent: what is being
+    /// sent is answered and settled (alone), and no new claim is made, so
+    /// the flush leaves no lease standing. A host that shuts down asks this
+    /// of the flush under way, instead of dropping it mid-send (which would
+    /// leave its leases to run out, and its messages to go again with an
+    /// unknown outcome).
+    pub fn wind_down(&mut self) {
+        self.winding_down = true;
+    }
+
     fn begin_cycle(&mut self, now: Millis) -> Io {
-        if self.report.cycles >= self.config.max_cycles_per_flush {
+        if self.winding_down || self.report.cycles >= self.config.max_cycles_per_flush {
             return match self.answered.take() {
                 Some(mut verdicts) => {
                     let settlements = std::mem::take(&mut verdicts.settlements);
@@ -1013,6 +1026,28 @@ mod tests {
             Some(2_001),
             "work is left: run again at once"
         );
+    }
+
+    #[test]
+    fn a_flush_wound_down_mid_send_settles_its_answers_and_claims_nothing_more() {
+        let config = Config::default();
+        let mut flush = after_one_answer(&config, answer(200, None));
+        flush.wind_down();
+        let Some((_, Some(settlements), None)) = cycle_of(flush.poll(2_000)) else {
+            panic!("wound down: the answers are settled alone, nothing claimed");
+        };
+        assert_eq!(settlements.len(), 1);
+        assert!(matches!(settlements[0].action, Action::Delivered { .. }));
+        flush.settled_into(&mut ScheduleState::default(), &settlements);
+        flush.stored(&settlements, Claimed::default());
+        let (Io::Done, report) = (flush.poll(2_001), flush.report().clone()) else {
+            panic!("done");
+        };
+        assert_eq!(report.delivered, 1);
+        // Wound down before a claim: done at once, nothing leased.
+        let mut idle = new_flush(&config, false);
+        idle.wind_down();
+        assert!(matches!(idle.poll(3_000), Io::Done));
     }
 
     #[test]
