@@ -204,6 +204,8 @@ pub struct Flush {
     /// refusal, a pause, a failure): nothing more follows to them until
     /// the next store step has settled it.
     halted: Vec<String>,
+    /// The origins of the token ask under way.
+    asking: Vec<String>,
     /// I/O decided, not yet polled.
     todo: VecDeque<Todo>,
     /// The step of several under way, polled until it has no more I/O.
@@ -236,6 +238,7 @@ impl Flush {
             room: 0,
             throttled: Vec::new(),
             halted: Vec::new(),
+            asking: Vec::new(),
             todo: VecDeque::new(),
             step: None,
             events: Vec::new(),
@@ -523,6 +526,7 @@ impl Flush {
         for origin in &origins {
             self.asks.asked(origin, self.now);
         }
+        self.asking = origins.clone();
         self.todo
             .push_back(Todo::Io(Io::AskTokens(TokensAsk::new(origins))));
     }
@@ -530,7 +534,18 @@ impl Flush {
     /// The tokens of an [`Io::AskTokens`] were asked for; for each origin
     /// in `came` one came at once: its parked entries are released next
     /// (an [`Arrival`]), and the flush goes on.
+    ///
+    /// An origin whose token did not come at once (the token source asked
+    /// pages, or its token URL failed) is asked again after
+    /// [`Config::token_retry_ms`]: the flush wakes then, so that entries
+    /// parked for a token never wait on something else to wake it.
     pub fn tokens_came(&mut self, came: Vec<String>) {
+        let again = self.now.saturating_add(self.config.token_retry_ms);
+        for origin in std::mem::take(&mut self.asking) {
+            if !came.contains(&origin) {
+                self.report.next_wake = Some(self.report.next_wake.map_or(again, |w| w.min(again)));
+            }
+        }
         self.progressed |= !came.is_empty();
         for origin in came.iter().rev() {
             self.todo
@@ -1157,6 +1172,31 @@ mod tests {
                 other => panic!("asked at {asked_at}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_token_that_does_not_come_at_once_is_asked_for_again_after_token_retry_ms() {
+        let config = Config::default();
+        let parked = entry(1, "c1", EntryState::Pending);
+        let mut flush = new_flush(&config, false);
+        flush.poll(100_000);
+        flush.stored(
+            &[],
+            Claimed {
+                awaiting_token: vec![parked],
+                ..Claimed::default()
+            },
+        );
+        let Io::AskTokens(ask) = flush.poll(100_001) else {
+            panic!("a token is asked for");
+        };
+        crate::io::feed_at(&mut flush, ask.reply(Vec::new()), 100_002);
+        assert!(matches!(flush.poll(100_003), Io::Done));
+        assert_eq!(
+            flush.report().next_wake,
+            Some(100_000 + config.token_retry_ms),
+            "none came: wake to ask again"
+        );
     }
 
     #[test]
