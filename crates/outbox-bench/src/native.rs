@@ -66,7 +66,8 @@ pub struct Delivery {
     pub rate_per_minute: Option<u32>,
     /// Delivered a second, from the sink's first request to its last.
     pub per_s: f64,
-    /// SQLite commits per delivered message during the drain.
+    /// SQLite commits per delivered message during the drain (none of
+    /// them synced: a flush cycle is not a durable transaction).
     pub commits_per_message: f64,
 }
 
@@ -81,7 +82,8 @@ pub struct NativeResults {
     pub single: Enqueues,
     /// 32 senders.
     pub concurrent: Enqueues,
-    /// Store transactions and SQLite commits during the 32-sender run.
+    /// Store transactions and SQLite syncs (`synchronous=FULL` commits)
+    /// during the 32-sender run.
     pub concurrent_group: (u64, u64),
     /// Entries queued when the memory was read.
     pub rss_queued: usize,
@@ -271,11 +273,11 @@ fn free_port() -> Result<u16, String> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-/// A counter of the store's commits and transactions, from `/metrics`.
-async fn store_counters(http: &reqwest::Client, base: &str) -> (u64, u64) {
+/// The store's transactions, commits and syncs, from `/metrics`.
+async fn store_counters(http: &reqwest::Client, base: &str) -> (u64, u64, u64) {
     let text = match http.get(format!("{base}/metrics")).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => return (0, 0),
+        Err(_) => return (0, 0, 0),
     };
     let get = |name: &str| {
         text.lines()
@@ -288,6 +290,7 @@ async fn store_counters(http: &reqwest::Client, base: &str) -> (u64, u64) {
     (
         get("outbox_store_transactions_total "),
         get("outbox_store_commits_total "),
+        get("outbox_store_syncs_total "),
     )
 }
 
@@ -441,7 +444,7 @@ pub async fn run(options: &Options) -> Result<NativeResults, String> {
         bare_commits,
         single,
         concurrent,
-        concurrent_group: (after.0 - before.0, after.1 - before.1),
+        concurrent_group: (after.0 - before.0, after.2 - before.2),
         rss_queued,
         rss_bytes,
         paced,

@@ -1392,6 +1392,12 @@ fn native_section(o: &mut String, n: Option<&crate::native::NativeResults>, inpu
         let _ = writeln!(o, "_Not run yet: `cargo xtask bench --only native`._\n");
         return;
     };
+    let _ = writeln!(
+        o,
+        "Measured {} (this part's results file; the disk's sync rate on this shared machine \
+         moved between 290 and 1,900 commits/s across runs of the same day, so compare within a run).\n",
+        results_date(&inputs.results.join("native.json"))
+    );
     let met = |ok: bool| if ok { "**met**" } else { "**blocked**" };
     let single_ratio = n.single.per_s / n.bare_commits_per_s.max(1e-9);
     let concurrent_ratio = n.concurrent.per_s / n.bare_commits_per_s.max(1e-9);
@@ -1415,7 +1421,7 @@ fn native_section(o: &mut String, n: Option<&crate::native::NativeResults>, inpu
     );
     let _ = writeln!(
         o,
-        "| durable enqueues, 32 senders ({} messages) | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | {:.1}× the bare loop ({} transactions in {} commits: {:.1} a commit) | ≥ 10×: {} |",
+        "| durable enqueues, 32 senders ({} messages) | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | {:.1}× the bare loop ({} transactions in {} synced commits: {:.1} a sync) | ≥ 10×: {} |",
         n.concurrent.messages,
         n.concurrent.per_s,
         n.concurrent.p50_ms,
@@ -1445,23 +1451,27 @@ fn native_section(o: &mut String, n: Option<&crate::native::NativeResults>, inpu
     );
     let _ = writeln!(
         o,
-        "| delivery, pacing lifted ({} messages over {} lanes) | {:.0}/s | {:.3} SQLite commits a message | given, with its bound below |\n",
+        "| delivery, pacing lifted ({} messages over {} lanes) | {:.0}/s | {:.3} SQLite commits a message (not synced) | given, with its bound below |\n",
         n.lifted.messages, n.lifted.lanes, n.lifted.per_s, n.lifted.commits_per_message
     );
     let _ = writeln!(
         o,
         "**What bounds each.** A single sender waits for its own commit, so it cannot beat the \
-         bare loop: one sync per message is the floor, and the proxy's HTTP, JSON and the engine \
-         thread's hops cost {:.0} % on top here. Concurrent senders share commits (group commit: \
+         bare loop: one sync per message is the floor, and the rest costs {:.0} % on top here — \
+         the proxy's HTTP and JSON, two thread hops each way (handler → engine → store writer), and \
+         above all the flusher, which each enqueue wakes and whose claim reads every lane's head \
+         (1,000 lanes here) on the same writer thread between two enqueues. Concurrent senders share commits (group commit: \
          the store's writer thread runs every transaction waiting when a sync ends inside one \
          SQLite transaction, each under a savepoint, and answers them all after one `COMMIT`), so \
          32 senders pay about one sync per round of 32 — what caps them is the engine thread and \
-         the HTTP stack on 2 cores, not the disk. Delivery with the shipped pacing runs at the \
+         the HTTP stack on 2 cores, not the disk. Only enqueues sync (core asks durability of them \
+         alone); the flusher's claims and settles beside them commit with `synchronous=NORMAL` and \
+         are synced by the next enqueue's commit. Delivery with the shipped pacing runs at the \
          pacer's 150 a minute after its burst: the host is idle between slots. With pacing \
          lifted, a flush cycle is one store transaction (settle the last cycle's answers and \
          claim up to a batch of 8 lane heads and the entries that follow them) and one round \
          of concurrent sends; {:.3} commits per message delivered here means about {:.0} \
-         messages share each sync, so the rate is bounded by the batch size (8 requests in \
+         messages share each commit (none synced), so the rate is bounded by the batch size (8 requests in \
          flight, one per lane) times the sink's round trip, on one engine thread.\n",
         (1.0 - single_ratio).max(0.0) * 100.0,
         n.lifted.commits_per_message,
@@ -1480,6 +1490,31 @@ fn section<'a>(report: &'a str, heading: &str) -> Option<&'a str> {
         .find("\n## ")
         .map_or(report.len(), |i| start + 3 + i + 1);
     Some(&report[start..end])
+}
+
+/// When a results file was written (UTC), for a section that may be
+/// carried into a later report.
+fn results_date(path: &Path) -> String {
+    let secs = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs % 86_400 / 3600,
+        secs % 3600 / 60
+    )
 }
 
 #[cfg(test)]

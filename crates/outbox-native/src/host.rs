@@ -275,7 +275,7 @@ impl<S: Store + Send + 'static> Host<S> {
         let arrived = Instant::now();
         self.ask(move |ctx| {
             Box::pin(async move {
-                let answer = match ctx.engine.submit(&request).await {
+                match ctx.engine.submit(&request).await {
                     Ok(entry) => {
                         ctx.metrics.enqueued(arrived.elapsed());
                         ctx.kick.notify_one();
@@ -292,8 +292,7 @@ impl<S: Store + Send + 'static> Host<S> {
                         Answer::error(400, "unroutable", &e.to_string())
                     }
                     Err(SubmitError::Enqueue(e)) => Answer::json(e.status(), e.body()),
-                };
-                answer
+                }
             })
         })
         .await
@@ -573,7 +572,7 @@ async fn pass_through<S: Store>(
             return plain(ctx, &request).await;
         }
     };
-    let answer = match decision {
+    match decision {
         BeforeForward::Queue(reason) => {
             let result = engine.enqueue(prepared, false, None, reason.name()).await;
             match result {
@@ -617,8 +616,7 @@ async fn pass_through<S: Store>(
                 }
             }
         }
-    };
-    answer
+    }
 }
 
 fn queued<S: Store>(

@@ -159,8 +159,13 @@ async fn metrics(State(app): State<App>) -> Response {
         ),
         (
             "outbox_store_commits_total",
-            "SQLite commits (each one sync); transactions per commit is what group commit saves.",
+            "SQLite commits; transactions per commit is what group commit saves.",
             counters.commits,
+        ),
+        (
+            "outbox_store_syncs_total",
+            "SQLite commits made with synchronous=FULL (one sync each): those that held an enqueue.",
+            counters.syncs,
         ),
     ];
     match app.host.metrics_text(&extra).await {
@@ -230,9 +235,9 @@ struct Limit {
     limit: Option<usize>,
 }
 
-fn parse_id(id: &str) -> Result<EntryId, Response> {
+fn parse_id(id: &str) -> Result<EntryId, Box<Response>> {
     id.parse::<EntryId>()
-        .map_err(|e| error(400, "bad-id", &e.to_string()))
+        .map_err(|e| Box::new(error(400, "bad-id", &e.to_string())))
 }
 
 async fn queued(State(app): State<App>, Query(q): Query<Limit>) -> Response {
@@ -253,7 +258,7 @@ async fn list(app: &App, dead: bool, limit: Option<usize>) -> Response {
 async fn entry(State(app): State<App>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app.host.entry(id).await {
         Ok(Some(e)) => json_answer(200, e),
@@ -269,7 +274,7 @@ async fn entry(State(app): State<App>, Path(id): Path<String>) -> Response {
 async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app.host.cancel(id).await {
         Ok(CancelResult::Cancelled) => json_answer(200, json!({"cancelled": true})),
@@ -284,7 +289,7 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
 async fn revive(State(app): State<App>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app.host.revive(id).await {
         Ok(Some(e)) => json_answer(200, e),
@@ -300,7 +305,7 @@ async fn revive(State(app): State<App>, Path(id): Path<String>) -> Response {
 async fn discard(State(app): State<App>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app.host.discard(id).await {
         Ok(true) => json_answer(200, json!({"discarded": true})),
@@ -321,29 +326,27 @@ async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<SseEven
     let stopping = app.stopping.clone();
     let stream =
         futures_util::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
-            loop {
-                if *stopping.borrow() {
-                    return None;
-                }
-                tokio::select! {
-                    _ = stopping.changed() => return None,
-                    got = rx.recv() => match got {
-                        Ok(json) => {
-                            let kind = serde_json::from_str::<Value>(&json)
-                                .ok()
-                                .and_then(|v| v["type"].as_str().map(str::to_owned))
-                                .unwrap_or_else(|| "event".into());
-                            let event = SseEvent::default().event(kind).data(&*json);
-                            return Some((Ok(event), (rx, stopping)));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            let event = SseEvent::default()
-                                .event("lagged")
-                                .data(json!({"type": "lagged", "missed": n}).to_string());
-                            return Some((Ok(event), (rx, stopping)));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            if *stopping.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = stopping.changed() => None,
+                got = rx.recv() => match got {
+                    Ok(json) => {
+                        let kind = serde_json::from_str::<Value>(&json)
+                            .ok()
+                            .and_then(|v| v["type"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| "event".into());
+                        let event = SseEvent::default().event(kind).data(&*json);
+                        Some((Ok(event), (rx, stopping)))
                     }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let event = SseEvent::default()
+                            .event("lagged")
+                            .data(json!({"type": "lagged", "missed": n}).to_string());
+                        Some((Ok(event), (rx, stopping)))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
                 }
             }
         });

@@ -473,6 +473,23 @@ fn sigterm_stops_gracefully_and_the_queue_survives_the_restart() {
     let (status, stderr) = proxy.terminate();
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains("outbox: stopped"), "{stderr}");
+    // Nothing lost, no lease left standing: the file as the proxy left it.
+    {
+        use outbox_driver::store::Store;
+        let store = outbox_sqlite::SqliteStore::open(&config.store).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let queued = rt.block_on(store.queued(100)).unwrap();
+        assert_eq!(queued.len(), 5);
+        assert!(
+            queued
+                .iter()
+                .all(|e| !matches!(e.state, outbox_core::entry::EntryState::InFlight { .. })),
+            "leases released: {:?}",
+            queued.iter().map(|e| e.state).collect::<Vec<_>>()
+        );
+    }
     emu.control().clear_faults();
     let proxy = Proxy::start(&config);
     let lane = wait_for("the lane delivered after the restart", WAIT, || {

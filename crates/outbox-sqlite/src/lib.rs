@@ -17,9 +17,15 @@
 //!   [`OpenError::InUse`] at once, naming the holder, instead of two
 //!   senders that would each believe they own the leases. The kernel
 //!   drops the lock when the process dies, even by `SIGKILL`.
-//! * **Durable.** Write-ahead logging with `synchronous=FULL`: a commit
-//!   returns once the log is synced, so an enqueue answered `202`
-//!   survives a power cut.
+//! * **Durable.** Write-ahead logging with `synchronous=FULL` for every
+//!   commit that holds a durable transaction (core's [`Access::Durable`]:
+//!   an enqueue): it returns once the log is synced, so an enqueue
+//!   answered `202` survives a power cut. Core's other transactions (a
+//!   flush cycle's settle and claim, the admin calls) ask for less, as
+//!   IndexedDB's relaxed durability gives them in the browser: they commit
+//!   with `synchronous=NORMAL` (safe against a crash of the process; a
+//!   power cut may undo the last of them, which at worst sends a message
+//!   again with its key), and the next durable commit syncs them too.
 //! * **Group commit.** The connection lives on its own thread
 //!   ([`writer`]); concurrent transactions run one after another inside
 //!   one SQLite transaction, each under a savepoint, and share one
@@ -130,8 +136,11 @@ impl SqliteError {
 pub struct Counters {
     /// Logical transactions committed (each of core's transactions).
     pub transactions: u64,
-    /// SQLite commits, each one sync of the write-ahead log.
+    /// SQLite commits.
     pub commits: u64,
+    /// Those made with `synchronous=FULL` (one sync of the write-ahead log
+    /// each): the groups that held an enqueue.
+    pub syncs: u64,
 }
 
 /// Why a store could not be opened.
@@ -275,6 +284,7 @@ impl SqliteStore {
         Counters {
             transactions: self.0.counts.transactions.load(Ordering::Relaxed),
             commits: self.0.counts.commits.load(Ordering::Relaxed),
+            syncs: self.0.counts.syncs.load(Ordering::Relaxed),
         }
     }
 
@@ -333,6 +343,7 @@ fn lock(db: &Path) -> Result<File, OpenError> {
 pub struct SqliteTx<'a> {
     store: &'a SqliteStore,
     id: u64,
+    access: Access,
     opened: bool,
     finished: bool,
     writes: Vec<Write>,
@@ -351,7 +362,7 @@ impl StoreTx for SqliteTx<'_> {
 
     async fn read(&mut self, reads: Vec<Read>) -> Result<Vec<Found>, SqliteError> {
         let (reply, answer) = oneshot::channel();
-        let open = !self.opened;
+        let open = (!self.opened).then_some(self.access);
         self.opened = true;
         self.store.send(Msg::Step {
             tx: self.id,
@@ -375,7 +386,7 @@ impl StoreTx for SqliteTx<'_> {
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
-        let open = !self.opened;
+        let open = (!self.opened).then_some(self.access);
         self.opened = true;
         self.finished = true;
         self.store.send(Msg::Commit {
@@ -394,12 +405,13 @@ impl Store for SqliteStore {
 
     async fn begin(
         &self,
-        _access: Access,
+        access: Access,
         _name: &'static str,
     ) -> Result<SqliteTx<'_>, SqliteError> {
         Ok(SqliteTx {
             store: self,
             id: self.0.next_tx.fetch_add(1, Ordering::Relaxed),
+            access,
             opened: false,
             finished: false,
             writes: Vec::new(),

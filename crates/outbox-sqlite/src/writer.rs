@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use outbox_core::store::{Found, Read, Write};
+use outbox_core::store::{Access, Found, Read, Write};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
@@ -46,8 +46,8 @@ pub enum Msg {
     Step {
         /// The transaction.
         tx: u64,
-        /// Whether it opens the transaction.
-        open: bool,
+        /// Set on the transaction's first message: how it uses the store.
+        open: Option<Access>,
         /// Writes made since the last step, in order.
         writes: Vec<Write>,
         /// Reads to answer.
@@ -59,8 +59,8 @@ pub enum Msg {
     Commit {
         /// The transaction.
         tx: u64,
-        /// Whether it opens the transaction (one that read nothing).
-        open: bool,
+        /// Set when it opens the transaction (one that read nothing).
+        open: Option<Access>,
         /// Writes made since the last step.
         writes: Vec<Write>,
         /// Answered once the transaction's group is on disk.
@@ -76,9 +76,18 @@ pub enum Msg {
 }
 
 impl Msg {
-    fn opens(&self) -> Option<u64> {
+    fn opens(&self) -> Option<(u64, Access)> {
         match self {
-            Msg::Step { tx, open: true, .. } | Msg::Commit { tx, open: true, .. } => Some(*tx),
+            Msg::Step {
+                tx,
+                open: Some(access),
+                ..
+            }
+            | Msg::Commit {
+                tx,
+                open: Some(access),
+                ..
+            } => Some((*tx, *access)),
             _ => None,
         }
     }
@@ -89,8 +98,11 @@ impl Msg {
 pub struct Counts {
     /// Logical transactions committed.
     pub transactions: AtomicU64,
-    /// SQLite commits that wrote (each one sync of the log).
+    /// SQLite commits of groups that held a transaction.
     pub commits: AtomicU64,
+    /// Those of them made with `synchronous=FULL` (one sync of the log
+    /// each): the groups that held a durable transaction (an enqueue).
+    pub syncs: AtomicU64,
 }
 
 /// The writer thread's state.
@@ -99,6 +111,10 @@ struct Writer {
     counts: Arc<Counts>,
     /// The SQLite transaction is open.
     group_open: bool,
+    /// It commits with `synchronous=FULL` (it holds a durable transaction).
+    group_durable: bool,
+    /// The connection's `synchronous` setting now (`FULL` or `NORMAL`).
+    sync_full: bool,
     /// Commits answered once the group is on disk.
     group: Vec<oneshot::Sender<Result<(), SqliteError>>>,
     /// The logical transaction running now.
@@ -113,6 +129,8 @@ pub fn run(conn: Connection, inbox: Receiver<Msg>, counts: Arc<Counts>) {
         conn,
         counts,
         group_open: false,
+        group_durable: false,
+        sync_full: true,
         group: Vec::new(),
         current: None,
         waiting: VecDeque::new(),
@@ -151,12 +169,12 @@ pub fn run(conn: Connection, inbox: Receiver<Msg>, counts: Arc<Counts>) {
 
 impl Writer {
     fn handle(&mut self, msg: Msg) {
-        if let Some(tx) = msg.opens() {
+        if let Some((tx, access)) = msg.opens() {
             if self.current.is_some() || self.group.len() >= MAX_GROUP {
                 self.waiting.push_back(msg);
                 return;
             }
-            if let Err(e) = self.start(tx) {
+            if let Err(e) = self.start(tx, access) {
                 fail(msg, e);
                 return;
             }
@@ -213,7 +231,7 @@ impl Writer {
                 if self.current == Some(tx) {
                     self.undo(tx);
                 } else {
-                    self.waiting.retain(|m| m.opens() != Some(tx));
+                    self.waiting.retain(|m| m.opens().map(|o| o.0) != Some(tx));
                 }
             }
             Msg::Close => {}
@@ -222,8 +240,30 @@ impl Writer {
 
     /// Opens logical transaction `tx`: the group's SQLite transaction if
     /// none is open, then a savepoint.
-    fn start(&mut self, tx: u64) -> Result<(), SqliteError> {
+    ///
+    /// A group commits with `synchronous=FULL` when it holds a durable
+    /// transaction ([`Access::Durable`]: an enqueue, answered only once on
+    /// disk), else with `NORMAL` (the log is synced at the next durable
+    /// commit or checkpoint: what core's other transactions ask, as
+    /// IndexedDB's relaxed durability gives them in the browser). SQLite
+    /// sets this per transaction, before it begins; so a durable
+    /// transaction that finds a `NORMAL` group open commits that group
+    /// first (no sync) and opens a `FULL` one. A later `FULL` commit syncs
+    /// everything written before it.
+    fn start(&mut self, tx: u64, access: Access) -> Result<(), SqliteError> {
+        let durable = access == Access::Durable;
+        if self.group_open && durable && !self.group_durable {
+            self.commit_group();
+        }
         if !self.group_open {
+            if self.sync_full != durable {
+                let level = if durable { "FULL" } else { "NORMAL" };
+                self.conn
+                    .pragma_update(None, "synchronous", level)
+                    .map_err(|e| SqliteError::sql("begin", e))?;
+                self.sync_full = durable;
+            }
+            self.group_durable = durable;
             self.conn
                 .execute_batch("BEGIN IMMEDIATE")
                 .map_err(|e| SqliteError::sql("begin", e))?;
@@ -273,6 +313,9 @@ impl Writer {
             Ok(()) => {
                 if wrote {
                     self.counts.commits.fetch_add(1, Ordering::Relaxed);
+                    if self.group_durable {
+                        self.counts.syncs.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 self.counts
                     .transactions
