@@ -1,12 +1,12 @@
-//! `cargo xtask bench [--quick] [--only herd|browser|micro|memory]`: runs
+//! `cargo xtask bench [--quick] [--only herd|browser|micro|memory|native]`: runs
 //! the benchmarks of `crates/outbox-bench` and writes `BENCHMARKS.md`.
 //!
 //! Steps: install what is missing (wasm tools; Chromium for the browser
 //! parts; `npm ci` in `bench/` for Workbox and esbuild), build the bundle,
 //! stage it with the esbuild-bundled Workbox worker in
 //! `target/bench-site/`, then run the Criterion micro-benchmarks, the herd
-//! simulation and the browser benchmark (which ends with the memory part),
-//! and write the report. `--quick` keeps the whole run under five minutes
+//! simulation, the browser benchmark (which ends with the memory part) and
+//! the native host's (`outbox serve` on SQLite), and write the report. `--quick` keeps the whole run under five minutes
 //! once everything is compiled; `--only` runs one part and rewrites the
 //! report with the other parts' last results.
 
@@ -34,6 +34,9 @@ pub enum Part {
     Micro,
     /// The browser memory part alone.
     Memory,
+    /// The native host: `outbox serve` on SQLite (enqueues against the
+    /// bare commit loop, memory with 100,000 queued, delivery).
+    Native,
 }
 
 impl Part {
@@ -43,6 +46,7 @@ impl Part {
             Part::Browser => "browser",
             Part::Micro => "micro",
             Part::Memory => "memory",
+            Part::Native => "native",
         }
     }
 }
@@ -80,10 +84,13 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     }
     std::fs::create_dir_all(&results).map_err(|e| e.to_string())?;
 
-    // The bundle, staged with the Workbox worker (sizes are reported from here).
-    npm_ci(&root.join("bench"))?;
-    let bundle = build::build(&tools, None)?;
-    stage(&bundle.dist, &site, &root.join("bench"))?;
+    // The bundle, staged with the Workbox worker (sizes are reported from
+    // here); the native part alone needs none of it.
+    if only != Some("native") {
+        npm_ci(&root.join("bench"))?;
+        let bundle = build::build(&tools, None)?;
+        stage(&bundle.dist, &site, &root.join("bench"))?;
+    }
 
     let q: &[&str] = if quick { &["--quick"] } else { &[] };
     let out = results.to_string_lossy().into_owned();
@@ -134,6 +141,18 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
                 .args(["--out", &out, "--site", &site_arg, "--web", &web])
                 .env("CHROME", &chrome),
         )?;
+    }
+    if want("native") {
+        // The `outbox` binary as it ships (release), on this disk.
+        tools::run(tools::cargo().args(["build", "--release", "--quiet", "-p", "outbox-server"]))?;
+        tools::run(bench_bin("native").args([
+            "--out",
+            &out,
+            "--outbox",
+            &target.join("release").join("outbox").to_string_lossy(),
+            "--dir",
+            &target.join("bench-native").to_string_lossy(),
+        ]))?;
     }
     let md = root.join("BENCHMARKS.md");
     let svg = root.join("docs").join("herd.svg");

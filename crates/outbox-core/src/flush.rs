@@ -170,6 +170,8 @@ pub struct Flush {
     /// machines, kept across flushes).
     asks: TokenAsks,
     exclusive: bool,
+    /// Asked to end early ([`Flush::wind_down`]): no new cycle starts.
+    winding_down: bool,
     phase: Phase,
     report: FlushReport,
     /// The last cycle's verdicts, settled by the next store step.
@@ -202,6 +204,8 @@ pub struct Flush {
     /// refusal, a pause, a failure): nothing more follows to them until
     /// the next store step has settled it.
     halted: Vec<String>,
+    /// The origins of the token ask under way.
+    asking: Vec<String>,
     /// I/O decided, not yet polled.
     todo: VecDeque<Todo>,
     /// The step of several under way, polled until it has no more I/O.
@@ -219,6 +223,7 @@ impl Flush {
             config,
             asks,
             exclusive,
+            winding_down: false,
             phase: Phase::Cycle,
             report: FlushReport::default(),
             answered: None,
@@ -233,6 +238,7 @@ impl Flush {
             room: 0,
             throttled: Vec::new(),
             halted: Vec::new(),
+            asking: Vec::new(),
             todo: VecDeque::new(),
             step: None,
             events: Vec::new(),
@@ -295,8 +301,18 @@ impl Flush {
         }
     }
 
+    /// Ends the flush early, as if its budget were spent: what is being
+    /// sent is answered and settled (alone), and no new claim is made, so
+    /// the flush leaves no lease standing. A host that shuts down asks this
+    /// of the flush under way, instead of dropping it mid-send (which would
+    /// leave its leases to run out, and its messages to go again with an
+    /// unknown outcome).
+    pub fn wind_down(&mut self) {
+        self.winding_down = true;
+    }
+
     fn begin_cycle(&mut self, now: Millis) -> Io {
-        if self.report.cycles >= self.config.max_cycles_per_flush {
+        if self.winding_down || self.report.cycles >= self.config.max_cycles_per_flush {
             return match self.answered.take() {
                 Some(mut verdicts) => {
                     let settlements = std::mem::take(&mut verdicts.settlements);
@@ -513,6 +529,7 @@ impl Flush {
         for origin in &origins {
             self.asks.asked(origin, self.now);
         }
+        self.asking = origins.clone();
         self.todo
             .push_back(Todo::Io(Io::AskTokens(TokensAsk::new(origins))));
     }
@@ -520,7 +537,18 @@ impl Flush {
     /// The tokens of an [`Io::AskTokens`] were asked for; for each origin
     /// in `came` one came at once: its parked entries are released next
     /// (an [`Arrival`]), and the flush goes on.
+    ///
+    /// An origin whose token did not come at once (the token source asked
+    /// pages, or its token URL failed) is asked again after
+    /// [`Config::token_retry_ms`]: the flush wakes then, so that entries
+    /// parked for a token never wait on something else to wake it.
     pub fn tokens_came(&mut self, came: Vec<String>) {
+        let again = self.now.saturating_add(self.config.token_retry_ms);
+        for origin in std::mem::take(&mut self.asking) {
+            if !came.contains(&origin) {
+                self.report.next_wake = Some(self.report.next_wake.map_or(again, |w| w.min(again)));
+            }
+        }
         self.progressed |= !came.is_empty();
         for origin in came.iter().rev() {
             self.todo
@@ -1019,6 +1047,28 @@ mod tests {
     }
 
     #[test]
+    fn a_flush_wound_down_mid_send_settles_its_answers_and_claims_nothing_more() {
+        let config = Config::default();
+        let mut flush = after_one_answer(&config, answer(200, None));
+        flush.wind_down();
+        let Some((_, Some(settlements), None)) = cycle_of(flush.poll(2_000)) else {
+            panic!("wound down: the answers are settled alone, nothing claimed");
+        };
+        assert_eq!(settlements.len(), 1);
+        assert!(matches!(settlements[0].action, Action::Delivered { .. }));
+        flush.settled_into(&mut ScheduleState::default(), &settlements);
+        flush.stored(&settlements, Claimed::default());
+        let (Io::Done, report) = (flush.poll(2_001), flush.report().clone()) else {
+            panic!("done");
+        };
+        assert_eq!(report.delivered, 1);
+        // Wound down before a claim: done at once, nothing leased.
+        let mut idle = new_flush(&config, false);
+        idle.wind_down();
+        assert!(matches!(idle.poll(3_000), Io::Done));
+    }
+
+    #[test]
     fn an_exclusive_flush_takes_over_leases_in_its_first_claim_only() {
         let config = Config::default();
         let mut flush = new_flush(&config, true);
@@ -1151,6 +1201,31 @@ mod tests {
             let io = flush.poll(100_001);
             assert_eq!(asked(io).is_some(), asks_again, "asked at {asked_at}");
         }
+    }
+
+    #[test]
+    fn a_token_that_does_not_come_at_once_is_asked_for_again_after_token_retry_ms() {
+        let config = Config::default();
+        let parked = entry(1, "c1", EntryState::Pending);
+        let mut flush = new_flush(&config, false);
+        flush.poll(100_000);
+        flush.stored(
+            &[],
+            Claimed {
+                awaiting_token: vec![parked],
+                ..Claimed::default()
+            },
+        );
+        let Io::AskTokens(ask) = flush.poll(100_001) else {
+            panic!("a token is asked for");
+        };
+        crate::io::feed_at(&mut flush, ask.reply(Vec::new()), 100_002);
+        assert!(matches!(flush.poll(100_003), Io::Done));
+        assert_eq!(
+            flush.report().next_wake,
+            Some(100_000 + config.token_retry_ms),
+            "none came: wake to ask again"
+        );
     }
 
     #[test]

@@ -93,6 +93,55 @@ pub enum EnqueueError<E: std::error::Error + 'static> {
     Store(#[source] E),
 }
 
+impl<E: std::error::Error + 'static> EnqueueError<E> {
+    /// The HTTP status a front door answers this refusal with (the caller
+    /// keeps its request): `507` for a full outbox or an exhausted quota,
+    /// `413` for an entry too large, `409` for an id already taken, `500`
+    /// for a store failure.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Full { .. } | Self::QuotaExceeded(_) => 507,
+            Self::TooLarge { .. } => 413,
+            Self::Duplicate(_) => 409,
+            Self::Store(_) => 500,
+        }
+    }
+
+    /// The refusal's stable code, for the `error` field of that answer's
+    /// JSON body (`outbox-full`, `quota-exceeded`, `entry-too-large`,
+    /// `duplicate-entry`, `store-error`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Full { .. } => "outbox-full",
+            Self::QuotaExceeded(_) => "quota-exceeded",
+            Self::TooLarge { .. } => "entry-too-large",
+            Self::Duplicate(_) => "duplicate-entry",
+            Self::Store(_) => "store-error",
+        }
+    }
+
+    /// The JSON body a front door answers this refusal with:
+    /// `{"queued":false,"error":<code>,"message":<text>}`.
+    pub fn body(&self) -> String {
+        let mut body = crate::json::Object::new();
+        body.bool("queued", false)
+            .str("error", self.code())
+            .str("message", &self.to_string());
+        body.finish()
+    }
+}
+
+/// The JSON body of a front door's `202` for a queued entry:
+/// `{"queued":true,"id","lane","reason"}`.
+pub fn queued_body(entry: &Entry, reason: &str) -> String {
+    let mut body = crate::json::Object::new();
+    body.bool("queued", true)
+        .str("id", &entry.id.hyphenated())
+        .str("lane", &entry.lane)
+        .str("reason", reason);
+    body.finish()
+}
+
 /// A refusal of the queue's rules (or of the store's quota): an
 /// [`EnqueueError`] without a store error.
 pub type Refusal = EnqueueError<Infallible>;

@@ -807,3 +807,27 @@ fn a_permanent_401_dies_at_any_pace() {
         Action::AwaitToken { .. }
     ));
 }
+
+/// What a front door answers when the queue refuses a request (the
+/// caller keeps it): the status and body are core's, for every host.
+#[test]
+fn refusals_answer_507_413_409_500_with_a_json_body() {
+    use outbox_core::queue::{EnqueueError, Refusal};
+    let full: Refusal = EnqueueError::Full { max_entries: 3 };
+    assert_eq!((full.status(), full.code()), (507, "outbox-full"));
+    let body: serde_json::Value = serde_json::from_str(&full.body()).unwrap();
+    assert_eq!(body["queued"], false);
+    assert_eq!(body["error"], "outbox-full");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("full (3 entries)")
+    );
+    let quota: Refusal = EnqueueError::QuotaExceeded("disk".into());
+    assert_eq!(quota.status(), 507);
+    let large: Refusal = EnqueueError::TooLarge { size: 9, max: 1 };
+    assert_eq!((large.status(), large.code()), (413, "entry-too-large"));
+    let taken: Refusal = EnqueueError::Duplicate(outbox_core::entry::EntryId::from_bytes([1; 16]));
+    assert_eq!(taken.status(), 409);
+}

@@ -251,9 +251,25 @@ where
     }
 
     async fn flush_with(&self, exclusive: bool) -> Result<FlushReport, S::Error> {
-        let mut flush = Flush::new(self.config.clone(), self.asks.clone(), exclusive);
+        self.flush_until(exclusive, &|| false).await
+    }
+
+    /// A flush ([`flush`](Self::flush), or with `exclusive`
+    /// [`flush_exclusive`](Self::flush_exclusive)) that winds down once
+    /// `stop` says so ([`Flush::wind_down`]): what is being sent is
+    /// answered and settled, and nothing more is claimed, so no lease is
+    /// left standing. For a host shutting down.
+    pub async fn flush_until(
+        &self,
+        exclusive: bool,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<FlushReport, S::Error> {
+        let mut flush = WindDown {
+            flush: Flush::new(self.config.clone(), self.asks.clone(), exclusive),
+            stop,
+        };
         self.run(&mut flush).await?;
-        Ok(flush.report().clone())
+        Ok(flush.flush.report().clone())
     }
 
     /// The device is back online (a page's `online` event): entries that
@@ -371,6 +387,67 @@ where
                 machine.feed(reply, &mut cx);
             }
         })
+    }
+}
+
+/// A flush that winds down when `stop` says so: it asks [`Flush::wind_down`]
+/// before each poll, and is the flush in everything else.
+struct WindDown<'a> {
+    flush: Flush,
+    stop: &'a dyn Fn() -> bool,
+}
+
+impl Machine for WindDown<'_> {
+    fn poll(&mut self, now: outbox_core::clock::Millis) -> Io {
+        if (self.stop)() {
+            self.flush.wind_down();
+        }
+        self.flush.poll(now)
+    }
+
+    fn feed(&mut self, reply: outbox_core::io::Reply, cx: &mut Cx<'_>) {
+        self.flush.feed(reply, cx);
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        self.flush.take_events()
+    }
+
+    fn edit_schedule(&mut self, schedule: &mut outbox_core::pacer::ScheduleState) {
+        self.flush.edit_schedule(schedule);
+    }
+
+    fn settled_into(
+        &mut self,
+        schedule: &mut outbox_core::pacer::ScheduleState,
+        applied: &[outbox_core::queue::Settlement],
+    ) {
+        Machine::settled_into(&mut self.flush, schedule, applied);
+    }
+
+    fn plan(
+        &mut self,
+        schedule: &mut outbox_core::pacer::ScheduleState,
+        heads: &[outbox_core::entry::Head],
+        has_token: &dyn Fn(&str) -> bool,
+    ) -> (
+        Vec<(outbox_core::entry::Seq, outbox_core::scheduler::Claim)>,
+        Option<outbox_core::clock::Millis>,
+    ) {
+        Machine::plan(&mut self.flush, schedule, heads, has_token)
+    }
+
+    fn follow_room(&self) -> usize {
+        Machine::follow_room(&self.flush)
+    }
+
+    fn follow(
+        &mut self,
+        schedule: &mut outbox_core::pacer::ScheduleState,
+        next: &outbox_core::entry::Head,
+        has_token: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        Machine::follow(&mut self.flush, schedule, next, has_token)
     }
 }
 

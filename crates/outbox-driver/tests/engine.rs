@@ -305,8 +305,9 @@ fn no_token_at_all_parks_instead_of_sending() {
     let report = h.flush();
     assert_eq!(report.attempts, 0);
     assert_eq!(
-        report.next_wake, None,
-        "nothing to wake for until a token comes"
+        report.next_wake,
+        Some(T0 + h.config.token_retry_ms),
+        "none came: the flush wakes to ask again (a host with no pages to wake it)"
     );
     assert!(h.server.requests().is_empty());
     assert_eq!(tokens.requests(), [SimServer::ORIGIN]);
@@ -325,8 +326,9 @@ fn parked_entries_ask_again_for_a_token_and_go_once_one_is_in_hand() {
     let report = h.flush();
     assert_eq!(tokens.requests().len(), 1, "asked once");
     assert_eq!(
-        report.next_wake, None,
-        "nothing else to wait for on the first ask"
+        report.next_wake,
+        Some(T0 + h.config.token_retry_ms),
+        "nothing else to wait for on the first ask but the next one"
     );
     // A second flush soon after does not pester; it says when it will ask again.
     h.clock.advance(1_000);
