@@ -1,7 +1,8 @@
 //! What a server's answer (or its absence) means for an entry: the replay
 //! table of the design, and tolerant reading of Genesys `ErrorBody`s.
 
-use std::fmt;
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec::Vec};
+use core::fmt;
 
 use crate::clock::Millis;
 use crate::json;

@@ -64,6 +64,7 @@ use crate::pacer::PacerConfig;
 use crate::queue::QueueLimits;
 use crate::retry::RetryPolicy;
 use crate::route::{Carrier, LaneSource, Route, RouteError, RouteTable};
+use alloc::{borrow::ToOwned, format, string::String, vec::Vec};
 
 /// Everything the engine can be told.
 #[derive(Debug, Clone)]
@@ -727,6 +728,15 @@ fn on_dead(v: &Value<'_>, field: &str) -> Result<OnDead, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const HERE: &str = "http://127.0.0.1:8081";
 

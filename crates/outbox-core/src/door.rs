@@ -27,7 +27,8 @@
 //! ([`Arrival::next_io`] → `None`), feeding it every reply meanwhile, then
 //! takes its events.
 
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::{borrow::ToOwned, boxed::Box, string::String, string::ToString, vec, vec::Vec};
 
 use crate::classify::{LastError, Outcome, Response, TransportError, classify};
 use crate::clock::Millis;
@@ -98,7 +99,7 @@ impl Arrival {
 
     /// The next I/O of this step; `None` when it has none left.
     pub fn next_io(&mut self) -> Option<Io> {
-        match std::mem::replace(&mut self.step, ArrivalStep::Finished) {
+        match core::mem::replace(&mut self.step, ArrivalStep::Finished) {
             ArrivalStep::Offer(token) => {
                 self.step = ArrivalStep::Offering;
                 Some(Io::Offer(OfferAsk::new(self.origin.clone(), token)))
@@ -134,7 +135,7 @@ impl Arrival {
 
     /// The events decided so far, taken.
     pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 }
 
@@ -219,7 +220,7 @@ impl Machine for Intercept {
     }
 
     fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 }
 
@@ -316,7 +317,7 @@ impl Write {
             self.events.push(Event::Queued {
                 id: entry.id,
                 lane: entry.lane.clone(),
-                reason: std::mem::take(&mut self.reason),
+                reason: core::mem::take(&mut self.reason),
             });
             if self.awaiting_token {
                 self.events.push(Event::AwaitingToken {
@@ -340,7 +341,7 @@ impl Machine for Write {
     }
 
     fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 }
 
@@ -442,7 +443,7 @@ impl Forward {
 impl Machine for Forward {
     fn poll(&mut self, now: Millis) -> Io {
         loop {
-            match std::mem::replace(&mut self.step, ForwardStep::Finished) {
+            match core::mem::replace(&mut self.step, ForwardStep::Finished) {
                 ForwardStep::Heed if !self.note.lets_more_go(&self.config.pacer) => {
                     self.step = ForwardStep::Heeding;
                     return Io::Store(StoreAsk::new(Tx::Edit(EditSchedule::new())));
@@ -490,7 +491,7 @@ impl Machine for Forward {
     }
 
     fn feed(&mut self, reply: Reply, _cx: &mut Cx<'_>) {
-        self.step = match std::mem::replace(&mut self.step, ForwardStep::Finished) {
+        self.step = match core::mem::replace(&mut self.step, ForwardStep::Finished) {
             ForwardStep::Heeding => ForwardStep::Decide,
             ForwardStep::Forgetting(write) => ForwardStep::Writing(write),
             ForwardStep::Writing(mut write) => {
@@ -515,7 +516,7 @@ impl Machine for Forward {
     }
 
     fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 
     fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
@@ -559,7 +560,7 @@ impl NetworkBack {
 
 impl Machine for NetworkBack {
     fn poll(&mut self, now: Millis) -> Io {
-        if std::mem::replace(&mut self.asked, true) {
+        if core::mem::replace(&mut self.asked, true) {
             return Io::Done;
         }
         Io::Store(StoreAsk::new(Tx::Hurry(Hurry::new(now))))
@@ -608,6 +609,16 @@ mod tests {
     //! no executor. Each test is the whole conversation of one door with
     //! its driver; a transaction a door asks for is run by hand, its reads
     //! answered here ([`serve`]).
+
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     use super::*;
     use crate::clock::SplitMix64;

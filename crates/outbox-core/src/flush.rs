@@ -98,8 +98,9 @@
 //! A driver runs it for a flush (`outbox-driver`'s `Engine::flush`); this
 //! module's tests drive the machine by hand, step by step.
 
-use std::collections::VecDeque;
-use std::rc::Rc;
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::{string::String, vec::Vec};
 
 use crate::clock::{Millis, Random};
 use crate::config::Config;
@@ -267,7 +268,7 @@ impl Flush {
                             });
                         }
                         self.phase = Phase::Sending;
-                        let sends = std::mem::take(&mut self.sends);
+                        let sends = core::mem::take(&mut self.sends);
                         return Io::Send(SendAsk::new(sends, self.config.send_timeout_ms));
                     }
                     // Nothing sent: go on only if the cycle made something
@@ -299,7 +300,7 @@ impl Flush {
         if self.report.cycles >= self.config.max_cycles_per_flush {
             return match self.answered.take() {
                 Some(mut verdicts) => {
-                    let settlements = std::mem::take(&mut verdicts.settlements);
+                    let settlements = core::mem::take(&mut verdicts.settlements);
                     self.settling = Some(verdicts);
                     self.phase = Phase::SettlingAlone;
                     store(Cycle::settle(now, settlements))
@@ -318,7 +319,7 @@ impl Flush {
         self.halted.clear();
         self.aftermath = Aftermath::default();
         let settlements = self.answered.take().map(|mut verdicts| {
-            let settlements = std::mem::take(&mut verdicts.settlements);
+            let settlements = core::mem::take(&mut verdicts.settlements);
             self.settling = Some(verdicts);
             settlements
         });
@@ -433,7 +434,7 @@ impl Flush {
         let mut want_token = Vec::new();
         let mut progressed = false;
         if let Some(verdicts) = self.settling.take() {
-            let aftermath = std::mem::take(&mut self.aftermath);
+            let aftermath = core::mem::take(&mut self.aftermath);
             self.events
                 .extend(verdicts.events(applied, &aftermath, &mut self.report));
             want_token = verdicts.want_token;
@@ -454,7 +455,7 @@ impl Flush {
                 error: e.last_error.clone().unwrap_or_default(),
             });
         }
-        for (lane, id) in std::mem::take(&mut self.held) {
+        for (lane, id) in core::mem::take(&mut self.held) {
             self.events.push(Event::Held { id, lane });
         }
         for e in &claimed.awaiting_token {
@@ -473,7 +474,7 @@ impl Flush {
         // may have opened since, or the token URL may work again).
         let mut ask = want_token;
         let retry_ms = self.config.token_retry_ms;
-        for origin in std::mem::take(&mut self.token_wanted) {
+        for origin in core::mem::take(&mut self.token_wanted) {
             if ask.contains(&origin) {
                 continue;
             }
@@ -558,7 +559,7 @@ impl Flush {
     ) {
         self.report.attempts += answers.len();
         let mut verdicts = verdict::judge(&sent, answers, now, &self.config, rng);
-        let refused = std::mem::take(&mut verdicts.rejected_tokens);
+        let refused = core::mem::take(&mut verdicts.rejected_tokens);
         if !refused.is_empty() {
             self.todo
                 .push_back(Todo::Io(Io::Forget(ForgetAsk::new(refused))));
@@ -581,7 +582,7 @@ impl Flush {
         // goes (or not); behind it the rest wait, or, behind one that does
         // not go, stay unsent too.
         let (mut next, mut waiting, mut unsent) = (Vec::new(), Vec::new(), Vec::new());
-        for follower in std::mem::take(&mut self.followers) {
+        for follower in core::mem::take(&mut self.followers) {
             let lane = follower.lane.as_str();
             if unsent.iter().any(|e: &Entry| e.lane == lane) {
                 unsent.push(follower);
@@ -614,7 +615,7 @@ impl Flush {
 
     /// The events since the last call, in order.
     pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 }
 
@@ -677,6 +678,16 @@ impl Machine for Flush {
 mod tests {
     //! The machine driven by hand, one step at a time: no store, no
     //! network, no executor.
+
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     use super::*;
     use crate::classify::Response;
@@ -805,7 +816,7 @@ mod tests {
         let Some(entries) = sent(flush.poll(1_001)) else {
             panic!("then it sends");
         };
-        assert_eq!(entries, std::slice::from_ref(&head));
+        assert_eq!(entries, core::slice::from_ref(&head));
         let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
         assert_eq!(kinds, ["sending"], "told before the send goes out");
 
@@ -902,7 +913,7 @@ mod tests {
         let Some(second) = sent(flush.poll(1_011)) else {
             panic!("a1 cleared lane a: its follower goes, with no store step");
         };
-        assert_eq!(second, std::slice::from_ref(&a2));
+        assert_eq!(second, core::slice::from_ref(&a2));
         let told: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
         assert_eq!(told, ["sending"]);
         flush.answered(
@@ -917,9 +928,9 @@ mod tests {
         };
         let got: Vec<_> = settlements
             .iter()
-            .map(|s| (s.seq, s.attempt, std::mem::discriminant(&s.action)))
+            .map(|s| (s.seq, s.attempt, core::mem::discriminant(&s.action)))
             .collect();
-        let kind = |a: Action| std::mem::discriminant(&a);
+        let kind = |a: Action| core::mem::discriminant(&a);
         let delivered = kind(Action::Delivered {
             status: 200,
             duplicate: false,

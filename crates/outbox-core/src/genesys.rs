@@ -29,7 +29,8 @@
 //! assert!(open.url.ends_with("/api/v2/conversations/messages/integ/inbound/open/message"));
 //! ```
 
-use std::str::FromStr;
+use alloc::{borrow::ToOwned, string::String, vec};
+use core::str::FromStr;
 
 use crate::json::Object;
 use crate::request::IncomingRequest;
@@ -225,6 +226,15 @@ fn push_segment(url: &mut String, id: &str) -> Result<(), GenesysError> {
 mod tests {
     use super::*;
     use crate::json;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const BASE: &str = "https://api.mypurecloud.ie";
 

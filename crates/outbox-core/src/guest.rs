@@ -26,6 +26,7 @@ use crate::entry::Prepared;
 use crate::entry::{EntryId, StoredRequest};
 use crate::json;
 use crate::json::Object;
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
 
 /// The `http(s)` origin of a `ws(s)` URL (where the same host serves
 /// history), or `None` when it is not one.

@@ -9,7 +9,8 @@
 //! allocates for values it skips and never recurses deeper than
 //! [`MAX_DEPTH`].
 
-use std::borrow::Cow;
+use alloc::borrow::Cow;
+use alloc::{string::String, vec::Vec};
 
 /// Nesting deeper than this is refused (guards the recursion).
 pub const MAX_DEPTH: usize = 64;
@@ -76,7 +77,7 @@ impl<'a> Value<'a> {
     pub fn as_key(&self) -> Option<Cow<'a, str>> {
         match self.kind {
             Kind::String => self.as_str(),
-            Kind::Number | Kind::Bool => std::str::from_utf8(self.raw).ok().map(Cow::Borrowed),
+            Kind::Number | Kind::Bool => core::str::from_utf8(self.raw).ok().map(Cow::Borrowed),
             _ => None,
         }
     }
@@ -86,7 +87,7 @@ impl<'a> Value<'a> {
         if self.kind != Kind::Number {
             return None;
         }
-        std::str::from_utf8(self.raw).ok()?.parse().ok()
+        core::str::from_utf8(self.raw).ok()?.parse().ok()
     }
 }
 
@@ -390,10 +391,10 @@ impl Object {
 
 fn unescape(inner: &[u8]) -> Option<Cow<'_, str>> {
     if !inner.contains(&b'\\') {
-        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+        return core::str::from_utf8(inner).ok().map(Cow::Borrowed);
     }
     let mut out = String::with_capacity(inner.len());
-    let text = std::str::from_utf8(inner).ok()?;
+    let text = core::str::from_utf8(inner).ok()?;
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         if c != '\\' {
@@ -432,7 +433,7 @@ fn unescape(inner: &[u8]) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(out))
 }
 
-fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
+fn hex4(chars: &mut core::str::Chars<'_>) -> Option<u32> {
     let mut v = 0;
     for _ in 0..4 {
         v = v * 16 + chars.next()?.to_digit(16)?;
@@ -583,7 +584,7 @@ impl<'a> Scanner<'a> {
                 Some(_) => self.pos += 1,
             }
         }
-        if std::str::from_utf8(&self.doc[start..self.pos]).is_err() {
+        if core::str::from_utf8(&self.doc[start..self.pos]).is_err() {
             return Err(JsonError::Invalid {
                 offset: start,
                 what: "string is not UTF-8",
@@ -668,6 +669,15 @@ impl<'a> Scanner<'a> {
 mod tests {
     use super::*;
     use crate::clock::Random;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn numbers_and_hex_are_written_as_fmt_would() {

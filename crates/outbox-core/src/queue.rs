@@ -33,7 +33,8 @@
 //! hooks a store passes to [`Transaction::poll`].
 //!
 
-use std::convert::Infallible;
+use alloc::{borrow::ToOwned, string::String, vec, vec::Vec};
+use core::convert::Infallible;
 
 use crate::clock::Millis;
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
@@ -67,7 +68,7 @@ impl Default for QueueLimits {
 /// Why an entry was not queued. The caller keeps its request in every case.
 /// `E` is the store's error; the rules never meet one ([`Refusal`]).
 #[derive(Debug, thiserror::Error)]
-pub enum EnqueueError<E: std::error::Error + 'static> {
+pub enum EnqueueError<E: core::error::Error + 'static> {
     /// The queue holds `max_entries` already.
     #[error("the outbox is full ({max_entries} entries); nothing was dropped")]
     Full {
@@ -99,7 +100,7 @@ pub type Refusal = EnqueueError<Infallible>;
 
 impl Refusal {
     /// The same refusal, as the error of a store with errors `E`.
-    pub fn widen<E: std::error::Error + 'static>(self) -> EnqueueError<E> {
+    pub fn widen<E: core::error::Error + 'static>(self) -> EnqueueError<E> {
         match self {
             Self::Full { max_entries } => EnqueueError::Full { max_entries },
             Self::TooLarge { size, max } => EnqueueError::TooLarge { size, max },
@@ -418,7 +419,7 @@ impl<R: Rule> Transaction for Simple<R> {
                 return Step::Read(reads);
             }
         }
-        match std::mem::replace(&mut self.state, Once::Ask) {
+        match core::mem::replace(&mut self.state, Once::Ask) {
             Once::Asked(found) => {
                 let (writes, result) = self.rule.decide(found, hooks);
                 self.state = Once::Decided(result);

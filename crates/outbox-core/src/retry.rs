@@ -5,6 +5,7 @@ use crate::classify::LastError;
 use crate::classify::Outcome;
 use crate::clock::{Millis, Random};
 use crate::entry::{Action, Entry};
+use alloc::format;
 
 /// When and how often to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 //! panic and never an unbounded wait.
 
 use crate::clock::Millis;
+use alloc::{string::String, vec::Vec};
 
 /// Why a `Retry-After` value was not taken as it stood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +25,8 @@ pub enum RetryAfterNote {
     },
 }
 
-impl std::fmt::Display for RetryAfterNote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for RetryAfterNote {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Unparseable(v) => write!(f, "unparseable Retry-After `{v}`"),
             Self::Negative => f.write_str("negative Retry-After"),
@@ -253,6 +254,15 @@ impl RateLimitInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const NOW: Millis = 784_111_777_000 - 10_000; // 10 s before 1994-11-06 08:49:37 GMT
     const CAP: u64 = 3_600_000;

@@ -8,6 +8,7 @@ use crate::entry::{EntryId, Prepared, StoredRequest};
 use crate::hold::OnDead;
 use crate::request::IncomingRequest;
 use crate::{headers, json, url};
+use alloc::{borrow::ToOwned, boxed::Box, format, string::String, vec, vec::Vec};
 
 /// Names of the default routes.
 pub mod names {
@@ -131,8 +132,8 @@ impl PathTemplate {
 }
 
 /// The template as written (`/chat/{room}/send`).
-impl std::fmt::Display for PathTemplate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => write!(f, "/{text}")?,

@@ -39,6 +39,7 @@
 use crate::clock::Millis;
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::pacer::ScheduleState;
+use alloc::{boxed::Box, string::String, vec::Vec};
 
 /// How a transaction uses its store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
