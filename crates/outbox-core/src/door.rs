@@ -39,8 +39,8 @@ use crate::intercept::{self, AfterForward, BeforeForward};
 use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, OfferAsk, Reply, StoreAsk, TokensAsk, Tx};
 use crate::pacer::ScheduleState;
 use crate::queue::{
-    CancelResult, EditSchedule, Enqueue, Hurry, LaneAndSchedule, Purged, QueueLimits, Refusal,
-    Release,
+    CancelResult, EditSchedule, Enqueue, EnqueueError, Hurry, LaneAndSchedule, Purged, QueueLimits,
+    Refusal, Release,
 };
 use crate::token::TokenAsks;
 use crate::verdict::OriginNote;
@@ -577,6 +577,40 @@ impl Machine for NetworkBack {
     }
 }
 
+/// What a service worker answers for a request it kept, or could not
+/// keep: `202 {"queued":true,"id","lane","reason"}`, or, the caller
+/// keeping its request, `{"queued":false,"error","message"}` with `507`
+/// (full, or over the storage quota), `413` (too large), `409` (an id
+/// taken) or `500` (the store failed).
+pub fn kept_answer<E: core::error::Error>(
+    result: &Result<Entry, EnqueueError<E>>,
+    reason: &str,
+) -> (u16, String) {
+    let mut body = crate::json::Object::new();
+    match result {
+        Ok(entry) => {
+            body.bool("queued", true)
+                .str("id", &entry.id.hyphenated())
+                .str("lane", &entry.lane)
+                .str("reason", reason);
+            (202, body.finish())
+        }
+        Err(e) => {
+            let (status, code) = match e {
+                EnqueueError::Full { .. } => (507, "outbox-full"),
+                EnqueueError::QuotaExceeded(_) => (507, "quota-exceeded"),
+                EnqueueError::TooLarge { .. } => (413, "entry-too-large"),
+                EnqueueError::Duplicate(_) => (409, "duplicate-entry"),
+                EnqueueError::Store(_) => (500, "store-error"),
+            };
+            body.bool("queued", false)
+                .str("error", code)
+                .str("message", &e.to_string());
+            (status, body.finish())
+        }
+    }
+}
+
 /// What a revive tells: `revived`, if a dead letter went back in the queue.
 pub fn revived(id: EntryId, entry: Option<&Entry>) -> Option<Event> {
     entry.map(|entry| Event::Revived {
@@ -678,7 +712,7 @@ mod tests {
         move |read| match read {
             Read::State(ask) => {
                 assert_eq!(ask.origin.as_deref(), Some(ORIGIN));
-                ask.reply(vec![parked.clone()])
+                ask.reply(vec![parked.clone()], None)
             }
             other => panic!("{other:?}"),
         }
@@ -837,7 +871,7 @@ mod tests {
         let writes = serve(&mut door, hurry, 60_000, |read| match read {
             Read::State(ask) => {
                 assert_eq!(ask.origin, None);
-                ask.reply(vec![unanswered.clone(); 3])
+                ask.reply(vec![unanswered.clone(); 3], None)
             }
             other => panic!("{other:?}"),
         });

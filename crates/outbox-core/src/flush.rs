@@ -1080,7 +1080,7 @@ mod tests {
         let writes = serve(&mut flush, release, 1_032, |read| match read {
             Read::State(ask) => {
                 assert_eq!(ask.origin.as_deref(), Some(ORIGIN));
-                ask.reply(vec![parked.clone()])
+                ask.reply(vec![parked.clone()], None)
             }
             other => panic!("{other:?}"),
         });

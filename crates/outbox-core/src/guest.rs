@@ -309,7 +309,7 @@ pub enum Frame {
         /// The JWT.
         jwt: String,
         /// Expiry (seconds since the epoch).
-        exp: f64,
+        exp: u64,
     },
     /// `TooManyRequestsErrorMessage` (code 429, `errorCode` 4029): the
     /// socket stays open.
@@ -356,10 +356,10 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
     let doc = text.as_bytes();
     json::validate(doc).map_err(|e| FrameError(e.to_string()))?;
     let s = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_str().map(|c| c.into_owned()));
-    let n = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_f64());
+    let n = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_u64());
     let b = |path: &[&str]| json::find(doc, path).is_some_and(|v| v.raw == b"true");
     let class = s(&["class"]).ok_or_else(|| FrameError("no `class`".into()))?;
-    let code = n(&["code"]).unwrap_or(200.0) as u32;
+    let code = n(&["code"]).map_or(200, |c| u32::try_from(c).unwrap_or(u32::MAX));
     let tracing_id = s(&["tracingId"]).or_else(|| s(&["body", "tracingId"]));
     Ok(match class.as_str() {
         "SessionResponse" => Frame::Session {
@@ -378,13 +378,11 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
             tracing_id,
             jwt: s(&["body", "jwt"])
                 .ok_or_else(|| FrameError("JwtResponse without `jwt`".into()))?,
-            exp: n(&["body", "exp"]).unwrap_or(0.0),
+            exp: n(&["body", "exp"]).unwrap_or(0),
         },
         "TooManyRequestsErrorMessage" => Frame::TooManyRequests {
             tracing_id,
-            retry_after_secs: n(&["body", "retryAfter"])
-                .filter(|r| *r >= 0.0)
-                .unwrap_or(1.0) as u64,
+            retry_after_secs: n(&["body", "retryAfter"]).unwrap_or(1),
             message: s(&["body", "errorMessage"]).unwrap_or_else(|| "too many requests".into()),
         },
         "SessionExpiredEvent" | "SessionClearedEvent" | "LogoutEvent" => {
@@ -393,7 +391,7 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
         "ConnectionClosedEvent" => Frame::ConnectionClosed,
         "string" | "Error" | "ErrorMessage" => Frame::Error {
             tracing_id,
-            code: n(&["body", "errorCode"]).map_or(code, |c| c as u32),
+            code: n(&["body", "errorCode"]).map_or(code, |c| u32::try_from(c).unwrap_or(u32::MAX)),
             message: s(&["body"])
                 .or_else(|| s(&["body", "errorMessage"]))
                 .or_else(|| s(&["body", "message"]))
@@ -419,6 +417,66 @@ impl Frame {
             | Frame::Error { tracing_id, .. } => tracing_id.as_deref(),
             _ => None,
         }
+    }
+}
+
+/// What to do with the session after a `configureSession` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Session {
+    /// Connected and writable: send.
+    Ready,
+    /// The conversation ended (read-only, not connected) or the session
+    /// expired or is unknown (4006, 4007): start a new session (a fresh
+    /// session token) and configure again.
+    Rotate,
+    /// Refused, with why: the send fails (and is retried as a network
+    /// failure).
+    Refused(String),
+}
+
+/// The decision on a `configureSession` answer.
+pub fn session(frame: &Frame) -> Session {
+    match frame {
+        Frame::Session {
+            connected: true,
+            read_only: false,
+            ..
+        } => Session::Ready,
+        Frame::Session { .. }
+        | Frame::Error {
+            code: 4006 | 4007, ..
+        } => Session::Rotate,
+        Frame::Error { code, message, .. } => {
+            let mut why = String::from("configureSession refused (");
+            crate::json::push_u64(&mut why, u64::from(*code));
+            why.push_str("): ");
+            why.push_str(message);
+            Session::Refused(why)
+        }
+        _ => Session::Refused(String::from("unexpected answer to configureSession")),
+    }
+}
+
+/// Whether an `onMessage` answer says the session is gone (expired or
+/// unknown: 4006, 4007): the next send starts a new one.
+pub fn rotates(frame: &Frame) -> bool {
+    matches!(
+        frame,
+        Frame::Error {
+            code: 4006 | 4007,
+            ..
+        }
+    )
+}
+
+/// The answer for an entry whose outcome was unknown and which the
+/// session's history holds: the server had it, its echo was lost;
+/// delivered, not sent again.
+pub fn reconciled() -> Response {
+    Response {
+        status: 200,
+        headers: vec![("x-outbox-reconciled".into(), "history".into())],
+        body: Vec::new(),
     }
 }
 
@@ -516,8 +574,8 @@ pub fn parse_history(body: &[u8]) -> Result<HistoryPage, FrameError> {
         });
     }
     let page_count = json::find(body, &["pageCount"])
-        .and_then(|v| v.as_f64())
-        .unwrap_or(1.0) as u64;
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1);
     Ok(HistoryPage {
         messages,
         page_count,

@@ -82,13 +82,66 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// The value as a number, when it is one.
-    pub fn as_f64(&self) -> Option<f64> {
-        if self.kind != Kind::Number {
+    /// The whole part of a non-negative number (`1.9` is 1, `2e3` is 2000),
+    /// when the value is one and it fits a `u64`; `None` for what is not a
+    /// number, a negative one, or one too large. Read on the digits: no
+    /// float parsing, whose tables would weigh more than all the numbers
+    /// the engine reads (codes, counts, seconds).
+    pub fn as_u64(&self) -> Option<u64> {
+        if self.kind != Kind::Number || self.raw.first() == Some(&b'-') {
             return None;
         }
-        core::str::from_utf8(self.raw).ok()?.parse().ok()
+        let raw = self.raw;
+        let end = raw
+            .iter()
+            .position(|b| matches!(b, b'.' | b'e' | b'E'))
+            .unwrap_or(raw.len());
+        let (int, rest) = raw.split_at(end);
+        let (frac, exp) = match rest.split_first() {
+            Some((b'.', after)) => {
+                let e = after
+                    .iter()
+                    .position(|b| matches!(b, b'e' | b'E'))
+                    .unwrap_or(after.len());
+                (&after[..e], &after[e..])
+            }
+            _ => (&[][..], rest),
+        };
+        let exp: u32 = match exp.split_first() {
+            None => 0,
+            Some((_, e)) => {
+                let (negative, digits) = match e.split_first() {
+                    Some((b'-', d)) => (true, d),
+                    Some((b'+', d)) => (false, d),
+                    _ => (false, e),
+                };
+                let n = digits.iter().try_fold(0u32, |n, d| {
+                    n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+                })?;
+                if negative {
+                    // A negative exponent: only the whole part of a small
+                    // number is left, computed as the digits say.
+                    return whole(int, frac, 0).map(|v| (0..n).fold(v, |v, _| v / 10));
+                }
+                n
+            }
+        };
+        whole(int, frac, exp)
     }
+}
+
+/// The whole number of `int` digits followed by `frac` digits moved `exp`
+/// places left of the point, cut to its whole part.
+fn whole(int: &[u8], frac: &[u8], exp: u32) -> Option<u64> {
+    let mut n: u64 = 0;
+    for d in int {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    for i in 0..exp {
+        let d = frac.get(i as usize).map_or(0, |d| u64::from(d - b'0'));
+        n = n.checked_mul(10)?.checked_add(d)?;
+    }
+    Some(n)
 }
 
 /// Checks that `doc` is one complete JSON value (surrounding white space allowed).
@@ -678,6 +731,27 @@ mod tests {
         vec,
         vec::Vec,
     };
+
+    #[test]
+    fn whole_numbers_are_read_on_their_digits() {
+        let n = |text: &str| {
+            let v = find(text.as_bytes(), &[]).unwrap();
+            v.as_u64()
+        };
+        assert_eq!(n("0"), Some(0));
+        assert_eq!(n("4029"), Some(4029));
+        assert_eq!(n("1.9"), Some(1));
+        assert_eq!(n("2e3"), Some(2000));
+        assert_eq!(n("2.5E1"), Some(25));
+        assert_eq!(n("1.234e2"), Some(123));
+        assert_eq!(n("1500e-3"), Some(1));
+        assert_eq!(n("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(n("18446744073709551616"), None);
+        assert_eq!(n("1e30"), None);
+        assert_eq!(n("-1"), None);
+        assert_eq!(n("\"1\""), None);
+        assert_eq!(n("true"), None);
+    }
 
     #[test]
     fn numbers_and_hex_are_written_as_fmt_would() {

@@ -630,17 +630,29 @@ impl IdbTx {
                     Waiting::AwaitingToken => "awaiting-token",
                 };
                 let mut found = Vec::new();
+                let mut next = None;
                 for value in values {
                     // The state is read before the record is decoded; a
                     // poison record stays as it is: a claim salvages it.
                     if codec::field(&value, "state").as_string().as_deref() != Some(name) {
                         continue;
                     }
+                    let Ok(seq) = codec::decode_seq(&codec::field(&value, "seq"), "entry", "seq")
+                    else {
+                        continue;
+                    };
+                    if seq <= ask.after {
+                        continue;
+                    }
+                    if found.len() == ask.limit {
+                        next = found.last().map(|e: &Entry| e.seq);
+                        break;
+                    }
                     if let Ok(record) = decode_entry(&value) {
                         found.push(self.keep(record));
                     }
                 }
-                ask.reply(found)
+                ask.reply(found, next)
             }
             Then::Read(Read::Find(ask)) => {
                 let Some(value) = values.find(|v| !absent(v)) else {
@@ -708,7 +720,19 @@ impl IdbTx {
             Then::Read(Read::Summaries(ask)) => {
                 let records = next();
                 let mut summaries = Vec::new();
+                let mut next_seq = None;
+                let mut last = None;
                 for record in array(&records)?.iter() {
+                    let seq = codec::decode_seq(&codec::field(&record, "seq"), "entry", "seq")
+                        .unwrap_or(0);
+                    if seq <= ask.after {
+                        continue;
+                    }
+                    if summaries.len() == ask.limit {
+                        next_seq = last;
+                        break;
+                    }
+                    last = Some(seq);
                     // A record that cannot be read still counts.
                     summaries.push(match codec::decode_summary(&record) {
                         Ok(summary) => summary,
@@ -719,7 +743,7 @@ impl IdbTx {
                         ),
                     });
                 }
-                ask.reply(summaries)
+                ask.reply(summaries, next_seq)
             }
         }))
     }

@@ -59,7 +59,9 @@ impl Transport for Scripted {
 fn request(lane: &str, text: &str) -> IncomingRequest {
     IncomingRequest {
         method: "POST".into(),
-        url: format!("{ORIGIN}/api/v2/conversations/messages/{lane}/communications/comm-1/messages"),
+        url: format!(
+            "{ORIGIN}/api/v2/conversations/messages/{lane}/communications/comm-1/messages"
+        ),
         headers: vec![
             ("content-type".into(), "application/json".into()),
             ("authorization".into(), "Bearer fixture-token".into()),

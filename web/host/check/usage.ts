@@ -1,6 +1,8 @@
 // Type-checked by `cargo xtask test` (tsc --noEmit --strict, lib ES2022
-// and ESNext): every method of the page API as an app would call it. Lines
-// under `@ts-expect-error` must stay errors: they keep the types precise.
+// and ESNext) against the declarations tsc writes from web/host: every
+// method of the page API as an app would call it, and every configuration
+// field the README documents. Lines under `@ts-expect-error` must stay
+// errors: they keep the types precise.
 import init, {
   Outbox,
   GuestOutbox,
@@ -22,9 +24,20 @@ export async function rest(): Promise<void> {
     tokenUrl: '/token',
     retry: { maxAttempts: 5 },
     pacer: { burst: 2 },
-    routes: [{ name: 'chat', path: '/chat/{room}/send', lane: ['path:room'], carriers: ['body:externalId'] }],
+    routes: [{ name: 'chat', path: '/chat/{room}/send', lane: ['path:room'], carriers: ['body:externalId'], onDead: 'skip' }],
+    onDead: { agentless: 'skip', 'agent-send': 'hold' },
     getToken: async () => ({ token: 't', expiresIn: 60 }),
   });
+  await Outbox.open({
+    retry: { baseMs: 2000, factor: 2, capMs: 60000, maxAttempts: 25, maxAgeMs: 259200000, maxAuthFailures: 3, authWindowMs: 60000 },
+    pacer: {
+      ratePerMinute: 150,
+      burst: 10,
+      throttle: { enabled: true, tolerancePercent: 30, stepPercent: 5, memoryMs: 120000, maxIntervalMs: 120000 },
+    },
+  });
+  // @ts-expect-error onDead is hold or skip
+  await Outbox.open({ onDead: { agentless: 'drop' } });
   const registration: ServiceWorkerRegistration = await outbox.registerServiceWorker('/sw.js', { scope: '/' });
   await outbox.registerServiceWorker('/sw.js');
   void registration.scope;
