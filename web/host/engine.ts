@@ -62,6 +62,11 @@ export type Transport = (request: Outgoing, body: Uint8Array) => Promise<Part[]>
 let compiled: WebAssembly.Module | null = null;
 let current: Core | null = null;
 
+/** The core's linear memory in bytes (0 before it runs): for diagnostics (the benchmark reads it). */
+export function memoryBytes(): number {
+  return current ? current.x.memory.buffer.byteLength : 0;
+}
+
 /** Sets the compiled core. */
 export function useModule(module: WebAssembly.Module): void {
   compiled = module;

@@ -193,35 +193,74 @@ export class Store {
 
   /**
    * Runs the job's open store transaction (`name`, mode `r`, `w` or `d`)
-   * to its end, and tells the core how it ended (`tx_end`).
+   * to its end, and tells the core how it ended (`tx_end`). The core is
+   * asked for each next step synchronously, inside the last read's
+   * `success` callback: the transaction never waits for anything else.
    */
   async run(core: Core, job: number, name: string, mode: string): Promise<void> {
-    let failure: Failure | null = null;
+    let failure: Failure | null;
     try {
-      const db = await this.connection();
-      failure = await transact(db, core, job, mode);
+      const tx = new Transaction(await this.connection(), mode);
+      const step = (answers: Part[]) => {
+        let kind: number;
+        let ops: unknown[][];
+        const blobs: Uint8Array[] = [];
+        try {
+          kind = core.in(answers).x.tx(job, Date.now());
+          if (kind === FAILED) return tx.abort(null);
+          const out = core.out();
+          ops = out.json<unknown[][]>();
+          for (let b = out.next(); b; b = out.next()) if ('bytes' in b) blobs.push(b.bytes);
+        } catch (e) {
+          // The core trapped: a bug; the transaction goes with it.
+          return tx.abort({ name: TRAPPED, message: String(e) });
+        }
+        if (!tx.issue(ops, blobs, step)) {
+          if (kind === COMMIT) tx.commit();
+          else step([]);
+        }
+      };
+      step([]);
+      failure = await tx.done;
     } catch (e) {
       failure = failureOf(e);
     }
+    if (failure?.name === TRAPPED) throw new Error('outbox: the core failed in ' + name + ': ' + failure.message);
     if (failure) {
       console.warn(`[outbox] IndexedDB ${name} failed: ${failure.name}: ${failure.message}`);
       core.in([failure.name, failure.message]);
     }
     core.x.tx_end(job, failure ? 0 : 1, Date.now());
-    if (failure && failure.name === 'Failed') throw thrown(failure, name);
   }
 }
 
-/** One transaction, step by step; resolves with its failure, if any. */
-function transact(db: IDBDatabase, core: Core, job: number, mode: string): Promise<Failure | null> {
-  return new Promise((resolve) => {
+/** The name of the failure of a transaction the core trapped in. */
+const TRAPPED = 'OutboxCoreTrapped';
+
+/**
+ * One IndexedDB transaction over the outbox's stores, carrying out batches
+ * of the core's operations; `done` settles with how it ended.
+ */
+export class Transaction {
+  readonly done: Promise<Failure | null>;
+  private readonly tx: IDBTransaction | null = null;
+  private end!: (failure: Failure | null) => void;
+  /** The first failing request's error (see the constructor). */
+  private failed: Failure | null = null;
+
+  constructor(
+    db: IDBDatabase,
+    private readonly mode: string,
+  ) {
     let settled = false;
-    const end = (failure: Failure | null) => {
-      if (!settled) {
-        settled = true;
-        resolve(failure);
-      }
-    };
+    this.done = new Promise((resolve) => {
+      this.end = (failure) => {
+        if (!settled) {
+          settled = true;
+          resolve(failure);
+        }
+      };
+    });
     let tx: IDBTransaction;
     try {
       tx =
@@ -229,63 +268,69 @@ function transact(db: IDBDatabase, core: Core, job: number, mode: string): Promi
           ? db.transaction(STORES, 'readwrite', { durability: 'strict' })
           : db.transaction(STORES, mode === 'r' ? 'readonly' : 'readwrite');
     } catch (e) {
-      end(failureOf(e));
+      this.end(failureOf(e));
       return;
     }
-    // The first failing request's error: after an explicit commit an
-    // aborted transaction reports only AbortError (Firefox) or nothing
-    // (WebKit), and a quota failure must be recognised in every engine.
-    let failed: Failure | null = null;
+    this.tx = tx;
+    // After an explicit commit an aborted transaction reports only
+    // AbortError (Firefox) or nothing (WebKit): the first failing
+    // request's error is kept, so that a quota failure is recognised in
+    // every engine.
     tx.onerror = (event) => {
       const error = (event.target as IDBRequest | null)?.error;
-      if (!failed && error) failed = failureOf(error);
+      if (!this.failed && error) this.failed = failureOf(error);
     };
     tx.onabort = () => {
       const own = tx.error;
-      end(own && own.name !== 'AbortError' ? failureOf(own) : (failed ?? failureOf(own ?? new DOMException('', 'AbortError'))));
+      this.end(
+        own && own.name !== 'AbortError'
+          ? failureOf(own)
+          : (this.failed ?? failureOf(own ?? new DOMException('', 'AbortError'))),
+      );
     };
-    tx.oncomplete = () => end(null);
-    const step = (results: Part[]) => {
-      let kind: number;
-      let ops: unknown[][];
-      const blobs: Uint8Array[] = [];
-      try {
-        kind = core.in(results).x.tx(job, Date.now());
-        if (kind === FAILED) {
-          tx.abort();
-          return;
-        }
-        const out = core.out();
-        ops = out.json<unknown[][]>();
-        for (let b = out.next(); b; b = out.next()) if ('bytes' in b) blobs.push(b.bytes);
-      } catch (e) {
-        // The core trapped: a bug, reported as the transaction's failure.
-        failed = { name: 'Failed', message: String(e) };
-        try {
-          tx.abort();
-        } catch {
-          end(failed);
-        }
-        return;
-      }
-      const answers: Part[] = [];
-      let waiting = 0;
-      const answered = () => {
-        if (--waiting === 0) step(answers);
-      };
-      for (const op of ops) {
-        const read = issue(tx, op, blobs, answers, answered);
-        if (read) waiting++;
-      }
-      if (kind === COMMIT) {
-        if (mode === 'r') end(null);
-        else (tx as IDBTransaction & { commit?: () => void }).commit?.();
-      } else if (waiting === 0) {
-        step(answers);
-      }
+    tx.oncomplete = () => this.end(null);
+  }
+
+  /**
+   * Issues a batch of operations, in order; when its reads have all
+   * answered, calls `answered` with their results, inside the last one's
+   * `success` callback. Returns whether any read is waiting (none: the
+   * batch is done at once).
+   */
+  issue(ops: unknown[][], blobs: Uint8Array[], answered: (answers: Part[]) => void): boolean {
+    const tx = this.tx;
+    if (!tx) return true; // It never opened: `done` has the failure.
+    const answers: Part[] = [];
+    let waiting = 0;
+    const one = () => {
+      if (--waiting === 0) answered(answers);
     };
-    step([]);
-  });
+    try {
+      for (const op of ops) if (issue(tx, op, blobs, answers, one)) waiting++;
+    } catch (e) {
+      // An operation refused at once (a value that cannot be stored).
+      this.abort(failureOf(e));
+      return true;
+    }
+    return waiting > 0;
+  }
+
+  /** Commits (a read-only transaction is done: it ends by itself). */
+  commit(): void {
+    if (this.mode === 'r' || !this.tx) return this.end(null);
+    (this.tx as IDBTransaction & { commit?: () => void }).commit?.();
+  }
+
+  /** Aborts, with the failure to report (`null`: the abort's own). */
+  abort(failure: Failure | null): void {
+    if (failure && !this.failed) this.failed = failure;
+    try {
+      this.tx?.abort();
+    } catch {
+      // Already finishing.
+    }
+    if (!this.tx) this.end(this.failed);
+  }
 }
 
 /**

@@ -19,7 +19,7 @@
  */
 
 import { stringBytes } from './core.js';
-import { Outbox, failure, flushReport, useModule } from './engine.js';
+import { Outbox, failure, flushReport, memoryBytes, useModule } from './engine.js';
 import { Outbox as Engine } from './engine.js';
 import { Flusher } from './flusher.js';
 import type { Part } from './frame.js';
@@ -304,3 +304,5 @@ function start(config?: OutboxWorkerConfig | string, options?: OutboxWorkerOptio
 }
 
 globalThis.OutboxWorker = { start };
+// Diagnostics: the core's memory in bytes (the browser benchmark reads it).
+(globalThis as unknown as { outboxCoreMemory: () => number }).outboxCoreMemory = memoryBytes;
