@@ -428,7 +428,7 @@ impl Forward {
                 error,
             } => {
                 let refused = prepared.bearer.clone().filter(|_| awaiting_token);
-                let reason = error.to_string();
+                let reason = error.text();
                 let limits = self.config.limits;
                 let write = Write::new(prepared, limits, awaiting_token, Some(error), &reason);
                 match refused {

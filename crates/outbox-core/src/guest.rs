@@ -26,13 +26,13 @@ use crate::entry::Prepared;
 use crate::entry::{EntryId, StoredRequest};
 use crate::json;
 use crate::json::Object;
-use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+use alloc::{borrow::ToOwned, string::String, string::ToString, vec, vec::Vec};
 
 /// The `http(s)` origin of a `ws(s)` URL (where the same host serves
 /// history), or `None` when it is not one.
 pub fn http_origin(socket_url: &str) -> Option<String> {
     let rest = socket_url.strip_prefix("ws")?;
-    crate::url::parse(&format!("http{rest}"))
+    crate::url::parse(&["http", rest].concat())
         .ok()
         .map(|p| p.origin)
 }
@@ -56,7 +56,7 @@ pub fn prepare_entry(
     session_token: &str,
     entry: &GuestEntry,
 ) -> Prepared {
-    let key = id.to_string();
+    let key = id.hyphenated();
     let origin = http_origin(socket_url)
         .map(|o| o.replacen("http", "ws", 1))
         .unwrap_or_else(|| socket_url.to_owned());
@@ -204,7 +204,7 @@ pub fn on_message_entry(
         let mut item = Object::new();
         item.str("contentType", "ButtonResponse")
             .raw("buttonResponse", &br.finish());
-        message.raw("content", &format!("[{}]", item.finish()));
+        message.raw("content", &["[", &item.finish(), "]"].concat());
     }
     message.raw("metadata", &metadata.finish());
     let mut o = Object::new();
@@ -228,7 +228,7 @@ pub fn typing(token: &str, tracing_id: &str, time_iso: &str) -> String {
     let mut message = Object::new();
     message
         .str("type", "Event")
-        .raw("events", &format!("[{}]", event.finish()));
+        .raw("events", &["[", &event.finish(), "]"].concat());
     let mut o = Object::new();
     o.str("action", "onMessage")
         .str("token", token)
@@ -354,7 +354,7 @@ pub struct FrameError(pub String);
 /// Parses one text frame.
 pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
     let doc = text.as_bytes();
-    json::validate(doc).map_err(|e| FrameError(e.to_string()))?;
+    json::validate(doc).map_err(|e| FrameError(e.text()))?;
     let s = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_str().map(|c| c.into_owned()));
     let n = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_u64());
     let b = |path: &[&str]| json::find(doc, path).is_some_and(|v| v.raw == b"true");
@@ -490,7 +490,9 @@ pub fn reconciled() -> Response {
 pub fn answer(frame: &Frame) -> Option<Response> {
     let error = |status: u16, code: u32, message: &str| {
         let mut o = Object::new();
-        o.str("code", &code.to_string()).str("message", message);
+        let mut text = String::new();
+        crate::json::push_u64(&mut text, u64::from(code));
+        o.str("code", &text).str("message", message);
         Response {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -509,8 +511,11 @@ pub fn answer(frame: &Frame) -> Option<Response> {
             ..
         } => {
             let mut r = error(429, 4029, message);
-            r.headers
-                .push(("retry-after".into(), retry_after_secs.to_string()));
+            r.headers.push(("retry-after".into(), {
+                let mut text = String::new();
+                crate::json::push_u64(&mut text, *retry_after_secs);
+                text
+            }));
             r
         }
         Frame::Error { code, message, .. } => {

@@ -16,10 +16,9 @@ use alloc::{string::String, vec::Vec};
 pub const MAX_DEPTH: usize = 64;
 
 /// Why a document could not be scanned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JsonError {
     /// The bytes are not a JSON document.
-    #[error("invalid JSON at byte {offset}: {what}")]
     Invalid {
         /// Byte offset of the problem.
         offset: usize,
@@ -27,12 +26,44 @@ pub enum JsonError {
         what: &'static str,
     },
     /// Nesting deeper than [`MAX_DEPTH`].
-    #[error("JSON nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
     /// A path segment names something that is not an object.
-    #[error("`{0}` is not a JSON object")]
     NotAnObject(String),
 }
+
+impl JsonError {
+    /// The message (the same text as `Display`, built without `core::fmt`).
+    pub fn text(&self) -> String {
+        let mut m = String::new();
+        match self {
+            Self::Invalid { offset, what } => {
+                m.push_str("invalid JSON at byte ");
+                push_u64(&mut m, *offset as u64);
+                m.push_str(": ");
+                m.push_str(what);
+            }
+            Self::TooDeep => {
+                m.push_str("JSON nested deeper than ");
+                push_u64(&mut m, MAX_DEPTH as u64);
+                m.push_str(" levels");
+            }
+            Self::NotAnObject(path) => {
+                m.push('`');
+                m.push_str(path);
+                m.push_str("` is not a JSON object");
+            }
+        }
+        m
+    }
+}
+
+impl core::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl core::error::Error for JsonError {}
 
 /// The kind of a scanned JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -67,16 +67,14 @@ impl Default for QueueLimits {
 
 /// Why an entry was not queued. The caller keeps its request in every case.
 /// `E` is the store's error; the rules never meet one ([`Refusal`]).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum EnqueueError<E: core::error::Error + 'static> {
     /// The queue holds `max_entries` already.
-    #[error("the outbox is full ({max_entries} entries); nothing was dropped")]
     Full {
         /// The limit.
         max_entries: usize,
     },
     /// The request is larger than `max_entry_bytes`.
-    #[error("the request is {size} bytes, more than the {max} bytes an entry may hold")]
     TooLarge {
         /// Its size.
         size: usize,
@@ -84,19 +82,69 @@ pub enum EnqueueError<E: core::error::Error + 'static> {
         max: usize,
     },
     /// The browser's storage quota is exhausted.
-    #[error("storage quota exceeded: {0}")]
     QuotaExceeded(String),
     /// An entry with this id is already queued.
-    #[error("an entry with id {0} already exists")]
     Duplicate(EntryId),
     /// The store failed.
-    #[error("store error: {0}")]
-    Store(#[source] E),
+    Store(E),
+}
+
+impl<E: core::error::Error + 'static> core::fmt::Display for EnqueueError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for EnqueueError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// A refusal of the queue's rules (or of the store's quota): an
 /// [`EnqueueError`] without a store error.
 pub type Refusal = EnqueueError<Infallible>;
+
+impl<E: core::error::Error + 'static> EnqueueError<E> {
+    /// The message, for a refusal of the rules (the same text as
+    /// `Display`, built without `core::fmt`: the wasm core answers a
+    /// refused send with it). A store error's text is its `Display`.
+    pub fn text(&self) -> String {
+        let mut m = String::new();
+        match self {
+            Self::Full { max_entries } => {
+                m.push_str("the outbox is full (");
+                crate::json::push_u64(&mut m, *max_entries as u64);
+                m.push_str(" entries); nothing was dropped");
+            }
+            Self::TooLarge { size, max } => {
+                m.push_str("the request is ");
+                crate::json::push_u64(&mut m, *size as u64);
+                m.push_str(" bytes, more than the ");
+                crate::json::push_u64(&mut m, *max as u64);
+                m.push_str(" bytes an entry may hold");
+            }
+            Self::QuotaExceeded(why) => {
+                m.push_str("storage quota exceeded: ");
+                m.push_str(why);
+            }
+            Self::Duplicate(id) => {
+                m.push_str("an entry with id ");
+                m.push_str(&id.hyphenated());
+                m.push_str(" already exists");
+            }
+            Self::Store(e) => {
+                use alloc::string::ToString;
+                m.push_str("store error: ");
+                m.push_str(&e.to_string());
+            }
+        }
+        m
+    }
+}
 
 impl Refusal {
     /// The same refusal, as the error of a store with errors `E`.

@@ -25,16 +25,32 @@ pub enum RetryAfterNote {
     },
 }
 
-impl core::fmt::Display for RetryAfterNote {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl RetryAfterNote {
+    /// The note as text, without `core::fmt` (it goes into the error of
+    /// every message a `429` paused).
+    pub fn text(&self) -> String {
         match self {
-            Self::Unparseable(v) => write!(f, "unparseable Retry-After `{v}`"),
-            Self::Negative => f.write_str("negative Retry-After"),
-            Self::InThePast => f.write_str("Retry-After date in the past"),
+            Self::Unparseable(v) => {
+                let mut out = String::from("unparseable Retry-After `");
+                out.push_str(v);
+                out.push('`');
+                out
+            }
+            Self::Negative => String::from("negative Retry-After"),
+            Self::InThePast => String::from("Retry-After date in the past"),
             Self::Capped { asked_ms } => {
-                write!(f, "Retry-After of {} s capped", asked_ms / 1000)
+                let mut out = String::from("Retry-After of ");
+                crate::json::push_u64(&mut out, asked_ms / 1000);
+                out.push_str(" s capped");
+                out
             }
         }
+    }
+}
+
+impl core::fmt::Display for RetryAfterNote {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
     }
 }
 

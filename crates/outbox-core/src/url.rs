@@ -1,7 +1,7 @@
 //! The little URL handling the engine needs: origin and path of an absolute
 //! `http(s)` URL. (The `url` crate would cost the worker tens of KB.)
 
-use alloc::{borrow::ToOwned, format, string::String};
+use alloc::{borrow::ToOwned, string::String};
 
 /// An absolute URL split into the parts routing uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub fn parse(url: &str) -> Result<Parts<'_>, BadUrl> {
         &tail[..path_end]
     };
     Ok(Parts {
-        origin: format!("{scheme}://{host}"),
+        origin: [&*scheme, "://", &host].concat(),
         path,
     })
 }

@@ -4,11 +4,10 @@
 use alloc::string::String;
 
 /// Why a transaction of the IndexedDB store failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// The browser refused or failed an operation (a `DOMException`, as the
     /// host reports it).
-    #[error("IndexedDB {operation} failed: {name}: {message}")]
     Dom {
         /// What the store was doing (`enqueue`, `claim`, …).
         operation: &'static str,
@@ -18,8 +17,21 @@ pub enum StoreError {
         message: String,
     },
     /// A stored value does not have the shape this code writes.
-    #[error("IndexedDB holds a malformed value: {0}")]
-    Corrupt(#[from] CodecError),
+    Corrupt(CodecError),
+}
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl core::error::Error for StoreError {}
+
+impl From<CodecError> for StoreError {
+    fn from(e: CodecError) -> Self {
+        StoreError::Corrupt(e)
+    }
 }
 
 /// Firefox's message when it refuses to write to a database
@@ -27,6 +39,27 @@ pub enum StoreError {
 const FIREFOX_NOT_ALLOWED: &str = "did not allow mutations";
 
 impl StoreError {
+    /// The message (the same text as `Display`, built without
+    /// `core::fmt`).
+    pub fn text(&self) -> String {
+        match self {
+            StoreError::Dom {
+                operation,
+                name,
+                message,
+            } => [
+                "IndexedDB ",
+                operation,
+                " failed: ",
+                name.as_str(),
+                ": ",
+                message.as_str(),
+            ]
+            .concat(),
+            StoreError::Corrupt(e) => ["IndexedDB holds a malformed value: ", &e.text()].concat(),
+        }
+    }
+
     /// The message of a quota failure ([`is_quota_exceeded`](Self::is_quota_exceeded)):
     /// the store's answer to an enqueue it had no room for (the caller
     /// keeps its request, told `QuotaExceeded`); `None` for any other
@@ -59,8 +92,7 @@ impl StoreError {
 
 /// A stored value that does not decode: which record, which field, what is
 /// wrong with it. Decoding never panics on odd data; it returns this.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{record}: field `{field}` {problem}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodecError {
     /// The kind of record (`entry`, `body`, `meta`).
     pub record: &'static str,
@@ -70,7 +102,21 @@ pub struct CodecError {
     pub problem: &'static str,
 }
 
+impl core::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl core::error::Error for CodecError {}
+
 impl CodecError {
+    /// The message (the same text as `Display`, built without
+    /// `core::fmt`).
+    pub fn text(&self) -> String {
+        [self.record, ": field `", self.field, "` ", self.problem].concat()
+    }
+
     /// A new error.
     pub fn new(record: &'static str, field: &'static str, problem: &'static str) -> Self {
         Self {
@@ -115,6 +161,11 @@ mod tests {
         assert_eq!(
             corrupt.to_string(),
             "IndexedDB holds a malformed value: entry: field `seq` is not a safe integer"
+        );
+        let dom = dom("QuotaExceededError", "full");
+        assert_eq!(
+            dom.to_string(),
+            "IndexedDB enqueue failed: QuotaExceededError: full"
         );
     }
 }

@@ -283,7 +283,7 @@ trait Job {
 
 /// The error result of a job.
 fn failure(error: &StoreError) -> String {
-    view::error(&error.to_string())
+    view::error(&error.text())
 }
 
 /// What the host has out for a job.
@@ -669,7 +669,7 @@ impl Module {
         } else {
             genesys::agent_message(&base, a, b, text)
         };
-        let built = built.map_err(|e| e.to_string());
+        let built = built.map_err(|e| e.text());
         self.start_submit(engine, built)
     }
 
@@ -1320,7 +1320,7 @@ fn written(write: door::Write) -> String {
             o.raw("accepted", &view::accepted(&entry));
             o.finish()
         }
-        Some(Err(refused)) => view::error(&refused.to_string()),
+        Some(Err(refused)) => view::error(&refused.text()),
         None => view::error("the send was not kept"),
     }
 }
@@ -1591,7 +1591,7 @@ impl Job for Respond {
                     let reason = entry
                         .last_error
                         .as_ref()
-                        .map(LastError::to_string)
+                        .map(LastError::text)
                         .unwrap_or_default();
                     Next::Done(kept::<core::convert::Infallible>(&Ok(*entry), &reason))
                 }

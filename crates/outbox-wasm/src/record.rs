@@ -44,7 +44,7 @@
 //! `bodies` store); it crosses the boundary as bytes.
 
 use alloc::borrow::ToOwned;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use outbox_core::classify::LastError;
@@ -591,7 +591,7 @@ pub fn salvage(text: &str, seq: Seq, why: &CodecError, now: u64) -> Record {
             lane
         });
     let mut message = String::from("the stored record could not be read back (");
-    message.push_str(&why.to_string());
+    message.push_str(&why.text());
     message.push_str("); record: ");
     message.push_str(&quoted);
     let entry = Entry {
