@@ -306,3 +306,59 @@ pub fn package(dist: &Path) -> Result<Package, String> {
     eprintln!("xtask: packed {}", tarball.display());
     Ok(Package { tarball, name })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The page API's configuration types (the TypeScript source's own,
+    /// `web/host/types.ts`) declare exactly the fields `outbox-core`'s
+    /// parser reads (`config::FIELDS`, which a core test holds to the
+    /// parser), `getToken` aside; a guest's, only fields a guest reads.
+    #[test]
+    fn config_types_are_cores() {
+        super::ensure_npm_tools().expect("the npm tools install");
+        let root = crate::tools::root();
+        let out = std::process::Command::new("node")
+            .arg(root.join("web/host/check/config-fields.cjs"))
+            .arg(super::node_modules().join("typescript"))
+            .output()
+            .expect("node (the build needs it for npm) runs");
+        assert!(
+            out.status.success(),
+            "node: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let types: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("the script prints JSON");
+        let list = |name: &str| -> Vec<String> {
+            types[name]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {name} in {types}"))
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let mut core: Vec<String> = outbox_core::config::FIELDS
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        core.sort();
+        assert_eq!(
+            list("OutboxConfig"),
+            core,
+            "web/host/types.ts OutboxConfig against outbox_core::config::FIELDS"
+        );
+        for field in list("GuestConfig") {
+            assert!(
+                outbox_core::config::FIELDS.contains(&field.as_str())
+                    || outbox_core::config::GUEST_FIELDS.contains(&field.as_str()),
+                "GuestConfig declares `{field}`, which a guest's configuration does not read"
+            );
+        }
+        for field in outbox_core::config::GUEST_FIELDS {
+            assert!(
+                list("GuestConfig").iter().any(|f| f == field),
+                "GuestConfig lacks `{field}`"
+            );
+        }
+    }
+}
