@@ -35,7 +35,8 @@ interface Exports {
   admin(engine: number, op: number, n: number, now: number): number;
   step(job: number, now: number): number;
   tx(job: number, now: number): number;
-  tx_end(job: number, ok: number, now: number): void;
+  /** Returns 1 when the host replaces its connection (the failure may have spoilt it). */
+  tx_end(job: number, ok: number, now: number): number;
   reply(job: number, now: number): void;
   replay_key(): void;
   guest_frame(kind: number): void;

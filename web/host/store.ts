@@ -230,7 +230,7 @@ export class Store {
       console.warn(`[outbox] IndexedDB ${name} failed: ${failure.name}: ${failure.message}`);
       core.in([failure.name, failure.message]);
     }
-    core.x.tx_end(job, failure ? 0 : 1, Date.now());
+    if (core.x.tx_end(job, failure ? 0 : 1, Date.now())) this.close();
   }
 }
 

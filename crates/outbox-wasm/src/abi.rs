@@ -155,8 +155,8 @@ pub extern "C" fn tx(job: u32, now: f64) -> u32 {
 
 /// See [`Module::tx_end`].
 #[unsafe(no_mangle)]
-pub extern "C" fn tx_end(job: u32, ok: u32, now: f64) {
-    with(|m| m.tx_end(job, ok != 0, ms(now)))
+pub extern "C" fn tx_end(job: u32, ok: u32, now: f64) -> u32 {
+    with(|m| u32::from(m.tx_end(job, ok != 0, ms(now))))
 }
 
 /// See [`Module::reply`].

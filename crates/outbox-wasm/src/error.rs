@@ -71,6 +71,21 @@ impl StoreError {
         }
     }
 
+    /// Whether the host should replace its database connection after this
+    /// failure (close it; the next transaction reopens). Firefox keeps a
+    /// connection that met its quota refusing every later write
+    /// (`InvalidStateError` "…did not allow mutations") even once space is
+    /// freed, while a new connection writes again; any failure of the
+    /// browser's may leave the connection so, and reopening after one is
+    /// cheap. A `ConstraintError` is the store's own answer (a key taken)
+    /// and a malformed value is the data's fault: the connection is fine.
+    pub fn replaces_connection(&self) -> bool {
+        match self {
+            StoreError::Dom { name, .. } => name != "ConstraintError",
+            StoreError::Corrupt(_) => false,
+        }
+    }
+
     /// Whether the browser's storage quota is exhausted. A quota failure
     /// may come from a request or, at commit, as the transaction's abort
     /// (the host reports the first failing request's error where an engine
@@ -138,6 +153,22 @@ mod tests {
             name: name.into(),
             message: message.into(),
         }
+    }
+
+    #[test]
+    fn a_browser_failure_replaces_the_connection_and_a_rule_or_value_does_not() {
+        assert!(dom("QuotaExceededError", "full").replaces_connection());
+        assert!(
+            dom(
+                "InvalidStateError",
+                "A mutation operation was attempted on a database that did not allow mutations."
+            )
+            .replaces_connection()
+        );
+        assert!(dom("UnknownError", "").replaces_connection());
+        assert!(!dom("ConstraintError", "key exists").replaces_connection());
+        let corrupt = StoreError::from(CodecError::new("entry", "seq", "is not a safe integer"));
+        assert!(!corrupt.replaces_connection());
     }
 
     #[test]

@@ -947,11 +947,13 @@ impl Module {
 
     /// The job's store transaction ended: `ok`, committed; else the host's
     /// input is the failure's name and message (a quota failure refuses an
-    /// enqueue; any other ends the job with the error).
-    pub fn tx_end(&mut self, handle: u32, ok: bool, now: Millis) {
+    /// enqueue; any other ends the job with the error). Returns whether the
+    /// host replaces its connection ([`StoreError::replaces_connection`]).
+    pub fn tx_end(&mut self, handle: u32, ok: bool, now: Millis) -> bool {
         let input = core::mem::take(&mut self.input);
         let mut f = Frame::new(&input);
         let (name, message) = (f.text().unwrap_or("Error"), f.text().unwrap_or(""));
+        let mut replace = false;
         if let Some(running) = slot(&mut self.jobs, handle)
             && let Some(engine) = slot(&mut self.engines, running.engine as u32)
             && let Open::Store(run, ask) = core::mem::replace(&mut running.open, Open::Nothing)
@@ -959,7 +961,9 @@ impl Module {
             let result = if ok {
                 Ok(())
             } else {
-                Err(run.failed(name, message))
+                let error = run.failed(name, message);
+                replace = error.replaces_connection();
+                Err(error)
             };
             match (ask, result) {
                 (Some(ask), Ok(())) => {
@@ -983,6 +987,7 @@ impl Module {
             }
         }
         self.input = input;
+        replace
     }
 
     /// The host's answer to the job's open `TOKENS`, `SEND` or `LIVE`
