@@ -147,7 +147,7 @@ pub struct Package {
     pub name: String,
 }
 
-/// The page crate's Cargo metadata, with the workspace's fields resolved.
+/// The wasm crate's Cargo metadata, with the workspace's fields resolved.
 fn page_metadata() -> Result<serde_json::Value, String> {
     let out = tools::cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
@@ -161,7 +161,7 @@ fn page_metadata() -> Result<serde_json::Value, String> {
     }
     let all: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
-    let manifest = tools::root().join("crates/outbox-page/Cargo.toml");
+    let manifest = tools::root().join("crates/outbox-wasm/Cargo.toml");
     all["packages"]
         .as_array()
         .and_then(|packages| {
@@ -172,10 +172,10 @@ fn page_metadata() -> Result<serde_json::Value, String> {
             })
         })
         .cloned()
-        .ok_or_else(|| "cargo metadata lists no crates/outbox-page".into())
+        .ok_or_else(|| "cargo metadata lists no crates/outbox-wasm".into())
 }
 
-/// `package.json`, from the page crate's Cargo metadata (version, license,
+/// `package.json`, from the wasm crate's Cargo metadata (version, license,
 /// repository, homepage; name, description and keywords from
 /// `[package.metadata.npm]`), with its keys in a fixed order (export
 /// conditions are order-sensitive). Returns (name, version, text).
@@ -184,7 +184,7 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
     let text = |v: &serde_json::Value, what: &str| {
         v.as_str()
             .map(str::to_owned)
-            .ok_or_else(|| format!("crates/outbox-page/Cargo.toml needs {what}"))
+            .ok_or_else(|| format!("crates/outbox-wasm/Cargo.toml needs {what}"))
     };
     let name = text(&npm["name"], "[package.metadata.npm] name")?;
     let version = text(&meta["version"], "a version")?;
