@@ -8,7 +8,7 @@
  * It is the worker module (`outbox-worker.js`, which a site with a worker of
  * its own imports instead) plus the life cycle of a worker that is alone:
  * it takes over at once (`skipWaiting`, `clients.claim`).
- * Build: __OUTBOX_BUILD__ (the engine's content hash; a new engine changes this file).
+ * Build: __OUTBOX_BUILD__ (the core's content hash; a new core changes this file).
  */
 'use strict';
 importScripts('./outbox-worker.js');

@@ -1,6 +1,7 @@
 // A site without a service worker of its own: Outbox's stand-alone worker
 // (sw.js, copied beside the bundle with `outbox-genesys copy-worker dist`,
-// with outbox_page_bg.wasm, which `Outbox.open` loads from beside main.js).
+// with outbox-core.js, which the page loads from beside main.js when it
+// must decide itself, and the worker from beside itself).
 import { Outbox, type OutboxEvent } from 'outbox-genesys';
 
 // Genesys Cloud's API for your region; `?api=` points it at a stand-in (the tests' emulator).

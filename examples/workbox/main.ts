@@ -1,11 +1,12 @@
-// The page: Outbox's page API, its wasm loaded from where copy-worker put
-// it, and the app's own Workbox service worker (sw.js).
+// The page: Outbox's page API, its core loaded from where copy-worker put
+// it (the very file the worker loads: a first visit downloads it once), and
+// the app's own Workbox service worker (sw.js).
 import init, { Outbox, type OutboxEvent } from 'outbox-genesys';
 
 // Genesys Cloud's API for your region; `?api=` points it at a stand-in (the tests' emulator).
 const api = new URLSearchParams(location.search).get('api') ?? 'https://api.mypurecloud.ie';
 
-await init({ module_or_path: '/outbox/outbox_page_bg.wasm' });
+await init({ module_or_path: '/outbox/outbox-core.js' });
 const outbox = await Outbox.open({ origins: [api], apiBase: api, tokenUrl: '/token' });
 await navigator.serviceWorker.register(`/sw.js?api=${encodeURIComponent(api)}`);
 

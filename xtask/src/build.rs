@@ -1,23 +1,28 @@
 //! `cargo xtask build`: the browser bundle in `dist/`.
 //!
+//! * `outbox-core.js` — the core: `crates/outbox-wasm` built for wasm32
+//!   (feature `module`), through `wasm-opt -Oz`, as a classic script that
+//!   sets `self.outboxCore` to the module's bytes (a string of one
+//!   character per byte, see [`core_script`]). The one engine of the page
+//!   and the worker: a worker `importScripts` it and compiles it at once, a
+//!   page fetches the same file.
 //! * `outbox-worker.js` — the worker module (a classic script a site's own
-//!   service worker imports), stamped with the engine's hash (so that a new
-//!   engine replaces the cached one) and the route facts of `outbox-core`
-//!   (Genesys regions, default routes) it decides ownership from;
-//! * `sw.js` — the stand-alone service worker built on it;
-//! * `outbox_sw.js` + `outbox_sw_bg.wasm` — the worker engine
-//!   (wasm-bindgen `no-modules`, global `outbox_wasm_bindgen`, loaded with
-//!   `importScripts`);
-//! * `outbox_page.js` + `outbox_page_bg.wasm` + `outbox_page.d.ts` — the
-//!   page API as an ES module (the glue with `crates/outbox-page/ts/auto_init.js`
-//!   appended) with its hand-written TypeScript types;
+//!   service worker imports), `web/host/worker.ts` bundled and minified by
+//!   esbuild;
+//! * `sw.js` — the stand-alone service worker built on it, stamped with the
+//!   core's hash (so that a new core replaces the installed worker);
+//! * `outbox_page.js` + `outbox_page.d.ts` + `types.d.ts` — the page API
+//!   as an ES module (`web/host/page.ts`, bundled by esbuild) and its
+//!   declarations, written by `tsc` from the same source;
+//!   `outbox-worker.d.ts` the worker module's;
 //! * `sizes.json` with raw and gzip sizes, and `size-report.txt`: bytes per
-//!   function and per crate ([`crate::size`]).
+//!   function and per crate of the core ([`crate::size`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::package::{self, npm_bin};
 use crate::tools::{self, Tools};
 
 /// One shipped file and its sizes.
@@ -50,14 +55,19 @@ impl Bundle {
 }
 
 /// The files a service worker loads.
-pub const WORKER_FILES: &[&str] = &[
+pub const WORKER_FILES: &[&str] = &["sw.js", "outbox-worker.js", "outbox-core.js"];
+/// The files a page loads (the core only when it must decide itself: with
+/// no worker, for a send, a listing, the guest channel).
+pub const PAGE_FILES: &[&str] = &["outbox_page.js", "outbox-core.js"];
+/// The files of a first visit with the page API and the worker: each
+/// once (the core is one file, fetched by the page and imported by the
+/// worker at the same URL).
+pub const FIRST_VISIT_FILES: &[&str] = &[
+    "outbox_page.js",
     "sw.js",
     "outbox-worker.js",
-    "outbox_sw.js",
-    "outbox_sw_bg.wasm",
+    "outbox-core.js",
 ];
-/// The files a page loads.
-pub const PAGE_FILES: &[&str] = &["outbox_page.js", "outbox_page_bg.wasm"];
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -65,79 +75,158 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| tools::root().join("target"))
 }
 
-/// Builds the bundle into `dist` (default `<root>/dist`).
-pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
-    let dist = dist.map_or_else(|| tools::root().join("dist"), Path::to_path_buf);
-    std::fs::create_dir_all(&dist).map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
+/// Builds the core's wasm (the module as shipped, and its twin with names
+/// for the size report): `target/outbox-core.wasm`,
+/// `target/outbox-core.named.wasm`.
+pub fn build_core(tools: &Tools) -> Result<(PathBuf, PathBuf), String> {
     tools::run(tools::cargo().args([
         "build",
         "-p",
-        "genesys-outbox-sw",
-        "-p",
-        "genesys-outbox-page",
+        "genesys-outbox-wasm",
+        "--features",
+        "module",
+        "--lib",
         "--target",
         tools::WASM_TARGET,
         "--profile",
         "wasm-release",
     ]))?;
-    let out = target_dir().join(tools::WASM_TARGET).join("wasm-release");
-    for (crate_file, name, target) in [
-        ("outbox_sw.wasm", "outbox_sw", "no-modules"),
-        ("outbox_page.wasm", "outbox_page", "web"),
-    ] {
-        let mut cmd = Command::new(&tools.wasm_bindgen);
-        cmd.arg("--target")
-            .arg(target)
-            .arg("--out-dir")
-            .arg(&dist)
-            .arg("--out-name")
-            .arg(name);
-        // The page's types are written by hand (crates/outbox-page/ts).
-        cmd.arg("--no-typescript");
-        if target == "no-modules" {
-            // Not `wasm_bindgen`: a site's own worker may load another such glue.
-            cmd.args(["--no-modules-global", "outbox_wasm_bindgen"]);
+    let built = target_dir()
+        .join(tools::WASM_TARGET)
+        .join("wasm-release")
+        .join("outbox_wasm.wasm");
+    let core = target_dir().join("outbox-core.wasm");
+    let named = target_dir().join("outbox-core.named.wasm");
+    // A twin with names, for the size report (the shipped file has none).
+    tools::run(
+        Command::new(&tools.wasm_opt)
+            .args(["-Oz", "-g"])
+            .arg(&built)
+            .arg("-o")
+            .arg(&named),
+    )?;
+    tools::run(
+        Command::new(&tools.wasm_opt)
+            .args(["-Oz", "--strip-debug", "--strip-producers"])
+            .arg(&built)
+            .arg("-o")
+            .arg(&core),
+    )?;
+    Ok((core, named))
+}
+
+/// `outbox-core.js`: a classic script setting `self.outboxCore` to the
+/// module's bytes as a string of one character per byte (U+0000–U+00FF),
+/// escaped only where a string literal must be (`\\`, `\"`, `\n`, `\r`):
+/// about 4 % more than the bare module after gzip, where base64 costs
+/// about 30 %. `web/host/core.ts` (`coreBytes`) reads it back.
+pub fn core_script(wasm: &[u8], stamp: &str) -> String {
+    let mut out = String::with_capacity(wasm.len() * 2 + 256);
+    out.push_str("/* Outbox core ");
+    out.push_str(stamp);
+    out.push_str(": outbox-core's machines and decisions, one wasm module for the page and the worker. */\nself.outboxCore=\"");
+    for &b in wasm {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ => out.push(char::from(b)),
         }
-        tools::run(cmd.arg(out.join(crate_file)))?;
-        let wasm = dist.join(format!("{name}_bg.wasm"));
-        // A twin with names, for the size report (the shipped file has none).
+    }
+    out.push_str("\";\n");
+    out
+}
+
+/// Bundles the TypeScript host with esbuild, and writes the declarations
+/// with `tsc` (installed by [`package::ensure_npm_tools`]).
+fn build_host(dist: &Path) -> Result<(), String> {
+    package::ensure_npm_tools()?;
+    let host = tools::root().join("web").join("host");
+    let esbuild = |entry: &str, format: &str, out: &str| -> Result<(), String> {
         tools::run(
-            Command::new(&tools.wasm_opt)
-                .args(["-Oz", "-g"])
-                .arg(&wasm)
-                .arg("-o")
-                .arg(named_twin(name)),
-        )?;
+            Command::new(npm_bin("esbuild"))
+                .current_dir(&host)
+                .arg(entry)
+                .args([
+                    "--bundle",
+                    "--minify",
+                    "--target=es2022",
+                    "--legal-comments=none",
+                    "--log-level=warning",
+                ])
+                .arg(format!("--format={format}"))
+                .arg(format!("--outfile={}", dist.join(out).display())),
+        )
+    };
+    esbuild("page.ts", "esm", "outbox_page.js")?;
+    esbuild("worker.ts", "iife", "outbox-worker.js")?;
+    // The types: tsc from the same source, strict.
+    let types = target_dir().join("host-types");
+    let _ = std::fs::remove_dir_all(&types);
+    for project in ["tsconfig.json", "tsconfig.worker.json"] {
         tools::run(
-            Command::new(&tools.wasm_opt)
-                .arg("-Oz")
-                .arg(&wasm)
-                .arg("-o")
-                .arg(&wasm),
+            Command::new(npm_bin("tsc"))
+                .current_dir(&host)
+                .args([
+                    "-p",
+                    project,
+                    "--noEmit",
+                    "false",
+                    "--declaration",
+                    "--emitDeclarationOnly",
+                ])
+                .arg("--outDir")
+                .arg(&types),
         )?;
     }
-    page_module(&dist)?;
-    let engine = std::fs::read(dist.join("outbox_sw_bg.wasm")).map_err(|e| e.to_string())?;
-    let stamp = format!("{:016x}", fnv1a(&engine));
+    for (from, to) in [
+        ("page.d.ts", "outbox_page.d.ts"),
+        ("types.d.ts", "types.d.ts"),
+        ("worker.d.ts", "outbox-worker.d.ts"),
+    ] {
+        let text = std::fs::read_to_string(types.join(from))
+            .map_err(|e| format!("{}: {e}", types.join(from).display()))?;
+        // What ships describes the public surface only: the declarations
+        // may import each other's types and nothing internal.
+        for line in text.lines().filter(|l| l.contains(" from '")) {
+            if !line.contains("'./types.js'") {
+                return Err(format!(
+                    "{from} imports more than ./types.js ({line}): keep the host's internals private (#fields)"
+                ));
+            }
+        }
+        std::fs::write(dist.join(to), text).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Builds the bundle into `dist` (default `<root>/dist`).
+pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
+    let dist = dist.map_or_else(|| tools::root().join("dist"), Path::to_path_buf);
+    std::fs::create_dir_all(&dist).map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
+    // What an older build left behind.
+    for stale in [
+        "outbox_sw.js",
+        "outbox_sw_bg.wasm",
+        "outbox_page_bg.wasm",
+        "package.json",
+    ] {
+        let _ = std::fs::remove_file(dist.join(stale));
+    }
+    let (core, named) = build_core(tools)?;
+    let wasm = std::fs::read(&core).map_err(|e| format!("{}: {e}", core.display()))?;
+    let stamp = format!("{:016x}", fnv1a(&wasm));
+    std::fs::write(dist.join("outbox-core.js"), core_script(&wasm, &stamp))
+        .map_err(|e| e.to_string())?;
+    build_host(&dist)?;
     let web = tools::root().join("web");
-    let read = |name: &str| {
-        std::fs::read_to_string(web.join(name)).map_err(|e| format!("web/{name}: {e}"))
-    };
-    let module = read("outbox-worker.js")?
-        .replace("__OUTBOX_BUILD__", &stamp)
-        .replace("__OUTBOX_FACTS__", &worker_facts());
-    std::fs::write(dist.join("outbox-worker.js"), module).map_err(|e| e.to_string())?;
-    std::fs::copy(
-        web.join("outbox-worker.d.ts"),
-        dist.join("outbox-worker.d.ts"),
-    )
-    .map_err(|e| format!("web/outbox-worker.d.ts: {e}"))?;
-    let shim = read("sw.js")?.replace("__OUTBOX_BUILD__", &stamp);
+    let shim = std::fs::read_to_string(web.join("sw.js"))
+        .map_err(|e| format!("web/sw.js: {e}"))?
+        .replace("__OUTBOX_BUILD__", &stamp);
     std::fs::write(dist.join("sw.js"), shim).map_err(|e| e.to_string())?;
-    // The npm package is staged apart (`cargo xtask package`).
-    let _ = std::fs::remove_file(dist.join("package.json"));
     let mut sizes = Vec::new();
-    for name in WORKER_FILES.iter().chain(PAGE_FILES) {
+    for name in FIRST_VISIT_FILES {
         let bytes = std::fs::read(dist.join(name)).map_err(|e| format!("{name}: {e}"))?;
         sizes.push(Size {
             name: (*name).to_owned(),
@@ -145,6 +234,11 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
             gzip: gzip_len(&bytes),
         });
     }
+    sizes.push(Size {
+        name: "outbox-core.wasm (the bare module, for the report)".to_owned(),
+        raw: wasm.len(),
+        gzip: gzip_len(&wasm),
+    });
     let bundle = Bundle { dist, sizes };
     let mut json = String::from("{\n");
     for s in &bundle.sizes {
@@ -154,50 +248,21 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
         ));
     }
     json.push_str(&format!(
-        "  \"worker_total_gzip\": {},\n  \"page_total_gzip\": {}\n}}\n",
+        "  \"worker_total_gzip\": {},\n  \"page_total_gzip\": {},\n  \"first_visit_gzip\": {}\n}}\n",
         bundle.gzip_of(WORKER_FILES),
-        bundle.gzip_of(PAGE_FILES)
+        bundle.gzip_of(PAGE_FILES),
+        bundle.gzip_of(FIRST_VISIT_FILES)
     ));
     std::fs::write(bundle.dist.join("sizes.json"), json).map_err(|e| e.to_string())?;
-    crate::size::write(
-        &bundle.dist,
-        &[
-            ("worker (outbox_sw_bg.wasm)", &named_twin("outbox_sw")),
-            ("page (outbox_page_bg.wasm)", &named_twin("outbox_page")),
-        ],
-    )?;
+    crate::size::write(&bundle.dist, &[("core (outbox-core.wasm)", &named)])?;
     eprintln!(
-        "xtask: built {} — worker bundle {:.1} KiB gzip, page bundle {:.1} KiB gzip",
+        "xtask: built {} — worker {:.1} KiB gzip, page {:.1} KiB, first visit {:.1} KiB",
         bundle.dist.display(),
         bundle.gzip_of(WORKER_FILES) as f64 / 1024.0,
-        bundle.gzip_of(PAGE_FILES) as f64 / 1024.0
+        bundle.gzip_of(PAGE_FILES) as f64 / 1024.0,
+        bundle.gzip_of(FIRST_VISIT_FILES) as f64 / 1024.0,
     );
     Ok(bundle)
-}
-
-/// Where the named twin of module `name` goes (outside `dist/`: not shipped).
-fn named_twin(name: &str) -> PathBuf {
-    target_dir().join(format!("{name}.named.wasm"))
-}
-
-/// The page module: the glue with automatic `init()` appended, and the
-/// hand-written declarations beside it.
-fn page_module(dist: &Path) -> Result<(), String> {
-    let ts = tools::root().join("crates/outbox-page/ts");
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-    let mut glue = read(&dist.join("outbox_page.js"))?;
-    for needed in ["async function __wbg_init(", "export class Outbox "] {
-        if !glue.contains(needed) {
-            return Err(format!(
-                "outbox_page.js has no `{needed}`: crates/outbox-page/ts/auto_init.js must follow the wasm-bindgen glue"
-            ));
-        }
-    }
-    glue.push_str(&read(&ts.join("auto_init.js"))?);
-    std::fs::write(dist.join("outbox_page.js"), glue).map_err(|e| e.to_string())?;
-    std::fs::copy(ts.join("outbox_page.d.ts"), dist.join("outbox_page.d.ts"))
-        .map_err(|e| format!("outbox_page.d.ts: {e}"))?;
-    Ok(())
 }
 
 /// Gzip size at the highest level.
@@ -213,161 +278,29 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// What the worker module decides ownership from before its engine has
-/// started: `{"regions": [...], "routes": [{"method", "path"}], "messages":
-/// [...]}`, from `outbox-core` (regions, routes) and `outbox-web`'s
-/// protocol (the message types a worker takes): one home for each.
-pub fn worker_facts() -> String {
-    use outbox_core::json::string;
-    let regions: Vec<String> = outbox_core::genesys::REGIONS
-        .iter()
-        .map(|r| string(r))
-        .collect();
-    let routes: Vec<String> = outbox_core::route::default_routes()
-        .iter()
-        .map(|r| {
-            format!(
-                r#"{{"method":{},"path":{}}}"#,
-                string(&r.method),
-                string(&r.path.to_string())
-            )
-        })
-        .collect();
-    let messages: Vec<String> = outbox_web::protocol::Message::TO_WORKER
-        .iter()
-        .map(|m| string(m))
-        .collect();
-    format!(
-        r#"{{"regions":[{}],"routes":[{}],"messages":[{}]}}"#,
-        regions.join(","),
-        routes.join(","),
-        messages.join(",")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn worker_facts_name_every_region_and_default_route() {
-        let facts = super::worker_facts();
-        assert!(facts.contains(r#""mypurecloud.ie""#), "{facts}");
-        assert!(
-            facts.contains(r#"{"method":"POST","path":"/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages"}"#),
-            "{facts}"
-        );
-        assert_eq!(facts.matches(r#""method""#).count(), 4, "{facts}");
-        assert!(
-            facts.contains(r#""messages":["TOKEN_UPDATED","flush","online","OUTBOX_REPLAY"]"#),
-            "{facts}"
-        );
-    }
-
-    /// The worker module decides ownership before its engine starts, in
-    /// JavaScript (a synchronous answer, and the engine's wasm cannot be
-    /// had synchronously); core decides it once the engine runs
-    /// (`config::route_table`, `RouteTable::is_candidate`). Core is the
-    /// rule: here the module's `matcher`, run by Node with the facts a
-    /// build stamps in, answers every request of every configuration as
-    /// core does.
-    #[test]
-    fn the_worker_modules_ownership_is_cores() {
-        let root = crate::tools::root();
-        let module = std::fs::read_to_string(root.join("web/outbox-worker.js"))
-            .expect("web/outbox-worker.js");
-        let start = module
-            .find("  function matcher(config) {")
-            .expect("the module's matcher");
-        let end = start
-            + module[start..]
-                .find("\n  }\n")
-                .expect("the end of the matcher")
-            + "\n  }\n".len();
-        let matcher = &module[start..end];
-
-        let origins = [
-            "http://127.0.0.1:8081",
-            "https://API.example.test:443",
-            "https://api.example.test:8443",
-        ];
-        let configs = [
-            "{}".to_owned(),
-            r#"{"genesysRegions":false}"#.to_owned(),
-            r#"{"defaultRoutes":false,"routes":[{"name":"x","path":"/chat/{room}/send","lane":["path:room"]}]}"#.to_owned(),
-            format!(
-                r#"{{"genesysRegions":false,"origins":["{}","{}"],"routes":[{{"name":"p","method":"put","path":"/v1/{{a}}/{{b}}","lane":["path:a"]}}]}}"#,
-                origins[0], origins[1]
-            ),
-            format!(r#"{{"apiBase":"{}","defaultRoutes":false,"routes":[{{"name":"r","path":"/r","lane":["body:x"]}}]}}"#, origins[2]),
-            r#"{"region":"mypurecloud.de","genesysRegions":false}"#.to_owned(),
-            r#"{"genesysRegions":false,"defaultRoutes":false}"#.to_owned(),
-        ];
-        let paths = [
-            "/api/v2/conversations/messages/c1/communications/m1/messages",
-            "/api/v2/conversations/messages/c1/communications//messages",
-            "/api/v2/conversations/messages/c1/communications/m1/messages/",
-            "/api/v2/conversations/messages/i1/inbound/open/message?x=1",
-            "/api/v2/conversations/messages/agentless#frag",
-            "/api/v2/conversations/messaging/messages",
-            "/api/v2/conversations/messaging",
-            "/chat/room-1/send",
-            "/chat//send",
-            "/v1/a/b",
-            "/v1/a",
-            "/r",
-            "/R",
-        ];
-        let hosts = [
-            "https://api.mypurecloud.ie",
-            "https://api.mypurecloud.de",
-            "https://API.MYPURECLOUD.IE",
-            "https://api.mypurecloud.ie:443",
-            "https://login.mypurecloud.ie",
-            "http://127.0.0.1:8081",
-            "http://localhost:8081",
-            "https://api.example.test",
-            "https://api.example.test:8443",
-        ];
-        let methods = ["POST", "post", "PUT", "GET"];
-        let mut requests = Vec::new();
-        for host in hosts {
-            for path in paths {
-                for method in methods {
-                    requests.push((method, format!("{host}{path}")));
+    fn the_core_script_holds_every_byte_once() {
+        let wasm: Vec<u8> = (0..=255u8).chain([b'"', b'\\', b'\n', b'\r', 0]).collect();
+        let script = super::core_script(&wasm, "0");
+        let start = script.find('"').unwrap() + 1;
+        let end = script.rfind('"').unwrap();
+        let mut back = Vec::new();
+        let mut chars = script[start..end].chars();
+        while let Some(c) = chars.next() {
+            let c = if c == '\\' {
+                match chars.next().unwrap() {
+                    'n' => '\n',
+                    'r' => '\r',
+                    other => other,
                 }
-            }
+            } else {
+                c
+            };
+            back.push(u8::try_from(u32::from(c)).unwrap());
         }
-        let cases: Vec<String> = configs.iter().map(|c| format!("{c:?}")).collect();
-        let asked: Vec<String> = requests
-            .iter()
-            .map(|(m, u)| format!(r#"{{"method":{m:?},"url":{u:?}}}"#))
-            .collect();
-        let script = format!(
-            "const FACTS = {facts};\n{matcher}\nconst configs = [{cases}];\nconst requests = [{asked}];\n\
-             console.log(JSON.stringify(configs.map((c) => {{ const owns = matcher(JSON.parse(c)); return requests.map((r) => owns(r)); }})));\n",
-            facts = super::worker_facts(),
-            cases = cases.join(","),
-            asked = asked.join(","),
-        );
-        let out = std::process::Command::new("node")
-            .args(["-e", &script])
-            .output()
-            .expect("node (the build needs it for npm) runs");
-        assert!(
-            out.status.success(),
-            "node: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let js: Vec<Vec<bool>> =
-            serde_json::from_slice(&out.stdout).expect("the matcher's answers as JSON");
-        for (config, answers) in configs.iter().zip(&js) {
-            let table = outbox_core::config::route_table(config).expect("a valid configuration");
-            for ((method, url), js_owns) in requests.iter().zip(answers) {
-                assert_eq!(
-                    *js_owns,
-                    table.is_candidate(method, url),
-                    "{method} {url} under {config}: the worker module must answer as core does"
-                );
-            }
-        }
+        assert_eq!(back, wasm);
+        assert!(!script[start..end].contains(['\n', '\r']));
     }
 }

@@ -6,8 +6,9 @@
 //! scenario an engine skipped, with the reason (the tests write them to
 //! `target/e2e-artifacts/skipped-<engine>.txt`).
 //!
-//! [`store_suites`] runs the IndexedDB store's wasm suites (unit tests,
-//! the conformance suite in a page and in a service worker) in Firefox
+//! [`store_suites`] runs the host's IndexedDB store's wasm suites
+//! (`crates/host-tests`: the conformance suite and the store's own tests in
+//! a page, the conformance suite in a service worker) in Firefox
 //! (through `geckodriver`, installed with cargo) and WebKitGTK (through
 //! `WebKitWebDriver`, which speaks the W3C session protocol the runner
 //! uses for geckodriver; the runner's `webdriver.json` names MiniBrowser).
@@ -153,9 +154,9 @@ pub fn other_engines() -> Result<(), String> {
     run_engines(&[Engine::Firefox, Engine::Webkit], None, &[])
 }
 
-/// The store's wasm suites (`cargo test -p genesys-outbox-web --target wasm32`:
-/// unit tests, page and service-worker conformance) in Firefox and
-/// WebKitGTK.
+/// The store's wasm suites (`cargo test -p host-tests --target wasm32`:
+/// page and service-worker conformance, the store's own tests) in Firefox
+/// and WebKitGTK.
 fn store_suites() -> Result<(), String> {
     let firefox = tools::ensure_firefox()?;
     tools::run(
@@ -186,19 +187,13 @@ fn store_suites() -> Result<(), String> {
     )
 }
 
-/// `cargo test -p genesys-outbox-web` for the browser, as in the Chromium run.
+/// `cargo test -p host-tests` for the browser, as in the Chromium run.
 fn wasm_tests() -> Command {
     let mut test = tools::cargo();
-    test.args([
-        "test",
-        "-p",
-        "genesys-outbox-web",
-        "--target",
-        tools::WASM_TARGET,
-    ])
-    .env_remove("CHROMEDRIVER")
-    .env("WASM_BINDGEN_USE_NO_MODULE", "1")
-    .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
+    test.args(["test", "-p", "host-tests", "--target", tools::WASM_TARGET])
+        .env_remove("CHROMEDRIVER")
+        .env("WASM_BINDGEN_USE_NO_MODULE", "1")
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
     test
 }
 

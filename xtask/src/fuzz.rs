@@ -18,10 +18,7 @@ use crate::tools;
 const SUITES: &[(&str, &[&str])] = &[
     ("outbox-fuzz", &["--test", "parsers"]),
     ("genesys-emulator", &["--lib", "fuzz_tests"]),
-    (
-        "genesys-outbox-web",
-        &["--lib", "codec::native_tests::fuzz"],
-    ),
+    ("genesys-outbox-wasm", &["--lib", "record::tests::fuzz"]),
 ];
 
 /// Runs every fuzz target with `cases` inputs each (`seed`: replay one).

@@ -1,7 +1,8 @@
 //! The npm side of the bundle: the dev-only npm tools (TypeScript,
-//! publint), installed into `.tools/npm` like `wasm-opt`, and the checks
-//! that use them — the page API's hand-written declarations type-checked
-//! against a usage file (`tsc --noEmit --strict`, lib ES2022 and ESNext).
+//! esbuild, publint), installed into `.tools/npm` like `wasm-opt`, and the
+//! checks that use them — the declarations `tsc` wrote from the host's
+//! source type-checked against usage files (`tsc --noEmit --strict`, lib
+//! ES2022 and ESNext), the package linted and packed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +15,8 @@ pub const TYPESCRIPT_VERSION: &str = "5.9.3";
 pub const TYPESCRIPT_7_VERSION: &str = "7.0.2";
 /// The npm package linter.
 pub const PUBLINT_VERSION: &str = "0.3.25";
+/// The bundler and minifier of the TypeScript host (`web/host`).
+pub const ESBUILD_VERSION: &str = "0.28.2";
 
 /// `.tools/npm/node_modules`.
 fn node_modules() -> PathBuf {
@@ -31,7 +34,7 @@ fn installed_version(name: &str) -> Option<String> {
     Some(rest[start..end].to_owned())
 }
 
-/// Installs TypeScript and publint into `.tools/npm` when missing.
+/// Installs TypeScript, esbuild and publint into `.tools/npm` when missing.
 pub fn ensure_npm_tools() -> Result<(), String> {
     // (folder in node_modules, what to install)
     let wanted = [
@@ -49,6 +52,11 @@ pub fn ensure_npm_tools() -> Result<(), String> {
             "publint",
             PUBLINT_VERSION,
             format!("publint@{PUBLINT_VERSION}"),
+        ),
+        (
+            "esbuild",
+            ESBUILD_VERSION,
+            format!("esbuild@{ESBUILD_VERSION}"),
         ),
     ];
     let missing: Vec<String> = wanted
@@ -80,26 +88,25 @@ pub fn npm_bin(name: &str) -> PathBuf {
     node_modules().join(".bin").join(name)
 }
 
-/// Type-checks `crates/outbox-page/ts/usage.ts` against the hand-written
-/// page declarations, under lib ES2022 and ESNext (both with the DOM), and
-/// `worker_usage.ts` against the worker module's, under lib ES2022 with
-/// WebWorker; with TypeScript 5.9 and the native TypeScript 7. The
-/// declarations are laid out as in the package.
-pub fn check_types(scratch: &Path) -> Result<(), String> {
+/// Type-checks `web/host/check/usage.ts` against the page declarations
+/// `cargo xtask build` wrote from the host's source, under lib ES2022 and
+/// ESNext (both with the DOM), and `worker_usage.ts` against the worker
+/// module's, under lib ES2022 with WebWorker; with TypeScript 5.9 and the
+/// native TypeScript 7. The declarations are laid out as in the package.
+pub fn check_types(dist: &Path, scratch: &Path) -> Result<(), String> {
     ensure_npm_tools()?;
     let root = tools::root();
-    let ts = root.join("crates/outbox-page/ts");
+    let check = root.join("web/host/check");
     let _ = std::fs::remove_dir_all(scratch);
     std::fs::create_dir_all(scratch.join("worker"))
         .map_err(|e| format!("{}: {e}", scratch.display()))?;
     for (from, to) in [
-        (ts.join("outbox_page.d.ts"), "outbox_page.d.ts"),
-        (ts.join("usage.ts"), "usage.ts"),
-        (ts.join("worker_usage.ts"), "worker_usage.ts"),
-        (
-            root.join("web/outbox-worker.d.ts"),
-            "worker/outbox-worker.d.ts",
-        ),
+        (dist.join("outbox_page.d.ts"), "outbox_page.d.ts"),
+        (dist.join("types.d.ts"), "types.d.ts"),
+        (dist.join("types.d.ts"), "worker/types.d.ts"),
+        (dist.join("outbox-worker.d.ts"), "worker/outbox-worker.d.ts"),
+        (check.join("usage.ts"), "usage.ts"),
+        (check.join("worker_usage.ts"), "worker_usage.ts"),
     ] {
         std::fs::copy(&from, scratch.join(to)).map_err(|e| format!("{}: {e}", from.display()))?;
     }
@@ -140,7 +147,7 @@ pub struct Package {
     pub name: String,
 }
 
-/// The page crate's Cargo metadata, with the workspace's fields resolved.
+/// The wasm crate's Cargo metadata, with the workspace's fields resolved.
 fn page_metadata() -> Result<serde_json::Value, String> {
     let out = tools::cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
@@ -154,7 +161,7 @@ fn page_metadata() -> Result<serde_json::Value, String> {
     }
     let all: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
-    let manifest = tools::root().join("crates/outbox-page/Cargo.toml");
+    let manifest = tools::root().join("crates/outbox-wasm/Cargo.toml");
     all["packages"]
         .as_array()
         .and_then(|packages| {
@@ -165,10 +172,10 @@ fn page_metadata() -> Result<serde_json::Value, String> {
             })
         })
         .cloned()
-        .ok_or_else(|| "cargo metadata lists no crates/outbox-page".into())
+        .ok_or_else(|| "cargo metadata lists no crates/outbox-wasm".into())
 }
 
-/// `package.json`, from the page crate's Cargo metadata (version, license,
+/// `package.json`, from the wasm crate's Cargo metadata (version, license,
 /// repository, homepage; name, description and keywords from
 /// `[package.metadata.npm]`), with its keys in a fixed order (export
 /// conditions are order-sensitive). Returns (name, version, text).
@@ -177,7 +184,7 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
     let text = |v: &serde_json::Value, what: &str| {
         v.as_str()
             .map(str::to_owned)
-            .ok_or_else(|| format!("crates/outbox-page/Cargo.toml needs {what}"))
+            .ok_or_else(|| format!("crates/outbox-wasm/Cargo.toml needs {what}"))
     };
     let name = text(&npm["name"], "[package.metadata.npm] name")?;
     let version = text(&meta["version"], "a version")?;
@@ -205,7 +212,7 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
   "types": "./outbox_page.d.ts",
   "exports": {{
     ".": {{ "types": "./outbox_page.d.ts", "default": "./outbox_page.js" }},
-    "./outbox_page_bg.wasm": "./outbox_page_bg.wasm",
+    "./outbox-core.js": "./outbox-core.js",
     "./worker": {{ "types": "./worker/outbox-worker.d.ts", "default": "./worker/outbox-worker.js" }},
     "./worker/*": "./worker/*",
     "./package.json": "./package.json"
@@ -213,8 +220,9 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
   "bin": {{ {name}: "bin.js" }},
   "files": [
     "outbox_page.js",
-    "outbox_page_bg.wasm",
     "outbox_page.d.ts",
+    "types.d.ts",
+    "outbox-core.js",
     "worker/",
     "bin.js",
     "LICENSE-MIT",
@@ -241,13 +249,13 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
 /// Files of the bundle in the package: (from `dist/`, to the package).
 const PACKAGE_FILES: &[(&str, &str)] = &[
     ("outbox_page.js", "outbox_page.js"),
-    ("outbox_page_bg.wasm", "outbox_page_bg.wasm"),
     ("outbox_page.d.ts", "outbox_page.d.ts"),
+    ("types.d.ts", "types.d.ts"),
+    ("outbox-core.js", "outbox-core.js"),
     ("sw.js", "worker/sw.js"),
     ("outbox-worker.js", "worker/outbox-worker.js"),
     ("outbox-worker.d.ts", "worker/outbox-worker.d.ts"),
-    ("outbox_sw.js", "worker/outbox_sw.js"),
-    ("outbox_sw_bg.wasm", "worker/outbox_sw_bg.wasm"),
+    ("types.d.ts", "worker/types.d.ts"),
 ];
 
 /// Stages the npm package from the bundle in `dist`, checks it (types,
@@ -283,7 +291,7 @@ pub fn package(dist: &Path) -> Result<Package, String> {
     .map_err(|e| e.to_string())?;
     let (name, version, text) = package_json(&page_metadata()?)?;
     std::fs::write(dir.join("package.json"), text).map_err(|e| e.to_string())?;
-    check_types(&out.join("ts-check"))?;
+    check_types(dist, &out.join("ts-check"))?;
     tools::run(Command::new(npm_bin("publint")).arg("--strict").arg(&dir))?;
     tools::run(
         Command::new("npm")
@@ -297,4 +305,60 @@ pub fn package(dist: &Path) -> Result<Package, String> {
     }
     eprintln!("xtask: packed {}", tarball.display());
     Ok(Package { tarball, name })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The page API's configuration types (the TypeScript source's own,
+    /// `web/host/types.ts`) declare exactly the fields `outbox-core`'s
+    /// parser reads (`config::FIELDS`, which a core test holds to the
+    /// parser), `getToken` aside; a guest's, only fields a guest reads.
+    #[test]
+    fn config_types_are_cores() {
+        super::ensure_npm_tools().expect("the npm tools install");
+        let root = crate::tools::root();
+        let out = std::process::Command::new("node")
+            .arg(root.join("web/host/check/config-fields.cjs"))
+            .arg(super::node_modules().join("typescript"))
+            .output()
+            .expect("node (the build needs it for npm) runs");
+        assert!(
+            out.status.success(),
+            "node: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let types: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("the script prints JSON");
+        let list = |name: &str| -> Vec<String> {
+            types[name]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {name} in {types}"))
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let mut core: Vec<String> = outbox_core::config::FIELDS
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        core.sort();
+        assert_eq!(
+            list("OutboxConfig"),
+            core,
+            "web/host/types.ts OutboxConfig against outbox_core::config::FIELDS"
+        );
+        for field in list("GuestConfig") {
+            assert!(
+                outbox_core::config::FIELDS.contains(&field.as_str())
+                    || outbox_core::config::GUEST_FIELDS.contains(&field.as_str()),
+                "GuestConfig declares `{field}`, which a guest's configuration does not read"
+            );
+        }
+        for field in outbox_core::config::GUEST_FIELDS {
+            assert!(
+                list("GuestConfig").iter().any(|f| f == field),
+                "GuestConfig lacks `{field}`"
+            );
+        }
+    }
 }

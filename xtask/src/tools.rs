@@ -116,6 +116,8 @@ impl Tools {
         check_lockfile_pin()?;
         let (wasm_bindgen, wasm_bindgen_test_runner) = ensure_wasm_bindgen()?;
         let wasm_opt = ensure_wasm_opt()?;
+        // esbuild and TypeScript: the host's build, and the store tests'.
+        crate::package::ensure_npm_tools()?;
         let (chromium, chromedriver) = if need == Need::Everything {
             let (c, d) = ensure_chromium()?;
             (Some(c), Some(d))

@@ -667,16 +667,16 @@ impl Run<'_> {
 }
 
 /// The worker's wasm linear memory in bytes (0 before the engine starts).
-const WASM_MEMORY_BYTES: &str = "(() => { try { return outbox_wasm_bindgen.initSync().memory.buffer.byteLength; } \
-     catch (e) { return 0; } })()";
+const WASM_MEMORY_BYTES: &str =
+    "(() => { try { return self.outboxCoreMemory(); } catch (e) { return 0; } })()";
 
 /// Runs the browser benchmark.
 pub async fn run(options: &Options) -> Result<Results, Error> {
     let started = Instant::now();
     for f in [
         "sw.js",
-        "outbox_sw.js",
-        "outbox_sw_bg.wasm",
+        "outbox-worker.js",
+        "outbox-core.js",
         "workbox-sw.js",
     ] {
         if !options.site.join(f).is_file() {

@@ -35,9 +35,17 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
 }
 
 /// The files Outbox's worker loads.
-pub const OUTBOX_WORKER: &[&str] = &["sw.js", "outbox_sw.js", "outbox_sw_bg.wasm"];
-/// The files Outbox's page API loads.
-pub const OUTBOX_PAGE: &[&str] = &["outbox_page.js", "outbox_page_bg.wasm"];
+pub const OUTBOX_WORKER: &[&str] = &["sw.js", "outbox-worker.js", "outbox-core.js"];
+/// The file Outbox's page API loads (and the core, `outbox-core.js`, when
+/// the page must decide itself: no worker, a send, a listing).
+pub const OUTBOX_PAGE: &[&str] = &["outbox_page.js"];
+/// A first visit with the page API and the worker: each file once.
+pub const OUTBOX_FIRST_VISIT: &[&str] = &[
+    "outbox_page.js",
+    "sw.js",
+    "outbox-worker.js",
+    "outbox-core.js",
+];
 /// The Workbox worker bundle.
 pub const WORKBOX_WORKER: &[&str] = &["workbox-sw.js"];
 
@@ -694,6 +702,7 @@ fn browser_section(o: &mut String, b: Option<&browser::Results>, inputs: &Inputs
     // Sizes.
     let gz = |files: &[&str]| browser::gzip_size(&inputs.site, files).ok();
     let (outbox_gz, workbox_gz, page_gz) = (gz(OUTBOX_WORKER), gz(WORKBOX_WORKER), gz(OUTBOX_PAGE));
+    let first_gz = gz(OUTBOX_FIRST_VISIT);
     let _ = writeln!(o, "**What each ships** (gzip -9):\n");
     let _ = writeln!(
         o,
@@ -702,7 +711,7 @@ fn browser_section(o: &mut String, b: Option<&browser::Results>, inputs: &Inputs
     if let (Some(obz), Some(wbz)) = (outbox_gz, workbox_gz) {
         let _ = writeln!(
             o,
-            "| service worker | 0 | {} (`workbox-sw.js`: background-sync + routing + strategies + core, minified) | {} (`sw.js` + `outbox_sw.js` + `outbox_sw_bg.wasm`) | {} |",
+            "| service worker | 0 | {} (`workbox-sw.js`: background-sync + routing + strategies + core, minified) | {} (`sw.js` + `outbox-worker.js` + `outbox-core.js`) | {} |",
             kb(wbz),
             kb(obz),
             ratio(obz as f64, wbz as f64)
@@ -711,8 +720,17 @@ fn browser_section(o: &mut String, b: Option<&browser::Results>, inputs: &Inputs
     if let Some(p) = page_gz {
         let _ = writeln!(
             o,
-            "| page API (optional; not used by this benchmark) | 0 | 0 | {} (`outbox_page.js` + `outbox_page_bg.wasm`) | – |",
+            "| page API (optional; not used by this benchmark) | 0 | 0 | {} (`outbox_page.js`; the core, `outbox-core.js`, only when the page decides itself) | – |",
             kb(p)
+        );
+    }
+    if let (Some(f), Some(wbz)) = (first_gz, workbox_gz) {
+        let _ = writeln!(
+            o,
+            "| first visit, page API and worker (each file once) | 0 | {} | {} | {} |",
+            kb(wbz),
+            kb(f),
+            ratio(f as f64, wbz as f64)
         );
     }
     let _ = writeln!(

@@ -1,7 +1,8 @@
 //! What a server's answer (or its absence) means for an entry: the replay
 //! table of the design, and tolerant reading of Genesys `ErrorBody`s.
 
-use std::fmt;
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
+use core::fmt;
 
 use crate::clock::Millis;
 use crate::json;
@@ -34,19 +35,35 @@ impl LastError {
     }
 }
 
-impl fmt::Display for LastError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl LastError {
+    /// The error as one line: `HTTP 503 [code] message (contextId …)`, as
+    /// [`Display`](fmt::Display) writes it, built without `core::fmt` (it
+    /// is written for every message that fails).
+    pub fn text(&self) -> String {
+        let mut out = String::new();
         if let Some(status) = self.status {
-            write!(f, "HTTP {status} ")?;
+            out.push_str("HTTP ");
+            crate::json::push_u64(&mut out, u64::from(status));
+            out.push(' ');
         }
         if let Some(code) = &self.code {
-            write!(f, "[{code}] ")?;
+            out.push('[');
+            out.push_str(code);
+            out.push_str("] ");
         }
-        f.write_str(&self.message)?;
+        out.push_str(&self.message);
         if let Some(ctx) = &self.context_id {
-            write!(f, " (contextId {ctx})")?;
+            out.push_str(" (contextId ");
+            out.push_str(ctx);
+            out.push(')');
         }
-        Ok(())
+        out
+    }
+}
+
+impl fmt::Display for LastError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
     }
 }
 
@@ -86,14 +103,33 @@ pub enum FailureKind {
 }
 
 /// A send that produced no HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {message}", match kind { FailureKind::Network => "network error", FailureKind::Timeout => "timeout" })]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportError {
     /// What kind of failure.
     pub kind: FailureKind,
     /// Detail from the platform.
     pub message: String,
 }
+
+impl TransportError {
+    /// `network error: …` or `timeout: …`, without `core::fmt`.
+    pub fn text(&self) -> String {
+        let mut out = String::from(match self.kind {
+            FailureKind::Network => "network error: ",
+            FailureKind::Timeout => "timeout: ",
+        });
+        out.push_str(&self.message);
+        out
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl core::error::Error for TransportError {}
 
 /// Settings the classifier needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +247,7 @@ pub fn classify(
                 FailureKind::Timeout => "timeout",
             };
             return Outcome::Retryable {
-                error: LastError::new(code, e.to_string()),
+                error: LastError::new(code, e.text()),
                 server_failure: false,
                 retry_after: None,
             };
@@ -232,7 +268,9 @@ pub fn classify(
             });
             let mut error = error_from_body(status, &response.body);
             if let Some(note) = retry_after.as_ref().and_then(|r| r.note.as_ref()) {
-                error.message = format!("{} ({note})", error.message);
+                error.message.push_str(" (");
+                error.message.push_str(&note.text());
+                error.message.push(')');
             }
             Outcome::RateLimited { retry_after, error }
         }

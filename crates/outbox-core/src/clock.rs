@@ -1,8 +1,8 @@
 //! Time and randomness, injected so that the engine runs the same under a
 //! virtual clock in tests and under `Date.now()` in the browser.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use core::cell::Cell;
 
 /// Milliseconds since the Unix epoch (wall-clock time: entries outlive the
 /// process, so a monotonic clock would not do).
@@ -99,6 +99,15 @@ impl Random for SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn below_or_eq_stays_in_range_and_reaches_both_ends() {

@@ -64,6 +64,7 @@ use crate::pacer::PacerConfig;
 use crate::queue::QueueLimits;
 use crate::retry::RetryPolicy;
 use crate::route::{Carrier, LaneSource, Route, RouteError, RouteTable};
+use alloc::{borrow::ToOwned, format, string::String, vec::Vec};
 
 /// Everything the engine can be told.
 #[derive(Debug, Clone)]
@@ -355,6 +356,8 @@ fn routes(obj: &Obj<'_>) -> Result<RouteTable, ConfigError> {
             .then(|| json::members(policies.raw))
             .flatten()
             .ok_or_else(|| bad("onDead", Problem::NotAnOnDeadMap))?;
+        #[cfg(test)]
+        tests::looked_up("onDead.*");
         for (name, value) in members {
             let field = format!("onDead.{name}");
             let policy = on_dead(&value, &field)?;
@@ -428,6 +431,65 @@ pub struct GuestConfig {
 /// REST routes, and Genesys's per-session rate (2 messages a second) kept
 /// with room to spare.
 pub const GUEST_DEFAULTS: &str = r#"{"database":"outbox-guest","channel":"outbox-guest","genesysRegions":false,"defaultRoutes":false,"sendTimeoutMs":15000,"leaseMs":30000,"pacer":{"ratePerMinute":60,"burst":1}}"#;
+
+/// Every field of an outbox's configuration, as a path: `.` into an
+/// object, `[]` into each element of an array, `.*` into each member of a
+/// map. [`OutboxConfig::parse`] reads exactly these (a test holds it to
+/// the list), and the page API's TypeScript types
+/// (`web/host/types.ts`, `OutboxConfig`) declare exactly these (`cargo
+/// test -p xtask config_types_are_cores`), plus the page-only `getToken`.
+pub const FIELDS: &[&str] = &[
+    "genesysRegions",
+    "defaultRoutes",
+    "origins",
+    "routes",
+    "routes[].name",
+    "routes[].path",
+    "routes[].lane",
+    "routes[].method",
+    "routes[].carriers",
+    "routes[].conflictMeansDelivered",
+    "routes[].needsToken",
+    "routes[].onDead",
+    "onDead",
+    "onDead.*",
+    "idempotencyHeaders",
+    "keepHeaders",
+    "maxEntries",
+    "maxEntryBytes",
+    "retry",
+    "retry.baseMs",
+    "retry.factor",
+    "retry.capMs",
+    "retry.maxAttempts",
+    "retry.maxAgeMs",
+    "retry.maxAuthFailures",
+    "retry.authWindowMs",
+    "pacer",
+    "pacer.ratePerMinute",
+    "pacer.burst",
+    "pacer.throttle",
+    "pacer.throttle.enabled",
+    "pacer.throttle.tolerancePercent",
+    "pacer.throttle.stepPercent",
+    "pacer.throttle.memoryMs",
+    "pacer.throttle.maxIntervalMs",
+    "batchSize",
+    "sendTimeoutMs",
+    "leaseMs",
+    "retryAfterCapMs",
+    "tokenUrl",
+    "apiBase",
+    "region",
+    "database",
+    "channel",
+    "forwardTimeoutMs",
+];
+
+/// The fields a guest outbox's configuration reads besides [`FIELDS`]
+/// ([`GuestConfig::parse`]); its TypeScript type (`GuestConfig`) declares
+/// these and a part of `FIELDS`.
+pub const GUEST_FIELDS: &[&str] = &["deploymentId", "region", "url", "apiBase"];
 
 impl GuestConfig {
     /// Reads a guest outbox's configuration from its JSON text; `here` as
@@ -608,6 +670,8 @@ impl<'a> Obj<'a> {
 
     /// `obj[key]`, `None` when absent or `null`.
     fn get(&self, key: &str) -> Option<Value<'a>> {
+        #[cfg(test)]
+        tests::looked_up(&self.field(key));
         let v = json::find(self.value?.raw, &[key])?;
         (v.kind != Kind::Null).then_some(v)
     }
@@ -727,6 +791,64 @@ fn on_dead(v: &Value<'_>, field: &str) -> Result<OnDead, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
+
+    std::thread_local! {
+        static LOOKED_UP: core::cell::RefCell<Vec<String>> = const { core::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Notes a field the parser looked up (`routes[3].lane` as `routes[].lane`).
+    pub(super) fn looked_up(path: &str) {
+        let mut normal = String::new();
+        let mut in_index = false;
+        for c in path.chars() {
+            match c {
+                '[' => {
+                    in_index = true;
+                    normal.push_str("[]");
+                }
+                ']' => in_index = false,
+                _ if in_index => {}
+                c => normal.push(c),
+            }
+        }
+        LOOKED_UP.with(|l| {
+            let mut l = l.borrow_mut();
+            if !l.contains(&normal) {
+                l.push(normal);
+            }
+        });
+    }
+
+    #[test]
+    fn the_parser_reads_exactly_the_documented_fields() {
+        let every = r#"{"retry":{},"pacer":{"throttle":{}},"onDead":{"r":"skip"},
+            "routes":[{"name":"r","path":"/r/{x}","lane":["path:x"]}]}"#;
+        LOOKED_UP.with(|l| l.borrow_mut().clear());
+        parse(every).expect("valid");
+        let mut read = LOOKED_UP.with(|l| l.borrow().clone());
+        read.sort();
+        let mut fields: Vec<String> = FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        fields.sort();
+        assert_eq!(read, fields);
+        LOOKED_UP.with(|l| l.borrow_mut().clear());
+        GuestConfig::parse(r#"{"deploymentId":"d","url":"ws://h/v1"}"#, HERE).expect("valid");
+        let read = LOOKED_UP.with(|l| l.borrow().clone());
+        for f in read {
+            assert!(
+                FIELDS.contains(&f.as_str()) || GUEST_FIELDS.contains(&f.as_str()),
+                "a guest field not in the lists: {f}"
+            );
+        }
+    }
 
     const HERE: &str = "http://127.0.0.1:8081";
 

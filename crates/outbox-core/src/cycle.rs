@@ -23,6 +23,7 @@ use crate::store::{
     Access, Answers, Behind, BehindRead, BodiesRead, EntriesRead, Found, HeadsRead, Read,
     ScheduleRead, Step, Write,
 };
+use alloc::{string::String, vec, vec::Vec};
 
 /// Where a [`Cycle`] stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +153,7 @@ impl Cycle {
     fn apply_claims(&mut self, terms: LeaseTerms) -> Vec<Write> {
         let mut work = self.answers.entries();
         let mut writes = Vec::new();
-        for (seq, claim) in std::mem::take(&mut self.claims) {
+        for (seq, claim) in core::mem::take(&mut self.claims) {
             // Not queued, or buried already: skipped.
             let Some(at) = work.iter().position(|e| e.seq == seq) else {
                 continue;
@@ -193,7 +194,7 @@ impl Cycle {
     fn follow(&mut self, terms: LeaseTerms, hooks: &mut dyn Planner) -> Vec<Write> {
         let mut writes = Vec::new();
         let lists = self.answers.behind();
-        for ((_, lead), list) in std::mem::take(&mut self.leads).into_iter().zip(lists) {
+        for ((_, lead), list) in core::mem::take(&mut self.leads).into_iter().zip(lists) {
             for next in list {
                 // A record that cannot be read stops its lane's followers:
                 // it dies as a head, in its turn.

@@ -27,7 +27,8 @@
 //! ([`Arrival::next_io`] → `None`), feeding it every reply meanwhile, then
 //! takes its events.
 
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::{borrow::ToOwned, boxed::Box, string::String, string::ToString, vec, vec::Vec};
 
 use crate::classify::{LastError, Outcome, Response, TransportError, classify};
 use crate::clock::Millis;
@@ -38,8 +39,8 @@ use crate::intercept::{self, AfterForward, BeforeForward, QueueReason};
 use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, OfferAsk, Reply, StoreAsk, TokensAsk, Tx};
 use crate::pacer::{PacerConfig, ScheduleState};
 use crate::queue::{
-    CancelResult, EditSchedule, Enqueue, Hurry, LaneAndSchedule, Purged, QueueLimits, Refusal,
-    Release,
+    CancelResult, EditSchedule, Enqueue, EnqueueError, Hurry, LaneAndSchedule, Purged, QueueLimits,
+    Refusal, Release,
 };
 use crate::throttle::{Limit, Signal};
 use crate::token::TokenAsks;
@@ -99,7 +100,7 @@ impl Arrival {
 
     /// The next I/O of this step; `None` when it has none left.
     pub fn next_io(&mut self) -> Option<Io> {
-        match std::mem::replace(&mut self.step, ArrivalStep::Finished) {
+        match core::mem::replace(&mut self.step, ArrivalStep::Finished) {
             ArrivalStep::Offer(token) => {
                 self.step = ArrivalStep::Offering;
                 Some(Io::Offer(OfferAsk::new(self.origin.clone(), token)))
@@ -135,7 +136,7 @@ impl Arrival {
 
     /// The events decided so far, taken.
     pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 }
 
@@ -266,7 +267,7 @@ impl Machine for Intercept {
     }
 
     fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 
     fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
@@ -379,7 +380,7 @@ impl Write {
             self.events.push(Event::Queued {
                 id: entry.id,
                 lane: entry.lane.clone(),
-                reason: std::mem::take(&mut self.reason),
+                reason: core::mem::take(&mut self.reason),
             });
             if self.awaiting_token {
                 self.events.push(Event::AwaitingToken {
@@ -403,7 +404,7 @@ impl Machine for Write {
     }
 
     fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 }
 
@@ -501,7 +502,7 @@ impl Forward {
                 error,
             } => {
                 let refused = prepared.bearer.clone().filter(|_| awaiting_token);
-                let reason = error.to_string();
+                let reason = error.text();
                 let limits = self.config.limits;
                 let write = Write::new(prepared, limits, awaiting_token, Some(error), &reason);
                 match refused {
@@ -516,7 +517,7 @@ impl Forward {
 impl Machine for Forward {
     fn poll(&mut self, now: Millis) -> Io {
         loop {
-            match std::mem::replace(&mut self.step, ForwardStep::Finished) {
+            match core::mem::replace(&mut self.step, ForwardStep::Finished) {
                 ForwardStep::Heed
                     if self.signal.is_some() || !self.note.lets_more_go(&self.config.pacer) =>
                 {
@@ -566,7 +567,7 @@ impl Machine for Forward {
     }
 
     fn feed(&mut self, reply: Reply, _cx: &mut Cx<'_>) {
-        self.step = match std::mem::replace(&mut self.step, ForwardStep::Finished) {
+        self.step = match core::mem::replace(&mut self.step, ForwardStep::Finished) {
             ForwardStep::Heeding => ForwardStep::Decide,
             ForwardStep::Forgetting(write) => ForwardStep::Writing(write),
             ForwardStep::Writing(mut write) => {
@@ -591,7 +592,7 @@ impl Machine for Forward {
     }
 
     fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 
     fn edit_schedule(&mut self, schedule: &mut ScheduleState) {
@@ -651,7 +652,7 @@ impl NetworkBack {
 
 impl Machine for NetworkBack {
     fn poll(&mut self, now: Millis) -> Io {
-        if std::mem::replace(&mut self.asked, true) {
+        if core::mem::replace(&mut self.asked, true) {
             return Io::Done;
         }
         self.asks.forget();
@@ -666,6 +667,40 @@ impl Machine for NetworkBack {
 
     fn take_events(&mut self) -> Vec<Event> {
         Vec::new()
+    }
+}
+
+/// What a service worker answers for a request it kept, or could not
+/// keep: `202 {"queued":true,"id","lane","reason"}`, or, the caller
+/// keeping its request, `{"queued":false,"error","message"}` with `507`
+/// (full, or over the storage quota), `413` (too large), `409` (an id
+/// taken) or `500` (the store failed).
+pub fn kept_answer<E: core::error::Error>(
+    result: &Result<Entry, EnqueueError<E>>,
+    reason: &str,
+) -> (u16, String) {
+    let mut body = crate::json::Object::new();
+    match result {
+        Ok(entry) => {
+            body.bool("queued", true)
+                .str("id", &entry.id.hyphenated())
+                .str("lane", &entry.lane)
+                .str("reason", reason);
+            (202, body.finish())
+        }
+        Err(e) => {
+            let (status, code) = match e {
+                EnqueueError::Full { .. } => (507, "outbox-full"),
+                EnqueueError::QuotaExceeded(_) => (507, "quota-exceeded"),
+                EnqueueError::TooLarge { .. } => (413, "entry-too-large"),
+                EnqueueError::Duplicate(_) => (409, "duplicate-entry"),
+                EnqueueError::Store(_) => (500, "store-error"),
+            };
+            body.bool("queued", false)
+                .str("error", code)
+                .str("message", &e.to_string());
+            (status, body.finish())
+        }
     }
 }
 
@@ -701,6 +736,16 @@ mod tests {
     //! no executor. Each test is the whole conversation of one door with
     //! its driver; a transaction a door asks for is run by hand, its reads
     //! answered here ([`serve`]).
+
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     use super::*;
     use crate::clock::SplitMix64;
@@ -762,7 +807,7 @@ mod tests {
         move |read| match read {
             Read::State(ask) => {
                 assert_eq!(ask.origin.as_deref(), Some(ORIGIN));
-                ask.reply(vec![parked.clone()])
+                ask.reply(vec![parked.clone()], None)
             }
             other => panic!("{other:?}"),
         }
@@ -1043,7 +1088,7 @@ mod tests {
         let writes = serve(&mut door, hurry, 60_000, |read| match read {
             Read::State(ask) => {
                 assert_eq!(ask.origin, None);
-                ask.reply(vec![unanswered.clone(); 3])
+                ask.reply(vec![unanswered.clone(); 3], None)
             }
             other => panic!("{other:?}"),
         });

@@ -1,7 +1,8 @@
 //! The entry: one outbound request made durable.
 
-use std::fmt;
-use std::str::FromStr;
+use alloc::{string::String, vec::Vec};
+use core::fmt;
+use core::str::FromStr;
 
 use crate::classify::LastError;
 use crate::clock::{Millis, Random};
@@ -529,6 +530,15 @@ pub struct Head {
 mod tests {
     use super::*;
     use crate::clock::SplitMix64;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn an_entry_is_seen_in_flight_only_while_its_lease_stands() {
@@ -549,7 +559,7 @@ mod tests {
 
     #[test]
     fn ids_are_written_as_8_4_4_4_12_hex_digits() {
-        let id = EntryId::from_bytes(std::array::from_fn(|i| (i as u8) * 17));
+        let id = EntryId::from_bytes(core::array::from_fn(|i| (i as u8) * 17));
         assert_eq!(id.hyphenated(), "00112233-4455-6677-8899-aabbccddeeff");
     }
 

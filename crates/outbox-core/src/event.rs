@@ -5,6 +5,7 @@ use crate::clock::Millis;
 use crate::entry::EntryId;
 use crate::json::Object;
 use crate::throttle::Limit;
+use alloc::{string::String, vec::Vec};
 
 /// A state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,7 +308,7 @@ impl EventSink for NoEvents {
 
 /// Keeps every event, for tests.
 #[derive(Debug, Clone, Default)]
-pub struct EventLog(pub std::rc::Rc<std::cell::RefCell<Vec<Event>>>);
+pub struct EventLog(pub alloc::rc::Rc<core::cell::RefCell<Vec<Event>>>);
 
 impl EventLog {
     /// The events so far.

@@ -98,8 +98,9 @@
 //! A driver runs it for a flush (`outbox-driver`'s `Engine::flush`); this
 //! module's tests drive the machine by hand, step by step.
 
-use std::collections::VecDeque;
-use std::rc::Rc;
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::{string::String, vec::Vec};
 
 use crate::clock::{Millis, Random};
 use crate::config::Config;
@@ -273,7 +274,7 @@ impl Flush {
                             });
                         }
                         self.phase = Phase::Sending;
-                        let sends = std::mem::take(&mut self.sends);
+                        let sends = core::mem::take(&mut self.sends);
                         return Io::Send(SendAsk::new(sends, self.config.send_timeout_ms));
                     }
                     // Nothing sent: go on only if the cycle made something
@@ -315,7 +316,7 @@ impl Flush {
         if self.winding_down || self.report.cycles >= self.config.max_cycles_per_flush {
             return match self.answered.take() {
                 Some(mut verdicts) => {
-                    let settlements = std::mem::take(&mut verdicts.settlements);
+                    let settlements = core::mem::take(&mut verdicts.settlements);
                     self.settling = Some(verdicts);
                     self.phase = Phase::SettlingAlone;
                     store(Cycle::settle(now, settlements))
@@ -334,7 +335,7 @@ impl Flush {
         self.halted.clear();
         self.aftermath = Aftermath::default();
         let settlements = self.answered.take().map(|mut verdicts| {
-            let settlements = std::mem::take(&mut verdicts.settlements);
+            let settlements = core::mem::take(&mut verdicts.settlements);
             self.settling = Some(verdicts);
             settlements
         });
@@ -449,7 +450,7 @@ impl Flush {
         let mut want_token = Vec::new();
         let mut progressed = false;
         if let Some(verdicts) = self.settling.take() {
-            let aftermath = std::mem::take(&mut self.aftermath);
+            let aftermath = core::mem::take(&mut self.aftermath);
             self.events
                 .extend(verdicts.events(applied, &aftermath, &mut self.report));
             want_token = verdicts.want_token;
@@ -470,14 +471,14 @@ impl Flush {
                 error: e.last_error.clone().unwrap_or_default(),
             });
         }
-        for (lane, id) in std::mem::take(&mut self.held) {
+        for (lane, id) in core::mem::take(&mut self.held) {
             self.events.push(Event::Held { id, lane });
         }
         // A token the server refused (a `401` this cycle) is asked for
         // again at once; an entry parked for want of one asks at most every
         // `token_retry_ms` (a page may have opened since, or the token URL
         // may work again) — not once per cycle into an outage.
-        let mut wanted = std::mem::take(&mut self.token_wanted);
+        let mut wanted = core::mem::take(&mut self.token_wanted);
         for e in &claimed.awaiting_token {
             self.report.awaiting_token += 1;
             if !wanted.contains(&e.origin) {
@@ -544,7 +545,7 @@ impl Flush {
     /// parked for a token never wait on something else to wake it.
     pub fn tokens_came(&mut self, came: Vec<String>) {
         let again = self.now.saturating_add(self.config.token_retry_ms);
-        for origin in std::mem::take(&mut self.asking) {
+        for origin in core::mem::take(&mut self.asking) {
             if !came.contains(&origin) {
                 self.report.next_wake = Some(self.report.next_wake.map_or(again, |w| w.min(again)));
             }
@@ -589,7 +590,7 @@ impl Flush {
     ) {
         self.report.attempts += answers.len();
         let mut verdicts = verdict::judge(&sent, answers, now, &self.config, rng);
-        let refused = std::mem::take(&mut verdicts.rejected_tokens);
+        let refused = core::mem::take(&mut verdicts.rejected_tokens);
         if !refused.is_empty() {
             self.todo
                 .push_back(Todo::Io(Io::Forget(ForgetAsk::new(refused))));
@@ -612,7 +613,7 @@ impl Flush {
         // goes (or not); behind it the rest wait, or, behind one that does
         // not go, stay unsent too.
         let (mut next, mut waiting, mut unsent) = (Vec::new(), Vec::new(), Vec::new());
-        for follower in std::mem::take(&mut self.followers) {
+        for follower in core::mem::take(&mut self.followers) {
             let lane = follower.lane.as_str();
             if unsent.iter().any(|e: &Entry| e.lane == lane) {
                 unsent.push(follower);
@@ -645,7 +646,7 @@ impl Flush {
 
     /// The events since the last call, in order.
     pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 }
 
@@ -708,6 +709,16 @@ impl Machine for Flush {
 mod tests {
     //! The machine driven by hand, one step at a time: no store, no
     //! network, no executor.
+
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     use super::*;
     use crate::classify::Response;
@@ -836,7 +847,7 @@ mod tests {
         let Some(entries) = sent(flush.poll(1_001)) else {
             panic!("then it sends");
         };
-        assert_eq!(entries, std::slice::from_ref(&head));
+        assert_eq!(entries, core::slice::from_ref(&head));
         let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
         assert_eq!(kinds, ["sending"], "told before the send goes out");
 
@@ -933,7 +944,7 @@ mod tests {
         let Some(second) = sent(flush.poll(1_011)) else {
             panic!("a1 cleared lane a: its follower goes, with no store step");
         };
-        assert_eq!(second, std::slice::from_ref(&a2));
+        assert_eq!(second, core::slice::from_ref(&a2));
         let told: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
         assert_eq!(told, ["sending"]);
         flush.answered(
@@ -948,9 +959,9 @@ mod tests {
         };
         let got: Vec<_> = settlements
             .iter()
-            .map(|s| (s.seq, s.attempt, std::mem::discriminant(&s.action)))
+            .map(|s| (s.seq, s.attempt, core::mem::discriminant(&s.action)))
             .collect();
-        let kind = |a: Action| std::mem::discriminant(&a);
+        let kind = |a: Action| core::mem::discriminant(&a);
         let delivered = kind(Action::Delivered {
             status: 200,
             duplicate: false,
@@ -1122,7 +1133,7 @@ mod tests {
         let writes = serve(&mut flush, release, 1_032, |read| match read {
             Read::State(ask) => {
                 assert_eq!(ask.origin.as_deref(), Some(ORIGIN));
-                ask.reply(vec![parked.clone()])
+                ask.reply(vec![parked.clone()], None)
             }
             other => panic!("{other:?}"),
         });

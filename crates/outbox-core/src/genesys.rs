@@ -29,7 +29,8 @@
 //! assert!(open.url.ends_with("/api/v2/conversations/messages/integ/inbound/open/message"));
 //! ```
 
-use std::str::FromStr;
+use alloc::{borrow::ToOwned, string::String, vec};
+use core::str::FromStr;
 
 use crate::json::Object;
 use crate::request::IncomingRequest;
@@ -58,18 +59,35 @@ pub const REGIONS: &[&str] = &[
 
 /// What cannot be built, and why (the page API throws it as the message of
 /// an `Error`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GenesysError {
     /// Not one of [`REGIONS`].
-    #[error("`{0}` is not a Genesys Cloud region domain")]
     NotARegion(String),
     /// An id that is empty or would change the URL's path.
-    #[error("`{0}` is not a valid id")]
     BadId(String),
     /// An Open Messaging `idType` Genesys does not know.
-    #[error("idType must be Email, Phone or Opaque, not `{0}`")]
     BadIdType(String),
 }
+
+impl GenesysError {
+    /// The message (the same text as `Display`, built without `core::fmt`).
+    pub fn text(&self) -> String {
+        let (before, value, after) = match self {
+            Self::NotARegion(v) => ("`", v, "` is not a Genesys Cloud region domain"),
+            Self::BadId(v) => ("`", v, "` is not a valid id"),
+            Self::BadIdType(v) => ("idType must be Email, Phone or Opaque, not `", v, "`"),
+        };
+        [before, value.as_str(), after].concat()
+    }
+}
+
+impl core::fmt::Display for GenesysError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl core::error::Error for GenesysError {}
 
 /// `domain` as a known region, or why not.
 pub fn region(domain: &str) -> Result<&'static str, GenesysError> {
@@ -225,6 +243,15 @@ fn push_segment(url: &mut String, id: &str) -> Result<(), GenesysError> {
 mod tests {
     use super::*;
     use crate::json;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const BASE: &str = "https://api.mypurecloud.ie";
 

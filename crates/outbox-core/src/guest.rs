@@ -26,12 +26,13 @@ use crate::entry::Prepared;
 use crate::entry::{EntryId, StoredRequest};
 use crate::json;
 use crate::json::Object;
+use alloc::{borrow::ToOwned, string::String, string::ToString, vec, vec::Vec};
 
 /// The `http(s)` origin of a `ws(s)` URL (where the same host serves
 /// history), or `None` when it is not one.
 pub fn http_origin(socket_url: &str) -> Option<String> {
     let rest = socket_url.strip_prefix("ws")?;
-    crate::url::parse(&format!("http{rest}"))
+    crate::url::parse(&["http", rest].concat())
         .ok()
         .map(|p| p.origin)
 }
@@ -55,7 +56,7 @@ pub fn prepare_entry(
     session_token: &str,
     entry: &GuestEntry,
 ) -> Prepared {
-    let key = id.to_string();
+    let key = id.hyphenated();
     let origin = http_origin(socket_url)
         .map(|o| o.replacen("http", "ws", 1))
         .unwrap_or_else(|| socket_url.to_owned());
@@ -203,7 +204,7 @@ pub fn on_message_entry(
         let mut item = Object::new();
         item.str("contentType", "ButtonResponse")
             .raw("buttonResponse", &br.finish());
-        message.raw("content", &format!("[{}]", item.finish()));
+        message.raw("content", &["[", &item.finish(), "]"].concat());
     }
     message.raw("metadata", &metadata.finish());
     let mut o = Object::new();
@@ -227,7 +228,7 @@ pub fn typing(token: &str, tracing_id: &str, time_iso: &str) -> String {
     let mut message = Object::new();
     message
         .str("type", "Event")
-        .raw("events", &format!("[{}]", event.finish()));
+        .raw("events", &["[", &event.finish(), "]"].concat());
     let mut o = Object::new();
     o.str("action", "onMessage")
         .str("token", token)
@@ -308,7 +309,7 @@ pub enum Frame {
         /// The JWT.
         jwt: String,
         /// Expiry (seconds since the epoch).
-        exp: f64,
+        exp: u64,
     },
     /// `TooManyRequestsErrorMessage` (code 429, `errorCode` 4029): the
     /// socket stays open.
@@ -353,12 +354,12 @@ pub struct FrameError(pub String);
 /// Parses one text frame.
 pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
     let doc = text.as_bytes();
-    json::validate(doc).map_err(|e| FrameError(e.to_string()))?;
+    json::validate(doc).map_err(|e| FrameError(e.text()))?;
     let s = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_str().map(|c| c.into_owned()));
-    let n = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_f64());
+    let n = |path: &[&str]| json::find(doc, path).and_then(|v| v.as_u64());
     let b = |path: &[&str]| json::find(doc, path).is_some_and(|v| v.raw == b"true");
     let class = s(&["class"]).ok_or_else(|| FrameError("no `class`".into()))?;
-    let code = n(&["code"]).unwrap_or(200.0) as u32;
+    let code = n(&["code"]).map_or(200, |c| u32::try_from(c).unwrap_or(u32::MAX));
     let tracing_id = s(&["tracingId"]).or_else(|| s(&["body", "tracingId"]));
     Ok(match class.as_str() {
         "SessionResponse" => Frame::Session {
@@ -377,13 +378,11 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
             tracing_id,
             jwt: s(&["body", "jwt"])
                 .ok_or_else(|| FrameError("JwtResponse without `jwt`".into()))?,
-            exp: n(&["body", "exp"]).unwrap_or(0.0),
+            exp: n(&["body", "exp"]).unwrap_or(0),
         },
         "TooManyRequestsErrorMessage" => Frame::TooManyRequests {
             tracing_id,
-            retry_after_secs: n(&["body", "retryAfter"])
-                .filter(|r| *r >= 0.0)
-                .unwrap_or(1.0) as u64,
+            retry_after_secs: n(&["body", "retryAfter"]).unwrap_or(1),
             message: s(&["body", "errorMessage"]).unwrap_or_else(|| "too many requests".into()),
         },
         "SessionExpiredEvent" | "SessionClearedEvent" | "LogoutEvent" => {
@@ -392,7 +391,7 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
         "ConnectionClosedEvent" => Frame::ConnectionClosed,
         "string" | "Error" | "ErrorMessage" => Frame::Error {
             tracing_id,
-            code: n(&["body", "errorCode"]).map_or(code, |c| c as u32),
+            code: n(&["body", "errorCode"]).map_or(code, |c| u32::try_from(c).unwrap_or(u32::MAX)),
             message: s(&["body"])
                 .or_else(|| s(&["body", "errorMessage"]))
                 .or_else(|| s(&["body", "message"]))
@@ -421,6 +420,66 @@ impl Frame {
     }
 }
 
+/// What to do with the session after a `configureSession` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Session {
+    /// Connected and writable: send.
+    Ready,
+    /// The conversation ended (read-only, not connected) or the session
+    /// expired or is unknown (4006, 4007): start a new session (a fresh
+    /// session token) and configure again.
+    Rotate,
+    /// Refused, with why: the send fails (and is retried as a network
+    /// failure).
+    Refused(String),
+}
+
+/// The decision on a `configureSession` answer.
+pub fn session(frame: &Frame) -> Session {
+    match frame {
+        Frame::Session {
+            connected: true,
+            read_only: false,
+            ..
+        } => Session::Ready,
+        Frame::Session { .. }
+        | Frame::Error {
+            code: 4006 | 4007, ..
+        } => Session::Rotate,
+        Frame::Error { code, message, .. } => {
+            let mut why = String::from("configureSession refused (");
+            crate::json::push_u64(&mut why, u64::from(*code));
+            why.push_str("): ");
+            why.push_str(message);
+            Session::Refused(why)
+        }
+        _ => Session::Refused(String::from("unexpected answer to configureSession")),
+    }
+}
+
+/// Whether an `onMessage` answer says the session is gone (expired or
+/// unknown: 4006, 4007): the next send starts a new one.
+pub fn rotates(frame: &Frame) -> bool {
+    matches!(
+        frame,
+        Frame::Error {
+            code: 4006 | 4007,
+            ..
+        }
+    )
+}
+
+/// The answer for an entry whose outcome was unknown and which the
+/// session's history holds: the server had it, its echo was lost;
+/// delivered, not sent again.
+pub fn reconciled() -> Response {
+    Response {
+        status: 200,
+        headers: vec![("x-outbox-reconciled".into(), "history".into())],
+        body: Vec::new(),
+    }
+}
+
 /// What an `onMessage` answer means, as an HTTP-like [`Response`] the
 /// engine's classifier understands: the echo → `200`; 4029 → `429` with
 /// `Retry-After`; 4011 / 4013 (too long, attributes too large) → `413`;
@@ -431,7 +490,9 @@ impl Frame {
 pub fn answer(frame: &Frame) -> Option<Response> {
     let error = |status: u16, code: u32, message: &str| {
         let mut o = Object::new();
-        o.str("code", &code.to_string()).str("message", message);
+        let mut text = String::new();
+        crate::json::push_u64(&mut text, u64::from(code));
+        o.str("code", &text).str("message", message);
         Response {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -450,8 +511,11 @@ pub fn answer(frame: &Frame) -> Option<Response> {
             ..
         } => {
             let mut r = error(429, 4029, message);
-            r.headers
-                .push(("retry-after".into(), retry_after_secs.to_string()));
+            r.headers.push(("retry-after".into(), {
+                let mut text = String::new();
+                crate::json::push_u64(&mut text, *retry_after_secs);
+                text
+            }));
             r
         }
         Frame::Error { code, message, .. } => {
@@ -515,8 +579,8 @@ pub fn parse_history(body: &[u8]) -> Result<HistoryPage, FrameError> {
         });
     }
     let page_count = json::find(body, &["pageCount"])
-        .and_then(|v| v.as_f64())
-        .unwrap_or(1.0) as u64;
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1);
     Ok(HistoryPage {
         messages,
         page_count,

@@ -4,6 +4,8 @@
 //! are kept. Credentials are refused by name even when an app adds them to
 //! the allow-list, so no token, cookie or key ever reaches IndexedDB.
 
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
+
 /// Headers kept by default (lower case).
 pub const DEFAULT_KEPT: &[&str] = &[
     "content-type",
@@ -76,6 +78,15 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn credentials_are_never_kept_even_when_allowed() {

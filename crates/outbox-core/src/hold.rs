@@ -27,6 +27,7 @@
 //! itself there.
 
 use crate::entry::EntryId;
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
 /// What a lane does when its head becomes a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -174,6 +175,15 @@ fn unescape(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn id(n: u8) -> EntryId {
         EntryId::from_bytes([n; 16])

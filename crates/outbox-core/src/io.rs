@@ -56,6 +56,7 @@ use crate::queue::{
 use crate::request::OutgoingRequest;
 use crate::scheduler::Claim;
 use crate::verdict::Answer;
+use alloc::{boxed::Box, string::String, vec::Vec};
 
 /// The next piece of I/O a [`Machine`] wants done.
 #[derive(Debug)]

@@ -9,16 +9,16 @@
 //! allocates for values it skips and never recurses deeper than
 //! [`MAX_DEPTH`].
 
-use std::borrow::Cow;
+use alloc::borrow::Cow;
+use alloc::{string::String, vec::Vec};
 
 /// Nesting deeper than this is refused (guards the recursion).
 pub const MAX_DEPTH: usize = 64;
 
 /// Why a document could not be scanned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JsonError {
     /// The bytes are not a JSON document.
-    #[error("invalid JSON at byte {offset}: {what}")]
     Invalid {
         /// Byte offset of the problem.
         offset: usize,
@@ -26,12 +26,44 @@ pub enum JsonError {
         what: &'static str,
     },
     /// Nesting deeper than [`MAX_DEPTH`].
-    #[error("JSON nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
     /// A path segment names something that is not an object.
-    #[error("`{0}` is not a JSON object")]
     NotAnObject(String),
 }
+
+impl JsonError {
+    /// The message (the same text as `Display`, built without `core::fmt`).
+    pub fn text(&self) -> String {
+        let mut m = String::new();
+        match self {
+            Self::Invalid { offset, what } => {
+                m.push_str("invalid JSON at byte ");
+                push_u64(&mut m, *offset as u64);
+                m.push_str(": ");
+                m.push_str(what);
+            }
+            Self::TooDeep => {
+                m.push_str("JSON nested deeper than ");
+                push_u64(&mut m, MAX_DEPTH as u64);
+                m.push_str(" levels");
+            }
+            Self::NotAnObject(path) => {
+                m.push('`');
+                m.push_str(path);
+                m.push_str("` is not a JSON object");
+            }
+        }
+        m
+    }
+}
+
+impl core::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl core::error::Error for JsonError {}
 
 /// The kind of a scanned JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,18 +108,71 @@ impl<'a> Value<'a> {
     pub fn as_key(&self) -> Option<Cow<'a, str>> {
         match self.kind {
             Kind::String => self.as_str(),
-            Kind::Number | Kind::Bool => std::str::from_utf8(self.raw).ok().map(Cow::Borrowed),
+            Kind::Number | Kind::Bool => core::str::from_utf8(self.raw).ok().map(Cow::Borrowed),
             _ => None,
         }
     }
 
-    /// The value as a number, when it is one.
-    pub fn as_f64(&self) -> Option<f64> {
-        if self.kind != Kind::Number {
+    /// The whole part of a non-negative number (`1.9` is 1, `2e3` is 2000),
+    /// when the value is one and it fits a `u64`; `None` for what is not a
+    /// number, a negative one, or one too large. Read on the digits: no
+    /// float parsing, whose tables would weigh more than all the numbers
+    /// the engine reads (codes, counts, seconds).
+    pub fn as_u64(&self) -> Option<u64> {
+        if self.kind != Kind::Number || self.raw.first() == Some(&b'-') {
             return None;
         }
-        std::str::from_utf8(self.raw).ok()?.parse().ok()
+        let raw = self.raw;
+        let end = raw
+            .iter()
+            .position(|b| matches!(b, b'.' | b'e' | b'E'))
+            .unwrap_or(raw.len());
+        let (int, rest) = raw.split_at(end);
+        let (frac, exp) = match rest.split_first() {
+            Some((b'.', after)) => {
+                let e = after
+                    .iter()
+                    .position(|b| matches!(b, b'e' | b'E'))
+                    .unwrap_or(after.len());
+                (&after[..e], &after[e..])
+            }
+            _ => (&[][..], rest),
+        };
+        let exp: u32 = match exp.split_first() {
+            None => 0,
+            Some((_, e)) => {
+                let (negative, digits) = match e.split_first() {
+                    Some((b'-', d)) => (true, d),
+                    Some((b'+', d)) => (false, d),
+                    _ => (false, e),
+                };
+                let n = digits.iter().try_fold(0u32, |n, d| {
+                    n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+                })?;
+                if negative {
+                    // A negative exponent: only the whole part of a small
+                    // number is left, computed as the digits say.
+                    return whole(int, frac, 0).map(|v| (0..n).fold(v, |v, _| v / 10));
+                }
+                n
+            }
+        };
+        whole(int, frac, exp)
     }
+}
+
+/// The whole number of `int` digits followed by `frac` digits moved `exp`
+/// places left of the point, cut to its whole part.
+fn whole(int: &[u8], frac: &[u8], exp: u32) -> Option<u64> {
+    let mut n: u64 = 0;
+    for d in int {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    for i in 0..exp {
+        let d = frac.get(i as usize).map_or(0, |d| u64::from(d - b'0'));
+        n = n.checked_mul(10)?.checked_add(d)?;
+    }
+    Some(n)
 }
 
 /// Checks that `doc` is one complete JSON value (surrounding white space allowed).
@@ -390,10 +475,10 @@ impl Object {
 
 fn unescape(inner: &[u8]) -> Option<Cow<'_, str>> {
     if !inner.contains(&b'\\') {
-        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+        return core::str::from_utf8(inner).ok().map(Cow::Borrowed);
     }
     let mut out = String::with_capacity(inner.len());
-    let text = std::str::from_utf8(inner).ok()?;
+    let text = core::str::from_utf8(inner).ok()?;
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         if c != '\\' {
@@ -432,7 +517,7 @@ fn unescape(inner: &[u8]) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(out))
 }
 
-fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
+fn hex4(chars: &mut core::str::Chars<'_>) -> Option<u32> {
     let mut v = 0;
     for _ in 0..4 {
         v = v * 16 + chars.next()?.to_digit(16)?;
@@ -583,7 +668,7 @@ impl<'a> Scanner<'a> {
                 Some(_) => self.pos += 1,
             }
         }
-        if std::str::from_utf8(&self.doc[start..self.pos]).is_err() {
+        if core::str::from_utf8(&self.doc[start..self.pos]).is_err() {
             return Err(JsonError::Invalid {
                 offset: start,
                 what: "string is not UTF-8",
@@ -668,6 +753,36 @@ impl<'a> Scanner<'a> {
 mod tests {
     use super::*;
     use crate::clock::Random;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
+
+    #[test]
+    fn whole_numbers_are_read_on_their_digits() {
+        let n = |text: &str| {
+            let v = find(text.as_bytes(), &[]).unwrap();
+            v.as_u64()
+        };
+        assert_eq!(n("0"), Some(0));
+        assert_eq!(n("4029"), Some(4029));
+        assert_eq!(n("1.9"), Some(1));
+        assert_eq!(n("2e3"), Some(2000));
+        assert_eq!(n("2.5E1"), Some(25));
+        assert_eq!(n("1.234e2"), Some(123));
+        assert_eq!(n("1500e-3"), Some(1));
+        assert_eq!(n("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(n("18446744073709551616"), None);
+        assert_eq!(n("1e30"), None);
+        assert_eq!(n("-1"), None);
+        assert_eq!(n("\"1\""), None);
+        assert_eq!(n("true"), None);
+    }
 
     #[test]
     fn numbers_and_hex_are_written_as_fmt_would() {

@@ -6,6 +6,9 @@
 //! rule; the drivers only read, write, send and wait. It has no `web-sys`,
 //! no `async` code and no runtime (a test, `tests/layers.rs`, checks), and
 //! runs the same under a virtual clock in tests as in a service worker.
+//! It is `no_std` (it needs `alloc` only), so that the browser's wasm
+//! module built on it (`outbox-wasm`) carries none of `std`'s panic and
+//! I/O machinery.
 //!
 //! # Layers
 //!
@@ -146,6 +149,13 @@
 //! assert!(matches!(tx.poll(&mut NoHooks), Step::Commit));
 //! assert_eq!(tx.finish().unwrap().lane, "c1");
 //! ```
+
+#![no_std]
+
+extern crate alloc;
+// The unit tests run on `std`.
+#[cfg(test)]
+extern crate std;
 
 pub mod classify;
 pub mod clock;

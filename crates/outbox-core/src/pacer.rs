@@ -13,6 +13,7 @@ use crate::hold::Holds;
 use crate::json;
 use crate::retry_after::RateLimitInfo;
 use crate::throttle::{Limit, Signal, Throttle, ThrottleConfig};
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
 /// Pacing settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -335,6 +336,15 @@ impl ScheduleState {
 mod tests {
     use super::*;
     use crate::throttle::PROBE_HOLD_MS;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const O: &str = "https://api.mypurecloud.ie";
 

@@ -33,7 +33,8 @@
 //! hooks a store passes to [`Transaction::poll`].
 //!
 
-use std::convert::Infallible;
+use alloc::{borrow::ToOwned, string::String, vec, vec::Vec};
+use core::convert::Infallible;
 
 use crate::clock::Millis;
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
@@ -66,16 +67,14 @@ impl Default for QueueLimits {
 
 /// Why an entry was not queued. The caller keeps its request in every case.
 /// `E` is the store's error; the rules never meet one ([`Refusal`]).
-#[derive(Debug, thiserror::Error)]
-pub enum EnqueueError<E: std::error::Error + 'static> {
+#[derive(Debug)]
+pub enum EnqueueError<E: core::error::Error + 'static> {
     /// The queue holds `max_entries` already.
-    #[error("the outbox is full ({max_entries} entries); nothing was dropped")]
     Full {
         /// The limit.
         max_entries: usize,
     },
     /// The request is larger than `max_entry_bytes`.
-    #[error("the request is {size} bytes, more than the {max} bytes an entry may hold")]
     TooLarge {
         /// Its size.
         size: usize,
@@ -83,17 +82,29 @@ pub enum EnqueueError<E: std::error::Error + 'static> {
         max: usize,
     },
     /// The browser's storage quota is exhausted.
-    #[error("storage quota exceeded: {0}")]
     QuotaExceeded(String),
     /// An entry with this id is already queued.
-    #[error("an entry with id {0} already exists")]
     Duplicate(EntryId),
     /// The store failed.
-    #[error("store error: {0}")]
-    Store(#[source] E),
+    Store(E),
 }
 
-impl<E: std::error::Error + 'static> EnqueueError<E> {
+impl<E: core::error::Error + 'static> core::fmt::Display for EnqueueError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for EnqueueError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> EnqueueError<E> {
     /// The HTTP status a front door answers this refusal with (the caller
     /// keeps its request): `507` for a full outbox or an exhausted quota,
     /// `413` for an entry too large, `409` for an id already taken, `500`
@@ -126,7 +137,7 @@ impl<E: std::error::Error + 'static> EnqueueError<E> {
         let mut body = crate::json::Object::new();
         body.bool("queued", false)
             .str("error", self.code())
-            .str("message", &self.to_string());
+            .str("message", &self.text());
         body.finish()
     }
 }
@@ -146,9 +157,47 @@ pub fn queued_body(entry: &Entry, reason: &str) -> String {
 /// [`EnqueueError`] without a store error.
 pub type Refusal = EnqueueError<Infallible>;
 
+impl<E: core::error::Error + 'static> EnqueueError<E> {
+    /// The message, for a refusal of the rules (the same text as
+    /// `Display`, built without `core::fmt`: the wasm core answers a
+    /// refused send with it). A store error's text is its `Display`.
+    pub fn text(&self) -> String {
+        let mut m = String::new();
+        match self {
+            Self::Full { max_entries } => {
+                m.push_str("the outbox is full (");
+                crate::json::push_u64(&mut m, *max_entries as u64);
+                m.push_str(" entries); nothing was dropped");
+            }
+            Self::TooLarge { size, max } => {
+                m.push_str("the request is ");
+                crate::json::push_u64(&mut m, *size as u64);
+                m.push_str(" bytes, more than the ");
+                crate::json::push_u64(&mut m, *max as u64);
+                m.push_str(" bytes an entry may hold");
+            }
+            Self::QuotaExceeded(why) => {
+                m.push_str("storage quota exceeded: ");
+                m.push_str(why);
+            }
+            Self::Duplicate(id) => {
+                m.push_str("an entry with id ");
+                m.push_str(&id.hyphenated());
+                m.push_str(" already exists");
+            }
+            Self::Store(e) => {
+                use alloc::string::ToString;
+                m.push_str("store error: ");
+                m.push_str(&e.to_string());
+            }
+        }
+        m
+    }
+}
+
 impl Refusal {
     /// The same refusal, as the error of a store with errors `E`.
-    pub fn widen<E: std::error::Error + 'static>(self) -> EnqueueError<E> {
+    pub fn widen<E: core::error::Error + 'static>(self) -> EnqueueError<E> {
         match self {
             Self::Full { max_entries } => EnqueueError::Full { max_entries },
             Self::TooLarge { size, max } => EnqueueError::TooLarge { size, max },
@@ -467,7 +516,7 @@ impl<R: Rule> Transaction for Simple<R> {
                 return Step::Read(reads);
             }
         }
-        match std::mem::replace(&mut self.state, Once::Ask) {
+        match core::mem::replace(&mut self.state, Once::Ask) {
             Once::Asked(found) => {
                 let (writes, result) = self.rule.decide(found, hooks);
                 self.state = Once::Decided(result);
@@ -682,137 +731,317 @@ impl Rule for ScheduleRule {
     }
 }
 
+/// How many entries a paged read asks for at a time ([`Paged`]).
+pub const PAGE: usize = 256;
+
+/// A rule that reads the queue a page at a time: every transaction that
+/// must look at each entry of a state, or at every entry (a token's
+/// release, the hurry when the network comes back, stats). Each step
+/// reads one page — entries after the last one seen, at most a page of
+/// them ([`StateRead`], [`SummariesRead`]) — and writes what that page
+/// decides, until a page ends the queue; so neither the rule nor the store
+/// ever holds more than a page, however long the queue. Run by [`Paged`].
+pub trait PagedRule {
+    /// What the transaction gives.
+    type Output;
+    /// What it does (see [`Transaction::name`]).
+    const NAME: &'static str;
+    /// How it uses the store.
+    const ACCESS: Access;
+
+    /// The reads of the step that reads on after `after` (`None`: the
+    /// first step, which may read more than the page).
+    fn reads(&self, after: Option<Seq>) -> Vec<Read>;
+
+    /// What one step's answers decide: the writes, and the `seq` to read
+    /// on after (`None`: that was the last page).
+    fn page(&mut self, found: Answers) -> (Vec<Write>, Option<Seq>);
+
+    /// The result, once the last page is decided.
+    fn output(&mut self) -> Self::Output;
+}
+
+/// A transaction of pages: it asks for a [`PagedRule`]'s reads, makes the
+/// writes each page decides, reads the next page, and commits after the
+/// last.
+#[derive(Debug)]
+pub struct Paged<R: PagedRule> {
+    rule: R,
+    state: Pages<R::Output>,
+}
+
+/// Where a [`Paged`] transaction stands.
+#[derive(Debug)]
+enum Pages<T> {
+    /// Reads are to be asked for (the first step: `None`).
+    Ask(Option<Seq>),
+    /// Reads are out.
+    Asked(Answers),
+    /// A page's writes are made; read on after the `seq`, if any.
+    Next(Option<Seq>),
+    Decided(T),
+}
+
+impl<R: PagedRule> Paged<R> {
+    fn of(rule: R) -> Self {
+        Self {
+            rule,
+            state: Pages::Ask(None),
+        }
+    }
+
+    /// The transaction's result (see [`Simple::finish`]).
+    #[track_caller]
+    pub fn finish(self) -> R::Output {
+        match self.state {
+            Pages::Decided(result) => result,
+            _ => unreachable!("a transaction's result was taken before it committed"),
+        }
+    }
+}
+
+impl<R: PagedRule> Transaction for Paged<R> {
+    fn name(&self) -> &'static str {
+        R::NAME
+    }
+
+    fn access(&self) -> Access {
+        R::ACCESS
+    }
+
+    fn poll(&mut self, _hooks: &mut dyn Planner) -> Step {
+        loop {
+            match core::mem::replace(&mut self.state, Pages::Next(None)) {
+                Pages::Ask(after) => {
+                    self.state = Pages::Asked(Answers::default());
+                    return Step::Read(self.rule.reads(after));
+                }
+                Pages::Asked(found) => {
+                    let (writes, next) = self.rule.page(found);
+                    self.state = Pages::Next(next);
+                    if !writes.is_empty() {
+                        return Step::Write(writes);
+                    }
+                }
+                Pages::Next(Some(after)) => self.state = Pages::Ask(Some(after)),
+                Pages::Next(None) => {
+                    self.state = Pages::Decided(self.rule.output());
+                    return Step::Commit;
+                }
+                decided @ Pages::Decided(_) => {
+                    self.state = decided;
+                    return Step::Commit;
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, found: Vec<Found>) {
+        if let Pages::Asked(answers) = &mut self.state {
+            *answers = Answers::new(found);
+        }
+    }
+}
+
 /// Releases an origin's entries parked for a token ([`ReleaseRule`]).
 /// Result: the entries released, as heads, in `seq` order.
-pub type Release = Simple<ReleaseRule>;
+pub type Release = Paged<ReleaseRule>;
 
 /// The rule of a [`Release`]: a fresh token arrived for an origin, so
 /// every entry of it parked for a token is pending again
 /// ([`Entry::release_for_token`]).
 #[derive(Debug)]
-pub struct ReleaseRule(String);
+pub struct ReleaseRule {
+    origin: String,
+    page: usize,
+    released: Vec<Head>,
+}
 
 impl Release {
     /// Releases `origin`'s parked entries.
     pub fn new(origin: &str) -> Self {
-        Self::of(ReleaseRule(origin.to_owned()))
+        Self::in_pages(origin, PAGE)
+    }
+
+    /// The same, reading `page` entries at a time (the tests use small
+    /// pages).
+    pub fn in_pages(origin: &str, page: usize) -> Self {
+        Self::of(ReleaseRule {
+            origin: origin.to_owned(),
+            page: page.max(1),
+            released: Vec::new(),
+        })
     }
 }
 
-impl Rule for ReleaseRule {
+impl PagedRule for ReleaseRule {
     type Output = Vec<Head>;
     const NAME: &'static str = "release_awaiting_token";
     const ACCESS: Access = Access::Write;
 
-    fn reads(&self) -> Vec<Read> {
+    fn reads(&self, after: Option<Seq>) -> Vec<Read> {
         vec![Read::State(StateRead {
             state: Waiting::AwaitingToken,
-            origin: Some(self.0.clone()),
+            origin: Some(self.origin.clone()),
+            after: after.unwrap_or(0),
+            limit: self.page,
         })]
     }
 
-    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Vec<Head>) {
+    fn page(&mut self, mut found: Answers) -> (Vec<Write>, Option<Seq>) {
+        let (entries, next) = found.page();
         let mut writes = Vec::new();
-        let mut released = Vec::new();
-        for mut entry in found.entries() {
-            if entry.state != EntryState::AwaitingToken || entry.origin != self.0 {
+        for mut entry in entries {
+            if entry.state != EntryState::AwaitingToken || entry.origin != self.origin {
                 continue;
             }
             entry.release_for_token();
-            released.push(entry.head());
+            self.released.push(entry.head());
             writes.push(Write::Put(entry));
         }
-        (writes, released)
+        (writes, next)
+    }
+
+    fn output(&mut self) -> Vec<Head> {
+        core::mem::take(&mut self.released)
     }
 }
 
 /// Makes unanswered retries due now ([`HurryRule`]). Result: how many.
-pub type Hurry = Simple<HurryRule>;
+pub type Hurry = Paged<HurryRule>;
 
 /// The rule of a [`Hurry`]: the device says the network is back, so
 /// pending entries whose last attempt got no answer at all (network
 /// failure, timeout) are due now, their backoff meaning nothing any more
 /// ([`Entry::hurry`]).
 #[derive(Debug)]
-pub struct HurryRule(Millis);
+pub struct HurryRule {
+    now: Millis,
+    page: usize,
+    hurried: usize,
+}
 
 impl Hurry {
     /// Hurries at `now`.
     pub fn new(now: Millis) -> Self {
-        Self::of(HurryRule(now))
+        Self::in_pages(now, PAGE)
+    }
+
+    /// The same, reading `page` entries at a time (the tests use small
+    /// pages).
+    pub fn in_pages(now: Millis, page: usize) -> Self {
+        Self::of(HurryRule {
+            now,
+            page: page.max(1),
+            hurried: 0,
+        })
     }
 }
 
-impl Rule for HurryRule {
+impl PagedRule for HurryRule {
     type Output = usize;
     const NAME: &'static str = "retry_unreachable_now";
     const ACCESS: Access = Access::Write;
 
-    fn reads(&self) -> Vec<Read> {
+    fn reads(&self, after: Option<Seq>) -> Vec<Read> {
         vec![Read::State(StateRead {
             state: Waiting::Pending,
             origin: None,
+            after: after.unwrap_or(0),
+            limit: self.page,
         })]
     }
 
-    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, usize) {
+    fn page(&mut self, mut found: Answers) -> (Vec<Write>, Option<Seq>) {
+        let (entries, next) = found.page();
         let mut writes = Vec::new();
-        for mut entry in found.entries() {
-            if entry.hurry(self.0) {
+        for mut entry in entries {
+            if entry.hurry(self.now) {
                 writes.push(Write::Put(entry));
             }
         }
-        let hurried = writes.len();
-        (writes, hurried)
+        self.hurried += writes.len();
+        (writes, next)
+    }
+
+    fn output(&mut self) -> usize {
+        self.hurried
     }
 }
 
 /// Counts and ages at a time ([`TallyRule`]).
-pub type Tally = Simple<TallyRule>;
+pub type Tally = Paged<TallyRule>;
 
-/// The rule of a [`Tally`]: [`Stats::count`] for each queued entry; the
-/// distinct lanes; the dead letters; the paused origins and held lanes of
-/// the pacing state.
+/// The rule of a [`Tally`]: [`Stats::count`] for each queued entry, a page
+/// at a time; the distinct lanes; the dead letters; the paused origins and
+/// held lanes of the pacing state.
 #[derive(Debug)]
-pub struct TallyRule(Millis);
+pub struct TallyRule {
+    now: Millis,
+    page: usize,
+    stats: Stats,
+    lanes: Vec<String>,
+}
 
 impl Tally {
     /// Counts at `now`.
     pub fn new(now: Millis) -> Self {
-        Self::of(TallyRule(now))
+        Self::in_pages(now, PAGE)
+    }
+
+    /// The same, reading `page` entries at a time (the tests use small
+    /// pages).
+    pub fn in_pages(now: Millis, page: usize) -> Self {
+        Self::of(TallyRule {
+            now,
+            page: page.max(1),
+            stats: Stats::default(),
+            lanes: Vec::new(),
+        })
     }
 }
 
-impl Rule for TallyRule {
+impl PagedRule for TallyRule {
     type Output = Stats;
     const NAME: &'static str = "stats";
     const ACCESS: Access = Access::Read;
 
-    fn reads(&self) -> Vec<Read> {
-        vec![
-            Read::Summaries(SummariesRead { now: self.0 }),
-            Read::Count(CountRead { among: Among::Dead }),
-            Read::Schedule(ScheduleRead),
-        ]
+    fn reads(&self, after: Option<Seq>) -> Vec<Read> {
+        let summaries = Read::Summaries(SummariesRead {
+            now: self.now,
+            after: after.unwrap_or(0),
+            limit: self.page,
+        });
+        match after {
+            Some(_) => vec![summaries],
+            None => vec![
+                summaries,
+                Read::Count(CountRead { among: Among::Dead }),
+                Read::Schedule(ScheduleRead),
+            ],
+        }
     }
 
-    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Stats) {
-        let now = self.0;
-        let mut stats = Stats {
-            dead: found.count(Among::Dead),
-            ..Stats::default()
-        };
-        let mut lanes: Vec<String> = Vec::new();
-        for s in found.summaries() {
+    fn page(&mut self, mut found: Answers) -> (Vec<Write>, Option<Seq>) {
+        let now = self.now;
+        if found.has_schedule() {
+            self.stats.dead = found.count(Among::Dead);
+            self.stats.read_schedule(&found.schedule(), now);
+        }
+        let (summaries, next) = found.summaries();
+        for s in summaries {
             let size = usize::try_from(s.size).unwrap_or(usize::MAX);
-            stats.count(s.state, s.created_at, size, now);
-            if let Err(at) = lanes.binary_search(&s.lane) {
-                lanes.insert(at, s.lane);
+            self.stats.count(s.state, s.created_at, size, now);
+            if let Err(at) = self.lanes.binary_search(&s.lane) {
+                self.lanes.insert(at, s.lane);
             }
         }
-        stats.lanes = lanes.len();
-        stats.read_schedule(&found.schedule(), now);
-        (Vec::new(), stats)
+        (Vec::new(), next)
+    }
+
+    fn output(&mut self) -> Stats {
+        self.stats.lanes = self.lanes.len();
+        core::mem::take(&mut self.stats)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::entry::{Entry, Prepared, StoredRequest};
 use crate::headers;
+use alloc::{string::String, vec::Vec};
 
 /// A request as the app made it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use crate::classify::LastError;
 use crate::classify::Outcome;
 use crate::clock::{Millis, Random};
 use crate::entry::{Action, Entry};
+use alloc::string::String;
 
 /// When and how often to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,10 +88,12 @@ impl RetryPolicy {
     /// The error a dead letter carries when it ran out of age.
     pub fn max_age_error(&self, last: Option<&LastError>) -> LastError {
         with_cause(
-            LastError::new(
-                "max-age",
-                format!("not delivered within {} s", self.max_age_ms / 1000),
-            ),
+            LastError::new("max-age", {
+                let mut m = String::from("not delivered within ");
+                crate::json::push_u64(&mut m, self.max_age_ms / 1000);
+                m.push_str(" s");
+                m
+            }),
             last,
         )
     }
@@ -98,10 +101,12 @@ impl RetryPolicy {
     /// The error a dead letter carries when it ran out of attempts.
     pub fn max_attempts_error(&self, last: Option<&LastError>) -> LastError {
         with_cause(
-            LastError::new(
-                "max-attempts",
-                format!("{} server failures", self.max_attempts),
-            ),
+            LastError::new("max-attempts", {
+                let mut m = String::new();
+                crate::json::push_u64(&mut m, u64::from(self.max_attempts));
+                m.push_str(" server failures");
+                m
+            }),
             last,
         )
     }
@@ -140,13 +145,14 @@ impl RetryPolicy {
                 {
                     Action::Dead {
                         error: with_cause(
-                            LastError::new(
-                                "auth-failed",
-                                format!(
-                                    "{auth_failures} times 401 with fresh tokens over {} s",
-                                    span / 1000
-                                ),
-                            ),
+                            LastError::new("auth-failed", {
+                                let mut m = String::new();
+                                crate::json::push_u64(&mut m, u64::from(auth_failures));
+                                m.push_str(" times 401 with fresh tokens over ");
+                                crate::json::push_u64(&mut m, span / 1000);
+                                m.push_str(" s");
+                                m
+                            }),
                             Some(error),
                         ),
                     }
@@ -236,7 +242,8 @@ impl RetryPolicy {
 /// Genesys details.
 fn with_cause(mut summary: LastError, cause: Option<&LastError>) -> LastError {
     if let Some(cause) = cause {
-        summary.message = format!("{}; last error: {cause}", summary.message);
+        summary.message.push_str("; last error: ");
+        summary.message.push_str(&cause.text());
         summary.status = cause.status;
         summary.context_id = cause.context_id.clone();
     }

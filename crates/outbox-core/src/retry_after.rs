@@ -7,6 +7,7 @@
 //! panic and never an unbounded wait.
 
 use crate::clock::Millis;
+use alloc::{string::String, vec::Vec};
 
 /// Why a `Retry-After` value was not taken as it stood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,16 +25,32 @@ pub enum RetryAfterNote {
     },
 }
 
-impl std::fmt::Display for RetryAfterNote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl RetryAfterNote {
+    /// The note as text, without `core::fmt` (it goes into the error of
+    /// every message a `429` paused).
+    pub fn text(&self) -> String {
         match self {
-            Self::Unparseable(v) => write!(f, "unparseable Retry-After `{v}`"),
-            Self::Negative => f.write_str("negative Retry-After"),
-            Self::InThePast => f.write_str("Retry-After date in the past"),
+            Self::Unparseable(v) => {
+                let mut out = String::from("unparseable Retry-After `");
+                out.push_str(v);
+                out.push('`');
+                out
+            }
+            Self::Negative => String::from("negative Retry-After"),
+            Self::InThePast => String::from("Retry-After date in the past"),
             Self::Capped { asked_ms } => {
-                write!(f, "Retry-After of {} s capped", asked_ms / 1000)
+                let mut out = String::from("Retry-After of ");
+                crate::json::push_u64(&mut out, asked_ms / 1000);
+                out.push_str(" s capped");
+                out
             }
         }
+    }
+}
+
+impl core::fmt::Display for RetryAfterNote {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
     }
 }
 
@@ -253,6 +270,15 @@ impl RateLimitInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const NOW: Millis = 784_111_777_000 - 10_000; // 10 s before 1994-11-06 08:49:37 GMT
     const CAP: u64 = 3_600_000;

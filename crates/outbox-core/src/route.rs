@@ -8,6 +8,7 @@ use crate::entry::{EntryId, Prepared, StoredRequest};
 use crate::hold::OnDead;
 use crate::request::IncomingRequest;
 use crate::{headers, json, url};
+use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
 
 /// Names of the default routes.
 pub mod names {
@@ -131,8 +132,8 @@ impl PathTemplate {
 }
 
 /// The template as written (`/chat/{room}/send`).
-impl std::fmt::Display for PathTemplate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => write!(f, "/{text}")?,
@@ -377,7 +378,7 @@ impl RouteTable {
                 .iter()
                 .any(|c| matches!(c, Carrier::BodyField(_)));
         if let (true, Err(e)) = (needs_json, json::validate(&request.body)) {
-            return unroutable(format!("body is not JSON: {e}"));
+            return unroutable(["body is not JSON: ", &e.text()].concat());
         }
         let lane = route.lane.iter().find_map(|source| match source {
             LaneSource::PathParam(name) => params
@@ -392,7 +393,7 @@ impl RouteTable {
             }
         });
         let Some(lane) = lane else {
-            return unroutable(format!("no lane key ({})", describe_sources(&route.lane)));
+            return unroutable(["no lane key (", &describe_sources(&route.lane), ")"].concat());
         };
 
         let bearer = request
@@ -444,10 +445,9 @@ impl RouteTable {
                     if present.is_some_and(|v| v.kind != json::Kind::String) {
                         // The app put something else there: the key could
                         // neither be read nor carried (found by fuzzing).
-                        return unroutable(format!(
-                            "idempotency field {} is not a string",
-                            path.join(".")
-                        ));
+                        return unroutable(
+                            ["idempotency field ", &path.join("."), " is not a string"].concat(),
+                        );
                     }
                     if present.is_none() {
                         let Some((field, parents)) = path.split_last() else {
@@ -456,10 +456,15 @@ impl RouteTable {
                         match json::insert_string(&stored.body, parents, field, &key) {
                             Ok(body) => stored.body = body,
                             Err(e) => {
-                                return unroutable(format!(
-                                    "cannot add idempotency field {}: {e}",
-                                    path.join(".")
-                                ));
+                                return unroutable(
+                                    [
+                                        "cannot add idempotency field ",
+                                        &path.join("."),
+                                        ": ",
+                                        &e.text(),
+                                    ]
+                                    .concat(),
+                                );
                             }
                         }
                     }
@@ -484,8 +489,8 @@ fn describe_sources(sources: &[LaneSource]) -> String {
     sources
         .iter()
         .map(|s| match s {
-            LaneSource::PathParam(p) => format!("path {{{p}}}"),
-            LaneSource::BodyField(f) => format!("body field {}", f.join(".")),
+            LaneSource::PathParam(p) => ["path {", p, "}"].concat(),
+            LaneSource::BodyField(f) => ["body field ", &f.join(".")].concat(),
         })
         .collect::<Vec<_>>()
         .join(" or ")

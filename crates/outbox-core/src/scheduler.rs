@@ -20,6 +20,7 @@ use crate::entry::{CORRUPT, EntryId, EntryState, Head, LEASE_EXPIRED, Seq};
 use crate::hold::OnDead;
 use crate::pacer::{PacerConfig, ScheduleState};
 use crate::retry::RetryPolicy;
+use alloc::{string::String, vec::Vec};
 
 /// What the plan does with a head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +257,15 @@ pub fn follows(
 mod tests {
     use super::*;
     use crate::entry::EntryId;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const NOW: Millis = 1_000_000;
 
@@ -324,7 +334,7 @@ mod tests {
             "a held lane waits for the user, not time"
         );
         // Revived: the holder is the head again; the hold lifts, it goes.
-        let p = run(std::slice::from_ref(&holder), &mut schedule, OnDead::Hold);
+        let p = run(core::slice::from_ref(&holder), &mut schedule, OnDead::Hold);
         assert_eq!(p.claims, vec![(1, Claim::Send)]);
         assert!(!schedule.holds.is_held("a"));
     }

@@ -39,6 +39,7 @@
 use crate::clock::Millis;
 use crate::entry::{Entry, EntryId, EntryState, Head, Seq};
 use crate::pacer::ScheduleState;
+use alloc::{boxed::Box, string::String, vec::Vec};
 
 /// How a transaction uses its store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +164,7 @@ pub enum Read {
     Behind(BehindRead),
     /// Bodies by `seq`.
     Bodies(BodiesRead),
-    /// Queued entries in one state.
+    /// Queued entries in one state, a page at a time.
     State(StateRead),
     /// An entry by id.
     Find(FindRead),
@@ -179,7 +180,7 @@ pub enum Read {
     LastSeq(LastSeqRead),
     /// How many entries the queue or the dead letters hold.
     Count(CountRead),
-    /// What stats count of every queued entry.
+    /// What stats count of the queued entries, a page at a time.
     Summaries(SummariesRead),
 }
 
@@ -196,7 +197,7 @@ pub(crate) enum Answer {
     Entries(Vec<Entry>),
     Behind(Vec<Vec<Option<Entry>>>),
     Bodies(Vec<(Seq, Vec<u8>)>),
-    State(Vec<Entry>),
+    State(Vec<Entry>, Option<Seq>),
     Find(Option<Box<Entry>>),
     List(Vec<Entry>),
     Lane(bool),
@@ -204,7 +205,7 @@ pub(crate) enum Answer {
     Taken(bool),
     LastSeq(Seq),
     Count(Among, usize),
-    Summaries(Vec<Summary>),
+    Summaries(Vec<Summary>, Option<Seq>),
 }
 
 /// The pacing state (a store that has none answers the default).
@@ -283,21 +284,32 @@ impl BodiesRead {
     }
 }
 
-/// The queued entries in one state, of one origin or of every origin, in
-/// `seq` order (their bodies may be left empty; a record that cannot be
-/// read back is left out: a claim salvages it in its turn).
+/// One page of the queued entries in one state, of one origin or of every
+/// origin: those with a `seq` above `after`, in `seq` order, at most
+/// `limit` of them (their bodies may be left empty; a record that cannot
+/// be read back is left out: a claim salvages it in its turn). A rule
+/// reads the queue a page at a time ([`Paged`](crate::queue::Paged)), so
+/// that neither the store nor the rule ever holds the whole of a long
+/// queue.
 #[derive(Debug)]
 pub struct StateRead {
     /// The state.
     pub state: Waiting,
     /// Only this origin's, when set.
     pub origin: Option<String>,
+    /// Only entries after this `seq` (0: from the start).
+    pub after: Seq,
+    /// At most this many (more than zero).
+    pub limit: usize,
 }
 
 impl StateRead {
-    /// The answer.
-    pub fn reply(self, entries: Vec<Entry>) -> Found {
-        Found(Answer::State(entries))
+    /// The answer: the page's entries, and `next`, the `seq` of the last
+    /// record the page looked at when it stopped at its limit (more may
+    /// follow: the rule reads on after it), `None` when it reached the end
+    /// of the queue.
+    pub fn reply(self, entries: Vec<Entry>, next: Option<Seq>) -> Found {
+        Found(Answer::State(entries, next))
     }
 }
 
@@ -402,11 +414,17 @@ impl CountRead {
     }
 }
 
-/// What stats count of every queued entry.
+/// One page of what stats count of the queued entries: those with a `seq`
+/// above `after`, at most `limit` of them, in `seq` order (paged as
+/// [`StateRead`] is).
 #[derive(Debug)]
 pub struct SummariesRead {
     /// The time stats are counted at.
     pub now: Millis,
+    /// Only entries after this `seq` (0: from the start).
+    pub after: Seq,
+    /// At most this many (more than zero).
+    pub limit: usize,
 }
 
 impl SummariesRead {
@@ -422,9 +440,10 @@ impl SummariesRead {
         }
     }
 
-    /// The answer, one summary per queued entry.
-    pub fn reply(self, summaries: Vec<Summary>) -> Found {
-        Found(Answer::Summaries(summaries))
+    /// The answer: one summary per queued entry of the page, and `next` as
+    /// for [`StateRead::reply`].
+    pub fn reply(self, summaries: Vec<Summary>, next: Option<Seq>) -> Found {
+        Found(Answer::Summaries(summaries, next))
     }
 }
 
@@ -445,6 +464,11 @@ impl Answers {
         Some(self.0.swap_remove(at).0)
     }
 
+    /// Whether the pacing state was read.
+    pub(crate) fn has_schedule(&self) -> bool {
+        self.0.iter().any(|f| matches!(f.0, Answer::Schedule(_)))
+    }
+
     pub(crate) fn schedule(&mut self) -> ScheduleState {
         match self.take(|a| matches!(a, Answer::Schedule(_))) {
             Some(Answer::Schedule(s)) => s,
@@ -460,11 +484,19 @@ impl Answers {
     }
 
     pub(crate) fn entries(&mut self) -> Vec<Entry> {
-        let like =
-            |a: &Answer| matches!(a, Answer::Entries(_) | Answer::State(_) | Answer::List(_));
+        let like = |a: &Answer| matches!(a, Answer::Entries(_) | Answer::List(_));
         match self.take(like) {
-            Some(Answer::Entries(e) | Answer::State(e) | Answer::List(e)) => e,
+            Some(Answer::Entries(e) | Answer::List(e)) => e,
             _ => Vec::new(),
+        }
+    }
+
+    /// A page of entries in one state, and where to read on (see
+    /// [`StateRead::reply`]).
+    pub(crate) fn page(&mut self) -> (Vec<Entry>, Option<Seq>) {
+        match self.take(|a| matches!(a, Answer::State(..))) {
+            Some(Answer::State(e, next)) => (e, next),
+            _ => (Vec::new(), None),
         }
     }
 
@@ -516,10 +548,10 @@ impl Answers {
         }
     }
 
-    pub(crate) fn summaries(&mut self) -> Vec<Summary> {
-        match self.take(|a| matches!(a, Answer::Summaries(_))) {
-            Some(Answer::Summaries(s)) => s,
-            _ => Vec::new(),
+    pub(crate) fn summaries(&mut self) -> (Vec<Summary>, Option<Seq>) {
+        match self.take(|a| matches!(a, Answer::Summaries(..))) {
+            Some(Answer::Summaries(s, next)) => (s, next),
+            _ => (Vec::new(), None),
         }
     }
 }

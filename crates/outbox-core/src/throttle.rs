@@ -432,6 +432,15 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const PACER: u64 = 150_000; // 150 a minute
     const T: Millis = 1_000_000;

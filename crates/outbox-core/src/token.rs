@@ -5,8 +5,9 @@
 //! is the machines' decision ([`Flush`](crate::flush::Flush) and
 //! [`Forward`](crate::door::Forward) note every ask here).
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
+use core::cell::RefCell;
 
 use crate::clock::Millis;
 

@@ -1,6 +1,8 @@
 //! The little URL handling the engine needs: origin and path of an absolute
 //! `http(s)` URL. (The `url` crate would cost the worker tens of KB.)
 
+use alloc::{borrow::ToOwned, string::String};
+
 /// An absolute URL split into the parts routing uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parts<'a> {
@@ -44,7 +46,7 @@ pub fn parse(url: &str) -> Result<Parts<'_>, BadUrl> {
         &tail[..path_end]
     };
     Ok(Parts {
-        origin: format!("{scheme}://{host}"),
+        origin: [&*scheme, "://", &host].concat(),
         path,
     })
 }
@@ -61,6 +63,15 @@ pub fn normalize_origin(origin: &str) -> Result<String, BadUrl> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn splits_origin_and_path() {

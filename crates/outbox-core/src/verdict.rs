@@ -38,6 +38,7 @@ use crate::queue::Settlement;
 use crate::report::FlushReport;
 use crate::retry_after::RateLimitInfo;
 use crate::throttle::{Limit, Signal};
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
 /// One attempt's answer, as the transport gave it, with the token it went
 /// with (to mark that token refused on a `401`).
@@ -411,6 +412,15 @@ pub fn throttle_changed(was: Option<Limit>, is: Option<Limit>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     const ORIGIN: &str = "https://api.example.test";
     const NOW: Millis = 1_000_000;

@@ -163,7 +163,7 @@ fn server_frames_are_read() {
         Frame::Jwt {
             tracing_id: Some("tr-3".into()),
             jwt: "j.w.t".into(),
-            exp: 1_900_000_000.0
+            exp: 1_900_000_000
         }
     );
     let tmr = frame(

@@ -41,6 +41,7 @@ pub const CASES: &[&str] = &[
     "auth_backoff_survives_a_token",
     "settle_and_claim_is_one_step",
     "followers_lease_behind_their_head",
+    "long_queues_are_read_a_page_at_a_time",
 ];
 
 /// Runs every case, each on a fresh store from `make(case_name)`.
@@ -65,6 +66,7 @@ where
     auth_backoff_survives_a_token(make(CASES[12]).await).await;
     settle_and_claim_is_one_step(make(CASES[13]).await).await;
     followers_lease_behind_their_head(make(CASES[14]).await).await;
+    long_queues_are_read_a_page_at_a_time(make(CASES[15]).await).await;
 }
 
 /// One test per conformance case, each on a fresh store.
@@ -91,7 +93,8 @@ macro_rules! store_conformance_tests {
             release_is_per_origin revive_discard_cancel purge_clears_everything
             stats_and_listings unanswered_retries_can_be_hurried
             holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token
-            settle_and_claim_is_one_step followers_lease_behind_their_head);
+            settle_and_claim_is_one_step followers_lease_behind_their_head
+            long_queues_are_read_a_page_at_a_time);
     };
     (async #[$attr:meta], $make:expr) => {
         $crate::store_conformance_tests!(@each [async $attr, $make]
@@ -101,7 +104,8 @@ macro_rules! store_conformance_tests {
             release_is_per_origin revive_discard_cancel purge_clears_everything
             stats_and_listings unanswered_retries_can_be_hurried
             holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token
-            settle_and_claim_is_one_step followers_lease_behind_their_head);
+            settle_and_claim_is_one_step followers_lease_behind_their_head
+            long_queues_are_read_a_page_at_a_time);
     };
     (@each $how:tt $($case:ident)*) => {
         $( $crate::store_conformance_tests!(@case $how $case); )*
@@ -1032,6 +1036,100 @@ pub async fn expired_lease_counts_a_failure<S: Store>(store: S) {
         EntryState::InFlight {
             lease_until: T0 + 200_000
         }
+    );
+}
+
+/// The rules that look at every entry of a state, or of the queue (a
+/// token's release, the hurry, stats), read it a page at a time: with
+/// pages of two the store answers each page from where the last one
+/// stopped, and the results are those of one look at the whole queue.
+pub async fn long_queues_are_read_a_page_at_a_time<S: Store>(store: S) {
+    use outbox_core::queue::{Hurry, NoHooks, Release, Tally};
+    let mut rng = SplitMix64::new(16);
+    let mut entries = Vec::new();
+    for i in 0..9 {
+        let origin = if i % 2 == 0 { ORIGIN } else { OTHER };
+        let lane = format!("l{i}");
+        entries.push(put(&store, &mut rng, &lane, origin, b"x").await);
+    }
+    // Every head of ORIGIN parked for a token, every head of OTHER sent.
+    let claimed = ok(
+        store
+            .claim(
+                terms(T0, T0 + 60_000),
+                &mut planning(|_, heads| {
+                    let claims = heads
+                        .iter()
+                        .map(|h| {
+                            let claim = if h.origin == ORIGIN {
+                                Claim::AwaitToken
+                            } else {
+                                Claim::Send
+                            };
+                            (h.seq, claim)
+                        })
+                        .collect();
+                    (claims, None)
+                }),
+            )
+            .await,
+        "claim",
+    );
+    assert_eq!((claimed.awaiting_token.len(), claimed.sends.len()), (5, 4));
+    // Three got no answer, one a 503: only the three are hurried.
+    let settlements = claimed
+        .sends
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut error = LastError::new("network", "Failed to fetch");
+            if i == 0 {
+                error = LastError::new("service.unavailable", "down");
+                error.status = Some(503);
+            }
+            Settlement {
+                seq: e.seq,
+                attempt: 1,
+                action: Action::Retry {
+                    not_before: T0 + 50_000,
+                    failures: 0,
+                    error,
+                },
+            }
+        })
+        .collect();
+    ok(
+        store.settle(T0, settlements, &mut |_, _| {}).await,
+        "settle",
+    );
+    let before = ok(store.stats(T0 + 1).await, "stats");
+    let mut tally = Tally::in_pages(T0 + 1, 2);
+    ok(store.run(&mut tally, &mut NoHooks).await, "paged stats");
+    assert_eq!(tally.finish(), before, "stats read in pages of two");
+    let mut release = Release::in_pages(ORIGIN, 2);
+    ok(store.run(&mut release, &mut NoHooks).await, "release");
+    let released: Vec<Seq> = release.finish().iter().map(|h| h.seq).collect();
+    let parked: Vec<Seq> = entries
+        .iter()
+        .filter(|e| e.origin == ORIGIN)
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        released, parked,
+        "every parked entry of the origin, in order"
+    );
+    let mut hurry = Hurry::in_pages(T0 + 10, 2);
+    ok(store.run(&mut hurry, &mut NoHooks).await, "hurry");
+    assert_eq!(hurry.finish(), 3);
+    let after = ok(store.stats(T0 + 10).await, "stats");
+    assert_eq!(
+        (
+            after.pending,
+            after.awaiting_token,
+            after.in_flight,
+            after.lanes
+        ),
+        (9, 0, 0, 9)
     );
 }
 

@@ -121,14 +121,20 @@ impl Inner {
                 ask.reply(bodies)
             }
             Read::State(ask) => {
-                let entries = self
-                    .queue
-                    .values()
-                    .filter(|e| ask.state.is(e.state))
-                    .filter(|e| ask.origin.as_ref().is_none_or(|o| *o == e.origin))
-                    .cloned()
-                    .collect();
-                ask.reply(entries)
+                let mut entries: Vec<Entry> = Vec::new();
+                let mut next = None;
+                for (_, e) in self.queue.range(ask.after.saturating_add(1)..) {
+                    if !ask.state.is(e.state) || ask.origin.as_ref().is_some_and(|o| *o != e.origin)
+                    {
+                        continue;
+                    }
+                    if entries.len() == ask.limit {
+                        next = entries.last().map(|e| e.seq);
+                        break;
+                    }
+                    entries.push(e.clone());
+                }
+                ask.reply(entries, next)
             }
             Read::Find(ask) => {
                 let entry = self.find(ask.id, ask.among).cloned();
@@ -163,17 +169,24 @@ impl Inner {
                 ask.reply(count)
             }
             Read::Summaries(ask) => {
-                let summaries = self
+                let mut page: Vec<(Seq, Summary)> = self
                     .queue
-                    .values()
-                    .map(|e| Summary {
-                        lane: e.lane.clone(),
-                        state: e.state,
-                        created_at: e.created_at,
-                        size: e.request.size_bytes() as u64,
+                    .range(ask.after.saturating_add(1)..)
+                    .take(ask.limit.saturating_add(1))
+                    .map(|(seq, e)| {
+                        let summary = Summary {
+                            lane: e.lane.clone(),
+                            state: e.state,
+                            created_at: e.created_at,
+                            size: e.request.size_bytes() as u64,
+                        };
+                        (*seq, summary)
                     })
                     .collect();
-                ask.reply(summaries)
+                let more = page.len() > ask.limit;
+                page.truncate(ask.limit);
+                let next = page.last().map(|(seq, _)| *seq).filter(|_| more);
+                ask.reply(page.into_iter().map(|(_, s)| s).collect(), next)
             }
         }
     }

@@ -17,8 +17,9 @@ use outbox_core::entry::{Entry, EntryId, Head, Seq};
 use outbox_core::pacer::ScheduleState;
 use outbox_core::queue::{
     Cancel, CancelResult, Claimed, Discard, EditSchedule, Enqueue, EnqueueError, Get, Hurry,
-    LaneAndSchedule, LeaseTerms, List, NoHooks, Planner, Purge, Purged, QueueLimits, ReadSchedule,
-    Release, Revive, Rule, Settlement, Simple, Stats, Tally, Transaction,
+    LaneAndSchedule, LeaseTerms, List, NoHooks, Paged, PagedRule, Planner, Purge, Purged,
+    QueueLimits, ReadSchedule, Release, Revive, Rule, Settlement, Simple, Stats, Tally,
+    Transaction,
 };
 use outbox_core::scheduler::Claim;
 use outbox_core::store::{Access, Found, Read, Step, Write};
@@ -94,6 +95,16 @@ pub trait Store {
     /// Runs a one-read transaction ([`Simple`]) that needs no hooks, and
     /// gives its result.
     async fn transact<R: Rule>(&self, mut tx: Simple<R>) -> Result<R::Output, Self::Error> {
+        self.run(&mut tx, &mut NoHooks).await?;
+        Ok(tx.finish())
+    }
+
+    /// Runs a transaction that reads the queue a page at a time
+    /// ([`Paged`]), and gives its result.
+    async fn transact_pages<R: PagedRule>(
+        &self,
+        mut tx: Paged<R>,
+    ) -> Result<R::Output, Self::Error> {
         self.run(&mut tx, &mut NoHooks).await?;
         Ok(tx.finish())
     }
@@ -194,13 +205,13 @@ pub trait Store {
     /// Makes every entry of `origin` that awaits a token pending again
     /// ([`Release`]). Returns them as heads, in `seq` order.
     async fn release_awaiting_token(&self, origin: &str) -> Result<Vec<Head>, Self::Error> {
-        self.transact(Release::new(origin)).await
+        self.transact_pages(Release::new(origin)).await
     }
 
     /// Makes pending entries whose last attempt got no answer at all due
     /// at `now` ([`Hurry`]). Returns how many.
     async fn retry_unreachable_now(&self, now: Millis) -> Result<usize, Self::Error> {
-        self.transact(Hurry::new(now)).await
+        self.transact_pages(Hurry::new(now)).await
     }
 
     /// The queued entry or dead letter with this id.
@@ -243,7 +254,7 @@ pub trait Store {
 
     /// Counts and ages ([`Tally`]).
     async fn stats(&self, now: Millis) -> Result<Stats, Self::Error> {
-        self.transact(Tally::new(now)).await
+        self.transact_pages(Tally::new(now)).await
     }
 }
 

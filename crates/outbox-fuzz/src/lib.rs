@@ -26,7 +26,7 @@
 //!
 //! The targets on `outbox-core` live in `tests/parsers.rs`; the emulator's
 //! request bodies in `genesys-emulator/src/fuzz_tests.rs` and the
-//! stored-record codec in `outbox-web/src/codec.rs` (their parsers are
+//! stored-record codec in `outbox-wasm/src/record.rs` (their parsers are
 //! private to those crates), with this crate as a dev-dependency. Each
 //! line also says what share of the inputs the parser accepted ([`accept`]),
 //! which shows that the generators get past the first checks.

@@ -281,7 +281,7 @@ fn json_scanner() {
                 return Err(format!("get and find disagree on {path:?}"));
             }
             if let Some(v) = found {
-                let _ = (v.as_str(), v.as_key(), v.as_f64());
+                let _ = (v.as_str(), v.as_key(), v.as_u64());
                 if v.kind == Kind::String && (v.raw.first() != Some(&b'"') || v.raw.len() < 2) {
                     return Err("a string without its quotes".into());
                 }

@@ -172,21 +172,37 @@ pub fn read(conn: &Connection, read: Read) -> rusqlite::Result<Found> {
                 Waiting::Pending => "pending",
                 Waiting::AwaitingToken => "awaiting-token",
             };
-            let rows = match &ask.origin {
+            // One page, and one row more to learn whether more follow.
+            let after = i64::try_from(ask.after).unwrap_or(i64::MAX);
+            let take = i64::try_from(ask.limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let mut rows = match &ask.origin {
                 Some(origin) => queued_rows(
                     conn,
                     &format!(
-                        "SELECT {COLS} FROM queue WHERE state = ?1 AND origin = ?2 ORDER BY seq"
+                        "SELECT {COLS} FROM queue WHERE state = ?1 AND origin = ?2 AND seq > ?3 \
+                         ORDER BY seq LIMIT ?4"
                     ),
-                    params![state, origin],
+                    params![state, origin, after, take],
                 )?,
                 None => queued_rows(
                     conn,
-                    &format!("SELECT {COLS} FROM queue WHERE state = ?1 ORDER BY seq"),
-                    params![state],
+                    &format!(
+                        "SELECT {COLS} FROM queue WHERE state = ?1 AND seq > ?2 \
+                         ORDER BY seq LIMIT ?3"
+                    ),
+                    params![state, after, take],
                 )?,
             };
-            ask.reply(rows.into_iter().filter_map(Result::ok).collect())
+            let more = rows.len() > ask.limit;
+            rows.truncate(ask.limit);
+            let next = rows
+                .last()
+                .map(|r| match r {
+                    Ok(e) | Err(e) => e.seq,
+                })
+                .filter(|_| more);
+            let entries = rows.into_iter().filter_map(Result::ok).collect();
+            ask.reply(entries, next)
         }
         Read::Find(ask) => {
             let id = ask.id.as_bytes().to_vec();
@@ -268,17 +284,30 @@ pub fn read(conn: &Connection, read: Read) -> rusqlite::Result<Found> {
             ask.reply(usize::try_from(n).unwrap_or(usize::MAX))
         }
         Read::Summaries(ask) => {
-            let mut stmt = conn
-                .prepare_cached("SELECT lane, state, lease_until, created_at, size FROM queue")?;
-            let rows = stmt.query_map([], codec::summary)?;
-            let mut summaries = Vec::new();
+            let after = i64::try_from(ask.after).unwrap_or(i64::MAX);
+            let take = i64::try_from(ask.limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let mut stmt = conn.prepare_cached(
+                "SELECT lane, state, lease_until, created_at, size, seq FROM queue \
+                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, take], |row| {
+                Ok((codec::summary(row)?, row.get::<_, i64>(5)?))
+            })?;
+            let mut page = Vec::new();
             for row in rows {
-                summaries.push(match row? {
-                    Ok(summary) => summary,
-                    Err((lane, _)) => ask.unreadable(lane),
-                });
+                let (summary, seq) = row?;
+                page.push((
+                    u64::try_from(seq).unwrap_or(0),
+                    match summary {
+                        Ok(summary) => summary,
+                        Err((lane, _)) => ask.unreadable(lane),
+                    },
+                ));
             }
-            ask.reply(summaries)
+            let more = page.len() > ask.limit;
+            page.truncate(ask.limit);
+            let next = page.last().map(|(seq, _)| *seq).filter(|_| more);
+            ask.reply(page.into_iter().map(|(_, s)| s).collect(), next)
         }
     })
 }
