@@ -51,7 +51,8 @@ use crate::entry::{Entry, Head, Seq};
 use crate::event::Event;
 use crate::pacer::ScheduleState;
 use crate::queue::{
-    EditSchedule, Enqueue, Hurry, LaneAndSchedule, Planner, Release, Settlement, Transaction,
+    EditSchedule, Enqueue, Fence, Hurry, LaneAndSchedule, Planner, Release, Settlement,
+    Transaction,
 };
 use crate::request::OutgoingRequest;
 use crate::scheduler::Claim;
@@ -87,6 +88,7 @@ pub(crate) enum Tx {
     Enqueue(Enqueue),
     Release(Release),
     Hurry(Hurry),
+    Fence(Fence),
 }
 
 /// A transaction to run over the store ([`Io::Store`]).
@@ -107,6 +109,7 @@ impl StoreAsk {
             Tx::Enqueue(t) => t,
             Tx::Release(t) => t,
             Tx::Hurry(t) => t,
+            Tx::Fence(t) => t,
         }
     }
 
