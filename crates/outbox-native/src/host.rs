@@ -433,6 +433,7 @@ async fn actor<S: Store + 'static>(
     mut rx: mpsc::UnboundedReceiver<Cmd<S>>,
 ) {
     let tokens = ProxyTokens::new(options.credentials.clone(), transport.client().clone());
+    let refresh_tokens = tokens.clone();
     let engine = Engine::new(
         options.config.core.clone(),
         store,
@@ -454,7 +455,7 @@ async fn actor<S: Store + 'static>(
         metrics,
         exclusive: options.exclusive,
     });
-    let refresher = tokio::task::spawn_local(tokens.refresh_loop());
+    let refresher = tokio::task::spawn_local(refresher(ctx.clone(), refresh_tokens));
     let flusher = tokio::task::spawn_local(flusher(ctx.clone()));
     let mut shutdown = None;
     while let Some(cmd) = rx.recv().await {
@@ -477,6 +478,38 @@ async fn actor<S: Store + 'static>(
     drop(ctx);
     if let Some(reply) = shutdown {
         let _ = reply.send(());
+    }
+}
+
+/// Keeps the host's own token fresh (nothing to do without client
+/// credentials): fetches one at start, again before the one in hand ends
+/// ([`ProxyTokens::refresh_due`]), and every 5 s while none can be had
+/// (an outage of the OAuth server). A token fetched here releases the
+/// entries parked for one ([`Engine::token_updated`]) and wakes the
+/// flusher: they do not wait for core's next ask.
+async fn refresher<S: Store + 'static>(ctx: Rc<Ctx<S>>, tokens: ProxyTokens) {
+    let Some(origin) = tokens.own_origin().map(str::to_owned) else {
+        return;
+    };
+    loop {
+        let due = tokens.refresh_due().unwrap_or(0);
+        let now = ctx.engine.clock().now();
+        if due > now {
+            tokio::time::sleep(Duration::from_millis(due - now)).await;
+            continue;
+        }
+        if tokens.fetch().await.is_ok() {
+            if ctx
+                .engine
+                .token_updated(&origin, None)
+                .await
+                .is_ok_and(|n| n > 0)
+            {
+                ctx.kick.notify_one();
+            }
+        } else {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
     }
 }
 

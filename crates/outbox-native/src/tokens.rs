@@ -11,10 +11,11 @@
 //! * **With client credentials** ([`ClientCredentials`]) the host's own
 //!   token sends every replay. It is fetched when core asks for one
 //!   ([`TokenSource::request`]: at the first need, and after a `401`, once
-//!   core has called [`rejected`](TokenSource::rejected)), and refreshed
-//!   *before* it expires ([`ProxyTokens::refresh_loop`]: at 80 % of its
-//!   lifetime; [`current`](TokenSource::current) stops handing it out 30 s
-//!   before its end). A caller's bearer is used for that caller's own live
+//!   core has called [`rejected`](TokenSource::rejected)), fetched at start
+//!   and refreshed *before* it expires by the host
+//!   ([`ProxyTokens::refresh_due`]: at 80 % of its lifetime; every 5 s
+//!   while none can be had); [`current`](TokenSource::current) stops
+//!   handing it out 30 s before its end. A caller's bearer is used for that caller's own live
 //!   attempt only (it goes out with its request) and is never taken for
 //!   replays: it may belong to another client (another rate budget) or to
 //!   a user whose session ends.
@@ -243,34 +244,24 @@ impl ProxyTokens {
         ))
     }
 
-    /// Keeps the host's token fresh: fetches one before the one in hand
-    /// ends (at 80 % of its lifetime), and again 5 s after a failure. Runs
-    /// until dropped; does nothing without client credentials.
-    pub async fn refresh_loop(self) {
-        let Some(creds) = self.creds.clone() else {
-            return;
-        };
-        loop {
-            let due = self
-                .held
+    /// The origin the host's own token is for, if it has client
+    /// credentials.
+    pub fn own_origin(&self) -> Option<&str> {
+        self.creds.as_deref().map(|c| c.origin.as_str())
+    }
+
+    /// When the host's own token should be fetched again: at 80 % of the
+    /// lifetime of the one in hand; now when none is in hand (at start, or
+    /// after a `401` made core forget it).
+    pub fn refresh_due(&self) -> Option<Millis> {
+        let creds = self.creds.as_ref()?;
+        Some(
+            self.held
                 .borrow()
                 .get(&creds.origin)
-                .and_then(|h| h.refresh_at);
-            let Some(due) = due else {
-                // None in hand: core asks when it needs one; look again
-                // later.
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
-            };
-            let now = SystemClock.now();
-            if due > now {
-                tokio::time::sleep(Duration::from_millis(due - now)).await;
-                continue;
-            }
-            if self.fetch().await.is_err() {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        }
+                .and_then(|h| h.refresh_at)
+                .unwrap_or(0),
+        )
     }
 }
 

@@ -12,7 +12,7 @@
 //! | `POST /outbox/v1/dead/{id}/retry` | revive (its lane's hold lifted): `200` the entry; `404` |
 //! | `DELETE /outbox/v1/dead/{id}` | discard: `200 {"discarded":true}`; `404` |
 //! | `GET /outbox/v1/stats` | counts, lanes, paused, held, throttled |
-//! | `GET /outbox/v1/events` | server-sent events: each of core's events, `event: <type>`, `data: <JSON>` (the browser's form) |
+//! | `GET /outbox/v1/events` | server-sent events: first `event: ready`, then each of core's events, `event: <type>`, `data: <JSON>` (the browser's form) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /healthz` | `200 {"ok":true,"queued":N}` while the engine and the store answer; `503` otherwise |
 //!
@@ -347,6 +347,13 @@ async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<SseEven
                 }
             }
         });
+    // A first event says the stream is open: what happens from now on is
+    // told on it.
+    let ready = SseEvent::default()
+        .event("ready")
+        .data(json!({"type": "ready"}).to_string());
+    let stream =
+        futures_util::StreamExt::chain(futures_util::stream::once(async { Ok(ready) }), stream);
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
