@@ -937,7 +937,10 @@ mod tests {
         let Io::Store(fence) = flush.poll(1_001) else {
             panic!("a fenced flush reads its leases before it sends");
         };
-        assert!(flush.take_events().is_empty(), "nothing told before the fence");
+        assert!(
+            flush.take_events().is_empty(),
+            "nothing told before the fence"
+        );
         // Meanwhile a1's lease ran out and another process took it (its
         // attempt 2); b1 still holds.
         let mut taken = a1.clone();
@@ -955,12 +958,20 @@ mod tests {
         };
         assert_eq!(first, std::slice::from_ref(&b1));
         assert_eq!(flush.report().fenced, 1);
-        flush.answered(first, vec![answer(200, None)], 1_010, &mut SplitMix64::new(3));
+        flush.answered(
+            first,
+            vec![answer(200, None)],
+            1_010,
+            &mut SplitMix64::new(3),
+        );
         let Some((_, Some(settlements), Some(_))) = cycle_of(flush.poll(1_020)) else {
             panic!("the next store step settles the cycle");
         };
         let got: Vec<_> = settlements.iter().map(|s| (s.seq, s.attempt)).collect();
-        assert!(!got.iter().any(|(seq, _)| *seq == 1), "a1 is not ours: no settlement");
+        assert!(
+            !got.iter().any(|(seq, _)| *seq == 1),
+            "a1 is not ours: no settlement"
+        );
         assert!(
             settlements
                 .iter()
@@ -988,8 +999,14 @@ mod tests {
             })
             .collect();
         fence.feed(found);
-        assert!(matches!(fence.poll(&mut crate::queue::NoHooks), Step::Commit));
-        assert!(fence.finish().is_empty(), "a lease ending within a send does not stand");
+        assert!(matches!(
+            fence.poll(&mut crate::queue::NoHooks),
+            Step::Commit
+        ));
+        assert!(
+            fence.finish().is_empty(),
+            "a lease ending within a send does not stand"
+        );
         e.state = EntryState::InFlight {
             lease_until: 5_001 + config.send_timeout_ms,
         };

@@ -51,8 +51,7 @@ use crate::entry::{Entry, Head, Seq};
 use crate::event::Event;
 use crate::pacer::ScheduleState;
 use crate::queue::{
-    EditSchedule, Enqueue, Fence, Hurry, LaneAndSchedule, Planner, Release, Settlement,
-    Transaction,
+    EditSchedule, Enqueue, Fence, Hurry, LaneAndSchedule, Planner, Release, Settlement, Transaction,
 };
 use crate::request::OutgoingRequest;
 use crate::scheduler::Claim;

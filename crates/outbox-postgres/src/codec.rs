@@ -70,7 +70,8 @@ fn counter(row: &Row, i: usize, column: &'static str) -> Result<u32, CodecError>
 
 /// An id from its text.
 pub fn parse_id(text: &str) -> Result<EntryId, CodecError> {
-    text.parse().map_err(|e: outbox_core::entry::BadEntryId| bad("id", e.to_string()))
+    text.parse()
+        .map_err(|e: outbox_core::entry::BadEntryId| bad("id", e.to_string()))
 }
 
 fn state(row: &Row) -> Result<EntryState, CodecError> {
@@ -88,9 +89,8 @@ fn state(row: &Row) -> Result<EntryState, CodecError> {
 /// Reads a row of [`COLS`] (a queued entry, or a dead letter when
 /// `dead_at` is given) without its body.
 pub fn entry(row: &Row, dead_at: Option<u64>) -> Result<Entry, CodecError> {
-    let headers: Vec<(String, String)> =
-        serde_json::from_str(&get::<String>(row, 7, "headers")?)
-            .map_err(|e| bad("headers", e.to_string()))?;
+    let headers: Vec<(String, String)> = serde_json::from_str(&get::<String>(row, 7, "headers")?)
+        .map_err(|e| bad("headers", e.to_string()))?;
     let error = get::<Option<String>>(row, 18, "error")?
         .map(|t| decode_error(&t))
         .transpose()?;
@@ -123,16 +123,13 @@ pub fn entry(row: &Row, dead_at: Option<u64>) -> Result<Entry, CodecError> {
 }
 
 /// A queued entry's row, decoded, or salvaged when it does not decode.
-pub fn queued(row: &Row, now: u64) -> Result<Entry, Entry> {
-    entry(row, None).map_err(|why| salvage(row, &why, now))
+pub fn queued(row: &Row, now: u64) -> Result<Entry, Box<Entry>> {
+    entry(row, None).map_err(|why| Box::new(salvage(row, &why, now)))
 }
 
 /// A dead letter's row (`COLS, dead_at`), decoded or salvaged.
 pub fn dead(row: &Row, now: u64) -> Entry {
-    let at = opt_unsigned(row, 20, "dead_at")
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+    let at = opt_unsigned(row, 20, "dead_at").ok().flatten().unwrap_or(0);
     entry(row, Some(at)).unwrap_or_else(|why| {
         let mut e = salvage(row, &why, now);
         e.state = EntryState::Dead { at };
@@ -261,8 +258,7 @@ impl Values {
             origin: entry.origin.clone(),
             method: entry.request.method.clone(),
             url: entry.request.url.clone(),
-            headers: serde_json::to_string(&entry.request.headers)
-                .unwrap_or_else(|_| "[]".into()),
+            headers: serde_json::to_string(&entry.request.headers).unwrap_or_else(|_| "[]".into()),
             idem_key: entry.idempotency_key.clone(),
             needs_token: entry.needs_token,
             created_at: big(entry.created_at),

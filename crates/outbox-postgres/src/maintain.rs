@@ -27,7 +27,10 @@ pub struct Pruned {
 pub async fn once(store: &PostgresStore, now: u64) -> Result<Pruned, PgError> {
     let pg = |doing| move |e| PgError::sql(doing, e);
     let mut client = store.pool().raw().await?;
-    let tx = client.transaction().await.map_err(pg("beginning maintenance"))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(pg("beginning maintenance"))?;
     let key = format!("{}:maintain", store.options().schema);
     let ran: bool = tx
         .query_one("SELECT pg_try_advisory_xact_lock(hashtext($1))", &[&key])

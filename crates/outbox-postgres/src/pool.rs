@@ -16,12 +16,18 @@ use tokio_postgres::{Client, Config, NoTls};
 use crate::sql::Statements;
 use crate::{OpenError, PgError};
 
-/// The connection settings of `url`, refused when it asks for TLS.
+/// The connection settings of `url` (the password from `PGPASSWORD` when
+/// the URL has none), refused when it asks for TLS.
 pub fn config(url: &str) -> Result<Config, OpenError> {
-    let config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
+    let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
         // The parser's message never includes the password.
         OpenError::Url(e.to_string())
     })?;
+    if config.get_password().is_none()
+        && let Ok(password) = std::env::var("PGPASSWORD")
+    {
+        config.password(password);
+    }
     match config.get_ssl_mode() {
         tokio_postgres::config::SslMode::Require => Err(OpenError::Tls("require".into())),
         _ => Ok(config),

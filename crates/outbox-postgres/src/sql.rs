@@ -111,7 +111,7 @@ impl Statements {
             ),
             [
                 "SELECT lane, holder::text FROM holds ORDER BY lane".into(),
-                format!("SELECT seq, body FROM bodies WHERE seq = ANY($1)"),
+                "SELECT seq, body FROM bodies WHERE seq = ANY($1)".into(),
             ],
             both(
                 &format!(
@@ -236,8 +236,8 @@ impl Statements {
         .into_iter()
         .flatten()
         .collect();
-        let prepared = futures_util::future::try_join_all(texts.iter().map(|t| client.prepare(t)))
-            .await?;
+        let prepared =
+            futures_util::future::try_join_all(texts.iter().map(|t| client.prepare(t))).await?;
         let mut it = prepared.into_iter();
         let mut next = || match it.next() {
             Some(s) => s,
@@ -379,7 +379,11 @@ pub async fn read(
     Ok(found)
 }
 
-async fn schedule(client: &Client, sql: &Statements, lock: usize) -> Result<ScheduleState, PgError> {
+async fn schedule(
+    client: &Client,
+    sql: &Statements,
+    lock: usize,
+) -> Result<ScheduleState, PgError> {
     let (pacing, holds) = futures_util::future::try_join(
         rows(client, &sql.pacing[lock], &[], "reading the pacing state"),
         rows(client, &sql.holds, &[], "reading the held lanes"),
@@ -391,7 +395,10 @@ async fn schedule(client: &Client, sql: &Statements, lock: usize) -> Result<Sche
         let throttle = row
             .get::<_, Option<Vec<i64>>>(4)
             .and_then(|f| {
-                let f: Vec<u64> = f.into_iter().map(|v| u64::try_from(v).unwrap_or(0)).collect();
+                let f: Vec<u64> = f
+                    .into_iter()
+                    .map(|v| u64::try_from(v).unwrap_or(0))
+                    .collect();
                 <[u64; 7]>::try_from(f).ok()
             })
             .map(Throttle::from_fields)
@@ -484,10 +491,9 @@ async fn answer(
             let found = rows(client, &sql.entries[lock], &[&wanted], "reading entries").await?;
             let entries: Vec<Entry> = found
                 .iter()
-                .map(|r| codec::queued(r, now).unwrap_or_else(|salvaged| salvaged))
+                .map(|r| codec::queued(r, now).unwrap_or_else(|salvaged| *salvaged))
                 .collect();
-            let read = Answered::of_entries(ask.reply(entries.clone()), &entries);
-            read
+            Answered::of_entries(ask.reply(entries.clone()), &entries)
         }
         Read::Behind(ask) => {
             let mut lists = Vec::with_capacity(ask.lanes.len());
@@ -541,21 +547,27 @@ async fn answer(
                 .iter()
                 .filter_map(|r| codec::queued(r, now).ok())
                 .collect();
-            let read = Answered::of_entries(ask.reply(entries.clone()), &entries);
-            read
+            Answered::of_entries(ask.reply(entries.clone()), &entries)
         }
         Read::Find(ask) => {
             let id = ask.id.hyphenated();
             let queued = || async {
-                let found = rows(client, &sql.find_queued[lock], &[&id], "finding an entry").await?;
+                let found =
+                    rows(client, &sql.find_queued[lock], &[&id], "finding an entry").await?;
                 Ok::<_, PgError>(
                     found
                         .first()
-                        .map(|r| codec::queued(r, now).unwrap_or_else(|salvaged| salvaged)),
+                        .map(|r| codec::queued(r, now).unwrap_or_else(|salvaged| *salvaged)),
                 )
             };
             let dead = || async {
-                let found = rows(client, &sql.find_dead[lock], &[&id], "finding a dead letter").await?;
+                let found = rows(
+                    client,
+                    &sql.find_dead[lock],
+                    &[&id],
+                    "finding a dead letter",
+                )
+                .await?;
                 Ok::<_, PgError>(found.first().map(|r| codec::dead(r, now)))
             };
             let found = match ask.among {
@@ -598,7 +610,7 @@ async fn answer(
                     rows(client, &sql.list_queued, &[&limit], "listing entries")
                         .await?
                         .iter()
-                        .map(|r| codec::queued(r, now).unwrap_or_else(|salvaged| salvaged))
+                        .map(|r| codec::queued(r, now).unwrap_or_else(|salvaged| *salvaged))
                         .collect()
                 }
             };
@@ -861,10 +873,7 @@ pub async fn finish(
     }
     for (stripe, delta) in state.deltas.iter().enumerate() {
         if *delta != 0 {
-            last.push((
-                &sql.count,
-                vec![Box::new(stripe as i16), Box::new(*delta)],
-            ));
+            last.push((&sql.count, vec![Box::new(stripe as i16), Box::new(*delta)]));
         }
     }
     state.deltas = [0; STRIPES];
@@ -891,4 +900,3 @@ pub fn fenced(seq: Seq) -> PgError {
         ),
     }
 }
-

@@ -52,8 +52,7 @@ async fn listen(
         .map_err(|e| e.to_string())?;
     let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
-        let mut messages =
-            futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(_)) => {
@@ -67,10 +66,7 @@ async fn listen(
         }
     });
     let listening = client
-        .batch_execute(&format!(
-            "LISTEN {}",
-            crate::schema::ident(store.channel())
-        ))
+        .batch_execute(&format!("LISTEN {}", crate::schema::ident(store.channel())))
         .await;
     if let Err(e) = listening {
         driver.abort();

@@ -151,7 +151,12 @@ fn postgres_ids() -> Result<(u32, u32), Error> {
 fn as_owner(program: &Path, tied: bool) -> Command {
     let mut cmd = Command::new("setpriv");
     if is_root() {
-        cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]);
+        cmd.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ]);
         // The parent-death signal is cleared when the user changes: set it
         // in a second setpriv, already running as `postgres`.
         cmd.arg("setpriv");
