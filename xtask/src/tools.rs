@@ -298,10 +298,7 @@ pub fn ensure_postgres() -> Result<PathBuf, String> {
         &["postgresql-15"],
         "or set OUTBOX_PG_BIN to the directory of your PostgreSQL's initdb and postgres",
     )?;
-    eprintln!(
-        "xtask: PostgreSQL installed in {:.1?}",
-        started.elapsed()
-    );
+    eprintln!("xtask: PostgreSQL installed in {:.1?}", started.elapsed());
     pg_throwaway::bin_dir().map_err(|e| e.to_string())
 }
 

@@ -273,9 +273,16 @@ impl PgTx<'_> {
     async fn open(&mut self) -> Result<&mut Conn, PgError> {
         if self.conn.is_none() {
             let conn = self.store.0.pool.get().await?;
+            // Only an enqueue must be on disk before it answers (core's
+            // `Access::Durable`, IndexedDB's "strict"): a claim's or a
+            // settlement's commit does not wait for the WAL flush, so the
+            // pacing rows it locks are free again sooner. A database crash
+            // may then forget the last few leases or settlements (never an
+            // enqueue): those entries go again, as after a sender's crash.
             let begin = match self.access {
                 Access::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                Access::Write | Access::Durable => "BEGIN",
+                Access::Write => "BEGIN; SET LOCAL synchronous_commit = off",
+                Access::Durable => "BEGIN",
             };
             conn.client()
                 .batch_execute(begin)

@@ -496,20 +496,29 @@ async fn answer(
             Answered::of_entries(ask.reply(entries.clone()), &entries)
         }
         Read::Behind(ask) => {
-            let mut lists = Vec::with_capacity(ask.lanes.len());
+            // Every lane's at once (pipelined on the connection).
+            let asks: Vec<(i64, i64)> = ask
+                .lanes
+                .iter()
+                .map(|b| (big(b.after), i64::try_from(b.limit).unwrap_or(i64::MAX)))
+                .collect();
+            let found = futures_util::future::try_join_all(ask.lanes.iter().zip(&asks).map(
+                |(behind, (after, limit))| async move {
+                    rows(
+                        client,
+                        &sql.behind[lock],
+                        &[&behind.lane, after, limit],
+                        "reading the entries behind a head",
+                    )
+                    .await
+                },
+            ))
+            .await?;
+            let mut lists = Vec::with_capacity(found.len());
             let mut seen = Vec::new();
-            for behind in &ask.lanes {
-                let after = big(behind.after);
-                let limit = i64::try_from(behind.limit).unwrap_or(i64::MAX);
-                let found = rows(
-                    client,
-                    &sql.behind[lock],
-                    &[&behind.lane, &after, &limit],
-                    "reading the entries behind a head",
-                )
-                .await?;
+            for rows in &found {
                 let list: Vec<Option<Entry>> =
-                    found.iter().map(|r| codec::queued(r, now).ok()).collect();
+                    rows.iter().map(|r| codec::queued(r, now).ok()).collect();
                 seen.extend(list.iter().flatten().map(|e| (e.seq, e.attempts)));
                 lists.push(list);
             }
