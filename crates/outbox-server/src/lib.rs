@@ -7,8 +7,10 @@
 //! else is proxied as is. Beside it, an API door for the same queue
 //! (submit, status, dead letters, cancel, events, stats), `/metrics` and
 //! `/healthz` ([`server`]). The queue is a SQLite file
-//! ([`outbox_sqlite`]); the engine is the browser's, driven by the native
-//! host ([`outbox_native`]). What it is told: [`settings`].
+//! ([`outbox_sqlite`]) for one instance, or a PostgreSQL database
+//! ([`outbox_postgres`]) that any number of instances share; the engine is
+//! the browser's, driven by the native host ([`outbox_native`]). What it is
+//! told: [`settings`].
 
 pub mod server;
 pub mod settings;
