@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--only herd|browser|micro|memory|fleet]`:
+//! `cargo xtask bench [--quick] [--only herd|browser|micro|memory|native|fleet]`:
 //! runs the benchmarks of `crates/outbox-bench` and `crates/outbox-fleet-bench`
 //! (PostgreSQL, a throw-away cluster) and writes `BENCHMARKS.md`.
 //!
@@ -6,8 +6,8 @@
 //! parts; `npm ci` in `bench/` for Workbox and esbuild), build the bundle,
 //! stage it with the esbuild-bundled Workbox worker in
 //! `target/bench-site/`, then run the Criterion micro-benchmarks, the herd
-//! simulation and the browser benchmark (which ends with the memory part),
-//! and write the report. `--quick` keeps the whole run under five minutes
+//! simulation, the browser benchmark (which ends with the memory part) and
+//! the native host's (`outbox serve` on SQLite), and write the report. `--quick` keeps the whole run under five minutes
 //! once everything is compiled; `--only` runs one part and rewrites the
 //! report with the other parts' last results.
 
@@ -35,6 +35,9 @@ pub enum Part {
     Micro,
     /// The browser memory part alone.
     Memory,
+    /// The native host: `outbox serve` on SQLite (enqueues against the
+    /// bare commit loop, memory with 100,000 queued, delivery).
+    Native,
     /// Outbox instances on one PostgreSQL queue against a bare SKIP LOCKED
     /// loop (`crates/outbox-fleet-bench`).
     Fleet,
@@ -47,6 +50,7 @@ impl Part {
             Part::Browser => "browser",
             Part::Micro => "micro",
             Part::Memory => "memory",
+            Part::Native => "native",
             Part::Fleet => "fleet",
         }
     }
@@ -85,10 +89,13 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     }
     std::fs::create_dir_all(&results).map_err(|e| e.to_string())?;
 
-    // The bundle, staged with the Workbox worker (sizes are reported from here).
-    npm_ci(&root.join("bench"))?;
-    let bundle = build::build(&tools, None)?;
-    stage(&bundle.dist, &site, &root.join("bench"))?;
+    // The bundle, staged with the Workbox worker (sizes are reported from
+    // here); the native part alone needs none of it.
+    if only != Some("native") {
+        npm_ci(&root.join("bench"))?;
+        let bundle = build::build(&tools, None)?;
+        stage(&bundle.dist, &site, &root.join("bench"))?;
+    }
 
     let q: &[&str] = if quick { &["--quick"] } else { &[] };
     let out = results.to_string_lossy().into_owned();
@@ -139,6 +146,18 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
                 .args(["--out", &out, "--site", &site_arg, "--web", &web])
                 .env("CHROME", &chrome),
         )?;
+    }
+    if want("native") {
+        // The `outbox` binary as it ships (release), on this disk.
+        tools::run(tools::cargo().args(["build", "--release", "--quiet", "-p", "outbox-server"]))?;
+        tools::run(bench_bin("native").args([
+            "--out",
+            &out,
+            "--outbox",
+            &target.join("release").join("outbox").to_string_lossy(),
+            "--dir",
+            &target.join("bench-native").to_string_lossy(),
+        ]))?;
     }
     let md = root.join("BENCHMARKS.md");
     let svg = root.join("docs").join("herd.svg");

@@ -8,7 +8,10 @@
 //! 2. [`browser`] — headless Chromium and the emulator: Outbox's service
 //!    worker vs a Workbox background-sync worker vs no worker;
 //! 3. the engine micro-benchmarks (Criterion, `benches/engine.rs`);
-//! 4. memory while the worker drains a large queue (part of [`browser`]).
+//! 4. memory while the worker drains a large queue (part of [`browser`]);
+//! 5. [`native`] — `outbox serve` on SQLite: durable enqueues against the
+//!    disk's bare commit loop, memory with 100,000 queued, delivery into a
+//!    fast sink.
 //!
 //! [`report`] turns the results into `BENCHMARKS.md` and an SVG plot.
 //! Speed and memory are reported as ratios against a baseline measured in
@@ -17,5 +20,6 @@
 pub mod browser;
 pub mod gzip;
 pub mod herd;
+pub mod native;
 pub mod report;
 pub mod svg;

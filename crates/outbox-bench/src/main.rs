@@ -6,13 +6,14 @@
 //! outbox-bench herd    [--quick] [--scenario NAME] --out DIR
 //! outbox-bench browser [--quick] --out DIR --site DIR --web DIR
 //! outbox-bench memory  [--entries N] --out DIR --site DIR --web DIR   (the memory part alone)
+//! outbox-bench native  [--quick] --out DIR --outbox BIN --dir DIR
 //! outbox-bench report  [--quick] --results DIR --criterion DIR --site DIR --write FILE --svg FILE [--elapsed S]
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use outbox_bench::{browser, herd, report};
+use outbox_bench::{browser, herd, native, report};
 
 fn flag(args: &[String], name: &str) -> Option<PathBuf> {
     args.iter()
@@ -77,6 +78,22 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())?;
             let results = runtime.block_on(browser::run(&options))?;
             write_json(&out, &format!("{part}.json"), &results)
+        })(),
+        Some("native") => (|| {
+            let out = need(&args, "--out")?;
+            let options = native::Options {
+                outbox: need(&args, "--outbox")?,
+                dir: need(&args, "--dir")?,
+                quick,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let results = runtime.block_on(native::run(&options))?;
+            eprintln!("bench: native: {results:?}");
+            write_json(&out, "native.json", &results)
         })(),
         Some("report") => (|| {
             let inputs = report::Inputs {

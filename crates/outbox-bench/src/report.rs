@@ -56,6 +56,7 @@ pub fn write(inputs: &Inputs, md: &Path, svg_path: &Path) -> Result<(), String> 
         }
         _ => browser.as_ref().map(|b| b.memory.clone()),
     };
+    let native: Option<crate::native::NativeResults> = read(&inputs.results.join("native.json"));
     let micro = criterion(&inputs.criterion);
     let mode = if inputs.quick { "quick" } else { "full" };
     let flag = if inputs.quick { " --quick" } else { "" };
@@ -98,26 +99,50 @@ pub fn write(inputs: &Inputs, md: &Path, svg_path: &Path) -> Result<(), String> 
         o,
         "Reproduce everything with `cargo xtask bench{flag}` (installs what is missing: \
          the wasm tools, Chromium, `npm ci` in `bench/`). Each part alone: \
-         `cargo xtask bench{flag} --only herd|browser|micro|memory` — the exact \
+         `cargo xtask bench{flag} --only herd|browser|micro|memory|native` — the exact \
          commands it runs are given under each part.\n"
     );
     let _ = writeln!(
         o,
-        "Contents: [1. Herd simulation](#1-herd-simulation) · [2. Browser](#2-browser-outbox-vs-workbox-vs-no-worker) · [3. Engine micro-benchmarks](#3-engine-micro-benchmarks) · [4. Memory](#4-memory) · [Findings](#findings-where-outbox-loses-and-why)\n"
+        "Contents: [1. Herd simulation](#1-herd-simulation) · [2. Browser](#2-browser-outbox-vs-workbox-vs-no-worker) · [3. Engine micro-benchmarks](#3-engine-micro-benchmarks) · [4. Memory](#4-memory) · [5. Native host](#5-native-host-outbox-serve-on-sqlite) · [Findings](#findings-where-outbox-loses-and-why)\n"
     );
 
-    herd_section(&mut o, herd.as_deref(), inputs, md, svg_path)?;
-    browser_section(&mut o, browser.as_ref(), inputs);
-    micro_section(&mut o, &micro, inputs);
-    memory_section(&mut o, memory.as_ref(), inputs);
-    findings(
-        &mut o,
-        herd.as_deref(),
-        browser.as_ref(),
-        &micro,
-        memory.as_ref(),
-        &inputs.site,
-    );
+    // A part whose results this machine does not have (`--only` another
+    // part, on a machine that never ran it) keeps its section from the
+    // report as it was, rather than losing it.
+    let previous = std::fs::read_to_string(md).unwrap_or_default();
+    let carried = |o: &mut String, heading: &str| match section(&previous, heading) {
+        Some(text) => {
+            o.push_str(text);
+            true
+        }
+        None => false,
+    };
+    if herd.is_some() || !carried(&mut o, "## 1. ") {
+        herd_section(&mut o, herd.as_deref(), inputs, md, svg_path)?;
+    }
+    if browser.is_some() || !carried(&mut o, "## 2. ") {
+        browser_section(&mut o, browser.as_ref(), inputs);
+    }
+    if !micro.is_empty() || !carried(&mut o, "## 3. ") {
+        micro_section(&mut o, &micro, inputs);
+    }
+    if memory.is_some() || !carried(&mut o, "## 4. ") {
+        memory_section(&mut o, memory.as_ref(), inputs);
+    }
+    if native.is_some() || !carried(&mut o, "## 5. ") {
+        native_section(&mut o, native.as_ref(), inputs);
+    }
+    if (herd.is_some() && browser.is_some()) || !carried(&mut o, "## Findings") {
+        findings(
+            &mut o,
+            herd.as_deref(),
+            browser.as_ref(),
+            &micro,
+            memory.as_ref(),
+            &inputs.site,
+        );
+    }
 
     std::fs::write(md, o).map_err(|e| format!("{}: {e}", md.display()))
 }
@@ -1342,4 +1367,130 @@ fn findings(
         }
     }
     let _ = writeln!(o);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Native host
+
+fn native_section(o: &mut String, n: Option<&crate::native::NativeResults>, inputs: &Inputs) {
+    let _ = writeln!(o, "## 5. Native host: `outbox serve` on SQLite\n");
+    let flag = if inputs.quick { " --quick" } else { "" };
+    let _ = writeln!(
+        o,
+        "Command: `cargo xtask bench{flag} --only native` (it builds the `outbox` binary in \
+         release and runs `outbox-bench native --out target/bench-results --outbox \
+         target/release/outbox --dir target/bench-native`). Everything on one disk, in one run: \
+         a bare loop of single-row SQLite commits (WAL, `synchronous=FULL`, the proxy's own \
+         settings) is the fsync ceiling; durable enqueues go through the proxy's API door \
+         (each `202` answered once the entry is on disk), from one sender and from 32 at once, \
+         into a queue whose upstream is a closed port; the proxy's resident memory is read once \
+         the 32 senders have queued the whole count; delivery goes into a local sink that answers \
+         `200` at once, the messages queued while it was down and the proxy restarted with it up, \
+         timed from the sink's first request to its last.\n"
+    );
+    let Some(n) = n else {
+        let _ = writeln!(o, "_Not run yet: `cargo xtask bench --only native`._\n");
+        return;
+    };
+    let met = |ok: bool| if ok { "**met**" } else { "**blocked**" };
+    let single_ratio = n.single.per_s / n.bare_commits_per_s.max(1e-9);
+    let concurrent_ratio = n.concurrent.per_s / n.bare_commits_per_s.max(1e-9);
+    let rss_mb = n.rss_bytes as f64 / (1024.0 * 1024.0);
+    let (tx, commits) = n.concurrent_group;
+    let _ = writeln!(o, "| measure | value | against | goal |\n|---|--:|---|---|");
+    let _ = writeln!(
+        o,
+        "| bare SQLite commit loop ({} commits) | {:.0} commits/s | the fsync ceiling | — |",
+        n.bare_commits, n.bare_commits_per_s
+    );
+    let _ = writeln!(
+        o,
+        "| durable enqueues, 1 sender ({} messages) | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | {:.2}× the bare loop | ≥ 0.8×: {} |",
+        n.single.messages,
+        n.single.per_s,
+        n.single.p50_ms,
+        n.single.p99_ms,
+        single_ratio,
+        met(single_ratio >= 0.8)
+    );
+    let _ = writeln!(
+        o,
+        "| durable enqueues, 32 senders ({} messages) | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | {:.1}× the bare loop ({} transactions in {} commits: {:.1} a commit) | ≥ 10×: {} |",
+        n.concurrent.messages,
+        n.concurrent.per_s,
+        n.concurrent.p50_ms,
+        n.concurrent.p99_ms,
+        concurrent_ratio,
+        tx,
+        commits,
+        tx as f64 / commits.max(1) as f64,
+        met(concurrent_ratio >= 10.0)
+    );
+    let _ = writeln!(
+        o,
+        "| resident memory with {} queued | {:.1} MB | — | ≤ 64 MB: {} |",
+        count(n.rss_queued as u64),
+        rss_mb,
+        met(rss_mb <= 64.0)
+    );
+    let paced_rate = 150.0 / 60.0;
+    let _ = writeln!(
+        o,
+        "| delivery, shipped pacing (150 a minute, burst 10; {} messages over {} lanes) | {:.2}/s | the pacer: {:.1}/s after a burst of 10 | limited by the pacer: {} |",
+        n.paced.messages,
+        n.paced.lanes,
+        n.paced.per_s,
+        paced_rate,
+        met(n.paced.per_s <= paced_rate * 2.0 + 1.0)
+    );
+    let _ = writeln!(
+        o,
+        "| delivery, pacing lifted ({} messages over {} lanes) | {:.0}/s | {:.3} SQLite commits a message | given, with its bound below |\n",
+        n.lifted.messages, n.lifted.lanes, n.lifted.per_s, n.lifted.commits_per_message
+    );
+    let _ = writeln!(
+        o,
+        "**What bounds each.** A single sender waits for its own commit, so it cannot beat the \
+         bare loop: one sync per message is the floor, and the proxy's HTTP, JSON and the engine \
+         thread's hops cost {:.0} % on top here. Concurrent senders share commits (group commit: \
+         the store's writer thread runs every transaction waiting when a sync ends inside one \
+         SQLite transaction, each under a savepoint, and answers them all after one `COMMIT`), so \
+         32 senders pay about one sync per round of 32 — what caps them is the engine thread and \
+         the HTTP stack on 2 cores, not the disk. Delivery with the shipped pacing runs at the \
+         pacer's 150 a minute after its burst: the host is idle between slots. With pacing \
+         lifted, a flush cycle is one store transaction (settle the last cycle's answers and \
+         claim up to a batch of 8 lane heads and the entries that follow them) and one round \
+         of concurrent sends; {:.3} commits per message delivered here means about {:.0} \
+         messages share each sync, so the rate is bounded by the batch size (8 requests in \
+         flight, one per lane) times the sink's round trip, on one engine thread.\n",
+        (1.0 - single_ratio).max(0.0) * 100.0,
+        n.lifted.commits_per_message,
+        1.0 / n.lifted.commits_per_message.max(1e-9)
+    );
+}
+
+/// The section of `report` whose heading line starts with `heading`, up to
+/// the next `## ` heading (its text as written).
+fn section<'a>(report: &'a str, heading: &str) -> Option<&'a str> {
+    let start = report
+        .match_indices("\n## ")
+        .map(|(i, _)| i + 1)
+        .find(|&i| report[i..].starts_with(heading))?;
+    let end = report[start + 3..]
+        .find("\n## ")
+        .map_or(report.len(), |i| start + 3 + i + 1);
+    Some(&report[start..end])
+}
+
+#[cfg(test)]
+mod section_tests {
+    use super::section;
+
+    #[test]
+    fn a_section_runs_to_the_next_heading() {
+        let md = "# B\n\n## 1. Herd\n\na\n### sub\n\n## 2. Browser\n\nb\n## Findings\n\nc\n";
+        assert_eq!(section(md, "## 1. "), Some("## 1. Herd\n\na\n### sub\n\n"));
+        assert_eq!(section(md, "## Findings"), Some("## Findings\n\nc\n"));
+        assert_eq!(section(md, "## 5. "), None);
+    }
 }
