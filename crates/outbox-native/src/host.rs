@@ -279,7 +279,7 @@ impl<S: Store + Send + 'static> Host<S> {
         let arrived = Instant::now();
         self.ask(move |ctx| {
             Box::pin(async move {
-                let answer = match ctx.engine.submit(&request).await {
+                match ctx.engine.submit(&request).await {
                     Ok(entry) => {
                         ctx.metrics.enqueued(arrived.elapsed());
                         ctx.kick.notify_one();
@@ -296,8 +296,7 @@ impl<S: Store + Send + 'static> Host<S> {
                         Answer::error(400, "unroutable", &e.to_string())
                     }
                     Err(SubmitError::Enqueue(e)) => Answer::json(e.status(), e.body()),
-                };
-                answer
+                }
             })
         })
         .await
@@ -580,7 +579,7 @@ async fn pass_through<S: Store>(
             return plain(ctx, &request).await;
         }
     };
-    let answer = match decision {
+    match decision {
         BeforeForward::Queue(reason) => {
             let result = engine.enqueue(prepared, false, None, reason.name()).await;
             match result {
@@ -624,8 +623,7 @@ async fn pass_through<S: Store>(
                 }
             }
         }
-    };
-    answer
+    }
 }
 
 fn queued<S: Store>(

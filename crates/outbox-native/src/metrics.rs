@@ -109,10 +109,10 @@ impl Metrics {
     pub fn event(&self, event: &Event) {
         let mut s = self.state();
         match event {
-            Event::Queued { id, .. } | Event::Revived { id, .. } => {
-                if s.queued_at.len() < TIMED_MAX {
-                    s.queued_at.entry(*id).or_insert_with(Instant::now);
-                }
+            Event::Queued { id, .. } | Event::Revived { id, .. }
+                if s.queued_at.len() < TIMED_MAX =>
+            {
+                s.queued_at.entry(*id).or_insert_with(Instant::now);
             }
             Event::Sent { id, duplicate, .. } => {
                 s.sent += 1;

@@ -244,9 +244,9 @@ struct Limit {
     limit: Option<usize>,
 }
 
-fn parse_id(id: &str) -> Result<EntryId, Response> {
+fn parse_id(id: &str) -> Result<EntryId, Box<Response>> {
     id.parse::<EntryId>()
-        .map_err(|e| error(400, "bad-id", &e.to_string()))
+        .map_err(|e| Box::new(error(400, "bad-id", &e.to_string())))
 }
 
 async fn queued<S: Served>(State(app): State<App<S>>, Query(q): Query<Limit>) -> Response {
@@ -267,7 +267,7 @@ async fn list<S: Served>(app: &App<S>, dead: bool, limit: Option<usize>) -> Resp
 async fn entry<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app.host.entry(id).await {
         Ok(Some(e)) => json_answer(200, e),
@@ -283,7 +283,7 @@ async fn entry<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> 
 async fn cancel<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app.host.cancel(id).await {
         Ok(CancelResult::Cancelled) => json_answer(200, json!({"cancelled": true})),
@@ -298,7 +298,7 @@ async fn cancel<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) ->
 async fn revive<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app.host.revive(id).await {
         Ok(Some(e)) => json_answer(200, e),
@@ -314,7 +314,7 @@ async fn revive<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) ->
 async fn discard<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app.host.discard(id).await {
         Ok(true) => json_answer(200, json!({"discarded": true})),
@@ -337,29 +337,27 @@ async fn events<S: Served>(
     let stopping = app.stopping.clone();
     let stream =
         futures_util::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
-            loop {
-                if *stopping.borrow() {
-                    return None;
-                }
-                tokio::select! {
-                    _ = stopping.changed() => return None,
-                    got = rx.recv() => match got {
-                        Ok(json) => {
-                            let kind = serde_json::from_str::<Value>(&json)
-                                .ok()
-                                .and_then(|v| v["type"].as_str().map(str::to_owned))
-                                .unwrap_or_else(|| "event".into());
-                            let event = SseEvent::default().event(kind).data(&*json);
-                            return Some((Ok(event), (rx, stopping)));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            let event = SseEvent::default()
-                                .event("lagged")
-                                .data(json!({"type": "lagged", "missed": n}).to_string());
-                            return Some((Ok(event), (rx, stopping)));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            if *stopping.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = stopping.changed() => None,
+                got = rx.recv() => match got {
+                    Ok(json) => {
+                        let kind = serde_json::from_str::<Value>(&json)
+                            .ok()
+                            .and_then(|v| v["type"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| "event".into());
+                        let event = SseEvent::default().event(kind).data(&*json);
+                        Some((Ok(event), (rx, stopping)))
                     }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let event = SseEvent::default()
+                            .event("lagged")
+                            .data(json!({"type": "lagged", "missed": n}).to_string());
+                        Some((Ok(event), (rx, stopping)))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
                 }
             }
         });
