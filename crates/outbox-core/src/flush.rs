@@ -110,7 +110,7 @@ use crate::event::Event;
 use crate::hold::OnDead;
 use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, Reply, SendAsk, StoreAsk, TokensAsk, Tx};
 use crate::pacer::ScheduleState;
-use crate::queue::{Claimed, Fence, LeaseTerms, Settlement};
+use crate::queue::{Claimed, Fence, LEASE_MARGIN_MS, LeaseTerms, Settlement};
 use crate::report::FlushReport;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
 use crate::token::TokenAsks;
@@ -289,7 +289,10 @@ impl Flush {
                         }
                         self.phase = Phase::Sending;
                         let sends = std::mem::take(&mut self.sends);
-                        return Io::Send(SendAsk::new(sends, self.config.send_timeout_ms));
+                        let margin = self.fenced.then_some(LEASE_MARGIN_MS);
+                        return Io::Send(
+                            SendAsk::new(sends, self.config.send_timeout_ms).within_leases(margin),
+                        );
                     }
                     // Nothing sent: go on only if the cycle made something
                     // ready (a dead head uncovers its successor, a token
@@ -978,6 +981,42 @@ mod tests {
                 .any(|s| s.seq == 3 && s.action == Action::Unsent),
             "a2, behind the lost lease, goes back unsent: {got:?}"
         );
+    }
+
+    #[test]
+    fn a_fenced_flushs_requests_must_leave_before_their_lease_ends() {
+        let config = Config::default();
+        for fenced in [true, false] {
+            let mut flush = new_flush(&config, false).fenced(fenced);
+            let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
+                panic!("a store step");
+            };
+            let leased = EntryState::InFlight {
+                lease_until: terms.until,
+            };
+            let a1 = entry(1, "a", leased);
+            flush.stored(&[], claimed(vec![a1.clone()]));
+            if fenced {
+                let Io::Store(fence) = flush.poll(1_001) else {
+                    panic!("a fenced flush reads its leases before it sends");
+                };
+                serve(&mut flush, fence, 1_002, |read| match read {
+                    Read::Entries(ask) => ask.reply(vec![a1.clone()]),
+                    other => panic!("{other:?}"),
+                });
+            }
+            let Io::Send(mut ask) = flush.poll(1_003) else {
+                panic!("then it sends");
+            };
+            let leave_by: Vec<_> = ask.requests(&|_| None).iter().map(|r| r.leave_by).collect();
+            let expected = fenced.then(|| terms.until - LEASE_MARGIN_MS);
+            assert_eq!(
+                leave_by,
+                [expected],
+                "fenced {fenced}: a request leaves by its lease's end less the margin, \
+                 only where the lease can pass to another process"
+            );
+        }
     }
 
     #[test]

@@ -952,6 +952,26 @@ impl Rule for CancelRule {
     }
 }
 
+/// How long before its lease ends a request of a fenced flush must have
+/// left the process ([`OutgoingRequest::leave_by`]), in ms.
+///
+/// Leases are times on the wall clock of the instance that wrote them; an
+/// instance takes a lease over once *its own* clock is past the lease's
+/// end. The margin therefore covers (a) the skew between two instances'
+/// clocks (NTP keeps a fleet within milliseconds; the README asks for
+/// "well under the lease") and (b) the time between the last check of the
+/// clock and the request's bytes reaching the server, compared with the
+/// new holder's own send. Half a second covers both with room on any
+/// healthy network. A send that leaves with more than `sendTimeoutMs` and
+/// the margin left on its lease (every head, with the default lease's
+/// slack of `leaseMs − sendTimeoutMs` = 30 s) ends by its own timeout
+/// first; one with less (a follower late in its cycle, whose lease the
+/// fence still found long enough for a send) may be cut up to the margin
+/// before its timeout, and counts as a timeout.
+///
+/// [`OutgoingRequest::leave_by`]: crate::request::OutgoingRequest::leave_by
+pub const LEASE_MARGIN_MS: Millis = 500;
+
 /// Which of a send's leases still stand, read right before it goes
 /// ([`FenceRule`]). Result: the `seq`s whose lease still stands, long
 /// enough for the send.
@@ -972,7 +992,12 @@ pub type Fence = Simple<FenceRule>;
 /// skipped as stale anyway, [`Entry::holds_lease`]). What remains is the
 /// time between this read and the request leaving the process, which the
 /// margin covers unless the process is paused inside it for longer than
-/// the lease has left.
+/// the lease has left: that gap is closed by the deadline each request of
+/// a fenced flush carries ([`OutgoingRequest::leave_by`]: the lease's end
+/// less [`LEASE_MARGIN_MS`]), which the host's transport enforces with
+/// the clock right where the request leaves.
+///
+/// [`OutgoingRequest::leave_by`]: crate::request::OutgoingRequest::leave_by
 #[derive(Debug)]
 pub struct FenceRule {
     leases: Vec<(Seq, u32)>,

@@ -649,6 +649,7 @@ async fn plain<S: Store>(ctx: &Ctx<S>, request: &IncomingRequest) -> Answer {
         body: &request.body,
         timeout_ms: ctx.forward_timeout_ms,
         unknown_outcome: false,
+        leave_by: None,
     };
     match ctx.transport.send(out).await {
         Ok(response) => Answer::upstream(response),
