@@ -29,9 +29,13 @@
 //!   `AND attempts = <read>` ([`sql`]). Before it sends, a host on this
 //!   store re-reads its leases ([`outbox_core::queue::Fence`], asked by
 //!   [`Flush::fenced`](outbox_core::flush::Flush::fenced)) and sends only
-//!   those that stand for longer than a send: a paused instance that wakes
-//!   past its lease sends nothing through it (README, "Outbox for many
-//!   instances", says what window remains).
+//!   those that stand for longer than a send; each request then carries
+//!   the time it must leave by (its lease's end less
+//!   [`LEASE_MARGIN_MS`](outbox_core::queue::LEASE_MARGIN_MS)), which the
+//!   native transport enforces where it leaves (`outbox_native::lease`): a
+//!   paused instance that wakes past its lease sends nothing through it
+//!   (README, "Outbox for many instances", says what window remains: one
+//!   poll).
 //! * **Leases of a dead instance** run out after their length (`leaseMs`,
 //!   seconds) and are taken by the next claim of any instance, as a crashed
 //!   sender's are in every store (counted as a failure: core's rule).
