@@ -1,5 +1,6 @@
-//! `cargo xtask bench [--quick] [--only herd|browser|micro|memory|native]`: runs
-//! the benchmarks of `crates/outbox-bench` and writes `BENCHMARKS.md`.
+//! `cargo xtask bench [--quick] [--only herd|browser|micro|memory|native|fleet]`:
+//! runs the benchmarks of `crates/outbox-bench` and `crates/outbox-fleet-bench`
+//! (PostgreSQL, a throw-away cluster) and writes `BENCHMARKS.md`.
 //!
 //! Steps: install what is missing (wasm tools; Chromium for the browser
 //! parts; `npm ci` in `bench/` for Workbox and esbuild), build the bundle,
@@ -37,6 +38,9 @@ pub enum Part {
     /// The native host: `outbox serve` on SQLite (enqueues against the
     /// bare commit loop, memory with 100,000 queued, delivery).
     Native,
+    /// Outbox instances on one PostgreSQL queue against a bare SKIP LOCKED
+    /// loop (`crates/outbox-fleet-bench`).
+    Fleet,
 }
 
 impl Part {
@@ -47,6 +51,7 @@ impl Part {
             Part::Micro => "micro",
             Part::Memory => "memory",
             Part::Native => "native",
+            Part::Fleet => "fleet",
         }
     }
 }
@@ -170,6 +175,29 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         "--elapsed",
         &format!("{:.0}", started.elapsed().as_secs_f64()),
     ]))?;
+    // The fleet part: its own binary and its own section of the report
+    // (between markers, kept from the last run when not run now).
+    let fleet = results.join("fleet.md");
+    if want("fleet") {
+        tools::ensure_postgres()?;
+        let mut cmd = tools::cargo();
+        cmd.args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "outbox-fleet-bench",
+            "--",
+        ])
+        .arg(&fleet);
+        if quick {
+            cmd.env("OUTBOX_FLEET_BENCH_MESSAGES", "2000");
+        }
+        tools::run(&mut cmd)?;
+    }
+    if let Ok(section) = std::fs::read_to_string(&fleet) {
+        splice_fleet(&md, &section)?;
+    }
     eprintln!(
         "xtask: wrote {} and {} in {:.0} s",
         md.display(),
@@ -177,6 +205,23 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Puts the fleet benchmark's `section` into the report at `md`, between
+/// its markers (appended the first time).
+fn splice_fleet(md: &Path, section: &str) -> Result<(), String> {
+    const BEGIN: &str = "<!-- fleet-bench:begin (cargo xtask bench --only fleet) -->";
+    const END: &str = "<!-- fleet-bench:end -->";
+    let text = std::fs::read_to_string(md).map_err(|e| format!("{}: {e}", md.display()))?;
+    let block = format!(
+        "{BEGIN}\n## Outbox for many instances: one PostgreSQL queue (measured)\n\n{}\n{END}",
+        section.trim_end()
+    );
+    let new = match (text.find(BEGIN), text.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &text[..b], &text[e + END.len()..]),
+        _ => format!("{}\n\n{block}\n", text.trim_end()),
+    };
+    std::fs::write(md, new).map_err(|e| format!("{}: {e}", md.display()))
 }
 
 /// `npm ci` in `bench/` (Workbox and esbuild, dev-only), unless its

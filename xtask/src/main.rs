@@ -184,7 +184,24 @@ fn test() -> Result<(), String> {
         "--target",
         tools::WASM_TARGET,
     ]))?;
-    tools::run(tools::cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
+    // One throw-away PostgreSQL cluster for every test process of the run
+    // (the PostgreSQL store's suites, the fleet crash test); stopped when
+    // this function returns, on failure too, and with this process if it
+    // dies.
+    tools::ensure_postgres()?;
+    let started = std::time::Instant::now();
+    let cluster = pg_throwaway::Cluster::start().map_err(|e| e.to_string())?;
+    eprintln!(
+        "xtask: throw-away PostgreSQL on port {} (started in {:.1?})",
+        cluster.port(),
+        started.elapsed()
+    );
+    tools::run(
+        tools::cargo()
+            .args(["test", "--workspace", "--exclude", "e2e"])
+            .env(pg_throwaway::ENV_URL, cluster.url()),
+    )?;
+    drop(cluster);
     // The host's IndexedDB store in real Chromium: the conformance suite
     // and its own tests in a page, then the suite inside a service worker
     // (one binary after the other, each with its own browser).

@@ -284,6 +284,26 @@ pub fn ensure_webkit() -> Result<(PathBuf, PathBuf), String> {
     Ok((driver, xvfb))
 }
 
+/// PostgreSQL's server binaries (for the PostgreSQL store's tests, the
+/// fleet crash test and the fleet benchmark), installed from Debian's
+/// `postgresql-15` with `apt-get` when missing and possible. The package's
+/// own cluster is never used: each run starts a throw-away one
+/// (`pg_throwaway`).
+pub fn ensure_postgres() -> Result<PathBuf, String> {
+    if let Ok(bin) = pg_throwaway::bin_dir() {
+        return Ok(bin);
+    }
+    let started = std::time::Instant::now();
+    ensure_apt(
+        "PostgreSQL is needed by the PostgreSQL store's tests",
+        &[Path::new("/usr/lib/postgresql/15/bin/initdb")],
+        &["postgresql-15"],
+        "or set OUTBOX_PG_BIN to the directory of your PostgreSQL's initdb and postgres",
+    )?;
+    eprintln!("xtask: PostgreSQL installed in {:.1?}", started.elapsed());
+    pg_throwaway::bin_dir().map_err(|e| e.to_string())
+}
+
 /// Makes sure every file of `wanted` exists, installing the Debian
 /// `packages` with `apt-get` when one is missing and this is root on a
 /// Debian-like system; otherwise says what to install.

@@ -111,7 +111,7 @@ use crate::event::Event;
 use crate::hold::OnDead;
 use crate::io::{Cx, Fed, ForgetAsk, Io, Machine, Reply, SendAsk, StoreAsk, TokensAsk, Tx};
 use crate::pacer::ScheduleState;
-use crate::queue::{Claimed, LeaseTerms, Settlement};
+use crate::queue::{Claimed, Fence, LEASE_MARGIN_MS, LeaseTerms, Settlement};
 use crate::report::FlushReport;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
 use crate::token::TokenAsks;
@@ -155,6 +155,8 @@ enum Phase {
     SettlingAlone,
     /// The store step is in; tokens asked; send what was claimed, or end.
     Claimed,
+    /// Waiting for the [`Fence`] read before a send (a fenced flush).
+    Fencing,
     /// Waiting for [`Flush::answered`].
     Sending,
     /// The last settle is in: done once the queue of I/O is empty.
@@ -171,6 +173,10 @@ pub struct Flush {
     /// machines, kept across flushes).
     asks: TokenAsks,
     exclusive: bool,
+    /// Re-reads its leases before each send ([`Flush::fenced`]).
+    fenced: bool,
+    /// The sends in hand were checked by a [`Fence`] read.
+    checked: bool,
     /// Asked to end early ([`Flush::wind_down`]): no new cycle starts.
     winding_down: bool,
     phase: Phase,
@@ -224,6 +230,8 @@ impl Flush {
             config,
             asks,
             exclusive,
+            fenced: false,
+            checked: false,
             winding_down: false,
             phase: Phase::Cycle,
             report: FlushReport::default(),
@@ -265,7 +273,14 @@ impl Flush {
             match self.phase {
                 Phase::Cycle => return self.begin_cycle(now),
                 Phase::Claimed => {
+                    if !self.sends.is_empty() && self.fenced && !self.checked {
+                        self.phase = Phase::Fencing;
+                        let leases = self.sends.iter().map(|e| (e.seq, e.attempts)).collect();
+                        let fence = Fence::new(leases, now, self.config.send_timeout_ms);
+                        return Io::Store(StoreAsk::new(Tx::Fence(fence)));
+                    }
                     if !self.sends.is_empty() {
+                        self.checked = false;
                         for e in &self.sends {
                             self.events.push(Event::Sending {
                                 id: e.id,
@@ -275,7 +290,10 @@ impl Flush {
                         }
                         self.phase = Phase::Sending;
                         let sends = core::mem::take(&mut self.sends);
-                        return Io::Send(SendAsk::new(sends, self.config.send_timeout_ms));
+                        let margin = self.fenced.then_some(LEASE_MARGIN_MS);
+                        return Io::Send(
+                            SendAsk::new(sends, self.config.send_timeout_ms).within_leases(margin),
+                        );
                     }
                     // Nothing sent: go on only if the cycle made something
                     // ready (a dead head uncovers its successor, a token
@@ -293,12 +311,45 @@ impl Flush {
                 }
                 // A poll while I/O is out is a driver bug; answering
                 // `Done` keeps every entry where the store has it.
-                Phase::Storing | Phase::SettlingAlone | Phase::Sending | Phase::Done => {
+                Phase::Storing
+                | Phase::SettlingAlone
+                | Phase::Fencing
+                | Phase::Sending
+                | Phase::Done => {
                     debug_assert_eq!(self.phase, Phase::Done, "polled while I/O is out");
                     self.phase = Phase::Done;
                     return Io::Done;
                 }
             }
+        }
+    }
+
+    /// The same flush, for a store that other processes share
+    /// (PostgreSQL): right before each send it reads whether the leases
+    /// of what it is about to send still stand, long enough for a send
+    /// ([`Fence`]), and sends only those. A lease that ran out while this
+    /// process was paused may have passed to another, which may have sent
+    /// the entry and the ones behind it since; such an entry is dropped
+    /// from this flush unsent and unsettled (it is the other process's
+    /// now), and what followed it in its lane goes back unsent. Counted in
+    /// [`FlushReport::fenced`].
+    pub fn fenced(mut self, on: bool) -> Self {
+        self.fenced = on;
+        self
+    }
+
+    /// What a [`Fence`] read found: only the sends whose lease stands go.
+    fn fence_checked(&mut self, standing: &[Seq], cx: &mut Cx<'_>) {
+        let before = self.sends.len();
+        self.sends.retain(|e| standing.contains(&e.seq));
+        self.report.fenced += before - self.sends.len();
+        self.checked = true;
+        if self.sends.is_empty() {
+            // Nothing left to send this round: what follows the lanes
+            // that lost their lease goes back unsent.
+            self.answered(Vec::new(), Vec::new(), cx.now, &mut *cx.rng);
+        } else {
+            self.phase = Phase::Claimed;
         }
     }
 
@@ -665,6 +716,7 @@ impl Machine for Flush {
                 let (applied, claimed) = cycle.finish();
                 self.stored(&applied, claimed);
             }
+            Fed::Stored(Tx::Fence(fence)) => self.fence_checked(&fence.finish(), cx),
             Fed::Tokens(came) => self.tokens_came(came),
             Fed::Answered { sent, answers } => {
                 self.answered(sent, answers, cx.now, &mut *cx.rng);
@@ -726,7 +778,8 @@ mod tests {
     use crate::entry::Action;
     use crate::entry::{EntryState, StoredRequest};
     use crate::io::{cycle_of, serve};
-    use crate::store::{Read, Write};
+    use crate::queue::Transaction;
+    use crate::store::{Read, Step, Write};
 
     const ORIGIN: &str = "https://api.example.test";
 
@@ -880,6 +933,150 @@ mod tests {
         let kinds: Vec<_> = flush.take_events().iter().map(Event::kind).collect();
         assert_eq!(kinds, ["sent"]);
         assert!(matches!(flush.poll(1_040), Io::Done), "done stays done");
+    }
+
+    #[test]
+    fn a_fenced_flush_sends_only_what_still_holds_its_lease() {
+        let config = Config::default();
+        let mut flush = new_flush(&config, false).fenced(true);
+        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
+            panic!("a store step");
+        };
+        let leased = EntryState::InFlight {
+            lease_until: terms.until,
+        };
+        let (a1, b1, a2) = (
+            entry(1, "a", leased),
+            entry(2, "b", leased),
+            entry(3, "a", leased),
+        );
+        flush.stored(&[], claimed(vec![a1.clone(), b1.clone(), a2.clone()]));
+        let Io::Store(fence) = flush.poll(1_001) else {
+            panic!("a fenced flush reads its leases before it sends");
+        };
+        assert!(
+            flush.take_events().is_empty(),
+            "nothing told before the fence"
+        );
+        // Meanwhile a1's lease ran out and another process took it (its
+        // attempt 2); b1 still holds.
+        let mut taken = a1.clone();
+        taken.attempts = 2;
+        let writes = serve(&mut flush, fence, 1_002, |read| match read {
+            Read::Entries(ask) => {
+                assert_eq!(ask.seqs, [1, 2], "the heads about to go");
+                ask.reply(vec![taken.clone(), b1.clone()])
+            }
+            other => panic!("{other:?}"),
+        });
+        assert!(writes.is_empty(), "a fence only reads");
+        let Some(first) = sent(flush.poll(1_003)) else {
+            panic!("then it sends what holds");
+        };
+        assert_eq!(first, std::slice::from_ref(&b1));
+        assert_eq!(flush.report().fenced, 1);
+        flush.answered(
+            first,
+            vec![answer(200, None)],
+            1_010,
+            &mut SplitMix64::new(3),
+        );
+        let Some((_, Some(settlements), Some(_))) = cycle_of(flush.poll(1_020)) else {
+            panic!("the next store step settles the cycle");
+        };
+        let got: Vec<_> = settlements.iter().map(|s| (s.seq, s.attempt)).collect();
+        assert!(
+            !got.iter().any(|(seq, _)| *seq == 1),
+            "a1 is not ours: no settlement"
+        );
+        assert!(
+            settlements
+                .iter()
+                .any(|s| s.seq == 3 && s.action == Action::Unsent),
+            "a2, behind the lost lease, goes back unsent: {got:?}"
+        );
+    }
+
+    #[test]
+    fn a_fenced_flushs_requests_must_leave_before_their_lease_ends() {
+        let config = Config::default();
+        for fenced in [true, false] {
+            let mut flush = new_flush(&config, false).fenced(fenced);
+            let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
+                panic!("a store step");
+            };
+            let leased = EntryState::InFlight {
+                lease_until: terms.until,
+            };
+            let a1 = entry(1, "a", leased);
+            flush.stored(&[], claimed(vec![a1.clone()]));
+            if fenced {
+                let Io::Store(fence) = flush.poll(1_001) else {
+                    panic!("a fenced flush reads its leases before it sends");
+                };
+                serve(&mut flush, fence, 1_002, |read| match read {
+                    Read::Entries(ask) => ask.reply(vec![a1.clone()]),
+                    other => panic!("{other:?}"),
+                });
+            }
+            let Io::Send(mut ask) = flush.poll(1_003) else {
+                panic!("then it sends");
+            };
+            let leave_by: Vec<_> = ask.requests(&|_| None).iter().map(|r| r.leave_by).collect();
+            let expected = fenced.then(|| terms.until - LEASE_MARGIN_MS);
+            assert_eq!(
+                leave_by,
+                [expected],
+                "fenced {fenced}: a request leaves by its lease's end less the margin, \
+                 only where the lease can pass to another process"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fence_lets_nothing_through_whose_lease_would_run_out_mid_send() {
+        let config = Config::default();
+        let short = EntryState::InFlight {
+            lease_until: 5_000 + config.send_timeout_ms,
+        };
+        let mut e = entry(1, "a", short);
+        let mut fence = Fence::new(vec![(1, 1)], 5_000, config.send_timeout_ms);
+        let Step::Read(reads) = fence.poll(&mut crate::queue::NoHooks) else {
+            panic!("it reads the entries");
+        };
+        let found = reads
+            .into_iter()
+            .map(|r| match r {
+                Read::Entries(ask) => ask.reply(vec![e.clone()]),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        fence.feed(found);
+        assert!(matches!(
+            fence.poll(&mut crate::queue::NoHooks),
+            Step::Commit
+        ));
+        assert!(
+            fence.finish().is_empty(),
+            "a lease ending within a send does not stand"
+        );
+        e.state = EntryState::InFlight {
+            lease_until: 5_001 + config.send_timeout_ms,
+        };
+        let mut fence = Fence::new(vec![(1, 1), (2, 1)], 5_000, config.send_timeout_ms);
+        let Step::Read(reads) = fence.poll(&mut crate::queue::NoHooks) else {
+            panic!("it reads the entries");
+        };
+        let found = reads
+            .into_iter()
+            .map(|r| match r {
+                Read::Entries(ask) => ask.reply(vec![e.clone()]),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        fence.feed(found);
+        fence.poll(&mut crate::queue::NoHooks);
+        assert_eq!(fence.finish(), [1], "a gone entry (2) does not stand");
     }
 
     #[test]

@@ -47,11 +47,11 @@
 use crate::classify::{FailureKind, Response, TransportError};
 use crate::clock::{Millis, Random};
 use crate::cycle::Cycle;
-use crate::entry::{Entry, Head, Seq};
+use crate::entry::{Entry, EntryState, Head, Seq};
 use crate::event::Event;
 use crate::pacer::ScheduleState;
 use crate::queue::{
-    EditSchedule, Enqueue, Hurry, LaneAndSchedule, Planner, Release, Settlement, Transaction,
+    EditSchedule, Enqueue, Fence, Hurry, LaneAndSchedule, Planner, Release, Settlement, Transaction,
 };
 use crate::request::OutgoingRequest;
 use crate::scheduler::Claim;
@@ -88,6 +88,7 @@ pub(crate) enum Tx {
     Enqueue(Enqueue),
     Release(Release),
     Hurry(Hurry),
+    Fence(Fence),
 }
 
 /// A transaction to run over the store ([`Io::Store`]).
@@ -108,6 +109,7 @@ impl StoreAsk {
             Tx::Enqueue(t) => t,
             Tx::Release(t) => t,
             Tx::Hurry(t) => t,
+            Tx::Fence(t) => t,
         }
     }
 
@@ -209,6 +211,9 @@ pub struct SendAsk {
     entries: Vec<Entry>,
     timeout_ms: u64,
     tokens: Vec<Option<String>>,
+    /// Each request must leave this long before its entry's lease ends
+    /// (`Some` for a fenced flush: [`OutgoingRequest::leave_by`]).
+    lease_margin: Option<Millis>,
 }
 
 impl SendAsk {
@@ -217,7 +222,15 @@ impl SendAsk {
             entries,
             timeout_ms,
             tokens: Vec::new(),
+            lease_margin: None,
         }
+    }
+
+    /// The same ask, each request bounded by its entry's lease less
+    /// `margin` (`None`: by its timeout only).
+    pub(crate) fn within_leases(mut self, margin: Option<Millis>) -> Self {
+        self.lease_margin = margin;
+        self
     }
 
     /// The entries to send.
@@ -227,7 +240,10 @@ impl SendAsk {
 
     /// The requests to send, one per entry, in order: each its stored
     /// request with the token in hand for its origin (`token` looks it up)
-    /// when it needs one ([`OutgoingRequest::of`]).
+    /// when it needs one ([`OutgoingRequest::of`]), and, in a fenced flush,
+    /// the time it must leave by: its lease's end less the margin
+    /// ([`OutgoingRequest::leave_by`]; an entry not in flight, which a
+    /// flush never sends, must leave at once: `Some(0)`).
     pub fn requests(&mut self, token: &dyn Fn(&str) -> Option<String>) -> Vec<OutgoingRequest<'_>> {
         self.tokens = self
             .entries
@@ -238,7 +254,13 @@ impl SendAsk {
         self.entries
             .iter()
             .zip(&self.tokens)
-            .map(|(entry, token)| OutgoingRequest::of(entry, token.as_deref(), timeout_ms))
+            .map(|(entry, token)| {
+                let leave_by = self.lease_margin.map(|margin| match entry.state {
+                    EntryState::InFlight { lease_until } => lease_until.saturating_sub(margin),
+                    _ => 0,
+                });
+                OutgoingRequest::of(entry, token.as_deref(), timeout_ms).leaving_by(leave_by)
+            })
             .collect()
     }
 

@@ -576,17 +576,15 @@ impl Rule for EnqueueRule {
     const ACCESS: Access = Access::Durable;
 
     fn reads(&self) -> Vec<Read> {
-        let mut reads = vec![
-            Read::Full(FullRead {
-                at_least: self.limits.max_entries,
-            }),
-            Read::LastSeq(LastSeqRead),
-        ];
-        reads.extend(
-            self.entry
-                .as_ref()
-                .map(|e| Read::Taken(TakenRead { id: e.id })),
-        );
+        let mut reads = vec![Read::Full(FullRead {
+            at_least: self.limits.max_entries,
+        })];
+        if let Some(e) = &self.entry {
+            reads.push(Read::LastSeq(LastSeqRead {
+                lane: e.lane.clone(),
+            }));
+            reads.push(Read::Taken(TakenRead { id: e.id }));
+        }
         reads
     }
 
@@ -1180,6 +1178,104 @@ impl Rule for CancelRule {
             }
             Some(e) => (vec![Write::Remove(e.seq)], CancelResult::Cancelled),
         }
+    }
+}
+
+/// How long before its lease ends a request of a fenced flush must have
+/// left the process ([`OutgoingRequest::leave_by`]), in ms.
+///
+/// Leases are times on the wall clock of the instance that wrote them; an
+/// instance takes a lease over once *its own* clock is past the lease's
+/// end. The margin therefore covers (a) the skew between two instances'
+/// clocks (NTP keeps a fleet within milliseconds; the README asks for
+/// "well under the lease") and (b) the time between the last check of the
+/// clock and the request's bytes reaching the server, compared with the
+/// new holder's own send. Half a second covers both with room on any
+/// healthy network. A send that leaves with more than `sendTimeoutMs` and
+/// the margin left on its lease (every head, with the default lease's
+/// slack of `leaseMs − sendTimeoutMs` = 30 s) ends by its own timeout
+/// first; one with less (a follower late in its cycle, whose lease the
+/// fence still found long enough for a send) may be cut up to the margin
+/// before its timeout, and counts as a timeout.
+///
+/// [`OutgoingRequest::leave_by`]: crate::request::OutgoingRequest::leave_by
+pub const LEASE_MARGIN_MS: Millis = 500;
+
+/// Which of a send's leases still stand, read right before it goes
+/// ([`FenceRule`]). Result: the `seq`s whose lease still stands, long
+/// enough for the send.
+pub type Fence = Simple<FenceRule>;
+
+/// The rule of a [`Fence`]: a lease taken by a claim still stands when
+/// the entry is queued, in flight under that very lease (the attempt
+/// number the claim gave it: [`Entry::holds_lease`]), and its lease ends
+/// more than `margin` (a send's longest time) after `now`.
+///
+/// A store that several processes share (PostgreSQL) lets a lease pass to
+/// another process once it runs out; a process paused past its lease
+/// (`SIGSTOP`, a frozen VM, a long GC) then wakes up holding entries that
+/// someone else has sent since, perhaps with the entries behind them. The
+/// flush of a shared store ([`crate::flush::Flush::fenced`]) reads this
+/// right before each send and sends only what still holds: a lease that
+/// has passed on is never sent through (and its settlement would be
+/// skipped as stale anyway, [`Entry::holds_lease`]). What remains is the
+/// time between this read and the request leaving the process, which the
+/// margin covers unless the process is paused inside it for longer than
+/// the lease has left: that gap is closed by the deadline each request of
+/// a fenced flush carries ([`OutgoingRequest::leave_by`]: the lease's end
+/// less [`LEASE_MARGIN_MS`]), which the host's transport enforces with
+/// the clock right where the request leaves.
+///
+/// [`OutgoingRequest::leave_by`]: crate::request::OutgoingRequest::leave_by
+#[derive(Debug)]
+pub struct FenceRule {
+    leases: Vec<(Seq, u32)>,
+    now: Millis,
+    margin: Millis,
+}
+
+impl Fence {
+    /// Checks the leases `(seq, attempt)` at `now`: each must stand for
+    /// more than `margin` still.
+    pub fn new(leases: Vec<(Seq, u32)>, now: Millis, margin: Millis) -> Self {
+        Self::of(FenceRule {
+            leases,
+            now,
+            margin,
+        })
+    }
+}
+
+impl Rule for FenceRule {
+    type Output = Vec<Seq>;
+    const NAME: &'static str = "fence";
+    const ACCESS: Access = Access::Read;
+
+    fn reads(&self) -> Vec<Read> {
+        if self.leases.is_empty() {
+            return Vec::new();
+        }
+        vec![Read::Entries(crate::store::EntriesRead {
+            seqs: self.leases.iter().map(|(seq, _)| *seq).collect(),
+        })]
+    }
+
+    fn decide(&mut self, mut found: Answers, _: &mut dyn Planner) -> (Vec<Write>, Vec<Seq>) {
+        let entries = found.entries();
+        let until = self.now.saturating_add(self.margin);
+        let standing = self
+            .leases
+            .iter()
+            .filter(|(seq, attempt)| {
+                entries.iter().any(|e| {
+                    e.seq == *seq
+                        && e.holds_lease(*attempt)
+                        && matches!(e.state, EntryState::InFlight { lease_until } if lease_until > until)
+                })
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        (Vec::new(), standing)
     }
 }
 

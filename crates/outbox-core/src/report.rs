@@ -20,6 +20,9 @@ pub struct FlushReport {
     pub dead: usize,
     /// Entries parked for a token.
     pub awaiting_token: usize,
+    /// Entries not sent because their lease had passed to another process
+    /// by the time they were to go ([`Flush::fenced`](crate::flush::Flush::fenced)).
+    pub fenced: usize,
     /// When to flush again; `None` when nothing is waiting on time.
     pub next_wake: Option<Millis>,
 }

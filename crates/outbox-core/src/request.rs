@@ -4,6 +4,7 @@
 //!
 //! [`StoredRequest`]: crate::entry::StoredRequest
 
+use crate::clock::Millis;
 use crate::entry::{Entry, Prepared, StoredRequest};
 use crate::headers;
 use alloc::{string::String, vec::Vec};
@@ -41,6 +42,16 @@ pub struct OutgoingRequest<'a> {
     /// can look it up (the guest channel reads the session's history) does
     /// so before sending again.
     pub unknown_outcome: bool,
+    /// The last moment (wall clock, Unix ms: the clock the lease was
+    /// written with) at which any of this request may leave the process,
+    /// or `None` when nothing bounds it but `timeout_ms`. Core sets it for
+    /// a send under a lease that other processes may take over (a fenced
+    /// flush: [`crate::flush::Flush::fenced`]) to the lease's end less
+    /// [`LEASE_MARGIN_MS`](crate::queue::LEASE_MARGIN_MS). A transport
+    /// that can enforce it starts nothing at or after it and cuts a request
+    /// still under way when it passes, answering a
+    /// [`TransportError`](crate::classify::TransportError) (no answer).
+    pub leave_by: Option<Millis>,
 }
 
 impl<'a> OutgoingRequest<'a> {
@@ -101,6 +112,14 @@ impl<'a> OutgoingRequest<'a> {
             body: &request.body,
             timeout_ms,
             unknown_outcome,
+            leave_by: None,
         }
+    }
+
+    /// The same request, bounded by `leave_by` (see
+    /// [`leave_by`](Self::leave_by)).
+    pub fn leaving_by(mut self, leave_by: Option<Millis>) -> Self {
+        self.leave_by = leave_by;
+        self
     }
 }

@@ -389,9 +389,22 @@ impl TakenRead {
     }
 }
 
-/// The last `seq` given (0 when none was).
+/// The last `seq` given (0 when none was), read to give the next one to a
+/// new entry of `lane`.
+///
+/// A store that several writers share (PostgreSQL, several processes)
+/// answers it so that no two transactions can be given the same `seq` and
+/// so that one lane's new entries commit in `seq` order: it first takes a
+/// lock on `lane` that it keeps until the commit (two enqueues of one lane
+/// then run one after the other, enqueues of different lanes at once),
+/// then reserves the next number of a sequence and answers the one before
+/// it (a refused enqueue leaves a gap: a `seq` is never given twice, not
+/// necessarily without gaps). A store with one writer reads its counter.
 #[derive(Debug)]
-pub struct LastSeqRead;
+pub struct LastSeqRead {
+    /// The lane of the entry the next `seq` is for.
+    pub lane: String,
+}
 
 impl LastSeqRead {
     /// The answer.

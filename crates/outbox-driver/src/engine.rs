@@ -91,6 +91,9 @@ pub struct Engine<S, T, C, K, E> {
     /// bookkeeping, kept here between them (in memory: a restarted engine
     /// asks at once).
     asks: TokenAsks,
+    /// Whether flushes re-read their leases before each send
+    /// ([`Engine::fenced`]).
+    fenced: bool,
 }
 
 impl<S, T, C, K, E> Engine<S, T, C, K, E>
@@ -121,7 +124,18 @@ where
             events,
             rng: RefCell::new(SplitMix64::new(seed)),
             asks: TokenAsks::default(),
+            fenced: false,
         }
+    }
+
+    /// The same engine over a store that other processes share
+    /// (PostgreSQL): each flush reads right before every send whether the
+    /// leases it is about to send under still stand ([`Flush::fenced`]),
+    /// so that a process paused past its leases never sends through one
+    /// that has passed to another.
+    pub fn fenced(mut self, on: bool) -> Self {
+        self.fenced = on;
+        self
     }
 
     /// The configuration.
@@ -265,7 +279,8 @@ where
         stop: &dyn Fn() -> bool,
     ) -> Result<FlushReport, S::Error> {
         let mut flush = WindDown {
-            flush: Flush::new(self.config.clone(), self.asks.clone(), exclusive),
+            flush: Flush::new(self.config.clone(), self.asks.clone(), exclusive)
+                .fenced(self.fenced),
             stop,
         };
         self.run(&mut flush).await?;

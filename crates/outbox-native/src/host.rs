@@ -83,7 +83,11 @@ pub struct HostOptions {
     /// The host's own OAuth client, if it has one (see [`crate::tokens`]).
     pub credentials: Option<ClientCredentials>,
     /// Whether the store is this process's alone: then every flush takes
-    /// over standing leases at once (see the [module](self)).
+    /// over standing leases at once (see the [module](self)). A store
+    /// shared with other processes (`false`: PostgreSQL) leaves each lease
+    /// to its length, and every flush re-reads its leases right before each
+    /// send, sending only those that still stand for longer than a send
+    /// ([`Engine::fenced`]).
     pub exclusive: bool,
     /// Seeds ids and jitter ([`crate::clock::random_seed`] in production).
     pub seed: u64,
@@ -444,7 +448,10 @@ async fn actor<S: Store + 'static>(
             metrics: metrics.clone(),
         },
         options.seed,
-    );
+    )
+    // A store shared with other processes: re-read the leases right before
+    // each send (see `HostOptions::exclusive`).
+    .fenced(!options.exclusive);
     let ctx = Rc::new(Ctx {
         engine,
         transport,
@@ -642,6 +649,7 @@ async fn plain<S: Store>(ctx: &Ctx<S>, request: &IncomingRequest) -> Answer {
         body: &request.body,
         timeout_ms: ctx.forward_timeout_ms,
         unknown_outcome: false,
+        leave_by: None,
     };
     match ctx.transport.send(out).await {
         Ok(response) => Answer::upstream(response),

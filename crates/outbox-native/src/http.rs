@@ -6,12 +6,22 @@
 //! [`TransportError`] of kind `Network`, and none within the request's
 //! `timeout_ms` one of kind `Timeout`. What either means is core's
 //! ([`outbox_core::classify`]).
+//!
+//! A request with a deadline ([`OutgoingRequest::leave_by`]: a send under
+//! a lease another instance may take over) is guarded ([`crate::lease`]):
+//! it does not start at or after the deadline, is dropped on the first
+//! poll past it, and its body gives the client no chunk past it; each is
+//! reported as no answer (`Timeout`).
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use outbox_core::classify::{FailureKind, Response, TransportError};
+use outbox_core::clock::Millis;
 use outbox_core::request::OutgoingRequest;
 use outbox_driver::transport::Transport;
+
+use crate::lease::{self, GuardedBody, LeaseGuard};
 
 /// Headers that belong to one hop and are never forwarded (RFC 9110 §7.6.1),
 /// plus those the client sets itself.
@@ -89,6 +99,24 @@ fn failure(e: &reqwest::Error) -> TransportError {
 
 impl Transport for HttpTransport {
     async fn send(&self, request: OutgoingRequest<'_>) -> Result<Response, TransportError> {
+        match request.leave_by {
+            None => self.exchange(request, None).await,
+            Some(leave_by) => {
+                lease::check_start(leave_by)?;
+                LeaseGuard::new(self.exchange(request, Some(leave_by)), leave_by).await
+            }
+        }
+    }
+}
+
+impl HttpTransport {
+    /// Sends `request` and reads its answer; with `leave_by`, its body is
+    /// a [`GuardedBody`].
+    async fn exchange(
+        &self,
+        request: OutgoingRequest<'_>,
+        leave_by: Option<Millis>,
+    ) -> Result<Response, TransportError> {
         let method =
             reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| TransportError {
                 kind: FailureKind::Network,
@@ -97,8 +125,12 @@ impl Transport for HttpTransport {
         let mut builder = self
             .client
             .request(method, request.url)
-            .timeout(Duration::from_millis(request.timeout_ms.max(1)))
-            .body(request.body.to_vec());
+            .timeout(Duration::from_millis(request.timeout_ms.max(1)));
+        let body = Bytes::copy_from_slice(request.body);
+        builder = match leave_by {
+            Some(leave_by) => builder.body(reqwest::Body::wrap(GuardedBody::new(body, leave_by))),
+            None => builder.body(body),
+        };
         for (name, value) in &request.headers {
             if !is_hop_by_hop(name) {
                 builder = builder.header(name.as_str(), value.as_str());

@@ -9,7 +9,9 @@
 //! * [`host`]: the engine as an actor on its own thread, and the [`Host`]
 //!   handle every other thread uses (the pass-through and API doors, the
 //!   admin calls, events, metrics, shutdown).
-//! * [`http`]: the transport, `reqwest` with `rustls`.
+//! * [`http`]: the transport, `reqwest` with `rustls`; [`lease`]: how it
+//!   lets no request leave through a lease that ran out (the deadline core
+//!   gives a fenced send).
 //! * [`tokens`]: the OAuth client-credentials token source (the secret
 //!   from the environment or a file, never logged), refreshed before
 //!   expiry and after a `401`; or callers' bearers, as the browser keeps
@@ -42,6 +44,7 @@
 pub mod clock;
 pub mod host;
 pub mod http;
+pub mod lease;
 pub mod metrics;
 pub mod tokens;
 pub mod view;

@@ -7,8 +7,10 @@
 //! else is proxied as is. Beside it, an API door for the same queue
 //! (submit, status, dead letters, cancel, events, stats), `/metrics` and
 //! `/healthz` ([`server`]). The queue is a SQLite file
-//! ([`outbox_sqlite`]); the engine is the browser's, driven by the native
-//! host ([`outbox_native`]). What it is told: [`settings`].
+//! ([`outbox_sqlite`]) for one instance, or a PostgreSQL database
+//! ([`outbox_postgres`]) that any number of instances share; the engine is
+//! the browser's, driven by the native host ([`outbox_native`]). What it is
+//! told: [`settings`].
 
 pub mod server;
 pub mod settings;
@@ -16,6 +18,10 @@ pub mod settings;
 use std::sync::Arc;
 
 use outbox_native::{Host, HostOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use outbox_postgres::{PgOptions, PostgresStore};
 use outbox_sqlite::SqliteStore;
 use settings::{Settings, StoreUrl};
 
@@ -25,6 +31,9 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] outbox_sqlite::OpenError),
+    /// The PostgreSQL store could not be opened.
+    #[error(transparent)]
+    Postgres(#[from] outbox_postgres::OpenError),
     /// The host could not start.
     #[error(transparent)]
     Host(#[from] outbox_native::HostError),
@@ -46,21 +55,119 @@ pub enum ServeError {
 /// connections, lets the requests under way finish, winds the flush down
 /// (what was sent is settled, nothing more leased) and closes the store.
 /// Prints `outbox listening on http://ADDR` to standard output once ready.
+///
+/// On a SQLite file the instance is the file's only writer (`exclusive`:
+/// leases a killed predecessor left are taken over at once). On
+/// PostgreSQL it is one of a fleet on one queue: its leases are fenced
+/// (re-read before each send), a dead instance's run out after `leaseMs`,
+/// a `LISTEN` wakes it when another instance enqueues (polling every
+/// second while it cannot listen), and it prunes what its retention
+/// keeps ([`outbox_postgres::maintain`]) once a minute, taking turns with
+/// the others.
 pub async fn serve(
     settings: Settings,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let StoreUrl::Sqlite(path) = &settings.store;
-    let store = SqliteStore::open(path)?;
-    let host = Host::start(
-        HostOptions {
-            config: settings.config.clone(),
-            credentials: settings.credentials.clone(),
-            exclusive: true,
-            seed: outbox_native::clock::random_seed(),
-        },
-        store.clone(),
-    )?;
+    let options = |exclusive| HostOptions {
+        config: settings.config.clone(),
+        credentials: settings.credentials.clone(),
+        exclusive,
+        seed: outbox_native::clock::random_seed(),
+    };
+    match &settings.store {
+        StoreUrl::Sqlite(path) => {
+            let store = SqliteStore::open(path)?;
+            let host = Host::start(options(true), store.clone())?;
+            let store_metrics: server::StoreMetrics = Arc::new(move || {
+                let counters = store.counters();
+                vec![
+                    (
+                        "outbox_store_transactions_total",
+                        "Store transactions committed.",
+                        counters.transactions,
+                    ),
+                    (
+                        "outbox_store_commits_total",
+                        "SQLite commits; transactions per commit is what group commit saves.",
+                        counters.commits,
+                    ),
+                    (
+                        "outbox_store_syncs_total",
+                        "SQLite commits made with synchronous=FULL (one sync each): those that held an enqueue.",
+                        counters.syncs,
+                    ),
+                ]
+            });
+            let shown = path.display().to_string();
+            run(&settings, host, store_metrics, &shown, stop, async {}).await
+        }
+        StoreUrl::Postgres(pg) => {
+            let store = PostgresStore::open(PgOptions {
+                schema: pg.schema.clone(),
+                retention_ms: pg.retention_ms,
+                ..PgOptions::new(&pg.url)
+            })
+            .await?;
+            let host = Host::start(options(false), store.clone())?;
+            let stopped = Arc::new(AtomicBool::new(false));
+            let waker = {
+                let (host, stopped) = (host.clone(), stopped.clone());
+                tokio::spawn(outbox_postgres::waker::run(
+                    store.clone(),
+                    move || host.kick(),
+                    Duration::from_secs(1),
+                    move || stopped.load(Ordering::Relaxed),
+                ))
+            };
+            let maintenance = {
+                let stopped = stopped.clone();
+                tokio::spawn(outbox_postgres::maintain::run(
+                    store.clone(),
+                    Duration::from_secs(60),
+                    move || stopped.load(Ordering::Relaxed),
+                ))
+            };
+            let counted = store.clone();
+            let store_metrics: server::StoreMetrics = Arc::new(move || {
+                let c = counted.counts();
+                vec![
+                    (
+                        "outbox_store_transactions_total",
+                        "Store transactions committed by this instance.",
+                        c.commits.load(Ordering::Relaxed),
+                    ),
+                    (
+                        "outbox_store_failures_total",
+                        "Store transactions of this instance that failed and rolled back.",
+                        c.failures.load(Ordering::Relaxed),
+                    ),
+                    (
+                        "outbox_store_fenced_writes_total",
+                        "Writes this instance made under a lease that had passed to another instance, refused.",
+                        c.fenced.load(Ordering::Relaxed),
+                    ),
+                ]
+            });
+            let shown = format!("{} (schema {})", pg.shown(), pg.schema);
+            let after = async move {
+                stopped.store(true, Ordering::Relaxed);
+                waker.abort();
+                maintenance.abort();
+            };
+            run(&settings, host, store_metrics, &shown, stop, after).await
+        }
+    }
+}
+
+/// Serves `host` until `stop`, then shuts it down and runs `after`.
+async fn run<S: server::Served>(
+    settings: &Settings,
+    host: Host<S>,
+    store_metrics: server::StoreMetrics,
+    shown: &str,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    after: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -71,7 +178,7 @@ pub async fn serve(
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let app = server::App {
         host: host.clone(),
-        store,
+        store_metrics,
         upstream: Arc::from(settings.upstream.as_str()),
         api_key: settings.api_key.clone().map(Arc::new),
         stopping,
@@ -80,8 +187,7 @@ pub async fn serve(
     let router = server::router(app, body_limit);
     println!("outbox listening on http://{addr}");
     eprintln!(
-        "outbox: store {}, upstream {}, tokens {}",
-        path.display(),
+        "outbox: store {shown}, upstream {}, tokens {}",
         settings.upstream,
         if settings.credentials.is_some() {
             "client credentials"
@@ -98,6 +204,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     host.shutdown().await;
+    after.await;
     eprintln!("outbox: stopped");
     Ok(())
 }

@@ -18,7 +18,8 @@ enum Command {
     /// Requests on Outbox's routes (agent sends, agentless, Open Messaging
     /// inbound, and any in the configuration's `routes`) go to Genesys
     /// live while it answers, its answer returned as is; when it does not
-    /// (outage, 429, 5xx, 401), they are kept in the SQLite store and
+    /// (outage, 429, 5xx, 401), they are kept in the store (a SQLite file,
+    /// or PostgreSQL shared by any number of instances) and
     /// answered `202 {"queued":true,"id",…}`, then delivered in order per
     /// conversation, paced and retried. Everything else is proxied as is.
     /// The API door is under /outbox/v1 (messages, dead letters, stats,

@@ -34,9 +34,9 @@ use futures_util::stream::Stream;
 use outbox_core::entry::EntryId;
 use outbox_core::queue::CancelResult;
 use outbox_core::request::IncomingRequest;
+use outbox_driver::store::Store;
 use outbox_native::tokens::Secret;
 use outbox_native::{Answer, Host, HostError};
-use outbox_sqlite::SqliteStore;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -44,13 +44,16 @@ use tokio::sync::watch;
 /// The header an API key travels in.
 pub const KEY_HEADER: &str = "x-outbox-key";
 
-/// What the handlers share.
-#[derive(Clone)]
-pub struct App {
+/// The store's own counters for `/metrics`: `(name, help, value)`.
+pub type StoreMetrics = Arc<dyn Fn() -> Vec<(&'static str, &'static str, u64)> + Send + Sync>;
+
+/// What the handlers share, over the host's store `S` (SQLite, or
+/// PostgreSQL shared by several instances).
+pub struct App<S: Store> {
     /// The host.
-    pub host: Host<SqliteStore>,
-    /// The store (for its counters in `/metrics`).
-    pub store: SqliteStore,
+    pub host: Host<S>,
+    /// The store's own counters, for `/metrics`.
+    pub store_metrics: StoreMetrics,
     /// The API origin.
     pub upstream: Arc<str>,
     /// The key callers must send, if any.
@@ -59,20 +62,43 @@ pub struct App {
     pub stopping: watch::Receiver<bool>,
 }
 
+impl<S: Store> Clone for App<S> {
+    fn clone(&self) -> Self {
+        Self {
+            host: self.host.clone(),
+            store_metrics: self.store_metrics.clone(),
+            upstream: self.upstream.clone(),
+            api_key: self.api_key.clone(),
+            stopping: self.stopping.clone(),
+        }
+    }
+}
+
+/// What a store must be to serve: the host's bound, shareable.
+pub trait Served: Store + Send + 'static {}
+
+impl<S: Store + Send + 'static> Served for S {}
+
 /// The routes (see the [module](self)).
-pub fn router(app: App, body_limit: usize) -> Router {
+pub fn router<S: Served>(app: App<S>, body_limit: usize) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/outbox/v1/messages", post(submit).get(queued))
-        .route("/outbox/v1/messages/{id}", get(entry).delete(cancel))
-        .route("/outbox/v1/dead", get(dead))
-        .route("/outbox/v1/dead/{id}", axum::routing::delete(discard))
-        .route("/outbox/v1/dead/{id}/retry", post(revive))
-        .route("/outbox/v1/stats", get(stats))
-        .route("/outbox/v1/events", get(events))
-        .fallback(pass_through)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), check_key))
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .route("/outbox/v1/messages", post(submit::<S>).get(queued::<S>))
+        .route(
+            "/outbox/v1/messages/{id}",
+            get(entry::<S>).delete(cancel::<S>),
+        )
+        .route("/outbox/v1/dead", get(dead::<S>))
+        .route("/outbox/v1/dead/{id}", axum::routing::delete(discard::<S>))
+        .route("/outbox/v1/dead/{id}/retry", post(revive::<S>))
+        .route("/outbox/v1/stats", get(stats::<S>))
+        .route("/outbox/v1/events", get(events::<S>))
+        .fallback(pass_through::<S>)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            check_key::<S>,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(app)
 }
@@ -108,8 +134,8 @@ fn answer(a: Answer) -> Response {
 }
 
 /// The API key check: constant-time over the key's bytes.
-async fn check_key(
-    State(app): State<App>,
+async fn check_key<S: Served>(
+    State(app): State<App<S>>,
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -142,32 +168,15 @@ async fn check_key(
     }
 }
 
-async fn healthz(State(app): State<App>) -> Response {
+async fn healthz<S: Served>(State(app): State<App<S>>) -> Response {
     match app.host.stats().await {
         Ok(stats) => json_answer(200, json!({"ok": true, "queued": stats.queued()})),
         Err(e) => json_answer(503, json!({"ok": false, "message": e.to_string()})),
     }
 }
 
-async fn metrics(State(app): State<App>) -> Response {
-    let counters = app.store.counters();
-    let extra = [
-        (
-            "outbox_store_transactions_total",
-            "Store transactions committed.",
-            counters.transactions,
-        ),
-        (
-            "outbox_store_commits_total",
-            "SQLite commits; transactions per commit is what group commit saves.",
-            counters.commits,
-        ),
-        (
-            "outbox_store_syncs_total",
-            "SQLite commits made with synchronous=FULL (one sync each): those that held an enqueue.",
-            counters.syncs,
-        ),
-    ];
+async fn metrics<S: Served>(State(app): State<App<S>>) -> Response {
+    let extra = (app.store_metrics)();
     match app.host.metrics_text(&extra).await {
         Ok(text) => ([("content-type", "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => host_error(e),
@@ -186,7 +195,7 @@ struct Submit {
     body: Value,
 }
 
-async fn submit(State(app): State<App>, body: Bytes) -> Response {
+async fn submit<S: Served>(State(app): State<App<S>>, body: Bytes) -> Response {
     let submit: Submit = match serde_json::from_slice(&body) {
         Ok(s) => s,
         Err(e) => {
@@ -240,22 +249,22 @@ fn parse_id(id: &str) -> Result<EntryId, Box<Response>> {
         .map_err(|e| Box::new(error(400, "bad-id", &e.to_string())))
 }
 
-async fn queued(State(app): State<App>, Query(q): Query<Limit>) -> Response {
+async fn queued<S: Served>(State(app): State<App<S>>, Query(q): Query<Limit>) -> Response {
     list(&app, false, q.limit).await
 }
 
-async fn dead(State(app): State<App>, Query(q): Query<Limit>) -> Response {
+async fn dead<S: Served>(State(app): State<App<S>>, Query(q): Query<Limit>) -> Response {
     list(&app, true, q.limit).await
 }
 
-async fn list(app: &App, dead: bool, limit: Option<usize>) -> Response {
+async fn list<S: Served>(app: &App<S>, dead: bool, limit: Option<usize>) -> Response {
     match app.host.list(dead, limit.unwrap_or(100).min(10_000)).await {
         Ok(entries) => json_answer(200, Value::Array(entries)),
         Err(e) => host_error(e),
     }
 }
 
-async fn entry(State(app): State<App>, Path(id): Path<String>) -> Response {
+async fn entry<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -271,7 +280,7 @@ async fn entry(State(app): State<App>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
+async fn cancel<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -286,7 +295,7 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn revive(State(app): State<App>, Path(id): Path<String>) -> Response {
+async fn revive<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -302,7 +311,7 @@ async fn revive(State(app): State<App>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn discard(State(app): State<App>, Path(id): Path<String>) -> Response {
+async fn discard<S: Served>(State(app): State<App<S>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -314,14 +323,16 @@ async fn discard(State(app): State<App>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn stats(State(app): State<App>) -> Response {
+async fn stats<S: Served>(State(app): State<App<S>>) -> Response {
     match app.host.stats().await {
         Ok(s) => json_answer(200, outbox_native::view::stats(&s)),
         Err(e) => host_error(e),
     }
 }
 
-async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+async fn events<S: Served>(
+    State(app): State<App<S>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = app.host.events();
     let stopping = app.stopping.clone();
     let stream =
@@ -361,8 +372,8 @@ async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<SseEven
 }
 
 /// The pass-through door: the request, on the upstream origin.
-async fn pass_through(
-    State(app): State<App>,
+async fn pass_through<S: Served>(
+    State(app): State<App<S>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

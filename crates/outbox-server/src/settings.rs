@@ -49,9 +49,20 @@ pub struct ServeArgs {
     #[arg(long, env = "OUTBOX_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// The store: a SQLite file (`PATH` or `sqlite:PATH`) [default:
-    /// outbox.db]. One process per file.
-    #[arg(long, env = "OUTBOX_STORE", value_name = "PATH")]
+    /// outbox.db], one process per file; or a PostgreSQL database
+    /// (`postgres://user@host:port/db`, the password in the URL or
+    /// PGPASSWORD), one queue for any number of instances.
+    #[arg(long, env = "OUTBOX_STORE", value_name = "PATH|URL")]
     pub store: Option<String>,
+    /// With a PostgreSQL store: the schema the outbox's tables live in
+    /// [default: outbox]. Instances on one schema share one queue.
+    #[arg(long, env = "OUTBOX_PG_SCHEMA", value_name = "NAME")]
+    pub pg_schema: Option<String>,
+    /// With a PostgreSQL store: how long a record of each delivered or
+    /// cancelled entry is kept (no body), in seconds [default: 86400; 0
+    /// keeps none].
+    #[arg(long, env = "OUTBOX_DONE_RETENTION", value_name = "SECONDS")]
+    pub done_retention: Option<u64>,
     /// The Genesys Cloud API origin requests go to (overrides `apiBase`).
     #[arg(long, env = "OUTBOX_API_BASE", value_name = "URL")]
     pub api_base: Option<String>,
@@ -81,6 +92,45 @@ pub struct ServeArgs {
 pub enum StoreUrl {
     /// A SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database, shared by any number of instances.
+    Postgres(PgStore),
+}
+
+/// A PostgreSQL store's settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgStore {
+    /// The URL (it may hold a password: never shown, see
+    /// [`PgStore::shown`]).
+    pub url: String,
+    /// The schema.
+    pub schema: String,
+    /// How long a record of a completed entry is kept, in ms.
+    pub retention_ms: u64,
+}
+
+impl PgStore {
+    /// The URL without its password, for logs.
+    pub fn shown(&self) -> String {
+        let url = &self.url;
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let user = &url[scheme + 3..at];
+                let user = user.split(':').next().unwrap_or("");
+                format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+            }
+            _ => url.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &self.shown())
+            .field("schema", &self.schema)
+            .field("retention_ms", &self.retention_ms)
+            .finish()
+    }
 }
 
 /// Everything `outbox serve` runs with.
@@ -133,7 +183,7 @@ pub enum SettingsError {
     NoUpstream,
     /// An unsupported store.
     #[error(
-        "store `{0}`: only SQLite files are supported (PATH or sqlite:PATH); PostgreSQL is not built yet"
+        "store `{0}`: give a SQLite file (PATH or sqlite:PATH) or a PostgreSQL URL (postgres://…)"
     )]
     Store(String),
     /// A client id without a secret, or the reverse.
@@ -230,6 +280,26 @@ impl Settings {
             None => StoreUrl::Sqlite(PathBuf::from("outbox.db")),
             Some(s) => store_url(&s)?,
         };
+        let store = match store {
+            StoreUrl::Postgres(mut pg) => {
+                if let Some(schema) = args.pg_schema.clone().or(serve_str("pgSchema")?) {
+                    pg.schema = schema;
+                }
+                let retention = match (args.done_retention, serve.get("doneRetentionSeconds")) {
+                    (Some(s), _) => Some(s),
+                    (None, Some(v)) => Some(
+                        v.as_u64()
+                            .ok_or(SettingsError::ServeField("doneRetentionSeconds"))?,
+                    ),
+                    (None, None) => None,
+                };
+                if let Some(secs) = retention {
+                    pg.retention_ms = secs.saturating_mul(1000);
+                }
+                StoreUrl::Postgres(pg)
+            }
+            sqlite => sqlite,
+        };
         let read_secret = |what: &'static str, path: PathBuf| {
             std::fs::read_to_string(&path)
                 .map(Secret::new)
@@ -293,6 +363,13 @@ fn store_url(s: &str) -> Result<StoreUrl, SettingsError> {
         return Ok(StoreUrl::Sqlite(PathBuf::from(
             path.trim_start_matches("//"),
         )));
+    }
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        return Ok(StoreUrl::Postgres(PgStore {
+            url: s.to_owned(),
+            schema: "outbox".into(),
+            retention_ms: 24 * 3_600_000,
+        }));
     }
     if s.contains("://") {
         return Err(SettingsError::Store(s.to_owned()));
@@ -403,11 +480,25 @@ mod tests {
             Err(SettingsError::HalfCredentials)
         ));
         args.client_id = None;
-        args.store = Some("postgres://db".into());
+        args.store = Some("mysql://db".into());
         assert!(matches!(
             Settings::read(&args, &no_env),
             Err(SettingsError::Store(_))
         ));
+        args.store = Some("postgres://app:hunter2@db:5432/outbox".into());
+        args.pg_schema = Some("fleet".into());
+        args.done_retention = Some(60);
+        let StoreUrl::Postgres(pg) = Settings::read(&args, &no_env).unwrap().store else {
+            panic!("a PostgreSQL store");
+        };
+        assert_eq!((pg.schema.as_str(), pg.retention_ms), ("fleet", 60_000));
+        assert_eq!(pg.shown(), "postgres://app@db:5432/outbox");
+        assert!(
+            !format!("{pg:?}").contains("hunter2"),
+            "the password is never shown"
+        );
+        args.pg_schema = None;
+        args.done_retention = None;
         args.store = Some("sqlite:///tmp/x.db".into());
         assert_eq!(
             Settings::read(&args, &no_env).unwrap().store,

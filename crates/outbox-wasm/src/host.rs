@@ -873,6 +873,7 @@ impl Module {
                         body: &live.body,
                         timeout_ms: live.timeout_ms,
                         unknown_outcome: false,
+                        leave_by: None,
                     };
                     write_requests(out, core::slice::from_ref(&request));
                     running.open = Open::Live;
