@@ -213,7 +213,8 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
   "exports": {{
     ".": {{ "types": "./outbox_page.d.ts", "default": "./outbox_page.js" }},
     "./outbox-core.js": "./outbox-core.js",
-    "./worker": {{ "types": "./worker/outbox-worker.d.ts", "default": "./worker/outbox-worker.js" }},
+    "./outbox-core.wasm": {{ "types": "./outbox-core.wasm.d.ts", "default": "./outbox-core.wasm" }},
+    "./worker": {{ "types": "./worker.d.ts", "default": "./worker.js" }},
     "./worker/*": "./worker/*",
     "./package.json": "./package.json"
   }},
@@ -223,6 +224,10 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
     "outbox_page.d.ts",
     "types.d.ts",
     "outbox-core.js",
+    "outbox-core.wasm",
+    "outbox-core.wasm.d.ts",
+    "worker.js",
+    "worker.d.ts",
     "worker/",
     "bin.js",
     "LICENSE-MIT",
@@ -252,11 +257,26 @@ const PACKAGE_FILES: &[(&str, &str)] = &[
     ("outbox_page.d.ts", "outbox_page.d.ts"),
     ("types.d.ts", "types.d.ts"),
     ("outbox-core.js", "outbox-core.js"),
+    ("outbox-core.wasm", "outbox-core.wasm"),
+    ("outbox-worker.mjs", "worker.js"),
+    ("outbox-worker.d.ts", "worker.d.ts"),
     ("sw.js", "worker/sw.js"),
     ("outbox-worker.js", "worker/outbox-worker.js"),
     ("outbox-worker.d.ts", "worker/outbox-worker.d.ts"),
     ("types.d.ts", "worker/types.d.ts"),
 ];
+
+/// The declaration of `outbox-genesys/outbox-core.wasm`.
+pub const WASM_DECLARATION: &str = "\
+/**
+ * The core as a bare wasm module, imported through a bundler that makes a
+ * `.wasm` import the URL of a file it emits (esbuild `--loader:.wasm=file`,
+ * webpack `type: 'asset/resource'`; with Vite import `…/outbox-core.wasm?url`).
+ * Load it with `init({ module_or_path: url })` before `Outbox.open`.
+ */
+declare const url: string;
+export default url;
+";
 
 /// Stages the npm package from the bundle in `dist`, checks it (types,
 /// publint) and packs it.
@@ -283,6 +303,11 @@ pub fn package(dist: &Path) -> Result<Package, String> {
     ] {
         copy(&root.join(from), &dir.join(to))?;
     }
+    // `import coreUrl from 'outbox-genesys/outbox-core.wasm'` under a
+    // bundler that turns it into the URL of a file it emits (esbuild's
+    // `--loader:.wasm=file`, webpack's `asset/resource`).
+    std::fs::write(dir.join("outbox-core.wasm.d.ts"), WASM_DECLARATION)
+        .map_err(|e| e.to_string())?;
     // The worker files are classic scripts, not ES modules.
     std::fs::write(
         dir.join("worker/package.json"),
