@@ -198,3 +198,198 @@ async fn esbuild_example_with_outboxs_worker() {
     browser.close().await;
     stack.stop().await;
 }
+
+/// An app bundled as an `iife` (no `import.meta.url`): `Outbox.open`
+/// throws an error that names the way out, `init({ module_or_path })`, and
+/// after it works. Bundled here with the esbuild example's own esbuild and
+/// installed package, loaded into a fresh browser (no worker: the page
+/// must load the core itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+async fn an_iife_bundle_is_told_to_call_init() {
+    let app = root().join("target/examples/esbuild");
+    let entry = app.join("iife-check.ts");
+    std::fs::write(
+        &entry,
+        "import init, { Outbox } from 'outbox-genesys';\n\
+         Object.assign(window, { iife: {\n\
+           open: () => Outbox.open().then((o) => { o.close(); return 'opened'; }, (e: Error) => e.message),\n\
+           init: (url: string) => init({ module_or_path: url }),\n\
+         } });\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new(app.join("node_modules/.bin/esbuild"))
+        .current_dir(&app)
+        .args([
+            "iife-check.ts",
+            "--bundle",
+            "--format=iife",
+            "--target=es2022",
+            "--outfile=dist/iife-check.js",
+        ])
+        .status()
+        .expect("the esbuild example's esbuild runs");
+    assert!(status.success(), "esbuild --format=iife failed");
+    std::fs::write(
+        app.join("dist/iife-check.html"),
+        "<!doctype html><meta charset=utf-8><title>iife</title><script src=\"/iife-check.js\"></script>\n",
+    )
+    .unwrap();
+    let stack = serve("esbuild").await;
+    let browser = stack.browser().await.unwrap();
+    let page = browser
+        .new_page(&format!("{}/iife-check.html", stack.demo.url()))
+        .await
+        .unwrap();
+    page.wait_for("!!window.iife", WAIT).await.unwrap();
+    let refused: String = page.eval("iife.open()").await.unwrap();
+    assert!(
+        refused.contains("import.meta.url") && refused.contains("init({ module_or_path"),
+        "{refused}"
+    );
+    let opened: String = page
+        .eval("iife.init('/outbox-core.js').then(() => iife.open())")
+        .await
+        .unwrap();
+    assert_eq!(opened, "opened");
+    browser.close().await;
+    stack.stop().await;
+}
+
+/// `copy-worker` (the installed package's bin, as `npx outbox-genesys`
+/// runs it) never overwrites a file it did not write: not the app's own
+/// `sw.js`, and nothing else either when it stops; `--no-sw` leaves `sw.js`
+/// out, a second run replaces its own files, `--force` overwrites.
+#[test]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+fn copy_worker_never_overwrites_a_file_it_did_not_write() {
+    let bin = root().join("target/examples/vite/node_modules/.bin/outbox-genesys");
+    let dir = std::env::temp_dir().join(format!("outbox-copy-worker-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let own = "// the app's own worker\nself.addEventListener('fetch', () => {});\n";
+    std::fs::write(dir.join("sw.js"), own).unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(&bin)
+            .arg("copy-worker")
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .expect("the bin runs")
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let marked = |name: &str| read(name).starts_with("// Written by outbox-genesys copy-worker");
+
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("sw.js") && said.contains("--no-sw") && said.contains("--force"), "{said}");
+    assert_eq!(read("sw.js"), own);
+    assert!(!dir.join("outbox-worker.js").exists(), "all or nothing");
+
+    let copied = run(&["--no-sw"]);
+    assert!(copied.status.success(), "{copied:?}");
+    assert_eq!(read("sw.js"), own);
+    assert!(marked("outbox-worker.js") && marked("outbox-core.js"));
+    // Its own files it replaces (an upgrade).
+    assert!(run(&["--no-sw"]).status.success());
+    // A file of the app's under one of its names is the app's.
+    std::fs::write(dir.join("outbox-core.js"), "mine").unwrap();
+    assert_eq!(run(&["--no-sw"]).status.code(), Some(1));
+    assert_eq!(read("outbox-core.js"), "mine");
+
+    let forced = run(&["--force"]);
+    assert!(forced.status.success(), "{forced:?}");
+    assert!(marked("sw.js") && marked("outbox-core.js"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The update flow (`registerServiceWorker` with `skipWaiting: false` and
+/// `onLifecycle`, as the esbuild example registers Outbox's worker): a
+/// first install reports `installed`, `activated`, `controlling`; a new
+/// version of `sw.js` waits (`waiting`) while the old worker keeps serving
+/// (and delivers), until the app calls `skipWaiting()` (the example's update
+/// button); then it controls the page (`controlling`, an update), keeps and
+/// delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+async fn esbuild_example_updates_its_worker_when_the_app_says() {
+    let stack = serve("esbuild").await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack).await;
+    let steps = "app.lifecycle.map((e) => e.type + (e.isUpdate ? ' (update)' : ''))";
+    page.wait_for("app.lifecycle.some((e) => e.type === 'controlling')", WAIT)
+        .await
+        .unwrap();
+    // `controlling` and `activated` come in either order (a worker that
+    // claims its pages does it while it activates).
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let first: Vec<String> = page.eval(steps).await.unwrap();
+    assert_eq!(first[0], "installed", "{first:?}");
+    assert_eq!(sorted(first.clone()), ["activated", "controlling", "installed"], "{first:?}");
+
+    // A new version of the worker script.
+    let sw = root().join("target/examples/esbuild/dist/sw.js");
+    let original = std::fs::read_to_string(&sw).unwrap();
+    std::fs::write(&sw, format!("{original}\n// a new version\n")).unwrap();
+    page.eval::<Value>("app.registration.update().then(() => null)")
+        .await
+        .unwrap();
+    let waited = page
+        .wait_for("app.lifecycle.some((e) => e.type === 'waiting' && e.isUpdate)", WAIT)
+        .await;
+    std::fs::write(&sw, &original).unwrap();
+    waited.unwrap();
+    // It waits: the old worker still controls the page, and still serves.
+    let old_in_charge: bool = page
+        .eval("!!app.registration.waiting && navigator.serviceWorker.controller === app.registration.active")
+        .await
+        .unwrap();
+    assert!(old_in_charge);
+    assert!(!page.eval::<bool>("document.getElementById('update').hidden").await.unwrap());
+    stack.set_outage(true);
+    let kept = post(&page, "conv-update", "m0").await;
+    assert_eq!(kept["status"], 202, "{kept}");
+    // The old worker delivers it. (A worker busy flushing into an outage,
+    // in a Background Sync event, is not replaced until it is idle:
+    // Chromium lets it finish its events first, up to minutes.)
+    recover_and_drain(&page, &browser, &stack).await;
+    assert_eq!(texts(&stack, "conv-update"), ["m0"]);
+
+    // The app's choice: take the update now.
+    page.eval::<Value>("document.getElementById('update').click(), null")
+        .await
+        .unwrap();
+    if let Err(e) = page
+        .wait_for(
+            "['controlling', 'activated'].every((t) => app.lifecycle.some((e) => e.type === t && e.isUpdate)) \
+             && app.lifecycle.some((e) => e.type === 'redundant')",
+            WAIT,
+        )
+        .await
+    {
+        let seen: Vec<String> = page.eval(steps).await.unwrap_or_default();
+        let console = browser.console().await.join("\n");
+        panic!("{e}: {seen:?}\nconsole:\n{console}");
+    }
+    // The old worker is `redundant` once the new one is in charge.
+    let all: Vec<String> = page.eval(steps).await.unwrap();
+    assert_eq!(all.len(), 8, "{all:?}");
+    assert_eq!(all[..3], first[..], "{all:?}");
+    assert_eq!(all[3..5], ["installed (update)", "waiting (update)"], "{all:?}");
+    assert_eq!(
+        sorted(all[5..].to_vec()),
+        ["activated (update)", "controlling (update)", "redundant"],
+        "{all:?}"
+    );
+    stack.set_outage(true);
+    let kept = post(&page, "conv-update", "m1").await;
+    assert_eq!(kept["status"], 202, "the new worker keeps it too: {kept}");
+    recover_and_drain(&page, &browser, &stack).await;
+    assert_eq!(texts(&stack, "conv-update"), ["m0", "m1"]);
+    browser.close().await;
+    stack.stop().await;
+}
