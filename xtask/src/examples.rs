@@ -67,10 +67,16 @@ pub fn snippets(text: &str) -> Result<Vec<Snippet>, String> {
         };
         let kind = rest.split_whitespace().next().unwrap_or_default();
         if kind != "page" && kind != "worker" {
-            return Err(format!("line {}: `check: tsc {kind}`: page or worker", i + 1));
+            return Err(format!(
+                "line {}: `check: tsc {kind}`: page or worker",
+                i + 1
+            ));
         }
         if lines.get(i + 1).map(|l| l.trim()) != Some("```ts") {
-            return Err(format!("line {}: the marker is not followed by a ```ts block", i + 1));
+            return Err(format!(
+                "line {}: the marker is not followed by a ```ts block",
+                i + 1
+            ));
         }
         let start = i + 2;
         let end = (start..lines.len())
@@ -102,8 +108,11 @@ pub fn check_readme_snippets(package: &Package) -> Result<(), String> {
         "package.json",
         "{ \"name\": \"readme-snippets\", \"private\": true, \"type\": \"module\" }\n",
     )?;
-    std::fs::copy(root.join("web/host/check/readme.d.ts"), dir.join("readme.d.ts"))
-        .map_err(|e| format!("web/host/check/readme.d.ts: {e}"))?;
+    std::fs::copy(
+        root.join("web/host/check/readme.d.ts"),
+        dir.join("readme.d.ts"),
+    )
+    .map_err(|e| format!("web/host/check/readme.d.ts: {e}"))?;
     tools::run(
         Command::new("npm")
             .current_dir(&dir)
@@ -112,8 +121,8 @@ pub fn check_readme_snippets(package: &Package) -> Result<(), String> {
     )?;
     let mut files: Vec<(String, String)> = Vec::new();
     for readme in READMES {
-        let text = std::fs::read_to_string(root.join(readme))
-            .map_err(|e| format!("{readme}: {e}"))?;
+        let text =
+            std::fs::read_to_string(root.join(readme)).map_err(|e| format!("{readme}: {e}"))?;
         for snippet in snippets(&text).map_err(|e| format!("{readme}: {e}"))? {
             let name = format!(
                 "{}-{}.ts",
@@ -127,11 +136,18 @@ pub fn check_readme_snippets(package: &Package) -> Result<(), String> {
         }
     }
     for (kind, lib) in [("page", "ES2022,DOM"), ("worker", "ES2022,WebWorker")] {
-        let these: Vec<&String> = files.iter().filter(|(k, _)| k == kind).map(|(_, f)| f).collect();
+        let these: Vec<&String> = files
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, f)| f)
+            .collect();
         if these.is_empty() {
             continue;
         }
-        eprintln!("xtask: tsc --strict on {} README snippet(s) ({kind})", these.len());
+        eprintln!(
+            "xtask: tsc --strict on {} README snippet(s) ({kind})",
+            these.len()
+        );
         tools::run(
             Command::new(package::npm_bin("tsc"))
                 .current_dir(&dir)
@@ -211,7 +227,8 @@ mod tests {
             if dir == *root {
                 Some("/".to_owned())
             } else {
-                dir.strip_prefix(&format!("{root}/")).map(|rest| format!("/{rest}/"))
+                dir.strip_prefix(&format!("{root}/"))
+                    .map(|rest| format!("/{rest}/"))
             }
         })
     }
@@ -234,12 +251,20 @@ mod tests {
             .filter_map(|(at, m)| text[at + m.len()..].split_whitespace().next())
             .filter_map(served_at)
             .collect();
-        let loaded: Vec<&str> = ["importScripts('", "registerServiceWorker('", "module_or_path: '", "base: '"]
-            .iter()
-            .flat_map(|call| urls(text, call))
-            .filter(|url| url.starts_with('/') && !url.contains('$'))
-            .collect();
-        assert!(!loaded.is_empty(), "{what} loads nothing copy-worker copies");
+        let loaded: Vec<&str> = [
+            "importScripts('",
+            "registerServiceWorker('",
+            "module_or_path: '",
+            "base: '",
+        ]
+        .iter()
+        .flat_map(|call| urls(text, call))
+        .filter(|url| url.starts_with('/') && !url.contains('$'))
+        .collect();
+        assert!(
+            !loaded.is_empty(),
+            "{what} loads nothing copy-worker copies"
+        );
         for url in loaded {
             let folder = &url[..=url.rfind('/').unwrap_or(0)];
             assert!(
@@ -254,9 +279,7 @@ mod tests {
         let root = tools::root();
         for readme in READMES {
             let text = std::fs::read_to_string(root.join(readme)).unwrap_or_default();
-            let section = text
-                .find("copy-worker")
-                .map_or("", |at| &text[at..]);
+            let section = text.find("copy-worker").map_or("", |at| &text[at..]);
             paths_agree(readme, section);
         }
         for (example, files) in [
@@ -266,7 +289,10 @@ mod tests {
         ] {
             let text: String = files
                 .iter()
-                .map(|f| std::fs::read_to_string(root.join("examples").join(example).join(f)).unwrap_or_default())
+                .map(|f| {
+                    std::fs::read_to_string(root.join("examples").join(example).join(f))
+                        .unwrap_or_default()
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             paths_agree(&format!("examples/{example}"), &text);
@@ -275,9 +301,13 @@ mod tests {
 
     #[test]
     fn paths_that_disagree_are_found() {
-        let text = "npx outbox-genesys copy-worker public/\nimportScripts('/outbox/outbox-worker.js');";
+        let text =
+            "npx outbox-genesys copy-worker public/\nimportScripts('/outbox/outbox-worker.js');";
         assert!(std::panic::catch_unwind(|| paths_agree("t", text)).is_err());
-        paths_agree("t", "copy-worker public/outbox --no-sw\nimportScripts('/outbox/outbox-worker.js');");
+        paths_agree(
+            "t",
+            "copy-worker public/outbox --no-sw\nimportScripts('/outbox/outbox-worker.js');",
+        );
     }
 
     #[test]

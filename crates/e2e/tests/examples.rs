@@ -283,7 +283,10 @@ fn copy_worker_never_overwrites_a_file_it_did_not_write() {
     let refused = run(&[]);
     assert_eq!(refused.status.code(), Some(1), "{refused:?}");
     let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("sw.js") && said.contains("--no-sw") && said.contains("--force"), "{said}");
+    assert!(
+        said.contains("sw.js") && said.contains("--no-sw") && said.contains("--force"),
+        "{said}"
+    );
     assert_eq!(read("sw.js"), own);
     assert!(!dir.join("outbox-worker.js").exists(), "all or nothing");
 
@@ -329,7 +332,11 @@ async fn esbuild_example_updates_its_worker_when_the_app_says() {
     };
     let first: Vec<String> = page.eval(steps).await.unwrap();
     assert_eq!(first[0], "installed", "{first:?}");
-    assert_eq!(sorted(first.clone()), ["activated", "controlling", "installed"], "{first:?}");
+    assert_eq!(
+        sorted(first.clone()),
+        ["activated", "controlling", "installed"],
+        "{first:?}"
+    );
 
     // A new version of the worker script.
     let sw = root().join("target/examples/esbuild/dist/sw.js");
@@ -339,7 +346,10 @@ async fn esbuild_example_updates_its_worker_when_the_app_says() {
         .await
         .unwrap();
     let waited = page
-        .wait_for("app.lifecycle.some((e) => e.type === 'waiting' && e.isUpdate)", WAIT)
+        .wait_for(
+            "app.lifecycle.some((e) => e.type === 'waiting' && e.isUpdate)",
+            WAIT,
+        )
         .await;
     std::fs::write(&sw, &original).unwrap();
     waited.unwrap();
@@ -349,7 +359,12 @@ async fn esbuild_example_updates_its_worker_when_the_app_says() {
         .await
         .unwrap();
     assert!(old_in_charge);
-    assert!(!page.eval::<bool>("document.getElementById('update').hidden").await.unwrap());
+    assert!(
+        !page
+            .eval::<bool>("document.getElementById('update').hidden")
+            .await
+            .unwrap()
+    );
     stack.set_outage(true);
     let kept = post(&page, "conv-update", "m0").await;
     assert_eq!(kept["status"], 202, "{kept}");
@@ -379,7 +394,11 @@ async fn esbuild_example_updates_its_worker_when_the_app_says() {
     let all: Vec<String> = page.eval(steps).await.unwrap();
     assert_eq!(all.len(), 8, "{all:?}");
     assert_eq!(all[..3], first[..], "{all:?}");
-    assert_eq!(all[3..5], ["installed (update)", "waiting (update)"], "{all:?}");
+    assert_eq!(
+        all[3..5],
+        ["installed (update)", "waiting (update)"],
+        "{all:?}"
+    );
     assert_eq!(
         sorted(all[5..].to_vec()),
         ["activated (update)", "controlling (update)", "redundant"],
