@@ -1,7 +1,7 @@
 // A site without a service worker of its own: Outbox's stand-alone worker
-// (sw.js, copied beside the bundle with `outbox-genesys copy-worker dist`,
-// with outbox-core.js, which the page loads from beside main.js when it
-// must decide itself, and the worker from beside itself).
+// (sw.js, written beside the bundle by the outbox-genesys/esbuild plugin in
+// build.mjs, with outbox-core.js, which the page loads from beside main.js
+// when it must decide itself, and the worker from beside itself).
 import { Outbox, type OutboxEvent, type WorkerLifecycleEvent } from 'outbox-genesys';
 
 // Genesys Cloud's API for your region; `?api=` points it at a stand-in (the tests' emulator).

@@ -4,7 +4,8 @@
 //! package's tarball is installed into it (`npm install <tarball>`, with
 //! the example's pinned bundler from the npm registry), `npm ls` must be
 //! clean, then `npm run build` and `tsc --noEmit -p` on its `tsconfig.json`
-//! (and `tsconfig.sw.json`, a worker's, where there is one). The
+//! (and `tsconfig.sw.json`, a worker's, and `tsconfig.node.json`, a build
+//! configuration's, where there is one). The
 //! end-to-end tests in `crates/e2e/tests/examples.rs` drive the result.
 
 use std::path::Path;
@@ -45,7 +46,8 @@ pub const READMES: &[&str] = &["README.md", "web/npm/README.md"];
 /// A README snippet marked for `tsc`.
 #[derive(Debug, PartialEq)]
 pub struct Snippet {
-    /// `page` (lib ES2022 + DOM) or `worker` (lib ES2022 + WebWorker).
+    /// `page` (lib ES2022 + DOM), `worker` (lib ES2022 + WebWorker) or
+    /// `build` (a bundler's configuration, lib ES2022).
     pub kind: String,
     /// The 1-based line of its marker.
     pub line: usize,
@@ -54,7 +56,7 @@ pub struct Snippet {
 }
 
 /// The fenced ```ts blocks of `text` that follow a line
-/// `<!-- check: tsc page -->` (or `tsc worker`); a marker not followed by
+/// `<!-- check: tsc page -->` (or `tsc worker`, `tsc build`); a marker not followed by
 /// such a block is an error (a check silently lost).
 pub fn snippets(text: &str) -> Result<Vec<Snippet>, String> {
     let lines: Vec<&str> = text.lines().collect();
@@ -66,9 +68,9 @@ pub fn snippets(text: &str) -> Result<Vec<Snippet>, String> {
             continue;
         };
         let kind = rest.split_whitespace().next().unwrap_or_default();
-        if kind != "page" && kind != "worker" {
+        if !["page", "worker", "build"].contains(&kind) {
             return Err(format!(
-                "line {}: `check: tsc {kind}`: page or worker",
+                "line {}: `check: tsc {kind}`: page, worker or build",
                 i + 1
             ));
         }
@@ -113,11 +115,13 @@ pub fn check_readme_snippets(package: &Package) -> Result<(), String> {
         dir.join("readme.d.ts"),
     )
     .map_err(|e| format!("web/host/check/readme.d.ts: {e}"))?;
+    // The package, and Node's types for the build configurations.
     tools::run(
         Command::new("npm")
             .current_dir(&dir)
             .args(["install", "--no-audit", "--no-fund"])
-            .arg(&package.tarball),
+            .arg(&package.tarball)
+            .arg(format!("@types/node@{}", package::TYPES_NODE_VERSION)),
     )?;
     let mut files: Vec<(String, String)> = Vec::new();
     for readme in READMES {
@@ -135,11 +139,17 @@ pub fn check_readme_snippets(package: &Package) -> Result<(), String> {
             files.push((snippet.kind, name));
         }
     }
-    for (kind, lib) in [("page", "ES2022,DOM"), ("worker", "ES2022,WebWorker")] {
-        let these: Vec<&String> = files
+    // One project per kind: its libraries, and only the types it names
+    // (Node's for a build configuration, none for pages and workers).
+    for (kind, lib, types) in [
+        ("page", "\"ES2022\", \"DOM\"", ""),
+        ("worker", "\"ES2022\", \"WebWorker\"", ""),
+        ("build", "\"ES2022\"", "\"node\""),
+    ] {
+        let mut these: Vec<String> = files
             .iter()
             .filter(|(k, _)| k == kind)
-            .map(|(_, f)| f)
+            .map(|(_, f)| format!("\"{f}\""))
             .collect();
         if these.is_empty() {
             continue;
@@ -148,23 +158,24 @@ pub fn check_readme_snippets(package: &Package) -> Result<(), String> {
             "xtask: tsc --strict on {} README snippet(s) ({kind})",
             these.len()
         );
+        // The app's names (a build configuration's snippets name none).
+        if kind != "build" {
+            these.push("\"readme.d.ts\"".to_owned());
+        }
+        let project = format!("tsconfig.{kind}.json");
+        write(
+            &project,
+            &format!(
+                "{{\n  \"compilerOptions\": {{ \"noEmit\": true, \"strict\": true, \"target\": \"ES2022\", \
+                 \"module\": \"ESNext\", \"moduleResolution\": \"bundler\", \"lib\": [{lib}], \"types\": [{types}] }},\n  \
+                 \"files\": [{}]\n}}\n",
+                these.join(", ")
+            ),
+        )?;
         tools::run(
             Command::new(package::npm_bin("tsc"))
                 .current_dir(&dir)
-                .args([
-                    "--noEmit",
-                    "--strict",
-                    "--target",
-                    "ES2022",
-                    "--module",
-                    "ESNext",
-                    "--moduleResolution",
-                    "bundler",
-                    "--lib",
-                    lib,
-                    "readme.d.ts",
-                ])
-                .args(these),
+                .args(["-p", &project]),
         )?;
     }
     Ok(())
@@ -188,8 +199,9 @@ pub fn build_examples(package: &Package) -> Result<(), String> {
         tools::run(npm(&["install", "--no-audit", "--no-fund"]).arg(&package.tarball))?;
         tools::run(&mut npm(&["ls", "--depth=0"]))?;
         tools::run(&mut npm(&["run", "build"]))?;
-        // Every TypeScript project of the example (its page, its worker).
-        for project in ["tsconfig.json", "tsconfig.sw.json"] {
+        // Every TypeScript project of the example (its page, its worker,
+        // its build configuration).
+        for project in ["tsconfig.json", "tsconfig.sw.json", "tsconfig.node.json"] {
             if dir.join(project).is_file() {
                 tools::run(
                     Command::new(package::npm_bin("tsc"))
@@ -246,11 +258,20 @@ mod tests {
     /// Every file a README (or an example) loads from where `copy-worker`
     /// put it is where a `copy-worker` line of the same text puts it.
     fn paths_agree(what: &str, text: &str) {
-        let folders: Vec<String> = text
+        let mut folders: Vec<String> = text
             .match_indices("copy-worker ")
             .filter_map(|(at, m)| text[at + m.len()..].split_whitespace().next())
             .filter_map(served_at)
             .collect();
+        // The bundler plugins: `outbox({ path: '/outbox/' })`.
+        folders.extend(urls(text, "outbox({ path: '").into_iter().map(|p| {
+            let p = p.trim_matches('/');
+            if p.is_empty() {
+                "/".to_owned()
+            } else {
+                format!("/{p}/")
+            }
+        }));
         let loaded: Vec<&str> = [
             "importScripts('",
             "registerServiceWorker('",
@@ -283,8 +304,8 @@ mod tests {
             paths_agree(readme, section);
         }
         for (example, files) in [
-            ("vite", &["package.json", "public/sw.js"][..]),
-            ("esbuild", &["package.json", "main.ts"][..]),
+            ("vite", &["vite.config.ts", "public/sw.js"][..]),
+            ("esbuild", &["build.mjs", "main.ts"][..]),
             ("workbox", &["package.json", "sw.ts", "main.ts"][..]),
         ] {
             let text: String = files

@@ -17,6 +17,8 @@ pub const TYPESCRIPT_7_VERSION: &str = "7.0.2";
 pub const PUBLINT_VERSION: &str = "0.3.25";
 /// The bundler and minifier of the TypeScript host (`web/host`).
 pub const ESBUILD_VERSION: &str = "0.28.2";
+/// Node's types, for the bundler plugins (`web/npm/src`, run by Node 20).
+pub const TYPES_NODE_VERSION: &str = "20.19.43";
 
 /// `.tools/npm/node_modules`.
 fn node_modules() -> PathBuf {
@@ -57,6 +59,11 @@ pub fn ensure_npm_tools() -> Result<(), String> {
             "esbuild",
             ESBUILD_VERSION,
             format!("esbuild@{ESBUILD_VERSION}"),
+        ),
+        (
+            "@types/node",
+            TYPES_NODE_VERSION,
+            format!("@types/node@{TYPES_NODE_VERSION}"),
         ),
     ];
     let missing: Vec<String> = wanted
@@ -215,6 +222,8 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
     "./outbox-core.js": "./outbox-core.js",
     "./outbox-core.wasm": {{ "types": "./outbox-core.wasm.d.ts", "default": "./outbox-core.wasm" }},
     "./worker": {{ "types": "./worker.d.ts", "default": "./worker.js" }},
+    "./vite": {{ "types": "./vite.d.ts", "default": "./vite.js" }},
+    "./esbuild": {{ "types": "./esbuild.d.ts", "default": "./esbuild.js" }},
     "./worker/*": "./worker/*",
     "./package.json": "./package.json"
   }},
@@ -229,6 +238,12 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
     "worker.js",
     "worker.d.ts",
     "worker/",
+    "files.js",
+    "files.d.ts",
+    "vite.js",
+    "vite.d.ts",
+    "esbuild.js",
+    "esbuild.d.ts",
     "bin.js",
     "LICENSE-MIT",
     "LICENSE-APACHE",
@@ -303,6 +318,15 @@ pub fn package(dist: &Path) -> Result<Package, String> {
     ] {
         copy(&root.join(from), &dir.join(to))?;
     }
+    // The bundler plugins (`outbox-genesys/vite`, `outbox-genesys/esbuild`)
+    // and what they share, Node code: JavaScript and declarations by tsc
+    // from one source.
+    tools::run(
+        Command::new(npm_bin("tsc"))
+            .current_dir(root.join("web/npm/src"))
+            .args(["-p", "tsconfig.json", "--outDir"])
+            .arg(&dir),
+    )?;
     // `import coreUrl from 'outbox-genesys/outbox-core.wasm'` under a
     // bundler that turns it into the URL of a file it emits (esbuild's
     // `--loader:.wasm=file`, webpack's `asset/resource`).

@@ -158,10 +158,119 @@ async fn own_worker_example(name: &str, lane: &str) {
     stack.stop().await;
 }
 
+/// The manifest a bundler plugin wrote at `manifest` (a URL of the site),
+/// checked in the page: every file it names, fetched, has the revision it
+/// gives (the first 16 hex digits of its SHA-256). Returns the URLs.
+async fn manifest_files(page: &Page<'_>, manifest: &str) -> Vec<String> {
+    let checked: Vec<(String, bool)> = page
+        .eval(&format!(
+            "(async () => {{
+               const m = await (await fetch({})).json();
+               const out = [];
+               for (const f of m.files) {{
+                 const bytes = await (await fetch(f.url, {{ cache: 'no-store' }})).arrayBuffer();
+                 const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+                 const hex = [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
+                 out.push([f.url, f.revision === hex.slice(0, 16)]);
+               }}
+               return out;
+             }})()",
+            json!(manifest)
+        ))
+        .await
+        .unwrap();
+    for (url, ok) in &checked {
+        assert!(
+            ok,
+            "{manifest}: the revision of {url} is not its content's hash"
+        );
+    }
+    checked.into_iter().map(|(url, _)| url).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
 async fn vite_example_with_its_own_worker() {
     own_worker_example("vite", "conv-vite").await;
+}
+
+/// The Vite plugin emitted the files at `/outbox/` with a manifest that
+/// names them with their hashes (the app's own worker is not Outbox's
+/// `sw.js`: left out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+async fn vite_plugin_emits_the_files_and_their_manifest() {
+    let stack = serve("vite").await;
+    let browser = stack.browser().await.unwrap();
+    let page = open(&browser, &stack).await;
+    let files = manifest_files(&page, "/outbox/outbox-manifest.json").await;
+    assert_eq!(
+        files,
+        ["/outbox/outbox-worker.js", "/outbox/outbox-core.js"]
+    );
+    browser.close().await;
+    stack.stop().await;
+}
+
+/// `vite dev` and `vite preview` of the Vite example answer the worker's
+/// files at `/outbox/` with the package's own bytes (not the HTML
+/// fallback), and the manifest.
+#[test]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+fn vite_dev_and_preview_serve_the_workers_files() {
+    let app = root().join("target/examples/vite");
+    let package = app.join("node_modules/outbox-genesys");
+    let worker = std::fs::read(package.join("worker/outbox-worker.js")).unwrap();
+    for (mode, port) in [("dev", 5391u16), ("preview", 5392u16)] {
+        let mut args = vec!["--host", "127.0.0.1", "--strictPort"];
+        if mode == "preview" {
+            args.insert(0, "preview");
+        }
+        let mut server = std::process::Command::new(app.join("node_modules/.bin/vite"))
+            .current_dir(&app)
+            .args(args)
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("vite starts");
+        let base = format!("http://127.0.0.1:{port}");
+        // Until it answers (a condition, polled; bounded).
+        let deadline = std::time::Instant::now() + WAIT;
+        let got = loop {
+            match ureq::get(&format!("{base}/outbox/outbox-worker.js")).call() {
+                Ok(r) => break r,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    let _ = server.kill();
+                    panic!("vite {mode} never answered: {e}");
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        let kind = got
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = got.into_body().read_to_vec().unwrap();
+        let manifest: Value = ureq::get(&format!("{base}/outbox/outbox-manifest.json"))
+            .call()
+            .and_then(|r| r.into_body().read_to_string())
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(Value::Null);
+        let _ = server.kill();
+        let _ = server.wait();
+        assert!(kind.contains("javascript"), "vite {mode}: {kind}");
+        assert!(
+            body == worker,
+            "vite {mode}: /outbox/outbox-worker.js is not the package's"
+        );
+        assert_eq!(
+            manifest["files"][0]["url"], "/outbox/outbox-worker.js",
+            "vite {mode}: {manifest}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,6 +289,9 @@ async fn esbuild_example_with_outboxs_worker() {
     page.wait_for("!!navigator.serviceWorker.controller", WAIT)
         .await
         .unwrap();
+    // The esbuild plugin wrote the files at the root, sw.js with them.
+    let files = manifest_files(&page, "/outbox-manifest.json").await;
+    assert_eq!(files, ["/sw.js", "/outbox-worker.js", "/outbox-core.js"]);
     stack.set_outage(true);
     for i in 0..3 {
         let answer = post(&page, "conv-esbuild", &format!("m{i}")).await;
