@@ -224,6 +224,7 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
     "./worker": {{ "types": "./worker.d.ts", "default": "./worker.js" }},
     "./vite": {{ "types": "./vite.d.ts", "default": "./vite.js" }},
     "./esbuild": {{ "types": "./esbuild.d.ts", "default": "./esbuild.js" }},
+    "./broker": {{ "types": "./broker.d.ts", "default": "./broker.js" }},
     "./worker/*": "./worker/*",
     "./package.json": "./package.json"
   }},
@@ -244,6 +245,8 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
     "vite.d.ts",
     "esbuild.js",
     "esbuild.d.ts",
+    "broker.js",
+    "broker.d.ts",
     "bin.js",
     "LICENSE-MIT",
     "LICENSE-APACHE",

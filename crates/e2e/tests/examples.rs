@@ -524,3 +524,184 @@ async fn esbuild_example_updates_its_worker_when_the_app_says() {
     browser.close().await;
     stack.stop().await;
 }
+
+/// A server process of an example (`vite`, `node server.mjs`), stopped
+/// (by its own handle) when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `GET` of the token broker at `url` with `headers`: (status, body).
+fn get_token(url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut request = agent.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.call().expect("the broker answers");
+    let status = response.status().as_u16();
+    let text = response.into_body().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The broker's rule, as any same-origin token broker must keep it: a
+/// token for the server's own pages, `403` for anything else.
+fn broker_answers_same_origin_only(url: &str, origin: &str, emulator: &str) {
+    let (status, body) = get_token(url, &[("sec-fetch-site", "same-origin")]);
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("a token").to_owned();
+    assert!(body["expires_in"].as_u64().is_some_and(|s| s > 0), "{body}");
+    let (status, _) = get_token(url, &[("origin", origin)]);
+    assert_eq!(status, 200, "a matching Origin (no Sec-Fetch-Site)");
+    for refused in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")][..],
+        &[("origin", "http://evil.example")][..],
+        &[][..],
+    ] {
+        let (status, body) = get_token(url, refused);
+        assert_eq!(status, 403, "{refused:?}: {body}");
+        assert!(body.get("access_token").is_none());
+    }
+    // The token is the emulator's own.
+    let sent = ureq::post(&format!(
+        "{emulator}/api/v2/conversations/messages/conv-broker/communications/c/messages"
+    ))
+    .header("authorization", &format!("Bearer {token}"))
+    .header("content-type", "application/json")
+    .send("{\"textBody\":\"with the broker's token\"}");
+    assert!(sent.is_ok(), "{sent:?}");
+}
+
+/// The Vite example's dev server answers `/token` with the broker
+/// (`outbox-genesys/broker` as dev-server middleware, configured from the
+/// environment), same-origin pages only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+async fn vite_dev_server_hands_tokens_to_same_origin_pages_only() {
+    let emulator = Emulator::start(Config::ephemeral()).await.unwrap();
+    let app = root().join("target/examples/vite");
+    let port = 5393u16;
+    let _server = Server(
+        std::process::Command::new(app.join("node_modules/.bin/vite"))
+            .current_dir(&app)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--strictPort",
+                "--port",
+                &port.to_string(),
+            ])
+            .env("OUTBOX_CLIENT_ID", "demo-client")
+            .env("OUTBOX_CLIENT_SECRET", "demo-secret")
+            .env("OUTBOX_LOGIN_URL", emulator.base_url())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("vite starts"),
+    );
+    let origin = format!("http://127.0.0.1:{port}");
+    let url = format!("{origin}/token");
+    let deadline = std::time::Instant::now() + WAIT;
+    // Until the server answers (a condition, polled; bounded).
+    while ureq::get(&format!("{origin}/outbox/outbox-manifest.json"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vite dev never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let emulator_url = emulator.base_url();
+    tokio::task::spawn_blocking(move || {
+        broker_answers_same_origin_only(&url, &origin, &emulator_url)
+    })
+    .await
+    .unwrap();
+    emulator.shutdown().await;
+}
+
+/// The esbuild example served by plain Node `http` (`node server.mjs`:
+/// its files and the broker at `/token`), driven in the browser: the page's
+/// own fetch and Outbox's worker both get their tokens from the broker, and
+/// both messages are delivered in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `cargo xtask examples` (run by `cargo xtask test`)"]
+async fn esbuild_example_served_by_node_with_its_token_broker() {
+    use std::io::BufRead;
+    let emulator = Emulator::start(Config::ephemeral()).await.unwrap();
+    let app = root().join("target/examples/esbuild");
+    let mut child = std::process::Command::new("node")
+        .current_dir(&app)
+        .arg("server.mjs")
+        .env("PORT", "0")
+        .env("OUTBOX_CLIENT_ID", "demo-client")
+        .env("OUTBOX_CLIENT_SECRET", "demo-secret")
+        .env("OUTBOX_LOGIN_URL", emulator.base_url())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    // It says where it listens once it does.
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let site = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("node server.mjs said: {line}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let (url, origin, emulator_url) = (format!("{site}/token"), site.clone(), emulator.base_url());
+    tokio::task::spawn_blocking(move || {
+        broker_answers_same_origin_only(&url, &origin, &emulator_url)
+    })
+    .await
+    .unwrap();
+
+    let profile = std::env::temp_dir().join(format!("outbox-example-node-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let browser = Browser::launch(&profile).await.unwrap();
+    let page = browser
+        .new_page(&format!("{site}/?api={}", encode(&emulator.base_url())))
+        .await
+        .unwrap();
+    app_ready(&page, &browser).await;
+    page.wait_for("!!navigator.serviceWorker.controller", WAIT)
+        .await
+        .unwrap();
+    // The page's own fetch (its token from /token), passed through live.
+    let live = post(&page, "conv-node", "m0").await;
+    assert_eq!(live["status"], 200, "{live}");
+    // The page door: the worker sends, with a token it asked the broker for.
+    page.eval::<Value>("app.outbox.sendAgentMessage('conv-node', 'c', 'm1')")
+        .await
+        .unwrap();
+    page.wait_for("app.outbox.stats().then(s => s.queued === 0)", WAIT)
+        .await
+        .unwrap();
+    let texts: Vec<String> = emulator
+        .control()
+        .messages()
+        .lanes
+        .iter()
+        .filter(|l| l.lane == "conv-node")
+        .flat_map(|l| l.messages.iter().filter_map(|m| m.text.clone()))
+        .collect();
+    assert_eq!(texts, ["m0", "m1"]);
+    browser.close().await;
+    drop(server);
+    emulator.shutdown().await;
+    let _ = std::fs::remove_dir_all(&profile);
+}
