@@ -303,9 +303,25 @@ async fn esbuild_example_with_outboxs_worker() {
         .await
         .unwrap();
     assert_eq!(accepted["lane"], "conv-esbuild", "{accepted}");
+    // `send` on any route, its headers a `Headers` (any HeadersInit).
+    let sent: Value = page
+        .eval(
+            "app.outbox.send({
+               url: new URLSearchParams(location.search).get('api')
+                 + '/api/v2/conversations/messages/conv-esbuild/communications/c/messages',
+               headers: new Headers({ 'content-type': 'application/json' }),
+               body: JSON.stringify({ textBody: 'm4' }),
+             })",
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent["lane"], "conv-esbuild", "{sent}");
     assert_eq!(stack.emulator.control().messages().total, 0);
     recover_and_drain(&page, &browser, &stack).await;
-    assert_eq!(texts(&stack, "conv-esbuild"), ["m0", "m1", "m2", "m3"]);
+    assert_eq!(
+        texts(&stack, "conv-esbuild"),
+        ["m0", "m1", "m2", "m3", "m4"]
+    );
     assert_eq!(stack.emulator.control().messages().duplicates, 0);
     browser.close().await;
     stack.stop().await;
