@@ -1,9 +1,11 @@
 //! `cargo xtask examples`: the example apps built from the packed npm
 //! package, as a user would. Each of `examples/<name>` is copied to
 //! `target/examples/<name>` (without `node_modules` or build output), the
-//! package's tarball is installed into it (`npm install <tarball>`, with
-//! the example's pinned bundler from the npm registry), `npm ls` must be
-//! clean, then `npm run build` and `tsc --noEmit -p` on its `tsconfig.json`
+//! package's tarball is installed into it with `npm ci` (the example's
+//! committed `package-lock.json` pins everything else, from the npm
+//! registry; the lock's entry for the package is pointed at the tarball
+//! just packed; an example without a lock file gets one written by `npm
+//! install <tarball>`, to commit), `npm ls` must be clean, then `npm run build` and `tsc --noEmit -p` on its `tsconfig.json`
 //! (and `tsconfig.sw.json`, a worker's, and `tsconfig.node.json`, a build
 //! configuration's, where there is one). The
 //! end-to-end tests in `crates/e2e/tests/examples.rs` drive the result.
@@ -18,7 +20,7 @@ use crate::tools;
 pub const EXAMPLES: &[&str] = &["vite", "esbuild", "workbox"];
 
 /// What is never copied from an example (installed or built output).
-const SKIP: &[&str] = &["node_modules", "dist", "package-lock.json", "outbox"];
+const SKIP: &[&str] = &["node_modules", "dist", "outbox"];
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
@@ -181,6 +183,57 @@ pub fn check_readme_snippets(package: &Package) -> Result<(), String> {
     Ok(())
 }
 
+/// The lock file's entry for the package without its `integrity` (the
+/// tarball is packed anew by every build; the registry's packages keep
+/// theirs).
+fn without_tarball_integrity(lock: &str, package: &str) -> String {
+    let key = format!("\"node_modules/{package}\": {{");
+    let mut inside = false;
+    let mut out = String::with_capacity(lock.len());
+    for line in lock.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed == key {
+            inside = true;
+        } else if inside && trimmed.starts_with('}') {
+            inside = false;
+        } else if inside && trimmed.starts_with("\"integrity\"") {
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Makes the copied example's `package.json` and lock file name the tarball
+/// just packed as the package's source (`file:…`), the lock entry without
+/// an integrity, so that `npm ci` installs it with the locked rest.
+fn point_at_tarball(dir: &Path, package: &str, spec: &str) -> Result<(), String> {
+    let read = |name: &str| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))
+    };
+    let write = |name: &str, value: &serde_json::Value| -> Result<(), String> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(name), text + "\n").map_err(|e| format!("{name}: {e}"))
+    };
+    let mut manifest = read("package.json")?;
+    manifest["dependencies"][package] = spec.into();
+    write("package.json", &manifest)?;
+    let mut lock = read("package-lock.json")?;
+    lock["packages"][""]["dependencies"][package] = spec.into();
+    let entry = &mut lock["packages"][format!("node_modules/{package}")];
+    if !entry.is_object() {
+        return Err(format!(
+            "package-lock.json has no node_modules/{package}: delete it, and `cargo xtask examples` writes a new one"
+        ));
+    }
+    entry["resolved"] = spec.into();
+    if let Some(fields) = entry.as_object_mut() {
+        fields.remove("integrity");
+    }
+    write("package-lock.json", &lock)
+}
+
 /// Installs the package into a copy of every example, builds and
 /// type-checks it; then compiles the READMEs' snippets against it.
 pub fn build_examples(package: &Package) -> Result<(), String> {
@@ -196,7 +249,27 @@ pub fn build_examples(package: &Package) -> Result<(), String> {
             cmd.current_dir(&dir).args(args);
             cmd
         };
-        tools::run(npm(&["install", "--no-audit", "--no-fund"]).arg(&package.tarball))?;
+        // The package from the tarball just packed; everything else as
+        // the committed lock file says (`npm ci`).
+        let tarball = package
+            .tarball
+            .file_name()
+            .map(|f| format!("file:../../npm/{}", f.to_string_lossy()))
+            .ok_or("the tarball has no file name")?;
+        let lock = source.join("package-lock.json");
+        if lock.is_file() {
+            point_at_tarball(&dir, &package.name, &tarball)?;
+            tools::run(&mut npm(&["ci", "--no-audit", "--no-fund"]))?;
+        } else {
+            // A new example (or a dependency changed): resolve from the
+            // registry once and commit the lock file this writes.
+            eprintln!("xtask: example {name}: no package-lock.json, resolving and writing one");
+            tools::run(npm(&["install", "--no-audit", "--no-fund"]).arg(&package.tarball))?;
+            let text = std::fs::read_to_string(dir.join("package-lock.json"))
+                .map_err(|e| format!("{name}: package-lock.json: {e}"))?;
+            std::fs::write(&lock, without_tarball_integrity(&text, &package.name))
+                .map_err(|e| format!("{}: {e}", lock.display()))?;
+        }
         tools::run(&mut npm(&["ls", "--depth=0"]))?;
         tools::run(&mut npm(&["run", "build"]))?;
         // Every TypeScript project of the example (its page, its worker,
@@ -328,6 +401,20 @@ mod tests {
         paths_agree(
             "t",
             "copy-worker public/outbox --no-sw\nimportScripts('/outbox/outbox-worker.js');",
+        );
+    }
+
+    #[test]
+    fn the_tarballs_integrity_is_left_out_of_the_lock() {
+        let lock = "{\n  \"packages\": {\n    \"node_modules/outbox-genesys\": {\n      \"version\": \"0.1.0\",\n      \"integrity\": \"sha512-x\",\n      \"license\": \"MIT\"\n    },\n    \"node_modules/vite\": {\n      \"integrity\": \"sha512-y\"\n    }\n  }\n}\n";
+        let out = without_tarball_integrity(lock, "outbox-genesys");
+        assert!(
+            !out.contains("sha512-x") && out.contains("sha512-y"),
+            "{out}"
+        );
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&out).is_ok(),
+            "{out}"
         );
     }
 
