@@ -132,7 +132,10 @@ async fn own_worker_example(name: &str, lane: &str) {
     // A worker restart: the app's own POST is still the app's.
     browser.stop_service_workers(&page).await.unwrap();
     let own: Value = page.eval("app.appRoute()").await.unwrap();
-    assert_eq!(own["body"]["handledBy"], "app", "after a restart: {own}");
+    if own["body"]["handledBy"] != "app" {
+        let console = browser.console().await.join("\n");
+        panic!("after a restart: {own}\nconsole:\n{console}");
+    }
     // The app's own 503 path hands the request to Outbox: kept.
     page.eval::<Value>(
         "navigator.serviceWorker.controller.postMessage({ type: 'maintenance', on: true }), null",
