@@ -89,12 +89,31 @@ const SYNC_BUDGET_MS = 150_000;
 
 // This script's own URL, captured while it is evaluated: an imported
 // script has no `document.currentScript`, and `self.location` is the
-// importing worker's URL. The first script URL of the stack is this one.
-const SCRIPT = (() => {
-  const stack = String(new Error().stack ?? '');
-  const found = /(?:https?|file):\/\/[^\s()@]+?\.[cm]?js(?=[?#:]|$)/m.exec(stack);
-  return found ? found[0] : self.location.href;
-})();
+// importing worker's URL. The first frame of the stack is this script's.
+// Its URL is the one `importScripts` was given, which need not be
+// absolute: Firefox, evaluating a restarted worker's stored copy, names
+// it as written (`/outbox/outbox-worker.js`), so it is resolved against
+// the worker's URL, as `importScripts` resolved it.
+const SCRIPT = scriptUrl(String(new Error().stack ?? ''), self.location.href);
+
+/**
+ * The URL of the first frame of `stack` that names a script (V8's
+ * `at url:line:col` or `at name (url:line:col)`; SpiderMonkey's and
+ * JavaScriptCore's `name@url:line:col`), resolved against `base`; `base`
+ * when none does.
+ */
+function scriptUrl(stack: string, base: string): string {
+  for (const line of stack.split('\n')) {
+    const frame = /(?:^\s*at\s+(?:.*\()?|@)(.+?):\d+:\d+\)?\s*$/.exec(line);
+    if (!frame?.[1]) continue;
+    try {
+      return new URL(frame[1], base).href;
+    } catch {
+      // Not a URL (an engine's own frame): the next one.
+    }
+  }
+  return base;
+}
 
 let started: OutboxWorkerHandle | null = null;
 
