@@ -34,6 +34,7 @@ import type {
   OutboxStats,
   Purged,
   RegisterOptions,
+  WorkerLifecycleEvent,
 } from './types.js';
 
 export type * from './types.js';
@@ -75,6 +76,20 @@ async function bytesOf(input: RequestInfo | URL | Response | BufferSource): Prom
 }
 
 /**
+ * Throws when this module has no URL to find the core beside: a bundle
+ * that is not an ES module (esbuild's `--format=iife`, CommonJS) has no
+ * `import.meta.url`. Says what to do instead.
+ */
+function noModuleUrl(): void {
+  const url: unknown = import.meta.url;
+  if (typeof url === 'string' && url !== '') return;
+  throw new Error(
+    'outbox: this bundle has no import.meta.url (an iife or CommonJS bundle?), so the core cannot be found beside it: ' +
+      "load it first with init({ module_or_path: '/outbox-core.js' }) (where copy-worker put it), or bundle as an ES module (--format=esm)",
+  );
+}
+
+/**
  * Loads the core: by default `outbox-core.js` beside this module (the file
  * the worker loads too). Optional: the methods that need it load it.
  */
@@ -85,7 +100,11 @@ export default function init(
   if (!loading) {
     loading = (async () => {
       let source = await (input && typeof input === 'object' && 'module_or_path' in input ? input.module_or_path : input);
-      source ??= new URL('outbox-core.js', import.meta.url);
+      if (source === undefined || source === null) {
+        noModuleUrl();
+        // Written so (a literal beside `import.meta.url`) for bundlers that emit the file it names (Vite).
+        source = new URL('outbox-core.js', import.meta.url);
+      }
       useModule(
         source instanceof WebAssembly.Module
           ? source
@@ -424,18 +443,24 @@ export class Outbox {
   async registerServiceWorker(url: string, options?: RegisterOptions): Promise<ServiceWorkerRegistration> {
     const sw = container();
     if (!sw) throw new Error('service workers are not available here (a secure context is needed)');
-    const full = url + (url.includes('?') ? '&' : '?') + 'config=' + encodeURIComponent(this.#page.facts.config);
+    const skipWaiting = options?.skipWaiting ?? true;
+    const full =
+      url +
+      (url.includes('?') ? '&' : '?') +
+      'config=' +
+      encodeURIComponent(this.#page.facts.config) +
+      (skipWaiting ? '' : '&skipWaiting=0');
     const registration = await sw.register(full, options?.scope ? { scope: options.scope } : undefined);
-    await active(registration);
+    if (options?.onLifecycle) followLifecycle(sw, registration, skipWaiting, options.onLifecycle);
+    await active(registration, skipWaiting);
     return registration;
   }
 
   /** Makes a request to a configured route durable, then delivers it. Resolves once it is in IndexedDB; rejects with the reason when it cannot be kept (the caller still holds it). */
   async send(request: OutboxRequest): Promise<Accepted> {
     if (!request || typeof request.url !== 'string') throw new Error('send() needs a `url`');
-    const headers: [string, string][] = Array.isArray(request.headers)
-      ? request.headers.filter((p) => typeof p[0] === 'string' && typeof p[1] === 'string')
-      : Object.entries(request.headers ?? {}).filter((p): p is [string, string] => typeof p[1] === 'string');
+    const headers: [string, string][] = [];
+    new Headers(request.headers).forEach((value, name) => headers.push([name, value]));
     let body: Uint8Array;
     const b = request.body;
     if (b === undefined || b === null) body = new Uint8Array(0);
@@ -629,9 +654,65 @@ export class GuestOutbox {
   }
 }
 
-/** Resolves once `registration` has an active worker, or fails when it becomes `redundant`. */
-async function active(registration: ServiceWorkerRegistration): Promise<void> {
+/**
+ * Reports the life cycle of `registration`'s workers to `report`: each one
+ * installing now or later (`updatefound`), one already waiting, and the
+ * page's controller changing to one of them.
+ */
+function followLifecycle(
+  sw: ServiceWorkerContainer,
+  registration: ServiceWorkerRegistration,
+  skipWaiting: boolean,
+  report: (event: WorkerLifecycleEvent) => void,
+): void {
+  const followed = new Set<ServiceWorker>();
+  const updates = new Set<ServiceWorker>();
+  const tell = (event: WorkerLifecycleEvent) => {
+    try {
+      report(event);
+    } catch (e) {
+      console.error('[outbox] onLifecycle failed:', e);
+    }
+  };
+  const waiting = (worker: ServiceWorker) =>
+    tell({ type: 'waiting', worker, isUpdate: true, skipWaiting: () => worker.postMessage({ type: 'SKIP_WAITING' }) });
+  const follow = (worker: ServiceWorker | null, isUpdate: boolean) => {
+    if (!worker || followed.has(worker)) return;
+    followed.add(worker);
+    if (isUpdate) updates.add(worker);
+    worker.addEventListener('statechange', () => {
+      const state = worker.state;
+      if (state === 'installed') {
+        tell({ type: 'installed', worker, isUpdate });
+        // A worker that does not skip waiting waits while another is active.
+        if (isUpdate && !skipWaiting) waiting(worker);
+      } else if (state === 'activated' || state === 'redundant') {
+        tell({ type: state, worker, isUpdate });
+      }
+    });
+  };
+  // Installed by an earlier visit, and still waiting.
+  const already = registration.waiting;
+  if (already && registration.active && !skipWaiting) {
+    follow(already, true);
+    waiting(already);
+  }
+  follow(registration.installing, !!registration.active);
+  registration.addEventListener('updatefound', () => follow(registration.installing, !!registration.active));
+  sw.addEventListener('controllerchange', () => {
+    const worker = sw.controller;
+    if (worker && followed.has(worker)) tell({ type: 'controlling', worker, isUpdate: updates.has(worker) });
+  });
+}
+
+/**
+ * Resolves once `registration` has an active worker (with `skipWaiting`,
+ * the newest: an update takes over at once), or fails when the worker
+ * installing becomes `redundant`.
+ */
+async function active(registration: ServiceWorkerRegistration, skipWaiting: boolean): Promise<void> {
   for (;;) {
+    if (!skipWaiting && registration.active) return;
     const worker = registration.installing ?? registration.waiting;
     if (!worker) {
       if (registration.active) return;
