@@ -412,11 +412,83 @@ function accepted(page: Page, result: unknown, deliver: boolean): Accepted {
 }
 
 /** A durable outbox for Genesys Cloud REST messages, in a page. */
-export class Outbox {
-  readonly #page: Page;
+/** The page a public outbox speaks for, and how it is given one (see `OutboxBase`). */
+let pageOf: (outbox: OutboxBase) => Page;
+let attach: (outbox: OutboxBase, page: Page) => void;
 
+/**
+ * What `Outbox` and `GuestOutbox` share: events, stats, listings, dead
+ * letters, cancel, flush, purge and their end. The page stays private
+ * (`#page`, kept out of the published types); the two classes give it with
+ * `attach` and reach it through `pageOf`.
+ */
+export abstract class OutboxBase {
+  #page!: Page;
+
+  static {
+    pageOf = (outbox) => outbox.#page;
+    attach = (outbox, page) => {
+      outbox.#page = page;
+    };
+  }
+
+  /** Made by `Outbox.open` and `Outbox.guest` only. */
+  protected constructor() {}
+
+  /** Listens to every event of every tab (and the worker, for `Outbox`); returns the function that stops listening. */
+  on(listener: (event: OutboxEvent) => void): () => void {
+    return this.#page.on(listener);
+  }
+  /** Counts per state, lanes, oldest age, pauses, held lanes, throttled origins. */
+  stats(): Promise<OutboxStats> {
+    return this.#page.stats();
+  }
+  /** Queued entries, oldest first (at most `limit`, default 1000). */
+  queued(limit?: number): Promise<OutboxEntry[]> {
+    return this.#page.queued(limit);
+  }
+  /** Dead letters, oldest first, each with its error. */
+  deadLetters(limit?: number): Promise<OutboxEntry[]> {
+    return this.#page.deadLetters(limit);
+  }
+  /** Puts a dead letter back in its lane and flushes; `false` when no dead letter has that id. */
+  retry(id: string): Promise<boolean> {
+    return this.#page.retry(id);
+  }
+  /** Deletes a dead letter; `false` when none has that id. */
+  discard(id: string): Promise<boolean> {
+    return this.#page.discard(id);
+  }
+  /** Removes a queued entry before it is sent. */
+  cancel(id: string): Promise<CancelResult> {
+    return this.#page.cancel(id);
+  }
+  /** Flushes now (`Outbox`: or asks the controlling worker to; `GuestOutbox`: in this page). */
+  flush(): Promise<FlushReport> {
+    return this.#page.flush();
+  }
+  /** Deletes every queued entry and dead letter (log-out on a shared device). */
+  purge(): Promise<Purged> {
+    return this.#page.purge();
+  }
+  /** Stops listening to events, and a guest's socket (the database stays as it is). */
+  close(): void {
+    this.#page.close();
+  }
+  /** Frees the engine's memory (after `close`). */
+  free(): void {
+    this.#page.free();
+  }
+  [Symbol.dispose](): void {
+    this.close();
+    this.free();
+  }
+}
+
+export class Outbox extends OutboxBase {
   private constructor(page: Page) {
-    this.#page = page;
+    super();
+    attach(this, page);
   }
 
   /** Opens the outbox (the core is loaded when this page must decide something itself). */
@@ -448,7 +520,7 @@ export class Outbox {
       url +
       (url.includes('?') ? '&' : '?') +
       'config=' +
-      encodeURIComponent(this.#page.facts.config) +
+      encodeURIComponent(pageOf(this).facts.config) +
       (skipWaiting ? '' : '&skipWaiting=0');
     const registration = await sw.register(full, options?.scope ? { scope: options.scope } : undefined);
     if (options?.onLifecycle) followLifecycle(sw, registration, skipWaiting, options.onLifecycle);
@@ -472,21 +544,21 @@ export class Outbox {
       if (text === undefined) throw new Error('body must be a string, a Uint8Array or a JSON-serialisable object');
       body = new TextEncoder().encode(text);
     }
-    const engine = await this.#page.needEngine();
+    const engine = await pageOf(this).needEngine();
     const method = request.method ?? 'POST';
     const result = await engine.run((core, e) =>
       core.in([method, absolute(request.url), { json: JSON.stringify(headers) }, body]).x.submit(e),
     );
-    return accepted(this.#page, result, true);
+    return accepted(pageOf(this), result, true);
   }
 
   /** `POST {apiBase}/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages`. */
   async sendAgentMessage(conversationId: string, communicationId: string, text: string): Promise<Accepted> {
-    const engine = await this.#page.needEngine();
+    const engine = await pageOf(this).needEngine();
     const result = await engine.run((core, e) =>
       core.in([conversationId, communicationId, text]).x.submit_genesys(e, 0),
     );
-    return accepted(this.#page, result, true);
+    return accepted(pageOf(this), result, true);
   }
 
   /** `POST {apiBase}/api/v2/conversations/messages/{integrationId}/inbound/open/message` from `fromId`. */
@@ -496,78 +568,29 @@ export class Outbox {
     text: string,
     options?: OpenMessageOptions,
   ): Promise<Accepted> {
-    const engine = await this.#page.needEngine();
+    const engine = await pageOf(this).needEngine();
     const time = new Date().toISOString();
     const result = await engine.run((core, e) =>
       core
         .in([integrationId, fromId, text, options?.idType ?? '', options?.nickname ?? '', time])
         .x.submit_genesys(e, 1),
     );
-    return accepted(this.#page, result, true);
+    return accepted(pageOf(this), result, true);
   }
 
   /** A fresh access token (memory only) for `origin` or every configured origin; passed on to the worker. */
   setToken(token: string, expiresIn?: number, origin?: string): Promise<void> {
-    return this.#page.giveToken(token, expiresIn ?? null, origin ?? null);
-  }
-
-  /** Listens to every event of every tab and the worker; returns the function that stops listening. */
-  on(listener: (event: OutboxEvent) => void): () => void {
-    return this.#page.on(listener);
-  }
-  /** Counts per state, lanes, oldest age, pauses, held lanes, throttled origins. */
-  stats(): Promise<OutboxStats> {
-    return this.#page.stats();
-  }
-  /** Queued entries, oldest first (at most `limit`, default 1000). */
-  queued(limit?: number): Promise<OutboxEntry[]> {
-    return this.#page.queued(limit);
-  }
-  /** Dead letters, oldest first, each with its error. */
-  deadLetters(limit?: number): Promise<OutboxEntry[]> {
-    return this.#page.deadLetters(limit);
-  }
-  /** Puts a dead letter back in its lane and flushes; `false` when no dead letter has that id. */
-  retry(id: string): Promise<boolean> {
-    return this.#page.retry(id);
-  }
-  /** Deletes a dead letter; `false` when none has that id. */
-  discard(id: string): Promise<boolean> {
-    return this.#page.discard(id);
-  }
-  /** Removes a queued entry before it is sent. */
-  cancel(id: string): Promise<CancelResult> {
-    return this.#page.cancel(id);
-  }
-  /** Flushes now (or asks the controlling worker to). */
-  flush(): Promise<FlushReport> {
-    return this.#page.flush();
-  }
-  /** Deletes every queued entry and dead letter (log-out on a shared device). */
-  purge(): Promise<Purged> {
-    return this.#page.purge();
-  }
-  /** Stops listening to events (the database stays as it is). */
-  close(): void {
-    this.#page.close();
-  }
-  /** Frees the engine's memory (after `close`). */
-  free(): void {
-    this.#page.free();
-  }
-  [Symbol.dispose](): void {
-    this.close();
-    this.free();
+    return pageOf(this).giveToken(token, expiresIn ?? null, origin ?? null);
   }
 }
 
 /** A guest's durable outbox on the Guest WebSocket (`Outbox.guest`). */
-export class GuestOutbox {
-  readonly #page: Page;
+export class GuestOutbox extends OutboxBase {
   readonly #link: GuestLink;
 
   private constructor(page: Page, link: GuestLink) {
-    this.#page = page;
+    super();
+    attach(this, page);
     this.#link = link;
   }
 
@@ -591,66 +614,17 @@ export class GuestOutbox {
 
   /** Makes a text message, or a quick-reply answer, durable, then sends it in order; `sent` only when its echo arrives. */
   async send(message: GuestMessage): Promise<Accepted> {
-    const engine = await this.#page.needEngine();
+    const engine = await pageOf(this).needEngine();
     const token = this.#link.sessionToken();
     const result = await engine.run((core, e) =>
       core.in([token, { json: JSON.stringify(message ?? null) }]).x.guest_send(e),
     );
-    return accepted(this.#page, result, false);
+    return accepted(pageOf(this), result, false);
   }
 
   /** Tells the agent the guest is typing: best-effort, never queued. Whether it was sent. */
   sendTyping(): boolean {
     return this.#link.typing();
-  }
-
-  /** Listens to every event of every tab; returns the function that stops listening. */
-  on(listener: (event: OutboxEvent) => void): () => void {
-    return this.#page.on(listener);
-  }
-  /** Counts per state, lanes, oldest age, pauses, held lanes, throttled origins. */
-  stats(): Promise<OutboxStats> {
-    return this.#page.stats();
-  }
-  /** Queued entries, oldest first (at most `limit`, default 1000). */
-  queued(limit?: number): Promise<OutboxEntry[]> {
-    return this.#page.queued(limit);
-  }
-  /** Dead letters, oldest first, each with its error. */
-  deadLetters(limit?: number): Promise<OutboxEntry[]> {
-    return this.#page.deadLetters(limit);
-  }
-  /** Puts a dead letter back in its lane and flushes; `false` when no dead letter has that id. */
-  retry(id: string): Promise<boolean> {
-    return this.#page.retry(id);
-  }
-  /** Deletes a dead letter; `false` when none has that id. */
-  discard(id: string): Promise<boolean> {
-    return this.#page.discard(id);
-  }
-  /** Removes a queued entry before it is sent. */
-  cancel(id: string): Promise<CancelResult> {
-    return this.#page.cancel(id);
-  }
-  /** Flushes now, in this page. */
-  flush(): Promise<FlushReport> {
-    return this.#page.flush();
-  }
-  /** Deletes every queued entry and dead letter. */
-  purge(): Promise<Purged> {
-    return this.#page.purge();
-  }
-  /** Stops the socket and every listener (the database stays as it is). */
-  close(): void {
-    this.#page.close();
-  }
-  /** Frees the engine's memory (after `close`). */
-  free(): void {
-    this.#page.free();
-  }
-  [Symbol.dispose](): void {
-    this.close();
-    this.free();
   }
 }
 
