@@ -1,14 +1,28 @@
 // A site without a service worker of its own: Outbox's stand-alone worker
-// (sw.js, copied beside the bundle with `outbox-genesys copy-worker dist`,
-// with outbox-core.js, which the page loads from beside main.js when it
-// must decide itself, and the worker from beside itself).
-import { Outbox, type OutboxEvent } from 'outbox-genesys';
+// (sw.js, written beside the bundle by the outbox-genesys/esbuild plugin in
+// build.mjs, with outbox-core.js, which the page loads from beside main.js
+// when it must decide itself, and the worker from beside itself).
+import { Outbox, type OutboxEvent, type WorkerLifecycleEvent } from 'outbox-genesys';
 
 // Genesys Cloud's API for your region; `?api=` points it at a stand-in (the tests' emulator).
 const api = new URLSearchParams(location.search).get('api') ?? 'https://api.mypurecloud.ie';
 
 const outbox = await Outbox.open({ origins: [api], apiBase: api, tokenUrl: '/token' });
-const registration: ServiceWorkerRegistration = await outbox.registerServiceWorker('/sw.js', { scope: '/' });
+// A new version of the worker waits (skipWaiting: false) until the user
+// takes it: the app decides when (by default it would take over at once).
+const lifecycle: WorkerLifecycleEvent[] = [];
+const registration: ServiceWorkerRegistration = await outbox.registerServiceWorker('/sw.js', {
+  scope: '/',
+  skipWaiting: false,
+  onLifecycle: (e) => {
+    lifecycle.push(e);
+    if (e.type === 'waiting') {
+      const button = document.getElementById('update') as HTMLButtonElement;
+      button.hidden = false;
+      button.onclick = () => e.skipWaiting();
+    }
+  },
+});
 
 const log = document.getElementById('log') as HTMLOListElement;
 const events: OutboxEvent[] = [];
@@ -35,4 +49,4 @@ document.getElementById('send')?.addEventListener('submit', (e) => {
 });
 
 // For the end-to-end tests.
-Object.assign(window, { app: { outbox, events, post, registration } });
+Object.assign(window, { app: { outbox, events, post, registration, lifecycle } });

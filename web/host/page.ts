@@ -34,6 +34,7 @@ import type {
   OutboxStats,
   Purged,
   RegisterOptions,
+  WorkerLifecycleEvent,
 } from './types.js';
 
 export type * from './types.js';
@@ -75,6 +76,20 @@ async function bytesOf(input: RequestInfo | URL | Response | BufferSource): Prom
 }
 
 /**
+ * Throws when this module has no URL to find the core beside: a bundle
+ * that is not an ES module (esbuild's `--format=iife`, CommonJS) has no
+ * `import.meta.url`. Says what to do instead.
+ */
+function noModuleUrl(): void {
+  const url: unknown = import.meta.url;
+  if (typeof url === 'string' && url !== '') return;
+  throw new Error(
+    'outbox: this bundle has no import.meta.url (an iife or CommonJS bundle?), so the core cannot be found beside it: ' +
+      "load it first with init({ module_or_path: '/outbox-core.js' }) (where copy-worker put it), or bundle as an ES module (--format=esm)",
+  );
+}
+
+/**
  * Loads the core: by default `outbox-core.js` beside this module (the file
  * the worker loads too). Optional: the methods that need it load it.
  */
@@ -85,7 +100,11 @@ export default function init(
   if (!loading) {
     loading = (async () => {
       let source = await (input && typeof input === 'object' && 'module_or_path' in input ? input.module_or_path : input);
-      source ??= new URL('outbox-core.js', import.meta.url);
+      if (source === undefined || source === null) {
+        noModuleUrl();
+        // Written so (a literal beside `import.meta.url`) for bundlers that emit the file it names (Vite).
+        source = new URL('outbox-core.js', import.meta.url);
+      }
       useModule(
         source instanceof WebAssembly.Module
           ? source
@@ -393,11 +412,83 @@ function accepted(page: Page, result: unknown, deliver: boolean): Accepted {
 }
 
 /** A durable outbox for Genesys Cloud REST messages, in a page. */
-export class Outbox {
-  readonly #page: Page;
+/** The page a public outbox speaks for, and how it is given one (see `OutboxBase`). */
+let pageOf: (outbox: OutboxBase) => Page;
+let attach: (outbox: OutboxBase, page: Page) => void;
 
+/**
+ * What `Outbox` and `GuestOutbox` share: events, stats, listings, dead
+ * letters, cancel, flush, purge and their end. The page stays private
+ * (`#page`, kept out of the published types); the two classes give it with
+ * `attach` and reach it through `pageOf`.
+ */
+export abstract class OutboxBase {
+  #page!: Page;
+
+  static {
+    pageOf = (outbox) => outbox.#page;
+    attach = (outbox, page) => {
+      outbox.#page = page;
+    };
+  }
+
+  /** Made by `Outbox.open` and `Outbox.guest` only. */
+  protected constructor() {}
+
+  /** Listens to every event of every tab (and the worker, for `Outbox`); returns the function that stops listening. */
+  on(listener: (event: OutboxEvent) => void): () => void {
+    return this.#page.on(listener);
+  }
+  /** Counts per state, lanes, oldest age, pauses, held lanes, throttled origins. */
+  stats(): Promise<OutboxStats> {
+    return this.#page.stats();
+  }
+  /** Queued entries, oldest first (at most `limit`, default 1000). */
+  queued(limit?: number): Promise<OutboxEntry[]> {
+    return this.#page.queued(limit);
+  }
+  /** Dead letters, oldest first, each with its error. */
+  deadLetters(limit?: number): Promise<OutboxEntry[]> {
+    return this.#page.deadLetters(limit);
+  }
+  /** Puts a dead letter back in its lane and flushes; `false` when no dead letter has that id. */
+  retry(id: string): Promise<boolean> {
+    return this.#page.retry(id);
+  }
+  /** Deletes a dead letter; `false` when none has that id. */
+  discard(id: string): Promise<boolean> {
+    return this.#page.discard(id);
+  }
+  /** Removes a queued entry before it is sent. */
+  cancel(id: string): Promise<CancelResult> {
+    return this.#page.cancel(id);
+  }
+  /** Flushes now (`Outbox`: or asks the controlling worker to; `GuestOutbox`: in this page). */
+  flush(): Promise<FlushReport> {
+    return this.#page.flush();
+  }
+  /** Deletes every queued entry and dead letter (log-out on a shared device). */
+  purge(): Promise<Purged> {
+    return this.#page.purge();
+  }
+  /** Stops listening to events, and a guest's socket (the database stays as it is). */
+  close(): void {
+    this.#page.close();
+  }
+  /** Frees the engine's memory (after `close`). */
+  free(): void {
+    this.#page.free();
+  }
+  [Symbol.dispose](): void {
+    this.close();
+    this.free();
+  }
+}
+
+export class Outbox extends OutboxBase {
   private constructor(page: Page) {
-    this.#page = page;
+    super();
+    attach(this, page);
   }
 
   /** Opens the outbox (the core is loaded when this page must decide something itself). */
@@ -424,18 +515,24 @@ export class Outbox {
   async registerServiceWorker(url: string, options?: RegisterOptions): Promise<ServiceWorkerRegistration> {
     const sw = container();
     if (!sw) throw new Error('service workers are not available here (a secure context is needed)');
-    const full = url + (url.includes('?') ? '&' : '?') + 'config=' + encodeURIComponent(this.#page.facts.config);
+    const skipWaiting = options?.skipWaiting ?? true;
+    const full =
+      url +
+      (url.includes('?') ? '&' : '?') +
+      'config=' +
+      encodeURIComponent(pageOf(this).facts.config) +
+      (skipWaiting ? '' : '&skipWaiting=0');
     const registration = await sw.register(full, options?.scope ? { scope: options.scope } : undefined);
-    await active(registration);
+    if (options?.onLifecycle) followLifecycle(sw, registration, skipWaiting, options.onLifecycle);
+    await active(registration, skipWaiting);
     return registration;
   }
 
   /** Makes a request to a configured route durable, then delivers it. Resolves once it is in IndexedDB; rejects with the reason when it cannot be kept (the caller still holds it). */
   async send(request: OutboxRequest): Promise<Accepted> {
     if (!request || typeof request.url !== 'string') throw new Error('send() needs a `url`');
-    const headers: [string, string][] = Array.isArray(request.headers)
-      ? request.headers.filter((p) => typeof p[0] === 'string' && typeof p[1] === 'string')
-      : Object.entries(request.headers ?? {}).filter((p): p is [string, string] => typeof p[1] === 'string');
+    const headers: [string, string][] = [];
+    new Headers(request.headers).forEach((value, name) => headers.push([name, value]));
     let body: Uint8Array;
     const b = request.body;
     if (b === undefined || b === null) body = new Uint8Array(0);
@@ -447,21 +544,21 @@ export class Outbox {
       if (text === undefined) throw new Error('body must be a string, a Uint8Array or a JSON-serialisable object');
       body = new TextEncoder().encode(text);
     }
-    const engine = await this.#page.needEngine();
+    const engine = await pageOf(this).needEngine();
     const method = request.method ?? 'POST';
     const result = await engine.run((core, e) =>
       core.in([method, absolute(request.url), { json: JSON.stringify(headers) }, body]).x.submit(e),
     );
-    return accepted(this.#page, result, true);
+    return accepted(pageOf(this), result, true);
   }
 
   /** `POST {apiBase}/api/v2/conversations/messages/{conversationId}/communications/{communicationId}/messages`. */
   async sendAgentMessage(conversationId: string, communicationId: string, text: string): Promise<Accepted> {
-    const engine = await this.#page.needEngine();
+    const engine = await pageOf(this).needEngine();
     const result = await engine.run((core, e) =>
       core.in([conversationId, communicationId, text]).x.submit_genesys(e, 0),
     );
-    return accepted(this.#page, result, true);
+    return accepted(pageOf(this), result, true);
   }
 
   /** `POST {apiBase}/api/v2/conversations/messages/{integrationId}/inbound/open/message` from `fromId`. */
@@ -471,78 +568,29 @@ export class Outbox {
     text: string,
     options?: OpenMessageOptions,
   ): Promise<Accepted> {
-    const engine = await this.#page.needEngine();
+    const engine = await pageOf(this).needEngine();
     const time = new Date().toISOString();
     const result = await engine.run((core, e) =>
       core
         .in([integrationId, fromId, text, options?.idType ?? '', options?.nickname ?? '', time])
         .x.submit_genesys(e, 1),
     );
-    return accepted(this.#page, result, true);
+    return accepted(pageOf(this), result, true);
   }
 
   /** A fresh access token (memory only) for `origin` or every configured origin; passed on to the worker. */
   setToken(token: string, expiresIn?: number, origin?: string): Promise<void> {
-    return this.#page.giveToken(token, expiresIn ?? null, origin ?? null);
-  }
-
-  /** Listens to every event of every tab and the worker; returns the function that stops listening. */
-  on(listener: (event: OutboxEvent) => void): () => void {
-    return this.#page.on(listener);
-  }
-  /** Counts per state, lanes, oldest age, pauses, held lanes, throttled origins. */
-  stats(): Promise<OutboxStats> {
-    return this.#page.stats();
-  }
-  /** Queued entries, oldest first (at most `limit`, default 1000). */
-  queued(limit?: number): Promise<OutboxEntry[]> {
-    return this.#page.queued(limit);
-  }
-  /** Dead letters, oldest first, each with its error. */
-  deadLetters(limit?: number): Promise<OutboxEntry[]> {
-    return this.#page.deadLetters(limit);
-  }
-  /** Puts a dead letter back in its lane and flushes; `false` when no dead letter has that id. */
-  retry(id: string): Promise<boolean> {
-    return this.#page.retry(id);
-  }
-  /** Deletes a dead letter; `false` when none has that id. */
-  discard(id: string): Promise<boolean> {
-    return this.#page.discard(id);
-  }
-  /** Removes a queued entry before it is sent. */
-  cancel(id: string): Promise<CancelResult> {
-    return this.#page.cancel(id);
-  }
-  /** Flushes now (or asks the controlling worker to). */
-  flush(): Promise<FlushReport> {
-    return this.#page.flush();
-  }
-  /** Deletes every queued entry and dead letter (log-out on a shared device). */
-  purge(): Promise<Purged> {
-    return this.#page.purge();
-  }
-  /** Stops listening to events (the database stays as it is). */
-  close(): void {
-    this.#page.close();
-  }
-  /** Frees the engine's memory (after `close`). */
-  free(): void {
-    this.#page.free();
-  }
-  [Symbol.dispose](): void {
-    this.close();
-    this.free();
+    return pageOf(this).giveToken(token, expiresIn ?? null, origin ?? null);
   }
 }
 
 /** A guest's durable outbox on the Guest WebSocket (`Outbox.guest`). */
-export class GuestOutbox {
-  readonly #page: Page;
+export class GuestOutbox extends OutboxBase {
   readonly #link: GuestLink;
 
   private constructor(page: Page, link: GuestLink) {
-    this.#page = page;
+    super();
+    attach(this, page);
     this.#link = link;
   }
 
@@ -566,72 +614,79 @@ export class GuestOutbox {
 
   /** Makes a text message, or a quick-reply answer, durable, then sends it in order; `sent` only when its echo arrives. */
   async send(message: GuestMessage): Promise<Accepted> {
-    const engine = await this.#page.needEngine();
+    const engine = await pageOf(this).needEngine();
     const token = this.#link.sessionToken();
     const result = await engine.run((core, e) =>
       core.in([token, { json: JSON.stringify(message ?? null) }]).x.guest_send(e),
     );
-    return accepted(this.#page, result, false);
+    return accepted(pageOf(this), result, false);
   }
 
   /** Tells the agent the guest is typing: best-effort, never queued. Whether it was sent. */
   sendTyping(): boolean {
     return this.#link.typing();
   }
-
-  /** Listens to every event of every tab; returns the function that stops listening. */
-  on(listener: (event: OutboxEvent) => void): () => void {
-    return this.#page.on(listener);
-  }
-  /** Counts per state, lanes, oldest age, pauses, held lanes, throttled origins. */
-  stats(): Promise<OutboxStats> {
-    return this.#page.stats();
-  }
-  /** Queued entries, oldest first (at most `limit`, default 1000). */
-  queued(limit?: number): Promise<OutboxEntry[]> {
-    return this.#page.queued(limit);
-  }
-  /** Dead letters, oldest first, each with its error. */
-  deadLetters(limit?: number): Promise<OutboxEntry[]> {
-    return this.#page.deadLetters(limit);
-  }
-  /** Puts a dead letter back in its lane and flushes; `false` when no dead letter has that id. */
-  retry(id: string): Promise<boolean> {
-    return this.#page.retry(id);
-  }
-  /** Deletes a dead letter; `false` when none has that id. */
-  discard(id: string): Promise<boolean> {
-    return this.#page.discard(id);
-  }
-  /** Removes a queued entry before it is sent. */
-  cancel(id: string): Promise<CancelResult> {
-    return this.#page.cancel(id);
-  }
-  /** Flushes now, in this page. */
-  flush(): Promise<FlushReport> {
-    return this.#page.flush();
-  }
-  /** Deletes every queued entry and dead letter. */
-  purge(): Promise<Purged> {
-    return this.#page.purge();
-  }
-  /** Stops the socket and every listener (the database stays as it is). */
-  close(): void {
-    this.#page.close();
-  }
-  /** Frees the engine's memory (after `close`). */
-  free(): void {
-    this.#page.free();
-  }
-  [Symbol.dispose](): void {
-    this.close();
-    this.free();
-  }
 }
 
-/** Resolves once `registration` has an active worker, or fails when it becomes `redundant`. */
-async function active(registration: ServiceWorkerRegistration): Promise<void> {
+/**
+ * Reports the life cycle of `registration`'s workers to `report`: each one
+ * installing now or later (`updatefound`), one already waiting, and the
+ * page's controller changing to one of them.
+ */
+function followLifecycle(
+  sw: ServiceWorkerContainer,
+  registration: ServiceWorkerRegistration,
+  skipWaiting: boolean,
+  report: (event: WorkerLifecycleEvent) => void,
+): void {
+  const followed = new Set<ServiceWorker>();
+  const updates = new Set<ServiceWorker>();
+  const tell = (event: WorkerLifecycleEvent) => {
+    try {
+      report(event);
+    } catch (e) {
+      console.error('[outbox] onLifecycle failed:', e);
+    }
+  };
+  const waiting = (worker: ServiceWorker) =>
+    tell({ type: 'waiting', worker, isUpdate: true, skipWaiting: () => worker.postMessage({ type: 'SKIP_WAITING' }) });
+  const follow = (worker: ServiceWorker | null, isUpdate: boolean) => {
+    if (!worker || followed.has(worker)) return;
+    followed.add(worker);
+    if (isUpdate) updates.add(worker);
+    worker.addEventListener('statechange', () => {
+      const state = worker.state;
+      if (state === 'installed') {
+        tell({ type: 'installed', worker, isUpdate });
+        // A worker that does not skip waiting waits while another is active.
+        if (isUpdate && !skipWaiting) waiting(worker);
+      } else if (state === 'activated' || state === 'redundant') {
+        tell({ type: state, worker, isUpdate });
+      }
+    });
+  };
+  // Installed by an earlier visit, and still waiting.
+  const already = registration.waiting;
+  if (already && registration.active && !skipWaiting) {
+    follow(already, true);
+    waiting(already);
+  }
+  follow(registration.installing, !!registration.active);
+  registration.addEventListener('updatefound', () => follow(registration.installing, !!registration.active));
+  sw.addEventListener('controllerchange', () => {
+    const worker = sw.controller;
+    if (worker && followed.has(worker)) tell({ type: 'controlling', worker, isUpdate: updates.has(worker) });
+  });
+}
+
+/**
+ * Resolves once `registration` has an active worker (with `skipWaiting`,
+ * the newest: an update takes over at once), or fails when the worker
+ * installing becomes `redundant`.
+ */
+async function active(registration: ServiceWorkerRegistration, skipWaiting: boolean): Promise<void> {
   for (;;) {
+    if (!skipWaiting && registration.active) return;
     const worker = registration.installing ?? registration.waiting;
     if (!worker) {
       if (registration.active) return;

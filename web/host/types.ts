@@ -152,7 +152,8 @@ export interface OutboxRequest {
   url: string;
   /** Default "POST". */
   method?: string;
-  headers?: Record<string, string> | [string, string][];
+  /** Any `HeadersInit`: a `Headers`, pairs, or a record. */
+  headers?: HeadersInit;
   /** A string, a Uint8Array, or an object (sent as JSON). */
   body?: string | Uint8Array | object;
 }
@@ -168,7 +169,29 @@ export interface OpenMessageOptions {
 export interface RegisterOptions {
   /** The worker's scope (default: the script's folder). A scope above the script's folder needs `Service-Worker-Allowed`. */
   scope?: string;
+  /**
+   * Whether a new version of the worker takes over at once (default `true`: Outbox's stand-alone worker serves none
+   * of the app's files, so its update changes nothing a page has loaded). `false`: it waits, as service workers do,
+   * until every page the old one controls is closed, or until the app calls the `waiting` event's `skipWaiting()`.
+   */
+  skipWaiting?: boolean;
+  /** Called at each step of the worker's life cycle (as workbox-window reports them): `installed`, `waiting`, `activated`, `controlling`, `redundant`. */
+  onLifecycle?: (event: WorkerLifecycleEvent) => void;
 }
+
+/**
+ * A step in the life of the registration's worker. `isUpdate`: a worker was already active when this one was
+ * installed (a new version). `waiting` comes only with `skipWaiting: false`, for an update that waits.
+ */
+export type WorkerLifecycleEvent =
+  | { type: 'installed' | 'activated' | 'controlling' | 'redundant'; worker: ServiceWorker; isUpdate: boolean }
+  | {
+      type: 'waiting';
+      worker: ServiceWorker;
+      isUpdate: true;
+      /** Lets the waiting worker take over now (it posts `{type: 'SKIP_WAITING'}` to it, as workbox-window's `messageSkipWaiting` does); `controlling` follows. */
+      skipWaiting(): void;
+    };
 
 /** What a send resolves with: the entry, durable in IndexedDB. */
 export interface Accepted {

@@ -5,8 +5,15 @@
  *   const outbox = OutboxWorker.start({ origins: ['https://api.example.com'], tokenUrl: '/token' });
  *   self.addEventListener('fetch', (e) => { if (outbox.handle(e)) return; ... your own handling ... });
  *
- * A classic script (for `importScripts`, at the top level of your worker,
- * before your own listeners). It loads the core (`outbox-core.js`) from
+ * or, in a worker your bundler builds (Workbox's injectManifest style):
+ *
+ *   import { start } from 'outbox-genesys/worker';
+ *   const outbox = start({ region: 'mypurecloud.ie', tokenUrl: '/token' }, { base: '/outbox/' });
+ *
+ * Built twice from this file: a classic script (`outbox-worker.js`, for
+ * `importScripts`, at the top level of your worker, before your own
+ * listeners) and an ES module (`worker.js` of the package, for a bundler).
+ * It loads the core (`outbox-core.js`) from
  * beside itself, whatever your worker's URL is, and compiles it at once: it
  * answers whether a request is Outbox's (the core's route table) while its
  * script is evaluated, and a worker started offline has it (imported
@@ -43,7 +50,7 @@ export type OutboxWorkerConfig = Omit<OutboxConfig, 'getToken'>;
 
 /** Where the core is. */
 export interface OutboxWorkerOptions {
-  /** The folder of `outbox-core.js` (default: beside `outbox-worker.js`). */
+  /** The folder of `outbox-core.js`, e.g. `/outbox/` (default: beside `outbox-worker.js`; bundled into your worker: beside your worker's script). */
   base?: string | URL;
 }
 
@@ -61,8 +68,12 @@ export interface OutboxWorkerHandle {
   owns(request: Request): boolean;
   /** Answers a fetch event Outbox owns (`respondWith`) and returns true; returns false, untouched, for any other. */
   handle(event: FetchEvent): boolean;
-  /** Outbox's answer to a request it owns: the server's, or `202 {"queued":true,"id","lane","reason"}`. */
-  respond(request: Request, clientId?: string): Promise<Response>;
+  /**
+   * Outbox's answer to a request it owns: the server's, or `202 {"queued":true,"id","lane","reason"}`.
+   * `from` is the fetch event (Workbox hands its handlers the event typed as an `ExtendableEvent`: pass it as it is)
+   * or the id of the client that made the request: a page's own sends, which it announces, are never kept twice.
+   */
+  respond(request: Request, from?: FetchEvent | ExtendableEvent | string): Promise<Response>;
   /** Keeps a request it owns at once, with no live attempt (your handler answered 503): `202`, or `507`/`413` (not kept). */
   queue(request: Request): Promise<Response>;
   /** Flushes now. */
@@ -78,12 +89,31 @@ const SYNC_BUDGET_MS = 150_000;
 
 // This script's own URL, captured while it is evaluated: an imported
 // script has no `document.currentScript`, and `self.location` is the
-// importing worker's URL. The first script URL of the stack is this one.
-const SCRIPT = (() => {
-  const stack = String(new Error().stack ?? '');
-  const found = /(?:https?|file):\/\/[^\s()@]+?\.[cm]?js(?=[?#:]|$)/m.exec(stack);
-  return found ? found[0] : self.location.href;
-})();
+// importing worker's URL. The first frame of the stack is this script's.
+// Its URL is the one `importScripts` was given, which need not be
+// absolute: Firefox, evaluating a restarted worker's stored copy, names
+// it as written (`/outbox/outbox-worker.js`), so it is resolved against
+// the worker's URL, as `importScripts` resolved it.
+const SCRIPT = scriptUrl(String(new Error().stack ?? ''), self.location.href);
+
+/**
+ * The URL of the first frame of `stack` that names a script (V8's
+ * `at url:line:col` or `at name (url:line:col)`; SpiderMonkey's and
+ * JavaScriptCore's `name@url:line:col`), resolved against `base`; `base`
+ * when none does.
+ */
+function scriptUrl(stack: string, base: string): string {
+  for (const line of stack.split('\n')) {
+    const frame = /(?:^\s*at\s+(?:.*\()?|@)(.+?):\d+:\d+\)?\s*$/.exec(line);
+    if (!frame?.[1]) continue;
+    try {
+      return new URL(frame[1], base).href;
+    } catch {
+      // Not a URL (an engine's own frame): the next one.
+    }
+  }
+  return base;
+}
 
 let started: OutboxWorkerHandle | null = null;
 
@@ -110,6 +140,12 @@ function pairs(headers: Headers): [string, string][] {
   return out;
 }
 
+/** The id of the client a fetch event came from (`''` for any other event). */
+function clientOf(event: ExtendableEvent | undefined): string {
+  const id: unknown = event && 'clientId' in event ? event.clientId : undefined;
+  return typeof id === 'string' ? id : '';
+}
+
 /** What the core made of an intercepted request (`Respond` in `host.rs`). */
 type Respond = { pass: 'original' | 'live' } | { status: number; body: string; kick: boolean } | { error: string };
 
@@ -117,9 +153,10 @@ type Respond = { pass: 'original' | 'live' } | { status: number; body: string; k
  * Starts Outbox in this worker. Call it once, at the top level of the
  * worker script (listeners must be added while the script is evaluated).
  * `config` is the configuration object of `Outbox.open` (or its JSON);
- * `options.base` overrides where the core is (default: beside this script).
+ * `options.base` is the folder of `outbox-core.js` (default: beside
+ * `outbox-worker.js`, or, bundled into your worker, beside your worker).
  */
-function start(config?: OutboxWorkerConfig | string, options?: OutboxWorkerOptions): OutboxWorkerHandle {
+export function start(config?: OutboxWorkerConfig | string, options?: OutboxWorkerOptions): OutboxWorkerHandle {
   if (started) throw new Error('OutboxWorker.start runs once per worker');
   const json = typeof config === 'string' ? config || '{}' : JSON.stringify(config ?? {});
   const base = options?.base ? new URL(String(options.base), self.location.href).href : SCRIPT;
@@ -277,7 +314,8 @@ function start(config?: OutboxWorkerConfig | string, options?: OutboxWorkerOptio
   });
 
   const owns = (request: Request): boolean => !!outbox && outbox.owns(request.method, request.url);
-  const respond = (request: Request, clientId?: string) => answer(request, clientId ?? '', false);
+  const respond = (request: Request, from?: FetchEvent | ExtendableEvent | string) =>
+    answer(request, typeof from === 'string' ? from : clientOf(from), false);
   started = {
     owns,
     handle(event: FetchEvent): boolean {

@@ -15,6 +15,8 @@
 //!   as an ES module (`web/host/page.ts`, bundled by esbuild) and its
 //!   declarations, written by `tsc` from the same source;
 //!   `outbox-worker.d.ts` the worker module's;
+//! * `outbox-core.wasm` — the same module bare (for a bundler that emits
+//!   it as a file: `init({ module_or_path })` takes it);
 //! * `sizes.json` with raw and gzip sizes, and `size-report.txt`: bytes per
 //!   function and per crate of the core ([`crate::size`]).
 
@@ -161,6 +163,9 @@ fn build_host(dist: &Path) -> Result<(), String> {
     };
     esbuild("page.ts", "esm", "outbox_page.js")?;
     esbuild("worker.ts", "iife", "outbox-worker.js")?;
+    // The same as an ES module, for a worker an app bundles
+    // (`import { start } from 'outbox-genesys/worker'`).
+    esbuild("worker.ts", "esm", "outbox-worker.mjs")?;
     // The types: tsc from the same source, strict.
     let types = target_dir().join("host-types");
     let _ = std::fs::remove_dir_all(&types);
@@ -189,7 +194,10 @@ fn build_host(dist: &Path) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", types.join(from).display()))?;
         // What ships describes the public surface only: the declarations
         // may import each other's types and nothing internal.
-        for line in text.lines().filter(|l| l.contains(" from '")) {
+        for line in text.lines().filter(|l| {
+            let l = l.trim_start();
+            (l.starts_with("import ") || l.starts_with("export ")) && l.contains(" from '")
+        }) {
             if !line.contains("'./types.js'") {
                 return Err(format!(
                     "{from} imports more than ./types.js ({line}): keep the host's internals private (#fields)"
@@ -219,6 +227,10 @@ pub fn build(tools: &Tools, dist: Option<&Path>) -> Result<Bundle, String> {
     let stamp = format!("{:016x}", fnv1a(&wasm));
     std::fs::write(dist.join("outbox-core.js"), core_script(&wasm, &stamp))
         .map_err(|e| e.to_string())?;
+    // The bare module too, for an app whose bundler emits it as a file of
+    // its own (`init({ module_or_path })` takes either).
+    std::fs::copy(&core, dist.join("outbox-core.wasm"))
+        .map_err(|e| format!("{}: {e}", core.display()))?;
     build_host(&dist)?;
     let web = tools::root().join("web");
     let shim = std::fs::read_to_string(web.join("sw.js"))

@@ -4,7 +4,10 @@
 //! the engine chosen by `OUTBOX_BROWSER`. Each engine's run is timed; at
 //! the end a summary names the engines that passed or failed and every
 //! scenario an engine skipped, with the reason (the tests write them to
-//! `target/e2e-artifacts/skipped-<engine>.txt`).
+//! `target/e2e-artifacts/skipped-<engine>.txt`). With `--examples`, each
+//! engine also drives the example apps (`tests/examples.rs`), built first
+//! from the packed package as `cargo xtask examples` builds them;
+//! `cargo xtask test` runs them in all three engines.
 //!
 //! [`store_suites`] runs the host's IndexedDB store's wasm suites
 //! (`crates/host-tests`: the conformance suite and the store's own tests in
@@ -54,11 +57,16 @@ pub enum BrowserArg {
     All,
 }
 
-/// `cargo xtask e2e`: see the module documentation.
-pub fn e2e(browsers: &[BrowserArg], passthrough: &[String]) -> Result<(), String> {
+/// `cargo xtask e2e`: see the module documentation. With `examples`, the
+/// npm package is packed and the example apps built from it
+/// ([`crate::examples`]), and each engine runs them after its suites.
+pub fn e2e(browsers: &[BrowserArg], examples: bool, passthrough: &[String]) -> Result<(), String> {
     let (engines, tools) = prepare(browsers)?;
-    build::build(&tools, None)?;
-    run_engines(&engines, tools.chromium.as_deref(), passthrough)
+    let bundle = build::build(&tools, None)?;
+    if examples {
+        crate::examples::build_examples(&crate::package::package(&bundle.dist)?)?;
+    }
+    run_engines(&engines, tools.chromium.as_deref(), passthrough, examples)
 }
 
 /// The engines `browsers` names (all three when none; each once, in the
@@ -96,12 +104,33 @@ pub fn prepare(browsers: &[BrowserArg]) -> Result<(Vec<Engine>, Tools), String> 
     Ok((engines, tools))
 }
 
-/// Runs the e2e test binaries once per engine, then prints the summary;
-/// fails when any engine failed (after running them all).
+/// `cargo test -p e2e --test examples -- --ignored`: the example apps, as
+/// `cargo xtask examples` built them from the packed package, in the engine
+/// `OUTBOX_BROWSER` names.
+pub fn examples_tests(engine: Engine) -> Command {
+    let mut test = tools::cargo();
+    test.args([
+        "test",
+        "-p",
+        "e2e",
+        "--test",
+        "examples",
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ])
+    .env("OUTBOX_BROWSER", engine.name());
+    test
+}
+
+/// Runs the e2e test binaries once per engine (and the example apps' when
+/// `examples`: they must have been built), then prints the summary; fails
+/// when any engine failed (after running them all).
 fn run_engines(
     engines: &[Engine],
     chromium: Option<&Path>,
     passthrough: &[String],
+    examples: bool,
 ) -> Result<(), String> {
     let artifacts = tools::root().join("target").join("e2e-artifacts");
     let mut results = Vec::new();
@@ -117,7 +146,16 @@ fn run_engines(
         }
         eprintln!("xtask: end-to-end suites in {}", engine.name());
         let started = Instant::now();
-        let outcome = tools::run(&mut test);
+        let mut outcome = tools::run(&mut test);
+        if examples {
+            eprintln!("xtask: the example apps in {}", engine.name());
+            let mut apps = examples_tests(engine);
+            apps.args(passthrough);
+            if let Some(chrome) = chromium {
+                apps.env("CHROME", chrome);
+            }
+            outcome = outcome.and(tools::run(&mut apps));
+        }
         let took = started.elapsed();
         let skips = std::fs::read_to_string(&skipped).unwrap_or_default();
         results.push((engine, outcome, took, skips));
@@ -145,13 +183,14 @@ fn minutes(d: Duration) -> String {
     format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
 }
 
-/// What `cargo xtask test` runs beyond Chromium, once the bundle is built:
-/// the store's wasm suites and the end-to-end suites in Firefox and WebKit.
+/// What `cargo xtask test` runs beyond Chromium, once the bundle and the
+/// example apps are built: the store's wasm suites, and the end-to-end
+/// suites and the example apps in Firefox and WebKit.
 pub fn other_engines() -> Result<(), String> {
     tools::ensure_firefox()?;
     tools::ensure_webkit()?;
     store_suites()?;
-    run_engines(&[Engine::Firefox, Engine::Webkit], None, &[])
+    run_engines(&[Engine::Firefox, Engine::Webkit], None, &[], true)
 }
 
 /// The store's wasm suites (`cargo test -p host-tests --target wasm32`:

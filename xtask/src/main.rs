@@ -65,6 +65,10 @@ enum Command {
         /// Engines, comma-separated.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
         browser: Vec<e2e::BrowserArg>,
+        /// Also pack the npm package, build the example apps from it
+        /// (as `examples` does) and drive them in each engine.
+        #[arg(long)]
+        examples: bool,
         /// Arguments for the test binaries (e.g. a test name filter), after `--`.
         #[arg(last = true)]
         rest: Vec<String>,
@@ -113,7 +117,11 @@ fn main() -> ExitCode {
             browser,
         } => chaos::chaos(seed, messages, &browser),
         Command::Fuzz { cases, seed } => fuzz::fuzz(cases, seed),
-        Command::E2e { browser, rest } => e2e::e2e(&browser, &rest),
+        Command::E2e {
+            browser,
+            examples,
+            rest,
+        } => e2e::e2e(&browser, examples, &rest),
         Command::Examples => tools::Tools::ensure(tools::Need::Build)
             .and_then(|t| build::build(&t, None))
             .and_then(|b| package::package(&b.dist))
@@ -224,21 +232,9 @@ fn test() -> Result<(), String> {
     )?;
     // The example apps, built from the packed package as a user would.
     examples::build_examples(&npm_package)?;
-    tools::run(
-        tools::cargo()
-            .args([
-                "test",
-                "-p",
-                "e2e",
-                "--test",
-                "examples",
-                "--",
-                "--ignored",
-                "--test-threads=1",
-            ])
-            .env("CHROME", &chrome),
-    )?;
-    // Firefox and WebKit: the store's wasm suites and the end-to-end suites.
+    tools::run(e2e::examples_tests(e2e::Engine::Chromium).env("CHROME", &chrome))?;
+    // Firefox and WebKit: the store's wasm suites, the end-to-end suites
+    // and the example apps.
     e2e::other_engines()?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The npm side of the bundle: the dev-only npm tools (TypeScript,
-//! esbuild, publint), installed into `.tools/npm` like `wasm-opt`, and the
+//! esbuild, publint, attw), installed into `.tools/npm` like `wasm-opt`, and the
 //! checks that use them — the declarations `tsc` wrote from the host's
 //! source type-checked against usage files (`tsc --noEmit --strict`, lib
 //! ES2022 and ESNext), the package linted and packed.
@@ -17,6 +17,11 @@ pub const TYPESCRIPT_7_VERSION: &str = "7.0.2";
 pub const PUBLINT_VERSION: &str = "0.3.25";
 /// The bundler and minifier of the TypeScript host (`web/host`).
 pub const ESBUILD_VERSION: &str = "0.28.2";
+/// The check that the package's types resolve in every module system
+/// (`attw`, profile `esm-only`: the package is ES modules).
+pub const ATTW_VERSION: &str = "0.18.5";
+/// Node's types, for the bundler plugins (`web/npm/src`, run by Node 20).
+pub const TYPES_NODE_VERSION: &str = "20.19.43";
 
 /// `.tools/npm/node_modules`.
 fn node_modules() -> PathBuf {
@@ -57,6 +62,16 @@ pub fn ensure_npm_tools() -> Result<(), String> {
             "esbuild",
             ESBUILD_VERSION,
             format!("esbuild@{ESBUILD_VERSION}"),
+        ),
+        (
+            "@types/node",
+            TYPES_NODE_VERSION,
+            format!("@types/node@{TYPES_NODE_VERSION}"),
+        ),
+        (
+            "@arethetypeswrong/cli",
+            ATTW_VERSION,
+            format!("@arethetypeswrong/cli@{ATTW_VERSION}"),
         ),
     ];
     let missing: Vec<String> = wanted
@@ -212,8 +227,12 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
   "types": "./outbox_page.d.ts",
   "exports": {{
     ".": {{ "types": "./outbox_page.d.ts", "default": "./outbox_page.js" }},
-    "./outbox-core.js": "./outbox-core.js",
-    "./worker": {{ "types": "./worker/outbox-worker.d.ts", "default": "./worker/outbox-worker.js" }},
+    "./outbox-core.js": {{ "types": "./outbox-core.d.ts", "default": "./outbox-core.js" }},
+    "./outbox-core.wasm": {{ "types": "./outbox-core.wasm.d.ts", "default": "./outbox-core.wasm" }},
+    "./worker": {{ "types": "./worker.d.ts", "default": "./worker.js" }},
+    "./vite": {{ "types": "./vite.d.ts", "default": "./vite.js" }},
+    "./esbuild": {{ "types": "./esbuild.d.ts", "default": "./esbuild.js" }},
+    "./broker": {{ "types": "./broker.d.ts", "default": "./broker.js" }},
     "./worker/*": "./worker/*",
     "./package.json": "./package.json"
   }},
@@ -223,7 +242,20 @@ pub fn package_json(meta: &serde_json::Value) -> Result<(String, String, String)
     "outbox_page.d.ts",
     "types.d.ts",
     "outbox-core.js",
+    "outbox-core.d.ts",
+    "outbox-core.wasm",
+    "outbox-core.wasm.d.ts",
+    "worker.js",
+    "worker.d.ts",
     "worker/",
+    "files.js",
+    "files.d.ts",
+    "vite.js",
+    "vite.d.ts",
+    "esbuild.js",
+    "esbuild.d.ts",
+    "broker.js",
+    "broker.d.ts",
     "bin.js",
     "LICENSE-MIT",
     "LICENSE-APACHE",
@@ -252,11 +284,39 @@ const PACKAGE_FILES: &[(&str, &str)] = &[
     ("outbox_page.d.ts", "outbox_page.d.ts"),
     ("types.d.ts", "types.d.ts"),
     ("outbox-core.js", "outbox-core.js"),
+    ("outbox-core.wasm", "outbox-core.wasm"),
+    ("outbox-worker.mjs", "worker.js"),
+    ("outbox-worker.d.ts", "worker.d.ts"),
     ("sw.js", "worker/sw.js"),
     ("outbox-worker.js", "worker/outbox-worker.js"),
     ("outbox-worker.d.ts", "worker/outbox-worker.d.ts"),
     ("types.d.ts", "worker/types.d.ts"),
 ];
+
+/// The declaration of `outbox-genesys/outbox-core.wasm`.
+pub const WASM_DECLARATION: &str = "\
+/**
+ * The core as a bare wasm module, imported through a bundler that makes a
+ * `.wasm` import the URL of a file it emits (esbuild `--loader:.wasm=file`,
+ * webpack `type: 'asset/resource'`; with Vite import `…/outbox-core.wasm?url`).
+ * Load it with `init({ module_or_path: url })` before `Outbox.open`.
+ */
+declare const url: string;
+export default url;
+";
+
+/// The declaration of `outbox-genesys/outbox-core.js`: a classic script,
+/// loaded by URL, which exports nothing.
+pub const CORE_SCRIPT_DECLARATION: &str = "\
+/**
+ * The core as a classic script (it sets `self.outboxCore`): not a module to
+ * import, but a file to load by its URL, as the worker does
+ * (`importScripts`) and the page does (`init({ module_or_path })`, or by
+ * default from beside `outbox_page.js`). `copy-worker` and the bundler
+ * plugins put it where your site serves it.
+ */
+export {};
+";
 
 /// Stages the npm package from the bundle in `dist`, checks it (types,
 /// publint) and packs it.
@@ -283,6 +343,22 @@ pub fn package(dist: &Path) -> Result<Package, String> {
     ] {
         copy(&root.join(from), &dir.join(to))?;
     }
+    // The bundler plugins (`outbox-genesys/vite`, `outbox-genesys/esbuild`)
+    // and what they share, Node code: JavaScript and declarations by tsc
+    // from one source.
+    tools::run(
+        Command::new(npm_bin("tsc"))
+            .current_dir(root.join("web/npm/src"))
+            .args(["-p", "tsconfig.json", "--outDir"])
+            .arg(&dir),
+    )?;
+    // `import coreUrl from 'outbox-genesys/outbox-core.wasm'` under a
+    // bundler that turns it into the URL of a file it emits (esbuild's
+    // `--loader:.wasm=file`, webpack's `asset/resource`).
+    std::fs::write(dir.join("outbox-core.wasm.d.ts"), WASM_DECLARATION)
+        .map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("outbox-core.d.ts"), CORE_SCRIPT_DECLARATION)
+        .map_err(|e| e.to_string())?;
     // The worker files are classic scripts, not ES modules.
     std::fs::write(
         dir.join("worker/package.json"),
@@ -303,6 +379,12 @@ pub fn package(dist: &Path) -> Result<Package, String> {
     if !tarball.is_file() {
         return Err(format!("npm pack wrote no {}", tarball.display()));
     }
+    // Every entry point's types resolve (ES modules only: no CommonJS).
+    tools::run(
+        Command::new(npm_bin("attw"))
+            .arg(&tarball)
+            .args(["--profile", "esm-only"]),
+    )?;
     eprintln!("xtask: packed {}", tarball.display());
     Ok(Package { tarball, name })
 }

@@ -107,14 +107,17 @@ pub fn skip_without(capability: Capability) -> bool {
     true
 }
 
-/// For a scenario validated in Chromium only: in another engine, reports
-/// the current test as skipped (by name, with `reason`) and returns `true`.
-pub fn chromium_only(reason: &str) -> bool {
+/// For one step of a scenario (`what`, e.g. "the worker restart") that
+/// needs `capability`: when the engine of this run lacks it, reports the
+/// current test as run without that step (by name, with the reason) and
+/// returns `true`; the test then leaves the step out and goes on.
+/// Otherwise returns `false`.
+pub fn skip_step(capability: Capability, what: &str) -> bool {
     let engine = Engine::from_env();
-    if engine == Engine::Chromium {
+    let Some(why) = engine.lacks(capability) else {
         return false;
-    }
-    report_skip(engine, reason);
+    };
+    report_skip(engine, &format!("ran without {what}: {why}"));
     true
 }
 

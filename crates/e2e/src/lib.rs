@@ -20,5 +20,5 @@ pub mod webdriver;
 
 pub use browser::{Browser, Error as BrowserError, Page};
 pub use cdp::CdpError;
-pub use engine::{Capability, Engine, chromium_only, skip_without};
+pub use engine::{Capability, Engine, skip_step, skip_without};
 pub use stack::Stack;

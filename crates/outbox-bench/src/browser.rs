@@ -282,9 +282,23 @@ impl Run<'_> {
     ) -> (usize, usize, f64, bool) {
         let deadline = Instant::now() + timeout;
         loop {
+            // The whole count first (cheap), then this drain's own: a stopped
+            // reference drain may leave messages of its own behind.
             let total = self.emulator.control().messages().total;
-            if total >= n || Instant::now() > deadline {
+            if Instant::now() > deadline {
                 break;
+            }
+            if total >= n {
+                let own = self
+                    .emulator
+                    .control()
+                    .recorded()
+                    .iter()
+                    .filter(|m| m.text.as_deref().is_some_and(|t| t.starts_with(prefix)))
+                    .count();
+                if own >= n {
+                    break;
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -458,6 +472,21 @@ impl Run<'_> {
                     in_order,
                     stopped_at_ms,
                 });
+                if delivered < n {
+                    // A stopped drain leaves its backlog queued, which the
+                    // next drain would wait behind: clear the origin's
+                    // IndexedDB and stop the worker (it starts afresh with
+                    // the next request).
+                    page.call(
+                        "Storage.clearDataForOrigin",
+                        json!({ "origin": origin.trim_end_matches('/'), "storageTypes": "indexeddb" }),
+                    )
+                    .await?;
+                    self.browser
+                        .stop_service_workers(&page)
+                        .await
+                        .map_err(cdp)?;
+                }
                 // Let the worker settle (Workbox's re-registered sync, Outbox's timers).
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

@@ -674,33 +674,16 @@ impl Machine for NetworkBack {
 /// keep: `202 {"queued":true,"id","lane","reason"}`, or, the caller
 /// keeping its request, `{"queued":false,"error","message"}` with `507`
 /// (full, or over the storage quota), `413` (too large), `409` (an id
-/// taken) or `500` (the store failed).
-pub fn kept_answer<E: core::error::Error>(
+/// taken) or `500` (the store failed). The statuses, codes and bodies are
+/// the queue's own ([`EnqueueError::status`], [`EnqueueError::body`],
+/// [`queued_body`](crate::queue::queued_body)), as every host answers.
+pub fn kept_answer<E: core::error::Error + 'static>(
     result: &Result<Entry, EnqueueError<E>>,
     reason: &str,
 ) -> (u16, String) {
-    let mut body = crate::json::Object::new();
     match result {
-        Ok(entry) => {
-            body.bool("queued", true)
-                .str("id", &entry.id.hyphenated())
-                .str("lane", &entry.lane)
-                .str("reason", reason);
-            (202, body.finish())
-        }
-        Err(e) => {
-            let (status, code) = match e {
-                EnqueueError::Full { .. } => (507, "outbox-full"),
-                EnqueueError::QuotaExceeded(_) => (507, "quota-exceeded"),
-                EnqueueError::TooLarge { .. } => (413, "entry-too-large"),
-                EnqueueError::Duplicate(_) => (409, "duplicate-entry"),
-                EnqueueError::Store(_) => (500, "store-error"),
-            };
-            body.bool("queued", false)
-                .str("error", code)
-                .str("message", &e.to_string());
-            (status, body.finish())
-        }
+        Ok(entry) => (202, crate::queue::queued_body(entry, reason)),
+        Err(e) => (e.status(), e.body()),
     }
 }
 

@@ -1,5 +1,5 @@
 // The app's own service worker. Three lines add Outbox to it; the rest is the app's.
-importScripts('/outbox/outbox-worker.js'); // copied by `outbox-genesys copy-worker public/outbox`
+importScripts('/outbox/outbox-worker.js'); // served by the outbox-genesys/vite plugin (vite.config.ts)
 const api = new URL(self.location.href).searchParams.get('api') || 'https://api.mypurecloud.ie';
 const outbox = OutboxWorker.start({ origins: [api], apiBase: api, tokenUrl: '/token' });
 

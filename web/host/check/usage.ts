@@ -13,6 +13,7 @@ import init, {
   type CancelResult,
   type FlushReport,
   type Purged,
+  type WorkerLifecycleEvent,
 } from './outbox_page.js';
 
 export async function rest(): Promise<void> {
@@ -40,6 +41,16 @@ export async function rest(): Promise<void> {
   await Outbox.open({ onDead: { agentless: 'drop' } });
   const registration: ServiceWorkerRegistration = await outbox.registerServiceWorker('/sw.js', { scope: '/' });
   await outbox.registerServiceWorker('/sw.js');
+  await outbox.registerServiceWorker('/sw.js', {
+    skipWaiting: false,
+    onLifecycle: (e: WorkerLifecycleEvent) => {
+      const worker: ServiceWorker = e.worker;
+      void worker;
+      if (e.type === 'waiting') e.skipWaiting();
+      // @ts-expect-error only a waiting worker can be told to skip waiting
+      else e.skipWaiting();
+    },
+  });
   void registration.scope;
 
   const stop: () => void = outbox.on((e: OutboxEvent) => {
@@ -72,6 +83,9 @@ export async function rest(): Promise<void> {
   // @ts-expect-error idType is one of three
   await outbox.sendOpenMessage('integration', 'customer', 'Hi', { idType: 'Fax' });
   await outbox.send({ url: 'https://api.mypurecloud.ie/api/v2/conversations/messages/agentless', body: { toAddress: 'x' } });
+  await outbox.send({ url: '/x', headers: new Headers({ 'x-a': '1' }), body: 'text' });
+  await outbox.send({ url: '/x', headers: [['x-a', '1']], body: new Uint8Array(1) });
+  await outbox.send({ url: '/x', headers: { 'x-a': '1' } });
   await outbox.setToken('token');
   await outbox.setToken('token', 3600, 'https://api.mypurecloud.ie');
   const stats: OutboxStats = await outbox.stats();

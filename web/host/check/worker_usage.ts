@@ -3,6 +3,8 @@
 // worker module, as its README shows.
 /// <reference lib="webworker" />
 import type { OutboxWorkerHandle } from './worker/outbox-worker.js';
+// A worker an app bundles imports the module (`outbox-genesys/worker`).
+import { start } from './worker/outbox-worker.js';
 
 declare const self: ServiceWorkerGlobalScope;
 
@@ -15,5 +17,10 @@ self.addEventListener('fetch', (e: FetchEvent) => {
 OutboxWorker.start('{"origins":["https://proxy.example"]}', { base: '/outbox/' });
 void outbox.flush().then((r) => r.delivered + r.attempts);
 void outbox.respond(new Request('https://api.mypurecloud.ie/'), 'client-id');
+// Workbox hands its route handlers the event as an ExtendableEvent.
+declare const workboxEvent: ExtendableEvent;
+void outbox.respond(new Request('https://api.mypurecloud.ie/'), workboxEvent);
 // @ts-expect-error `getToken` is the page's alone
 OutboxWorker.start({ getToken: async () => 'token' });
+// Bundled: the same handle, the core's folder given.
+export const bundled: OutboxWorkerHandle = start({ region: 'mypurecloud.ie' }, { base: new URL('/outbox/', self.location.href) });
