@@ -481,7 +481,8 @@ impl Run<'_> {
                         "Storage.clearDataForOrigin",
                         json!({ "origin": origin.trim_end_matches('/'), "storageTypes": "indexeddb" }),
                     )
-                    .await?;
+                    .await
+                    .map_err(cdp)?;
                     self.browser
                         .stop_service_workers(&page)
                         .await

@@ -28,7 +28,7 @@
 //! takes its events.
 
 use alloc::rc::Rc;
-use alloc::{borrow::ToOwned, boxed::Box, string::String, string::ToString, vec, vec::Vec};
+use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
 
 use crate::classify::{LastError, Outcome, Response, TransportError, classify};
 use crate::clock::Millis;
