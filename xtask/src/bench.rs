@@ -161,20 +161,24 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     }
     let md = root.join("BENCHMARKS.md");
     let svg = root.join("docs").join("herd.svg");
-    tools::run(bench_bin("report").args([
-        "--results",
-        &out,
-        "--criterion",
-        &target.join("criterion").to_string_lossy(),
-        "--site",
-        &site_arg,
-        "--write",
-        &md.to_string_lossy(),
-        "--svg",
-        &svg.to_string_lossy(),
-        "--elapsed",
-        &format!("{:.0}", started.elapsed().as_secs_f64()),
-    ]))?;
+    tools::run(
+        bench_bin("report")
+            .args([
+                "--results",
+                &out,
+                "--criterion",
+                &target.join("criterion").to_string_lossy(),
+                "--site",
+                &site_arg,
+                "--write",
+                &md.to_string_lossy(),
+                "--svg",
+                &svg.to_string_lossy(),
+                "--elapsed",
+                &format!("{:.0}", started.elapsed().as_secs_f64()),
+            ])
+            .args(only.map(|part| ["--only", part]).into_iter().flatten()),
+    )?;
     // The fleet part: its own binary and its own section of the report
     // (between markers, kept from the last run when not run now).
     let fleet = results.join("fleet.md");

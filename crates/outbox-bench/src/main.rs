@@ -7,7 +7,7 @@
 //! outbox-bench browser [--quick] --out DIR --site DIR --web DIR
 //! outbox-bench memory  [--entries N] --out DIR --site DIR --web DIR   (the memory part alone)
 //! outbox-bench native  [--quick] --out DIR --outbox BIN --dir DIR
-//! outbox-bench report  [--quick] --results DIR --criterion DIR --site DIR --write FILE --svg FILE [--elapsed S]
+//! outbox-bench report  [--quick] --results DIR --criterion DIR --site DIR --write FILE --svg FILE [--elapsed S] [--only PART]
 //! ```
 
 use std::path::PathBuf;
@@ -102,6 +102,7 @@ fn main() -> ExitCode {
                 criterion: need(&args, "--criterion")?,
                 site: need(&args, "--site")?,
                 elapsed_s: flag(&args, "--elapsed").and_then(|e| e.to_str()?.parse().ok()),
+                only: flag(&args, "--only").and_then(|p| p.to_str().map(str::to_owned)),
             };
             report::write(&inputs, &need(&args, "--write")?, &need(&args, "--svg")?)
         })(),

@@ -27,6 +27,9 @@ pub struct Inputs {
     pub site: PathBuf,
     /// How long the whole run took so far, seconds (from `cargo xtask bench`).
     pub elapsed_s: Option<f64>,
+    /// The one part run now (`cargo xtask bench --only`), the others'
+    /// results being their last runs'.
+    pub only: Option<String>,
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -97,9 +100,16 @@ pub fn write(inputs: &Inputs, md: &Path, svg_path: &Path) -> Result<(), String> 
                 )
             })
             .unwrap_or_default();
+        let run = match &inputs.only {
+            Some(part) => format!(
+                "this run of the {part} part alone (`--only {part}`; the other parts are \
+                 their last runs')"
+            ),
+            None => format!("this {mode} run"),
+        };
         let _ = writeln!(
             o,
-            "**Duration:** this {mode} run took {:.1} min, builds included.{drain}\n",
+            "**Duration:** {run} took {:.1} min, builds included.{drain}\n",
             t / 60.0
         );
     }
