@@ -545,6 +545,21 @@ impl Run<'_> {
             n - probe
         );
         let worker = self.attach_worker(&origin).await?;
+        // `OUTBOX_BENCH_PROFILE=FILE`: a CPU profile of the worker over the
+        // drain (DevTools' `.cpuprofile`), to find where a drain's time goes.
+        let profile = std::env::var_os("OUTBOX_BENCH_PROFILE").map(PathBuf::from);
+        if profile.is_some() {
+            for (method, params) in [
+                ("Profiler.enable", json!({})),
+                ("Profiler.setSamplingInterval", json!({ "interval": 200 })),
+                ("Profiler.start", json!({})),
+            ] {
+                self.browser
+                    .call(Some(&worker), method, params)
+                    .await
+                    .map_err(cdp)?;
+            }
+        }
         let mut samples = vec![self.sample(&page, &worker, 0.0).await];
         self.outage(false)?;
         let started = Instant::now();
@@ -579,6 +594,18 @@ impl Run<'_> {
         }
         let drain_ms = started.elapsed().as_secs_f64() * 1000.0;
         eprintln!("bench: browser: memory: drained in {drain_ms:.0} ms");
+        if let Some(file) = profile {
+            let stopped = self
+                .browser
+                .call(Some(&worker), "Profiler.stop", json!({}))
+                .await
+                .map_err(cdp)?;
+            std::fs::write(&file, stopped["profile"].to_string()).map_err(|e| e.to_string())?;
+            eprintln!(
+                "bench: browser: memory: the worker's CPU profile is in {}",
+                file.display()
+            );
+        }
         let _ = page.close().await;
         demo.shutdown().await;
         Ok(Memory {

@@ -190,25 +190,37 @@ impl Cycle {
         writes
     }
 
-    /// Leases the entries behind the heads sent, as `hooks` accept them.
+    /// Leases the entries behind the heads sent, as `hooks` accept them,
+    /// breadth first: one entry behind each head per round, so that the
+    /// cycle's room is shared by its lanes and each of the flush's sends
+    /// carries one entry of every lane still going (depth first, the first
+    /// lane took the whole room, and its followers went one request at a
+    /// time). A lane stops at the first entry refused or unreadable (it
+    /// dies as a head, in its turn); the rest go on.
     fn follow(&mut self, terms: LeaseTerms, hooks: &mut dyn Planner) -> Vec<Write> {
         let mut writes = Vec::new();
-        let lists = self.answers.behind();
-        for ((_, lead), list) in core::mem::take(&mut self.leads).into_iter().zip(lists) {
-            for next in list {
-                // A record that cannot be read stops its lane's followers:
-                // it dies as a head, in its turn.
-                let Some(mut next) = next else { break };
-                if next.seq <= lead {
-                    continue;
+        let mut lanes: Vec<_> = core::mem::take(&mut self.leads)
+            .into_iter()
+            .zip(self.answers.behind())
+            .map(|((_, lead), list)| (lead, list.into_iter()))
+            .collect();
+        while !lanes.is_empty() {
+            let mut still = Vec::with_capacity(lanes.len());
+            for (lead, mut list) in lanes {
+                if hooks.follow_room() == 0 {
+                    return writes;
                 }
-                if hooks.follow_room() == 0 || !hooks.follow(&mut self.schedule, &next.head()) {
-                    break;
+                let next = list.find(|e| e.as_ref().is_none_or(|e| e.seq > lead));
+                let Some(Some(mut next)) = next else { continue };
+                if !hooks.follow(&mut self.schedule, &next.head()) {
+                    continue;
                 }
                 next.lease(terms.until);
                 writes.push(Write::Put(next.clone()));
                 self.claimed.sends.push(next);
+                still.push((lead, list));
             }
+            lanes = still;
         }
         writes
     }

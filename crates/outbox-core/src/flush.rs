@@ -78,7 +78,9 @@
 //! pay a store step per message. The claim also leases the entries right
 //! behind the heads it sends ([`Flush::follow_room`], [`Flush::follow`],
 //! which asks [`scheduler::follows`](crate::scheduler::follows)), up to
-//! [`BATCHES_PER_CYCLE`] batches' worth of entries in the cycle. A lane
+//! [`BATCHES_PER_CYCLE`] batches' worth of entries in the cycle, breadth
+//! first (one behind each head per round), so that each later send of the
+//! cycle carries one entry of every lane still going. A lane
 //! still has one request in flight, so a cycle never has more than a batch
 //! in flight; the followers only share the store step. The first entry of
 //! each lane goes in the cycle's first [`Io::Send`]; each answer that

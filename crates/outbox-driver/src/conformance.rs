@@ -436,8 +436,10 @@ impl Planner for Following {
 }
 
 /// A claim leases the entries its planner lets follow the heads it sends:
-/// right behind each head, in `seq` order, up to the planner's room and
-/// stopping at the first it refuses, after the heads in `sends`, with the
+/// right behind each head, in `seq` order, breadth first (one behind each
+/// head per round, so that the room is shared by the lanes), up to the
+/// planner's room, a lane stopping at the first it refuses, after the heads
+/// in `sends`, with the
 /// pacing state the planner wrote saved. An unsent follower settles back
 /// to pending with its attempt taken back; a stale one is skipped.
 pub async fn followers_lease_behind_their_head<S: Store>(store: S) {
@@ -461,10 +463,10 @@ pub async fn followers_lease_behind_their_head<S: Store>(store: S) {
     let sent: Vec<Seq> = claimed.sends.iter().map(|e| e.seq).collect();
     assert_eq!(
         sent,
-        [a1.seq, b1.seq, c1.seq, a2.seq, a3.seq, c2.seq],
-        "heads first; then each head's followers in order, up to a refusal"
+        [a1.seq, b1.seq, c1.seq, a2.seq, c2.seq, a3.seq],
+        "heads first; then one follower of each lane per round, in order, up to a refusal"
     );
-    assert_eq!(planner.asked, [a2.seq, a3.seq, a4.seq, c2.seq]);
+    assert_eq!(planner.asked, [a2.seq, c2.seq, a3.seq, a4.seq]);
     assert_eq!(planner.room, 2);
     for e in &claimed.sends {
         assert_eq!(e.attempts, 1);
@@ -475,7 +477,7 @@ pub async fn followers_lease_behind_their_head<S: Store>(store: S) {
             }
         );
     }
-    let a3_sent = &claimed.sends[4];
+    let a3_sent = &claimed.sends[5];
     assert_eq!(a3_sent.request.body, b"4", "a follower comes with its body");
     let stored = ok(store.get(a2.id).await, "get").expect("a2 is queued");
     assert_eq!(stored.attempts, 1, "a follower's lease is stored");

@@ -4,8 +4,9 @@
 //!
 //! # How a transaction runs
 //!
-//! The host opens an IndexedDB transaction (read-only, or read-write with
-//! `durability: "strict"` for an enqueue) and calls [`IdbRun::advance`]
+//! The host opens an IndexedDB transaction (read-only; read-write with
+//! `durability: "strict"` for an enqueue, `"relaxed"` for the others) and
+//! calls [`IdbRun::advance`]
 //! with no results. The run polls core's [`Transaction`] until it needs
 //! something read: every read of the step becomes requests (`get`,
 //! `getAll`, a cursor, …), every write becomes `put`/`add`/`delete`/
@@ -207,7 +208,8 @@ impl IdbRun {
     }
 
     /// How a transaction of `access` opens: `r` read-only, `w`
-    /// read-write, `d` read-write with `durability: "strict"`.
+    /// read-write with `durability: "relaxed"`, `d` read-write with
+    /// `durability: "strict"`.
     pub fn mode(access: Access) -> &'static str {
         match access {
             Access::Read => "r",
