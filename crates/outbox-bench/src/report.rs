@@ -399,7 +399,8 @@ fn herd_section(
          messages delivered; *ideal* = N·M ÷ capacity, the least time the server needs for the \
          whole backlog; *peak* = busiest second's requests ÷ capacity; *503* with its share of the \
          requests; *requests* = requests that reached the server (attempts while offline in \
-         brackets).\n"
+         brackets); *sim time* = the wall time the run took to simulate (runs go one per core at \
+         once: in virtual time, their figures do not depend on it).\n"
     );
     let mut scenarios: Vec<&str> = Vec::new();
     for r in herd {
