@@ -159,6 +159,27 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
             &target.join("bench-native").to_string_lossy(),
         ]))?;
     }
+    // The fleet part: its own binary and its own section of the report
+    // (between markers, kept from the last run when not run now), run
+    // before the report so that the duration it gives is the whole run's.
+    let fleet = results.join("fleet.md");
+    if want("fleet") {
+        tools::ensure_postgres()?;
+        let mut cmd = tools::cargo();
+        cmd.args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "outbox-fleet-bench",
+            "--",
+        ])
+        .arg(&fleet);
+        if quick {
+            cmd.env("OUTBOX_FLEET_BENCH_MESSAGES", "2000");
+        }
+        tools::run(&mut cmd)?;
+    }
     let md = root.join("BENCHMARKS.md");
     let svg = root.join("docs").join("herd.svg");
     tools::run(
@@ -179,26 +200,6 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
             ])
             .args(only.map(|part| ["--only", part]).into_iter().flatten()),
     )?;
-    // The fleet part: its own binary and its own section of the report
-    // (between markers, kept from the last run when not run now).
-    let fleet = results.join("fleet.md");
-    if want("fleet") {
-        tools::ensure_postgres()?;
-        let mut cmd = tools::cargo();
-        cmd.args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "outbox-fleet-bench",
-            "--",
-        ])
-        .arg(&fleet);
-        if quick {
-            cmd.env("OUTBOX_FLEET_BENCH_MESSAGES", "2000");
-        }
-        tools::run(&mut cmd)?;
-    }
     if let Ok(section) = std::fs::read_to_string(&fleet) {
         splice_fleet(&md, &section)?;
     }
