@@ -1375,7 +1375,7 @@ fn findings(
         ) {
             let _ = writeln!(
                 o,
-                "* **Long queues in IndexedDB (outbox-web).** The fetch door queues {:.0}/s \
+                "* **Long queues in IndexedDB (the host's store, `crates/outbox-wasm/src/idb.rs`).** The fetch door queues {:.0}/s \
                  with an empty queue and {:.0}/s with {} queued, and the drain runs at {:.0}/s while \
                  {} are queued, {:.0}/s near the end. \
                  Enqueue counts the queue for `maxEntries` only when the span of queued `seq`s \
