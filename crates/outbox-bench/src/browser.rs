@@ -197,8 +197,7 @@ fn outbox_config(api: &str) -> Value {
 }
 
 /// How many of a page's sends are in flight at once, and whether each
-/// lane's go one at a time in order (`B.sendLanes`) or any message goes
-/// next (`B.send`).
+/// lane's go one at a time in order or any message goes next (`B.send`).
 #[derive(Clone, Copy)]
 struct InFlight {
     in_flight: usize,
@@ -269,14 +268,10 @@ impl Run<'_> {
             let to = (from + 500).min(range.1);
             let r: Value = page
                 .eval(&format!(
-                    "B.{}({from}, {to}, {lanes}, {}, {})",
-                    if concurrency.by_lane {
-                        "sendLanes"
-                    } else {
-                        "send"
-                    },
+                    "B.send({from}, {to}, {lanes}, {}, {}, {})",
                     json!(prefix),
                     concurrency.in_flight,
+                    concurrency.by_lane,
                 ))
                 .await
                 .map_err(cdp)?;
@@ -470,17 +465,20 @@ impl Run<'_> {
                 // send figures. A longer backlog is made faster (its time is
                 // no figure): with no worker nothing is kept, so nothing is
                 // sent; Outbox's one lane is queued as the memory part's is
-                // (one through the door, the rest a copy of it); over many
-                // lanes, 8 go at a time, each lane in order.
+                // (one through the door, the rest a copy of it); else 8 go
+                // at a time, each lane in order (one lane: one at a time).
                 let enqueue = if n <= 1_000 {
                     self.send(&page, (0, n), lanes, &prefix, 1).await?
                 } else if mode == "none" {
                     Latency::of(Vec::new(), Vec::new())
                 } else if mode == "outbox" && lanes == 1 {
-                    self.seed_lane(&page, n, &prefix).await?
+                    let (r, _) = self
+                        .seed(&page, ("lane-0", 1, "lane-"), &prefix, n - 1)
+                        .await?;
+                    Latency::of(vec![r[0].as_f64().unwrap_or(0.0)], vec![(202, 1)])
                 } else {
                     let in_flight = InFlight {
-                        in_flight: if lanes > 1 { 8 } else { 1 },
+                        in_flight: 8,
                         by_lane: true,
                     };
                     self.send(&page, (0, n), lanes, &prefix, in_flight).await?
@@ -545,33 +543,41 @@ impl Run<'_> {
         })
     }
 
-    /// Queues `n` messages in one lane of Outbox's worker while offline:
-    /// the first through the fetch door, then `n - 1` copies of it straight
-    /// into its IndexedDB (`B.seed`), numbered after it.
-    async fn seed_lane(&self, page: &Page<'_>, n: usize, prefix: &str) -> Result<Latency, Error> {
+    /// Queues `1 + copies` messages in Outbox's worker while offline: the
+    /// first (text `<text_prefix>0000000`) through the fetch door in `lane`,
+    /// then `copies` copies of it straight into its IndexedDB (`B.seed`),
+    /// numbered after it, over `lanes` lanes (`<lane_prefix><2 digits>`; with
+    /// one lane, `lane` itself). Returns the door's answer (`[ms, status]`)
+    /// and how long the copy took, ms.
+    async fn seed(
+        &self,
+        page: &Page<'_>,
+        (lane, lanes, lane_prefix): (&str, usize, &str),
+        text_prefix: &str,
+        copies: usize,
+    ) -> Result<(Value, f64), Error> {
         const WIDTH: usize = 7;
-        let template = format!("{prefix}{:0WIDTH$}", 0);
+        let template = format!("{text_prefix}{:0WIDTH$}", 0);
         let r: Value = page
-            .eval(&format!("B.post('lane-0', {})", json!(template)))
+            .eval(&format!("B.post({}, {})", json!(lane), json!(template)))
             .await
             .map_err(cdp)?;
         if r[1] != 202 {
-            return Err(format!("the drain's first entry was not queued: {r}"));
+            return Err(format!("the template entry was not queued: {r}"));
         }
         // Let the flush the enqueue kicked end (offline) before the copy.
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = Instant::now();
         page.eval::<Value>(&format!(
-            "B.seed({}, 1, 'lane-0', 'lane-', {}, {}, {WIDTH})",
-            n - 1,
+            "B.seed({copies}, {lanes}, {}, {}, {}, {}, {WIDTH})",
+            json!(lane),
+            json!(lane_prefix),
             json!(template),
-            json!(prefix),
+            json!(text_prefix),
         ))
         .await
         .map_err(cdp)?;
-        Ok(Latency::of(
-            vec![r[0].as_f64().unwrap_or(0.0)],
-            vec![(202, 1)],
-        ))
+        Ok((r, t.elapsed().as_secs_f64() * 1000.0))
     }
 
     /// Queues `entries` in Outbox's worker while offline, then drains them,
@@ -592,23 +598,10 @@ impl Run<'_> {
         // then through the door again with the queue full.
         let probe = (n / 4).min(500);
         let (empty_per_s, empty) = self.door(&page, probe, "mem-a-").await?;
-        let template = "mem-s-0000000";
-        let r: Value = page
-            .eval(&format!("B.post('ml-00', '{template}')"))
-            .await
-            .map_err(cdp)?;
-        if r[1] != 202 {
-            return Err(format!("the template entry was not queued: {r}"));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
         let seeded = n.saturating_sub(2 * probe + 1);
-        let t = Instant::now();
-        page.eval::<Value>(&format!(
-            "B.seed({seeded}, 100, 'ml-00', 'ml-', '{template}', 'mem-s-', 7)"
-        ))
-        .await
-        .map_err(cdp)?;
-        let seed_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let (_, seed_ms) = self
+            .seed(&page, ("ml-00", 100, "ml-"), "mem-s-", seeded)
+            .await?;
         let (full_per_s, full) = self.door(&page, probe, "mem-b-").await?;
         let enqueue_ms = seed_ms;
         eprintln!(

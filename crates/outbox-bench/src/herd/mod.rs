@@ -478,7 +478,7 @@ pub fn run_all(
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-        .min(jobs.len().max(1));
+        .clamp(1, jobs.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut out: Vec<Option<HerdResult>> = jobs.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
