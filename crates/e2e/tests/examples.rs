@@ -455,11 +455,16 @@ async fn esbuild_example_updates_its_worker_when_the_app_says() {
     let browser = stack.browser().await.unwrap();
     let page = open(&browser, &stack).await;
     let steps = "app.lifecycle.map((e) => e.type + (e.isUpdate ? ' (update)' : ''))";
-    page.wait_for("app.lifecycle.some((e) => e.type === 'controlling')", WAIT)
-        .await
-        .unwrap();
     // `controlling` and `activated` come in either order (a worker that
-    // claims its pages does it while it activates).
+    // claims its pages does it while it activates: `controllerchange` may
+    // come before the worker's `activated` state, as WebKit under load
+    // showed), so the first install is over once both have come.
+    page.wait_for(
+        "['installed', 'activated', 'controlling'].every((t) => app.lifecycle.some((e) => e.type === t))",
+        WAIT,
+    )
+    .await
+    .unwrap();
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
