@@ -232,17 +232,27 @@ async fn a_new_message_waits_behind_its_lanes_backlog() {
     .await;
     assert_eq!(answer["status"], 202, "{answer}");
     assert_eq!(answer["body"]["reason"], "lane-busy");
-    // Another conversation is free to go at once.
+    // Another conversation is not held behind that lane: it goes at once
+    // — unless the origin is still being probed. The outage marked it down,
+    // and until an answer comes back one request at a time goes to it (the
+    // flusher's retry of m0, due within `baseMs`, may be that probe, out
+    // right now on a slow machine): then it is kept for the origin, not
+    // for the lane, and delivered once the probe is answered.
     let other = post(
         &page,
         &agent_url(&stack, "conv-9"),
         json!({ "textBody": "free" }),
     )
     .await;
-    assert_eq!(other["status"], 200, "{other}");
+    assert!(
+        other["status"] == 200
+            || (other["status"] == 202 && other["body"]["reason"] == "origin-down"),
+        "{other}"
+    );
     page.eval::<Value>("T.outbox.flush()").await.unwrap();
     wait_drained(&page, &browser).await;
     assert_eq!(texts(&stack, "conv-1"), ["m0", "m1", "m2", "m3"]);
+    assert_eq!(texts(&stack, "conv-9"), ["free"]);
     finish(browser, stack).await;
 }
 

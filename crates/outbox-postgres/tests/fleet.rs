@@ -103,8 +103,20 @@ async fn a_head_locked_by_one_claim_leaves_its_whole_lane_out_of_another() {
     );
     assert!(sent.iter().all(|e| e.seq != a1.seq && e.seq != b1.seq));
     drop(open);
-    // Once A's transaction is gone, B sees both lanes' heads.
-    let (seen, sent) = claim(&b, T0).await;
+    // Once A's transaction is gone, B sees both lanes' heads. Dropping it
+    // closes its connection, and PostgreSQL rolls it back (releasing the
+    // row locks) when its backend sees the connection closed: a moment
+    // later, longer on a loaded machine. Until then B's claims skip the
+    // locked heads, and a claim that is shown nothing changes nothing, so
+    // B claims again until the locks are gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (seen, sent) = loop {
+        let (seen, sent) = claim(&b, T0).await;
+        if !seen.is_empty() || tokio::time::Instant::now() > deadline {
+            break (seen, sent);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(
         seen.iter().map(|h| h.seq).collect::<Vec<_>>(),
         [a1.seq, b1.seq]
