@@ -38,6 +38,7 @@ interface Exports {
   /** Returns 1 when the host replaces its connection (the failure may have spoilt it). */
   tx_end(job: number, ok: number, now: number): number;
   reply(job: number, now: number): void;
+  answer(job: number, k: number, now: number): void;
   replay_key(): void;
   guest_frame(kind: number): void;
   guest_read(kind: number): void;

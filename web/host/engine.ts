@@ -11,7 +11,7 @@ import { Events } from './events.js';
 import type { Part } from './frame.js';
 import { Store, type Schema } from './store.js';
 import { TokenSource, type Came } from './tokens.js';
-import { send as fetchSend, type Outgoing } from './transport.js';
+import { errorText, failed, send as fetchSend, type Outgoing } from './transport.js';
 import type { FlushReport } from './types.js';
 
 /** What the core asks of a job (`ask` in `host.rs`). */
@@ -20,6 +20,7 @@ const STORE = 1;
 const TOKENS = 2;
 const SEND = 3;
 const LIVE = 4;
+const WAIT = 5;
 
 /** The configuration as the core read it. */
 export interface Facts {
@@ -171,6 +172,15 @@ export class Outbox {
   ): Promise<T> {
     const [core, engine] = this.engine();
     let job = 0;
+    // The answers to the requests out (`SEND`), by number, as they come:
+    // each is given to the core on its own, so that what it lets go (the
+    // next message of a lane it cleared) goes without waiting for the rest.
+    const arrived: [number, Part[]][] = [];
+    let wake: (() => void) | null = null;
+    const answered = (k: number, parts: Part[]) => {
+      arrived.push([k, parts]);
+      wake?.();
+    };
     try {
       job = start(core, engine);
       if (job === 0) throw new Error(core.out().text() || 'outbox: the core refused the job');
@@ -192,13 +202,28 @@ export class Outbox {
             core.in([{ json: JSON.stringify(came) }]).x.reply(job, Date.now());
             break;
           }
-          case SEND:
-          case LIVE: {
+          case SEND: {
+            const first = Number(out.text());
             const requests = out.json<Outgoing[]>();
             const bodies = requests.map(() => out.bytes());
-            const send = kind === LIVE && live ? live : this.transport;
-            const answers = await Promise.all(requests.map((q, i) => send(q, bodies[i])));
-            core.in(answers.flat()).x.reply(job, Date.now());
+            requests.forEach((q, i) => {
+              this.transport(q, bodies[i]).then(
+                (parts) => answered(first + i, parts),
+                (e: unknown) => answered(first + i, failed('network', errorText(e))),
+              );
+            });
+            break;
+          }
+          case WAIT: {
+            while (arrived.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+            wake = null;
+            for (const [k, parts] of arrived.splice(0)) core.in(parts).x.answer(job, k, Date.now());
+            break;
+          }
+          case LIVE: {
+            const [q] = out.json<Outgoing[]>();
+            const answer = await (live ?? this.transport)(q, out.bytes());
+            core.in(answer).x.reply(job, Date.now());
             break;
           }
           default:

@@ -54,6 +54,7 @@
 //!   Io::Store(Release) ── for each token that came at once ─────────────┤ (an Arrival)
 //!   Io::Send(entries) ── send concurrently, outside any transaction ────┤ answered()
 //!      (again, same cycle, for the followers of lanes the answers cleared)
+//!   Io::Wait ── requests out, nothing else to do: feed the next answer ──┤ answered()
 //!   Io::Forget(tokens the server refused) ──────────────────────────────┤
 //!   Io::Store(Cycle, settle alone) ── budget spent ─────────────────────┘ stored()
 //!   Io::Done ── report()
@@ -92,6 +93,18 @@
 //! out before a send could finish — is settled back as it was
 //! ([`Action::Unsent`](crate::entry::Action::Unsent)). All the cycle's
 //! answers are settled by the next store step, as one.
+//!
+//! # Answers one at a time
+//!
+//! A driver may feed a send's answers whole, or one by one as they come
+//! ([`SendAsk::split`](crate::io::SendAsk::split)): then a lane whose
+//! answer came goes on at once, without waiting for the slowest request of
+//! its round, and when the machine has nothing to send while requests are
+//! still out it asks [`Io::Wait`]. The cycle ends, and its store step
+//! comes, when the last request out is answered. The browser host feeds
+//! answers this way (a worker's requests share a few connections per
+//! origin: a round that waits for its slowest request leaves them idle);
+//! the native driver feeds each send whole and never meets `Wait`.
 //!
 //! Events are queued in the machine and taken with
 //! [`Flush::take_events`] after every poll, so that a driver tells them
@@ -159,7 +172,8 @@ enum Phase {
     Claimed,
     /// Waiting for the [`Fence`] read before a send (a fenced flush).
     Fencing,
-    /// Waiting for [`Flush::answered`].
+    /// Waiting for [`Flush::answered`] ([`Io::Wait`] while requests are
+    /// out and nothing else is to do).
     Sending,
     /// The last settle is in: done once the queue of I/O is empty.
     Finishing,
@@ -200,6 +214,9 @@ pub struct Flush {
     progressed: bool,
     /// Claimed by the store step (or cleared to follow), to be sent.
     sends: Vec<Entry>,
+    /// The lanes of the requests out, unanswered (one each: a lane has one
+    /// request in flight).
+    flying: Vec<String>,
     /// Leased to follow an entry of their lane in this cycle, waiting for
     /// it to clear the lane; in `seq` order per lane.
     followers: Vec<Entry>,
@@ -245,6 +262,7 @@ impl Flush {
             held: Vec::new(),
             progressed: false,
             sends: Vec::new(),
+            flying: Vec::new(),
             followers: Vec::new(),
             room: 0,
             throttled: Vec::new(),
@@ -292,6 +310,7 @@ impl Flush {
                         }
                         self.phase = Phase::Sending;
                         let sends = core::mem::take(&mut self.sends);
+                        self.flying.extend(sends.iter().map(|e| e.lane.clone()));
                         let margin = self.fenced.then_some(LEASE_MARGIN_MS);
                         return Io::Send(
                             SendAsk::new(sends, self.config.send_timeout_ms).within_leases(margin),
@@ -311,6 +330,8 @@ impl Flush {
                     self.report.next_wake = Some(now);
                     self.phase = Phase::Done;
                 }
+                // Requests out and nothing else to do: wait for an answer.
+                Phase::Sending if !self.flying.is_empty() => return Io::Wait,
                 // A poll while I/O is out is a driver bug; answering
                 // `Done` keeps every entry where the store has it.
                 Phase::Storing
@@ -642,6 +663,11 @@ impl Flush {
         rng: &mut dyn Random,
     ) {
         self.report.attempts += answers.len();
+        for e in &sent {
+            if let Some(at) = self.flying.iter().position(|lane| *lane == e.lane) {
+                self.flying.swap_remove(at);
+            }
+        }
         let mut verdicts = verdict::judge(&sent, answers, now, &self.config, rng);
         let refused = core::mem::take(&mut verdicts.rejected_tokens);
         if !refused.is_empty() {
@@ -670,7 +696,10 @@ impl Flush {
             let lane = follower.lane.as_str();
             if unsent.iter().any(|e: &Entry| e.lane == lane) {
                 unsent.push(follower);
-            } else if next.iter().any(|e: &Entry| e.lane == lane) {
+            } else if next.iter().any(|e: &Entry| e.lane == lane)
+                || self.flying.iter().any(|l| l == lane)
+            {
+                // Behind one going now, or behind one still out.
                 waiting.push(follower);
             } else if cleared.contains(&lane)
                 && !self.halted.contains(&follower.origin)
@@ -689,12 +718,17 @@ impl Flush {
         if let Some(answered) = &mut self.answered {
             answered.unsent(unsent);
         }
-        if next.is_empty() {
-            self.phase = Phase::Cycle;
+        // What cleared its lane goes now (with what an earlier answer of
+        // this round let go, if not yet polled); with nothing to send, the
+        // flush waits for the requests still out, or starts its next cycle.
+        self.sends.extend(next);
+        self.phase = if !self.sends.is_empty() {
+            Phase::Claimed
+        } else if !self.flying.is_empty() {
+            Phase::Sending
         } else {
-            self.sends = next;
-            self.phase = Phase::Claimed;
-        }
+            Phase::Cycle
+        };
     }
 
     /// The events since the last call, in order.
@@ -1173,6 +1207,72 @@ mod tests {
             settlements.iter().find(|s| s.seq == 2).map(|s| &s.action),
             Some(Action::Retry { .. })
         ));
+    }
+
+    #[test]
+    fn answers_fed_one_by_one_let_each_lane_go_on_without_waiting_for_the_others() {
+        let config = Config::default();
+        let mut flush = new_flush(&config, false);
+        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
+            panic!("a store step");
+        };
+        let leased = EntryState::InFlight {
+            lease_until: terms.until,
+        };
+        let (a1, b1) = (entry(1, "a", leased), entry(2, "b", leased));
+        let (a2, b2) = (entry(3, "a", leased), entry(4, "b", leased));
+        flush.stored(
+            &[],
+            claimed(vec![a1.clone(), b1.clone(), a2.clone(), b2.clone()]),
+        );
+        let seqs = |ask: &SendAsk| ask.entries().iter().map(|e| e.seq).collect::<Vec<_>>();
+        let split = |io: Io| -> Vec<SendAsk> {
+            let Io::Send(mut ask) = io else {
+                panic!("a send, not {io:?}");
+            };
+            drop(ask.requests(&|_| None));
+            ask.split()
+        };
+        let ok = || {
+            Ok(Response {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            })
+        };
+
+        let mut first = split(flush.poll(1_001)).into_iter();
+        let (to_a1, to_b1) = (first.next().unwrap(), first.next().unwrap());
+        assert_eq!((seqs(&to_a1), seqs(&to_b1)), (vec![1], vec![2]));
+        // a1's answer comes first: a2 goes while b1 is still out.
+        crate::io::feed_at(&mut flush, to_a1.reply(vec![ok()]), 1_010);
+        let to_a2 = split(flush.poll(1_011)).pop().unwrap();
+        assert_eq!(seqs(&to_a2), [3], "lane a goes on at once");
+        assert!(
+            matches!(flush.poll(1_012), Io::Wait),
+            "then waits for b1 and a2"
+        );
+        crate::io::feed_at(&mut flush, to_b1.reply(vec![ok()]), 1_020);
+        let to_b2 = split(flush.poll(1_021)).pop().unwrap();
+        assert_eq!(seqs(&to_b2), [4]);
+        crate::io::feed_at(&mut flush, to_a2.reply(vec![ok()]), 1_030);
+        assert!(
+            matches!(flush.poll(1_031), Io::Wait),
+            "b2 is still out: no store step yet"
+        );
+        crate::io::feed_at(&mut flush, to_b2.reply(vec![ok()]), 1_040);
+
+        let Some((_, Some(settlements), Some(_))) = cycle_of(flush.poll(1_050)) else {
+            panic!("the last answer in, one store step settles the cycle");
+        };
+        let mut delivered: Vec<_> = settlements
+            .iter()
+            .filter(|s| matches!(s.action, Action::Delivered { .. }))
+            .map(|s| s.seq)
+            .collect();
+        delivered.sort_unstable();
+        assert_eq!(delivered, [1, 2, 3, 4]);
+        assert_eq!(flush.report().attempts, 4);
     }
 
     #[test]

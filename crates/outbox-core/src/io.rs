@@ -36,7 +36,10 @@
 //!   ([`TokenAsks`](crate::token::TokenAsks)).
 //! * [`Io::Send`]: send the requests [`SendAsk::requests`] assembles
 //!   (`Authorization` included, from the token in hand) concurrently,
-//!   and reply with their results in order.
+//!   and reply with their results in order; or [`SendAsk::split`] it and
+//!   reply to each request as its answer comes, polling in between: the
+//!   machine may ask for more sends while the others are out, and asks
+//!   [`Io::Wait`] when it has nothing to do but wait for one.
 //!
 //! A machine needs no borrowed configuration (it holds an
 //! `Rc<`[`Config`](crate::config::Config)`>` or what it needs of one), so
@@ -73,6 +76,11 @@ pub enum Io {
     Forget(ForgetAsk),
     /// Send these requests concurrently.
     Send(SendAsk),
+    /// Nothing to do until an answer to a request already out comes back:
+    /// wait for one and feed it. Only a driver that answers a send's
+    /// requests one by one ([`SendAsk::split`]) can meet it: a machine
+    /// waits only while some of what it sent is unanswered.
+    Wait,
     /// The machine has finished; its result is read from it.
     Done,
 }
@@ -260,6 +268,23 @@ impl SendAsk {
                     _ => 0,
                 });
                 OutgoingRequest::of(entry, token.as_deref(), timeout_ms).leaving_by(leave_by)
+            })
+            .collect()
+    }
+
+    /// The same ask as one ask per request, in order, each answered on its
+    /// own ([`SendAsk::reply`] with its one result) as soon as its answer
+    /// comes. Call it after [`SendAsk::requests`]: each part keeps the
+    /// token its request went with.
+    pub fn split(self) -> Vec<SendAsk> {
+        let mut tokens = self.tokens.into_iter();
+        self.entries
+            .into_iter()
+            .map(|entry| SendAsk {
+                entries: alloc::vec![entry],
+                timeout_ms: self.timeout_ms,
+                tokens: tokens.next().into_iter().collect(),
+                lease_margin: self.lease_margin,
             })
             .collect()
     }

@@ -165,6 +165,12 @@ pub extern "C" fn reply(job: u32, now: f64) {
     with(|m| m.reply(job, ms(now)))
 }
 
+/// See [`Module::answer`].
+#[unsafe(no_mangle)]
+pub extern "C" fn answer(job: u32, k: u32, now: f64) {
+    with(|m| m.answer(job, k, ms(now)))
+}
+
 /// See [`Module::replay_key`].
 #[unsafe(no_mangle)]
 pub extern "C" fn replay_key() {

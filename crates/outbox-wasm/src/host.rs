@@ -21,7 +21,11 @@
 //!   step(job, now) ─▶ STORE  name, mode      → the host opens a transaction and
 //!                                               loops tx(job) until COMMIT, then tx_end(job)
 //!                  ─▶ TOKENS origins          → the host asks its token source, reply(job)
-//!                  ─▶ SEND   requests, bodies → the host sends them at once, reply(job)
+//!                  ─▶ SEND   first, requests, bodies
+//!                                             → the host sends them at once and steps on;
+//!                                               request `first + i` answered: answer(job, k)
+//!                  ─▶ WAIT                    → the host waits for an answer to a request
+//!                                               out, answer(job, k), and steps on
 //!                  ─▶ LIVE   one request      → the worker's live attempt, reply(job)
 //!                  ─▶ DONE   result           → the job is over
 //! ```
@@ -76,9 +80,12 @@ pub mod ask {
     pub const TOKENS: u32 = 2;
     /// Send requests: their description and bodies follow the events.
     pub const SEND: u32 = 3;
-    /// The worker's live attempt of an intercepted request: as `SEND`,
-    /// one request.
+    /// The worker's live attempt of an intercepted request: one request
+    /// as `SEND` describes it (no number: answered with `reply`).
     pub const LIVE: u32 = 4;
+    /// Wait for the answer to one of the requests out, and give it
+    /// (`answer`): nothing follows the events.
+    pub const WAIT: u32 = 5;
     /// Not a job, or not where this call belongs (a host bug): nothing
     /// follows.
     pub const NONE: u32 = 9;
@@ -292,7 +299,6 @@ enum Open {
     /// A store transaction: the machine's ask (`None`: the job's own).
     Store(IdbRun, Option<StoreAsk>),
     Tokens(TokensAsk),
-    Send(SendAsk),
     Live,
 }
 
@@ -303,6 +309,10 @@ struct Running {
     /// A machine is being driven.
     driving: bool,
     open: Open,
+    /// The requests of `SEND`s out, by number, each answered on its own.
+    sent: Vec<(u32, SendAsk)>,
+    /// The number of the next request sent.
+    next_request: u32,
 }
 
 /// The module: its buffers, its engines and its jobs, by handle.
@@ -581,6 +591,8 @@ impl Module {
                 job,
                 driving: false,
                 open: Open::Nothing,
+                sent: Vec::new(),
+                next_request: 0,
             },
         )
     }
@@ -839,13 +851,24 @@ impl Module {
                     }
                     Io::Send(mut send) => {
                         write_events(out, &events);
+                        let first = running.next_request;
+                        let mut number = String::new();
+                        json::push_u64(&mut number, u64::from(first));
+                        out.text(&number);
                         let requests = send.requests(&|origin| {
                             engine.tokens.current(origin, now).map(str::to_owned)
                         });
                         write_requests(out, &requests);
                         drop(requests);
-                        running.open = Open::Send(send);
+                        for part in send.split() {
+                            running.sent.push((running.next_request, part));
+                            running.next_request = running.next_request.wrapping_add(1);
+                        }
                         break ask::SEND;
+                    }
+                    Io::Wait => {
+                        write_events(out, &events);
+                        break ask::WAIT;
                     }
                 }
                 continue;
@@ -992,7 +1015,25 @@ impl Module {
         replace
     }
 
-    /// The host's answer to the job's open `TOKENS`, `SEND` or `LIVE`
+    /// The answer to request `k` of a `SEND` (input: one answer, as
+    /// `reply` takes it); the host steps the job on after it.
+    pub fn answer(&mut self, handle: u32, k: u32, now: Millis) {
+        let input = core::mem::take(&mut self.input);
+        let mut f = Frame::new(&input);
+        if let Some(running) = slot(&mut self.jobs, handle)
+            && let Some(engine) = slot(&mut self.engines, running.engine as u32)
+            && let Some(at) = running.sent.iter().position(|(n, _)| *n == k)
+        {
+            let (_, ask) = running.sent.swap_remove(at);
+            let result = answer(&mut f);
+            if let Some(machine) = running.job.machine() {
+                feed(machine, ask.reply(alloc::vec![result]), engine, now);
+            }
+        }
+        self.input = input;
+    }
+
+    /// The host's answer to the job's open `TOKENS` or `LIVE`
     /// (input: see `web/host/core.ts`).
     pub fn reply(&mut self, handle: u32, now: Millis) {
         let input = core::mem::take(&mut self.input);
@@ -1017,15 +1058,6 @@ impl Module {
                     }
                     if let Some(machine) = running.job.machine() {
                         feed(machine, ask.reply(came), engine, now);
-                    }
-                }
-                Open::Send(ask) => {
-                    let mut results = Vec::with_capacity(ask.entries().len());
-                    for _ in 0..ask.entries().len() {
-                        results.push(answer(&mut f));
-                    }
-                    if let Some(machine) = running.job.machine() {
-                        feed(machine, ask.reply(results), engine, now);
                     }
                 }
                 Open::Live => {
@@ -1119,7 +1151,9 @@ fn write_batch(out: &mut Out, batch: &crate::idb::Batch) {
 }
 
 /// An answer as the host reports it: `{"status", "headers"}` then the
-/// body, or `{"error": "network" | "timeout", "message"}`.
+/// body, or `{"error": "network" | "timeout", "message"}`. (Not inlined:
+/// `reply` and `answer` share it, and the shipped module is smaller so.)
+#[inline(never)]
 fn answer(f: &mut Frame<'_>) -> Result<Response, TransportError> {
     let head = f.text().unwrap_or("{}");
     let body = f.bytes();
