@@ -1274,10 +1274,16 @@ fn findings(
              one request in flight, so each message waits for the answer to the one before; the \
              entries behind a lane's head follow it within one flush cycle, so up to 32 messages \
              (four batches) cost one IndexedDB transaction (Workbox does one per message), but \
-             the fetches stay in series. Across 100 lanes Outbox has 8 in flight at once and each \
-             claim reads 100 lane heads: \
+             the fetches stay in series. Across 100 lanes Outbox has 8 in flight at once (each \
+             lane going on as soon as its own answer comes, not after the round's slowest) and \
+             each claim reads 100 lane heads: \
              {:.0}/s vs Workbox's {:.0}/s (Workbox is serial whatever the lanes); the bare page \
-             sends all 100 lanes at once.",
+             sends all 100 lanes at once. On this 2-core machine the bound is the processor, \
+             shared by the worker, the browser's IndexedDB and the emulator, not the network: a \
+             CPU profile of the worker over a 3,000-message drain (`OUTBOX_BENCH_PROFILE`, \
+             2026-12-07) found it busy about half the time, an eighth of it in `fetch()` \
+             itself, and the rest in IndexedDB reads (the 100 heads of each claim), the core and \
+             its events.",
             one(ob),
             one(wb),
             one(none),
