@@ -901,6 +901,19 @@ mod tests {
         flush.answered(entries, answers, now + 5, &mut SplitMix64::new(7));
     }
 
+    /// A flush under `config` at its first store step (polled at 1 000),
+    /// and the state of what that step leases.
+    fn at_first_claim(config: &Config) -> (Flush, EntryState) {
+        let mut flush = new_flush(config, false);
+        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
+            panic!("a flush starts with a store step");
+        };
+        let leased = EntryState::InFlight {
+            lease_until: terms.until,
+        };
+        (flush, leased)
+    }
+
     /// A flush under `config` that claimed one head of lane `c1` at 1 000,
     /// sent it and got `answer` back: its next poll settles it.
     fn after_one_answer(config: &Config, answer: Answer) -> Flush {
@@ -1118,13 +1131,7 @@ mod tests {
     #[test]
     fn followers_go_as_their_lane_clears_and_come_back_unsent_when_it_does_not() {
         let config = Config::default();
-        let mut flush = new_flush(&config, false);
-        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
-            panic!("a store step");
-        };
-        let leased = EntryState::InFlight {
-            lease_until: terms.until,
-        };
+        let (mut flush, leased) = at_first_claim(&config);
         // Lane b is on another origin: a failure halts following to its
         // own origin for the rest of the cycle.
         let elsewhere = |e: Entry| Entry {
@@ -1212,13 +1219,7 @@ mod tests {
     #[test]
     fn answers_fed_one_by_one_let_each_lane_go_on_without_waiting_for_the_others() {
         let config = Config::default();
-        let mut flush = new_flush(&config, false);
-        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000)) else {
-            panic!("a store step");
-        };
-        let leased = EntryState::InFlight {
-            lease_until: terms.until,
-        };
+        let (mut flush, leased) = at_first_claim(&config);
         let (a1, b1) = (entry(1, "a", leased), entry(2, "b", leased));
         let (a2, b2) = (entry(3, "a", leased), entry(4, "b", leased));
         flush.stored(
