@@ -65,8 +65,21 @@ export class Core {
   }
 }
 
-/** The module's bytes from the string `outbox-core.js` sets (one character per byte). */
+/** `Uint8Array.fromBase64`, where the engine has it (Chromium 140, Firefox 133, Safari 18.2). */
+type FromBase64 = { fromBase64?: (base64: string) => Uint8Array };
+
+/**
+ * The module's bytes from the string `outbox-core.js` sets (one character
+ * per byte). Natively where the engine can: `btoa` reads a string of
+ * bytes and `Uint8Array.fromBase64` writes them, together about a
+ * millisecond for the whole core, where a loop over 250,000 characters,
+ * run once in a worker that just started and not yet optimised, takes
+ * several (this is on a cold start's path).
+ */
 export function stringBytes(s: string): Uint8Array {
+  if (typeof (Uint8Array as FromBase64).fromBase64 === 'function') {
+    return (Uint8Array as FromBase64).fromBase64!(btoa(s));
+  }
   const bytes = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
   return bytes;
@@ -74,21 +87,9 @@ export function stringBytes(s: string): Uint8Array {
 
 /** The module's bytes from `outbox-core.js`'s source text (its string literal, unescaped). */
 export function scriptBytes(text: string): Uint8Array {
-  const start = text.indexOf('"');
-  const end = text.lastIndexOf('"');
-  const body = text.slice(start + 1, end);
-  const bytes = new Uint8Array(body.length);
-  let n = 0;
-  for (let i = 0; i < body.length; i++) {
-    let c = body.charCodeAt(i);
-    if (c === 92) {
-      // `\\`, `\"`, `\n`, `\r`: the only escapes the build writes.
-      const e = body.charCodeAt(++i);
-      c = e === 110 ? 10 : e === 114 ? 13 : e;
-    }
-    bytes[n++] = c;
-  }
-  return bytes.subarray(0, n);
+  const body = text.slice(text.indexOf('"') + 1, text.lastIndexOf('"'));
+  // `\\`, `\"`, `\n`, `\r`: the only escapes the build writes.
+  return stringBytes(body.replace(/\\([\s\S])/g, (_, e: string) => (e === 'n' ? '\n' : e === 'r' ? '\r' : e)));
 }
 
 /** Instantiates a compiled module (it imports nothing). */

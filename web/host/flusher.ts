@@ -12,6 +12,7 @@
  */
 
 import type { Outbox, Report } from './engine.js';
+import { markOnce } from './marks.js';
 
 /** The prefix of the lock every flusher takes (followed by the database name). */
 export const FLUSH_LOCK = 'outbox-flush';
@@ -76,6 +77,7 @@ export class Flusher {
   }
 
   private async loop(): Promise<Report> {
+    markOnce('flush');
     const total: Report = { cycles: 0, attempts: 0, delivered: 0, retried: 0, dead: 0, awaitingToken: 0, nextWake: null };
     for (;;) {
       this.again = false;

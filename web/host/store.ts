@@ -9,6 +9,7 @@
 
 import type { Core } from './core.js';
 import type { Part } from './frame.js';
+import { markOnce } from './marks.js';
 
 /** The core's schema: stores with their key path and indexes. */
 export type Schema = [name: string, keyPath: string | null, indexes: [string, string, boolean][]][];
@@ -165,6 +166,7 @@ export class Store {
     if (!this.opening) {
       this.opening = openDatabase(this.name, this.version, this.schema).then(
         (db) => {
+          markOnce('store-open');
           this.opening = null;
           // Let newer code (or a delete) proceed; the next operation reopens.
           const forget = () => {

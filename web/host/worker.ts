@@ -26,6 +26,7 @@
  */
 
 import { stringBytes } from './core.js';
+import { markOnce } from './marks.js';
 import { Outbox, failure, flushReport, memoryBytes, useModule } from './engine.js';
 import { Outbox as Engine } from './engine.js';
 import { Flusher } from './flusher.js';
@@ -160,11 +161,15 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
   if (started) throw new Error('OutboxWorker.start runs once per worker');
   const json = typeof config === 'string' ? config || '{}' : JSON.stringify(config ?? {});
   const base = options?.base ? new URL(String(options.base), self.location.href).href : SCRIPT;
+  markOnce('start');
   if (self.outboxCore === undefined) importScripts(new URL('outbox-core.js', base).href);
+  markOnce('core-script');
   useModule(new WebAssembly.Module(stringBytes(self.outboxCore ?? '') as BufferSource));
+  markOnce('core-compiled');
   let outbox: Outbox | null = null;
   try {
     outbox = new Outbox(false, json, new TokenSource(null, null));
+    markOnce('engine');
   } catch (e) {
     // A configuration the core refuses: the worker behaves as if there
     // were no Outbox (every request goes as it would without it).
@@ -194,6 +199,7 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
       if (queue) throw new Error('Outbox is not running in this worker (see the console)');
       return fetch(request);
     }
+    markOnce('request');
     const method = request.method;
     const url = request.url;
     // Read a clone: the original stays unread for a plain pass-through.
@@ -201,7 +207,9 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
     let liveResponse: Response | null = null;
     const live = async (q: Outgoing, b: Uint8Array): Promise<Part[]> => {
       const controller = new AbortController();
+      markOnce('live-sent');
       const outcome = await fetchWithin(buildRequest(q, b, controller), q.timeoutMs, controller);
+      markOnce('live-answered');
       if (!(outcome instanceof Response)) return outcome;
       liveResponse = outcome;
       return read(outcome.clone());
@@ -211,6 +219,7 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
         core.in([method, url, { json: JSON.stringify(pairs(request.headers)) }, body, clientId]).x.respond(engine, queue ? 1 : 0),
       live,
     );
+    markOnce('answer');
     if ('pass' in result) {
       if (result.pass === 'live' && liveResponse) return liveResponse;
       return fetch(request);

@@ -121,7 +121,7 @@ pub fn build_core(tools: &Tools) -> Result<(PathBuf, PathBuf), String> {
 /// module's bytes as a string of one character per byte (U+0000–U+00FF),
 /// escaped only where a string literal must be (`\\`, `\"`, `\n`, `\r`):
 /// about 4 % more than the bare module after gzip, where base64 costs
-/// about 30 %. `web/host/core.ts` (`coreBytes`) reads it back.
+/// about 30 %. `web/host/core.ts` (`stringBytes`, `scriptBytes`) reads it back.
 pub fn core_script(wasm: &[u8], stamp: &str) -> String {
     let mut out = String::with_capacity(wasm.len() * 2 + 256);
     out.push_str("/* Outbox core ");
