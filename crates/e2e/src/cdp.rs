@@ -68,6 +68,12 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// The browser's process id (its renderers and helpers are its
+    /// descendants), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Starts headless Chromium on the profile folder `profile` (reuse the
     /// folder to simulate a browser restart).
     pub async fn launch(profile: &Path) -> Result<Browser, CdpError> {

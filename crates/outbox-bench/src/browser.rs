@@ -17,6 +17,8 @@ use outbox_demo::{DemoOptions, DemoServer, Upstream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::cpu;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -87,6 +89,14 @@ pub struct Drain {
     /// its own 1,000-message pace: the limit it ran into, if it did.
     #[serde(default)]
     pub stopped_at_ms: Option<f64>,
+    /// Processor time the browser's processes spent over the drain, ms
+    /// ([`crate::cpu`]).
+    #[serde(default)]
+    pub browser_cpu_ms: Option<f64>,
+    /// Processor time this process (the emulator, the demo servers) spent
+    /// over the drain, ms.
+    #[serde(default)]
+    pub bench_cpu_ms: Option<f64>,
 }
 
 /// A reference variant's (no worker, Workbox) drain of more than 1,000
@@ -106,6 +116,11 @@ pub struct Variant {
     pub online: Latency,
     /// First answer after the worker was stopped (no worker: a plain send).
     pub cold_start: Latency,
+    /// Outbox only: each cold start's steps, as its worker marked them
+    /// (`web/host/marks.ts`): step and ms since the worker's global scope
+    /// was made.
+    #[serde(default)]
+    pub cold_marks: Vec<Vec<(String, f64)>>,
     /// Drains.
     pub drains: Vec<Drain>,
 }
@@ -426,6 +441,7 @@ impl Run<'_> {
         // in either mode: with five, the median moved by half between runs.
         let mut cold = Vec::new();
         let mut cold_status = std::collections::BTreeMap::new();
+        let mut cold_marks = Vec::new();
         for i in 0..30 {
             self.browser
                 .stop_service_workers(&page)
@@ -440,6 +456,12 @@ impl Run<'_> {
             *cold_status
                 .entry(r[1].as_u64().unwrap_or(0) as u16)
                 .or_insert(0) += 1;
+            if mode == "outbox" {
+                match self.worker_marks(&origin).await {
+                    Ok(marks) => cold_marks.push(marks),
+                    Err(e) => eprintln!("bench: browser: cold start {i}: no marks ({e})"),
+                }
+            }
         }
         let cold_start = Latency::of(cold, cold_status.into_iter().collect());
 
@@ -485,6 +507,7 @@ impl Run<'_> {
                 };
                 self.outage(false)?;
                 let started = now_ms();
+                let cpu_before = (self.browser_cpu_ms(), cpu::own_ms());
                 if mode == "none" {
                     page.eval::<Value>(&format!("B.resend(0, {n}, {lanes}, {})", json!(prefix)))
                         .await
@@ -494,6 +517,9 @@ impl Run<'_> {
                 }
                 let (delivered, duplicates, last, in_order) =
                     self.delivered(&prefix, n, limit.unwrap_or(ceiling)).await;
+                let spent = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+                let browser_cpu_ms = spent(cpu_before.0, self.browser_cpu_ms());
+                let bench_cpu_ms = spent(cpu_before.1, cpu::own_ms());
                 let stopped_at_ms = limit
                     .filter(|_| delivered < n)
                     .map(|l| l.as_secs_f64() * 1000.0);
@@ -512,6 +538,8 @@ impl Run<'_> {
                     enqueue,
                     in_order,
                     stopped_at_ms,
+                    browser_cpu_ms,
+                    bench_cpu_ms,
                 });
                 if delivered < n {
                     // A stopped drain leaves its backlog queued, which the
@@ -539,6 +567,7 @@ impl Run<'_> {
             mode: mode.to_owned(),
             online,
             cold_start,
+            cold_marks,
             drains,
         })
     }
@@ -750,6 +779,41 @@ impl Run<'_> {
         Ok(session)
     }
 
+    /// Processor time of the browser's processes so far, ms.
+    fn browser_cpu_ms(&self) -> Option<f64> {
+        cpu::tree_ms(self.browser.pid()?)
+    }
+
+    /// The start-up marks of the worker of `origin` (`web/host/marks.ts`):
+    /// step and ms since its global scope was made, in the order set.
+    async fn worker_marks(&self, origin: &str) -> Result<Vec<(String, f64)>, Error> {
+        let worker = self.attach_worker(origin).await?;
+        let read = self
+            .browser
+            .call(
+                Some(&worker),
+                "Runtime.evaluate",
+                json!({ "expression": START_MARKS, "returnByValue": true, "timeout": 2000 }),
+            )
+            .await
+            .map_err(cdp);
+        let _ = self
+            .browser
+            .call(
+                None,
+                "Target.detachFromTarget",
+                json!({ "sessionId": worker }),
+            )
+            .await;
+        let marks = read?["result"]["value"]
+            .as_array()
+            .ok_or("the worker has no marks")?
+            .iter()
+            .filter_map(|m| Some((m[0].as_str()?.to_owned(), m[1].as_f64()?)))
+            .collect();
+        Ok(marks)
+    }
+
     async fn sample(&self, page: &Page<'_>, worker: &str, t: f64) -> MemorySample {
         let heap = |v: Value| v["usedSize"].as_f64().unwrap_or(0.0);
         let worker_heap = self
@@ -758,10 +822,8 @@ impl Run<'_> {
             .await
             .map(heap)
             .unwrap_or(0.0);
-        // The engine's glue is the worker script's global `outbox_wasm_bindgen`
-        // (a `let` of the no-modules script the worker module imports);
-        // once started, its `initSync()` returns the instance's exports
-        // (and throws before: 0).
+        // `outboxCoreMemory`, a global of the worker module (0 before the
+        // core is loaded).
         let wasm = self
             .browser
             .call(
@@ -787,6 +849,11 @@ impl Run<'_> {
         }
     }
 }
+
+/// The worker's start-up marks (`outbox:<step>`), as `[step, ms]` pairs.
+const START_MARKS: &str = "performance.getEntriesByType('mark')\
+     .filter((m) => m.name.startsWith('outbox:'))\
+     .map((m) => [m.name.slice(7), m.startTime])";
 
 /// The worker's wasm linear memory in bytes (0 before the engine starts).
 const WASM_MEMORY_BYTES: &str =

@@ -18,6 +18,7 @@
 //! the same run; nothing here is a timed assertion.
 
 pub mod browser;
+pub mod cpu;
 pub mod gzip;
 pub mod herd;
 pub mod native;

@@ -287,6 +287,127 @@ fn share(part: u64, whole: u64) -> String {
     format!("{:.2} %", part as f64 * 100.0 / whole.max(1) as f64)
 }
 
+/// What each drain cost the machine's processors, per message delivered
+/// ([`crate::cpu`]): the browser's processes, and the bench's own (the
+/// emulator and the demo servers).
+fn drain_cpu(o: &mut String, variants: [&Variant; 3]) {
+    let per = |d: &Drain, ms: Option<f64>| ms.map(|ms| ms / d.delivered.max(1) as f64);
+    if variants
+        .iter()
+        .all(|v| v.drains.iter().all(|d| d.browser_cpu_ms.is_none()))
+    {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let _ = writeln!(
+        o,
+        "**What a drain costs the processors** (user + system time from `/proc` over each drain, \
+         per message delivered: all of the browser's processes, and the bench's own — the emulator \
+         and the demo servers; `crates/outbox-bench/src/cpu.rs`). On this machine's {cores} cores \
+         a drain cannot go faster than {cores} × 1,000 ms ÷ the total per message:\n\n\
+         | drain | variant | browser, ms a message | emulator + servers, ms a message | total | bound on {cores} cores | measured |\n\
+         |---|---|--:|--:|--:|--:|--:|"
+    );
+    for d in &variants[2].drains {
+        for v in variants {
+            let Some(x) = drain(v, d.messages, d.lanes) else {
+                continue;
+            };
+            let (b, e) = (per(x, x.browser_cpu_ms), per(x, x.bench_cpu_ms));
+            let total = b.zip(e).map(|(b, e)| b + e);
+            let cell = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                o,
+                "| {} × {} {} | {} | {} | {} | {} | {} | {:.0}/s |",
+                count(d.messages as u64),
+                d.lanes,
+                if d.lanes == 1 { "lane" } else { "lanes" },
+                v.mode,
+                cell(b),
+                cell(e),
+                cell(total),
+                total.filter(|t| *t > 0.0).map_or_else(
+                    || "–".into(),
+                    |t| format!("{:.0}/s", cores as f64 * 1000.0 / t)
+                ),
+                x.per_s
+            );
+        }
+    }
+    let _ = writeln!(o);
+}
+
+/// Where Outbox's cold starts spent their time: the worker's own start-up
+/// marks (`web/host/marks.ts`), medians over the starts.
+fn cold_steps(o: &mut String, ob: &Variant) {
+    if ob.cold_marks.is_empty() {
+        return;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    // Steps in the order of their median time.
+    let mut steps: Vec<(String, f64)> = Vec::new();
+    for marks in &ob.cold_marks {
+        for (step, _) in marks {
+            if steps.iter().all(|(s, _)| s != step) {
+                steps.push((step.clone(), 0.0));
+            }
+        }
+    }
+    for (step, at) in &mut steps {
+        let times = ob
+            .cold_marks
+            .iter()
+            .filter_map(|m| m.iter().find(|(s, _)| s == step).map(|(_, t)| *t))
+            .collect();
+        *at = median(times).unwrap_or(0.0);
+    }
+    steps.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let _ = writeln!(
+        o,
+        "**Where Outbox's cold start goes** (its worker's own start-up marks, `web/host/marks.ts`, \
+         read after each of the {} starts above; ms since the worker's global scope was made, and \
+         since the step before, medians over the starts that set both):\n\n\
+         | step | at | after the step before |\n|---|--:|--:|",
+        ob.cold_marks.len()
+    );
+    let mut before: Option<&str> = None;
+    for (step, at) in &steps {
+        let gap = before.and_then(|b| {
+            median(
+                ob.cold_marks
+                    .iter()
+                    .filter_map(|m| {
+                        let t = |name: &str| m.iter().find(|(s, _)| s == name).map(|(_, t)| *t);
+                        Some(t(step)? - t(b)?)
+                    })
+                    .collect(),
+            )
+        });
+        let _ = writeln!(
+            o,
+            "| `{step}` | {} | {} |",
+            ms(*at),
+            gap.map_or_else(|| "–".into(), ms)
+        );
+        before = Some(step);
+    }
+    let answer = steps.iter().find(|(s, _)| s == "answer").map(|(_, t)| *t);
+    if let Some(answer) = answer {
+        let _ = writeln!(
+            o,
+            "\nThe page waited {} (p50) from its fetch to the answer; the worker had its answer {} \
+             after its global scope was made. The difference is the browser starting the worker \
+             and carrying the request and the answer between page and worker, which Workbox's \
+             start pays as well.\n",
+            ms(ob.cold_start.p50),
+            ms(answer)
+        );
+    }
+}
+
 fn ms(v: f64) -> String {
     if v < 10.0 {
         format!("{v:.1} ms")
@@ -652,14 +773,16 @@ fn browser_section(o: &mut String, b: Option<&browser::Results>, inputs: &Inputs
         o,
         "\n¹ The first drain's {} sends, one at a time, while offline. With no worker the fetch \
          simply rejects and nothing is kept: the ratio is the price of durability. \
-         ² The worker stopped through DevTools, then one online send: start-up (script, \
-         engine from Cache Storage, IndexedDB) plus the send; with no worker, a plain send; the \
-         median of {} such starts. \
+         ² The worker stopped through DevTools, then one online send: start-up (the scripts, \
+         the core imported with them and compiled, IndexedDB opened) plus the send; with no worker, \
+         a plain send; the median of {} such starts. \
          ³ From the recovery signal to the last message recorded by the emulator; with no worker, \
          the page re-sending everything itself.\n",
         ob.drains.first().map_or(0, |d| d.enqueue.n),
         ob.cold_start.n
     );
+    cold_steps(o, ob);
+    drain_cpu(o, [none, wb, ob]);
     // Correctness side of the drains.
     let _ = writeln!(
         o,
