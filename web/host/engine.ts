@@ -164,11 +164,14 @@ export class Outbox {
 
   /**
    * Runs a job the core starts (`start` calls one of its exports) to its
-   * end: its result, parsed. `live` answers the worker's live attempt.
+   * end: its result, parsed. `live` answers the worker's live attempt;
+   * `step` is told when each store transaction ended (`tx <name>`: a
+   * request's timeline, `marks.ts`).
    */
   async run<T>(
     start: (core: Core, engine: number) => number,
     live?: (request: Outgoing, body: Uint8Array) => Promise<Part[]>,
+    step?: (name: string) => void,
   ): Promise<T> {
     const [core, engine] = this.engine();
     let job = 0;
@@ -195,6 +198,7 @@ export class Outbox {
             const name = out.text();
             const mode = out.text();
             await this.store.run(core, job, name, mode);
+            step?.(`tx ${name}`);
             break;
           }
           case TOKENS: {

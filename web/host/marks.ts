@@ -1,4 +1,7 @@
 /**
+ * Where a context's time goes, for DevTools and the benchmark; nothing
+ * here decides anything.
+ *
  * Start-up marks: a context's first steps as User Timing marks named
  * `outbox:<step>`, each set once in the life of the context (a worker's
  * life ends when the browser stops it). DevTools' Performance panel shows
@@ -26,4 +29,29 @@ export function markOnce(step: string): void {
   } catch {
     // No User Timing here: the marks are only a diagnostic.
   }
+}
+
+/** How many requests' timelines are kept. */
+const RECENT = 100;
+const recent: Record<string, number>[] = [];
+
+/**
+ * Starts the timeline of one request Outbox answers: each call of the
+ * function returned records a step, in ms since the request arrived. The
+ * last hundred are kept (`recentTimelines`): a diagnostic, read by the
+ * benchmark to tell where a warm send's time goes.
+ */
+export function timeline(): (step: string) => void {
+  const start = performance.now();
+  const steps: Record<string, number> = {};
+  recent.push(steps);
+  if (recent.length > RECENT) recent.shift();
+  return (step) => {
+    steps[step] = performance.now() - start;
+  };
+}
+
+/** The last requests' timelines, oldest first. */
+export function recentTimelines(): Record<string, number>[] {
+  return recent.slice();
 }

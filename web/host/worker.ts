@@ -26,7 +26,7 @@
  */
 
 import { stringBytes } from './core.js';
-import { markOnce } from './marks.js';
+import { markOnce, recentTimelines, timeline } from './marks.js';
 import { Outbox, failure, flushReport, memoryBytes, useModule } from './engine.js';
 import { Outbox as Engine } from './engine.js';
 import { Flusher } from './flusher.js';
@@ -200,16 +200,20 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
       return fetch(request);
     }
     markOnce('request');
+    const step = timeline();
     const method = request.method;
     const url = request.url;
     // Read a clone: the original stays unread for a plain pass-through.
     const body = new Uint8Array(await request.clone().arrayBuffer());
+    step('body');
     let liveResponse: Response | null = null;
     const live = async (q: Outgoing, b: Uint8Array): Promise<Part[]> => {
       const controller = new AbortController();
       markOnce('live-sent');
+      step('live-sent');
       const outcome = await fetchWithin(buildRequest(q, b, controller), q.timeoutMs, controller);
       markOnce('live-answered');
+      step('live-answered');
       if (!(outcome instanceof Response)) return outcome;
       liveResponse = outcome;
       return read(outcome.clone());
@@ -218,8 +222,10 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
       (core, engine) =>
         core.in([method, url, { json: JSON.stringify(pairs(request.headers)) }, body, clientId]).x.respond(engine, queue ? 1 : 0),
       live,
+      step,
     );
     markOnce('answer');
+    step('answer');
     if ('pass' in result) {
       if (result.pass === 'live' && liveResponse) return liveResponse;
       return fetch(request);
@@ -351,5 +357,7 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
 }
 
 globalThis.OutboxWorker = { start };
-// Diagnostics: the core's memory in bytes (the browser benchmark reads it).
+// Diagnostics the browser benchmark reads: the core's memory in bytes, and
+// the timelines of the last requests answered (`marks.ts`).
 (globalThis as unknown as { outboxCoreMemory: () => number }).outboxCoreMemory = memoryBytes;
+(globalThis as unknown as { outboxTimelines: () => Record<string, number>[] }).outboxTimelines = recentTimelines;

@@ -121,6 +121,14 @@ pub struct Variant {
     /// was made.
     #[serde(default)]
     pub cold_marks: Vec<Vec<(String, f64)>>,
+    /// Outbox only: the steps of its last online sends (pass-through), as
+    /// its worker timed them (`web/host/marks.ts`): step and median ms
+    /// since the request arrived.
+    #[serde(default)]
+    pub online_steps: Vec<(String, f64)>,
+    /// Outbox only: the same for the last offline sends of the first drain.
+    #[serde(default)]
+    pub offline_steps: Vec<(String, f64)>,
     /// Drains.
     pub drains: Vec<Drain>,
 }
@@ -436,6 +444,11 @@ impl Run<'_> {
         self.send(&page, (0, 20), 10, "warm-", 1).await?;
         let online_n = if quick { 100 } else { 500 };
         let online = self.send(&page, (0, online_n), 10, "online-", 1).await?;
+        let online_steps = if mode == "outbox" {
+            self.request_steps(&origin).await
+        } else {
+            Vec::new()
+        };
 
         // Cold start: stop the worker, time the next send. Thirty starts
         // in either mode: with five, the median moved by half between runs.
@@ -467,6 +480,7 @@ impl Run<'_> {
 
         // Drains.
         let mut drains: Vec<Drain> = Vec::new();
+        let mut offline_steps = Vec::new();
         let sizes: &[usize] = if quick { &[1_000] } else { &[1_000, 10_000] };
         for &n in sizes {
             for lanes in [1, 100] {
@@ -505,6 +519,9 @@ impl Run<'_> {
                     };
                     self.send(&page, (0, n), lanes, &prefix, in_flight).await?
                 };
+                if mode == "outbox" && offline_steps.is_empty() {
+                    offline_steps = self.request_steps(&origin).await;
+                }
                 self.outage(false)?;
                 let started = now_ms();
                 let cpu_before = (self.browser_cpu_ms(), cpu::own_ms());
@@ -568,6 +585,8 @@ impl Run<'_> {
             online,
             cold_start,
             cold_marks,
+            online_steps,
+            offline_steps,
             drains,
         })
     }
@@ -782,6 +801,57 @@ impl Run<'_> {
     /// Processor time of the browser's processes so far, ms.
     fn browser_cpu_ms(&self) -> Option<f64> {
         cpu::tree_ms(self.browser.pid()?)
+    }
+
+    /// The steps of the last requests the worker of `origin` answered
+    /// (`web/host/marks.ts`): each step's median ms since the request
+    /// arrived, in the order of their medians; empty if they cannot be read.
+    async fn request_steps(&self, origin: &str) -> Vec<(String, f64)> {
+        let read = async {
+            let worker = self.attach_worker(origin).await?;
+            let read = self
+                .browser
+                .call(
+                    Some(&worker),
+                    "Runtime.evaluate",
+                    json!({ "expression": "self.outboxTimelines()", "returnByValue": true, "timeout": 2000 }),
+                )
+                .await
+                .map_err(cdp);
+            let _ = self
+                .browser
+                .call(
+                    None,
+                    "Target.detachFromTarget",
+                    json!({ "sessionId": worker }),
+                )
+                .await;
+            Ok::<Value, Error>(read?["result"]["value"].clone())
+        };
+        let timelines = match read.await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("bench: browser: no request timelines ({e})");
+                return Vec::new();
+            }
+        };
+        let mut by_step: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for t in timelines.as_array().into_iter().flatten() {
+            for (step, ms) in t.as_object().into_iter().flatten() {
+                if let Some(ms) = ms.as_f64() {
+                    by_step.entry(step.clone()).or_default().push(ms);
+                }
+            }
+        }
+        let mut steps: Vec<(String, f64)> = by_step
+            .into_iter()
+            .map(|(step, mut ms)| {
+                ms.sort_by(f64::total_cmp);
+                (step, ms[ms.len() / 2])
+            })
+            .collect();
+        steps.sort_by(|a, b| a.1.total_cmp(&b.1));
+        steps
     }
 
     /// The start-up marks of the worker of `origin` (`web/host/marks.ts`):

@@ -337,6 +337,42 @@ fn drain_cpu(o: &mut String, variants: [&Variant; 3]) {
     let _ = writeln!(o);
 }
 
+/// Where Outbox's warm sends spent their time: its worker's timelines of
+/// its last requests (`web/host/marks.ts`), medians.
+fn send_steps(o: &mut String, ob: &Variant) {
+    if ob.online_steps.is_empty() && ob.offline_steps.is_empty() {
+        return;
+    }
+    let mut steps: Vec<&str> = Vec::new();
+    for (step, _) in ob.online_steps.iter().chain(&ob.offline_steps) {
+        if !steps.contains(&step.as_str()) {
+            steps.push(step);
+        }
+    }
+    let _ = writeln!(
+        o,
+        "**Where Outbox's warm sends go** (its worker's timeline of each of its last 100 requests \
+         of a kind, `web/host/marks.ts`: median ms from the request's arrival in the worker to the \
+         end of each step; `body`: the request's body read; `tx <name>`: one of the core's store \
+         transactions; `live-sent`/`live-answered`: the live attempt; `answer`: the answer ready):\n\n\
+         | step | online (pass-through) | offline send |\n|---|--:|--:|"
+    );
+    let at = |list: &[(String, f64)], step: &str| {
+        list.iter()
+            .find(|(s, _)| s == step)
+            .map_or_else(|| "–".into(), |(_, t)| ms(*t))
+    };
+    for step in steps {
+        let _ = writeln!(
+            o,
+            "| `{step}` | {} | {} |",
+            at(&ob.online_steps, step),
+            at(&ob.offline_steps, step)
+        );
+    }
+    let _ = writeln!(o);
+}
+
 /// Where Outbox's cold starts spent their time: the worker's own start-up
 /// marks (`web/host/marks.ts`), medians over the starts.
 fn cold_steps(o: &mut String, ob: &Variant) {
@@ -782,6 +818,7 @@ fn browser_section(o: &mut String, b: Option<&browser::Results>, inputs: &Inputs
         ob.cold_start.n
     );
     cold_steps(o, ob);
+    send_steps(o, ob);
     drain_cpu(o, [none, wb, ob]);
     // Correctness side of the drains.
     let _ = writeln!(
