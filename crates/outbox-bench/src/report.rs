@@ -337,6 +337,136 @@ fn drain_cpu(o: &mut String, variants: [&Variant; 3]) {
     let _ = writeln!(o);
 }
 
+/// The drain finding's processor part: what the bare page and Outbox
+/// spend per message over 100 lanes ([`crate::cpu`]), and the rate it
+/// bounds.
+fn cpu_bound(none: &Variant, ob: &Variant) -> String {
+    let per = |v: &Variant| {
+        let d = v.drains.iter().rev().find(|d| d.lanes == 100)?;
+        Some((
+            d.messages,
+            (d.browser_cpu_ms? + d.bench_cpu_ms?) / d.delivered.max(1) as f64,
+            d.per_s,
+        ))
+    };
+    let (Some((n, bare_ms, bare_rate)), Some((_, ob_ms, ob_rate))) = (per(none), per(ob)) else {
+        return String::new();
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    format!(
+        "On this {cores:.0}-core machine the processor is the bound, shared by the browser's \
+         processes (the worker, IndexedDB, the network stack) and the emulator (the table \
+         above): draining {} messages over 100 lanes, a bare page spends {bare_ms:.2} ms of \
+         processor time a message (bound {:.0}/s, measured {bare_rate:.0}/s) and Outbox \
+         {ob_ms:.2} ms (bound {:.0}/s, measured {ob_rate:.0}/s): the worker's hop, the claims, \
+         the deletes and the events. 0.9× the bare page's rate would need Outbox's whole cost \
+         a message within {:.0} % of a bare fetch's on the same cores.",
+        count(n as u64),
+        cores * 1000.0 / bare_ms,
+        cores * 1000.0 / ob_ms,
+        (1.0 / 0.9 - 1.0) * 100.0,
+    )
+}
+
+/// The finding on sends and start-up: the figures, and where Outbox's
+/// time goes (its worker's marks and timelines).
+fn send_costs(none: &Variant, wb: &Variant, ob: &Variant) -> String {
+    let first = |v: &Variant| v.drains.first().map_or(0.0, |d| d.enqueue.p50);
+    let step =
+        |list: &[(String, f64)], name: &str| list.iter().find(|(s, _)| s == name).map(|(_, t)| *t);
+    let mut text = format!(
+        "* **Sends and start-up cost more.** An offline send answers in {} (Workbox {}), an \
+         online pass-through in {} (Workbox {}, baseline {}), and a stopped worker its first \
+         request in {} (Workbox {}, no worker {}).",
+        ms(first(ob)),
+        ms(first(wb)),
+        ms(ob.online.p50),
+        ms(wb.online.p50),
+        ms(none.online.p50),
+        ms(ob.cold_start.p50),
+        ms(wb.cold_start.p50),
+        ms(none.cold_start.p50)
+    );
+    let (on, off) = (&ob.online_steps, &ob.offline_steps);
+    if let (Some(body), Some(lane), Some(sent), Some(back)) = (
+        step(on, "body"),
+        step(on, "tx lane_and_schedule"),
+        step(on, "live-sent"),
+        step(on, "live-answered"),
+    ) {
+        let _ = write!(
+            text,
+            " Warm, in the worker (tables above), a pass-through reads the request's body \
+             ({}: the message must be in hand to be kept if the live attempt fails) and the \
+             lane ({} more: a message must not overtake the ones queued before it) before the \
+             request goes; the request itself takes {}, as Workbox's does.",
+            ms(body),
+            ms(lane - body),
+            ms(back - sent)
+        );
+    }
+    if let (Some(lane), Some(enq)) = (step(off, "tx lane_and_schedule"), step(off, "tx enqueue")) {
+        let _ = write!(
+            text,
+            " Offline, the entry's commit takes {} after the lane read: it is `strict` (flushed \
+             to disk), because Outbox's `202` promises the message survives a crash; Workbox \
+             commits with the browser's default.",
+            ms(enq - lane)
+        );
+    }
+    let cold = cold_medians(ob);
+    let at = |name: &str| cold.iter().find(|(s, _)| s == name).map(|(_, t)| *t);
+    if let (Some(start), Some(engine), Some(open), Some(sent), Some(answer)) = (
+        at("start"),
+        at("engine"),
+        at("store-open"),
+        at("live-sent"),
+        at("answer"),
+    ) {
+        let _ = write!(
+            text,
+            " From a stop, the worker's own marks put its answer {} after its global scope \
+             was made: {} of scripts before Outbox starts, {} to load, compile and instantiate \
+             the core and read the configuration, {} more until the database is open, and {} \
+             for the lane read (the start-up flush starts before the request arrives: its \
+             claim, a read-write transaction, is made first once the database is open, and the \
+             lane read waits for it to commit). Workbox \
+             opens no database to pass a request on: these steps are what holds the cold start \
+             above Workbox's, and the lane read and the commit what hold the sends.",
+            ms(answer),
+            ms(start),
+            ms(engine - start),
+            ms(open - engine),
+            ms(sent - open),
+        );
+    }
+    text
+}
+
+/// The median time of each start-up mark over the cold starts, in the
+/// order of their medians.
+fn cold_medians(ob: &Variant) -> Vec<(String, f64)> {
+    let mut steps: Vec<(String, f64)> = Vec::new();
+    for marks in &ob.cold_marks {
+        for (step, _) in marks {
+            if steps.iter().all(|(s, _)| s != step) {
+                steps.push((step.clone(), 0.0));
+            }
+        }
+    }
+    for (step, at) in &mut steps {
+        let mut times: Vec<f64> = ob
+            .cold_marks
+            .iter()
+            .filter_map(|m| m.iter().find(|(s, _)| s == step).map(|(_, t)| *t))
+            .collect();
+        times.sort_by(f64::total_cmp);
+        *at = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    }
+    steps.sort_by(|a, b| a.1.total_cmp(&b.1));
+    steps
+}
+
 /// Where Outbox's warm sends spent their time: its worker's timelines of
 /// its last requests (`web/host/marks.ts`), medians.
 fn send_steps(o: &mut String, ob: &Variant) {
@@ -383,24 +513,7 @@ fn cold_steps(o: &mut String, ob: &Variant) {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied()
     };
-    // Steps in the order of their median time.
-    let mut steps: Vec<(String, f64)> = Vec::new();
-    for marks in &ob.cold_marks {
-        for (step, _) in marks {
-            if steps.iter().all(|(s, _)| s != step) {
-                steps.push((step.clone(), 0.0));
-            }
-        }
-    }
-    for (step, at) in &mut steps {
-        let times = ob
-            .cold_marks
-            .iter()
-            .filter_map(|m| m.iter().find(|(s, _)| s == step).map(|(_, t)| *t))
-            .collect();
-        *at = median(times).unwrap_or(0.0);
-    }
-    steps.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let steps = cold_medians(ob);
     let _ = writeln!(
         o,
         "**Where Outbox's cold start goes** (its worker's own start-up marks, `web/host/marks.ts`, \
@@ -1429,45 +1542,24 @@ fn findings(
         let many = |v: &Variant| drain(v, 1000, 100).map_or(0.0, |d| d.per_s);
         let _ = writeln!(
             o,
-            "* **Draining is bound by the lane and the batch.** One conversation drains at {:.0}/s in \
-             Outbox vs {:.0}/s in Workbox and {:.0}/s from a bare page: a lane is strict FIFO with \
-             one request in flight, so each message waits for the answer to the one before; the \
-             entries behind a lane's head follow it within one flush cycle, so up to 32 messages \
-             (four batches) cost one IndexedDB transaction (Workbox does one per message), but \
-             the fetches stay in series. Across 100 lanes Outbox has 8 in flight at once (each \
-             lane going on as soon as its own answer comes, not after the round's slowest) and \
-             each claim reads 100 lane heads: \
-             {:.0}/s vs Workbox's {:.0}/s (Workbox is serial whatever the lanes); the bare page \
-             sends all 100 lanes at once. On this 2-core machine the bound is the processor, \
-             shared by the worker, the browser's IndexedDB and the emulator, not the network: a \
-             CPU profile of the worker over a 3,000-message drain (`OUTBOX_BENCH_PROFILE`, \
-             2026-12-07) found it busy about half the time, an eighth of it in `fetch()` \
-             itself, and the rest in IndexedDB reads (the 100 heads of each claim), the core and \
-             its events.",
+            "* **Draining is bound by the lane and the batch, and on 2 cores by the processor.** \
+             One conversation drains at {:.0}/s in Outbox vs {:.0}/s in Workbox and {:.0}/s from \
+             a bare page: a lane is strict FIFO with one request in flight, so each message waits \
+             for the answer to the one before; the entries behind a lane's head follow it within \
+             one flush cycle, so up to 32 messages (four batches) cost one IndexedDB transaction \
+             (Workbox does one per message), but the fetches stay in series. Across 100 lanes \
+             Outbox has 8 in flight at once (each lane going on as soon as its own answer comes, \
+             not after the round's slowest) and each claim reads 100 lane heads: {:.0}/s vs \
+             Workbox's {:.0}/s (Workbox is serial whatever the lanes); the bare page sends all \
+             100 lanes at once. {}",
             one(ob),
             one(wb),
             one(none),
             many(ob),
-            many(wb)
+            many(wb),
+            cpu_bound(none, ob)
         );
-        let first = |v: &Variant| v.drains.first().map_or(0.0, |d| d.enqueue.p50);
-        let _ = writeln!(
-            o,
-            "* **Offline send and start-up cost more.** An offline send answers in {} (Workbox {}): \
-             Outbox first tries the network for a lane without backlog, routes and strips the \
-             request in wasm, and commits with `strict` durability. A stopped worker answers its \
-             first request in {} (Workbox {}, no worker {}): the wasm engine is instantiated from \
-             Cache Storage and IndexedDB opened. Online pass-through costs {} vs Workbox's {} \
-             (baseline {}).",
-            ms(first(ob)),
-            ms(first(wb)),
-            ms(ob.cold_start.p50),
-            ms(wb.cold_start.p50),
-            ms(none.cold_start.p50),
-            ms(ob.online.p50),
-            ms(wb.online.p50),
-            ms(none.online.p50)
-        );
+        let _ = writeln!(o, "{}", send_costs(none, wb, ob));
     }
     if let (Ok(obz), Ok(wbz)) = (
         browser::gzip_size(site, OUTBOX_WORKER),
