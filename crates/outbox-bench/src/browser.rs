@@ -807,28 +807,7 @@ impl Run<'_> {
     /// (`web/host/marks.ts`): each step's median ms since the request
     /// arrived, in the order of their medians; empty if they cannot be read.
     async fn request_steps(&self, origin: &str) -> Vec<(String, f64)> {
-        let read = async {
-            let worker = self.attach_worker(origin).await?;
-            let read = self
-                .browser
-                .call(
-                    Some(&worker),
-                    "Runtime.evaluate",
-                    json!({ "expression": "self.outboxTimelines()", "returnByValue": true, "timeout": 2000 }),
-                )
-                .await
-                .map_err(cdp);
-            let _ = self
-                .browser
-                .call(
-                    None,
-                    "Target.detachFromTarget",
-                    json!({ "sessionId": worker }),
-                )
-                .await;
-            Ok::<Value, Error>(read?["result"]["value"].clone())
-        };
-        let timelines = match read.await {
+        let timelines = match self.worker_eval(origin, "self.outboxTimelines()").await {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("bench: browser: no request timelines ({e})");
@@ -854,16 +833,16 @@ impl Run<'_> {
         steps
     }
 
-    /// The start-up marks of the worker of `origin` (`web/host/marks.ts`):
-    /// step and ms since its global scope was made, in the order set.
-    async fn worker_marks(&self, origin: &str) -> Result<Vec<(String, f64)>, Error> {
+    /// The value of `expression` evaluated in the worker of `origin` (a
+    /// session attached for it, then detached).
+    async fn worker_eval(&self, origin: &str, expression: &str) -> Result<Value, Error> {
         let worker = self.attach_worker(origin).await?;
         let read = self
             .browser
             .call(
                 Some(&worker),
                 "Runtime.evaluate",
-                json!({ "expression": START_MARKS, "returnByValue": true, "timeout": 2000 }),
+                json!({ "expression": expression, "returnByValue": true, "timeout": 2000 }),
             )
             .await
             .map_err(cdp);
@@ -875,7 +854,14 @@ impl Run<'_> {
                 json!({ "sessionId": worker }),
             )
             .await;
-        let marks = read?["result"]["value"]
+        Ok(read?["result"]["value"].clone())
+    }
+
+    /// The start-up marks of the worker of `origin` (`web/host/marks.ts`):
+    /// step and ms since its global scope was made, in the order set.
+    async fn worker_marks(&self, origin: &str) -> Result<Vec<(String, f64)>, Error> {
+        let read = self.worker_eval(origin, START_MARKS).await;
+        let marks = read?
             .as_array()
             .ok_or("the worker has no marks")?
             .iter()
