@@ -428,9 +428,9 @@ fn send_costs(none: &Variant, wb: &Variant, ob: &Variant) -> String {
             " From a stop, the worker's own marks put its answer {} after its global scope \
              was made: {} of scripts before Outbox starts, {} to load, compile and instantiate \
              the core and read the configuration, {} more until the database is open, and {} \
-             for the lane read (the start-up flush starts before the request arrives: its \
-             claim, a read-write transaction, is made first once the database is open, and the \
-             lane read waits for it to commit). Workbox \
+             for the lane read (the first store transaction of a fresh worker, beside the \
+             start-up flush's first claim; warm, the same read takes well under a millisecond). \
+             Workbox \
              opens no database to pass a request on: these steps are what holds the cold start \
              above Workbox's, and the lane read and the commit what hold the sends.",
             ms(answer),
