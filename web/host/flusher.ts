@@ -36,6 +36,8 @@ export class Flusher {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt: number | null = null;
   private last: Report | null = null;
+  /** The start-up flush waits for the first request's answer (`startUp`). */
+  private startup = false;
   /** Told the next wake-up after every run that leaves one. */
   onNextWake: ((at: number) => void) | null = null;
 
@@ -78,6 +80,7 @@ export class Flusher {
 
   private async loop(): Promise<Report> {
     markOnce('flush');
+    this.startup = false;
     const total: Report = { cycles: 0, attempts: 0, delivered: 0, retried: 0, dead: 0, awaitingToken: 0, nextWake: null };
     for (;;) {
       this.again = false;
@@ -112,8 +115,22 @@ export class Flusher {
     );
   }
 
-  /** Starts a flush once the current task is done (a worker woken by an event serves it before its start-up flush takes the store). */
-  kickSoon(): void {
+  /**
+   * Schedules a (re)started context's first flush: once it has answered
+   * its first request (`served`), or after `graceMs` if none comes. A
+   * stopped worker is started for an event: the request that woke it goes
+   * first, instead of waiting for the store behind the flush's first
+   * claim (a read-write transaction made as soon as the database opens).
+   */
+  startUp(graceMs: number): void {
+    this.startup = true;
+    this.schedule(Date.now() + graceMs);
+  }
+
+  /** A request was answered: the start-up flush, if it still waits, goes now. */
+  served(): void {
+    if (!this.startup) return;
+    this.startup = false;
     this.schedule(Date.now());
   }
 

@@ -85,6 +85,8 @@ export interface OutboxWorkerHandle {
 
 /** The Background Sync tag the worker registers while entries wait. */
 const SYNC_TAG = 'outbox-flush';
+/** How long a (re)started worker's first flush waits for the request that woke it to be answered. */
+const STARTUP_GRACE_MS = 100;
 /** How long one `sync` event keeps flushing before handing back (Chromium allows about three minutes). */
 const SYNC_BUDGET_MS = 150_000;
 
@@ -195,6 +197,14 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
   }
 
   async function answer(request: Request, clientId: string, queue: boolean): Promise<Response> {
+    try {
+      return await answerNow(request, clientId, queue);
+    } finally {
+      flusher?.served();
+    }
+  }
+
+  async function answerNow(request: Request, clientId: string, queue: boolean): Promise<Response> {
     if (!outbox) {
       if (queue) throw new Error('Outbox is not running in this worker (see the console)');
       return fetch(request);
@@ -350,9 +360,9 @@ export function start(config?: OutboxWorkerConfig | string, options?: OutboxWork
       await outbox?.store.connection();
     },
   };
-  // A (re)started worker flushes what waited, once the event that woke it
-  // is served.
-  flusher?.kickSoon();
+  // A (re)started worker flushes what waited, once the request that woke
+  // it is answered (or soon, if something else woke it).
+  flusher?.startUp(STARTUP_GRACE_MS);
   return started;
 }
 
