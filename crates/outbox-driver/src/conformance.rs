@@ -42,6 +42,7 @@ pub const CASES: &[&str] = &[
     "settle_and_claim_is_one_step",
     "followers_lease_behind_their_head",
     "long_queues_are_read_a_page_at_a_time",
+    "a_settled_run_leaves_its_neighbours",
 ];
 
 /// Runs every case, each on a fresh store from `make(case_name)`.
@@ -67,6 +68,7 @@ where
     settle_and_claim_is_one_step(make(CASES[13]).await).await;
     followers_lease_behind_their_head(make(CASES[14]).await).await;
     long_queues_are_read_a_page_at_a_time(make(CASES[15]).await).await;
+    a_settled_run_leaves_its_neighbours(make(CASES[16]).await).await;
 }
 
 /// One test per conformance case, each on a fresh store.
@@ -94,7 +96,7 @@ macro_rules! store_conformance_tests {
             stats_and_listings unanswered_retries_can_be_hurried
             holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token
             settle_and_claim_is_one_step followers_lease_behind_their_head
-            long_queues_are_read_a_page_at_a_time);
+            long_queues_are_read_a_page_at_a_time a_settled_run_leaves_its_neighbours);
     };
     (async #[$attr:meta], $make:expr) => {
         $crate::store_conformance_tests!(@each [async $attr, $make]
@@ -105,7 +107,7 @@ macro_rules! store_conformance_tests {
             stats_and_listings unanswered_retries_can_be_hurried
             holds_persist_and_lift_with_their_dead_letter auth_backoff_survives_a_token
             settle_and_claim_is_one_step followers_lease_behind_their_head
-            long_queues_are_read_a_page_at_a_time);
+            long_queues_are_read_a_page_at_a_time a_settled_run_leaves_its_neighbours);
     };
     (@each $how:tt $($case:ident)*) => {
         $( $crate::store_conformance_tests!(@case $how $case); )*
@@ -538,6 +540,120 @@ pub async fn followers_lease_behind_their_head<S: Store>(store: S) {
     );
     let c2_now = ok(store.get(c2.id).await, "get").expect("c2 stays queued");
     assert!(matches!(c2_now.state, EntryState::InFlight { .. }));
+}
+
+/// A lane's entries usually have consecutive `seq`s, and a store may read
+/// and remove such a run at once (IndexedDB: one ranged request): settling
+/// one removes exactly the delivered entries and their bodies, and leaves
+/// the entries around them (a retried one inside the run of `seq`s, the
+/// next lane's, the lane's next) as they were, bodies and all.
+pub async fn a_settled_run_leaves_its_neighbours<S: Store>(store: S) {
+    let mut rng = SplitMix64::new(17);
+    let a1 = put(&store, &mut rng, "a", ORIGIN, b"a1").await;
+    let a2 = put(&store, &mut rng, "a", ORIGIN, b"a2").await;
+    let a3 = put(&store, &mut rng, "a", ORIGIN, b"a3").await;
+    let a4 = put(&store, &mut rng, "a", ORIGIN, b"a4").await;
+    let b1 = put(&store, &mut rng, "b", ORIGIN, b"b1").await;
+    let b2 = put(&store, &mut rng, "b", ORIGIN, b"b2").await;
+    let a5 = put(&store, &mut rng, "a", ORIGIN, b"a5").await;
+    let mut planner = Following {
+        room: 10,
+        refuse: None,
+        asked: Vec::new(),
+    };
+    let claimed = ok(
+        store.claim(terms(T0, T0 + 60_000), &mut planner).await,
+        "claim",
+    );
+    assert_eq!(claimed.sends.len(), 7, "every entry is leased");
+    let delivered = |e: &Entry| Settlement {
+        seq: e.seq,
+        attempt: 1,
+        action: Action::Delivered {
+            status: 200,
+            duplicate: false,
+        },
+    };
+    let err = LastError {
+        status: Some(503),
+        code: None,
+        message: "down".into(),
+        context_id: None,
+    };
+    let applied = ok(
+        store
+            .settle(
+                T0 + 5,
+                vec![
+                    delivered(&a1),
+                    delivered(&b1),
+                    delivered(&a2),
+                    delivered(&a3),
+                    Settlement {
+                        seq: a4.seq,
+                        attempt: 1,
+                        action: Action::Retry {
+                            not_before: T0 + 1_000,
+                            failures: 1,
+                            error: err,
+                        },
+                    },
+                    delivered(&b2),
+                    Settlement {
+                        seq: a5.seq,
+                        attempt: 1,
+                        action: Action::Unsent,
+                    },
+                ],
+                &mut |_, _| {},
+            )
+            .await,
+        "settle",
+    );
+    assert_eq!(applied.len(), 7, "every settlement applies");
+    for gone in [&a1, &a2, &a3, &b1, &b2] {
+        assert_eq!(
+            ok(store.get(gone.id).await, "get"),
+            None,
+            "delivered entry {} is removed",
+            gone.seq
+        );
+    }
+    let a4_now = ok(store.get(a4.id).await, "get").expect("a4 stays queued");
+    assert_eq!(
+        (
+            a4_now.state,
+            a4_now.failures,
+            a4_now.request.body.as_slice()
+        ),
+        (EntryState::Pending, 1, b"a4".as_slice()),
+        "the retried entry inside the run stays, with its body"
+    );
+    let a5_now = ok(store.get(a5.id).await, "get").expect("a5 stays queued");
+    assert_eq!(
+        (
+            a5_now.state,
+            a5_now.attempts,
+            a5_now.request.body.as_slice()
+        ),
+        (EntryState::Pending, 0, b"a5".as_slice()),
+        "the unsent entry stays as it was, with its body"
+    );
+    let queued: Vec<Seq> = ok(store.queued(10).await, "queued")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        queued,
+        [a4.seq, a5.seq],
+        "only the two kept entries are queued"
+    );
+    let (heads, _) = claim_all(&store, T0 + 2_000).await;
+    assert_eq!(
+        heads.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        [a4.seq],
+        "lane a's head is its retried entry; lane b is empty"
+    );
 }
 
 /// Enqueue assigns increasing `seq`, keeps every byte, and `get`/`lane_busy` see it.

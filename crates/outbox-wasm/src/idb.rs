@@ -25,7 +25,9 @@
 //! ([`crate::record`]: bodies kept apart, a poison record salvaged), the
 //! list of lanes kept in `meta`, and how each read is made cheap (a count
 //! only when the span of `seq`s could reach the limit, heads without
-//! bodies, the queue read a page at a time). The host knows none of it:
+//! bodies, the queue read a page at a time, a run of consecutive `seq`s —
+//! a settled lane's — read and removed with one ranged request per store
+//! instead of one per entry). The host knows none of it:
 //! it runs the operations it is handed (`web/host/store.ts`).
 //!
 //! # Schema (version 1)
@@ -117,6 +119,8 @@ enum Key<'a> {
     Seq(Seq),
     Str(&'a str),
     Range(&'a str, &'a str),
+    /// Every `seq` from the first to the last, both included.
+    Seqs(Seq, Seq),
 }
 
 /// What one [`IdbRun::advance`] asks of the host.
@@ -260,8 +264,30 @@ impl IdbRun {
                     tx.feed(core::mem::take(&mut self.found));
                 }
                 Step::Write(writes) => {
+                    // Removals of consecutive `seq`s, one after the other
+                    // (a settled lane's delivered entries), go as one
+                    // range delete per store; every other write keeps its
+                    // place.
+                    let mut removals: Option<(Seq, Seq)> = None;
                     for write in writes {
+                        if let Write::Remove(seq) = write {
+                            match &mut removals {
+                                Some((_, hi)) if hi.checked_add(1) == Some(seq) => *hi = seq,
+                                _ => {
+                                    if let Some(run) = removals.replace((seq, seq)) {
+                                        self.remove(run)?;
+                                    }
+                                }
+                            }
+                            continue;
+                        }
+                        if let Some(run) = removals.take() {
+                            self.remove(run)?;
+                        }
                         self.carry_out(write)?;
+                    }
+                    if let Some(run) = removals {
+                        self.remove(run)?;
                     }
                 }
                 Step::Commit => return Ok(Advance::Commit(self.take_batch())),
@@ -316,6 +342,13 @@ impl IdbRun {
                 json::write_string(ops, lo);
                 ops.push_str(",\"hi\":");
                 json::write_string(ops, hi);
+                ops.push('}');
+            }
+            Key::Seqs(lo, hi) => {
+                ops.push_str("{\"lo\":");
+                json::push_u64(ops, *lo);
+                ops.push_str(",\"hi\":");
+                json::push_u64(ops, *hi);
                 ops.push('}');
             }
         }
@@ -478,8 +511,16 @@ impl IdbRun {
                 Then::Read(Read::Heads(ask))
             }
             Read::Entries(ask) => {
-                for seq in &ask.seqs {
-                    self.get("get", ENTRIES, None, Key::Seq(record::check_seq(*seq)?));
+                // A run of consecutive `seq`s is one `getAll` of its range
+                // (a settling lane's entries usually are one): one request
+                // instead of one per entry.
+                for (lo, hi) in runs(&ask.seqs) {
+                    let (lo, hi) = (record::check_seq(lo)?, record::check_seq(hi)?);
+                    if lo == hi {
+                        self.get("get", ENTRIES, None, Key::Seq(lo));
+                    } else {
+                        self.all("all", ENTRIES, None, Key::Seqs(lo, hi), 0);
+                    }
                 }
                 Then::Read(Read::Entries(ask))
             }
@@ -703,11 +744,20 @@ impl IdbRun {
                 ask.reply(heads)
             }
             Then::Read(Read::Entries(ask)) => {
+                // Each value is one record (`get`, `null` if absent) or the
+                // records of a run (`getAll`, a JSON array); a record is an
+                // object, never an array.
                 let mut found = Vec::with_capacity(ask.seqs.len());
                 for value in &values {
-                    if let Item::Json(text) = value
-                        && !is_null(text)
-                    {
+                    let Item::Json(text) = value else { continue };
+                    let records = if text.trim_start().starts_with('[') {
+                        array(*value)
+                    } else if is_null(text) {
+                        Vec::new()
+                    } else {
+                        alloc::vec![*text]
+                    };
+                    for text in records {
                         let record = self.decode_or_salvage(text)?;
                         found.push(self.keep(record));
                     }
@@ -846,6 +896,22 @@ impl IdbRun {
         list
     }
 
+    /// Removes the queued entries `lo..=hi` and their bodies: a range
+    /// delete holds exactly them, as every `seq` between is one of them.
+    fn remove(&mut self, (lo, hi): (Seq, Seq)) -> Result<(), StoreError> {
+        let (lo, hi) = (record::check_seq(lo)?, record::check_seq(hi)?);
+        let key = || {
+            if lo == hi {
+                Key::Seq(lo)
+            } else {
+                Key::Seqs(lo, hi)
+            }
+        };
+        self.delete(ENTRIES, key());
+        self.delete(BODIES, key());
+        Ok(())
+    }
+
     fn carry_out(&mut self, write: Write) -> Result<(), StoreError> {
         match write {
             Write::Add(mut entry) => {
@@ -870,10 +936,7 @@ impl IdbRun {
                 self.list_lane(&lane);
             }
             Write::Put(entry) => self.put_entry(ENTRIES, entry)?,
-            Write::Remove(seq) => {
-                self.delete(ENTRIES, Key::Seq(seq));
-                self.delete(BODIES, Key::Seq(seq));
-            }
+            Write::Remove(seq) => self.remove((seq, seq))?,
             Write::Bury(entry) => {
                 self.delete(ENTRIES, Key::Seq(entry.seq));
                 self.put_entry(DEAD, entry)?;
@@ -918,6 +981,19 @@ fn is_present(item: Item<'_>) -> bool {
 }
 
 /// The elements of a JSON array result, as their texts.
+/// `seqs` as runs of consecutive values, in their order: `(first, last)`
+/// (`[4, 5, 6, 9, 2]` → `(4, 6), (9, 9), (2, 2)`).
+fn runs(seqs: &[Seq]) -> Vec<(Seq, Seq)> {
+    let mut runs: Vec<(Seq, Seq)> = Vec::new();
+    for &seq in seqs {
+        match runs.last_mut() {
+            Some((_, hi)) if hi.checked_add(1) == Some(seq) => *hi = seq,
+            _ => runs.push((seq, seq)),
+        }
+    }
+    runs
+}
+
 fn array(item: Item<'_>) -> Vec<&str> {
     let Item::Json(text) = item else {
         return Vec::new();
@@ -966,4 +1042,18 @@ fn last_seq(item: Item<'_>) -> Result<Seq, StoreError> {
 /// holds it.
 pub fn id_key(id: EntryId) -> String {
     id.hyphenated()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_group_consecutive_seqs_in_their_order() {
+        assert_eq!(runs(&[]), []);
+        assert_eq!(runs(&[7]), [(7, 7)]);
+        assert_eq!(runs(&[4, 5, 6, 9, 2, 3]), [(4, 6), (9, 9), (2, 3)]);
+        assert_eq!(runs(&[5, 4]), [(5, 5), (4, 4)], "only ascending runs");
+        assert_eq!(runs(&[u64::MAX - 1, u64::MAX]), [(u64::MAX - 1, u64::MAX)]);
+    }
 }
