@@ -190,7 +190,12 @@ export class Outbox {
       for (;;) {
         const kind = core.x.step(job, Date.now());
         const out = core.out();
-        this.events.tell(out.json<object[]>());
+        const events = out.json<object[]>();
+        // Told before the ask is carried out, but for a send: its requests
+        // go first, and the events (its `sending`, the answer's `sent`)
+        // are told while they are out, not on the path of the next
+        // message of a lane.
+        if (kind !== SEND) this.events.tell(events);
         switch (kind) {
           case DONE:
             return out.json<T>();
@@ -216,6 +221,7 @@ export class Outbox {
                 (e: unknown) => answered(first + i, failed('network', errorText(e))),
               );
             });
+            this.events.tell(events);
             break;
           }
           case WAIT: {

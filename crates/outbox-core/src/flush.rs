@@ -108,7 +108,9 @@
 //!
 //! Events are queued in the machine and taken with
 //! [`Flush::take_events`] after every poll, so that a driver tells them
-//! in the order they happened (a message's `sending` before its send).
+//! in the order they happened (a message's `sending` before the `sent` of
+//! its answer; the browser host tells a send's events once its requests
+//! are out, so that telling them is not on a lane's path).
 //!
 //! A driver runs it for a flush (`outbox-driver`'s `Engine::flush`); this
 //! module's tests drive the machine by hand, step by step.
