@@ -522,6 +522,18 @@ impl Run<'_> {
                 if mode == "outbox" && offline_steps.is_empty() {
                     offline_steps = self.request_steps(&origin).await;
                 }
+                // `OUTBOX_BENCH_PROFILE_DRAINS=DIR`: a CPU profile of Outbox's
+                // worker over each drain (`DIR/outbox-<n>x<lanes>.cpuprofile`).
+                let profile = match std::env::var_os("OUTBOX_BENCH_PROFILE_DRAINS") {
+                    Some(dir) if mode == "outbox" => {
+                        let worker = self.attach_worker(&origin).await?;
+                        self.start_profile(&worker).await?;
+                        let file =
+                            PathBuf::from(dir).join(format!("outbox-{n}x{lanes}.cpuprofile"));
+                        Some((worker, file))
+                    }
+                    _ => None,
+                };
                 self.outage(false)?;
                 let started = now_ms();
                 let cpu_before = (self.browser_cpu_ms(), cpu::own_ms());
@@ -537,6 +549,17 @@ impl Run<'_> {
                 let spent = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
                 let browser_cpu_ms = spent(cpu_before.0, self.browser_cpu_ms());
                 let bench_cpu_ms = spent(cpu_before.1, cpu::own_ms());
+                if let Some((worker, file)) = profile {
+                    self.stop_profile(&worker, &file).await?;
+                    let _ = self
+                        .browser
+                        .call(
+                            None,
+                            "Target.detachFromTarget",
+                            json!({ "sessionId": worker }),
+                        )
+                        .await;
+                }
                 let stopped_at_ms = limit
                     .filter(|_| delivered < n)
                     .map(|l| l.as_secs_f64() * 1000.0);
@@ -662,16 +685,7 @@ impl Run<'_> {
         // drain (DevTools' `.cpuprofile`), to find where a drain's time goes.
         let profile = std::env::var_os("OUTBOX_BENCH_PROFILE").map(PathBuf::from);
         if profile.is_some() {
-            for (method, params) in [
-                ("Profiler.enable", json!({})),
-                ("Profiler.setSamplingInterval", json!({ "interval": 200 })),
-                ("Profiler.start", json!({})),
-            ] {
-                self.browser
-                    .call(Some(&worker), method, params)
-                    .await
-                    .map_err(cdp)?;
-            }
+            self.start_profile(&worker).await?;
         }
         let mut samples = vec![self.sample(&page, &worker, 0.0).await];
         self.outage(false)?;
@@ -708,16 +722,7 @@ impl Run<'_> {
         let drain_ms = started.elapsed().as_secs_f64() * 1000.0;
         eprintln!("bench: browser: memory: drained in {drain_ms:.0} ms");
         if let Some(file) = profile {
-            let stopped = self
-                .browser
-                .call(Some(&worker), "Profiler.stop", json!({}))
-                .await
-                .map_err(cdp)?;
-            std::fs::write(&file, stopped["profile"].to_string()).map_err(|e| e.to_string())?;
-            eprintln!(
-                "bench: browser: memory: the worker's CPU profile is in {}",
-                file.display()
-            );
+            self.stop_profile(&worker, &file).await?;
         }
         let _ = page.close().await;
         demo.shutdown().await;
@@ -759,6 +764,37 @@ impl Run<'_> {
             ));
         }
         Ok((k as f64 / secs, sent))
+    }
+
+    /// Starts sampling the CPU of the worker attached as `worker`.
+    async fn start_profile(&self, worker: &str) -> Result<(), Error> {
+        for (method, params) in [
+            ("Profiler.enable", json!({})),
+            ("Profiler.setSamplingInterval", json!({ "interval": 200 })),
+            ("Profiler.start", json!({})),
+        ] {
+            self.browser
+                .call(Some(worker), method, params)
+                .await
+                .map_err(cdp)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the sampling `start_profile` began and writes the profile
+    /// (DevTools' `.cpuprofile`) to `file`.
+    async fn stop_profile(&self, worker: &str, file: &std::path::Path) -> Result<(), Error> {
+        let stopped = self
+            .browser
+            .call(Some(worker), "Profiler.stop", json!({}))
+            .await
+            .map_err(cdp)?;
+        std::fs::write(file, stopped["profile"].to_string()).map_err(|e| e.to_string())?;
+        eprintln!(
+            "bench: browser: the worker's CPU profile is in {}",
+            file.display()
+        );
+        Ok(())
     }
 
     async fn attach_worker(&self, origin: &str) -> Result<String, Error> {
