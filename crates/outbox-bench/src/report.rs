@@ -1179,8 +1179,8 @@ fn memory_section(o: &mut String, m: Option<&browser::Memory>, inputs: &Inputs) 
          browser part). {} messages over 100 lanes are queued in Outbox's worker while offline, \
          then drained; every 0.5 s DevTools samples the worker's JS heap (`Runtime.getHeapUsage` on \
          the worker target), its wasm linear memory (`memory.buffer.byteLength`) and the page's JS \
-         heap. A few hundred go through the fetch door (8 in flight) with the queue empty and again \
-         with it full; the bulk is a fixture — copies of a real queued entry written straight into \
+         heap. A few hundred go through the fetch door (8 in flight) with the queue empty, again \
+         with 4,500 queued (the goal's length; seeded up to it first) and with it full; the bulk is a fixture — copies of a real queued entry written straight into \
          Outbox's IndexedDB — because the door slows down as the queue grows (below).\n",
         count(entries as u64)
     );
@@ -1232,18 +1232,20 @@ fn memory_section(o: &mut String, m: Option<&browser::Memory>, inputs: &Inputs) 
         o,
         "**Queue length costs time** (same run):\n\n| | with a short queue | with a long queue | × |\n|---|--:|--:|--:|"
     );
-    if let [empty, full] = m.door.as_slice() {
-        let _ = writeln!(
-            o,
-            "| fetch door, offline sends queued per second (8 in flight) | {:.0}/s ({} queued; p50 {}) | {:.0}/s ({} queued; p50 {}) | {} |",
-            empty.per_s,
-            count(empty.queued as u64),
-            ms(empty.latency.p50),
-            full.per_s,
-            count(full.queued as u64),
-            ms(full.latency.p50),
-            ratio(full.per_s, empty.per_s)
-        );
+    if let [empty, longer @ ..] = m.door.as_slice() {
+        for full in longer {
+            let _ = writeln!(
+                o,
+                "| fetch door, offline sends queued per second (8 in flight) | {:.0}/s ({} queued; p50 {}) | {:.0}/s ({} queued; p50 {}) | {} |",
+                empty.per_s,
+                count(empty.queued as u64),
+                ms(empty.latency.p50),
+                full.per_s,
+                count(full.queued as u64),
+                ms(full.latency.p50),
+                ratio(full.per_s, empty.per_s)
+            );
+        }
     }
     if let (Some(late), Some(early)) = (drain_rate(m, 0.8, 0.98), drain_rate(m, 0.0, 0.2)) {
         let _ = writeln!(
@@ -1576,6 +1578,7 @@ fn findings(
             ratio(obz as f64, wbz as f64)
         );
     }
+    browser_goals(o, b, memory, site);
     if let Some(r) = micro
         .iter()
         .find(|m| m.group == "retry_after" && m.function == "outbox http-date")
@@ -1626,7 +1629,7 @@ fn findings(
                 " — flat once the drain is under way"
             }
         );
-        if let ([empty, full], Some(late), Some(early)) = (
+        if let ([empty, .., full], Some(late), Some(early)) = (
             m.door.as_slice(),
             drain_rate(m, 0.8, 0.98),
             drain_rate(m, 0.0, 0.2),
@@ -1654,6 +1657,102 @@ fn findings(
         }
     }
     let _ = writeln!(o);
+}
+
+/// The goals of the thin browser host (issue 24), each from this run's
+/// figures: met, or missed with the figure.
+fn browser_goals(
+    o: &mut String,
+    b: Option<&browser::Results>,
+    memory: Option<&browser::Memory>,
+    site: &Path,
+) {
+    let mut goals: Vec<String> = Vec::new();
+    let verdict = |met: bool| if met { "met" } else { "**missed**" };
+    let gz = |files: &[&str]| browser::gzip_size(site, files).ok();
+    if let Some(worker) = gz(OUTBOX_WORKER) {
+        goals.push(format!(
+            "worker {} (≤ 40 KB) {}",
+            kb(worker),
+            verdict(worker <= 40 * 1024)
+        ));
+    }
+    if let Some(first) = gz(OUTBOX_FIRST_VISIT) {
+        goals.push(format!(
+            "first visit {} (≤ 60 KB) {}",
+            kb(first),
+            verdict(first <= 60 * 1024)
+        ));
+    }
+    if let Some(b) = b.filter(|b| b.variants.len() == 3) {
+        let (none, wb, ob) = (&b.variants[0], &b.variants[1], &b.variants[2]);
+        let offline = |v: &Variant| v.drains.first().map_or(0.0, |d| d.enqueue.p50);
+        for (what, o_ms, w_ms) in [
+            ("offline send p50", offline(ob), offline(wb)),
+            ("pass-through p50", ob.online.p50, wb.online.p50),
+            ("cold start p50", ob.cold_start.p50, wb.cold_start.p50),
+        ] {
+            goals.push(format!(
+                "{what} {} Workbox's (≤ 1.0×) {}",
+                ratio(o_ms, w_ms),
+                verdict(w_ms > 0.0 && o_ms <= w_ms)
+            ));
+        }
+        for d in &ob.drains {
+            let (base, goal, against) = if d.lanes == 1 {
+                (drain(wb, d.messages, 1), 1.5, "Workbox")
+            } else {
+                (drain(none, d.messages, d.lanes), 0.9, "the bare page")
+            };
+            let Some(base) = base.filter(|b| b.per_s > 0.0) else {
+                continue;
+            };
+            goals.push(format!(
+                "drain of {} over {} {} {against}'s (≥ {goal}×) {}",
+                count(d.messages as u64),
+                if d.lanes == 1 {
+                    "1 lane".to_owned()
+                } else {
+                    format!("{} lanes", d.lanes)
+                },
+                ratio(d.per_s, base.per_s),
+                verdict(d.per_s >= goal * base.per_s)
+            ));
+        }
+    }
+    if let Some(m) = memory {
+        if let (Some(empty), Some(at)) = (
+            m.door.first(),
+            m.door.iter().find(|d| d.queued == browser::DOOR_QUEUED),
+        ) {
+            goals.push(format!(
+                "fetch door with {} queued {} its empty rate (≥ 0.95×) {}",
+                count(at.queued as u64),
+                ratio(at.per_s, empty.per_s),
+                verdict(at.per_s >= 0.95 * empty.per_s)
+            ));
+        }
+        let peak = m
+            .samples
+            .iter()
+            .map(|s| s.worker_heap)
+            .fold(0.0f64, f64::max);
+        if peak > 0.0 {
+            goals.push(format!(
+                "worker heap peak {} with {} queued (≤ 32 MB) {}",
+                mb(peak),
+                count(m.entries as u64),
+                verdict(peak <= 32.0 * 1024.0 * 1024.0)
+            ));
+        }
+    }
+    if !goals.is_empty() {
+        let _ = writeln!(
+            o,
+            "* **The goals of the thin browser host (issue 24), from this run.** {}.",
+            goals.join("; ")
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
