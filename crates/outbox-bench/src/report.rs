@@ -1641,9 +1641,9 @@ fn findings(
                  {} are queued, {:.0}/s near the end. \
                  Enqueue counts the queue for `maxEntries` only when the span of queued `seq`s \
                  could reach the limit (`IDBObjectStore.count()` walks the records); a claim \
-                 reads the heads of the lanes the store lists, all at once, and the first claim of \
-                 each flush seeks from lane to lane on the lane index instead (O(lanes · log n), \
-                 not a walk of the queue). Extrapolating the two door rates linearly, \
+                 reads the heads of the lanes the store lists, all at once, and a survey (the \
+                 first claim of a flush, at most once a minute) seeks from lane to lane on the \
+                 lane index instead (O(lanes · log n), not a walk of the queue). Extrapolating the two door rates linearly, \
                  queueing 100,000 entries through the door would take about {} — this benchmark \
                  seeds the bulk instead.",
                 empty.per_s,

@@ -118,6 +118,7 @@
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use alloc::{string::String, vec::Vec};
+use core::cell::Cell;
 
 use crate::clock::{Millis, Random};
 use crate::config::Config;
@@ -133,6 +134,37 @@ use crate::report::FlushReport;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
 use crate::token::TokenAsks;
 use crate::verdict::{self, Aftermath, Answer, Verdicts};
+
+/// How long the first claim of a flush reads lane heads from the lanes the
+/// store lists, after one surveyed the queue itself ([`Surveys`]).
+pub const SURVEY_EVERY_MS: Millis = 60_000;
+
+/// When the flushes of one engine last surveyed the queue for its lane
+/// heads ([`LeaseTerms::survey`]): the first claim of a flush surveys when
+/// none did for [`SURVEY_EVERY_MS`]. A survey walks the queue lane by lane
+/// (IndexedDB: one cursor seek per lane); the lanes the store lists, which
+/// every enqueue of this code keeps, are read all at once. Only a writer
+/// that keeps no list (an older version of the code sharing the database
+/// during an update) adds lanes a survey alone finds, and those wait at
+/// most this long. Clones share one record; it lives in memory, so a
+/// restarted engine surveys at once.
+#[derive(Debug, Clone, Default)]
+pub struct Surveys(Rc<Cell<Option<Millis>>>);
+
+impl Surveys {
+    /// Whether a flush's first claim at `now` surveys (noted if so): the
+    /// first of the engine, then once [`SURVEY_EVERY_MS`] have passed (or
+    /// the clock went back).
+    pub fn due(&self, now: Millis) -> bool {
+        match self.0.get() {
+            Some(at) if at <= now && now < at.saturating_add(SURVEY_EVERY_MS) => false,
+            _ => {
+                self.0.set(Some(now));
+                true
+            }
+        }
+    }
+}
 
 /// How many batches' worth of entries one cycle may lease: the heads it
 /// sends (at most a batch, all at once) and the followers behind them. A
@@ -193,6 +225,9 @@ pub struct Flush {
     exclusive: bool,
     /// Re-reads its leases before each send ([`Flush::fenced`]).
     fenced: bool,
+    /// The engine's record of surveys ([`Flush::surveys`]); without one,
+    /// every flush's first claim surveys.
+    surveys: Option<Surveys>,
     /// The sends in hand were checked by a [`Fence`] read.
     checked: bool,
     /// Asked to end early ([`Flush::wind_down`]): no new cycle starts.
@@ -252,6 +287,7 @@ impl Flush {
             asks,
             exclusive,
             fenced: false,
+            surveys: None,
             checked: false,
             winding_down: false,
             phase: Phase::Cycle,
@@ -363,6 +399,13 @@ impl Flush {
         self
     }
 
+    /// Surveys the queue for lane heads only when `surveys` says one is
+    /// due ([`Surveys::due`]) instead of at every flush's first claim.
+    pub fn surveys(mut self, surveys: Surveys) -> Self {
+        self.surveys = Some(surveys);
+        self
+    }
+
     /// What a [`Fence`] read found: only the sends whose lease stands go.
     fn fence_checked(&mut self, standing: &[Seq], cx: &mut Cx<'_>) {
         let before = self.sends.len();
@@ -420,7 +463,7 @@ impl Flush {
             now,
             until: now + self.config.lease_ms,
             steal: self.steals(),
-            survey: self.report.cycles == 1,
+            survey: self.report.cycles == 1 && self.surveys.as_ref().is_none_or(|s| s.due(now)),
         };
         store(match settlements {
             Some(settlements) => Cycle::settle_and_claim(settlements, terms),
@@ -928,6 +971,68 @@ mod tests {
             1_000,
         );
         flush
+    }
+
+    /// Whether the first claim of a flush at `now` over `surveys` surveys.
+    fn first_claim_surveys(config: &Config, surveys: Option<&Surveys>, now: Millis) -> bool {
+        let mut flush = new_flush(config, false);
+        if let Some(s) = surveys {
+            flush = flush.surveys(s.clone());
+        }
+        let Some((_, _, Some(terms))) = cycle_of(flush.poll(now)) else {
+            panic!("a flush starts with a store step");
+        };
+        terms.survey
+    }
+
+    #[test]
+    fn an_engines_flushes_survey_for_lanes_once_a_minute() {
+        let config = Config::default();
+        assert!(
+            first_claim_surveys(&config, None, 1_000),
+            "alone, every flush surveys"
+        );
+        assert!(first_claim_surveys(&config, None, 1_001));
+        let surveys = Surveys::default();
+        let s = Some(&surveys);
+        assert!(
+            first_claim_surveys(&config, s, 1_000),
+            "the engine's first flush surveys"
+        );
+        assert!(
+            !first_claim_surveys(&config, s, 1_500),
+            "the next reads the listed lanes"
+        );
+        assert!(!first_claim_surveys(
+            &config,
+            s,
+            1_000 + SURVEY_EVERY_MS - 1
+        ));
+        assert!(
+            first_claim_surveys(&config, s, 1_000 + SURVEY_EVERY_MS),
+            "a minute later, it surveys again"
+        );
+        assert!(
+            first_claim_surveys(&config, s, 500),
+            "and when the clock went back"
+        );
+        assert!(
+            first_claim_surveys(&config, Some(&Surveys::default()), 501),
+            "a restarted engine (a new record) surveys at once"
+        );
+        // Only the first claim of a flush may survey.
+        let mut flush = new_flush(&config, false).surveys(Surveys::default());
+        flush.poll(1_000);
+        send_cycle(
+            &mut flush,
+            vec![entry(1, "c1", EntryState::Pending)],
+            vec![answer(200, None)],
+            1_000,
+        );
+        let Some((_, _, Some(terms))) = cycle_of(flush.poll(1_000 + 2 * SURVEY_EVERY_MS)) else {
+            panic!("the next cycle is a store step");
+        };
+        assert!(!terms.survey, "a later claim reads the listed lanes");
     }
 
     #[test]

@@ -332,12 +332,13 @@ pub struct LeaseTerms {
     /// origin-wide flush lock, for which every lease still standing was
     /// left by a sender that died.
     pub steal: bool,
-    /// Find the lane heads from the queue itself (the first claim of every
-    /// flush). Otherwise a store may find them from a list of lanes it
-    /// keeps as it writes — faster with many lanes, but blind to a lane
-    /// that a writer which keeps no such list added (an older version of
-    /// the code, sharing the database during an update) until the next
-    /// survey.
+    /// Find the lane heads from the queue itself (the first claim of a
+    /// flush, at most once a minute per engine:
+    /// [`Surveys`](crate::flush::Surveys)). Otherwise a store may find
+    /// them from a list of lanes it keeps as it writes — faster with many
+    /// lanes, but blind to a lane that a writer which keeps no such list
+    /// added (an older version of the code, sharing the database during an
+    /// update) until the next survey.
     pub survey: bool,
 }
 

@@ -39,7 +39,7 @@ use outbox_core::config::Config;
 use outbox_core::door::{self, Forwarded};
 use outbox_core::entry::{Entry, EntryId, Prepared};
 use outbox_core::event::{Event, EventSink};
-use outbox_core::flush::Flush;
+use outbox_core::flush::{Flush, Surveys};
 use outbox_core::intercept::BeforeForward;
 use outbox_core::io::{Cx, Hooks, Io, Machine};
 use outbox_core::queue::{CancelResult, EnqueueError, Purged, Stats};
@@ -91,6 +91,8 @@ pub struct Engine<S, T, C, K, E> {
     /// bookkeeping, kept here between them (in memory: a restarted engine
     /// asks at once).
     asks: TokenAsks,
+    /// When its flushes last surveyed the queue for lane heads (in memory).
+    surveys: Surveys,
     /// Whether flushes re-read their leases before each send
     /// ([`Engine::fenced`]).
     fenced: bool,
@@ -124,6 +126,7 @@ where
             events,
             rng: RefCell::new(SplitMix64::new(seed)),
             asks: TokenAsks::default(),
+            surveys: Surveys::default(),
             fenced: false,
         }
     }
@@ -280,7 +283,8 @@ where
     ) -> Result<FlushReport, S::Error> {
         let mut flush = WindDown {
             flush: Flush::new(self.config.clone(), self.asks.clone(), exclusive)
-                .fenced(self.fenced),
+                .fenced(self.fenced)
+                .surveys(self.surveys.clone()),
             stop,
         };
         self.run(&mut flush).await?;

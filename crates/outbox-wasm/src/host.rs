@@ -51,7 +51,7 @@ use outbox_core::config::{Config, GuestConfig, OutboxConfig};
 use outbox_core::door::{self, Forwarded};
 use outbox_core::entry::{Entry, EntryId, Prepared};
 use outbox_core::event::Event;
-use outbox_core::flush::Flush;
+use outbox_core::flush::{Flush, Surveys};
 use outbox_core::intercept::BeforeForward;
 use outbox_core::io::{Cx, Hooks, Io, Machine, SendAsk, StoreAsk, TokensAsk};
 use outbox_core::json::{self, Kind, Object};
@@ -119,6 +119,7 @@ pub struct Engine {
     guest: Option<Guest>,
     tokens: Tokens,
     asks: TokenAsks,
+    surveys: Surveys,
     rng: SplitMix64,
     /// Page replays announced (`OUTBOX_REPLAY`): (client id, replay key).
     replays: VecDeque<(String, String)>,
@@ -145,6 +146,7 @@ impl Engine {
             guest,
             tokens: Tokens::default(),
             asks: TokenAsks::default(),
+            surveys: Surveys::default(),
             rng: SplitMix64::new(seed),
             replays: VecDeque::new(),
         }
@@ -603,7 +605,8 @@ impl Module {
         let Some(e) = slot(&mut self.engines, engine) else {
             return 0;
         };
-        let flush = Flush::new(e.config.clone(), e.asks.clone(), exclusive);
+        let flush =
+            Flush::new(e.config.clone(), e.asks.clone(), exclusive).surveys(e.surveys.clone());
         self.start(
             engine,
             Box::new(FlushJob {
