@@ -556,14 +556,7 @@ impl Run<'_> {
                 let bench_cpu_ms = spent(cpu_before.1, cpu::own_ms());
                 if let Some((worker, file)) = profile {
                     self.stop_profile(&worker, &file).await?;
-                    let _ = self
-                        .browser
-                        .call(
-                            None,
-                            "Target.detachFromTarget",
-                            json!({ "sessionId": worker }),
-                        )
-                        .await;
+                    self.detach(&worker).await;
                 }
                 let stopped_at_ms = limit
                     .filter(|_| delivered < n)
@@ -905,15 +898,20 @@ impl Run<'_> {
             )
             .await
             .map_err(cdp);
+        self.detach(&worker).await;
+        Ok(read?["result"]["value"].clone())
+    }
+
+    /// Detaches from a target `attach_worker` attached (best effort).
+    async fn detach(&self, session: &str) {
         let _ = self
             .browser
             .call(
                 None,
                 "Target.detachFromTarget",
-                json!({ "sessionId": worker }),
+                json!({ "sessionId": session }),
             )
             .await;
-        Ok(read?["result"]["value"].clone())
     }
 
     /// The start-up marks of the worker of `origin` (`web/host/marks.ts`):

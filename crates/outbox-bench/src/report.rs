@@ -1181,7 +1181,7 @@ fn memory_section(o: &mut String, m: Option<&browser::Memory>, inputs: &Inputs) 
          the worker target), its wasm linear memory (`memory.buffer.byteLength`) and the page's JS \
          heap. A few hundred go through the fetch door (8 in flight) with the queue empty, again \
          with 4,500 queued (the goal's length; seeded up to it first) and with it full; the bulk is a fixture — copies of a real queued entry written straight into \
-         Outbox's IndexedDB — because the door slows down as the queue grows (below).\n",
+         Outbox's IndexedDB — because queueing them all through the door takes far longer (below).\n",
         count(entries as u64)
     );
     let Some(m) = m.filter(|m| !m.samples.is_empty()) else {
@@ -1643,7 +1643,11 @@ fn findings(
                  could reach the limit (`IDBObjectStore.count()` walks the records); a claim \
                  reads the heads of the lanes the store lists, all at once, and a survey (the \
                  first claim of a flush, at most once a minute) seeks from lane to lane on the \
-                 lane index instead (O(lanes · log n), not a walk of the queue). Extrapolating the two door rates linearly, \
+                 lane index instead (O(lanes · log n), not a walk of the queue). What competes \
+                 with the door once the fixture is queued is the flusher: offline, the fixture's \
+                 100 lanes come due for retry and it tries them one probe at a time (the herd \
+                 throttle's rule while an origin gives no answer), each probe a store transaction \
+                 beside the door's enqueues. Extrapolating the two door rates linearly, \
                  queueing 100,000 entries through the door would take about {} — this benchmark \
                  seeds the bulk instead.",
                 empty.per_s,
