@@ -423,14 +423,19 @@ fn send_costs(none: &Variant, wb: &Variant, ob: &Variant) -> String {
         at("live-sent"),
         at("answer"),
     ) {
+        // Whether the start-up flush began before the lane read ended.
+        let beside = match at("flush") {
+            Some(flush) if flush < sent => "beside the start-up flush's first claim",
+            Some(_) => "the start-up flush waiting for this answer",
+            None => "no start-up flush marked",
+        };
         let _ = write!(
             text,
             " From a stop, the worker's own marks put its answer {} after its global scope \
              was made: {} of scripts before Outbox starts, {} to load, compile and instantiate \
              the core and read the configuration, {} more until the database is open, and {} \
-             for the lane read (the first store transaction of a fresh worker, beside the \
-             start-up flush's first claim; warm, the same read takes well under a millisecond). \
-             Workbox \
+             for the lane read (the first store transaction of a fresh worker, {beside}; warm, \
+             the same read takes well under a millisecond). Workbox \
              opens no database to pass a request on: these steps are what holds the cold start \
              above Workbox's, and the lane read and the commit what hold the sends.",
             ms(answer),
