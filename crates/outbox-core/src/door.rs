@@ -42,7 +42,7 @@ use crate::queue::{
     CancelResult, EditSchedule, Enqueue, EnqueueError, Hurry, LaneAndSchedule, Purged, QueueLimits,
     Refusal, Release,
 };
-use crate::throttle::{Limit, Signal};
+use crate::throttle::{Limit, ProbeGaps, Signal};
 use crate::token::TokenAsks;
 use crate::verdict::OriginNote;
 
@@ -626,10 +626,12 @@ impl Machine for Forward {
 /// network was down is asked for again at once (the record of the asks is
 /// forgotten). Each origin that gave no answer stays in its probe until it
 /// answers ([`crate::throttle`]): the first thing a recovering server gets
-/// from this client is one request. Result: [`NetworkBack::due`].
+/// from this client is one request — at once, as the engine's probe gaps
+/// ([`ProbeGaps`]) are forgotten too. Result: [`NetworkBack::due`].
 #[derive(Debug)]
 pub struct NetworkBack {
     asks: TokenAsks,
+    gaps: Option<ProbeGaps>,
     asked: bool,
     due: usize,
 }
@@ -639,9 +641,16 @@ impl NetworkBack {
     pub fn new(asks: TokenAsks) -> Self {
         Self {
             asks,
+            gaps: None,
             asked: false,
             due: 0,
         }
+    }
+
+    /// Also ends the engine's probe gaps (`gaps`).
+    pub fn probe_gaps(mut self, gaps: ProbeGaps) -> Self {
+        self.gaps = Some(gaps);
+        self
     }
 
     /// How many entries became due.
@@ -656,6 +665,9 @@ impl Machine for NetworkBack {
             return Io::Done;
         }
         self.asks.forget();
+        if let Some(gaps) = &self.gaps {
+            gaps.forget();
+        }
         Io::Store(StoreAsk::new(Tx::Hurry(Hurry::new(now))))
     }
 

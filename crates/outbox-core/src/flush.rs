@@ -132,6 +132,7 @@ use crate::pacer::ScheduleState;
 use crate::queue::{Claimed, Fence, LEASE_MARGIN_MS, LeaseTerms, Settlement};
 use crate::report::FlushReport;
 use crate::scheduler::{Claim, PlanContext, follows, plan};
+use crate::throttle::{ProbeGaps, Signal};
 use crate::token::TokenAsks;
 use crate::verdict::{self, Aftermath, Answer, Verdicts};
 
@@ -228,6 +229,8 @@ pub struct Flush {
     /// The engine's record of surveys ([`Flush::surveys`]); without one,
     /// every flush's first claim surveys.
     surveys: Option<Surveys>,
+    /// The engine's record of probe gaps ([`Flush::probe_gaps`]).
+    gaps: Option<ProbeGaps>,
     /// The sends in hand were checked by a [`Fence`] read.
     checked: bool,
     /// Asked to end early ([`Flush::wind_down`]): no new cycle starts.
@@ -288,6 +291,7 @@ impl Flush {
             exclusive,
             fenced: false,
             surveys: None,
+            gaps: None,
             checked: false,
             winding_down: false,
             phase: Phase::Cycle,
@@ -406,6 +410,14 @@ impl Flush {
         self
     }
 
+    /// Keeps the engine's probe gaps (`gaps`): an origin whose request got
+    /// no answer waits [`PROBE_GAP_MS`] for its next probe (with the herd
+    /// throttle on; [`ProbeGaps`]).
+    pub fn probe_gaps(mut self, gaps: ProbeGaps) -> Self {
+        self.gaps = Some(gaps);
+        self
+    }
+
     /// What a [`Fence`] read found: only the sends whose lease stands go.
     fn fence_checked(&mut self, standing: &[Seq], cx: &mut Cx<'_>) {
         let before = self.sends.len();
@@ -501,9 +513,42 @@ impl Flush {
                 self.throttled.push(origin);
             }
         }
+        // The heads of an origin in its probe gap wait for its end (or
+        // their own time, if later).
+        let mut quiet_until: Option<Millis> = None;
+        let gaps = self
+            .gaps
+            .as_ref()
+            .filter(|_| self.config.pacer.throttle.enabled);
+        let kept: Vec<Head>;
+        let heads = match gaps {
+            Some(gaps)
+                if heads
+                    .iter()
+                    .any(|h| gaps.quiet_until(&h.origin, self.now).is_some()) =>
+            {
+                kept = heads
+                    .iter()
+                    .filter(|h| match gaps.quiet_until(&h.origin, self.now) {
+                        Some(until) => {
+                            let at = until.max(h.not_before);
+                            quiet_until = Some(quiet_until.map_or(at, |q| q.min(at)));
+                            false
+                        }
+                        None => true,
+                    })
+                    .cloned()
+                    .collect();
+                &kept[..]
+            }
+            _ => heads,
+        };
         let on_dead = |route: &str| self.config.routes.on_dead(route);
         let ctx = self.context(has_token, &on_dead);
-        let p = plan(heads, schedule, &ctx);
+        let mut p = plan(heads, schedule, &ctx);
+        if let Some(until) = quiet_until {
+            p.next_wake = Some(p.next_wake.map_or(until, |w| w.min(until)));
+        }
         self.room = ctx
             .batch_size
             .saturating_mul(BATCHES_PER_CYCLE)
@@ -714,6 +759,14 @@ impl Flush {
             }
         }
         let mut verdicts = verdict::judge(&sent, answers, now, &self.config, rng);
+        if let Some(gaps) = &self.gaps {
+            for (origin, signal) in verdicts.signals() {
+                match signal {
+                    Signal::Unanswered => gaps.unanswered(origin, now),
+                    _ => gaps.answered(origin),
+                }
+            }
+        }
         let refused = core::mem::take(&mut verdicts.rejected_tokens);
         if !refused.is_empty() {
             self.todo
@@ -1033,6 +1086,74 @@ mod tests {
             panic!("the next cycle is a store step");
         };
         assert!(!terms.survey, "a later claim reads the listed lanes");
+    }
+
+    #[test]
+    fn an_origin_that_gave_no_answer_is_probed_again_after_a_gap() {
+        use crate::throttle::PROBE_GAP_MS;
+        let offline = || Answer {
+            token: None,
+            result: Err(crate::classify::TransportError {
+                kind: crate::classify::FailureKind::Network,
+                message: "offline".into(),
+            }),
+        };
+        let other = "https://other.example.test";
+        let mut far = entry(3, "c3", EntryState::Pending);
+        far.origin = other.into();
+        // A flush of an engine keeping gaps: c1's request gets no answer.
+        let run = |config: &Config, gaps: &ProbeGaps| {
+            let mut flush = new_flush(config, false).probe_gaps(gaps.clone());
+            flush.poll(1_000);
+            send_cycle(
+                &mut flush,
+                vec![entry(1, "c1", EntryState::Pending)],
+                vec![offline()],
+                1_000,
+            );
+            let Some((now, _, Some(_))) = cycle_of(flush.poll(1_010)) else {
+                panic!("the answer is settled and the next claim made in one step");
+            };
+            let heads = [entry(2, "c2", EntryState::Pending).head(), far.head()];
+            let planned = flush.plan(&mut ScheduleState::default(), &heads, &|_| true);
+            (now, planned)
+        };
+        let config = Config::default();
+        let gaps = ProbeGaps::default();
+        let (now, (claims, wake)) = run(&config, &gaps);
+        assert_eq!(
+            claims,
+            [(3, Claim::Send)],
+            "the origin that gave no answer waits; another goes"
+        );
+        assert_eq!(
+            wake,
+            Some(1_005 + PROBE_GAP_MS),
+            "and the flush wakes when the gap ends"
+        );
+        assert_eq!(gaps.quiet_until(ORIGIN, now), Some(1_005 + PROBE_GAP_MS));
+        assert_eq!(
+            gaps.quiet_until(ORIGIN, 1_005 + PROBE_GAP_MS),
+            None,
+            "then it may probe"
+        );
+
+        // The network coming back ends every gap at once.
+        let asks = TokenAsks::default();
+        let mut back = crate::door::NetworkBack::new(asks).probe_gaps(gaps.clone());
+        back.poll(1_020);
+        assert_eq!(gaps.quiet_until(ORIGIN, 1_020), None);
+
+        // An answer ends it too.
+        gaps.unanswered(ORIGIN, 2_000);
+        gaps.answered(ORIGIN);
+        assert_eq!(gaps.quiet_until(ORIGIN, 2_001), None);
+
+        // With the herd throttle off, there is no probe, and no gap.
+        let mut off = Config::default();
+        off.pacer.throttle.enabled = false;
+        let (_, (claims, _)) = run(&off, &ProbeGaps::default());
+        assert_eq!(claims.len(), 2, "every head goes");
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! 1. **Probe while down.** From the first request that gets no answer
 //!    (network error, timeout) until the next answer, at most one request
 //!    is out at a time: the probe. A device that is offline tries its
-//!    lanes one after another, never all at once, and the first thing that
-//!    reaches a recovering server is one request per client. No answer
+//!    lanes one after another, never all at once — a flush
+//!    [`PROBE_GAP_MS`] apart ([`ProbeGaps`]), until the network is back —
+//!    and the first thing that reaches a recovering server is one request
+//!    per client. No answer
 //!    never slows the rate itself: when the origin answers again the
 //!    client goes on at the rate it had.
 //! 2. **Follow the shed share.** Each answer tells whether the server shed
@@ -82,6 +84,11 @@
 //! persisted with the queue: a restarted worker keeps its share and its
 //! probe.
 
+use alloc::borrow::ToOwned;
+use alloc::rc::Rc;
+use alloc::{string::String, vec::Vec};
+use core::cell::RefCell;
+
 use crate::classify::Outcome;
 use crate::clock::Millis;
 
@@ -92,6 +99,56 @@ pub const TOKEN: u64 = 60_000_000;
 /// How long a probe holds its origin when no answer is settled (a sender
 /// that died mid-probe); an answer ends the hold at once.
 pub const PROBE_HOLD_MS: Millis = 30_000;
+
+/// How long a flush waits before its next probe of an origin whose last
+/// request got no answer ([`ProbeGaps`]).
+pub const PROBE_GAP_MS: Millis = 500;
+
+/// The origins whose last request got no answer, and until when the
+/// flushes of one engine leave them alone: the herd throttle's probe
+/// ([`crate::throttle`]) lets one request out at a time to an origin that
+/// gives no answer, and without a gap an offline device would try one
+/// due lane after another, back to back, a store transaction each (with a
+/// hundred lanes due, that crowds out the app's own enqueues). A flush's
+/// plan skips a quiet origin's heads until its gap ends (and wakes then);
+/// an answer from the origin ends it, and so does the network coming
+/// back ([`NetworkBack`](crate::door::NetworkBack)), so that a device that
+/// learns it is online probes at once. Only flushes keep the gap: a live
+/// attempt of an app's own send still probes at once. Clones share one
+/// record; it lives in memory (a restarted engine probes at once).
+#[derive(Debug, Clone, Default)]
+pub struct ProbeGaps(Rc<RefCell<Vec<(String, Millis)>>>);
+
+impl ProbeGaps {
+    /// `origin` gave no answer at `now`: quiet for [`PROBE_GAP_MS`].
+    pub fn unanswered(&self, origin: &str, now: Millis) {
+        let until = now.saturating_add(PROBE_GAP_MS);
+        let mut gaps = self.0.borrow_mut();
+        match gaps.iter_mut().find(|(o, _)| o == origin) {
+            Some((_, at)) => *at = until,
+            None => gaps.push((origin.to_owned(), until)),
+        }
+    }
+
+    /// `origin` answered: no gap.
+    pub fn answered(&self, origin: &str) {
+        self.0.borrow_mut().retain(|(o, _)| o != origin);
+    }
+
+    /// Until when `origin` is left alone at `now`, if it is.
+    pub fn quiet_until(&self, origin: &str, now: Millis) -> Option<Millis> {
+        self.0
+            .borrow()
+            .iter()
+            .find(|(o, until)| o == origin && *until > now)
+            .map(|(_, until)| *until)
+    }
+
+    /// The network came back: every gap ends.
+    pub fn forget(&self) {
+        self.0.borrow_mut().clear();
+    }
+}
 
 /// Each answer weighs 1/`SHED_WEIGHT` in the shed share.
 pub const SHED_WEIGHT: u64 = 8;

@@ -84,6 +84,13 @@ pub struct Verdicts {
     phase: u64,
 }
 
+impl Verdicts {
+    /// What each answer told its origin's throttle, in the order they came.
+    pub fn signals(&self) -> &[(String, Signal)] {
+        &self.signals
+    }
+}
+
 /// What [`Verdicts::update_schedule`] found, for after the store step.
 #[derive(Debug, Default)]
 pub struct Aftermath {

@@ -46,6 +46,7 @@ use outbox_core::queue::{CancelResult, EnqueueError, Purged, Stats};
 use outbox_core::report::FlushReport;
 use outbox_core::request::IncomingRequest;
 use outbox_core::route::Routing;
+use outbox_core::throttle::ProbeGaps;
 use outbox_core::token::TokenAsks;
 
 use crate::join::join_all;
@@ -93,6 +94,9 @@ pub struct Engine<S, T, C, K, E> {
     asks: TokenAsks,
     /// When its flushes last surveyed the queue for lane heads (in memory).
     surveys: Surveys,
+    /// Which origins its flushes leave alone after a request got no
+    /// answer, until when (in memory).
+    gaps: ProbeGaps,
     /// Whether flushes re-read their leases before each send
     /// ([`Engine::fenced`]).
     fenced: bool,
@@ -127,6 +131,7 @@ where
             rng: RefCell::new(SplitMix64::new(seed)),
             asks: TokenAsks::default(),
             surveys: Surveys::default(),
+            gaps: ProbeGaps::default(),
             fenced: false,
         }
     }
@@ -284,7 +289,8 @@ where
         let mut flush = WindDown {
             flush: Flush::new(self.config.clone(), self.asks.clone(), exclusive)
                 .fenced(self.fenced)
-                .surveys(self.surveys.clone()),
+                .surveys(self.surveys.clone())
+                .probe_gaps(self.gaps.clone()),
             stop,
         };
         self.run(&mut flush).await?;
@@ -296,7 +302,7 @@ where
     /// origin that was unreachable probed first ([`door::NetworkBack`],
     /// [`outbox_core::throttle`]). Returns how many; flush afterwards.
     pub async fn network_back(&self) -> Result<usize, S::Error> {
-        let mut door = door::NetworkBack::new(self.asks.clone());
+        let mut door = door::NetworkBack::new(self.asks.clone()).probe_gaps(self.gaps.clone());
         self.run(&mut door).await?;
         Ok(door.due())
     }

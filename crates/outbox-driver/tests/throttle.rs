@@ -76,9 +76,16 @@ fn while_offline_one_probe_goes_at_a_time() {
     h.flush();
     assert_eq!(h.server.requests().len(), 3);
     assert_eq!(limit(&h), Some(Limit::Probing), "stats() says why");
-    // From then on, one probe at a time, never a request per lane at once.
+    // From then on, one probe at a time, never a request per lane at once,
+    // and a gap after each that gets no answer (not one lane after another
+    // back to back: a store transaction each).
     h.clock.advance(3_600_000);
     h.flush();
+    assert_eq!(h.server.requests().len(), 4, "one probe, then the gap");
+    for _ in 0..2 {
+        h.clock.advance(outbox_core::throttle::PROBE_GAP_MS);
+        h.flush();
+    }
     assert_eq!(h.server.requests().len(), 6);
     assert!(one_at_a_time(&h, 3));
     // Without the throttle, every lane tries again.

@@ -61,6 +61,7 @@ use outbox_core::queue::{
 };
 use outbox_core::request::{IncomingRequest, OutgoingRequest};
 use outbox_core::route::Routing;
+use outbox_core::throttle::ProbeGaps;
 use outbox_core::token::TokenAsks;
 use outbox_core::{genesys, guest};
 
@@ -120,6 +121,7 @@ pub struct Engine {
     tokens: Tokens,
     asks: TokenAsks,
     surveys: Surveys,
+    gaps: ProbeGaps,
     rng: SplitMix64,
     /// Page replays announced (`OUTBOX_REPLAY`): (client id, replay key).
     replays: VecDeque<(String, String)>,
@@ -147,6 +149,7 @@ impl Engine {
             tokens: Tokens::default(),
             asks: TokenAsks::default(),
             surveys: Surveys::default(),
+            gaps: ProbeGaps::default(),
             rng: SplitMix64::new(seed),
             replays: VecDeque::new(),
         }
@@ -605,8 +608,9 @@ impl Module {
         let Some(e) = slot(&mut self.engines, engine) else {
             return 0;
         };
-        let flush =
-            Flush::new(e.config.clone(), e.asks.clone(), exclusive).surveys(e.surveys.clone());
+        let flush = Flush::new(e.config.clone(), e.asks.clone(), exclusive)
+            .surveys(e.surveys.clone())
+            .probe_gaps(e.gaps.clone());
         self.start(
             engine,
             Box::new(FlushJob {
@@ -756,7 +760,7 @@ impl Module {
         let Some(e) = slot(&mut self.engines, engine) else {
             return 0;
         };
-        let back = door::NetworkBack::new(e.asks.clone());
+        let back = door::NetworkBack::new(e.asks.clone()).probe_gaps(e.gaps.clone());
         self.start(engine, Box::new(Back(back, false, None)))
     }
 
