@@ -704,6 +704,17 @@ async fn a_reload_restores_queued_messages_ids_can_change_and_cancel_and_purge_w
         "three kept",
     )
     .await;
+    // Once the lane's head has been tried and found no answer, the origin
+    // is probed one request at a time and nothing follows the head: the
+    // last message is not leased for a send (cancelling an entry leased
+    // right behind its head answers `in-flight`, as documented).
+    wait(
+        &page,
+        &browser,
+        "D.messages('carol')[0].state === 'retrying'",
+        "the head tried",
+    )
+    .await;
     page.eval::<Value>(
         "[...document.querySelectorAll('[data-testid=thread-carol] [data-testid=message-cancel]')].pop().click(), null",
     )
