@@ -515,33 +515,26 @@ impl Flush {
         }
         // The heads of an origin in its probe gap wait for its end (or
         // their own time, if later).
-        let mut quiet_until: Option<Millis> = None;
         let gaps = self
             .gaps
             .as_ref()
             .filter(|_| self.config.pacer.throttle.enabled);
+        let quiet = |h: &Head| {
+            gaps.and_then(|g| g.quiet_until(&h.origin, self.now))
+                .map(|until| until.max(h.not_before))
+        };
+        let quiet_until = heads.iter().filter_map(quiet).min();
         let kept: Vec<Head>;
-        let heads = match gaps {
-            Some(gaps)
-                if heads
-                    .iter()
-                    .any(|h| gaps.quiet_until(&h.origin, self.now).is_some()) =>
-            {
+        let heads = match quiet_until {
+            Some(_) => {
                 kept = heads
                     .iter()
-                    .filter(|h| match gaps.quiet_until(&h.origin, self.now) {
-                        Some(until) => {
-                            let at = until.max(h.not_before);
-                            quiet_until = Some(quiet_until.map_or(at, |q| q.min(at)));
-                            false
-                        }
-                        None => true,
-                    })
+                    .filter(|h| quiet(h).is_none())
                     .cloned()
                     .collect();
                 &kept[..]
             }
-            _ => heads,
+            None => heads,
         };
         let on_dead = |route: &str| self.config.routes.on_dead(route);
         let ctx = self.context(has_token, &on_dead);

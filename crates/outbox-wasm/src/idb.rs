@@ -264,31 +264,20 @@ impl IdbRun {
                     tx.feed(core::mem::take(&mut self.found));
                 }
                 Step::Write(writes) => {
-                    // Removals of consecutive `seq`s, one after the other
-                    // (a settled lane's delivered entries), go as one
-                    // range delete per store; every other write keeps its
-                    // place.
-                    let mut removals: Option<(Seq, Seq)> = None;
+                    // Removals one after the other (a settled lane's
+                    // delivered entries) go as one range delete per store
+                    // for each run of consecutive `seq`s; every other
+                    // write keeps its place.
+                    let mut removals: Vec<Seq> = Vec::new();
                     for write in writes {
                         if let Write::Remove(seq) = write {
-                            match &mut removals {
-                                Some((_, hi)) if hi.checked_add(1) == Some(seq) => *hi = seq,
-                                _ => {
-                                    if let Some(run) = removals.replace((seq, seq)) {
-                                        self.remove(run)?;
-                                    }
-                                }
-                            }
+                            removals.push(seq);
                             continue;
                         }
-                        if let Some(run) = removals.take() {
-                            self.remove(run)?;
-                        }
+                        self.remove_runs(&mut removals)?;
                         self.carry_out(write)?;
                     }
-                    if let Some(run) = removals {
-                        self.remove(run)?;
-                    }
+                    self.remove_runs(&mut removals)?;
                 }
                 Step::Commit => return Ok(Advance::Commit(self.take_batch())),
             }
@@ -912,6 +901,16 @@ impl IdbRun {
         Ok(())
     }
 
+    /// Removes the queued entries `seqs` (emptied), a range delete for
+    /// each run of consecutive ones ([`runs`]).
+    fn remove_runs(&mut self, seqs: &mut Vec<Seq>) -> Result<(), StoreError> {
+        for run in runs(seqs) {
+            self.remove(run)?;
+        }
+        seqs.clear();
+        Ok(())
+    }
+
     fn carry_out(&mut self, write: Write) -> Result<(), StoreError> {
         match write {
             Write::Add(mut entry) => {
@@ -980,7 +979,6 @@ fn is_present(item: Item<'_>) -> bool {
     }
 }
 
-/// The elements of a JSON array result, as their texts.
 /// `seqs` as runs of consecutive values, in their order: `(first, last)`
 /// (`[4, 5, 6, 9, 2]` → `(4, 6), (9, 9), (2, 2)`).
 fn runs(seqs: &[Seq]) -> Vec<(Seq, Seq)> {
@@ -994,6 +992,7 @@ fn runs(seqs: &[Seq]) -> Vec<(Seq, Seq)> {
     runs
 }
 
+/// The elements of a JSON array result, as their texts.
 fn array(item: Item<'_>) -> Vec<&str> {
     let Item::Json(text) = item else {
         return Vec::new();
